@@ -1,0 +1,10 @@
+// Package events keeps the outcome of every destination: its state in Redis
+// (one hash per destination of a batch, counters per batch) and the result
+// events on the Redis Stream logpush:events.
+//
+// A state change and its event are written by one Lua script, so a task that
+// runs twice (asynq delivers at least once) cannot emit a second terminal
+// event, and a crash between the two cannot lose one. Producers register
+// destinations here, workers move them through their stages, and the status,
+// report and events commands read it back.
+package events

@@ -1,0 +1,62 @@
+package events
+
+import "time"
+
+// Event names. validated, failed and not_required are terminal;
+// awaiting_token waits for an operator to submit the token.
+const (
+	Validated     = "validated"
+	Failed        = "failed"
+	NotRequired   = "not_required"
+	AwaitingToken = "awaiting_token"
+)
+
+// Stages a destination passes through before its outcome. They are states
+// of the destination hash and count keys of the batch, never events.
+const (
+	Queued      = "queued"
+	Challenging = "challenging"
+	Polling     = "polling"
+	Validating  = "validating"
+)
+
+// States lists every state in flow order, for status output.
+var States = []string{Queued, Challenging, Polling, Validating, AwaitingToken, Validated, Failed, NotRequired}
+
+// Terminal reports whether state ends a destination's onboarding.
+func Terminal(state string) bool {
+	return state == Validated || state == Failed || state == NotRequired
+}
+
+// Event is one JSON entry of the logpush:events stream: the outcome of one
+// destination. Destination is always the redacted conf.
+type Event struct {
+	Event           string    `json:"event"`
+	BatchID         string    `json:"batch_id"`
+	Scope           string    `json:"scope"`
+	ScopeID         string    `json:"scope_id"`
+	Destination     string    `json:"destination"`
+	DestinationType string    `json:"destination_type"`
+	Filename        string    `json:"filename,omitempty"`
+	Attempts        Attempts  `json:"attempts"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Error           *Error    `json:"error,omitempty"`
+	Time            time.Time `json:"time"`
+	// Line is the line of the input file the destination came from, so a
+	// result can be joined back to the input.
+	Line int `json:"line,omitempty"`
+}
+
+// Attempts counts the runs of each stage for one destination.
+type Attempts struct {
+	Challenge int `json:"challenge"`
+	Poll      int `json:"poll"`
+	Validate  int `json:"validate"`
+}
+
+// Error says why a destination failed. Message is redacted.
+type Error struct {
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Codes      []int  `json:"codes,omitempty"`
+	Message    string `json:"message"`
+}

@@ -1,0 +1,312 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Stream is the Redis Stream that carries one JSON entry per outcome.
+const Stream = "logpush:events"
+
+// Config sets where and for how long the store keeps state.
+type Config struct {
+	// Prefix of every key but the stream. Default "logpush:".
+	Prefix string
+	// StreamMaxLen caps the event stream (approximate trimming). Default 200000.
+	StreamMaxLen int64
+	// StateTTL is how long a finished destination's state is kept. Default 7 days.
+	StateTTL time.Duration
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = "logpush:"
+	}
+	if c.StreamMaxLen <= 0 {
+		c.StreamMaxLen = 200000
+	}
+	if c.StateTTL <= 0 {
+		c.StateTTL = 7 * 24 * time.Hour
+	}
+	return c
+}
+
+// Store reads and writes destination state, batch counters and events.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// NewStore returns a Store on rdb.
+func NewStore(rdb redis.UniversalClient, cfg Config) *Store {
+	return &Store{rdb: rdb, cfg: cfg.WithDefaults()}
+}
+
+// Key names one destination of one batch.
+type Key struct {
+	Batch string
+	Hash  string
+}
+
+// The batch id is a hash tag, so a batch's keys share a Redis Cluster slot.
+func (s *Store) destKey(k Key) string      { return s.cfg.Prefix + "dest:{" + k.Batch + "}:" + k.Hash }
+func (s *Store) batchKey(id string) string { return s.cfg.Prefix + "batch:{" + id + "}" }
+func (s *Store) batchesKey() string        { return s.cfg.Prefix + "batches" }
+
+// transitionScript moves a destination to ARGV[1] and, only when the state
+// actually changes, appends the event ARGV[2] to the stream: so a handler
+// that runs twice emits one event. A terminal state never changes again.
+// A destination not yet registered (the worker ran before the producer
+// recorded it) is registered on the way.
+var transitionScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then
+  cur = 'queued'
+  redis.call('HSET', KEYS[1], 'state', cur)
+  redis.call('HINCRBY', KEYS[2], 'total', 1)
+  redis.call('HINCRBY', KEYS[2], 'state:' .. cur, 1)
+end
+if cur == 'validated' or cur == 'failed' or cur == 'not_required' then
+  return {0, cur}
+end
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[1], ARGV[5], 1)
+end
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+local changed = 0
+if cur ~= ARGV[1] then
+  changed = 1
+  redis.call('HSET', KEYS[1], 'state', ARGV[1])
+  redis.call('HINCRBY', KEYS[2], 'state:' .. cur, -1)
+  redis.call('HINCRBY', KEYS[2], 'state:' .. ARGV[1], 1)
+  if ARGV[2] ~= '' then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
+  end
+end
+if ARGV[1] == 'validated' or ARGV[1] == 'failed' or ARGV[1] == 'not_required' then
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[4])
+  end
+end
+return {changed, cur}
+`)
+
+// registerScript records a destination of a batch once. It returns
+// {1, ”} when it was new, or {0, state, line} when the batch already has it.
+var registerScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'state', 'queued') == 0 then
+  return {0, redis.call('HGET', KEYS[1], 'state'), redis.call('HGET', KEYS[1], 'line') or ''}
+end
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('HINCRBY', KEYS[2], 'total', 1)
+redis.call('HINCRBY', KEYS[2], 'state:queued', 1)
+return {1, '', ''}
+`)
+
+// Meta describes a destination when it is registered. It holds no secret.
+type Meta struct {
+	Line       int
+	Type       string
+	EnqueuedAt time.Time
+}
+
+// Existing says what a batch already knows of a destination.
+type Existing struct {
+	State string
+	Line  int
+}
+
+// CreateBatch records a batch's creation; it is idempotent.
+func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Time) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.HSetNX(ctx, s.batchKey(id), "created_at", now.UTC().Format(time.RFC3339Nano))
+	pipe.HSetNX(ctx, s.batchKey(id), "source", source)
+	pipe.ZAddNX(ctx, s.batchesKey(), redis.Z{Score: float64(now.Unix()), Member: id})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("create batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// Register records a destination of a batch. It returns nil Existing when
+// the destination is new to the batch.
+func (s *Store) Register(ctx context.Context, k Key, m Meta) (*Existing, error) {
+	res, err := registerScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)},
+		"line", m.Line, "type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("register destination: %w", err)
+	}
+	if n, _ := res[0].(int64); n == 1 {
+		return nil, nil
+	}
+	ex := &Existing{}
+	ex.State, _ = res[1].(string)
+	if l, ok := res[2].(string); ok {
+		ex.Line, _ = strconv.Atoi(l)
+	}
+	return ex, nil
+}
+
+// Transition moves a destination to state. attempt, when not empty, is the
+// stage whose attempt counter goes up by one ("challenge", "poll",
+// "validate"); fields are extra hash fields to set. ev, when not nil, is
+// appended to the stream if and only if the state changed. It reports
+// whether the state changed; a terminal destination never changes.
+func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, attempt string, fields ...any) (bool, error) {
+	payload := ""
+	if ev != nil {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return false, fmt.Errorf("encode event: %w", err)
+		}
+		payload = string(b)
+	}
+	if attempt != "" {
+		attempt = "att_" + attempt
+	}
+	args := append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt}, fields...)
+	res, err := transitionScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch), Stream}, args...).Slice()
+	if err != nil {
+		return false, fmt.Errorf("move destination to %s: %w", state, err)
+	}
+	changed, _ := res[0].(int64)
+	return changed == 1, nil
+}
+
+// DestState is what the store knows of one destination.
+type DestState struct {
+	State       string
+	Line        int
+	Type        string
+	Gen         int
+	Filename    string
+	RequestedAt time.Time
+	EnqueuedAt  time.Time
+	Attempts    Attempts
+}
+
+// ErrNotFound is returned for a destination the batch does not have.
+var ErrNotFound = errors.New("destination not found in batch")
+
+// Get reads one destination's state.
+func (s *Store) Get(ctx context.Context, k Key) (DestState, error) {
+	m, err := s.rdb.HGetAll(ctx, s.destKey(k)).Result()
+	if err != nil {
+		return DestState{}, fmt.Errorf("read destination state: %w", err)
+	}
+	if len(m) == 0 {
+		return DestState{}, ErrNotFound
+	}
+	return parseDestState(m), nil
+}
+
+func parseDestState(m map[string]string) DestState {
+	n := func(f string) int { v, _ := strconv.Atoi(m[f]); return v }
+	t := func(f string) time.Time {
+		v, err := strconv.ParseInt(m[f], 10, 64)
+		if err != nil || v == 0 {
+			return time.Time{}
+		}
+		return time.Unix(0, v)
+	}
+	return DestState{
+		State:       m["state"],
+		Line:        n("line"),
+		Type:        m["type"],
+		Gen:         n("gen"),
+		Filename:    m["filename"],
+		RequestedAt: t("requested_at"),
+		EnqueuedAt:  t("enqueued_at"),
+		Attempts:    Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate")},
+	}
+}
+
+// BatchStatus counts a batch's destinations per state.
+type BatchStatus struct {
+	ID        string
+	Source    string
+	CreatedAt time.Time
+	Total     int64
+	Counts    map[string]int64
+}
+
+// Done is the number of destinations in a terminal state.
+func (b BatchStatus) Done() int64 {
+	return b.Counts[Validated] + b.Counts[Failed] + b.Counts[NotRequired]
+}
+
+// ErrNoBatch is returned for an unknown batch id.
+var ErrNoBatch = errors.New("no such batch")
+
+// Batch reads one batch's counters.
+func (s *Store) Batch(ctx context.Context, id string) (BatchStatus, error) {
+	m, err := s.rdb.HGetAll(ctx, s.batchKey(id)).Result()
+	if err != nil {
+		return BatchStatus{}, fmt.Errorf("read batch %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return BatchStatus{}, fmt.Errorf("batch %q: %w", id, ErrNoBatch)
+	}
+	b := BatchStatus{ID: id, Source: m["source"], Counts: map[string]int64{}}
+	b.CreatedAt, _ = time.Parse(time.RFC3339Nano, m["created_at"])
+	b.Total, _ = strconv.ParseInt(m["total"], 10, 64)
+	for _, st := range States {
+		b.Counts[st], _ = strconv.ParseInt(m["state:"+st], 10, 64)
+	}
+	return b, nil
+}
+
+// Batches lists batch ids, newest first, at most n.
+func (s *Store) Batches(ctx context.Context, n int64) ([]string, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.batchesKey(), 0, n-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list batches: %w", err)
+	}
+	return ids, nil
+}
+
+// Entry is one event read back from the stream with its stream id.
+type Entry struct {
+	ID    string
+	Event Event
+	Raw   string
+}
+
+// Read returns up to count events after stream id after ("0" for the
+// beginning, "$" for only new ones), waiting up to block for the first one
+// when block > 0.
+func (s *Store) Read(ctx context.Context, after string, count int64, block time.Duration) ([]Entry, error) {
+	if block <= 0 {
+		block = -1 // go-redis: no BLOCK argument
+	}
+	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{Stream, after}, Count: count, Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	var out []Entry
+	for _, st := range res {
+		for _, m := range st.Messages {
+			raw, _ := m.Values["event"].(string)
+			e := Entry{ID: m.ID, Raw: raw}
+			if err := json.Unmarshal([]byte(raw), &e.Event); err != nil {
+				return out, fmt.Errorf("decode event %s: %w", m.ID, err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+const namespace = "logpush_onboard"
+
+// Metrics holds every collector of the pipeline.
+type Metrics struct {
+	// APIRequests counts Cloudflare API calls by endpoint and HTTP status
+	// code ("error" when no answer came back).
+	APIRequests *prometheus.CounterVec
+	// APIDuration is the latency of Cloudflare API calls by endpoint.
+	APIDuration *prometheus.HistogramVec
+	// Tasks counts handler runs by task type and outcome (success, retry,
+	// snooze, failed, superseded).
+	Tasks *prometheus.CounterVec
+	// Destinations counts destination outcomes (validated, failed,
+	// not_required, awaiting_token).
+	Destinations *prometheus.CounterVec
+	// PollAttempts is the number of polls a destination needed before its
+	// challenge file was found.
+	PollAttempts prometheus.Histogram
+	// OnboardingDuration is the time from enqueue to outcome, by outcome.
+	OnboardingDuration *prometheus.HistogramVec
+	// StorageRequests counts reads of destinations by destination type and
+	// outcome (ok, not_found, stale, transient_error, permanent_error).
+	StorageRequests *prometheus.CounterVec
+	// BudgetWait is the time workers waited for the shared API budget.
+	BudgetWait prometheus.Histogram
+	// Cooldowns counts shared pauses started after a 429.
+	Cooldowns prometheus.Counter
+}
+
+// New registers the pipeline's metrics on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		APIRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "api_requests_total",
+			Help: "Cloudflare API requests by endpoint and HTTP status code (error: no answer).",
+		}, []string{"endpoint", "code"}),
+		APIDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "api_request_duration_seconds",
+			Help:    "Cloudflare API request latency by endpoint.",
+			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint"}),
+		Tasks: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tasks_total",
+			Help: "Task handler runs by task type and outcome (success, retry, snooze, failed, superseded).",
+		}, []string{"type", "outcome"}),
+		Destinations: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "destinations_total",
+			Help: "Destination outcomes: validated, failed, not_required, awaiting_token.",
+		}, []string{"outcome"}),
+		PollAttempts: f.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "poll_attempts",
+			Help:    "Polls of the destination per validated challenge.",
+			Buckets: []float64{1, 2, 3, 5, 8, 13, 21, 34, 55},
+		}),
+		OnboardingDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "onboarding_duration_seconds",
+			Help:    "Time from enqueue to outcome per destination, by outcome.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 16),
+		}, []string{"outcome"}),
+		StorageRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "storage_requests_total",
+			Help: "Reads of challenge files by destination type and outcome (ok, not_found, stale, transient_error, permanent_error).",
+		}, []string{"type", "outcome"}),
+		BudgetWait: f.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "budget_wait_seconds",
+			Help:    "Time a worker waited for the shared Cloudflare API budget before a call.",
+			Buckets: []float64{.001, .01, .1, .5, 1, 2, 5, 10, 30, 60, 300},
+		}),
+		Cooldowns: f.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "budget_cooldowns_total",
+			Help: "Shared pauses of all API calls on a credential after a 429 or Retry-After.",
+		}),
+	}
+}
+
+// ObserveAPI records one Cloudflare API call; status 0 means no answer.
+func (m *Metrics) ObserveAPI(endpoint string, status int, d time.Duration) {
+	code := "error"
+	if status > 0 {
+		code = strconv.Itoa(status)
+	}
+	m.APIRequests.WithLabelValues(endpoint, code).Inc()
+	m.APIDuration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
