@@ -18,6 +18,8 @@ const Stream = "logpush:events"
 type Config struct {
 	// Prefix of every key but the stream. Default "logpush:".
 	Prefix string
+	// Stream is the event stream's key. Default Stream (logpush:events).
+	Stream string
 	// StreamMaxLen caps the event stream (approximate trimming). Default 200000.
 	StreamMaxLen int64
 	// StateTTL is how long a finished destination's state is kept. Default 7 days.
@@ -28,6 +30,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = "logpush:"
+	}
+	if c.Stream == "" {
+		c.Stream = Stream
 	}
 	if c.StreamMaxLen <= 0 {
 		c.StreamMaxLen = 200000
@@ -176,7 +181,7 @@ func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, 
 		attempt = "att_" + attempt
 	}
 	args := append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt}, fields...)
-	res, err := transitionScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch), Stream}, args...).Slice()
+	res, err := transitionScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream}, args...).Slice()
 	if err != nil {
 		return false, fmt.Errorf("move destination to %s: %w", state, err)
 	}
@@ -290,7 +295,7 @@ func (s *Store) Read(ctx context.Context, after string, count int64, block time.
 	if block <= 0 {
 		block = -1 // go-redis: no BLOCK argument
 	}
-	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{Stream, after}, Count: count, Block: block}).Result()
+	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{s.cfg.Stream, after}, Count: count, Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

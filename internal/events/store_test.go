@@ -1,0 +1,161 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+)
+
+type testBundle struct {
+	store *events.Store
+	rdb   redis.UniversalClient
+}
+
+func setup(t *testing.T, real bool) testBundle {
+	t.Helper()
+	var rdb redis.UniversalClient
+	if real {
+		rdb, _ = testutil.Redis(t)
+	} else {
+		rdb, _ = testutil.Mini(t)
+	}
+	return testBundle{store: events.NewStore(rdb, events.Config{StateTTL: time.Hour}), rdb: rdb}
+}
+
+func both(t *testing.T, fn func(t *testing.T, b testBundle)) {
+	for _, real := range []bool{false, true} {
+		name := "miniredis"
+		if real {
+			name = "redis"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, setup(t, real))
+		})
+	}
+}
+
+func TestTerminalEventOnce(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		k := events.Key{Batch: "b1", Hash: "h1"}
+		if ex, err := b.store.Register(ctx, k, events.Meta{Line: 2, Type: "s3", EnqueuedAt: time.Now()}); err != nil || ex != nil {
+			t.Fatalf("Register = %v, %v", ex, err)
+		}
+		// A task delivered twice, concurrently: one event only.
+		var wg sync.WaitGroup
+		changedN := make(chan bool, 20)
+		for range 20 {
+			wg.Go(func() {
+				ch, err := b.store.Transition(ctx, k, events.Validated, &events.Event{Event: events.Validated, BatchID: "b1"}, "")
+				if err != nil {
+					t.Error(err)
+				}
+				changedN <- ch
+			})
+		}
+		wg.Wait()
+		close(changedN)
+		n := 0
+		for c := range changedN {
+			if c {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d transitions reported a change, want 1", n)
+		}
+		// A terminal state never changes, and emits nothing more.
+		if ch, _ := b.store.Transition(ctx, k, events.Failed, &events.Event{Event: events.Failed}, ""); ch {
+			t.Fatal("terminal state changed")
+		}
+		entries, err := b.store.Read(ctx, "0", 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].Event.Event != events.Validated {
+			t.Fatalf("events = %+v, want one validated", entries)
+		}
+		st, err := b.store.Batch(ctx, "b1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Total != 1 || st.Counts[events.Validated] != 1 || st.Counts[events.Queued] != 0 || st.Done() != 1 {
+			t.Fatalf("batch = %+v", st)
+		}
+		ttl, _ := b.rdb.TTL(ctx, "logpush:dest:{b1}:h1").Result()
+		if ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("finished destination TTL = %v, want (0, 1h]", ttl)
+		}
+	})
+}
+
+func TestStagesAttemptsAndRegister(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		k := events.Key{Batch: "b2", Hash: "h2"}
+		// The worker may run before the producer registered the destination.
+		if _, err := b.store.Transition(ctx, k, events.Challenging, nil, "challenge"); err != nil {
+			t.Fatal(err)
+		}
+		ex, err := b.store.Register(ctx, k, events.Meta{Line: 7})
+		if err != nil || ex == nil || ex.State != events.Challenging {
+			t.Fatalf("Register after the worker = %+v, %v; want existing challenging", ex, err)
+		}
+		now := time.Now()
+		for range 3 {
+			if _, err := b.store.Transition(ctx, k, events.Polling, nil, "poll", "gen", 1, "filename", "f.txt", "requested_at", now.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := b.store.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := events.Attempts{Challenge: 1, Poll: 3}
+		if st.State != events.Polling || st.Attempts != want || st.Gen != 1 || st.Filename != "f.txt" || !st.RequestedAt.Equal(time.Unix(0, now.UnixNano())) {
+			t.Fatalf("state = %+v", st)
+		}
+		bs, _ := b.store.Batch(ctx, "b2")
+		if bs.Total != 1 || bs.Counts[events.Polling] != 1 || bs.Counts[events.Challenging] != 0 || bs.Counts[events.Queued] != 0 {
+			t.Fatalf("batch counts = %+v", bs)
+		}
+		if _, err := b.store.Get(ctx, events.Key{Batch: "b2", Hash: "nope"}); err != events.ErrNotFound {
+			t.Fatalf("Get unknown = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestReadFollowsStream(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		for i := range 5 {
+			k := events.Key{Batch: "b3", Hash: fmt.Sprint(i)}
+			if _, err := b.store.Transition(ctx, k, events.NotRequired, &events.Event{Event: events.NotRequired, BatchID: "b3", Line: i + 2}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first, err := b.store.Read(ctx, "0", 3, 0)
+		if err != nil || len(first) != 3 {
+			t.Fatalf("Read = %d, %v", len(first), err)
+		}
+		rest, err := b.store.Read(ctx, first[2].ID, 10, 0)
+		if err != nil || len(rest) != 2 || rest[1].Event.Line != 6 {
+			t.Fatalf("Read after = %+v, %v", rest, err)
+		}
+		none, err := b.store.Read(ctx, rest[1].ID, 10, 50*time.Millisecond)
+		if err != nil || len(none) != 0 {
+			t.Fatalf("Read at end = %+v, %v", none, err)
+		}
+	})
+}

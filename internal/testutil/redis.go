@@ -1,0 +1,84 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
+)
+
+// RedisURL is the real Redis tests use.
+func RedisURL() string {
+	if u := os.Getenv("REDIS_TEST_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+// dbs is how many databases tests lease (1..dbs-1; 0 holds the leases).
+const dbs = 16
+
+// Redis returns a client on a database of the real Redis that no other test
+// uses until t ends; the database is flushed before and after. A test that
+// needs Redis fails, not skips, when none answers: CI starts one.
+func Redis(t testing.TB) (*redis.Client, *redis.Options) {
+	t.Helper()
+	opt, err := redis.ParseURL(RedisURL())
+	if err != nil {
+		t.Fatalf("REDIS_TEST_URL: %v", err)
+	}
+	ctx := context.Background()
+	admin := redis.NewClient(opt)
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Ping(ctx).Err(); err != nil {
+		t.Fatalf("real Redis at %s does not answer (start one, e.g. redis-server --daemonize yes): %v", opt.Addr, err)
+	}
+	owner := fmt.Sprintf("%d:%s", os.Getpid(), t.Name())
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for db := 1; db < dbs; db++ {
+			key := fmt.Sprintf("logpush-test:dblease:%d", db)
+			ok, err := admin.SetNX(ctx, key, owner, 10*time.Minute).Result()
+			if err != nil {
+				t.Fatalf("lease test database: %v", err)
+			}
+			if !ok {
+				continue
+			}
+			o := *opt
+			o.DB = db
+			c := redis.NewClient(&o)
+			if err := c.FlushDB(ctx).Err(); err != nil {
+				t.Fatalf("flush test database %d: %v", db, err)
+			}
+			t.Cleanup(func() {
+				c.FlushDB(context.Background())
+				c.Close()
+				admin.Del(context.Background(), key)
+			})
+			return c, &o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no free test database on %s after 2m", opt.Addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Mini returns a client on a fresh embedded Redis whose clock follows the
+// wall clock, so that keys with a TTL (asynq's leases and locks) expire.
+func Mini(t testing.TB) (*redis.Client, *embedded.Redis) {
+	t.Helper()
+	mr, err := embedded.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { c.Close(); mr.Close() })
+	return c, mr
+}
