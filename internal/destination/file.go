@@ -1,0 +1,166 @@
+package destination
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// File reads and writes objects on the local file system: the "file" scheme,
+// used by the Cloudflare simulator and demos. A Location's Key is the path
+// relative to Root ("/" by default), so file:///tmp/logs/x.txt is Key
+// "tmp/logs/x.txt". The zero value is ready to use and safe for concurrent
+// use.
+type File struct {
+	// Root is the directory that keys are relative to; a key cannot reach
+	// outside it with "..". Default: "/".
+	Root string
+	// MaxBodyBytes caps the size of a challenge file. Default:
+	// DefaultMaxBodyBytes (64 KiB).
+	MaxBodyBytes int64
+	// Observe, when set, is called once per Read and once per Write with the
+	// operation and its Outcome. Default: nil.
+	Observe ObserveFunc
+}
+
+var (
+	_ Reader = (*File)(nil)
+	_ Writer = (*File)(nil)
+)
+
+// path returns the file name of loc under Root. path.Clean of a rooted path
+// drops leading "..", so the result stays under Root.
+func (f *File) path(loc Location) string {
+	return filepath.Join(cmp.Or(f.Root, "/"), filepath.FromSlash(path.Clean("/"+loc.Key)))
+}
+
+// Read stats the file first and answers ErrStale for an old file without
+// opening it; then it reads the file, up to MaxBodyBytes. ModTime comes from
+// the open file, so it belongs to the content read even if the file was
+// replaced in between.
+func (f *File) Read(ctx context.Context, loc Location, notBefore time.Time) (obj Object, err error) {
+	defer func() { f.Observe.observe(opRead, err) }()
+	if err := ctx.Err(); err != nil {
+		return Object{}, &Error{Kind: Transient, Op: opRead, Location: loc, Err: err}
+	}
+	if loc.Key == "" {
+		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: errors.New("invalid location: empty path")}
+	}
+	name := f.path(loc)
+	fi, err := os.Stat(name)
+	if err != nil {
+		return Object{}, fileError(opRead, loc, err)
+	}
+	if err := f.check(loc, fi, notBefore); err != nil {
+		return Object{}, err
+	}
+
+	fh, err := os.Open(name)
+	if err != nil {
+		return Object{}, fileError(opRead, loc, err)
+	}
+	defer fh.Close()
+	if fi, err = fh.Stat(); err != nil {
+		return Object{}, fileError(opRead, loc, err)
+	}
+	if err := f.check(loc, fi, notBefore); err != nil {
+		return Object{}, err
+	}
+	limit := cmp.Or(f.MaxBodyBytes, DefaultMaxBodyBytes)
+	body, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return Object{}, fileError(opRead, loc, err)
+	}
+	if int64(len(body)) > limit {
+		return Object{}, tooLarge(opRead, loc, limit)
+	}
+	return Object{Body: body, ModTime: fi.ModTime()}, nil
+}
+
+func (f *File) check(loc Location, fi fs.FileInfo, notBefore time.Time) error {
+	if !fi.Mode().IsRegular() {
+		return &Error{Kind: Permanent, Op: opRead, Location: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
+	}
+	if fi.ModTime().Before(notBefore) {
+		return stale(opRead, loc, fi.ModTime(), notBefore)
+	}
+	if limit := cmp.Or(f.MaxBodyBytes, DefaultMaxBodyBytes); fi.Size() > limit {
+		return tooLarge(opRead, loc, limit)
+	}
+	return nil
+}
+
+// Write writes body to a temporary file in the target's directory (created
+// with mode 0755 if missing) and renames it over the target, so that a
+// reader sees either the old file or the whole new one, never a partial
+// token. The file gets mode 0644.
+func (f *File) Write(ctx context.Context, loc Location, body []byte) (err error) {
+	defer func() { f.Observe.observe(opWrite, err) }()
+	if err := ctx.Err(); err != nil {
+		return &Error{Kind: Transient, Op: opWrite, Location: loc, Err: err}
+	}
+	if loc.Key == "" {
+		return &Error{Kind: Permanent, Op: opWrite, Location: loc, Err: errors.New("invalid location: empty path")}
+	}
+	name := f.path(loc)
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(body); err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fileError(opWrite, loc, err)
+	}
+	return nil
+}
+
+// fileError classifies a file system error.
+func fileError(op string, loc Location, err error) error {
+	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: err}
+	switch {
+	case op == opRead && errors.Is(err, fs.ErrNotExist):
+		return notFound(op, loc)
+	case errors.Is(err, fs.ErrPermission):
+		if op == opRead {
+			e.Permission = "read permission on the file"
+		} else {
+			e.Permission = "write permission on the directory"
+		}
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR),
+		errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.ELOOP),
+		errors.Is(err, syscall.EROFS):
+		// Stays so until someone changes the file system.
+	default:
+		e.Kind = Transient
+	}
+	return e
+}

@@ -1,0 +1,351 @@
+package destination
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+)
+
+// DefaultS3Region is the region of a Location whose Region is empty.
+const DefaultS3Region = "us-east-1"
+
+// S3Options configures NewS3. The zero value reads AWS S3 with the default
+// credential chain.
+type S3Options struct {
+	// Endpoint is the base URL of an S3-compatible service, such as a test
+	// server. Default: none, which leaves the SDK's own configuration in
+	// charge (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the shared config file)
+	// and, failing that, AWS. Whenever an endpoint is configured, here or
+	// there, requests use path-style addressing.
+	Endpoint string
+	// UsePathStyle forces path-style addressing (https://host/bucket/key)
+	// even without an endpoint. Default: false (virtual-hosted style).
+	UsePathStyle bool
+	// Credentials signs the requests. Default: the SDK's default credential
+	// chain (environment, shared files, web identity, ECS, EC2 IMDS).
+	Credentials aws.CredentialsProvider
+	// MaxBodyBytes caps the size of a challenge file. Default:
+	// DefaultMaxBodyBytes (64 KiB).
+	MaxBodyBytes int64
+	// MaxAttempts is how many times the SDK tries one request before giving
+	// the error back; retrying beyond that belongs to the queue. Default: 2.
+	MaxAttempts int
+	// HTTPClient sends the requests. Default: the SDK's, which trusts
+	// AWS_CA_BUNDLE when set; a client given here must do that itself.
+	HTTPClient aws.HTTPClient
+	// Observe, when set, is called once per Read and once per Write with the
+	// operation and its Outcome. One call may cover up to MaxAttempts HTTP
+	// requests (the SDK's own retries). Default: nil.
+	Observe ObserveFunc
+}
+
+// WithDefaults returns o with every zero field set to its default.
+func (o S3Options) WithDefaults() S3Options {
+	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxAttempts = cmp.Or(o.MaxAttempts, 2)
+	return o
+}
+
+func (o S3Options) validate() error {
+	if o.MaxBodyBytes < 0 {
+		return fmt.Errorf("max body bytes %d is negative", o.MaxBodyBytes)
+	}
+	if o.MaxAttempts < 0 {
+		return fmt.Errorf("max attempts %d is negative", o.MaxAttempts)
+	}
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// The endpoint itself is not quoted: it may carry userinfo.
+			return errors.New("endpoint is not an http or https URL")
+		}
+	}
+	return nil
+}
+
+// S3 reads and writes objects in S3 buckets. It keeps one client per
+// region. It is safe for concurrent use.
+type S3 struct {
+	cfg  aws.Config
+	opts S3Options
+
+	mu      sync.Mutex
+	clients map[string]*s3.Client
+}
+
+var (
+	_ Reader = (*S3)(nil)
+	_ Writer = (*S3)(nil)
+)
+
+// NewS3 loads the AWS configuration (config.LoadDefaultConfig: environment,
+// shared files) and returns an S3 reader and writer. It makes no request.
+func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("s3 options: %w", err)
+	}
+	var load []func(*config.LoadOptions) error
+	if opts.Credentials != nil {
+		load = append(load, config.WithCredentialsProvider(opts.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	return &S3{cfg: cfg, opts: opts, clients: make(map[string]*s3.Client)}, nil
+}
+
+// regionPattern bounds what may become a client (and a host name label).
+var regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+func (s *S3) client(region string) *s3.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[region]; ok {
+		return c
+	}
+	c := s3.NewFromConfig(s.cfg, func(o *s3.Options) {
+		o.Region = region
+		if s.opts.HTTPClient != nil {
+			// Set here rather than in LoadDefaultConfig, which refuses a
+			// client it cannot add AWS_CA_BUNDLE to.
+			o.HTTPClient = s.opts.HTTPClient
+		}
+		if s.opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.opts.Endpoint)
+		}
+		// o.BaseEndpoint is also set when the SDK's configuration names one
+		// (AWS_ENDPOINT_URL_S3...): S3-compatible servers and test servers
+		// want path-style requests.
+		o.UsePathStyle = s.opts.UsePathStyle || o.BaseEndpoint != nil
+		o.RetryMaxAttempts = s.opts.MaxAttempts
+		// GetObject asks for checksum validation; servers that send no
+		// checksum would make the SDK log a warning on every read.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	s.clients[region] = c
+	return c
+}
+
+func checkS3Location(loc Location) (region string, err error) {
+	switch {
+	case loc.Bucket == "":
+		return "", errors.New("invalid location: empty bucket")
+	case loc.Key == "":
+		return "", errors.New("invalid location: empty key")
+	}
+	region = cmp.Or(loc.Region, DefaultS3Region)
+	if len(region) > 32 || !regionPattern.MatchString(region) {
+		return "", fmt.Errorf("invalid location: region %q is not an AWS region name", region)
+	}
+	return region, nil
+}
+
+// Read gets loc with one GetObject request. It checks Last-Modified against
+// notBefore before reading the body: a stale object is closed unread. The
+// body is read up to MaxBodyBytes; a larger object is a Permanent error.
+func (s *S3) Read(ctx context.Context, loc Location, notBefore time.Time) (obj Object, err error) {
+	defer func() { s.opts.Observe.observe(opRead, err) }()
+	region, err := checkS3Location(loc)
+	if err != nil {
+		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: err}
+	}
+	out, err := s.client(region).GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(loc.Bucket),
+		Key:    aws.String(loc.Key),
+	})
+	if err != nil {
+		return Object{}, s.classify(ctx, opRead, loc, err)
+	}
+	defer out.Body.Close()
+
+	if out.LastModified == nil {
+		if !notBefore.IsZero() {
+			return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc,
+				Err: errors.New("response has no Last-Modified: an old challenge file cannot be told from a new one")}
+		}
+	} else {
+		obj.ModTime = *out.LastModified
+	}
+	if obj.ModTime.Before(notBefore) {
+		return Object{}, stale(opRead, loc, obj.ModTime, notBefore)
+	}
+	limit := s.opts.MaxBodyBytes
+	if out.ContentLength != nil && *out.ContentLength > limit {
+		return Object{}, tooLarge(opRead, loc, limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	if err != nil {
+		return Object{}, s.classify(ctx, opRead, loc, fmt.Errorf("read body: %w", err))
+	}
+	if int64(len(body)) > limit {
+		return Object{}, tooLarge(opRead, loc, limit)
+	}
+	obj.Body = body
+	return obj, nil
+}
+
+// Write puts body at loc with one PutObject request (plus the SDK's retries).
+func (s *S3) Write(ctx context.Context, loc Location, body []byte) (err error) {
+	defer func() { s.opts.Observe.observe(opWrite, err) }()
+	region, err := checkS3Location(loc)
+	if err != nil {
+		return &Error{Kind: Permanent, Op: opWrite, Location: loc, Err: err}
+	}
+	_, err = s.client(region).PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(loc.Bucket),
+		Key:           aws.String(loc.Key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+	})
+	if err != nil {
+		return s.classify(ctx, opWrite, loc, err)
+	}
+	return nil
+}
+
+// S3 error code classes, of the <Code> element of an error response.
+const (
+	codeThrottled     = "throttled"
+	codeUnavailable   = "unavailable"
+	codeRetryableAuth = "retryable_auth"
+	codeBadCreds      = "bad_credentials"
+	codeWrongRegion   = "wrong_region"
+)
+
+func codeClass(code string) string {
+	switch code {
+	case "SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
+		"RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
+		"RequestLimitExceeded", "BandwidthLimitExceeded", "ProvisionedThroughputExceededException",
+		"EC2ThrottledException", "TransactionInProgressException", "PriorRequestNotComplete":
+		return codeThrottled
+	case "InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException":
+		return codeUnavailable
+	case "ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired",
+		"RequestTimeTooSkewed", "RequestExpired":
+		// The SDK refreshes expiring credentials and corrects clock skew
+		// on the next attempt.
+		return codeRetryableAuth
+	case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+		"InvalidClientTokenId", "UnrecognizedClientException":
+		return codeBadCreds
+	case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
+		return codeWrongRegion
+	default:
+		return ""
+	}
+}
+
+// classify turns an SDK error into ErrNotFound or an *Error.
+func (s *S3) classify(ctx context.Context, op string, loc Location, err error) error {
+	var (
+		code   string
+		status int
+		header http.Header
+	)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) && respErr.Response != nil {
+		status = respErr.HTTPStatusCode()
+		header = respErr.Response.Header
+	}
+
+	if op == opRead && (code == "NoSuchKey" || (status == http.StatusNotFound && code != "NoSuchBucket")) {
+		return notFound(op, loc)
+	}
+
+	cause := s.scrub(ctx, err)
+	class := codeClass(code)
+	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause}
+	switch {
+	case ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		e.Kind = Transient
+	case code == "NoSuchBucket":
+		e.Err = fmt.Errorf("bucket does not exist: %w", cause)
+	case class == codeWrongRegion || status == http.StatusMovedPermanently:
+		where := "another region"
+		if r := header.Get("X-Amz-Bucket-Region"); r != "" && regionPattern.MatchString(r) {
+			where = "region " + r
+		}
+		e.Err = fmt.Errorf("bucket is in %s, not %s: fix the region of the destination: %w",
+			where, cmp.Or(loc.Region, DefaultS3Region), cause)
+	case class == codeThrottled || status == http.StatusTooManyRequests:
+		e.Kind = Transient
+		e.Err = fmt.Errorf("throttled by storage: %w", cause)
+	case class == codeRetryableAuth:
+		e.Kind = Transient
+	case class == codeBadCreds:
+		e.Err = fmt.Errorf("storage rejected the credentials of this process: %w", cause)
+	case code == "AccessDenied" || status == http.StatusForbidden:
+		if op == opRead {
+			e.Permission = "s3:GetObject"
+			e.Err = fmt.Errorf("without s3:ListBucket on %s, S3 also answers access denied for a file not yet written: %w", loc.bucketARN(), cause)
+		} else {
+			e.Permission = "s3:PutObject"
+		}
+	case class == codeUnavailable || status >= 500 || status == http.StatusRequestTimeout:
+		e.Kind = Transient
+		e.Err = fmt.Errorf("storage unavailable: %w", cause)
+	case status >= 400:
+		// Anything else the server refused stays refused.
+	default:
+		// No HTTP answer: connection refused or reset, DNS, TLS, timeouts,
+		// a truncated body. Retry.
+		e.Kind = Transient
+	}
+	return e
+}
+
+// accessKeyID matches AWS access key IDs (long-term AKIA, temporary ASIA).
+var accessKeyID = regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`)
+
+// scrub returns err with a text free of the credentials of this process and
+// of anything that looks like an access key ID or a signature, in case a
+// server echoed them back. The original stays reachable with errors.As.
+func (s *S3) scrub(ctx context.Context, err error) error {
+	msg := err.Error()
+	clean := accessKeyID.ReplaceAllString(redact.String(msg), redact.Mask)
+	if s.cfg.Credentials != nil {
+		// The credentials are cached after signing; the timeout bounds a
+		// refresh when there were none.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 100*time.Millisecond)
+		creds, cerr := s.cfg.Credentials.Retrieve(cctx)
+		cancel()
+		if cerr == nil {
+			clean = redact.Values(clean, creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken)
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return &scrubbedError{msg: clean, err: err}
+}
+
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }

@@ -1,0 +1,609 @@
+package destination
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/smithy-go"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+const (
+	testKeyID  = "AKIASECRETEXAMPLE"
+	testSecret = "sEcReTkEy"
+	testBucket = "bucket"
+)
+
+var testCreds = credentials.NewStaticCredentialsProvider(testKeyID, testSecret, "")
+
+// s3Bundle is an S3 reader and writer talking to an in-process gofakes3.
+type s3Bundle struct {
+	s3      *S3
+	backend *s3mem.Backend
+	url     string
+	// bodyRead counts the response body bytes the S3 client consumed.
+	bodyRead *atomic.Int64
+	// observed collects Observe calls as "op outcome".
+	observed *observations
+}
+
+type observations struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *observations) observe(op, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, op+" "+outcome)
+}
+
+func (o *observations) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.got...)
+}
+
+type s3Config struct {
+	fakeOpts []gofakes3.Option
+	opts     S3Options
+}
+
+func setupS3(t *testing.T, cfg s3Config) *s3Bundle {
+	t.Helper()
+	backend := s3mem.New()
+	if err := backend.CreateBucket(testBucket); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend, cfg.fakeOpts...).Server())
+	t.Cleanup(srv.Close)
+	return setupS3Server(t, srv.URL, backend, cfg.opts)
+}
+
+// setupS3Server returns a bundle whose S3 talks to url.
+func setupS3Server(t *testing.T, url string, backend *s3mem.Backend, opts S3Options) *s3Bundle {
+	t.Helper()
+	b := &s3Bundle{backend: backend, url: url, bodyRead: new(atomic.Int64), observed: new(observations)}
+	if opts.Endpoint == "" {
+		opts.Endpoint = url
+	}
+	if opts.Credentials == nil {
+		opts.Credentials = testCreds
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &countingClient{read: b.bodyRead}
+	}
+	if opts.Observe == nil {
+		opts.Observe = b.observed.observe
+	}
+	s, err := NewS3(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.s3 = s
+	return b
+}
+
+// countingClient counts the response body bytes its caller reads.
+type countingClient struct {
+	read *atomic.Int64
+}
+
+func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &countingBody{ReadCloser: resp.Body, n: c.read}
+	return resp, nil
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func s3Loc(key string) Location {
+	return Location{Scheme: "s3", Bucket: testBucket, Key: key, Region: "us-east-1"}
+}
+
+func requireError(t *testing.T, err error, kind Kind) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T) is not an *Error", err, err)
+	}
+	if e.Kind != kind {
+		t.Fatalf("error %q: kind %v, want %v", err, e.Kind, kind)
+	}
+	return e
+}
+
+func TestS3ReadNotFound(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	_, err := b.s3.Read(t.Context(), s3Loc("logs/challenge.txt"), time.Time{})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+	if IsTransient(err) {
+		t.Error("not found is transient, want not-yet")
+	}
+	if want := "read s3://bucket/logs/challenge.txt: object not found"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if got := b.observed.list(); len(got) != 1 || got[0] != "read not_found" {
+		t.Errorf("observed %q, want [read not_found]", got)
+	}
+}
+
+func TestS3WriteThenRead(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	loc := s3Loc("logs/challenge.txt")
+	before := time.Now()
+	if err := b.s3.Write(t.Context(), loc, []byte("token-1")); err != nil {
+		t.Fatal(err)
+	}
+	// Last-Modified has whole seconds: a notBefore one second early accepts
+	// a file written just after it.
+	obj, err := b.s3.Read(t.Context(), loc, before.Add(-time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(obj.Body) != "token-1" {
+		t.Errorf("body = %q", obj.Body)
+	}
+	if d := obj.ModTime.Sub(before); d < -time.Second || d > 5*time.Second {
+		t.Errorf("mod time %v is not near the write at %v", obj.ModTime, before)
+	}
+	if got, want := b.observed.list(), []string{"write ok", "read ok"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("observed %q, want %q", got, want)
+	}
+}
+
+// TestS3LastModifiedPrecision pins what gofakes3 (like S3) sends: whole
+// seconds. A file written at 12:00:00.700 reads back as 12:00:00, so a caller
+// that passes its exact request time as notBefore would take a fresh file for
+// a stale one; it must subtract at least a second (plus clock skew).
+func TestS3LastModifiedPrecision(t *testing.T) {
+	t.Parallel()
+	written := time.Date(2025, 6, 1, 12, 0, 0, 700*int(time.Millisecond), time.UTC)
+	b := setupS3(t, s3Config{fakeOpts: []gofakes3.Option{
+		gofakes3.WithTimeSource(gofakes3.FixedTimeSource(written)),
+		gofakes3.WithTimeSkewLimit(0),
+	}})
+	loc := s3Loc("challenge.txt")
+	if err := b.s3.Write(t.Context(), loc, []byte("tok")); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := b.s3.Read(t.Context(), loc, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := written.Truncate(time.Second); !obj.ModTime.Equal(want) {
+		t.Errorf("mod time %v, want %v (whole seconds)", obj.ModTime, want)
+	}
+	if _, err := b.s3.Read(t.Context(), loc, written); !errors.Is(err, ErrStale) {
+		t.Errorf("notBefore = write time: err = %v, want ErrStale (second truncation)", err)
+	}
+	if _, err := b.s3.Read(t.Context(), loc, written.Add(-time.Second)); err != nil {
+		t.Errorf("notBefore = write time - 1s: %v", err)
+	}
+}
+
+func TestS3ReadStale(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	loc := s3Loc("logs/challenge.txt")
+	// A body large enough that the transport would not have it all buffered.
+	if err := b.s3.Write(t.Context(), loc, bytes.Repeat([]byte("x"), 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	notBefore := time.Now().Add(2 * time.Second)
+	b.bodyRead.Store(0)
+	obj, err := b.s3.Read(t.Context(), loc, notBefore)
+	if !errors.Is(err, ErrStale) {
+		t.Fatalf("err = %v, want ErrStale", err)
+	}
+	if IsTransient(err) {
+		t.Error("stale is transient, want not-yet")
+	}
+	if obj.Body != nil {
+		t.Errorf("stale read returned a body")
+	}
+	if n := b.bodyRead.Load(); n != 0 {
+		t.Errorf("read %d body bytes of a stale object, want 0", n)
+	}
+	if !strings.HasPrefix(err.Error(), "read s3://bucket/logs/challenge.txt: last modified ") ||
+		!strings.HasSuffix(err.Error(), ": object last modified before the challenge request") {
+		t.Errorf("err = %q", err)
+	}
+}
+
+func TestS3ReadBodyCap(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{opts: S3Options{MaxBodyBytes: 16}})
+	exact, over := s3Loc("exact"), s3Loc("over")
+	if err := b.s3.Write(t.Context(), exact, bytes.Repeat([]byte("a"), 16)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.s3.Write(t.Context(), over, bytes.Repeat([]byte("a"), 17)); err != nil {
+		t.Fatal(err)
+	}
+	if obj, err := b.s3.Read(t.Context(), exact, time.Time{}); err != nil || len(obj.Body) != 16 {
+		t.Fatalf("16 bytes with a 16-byte cap: %d bytes, %v", len(obj.Body), err)
+	}
+	b.bodyRead.Store(0)
+	_, err := b.s3.Read(t.Context(), over, time.Time{})
+	requireError(t, err, Permanent)
+	if want := "read s3://bucket/over: challenge file larger than 16 bytes"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if n := b.bodyRead.Load(); n != 0 {
+		t.Errorf("read %d body bytes despite Content-Length over the cap", n)
+	}
+}
+
+// TestS3ReadBodyCapNoContentLength covers a response streamed without a
+// Content-Length: the cap holds while reading.
+func TestS3ReadBodyCapNoContentLength(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush() // chunked: no Content-Length
+		w.Write(bytes.Repeat([]byte("a"), 1000))
+	}))
+	t.Cleanup(srv.Close)
+	b := setupS3Server(t, srv.URL, nil, S3Options{MaxBodyBytes: 100})
+	_, err := b.s3.Read(t.Context(), s3Loc("k"), time.Time{})
+	requireError(t, err, Permanent)
+	if !strings.Contains(err.Error(), "challenge file larger than 100 bytes") {
+		t.Errorf("err = %q", err)
+	}
+	if n := b.bodyRead.Load(); n > 1000 || n < 101 {
+		t.Errorf("read %d body bytes", n)
+	}
+}
+
+func TestS3ReadBucketMissing(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	loc := Location{Scheme: "s3", Bucket: "nobucket", Key: "k"}
+	_, err := b.s3.Read(t.Context(), loc, time.Time{})
+	e := requireError(t, err, Permanent)
+	if e.Permission != "" {
+		t.Errorf("permission = %q", e.Permission)
+	}
+	if !strings.HasPrefix(err.Error(), "read s3://nobucket/k: bucket does not exist: ") {
+		t.Errorf("err = %q", err)
+	}
+	err = b.s3.Write(t.Context(), loc, []byte("x"))
+	requireError(t, err, Permanent)
+	if !strings.HasPrefix(err.Error(), "write s3://nobucket/k: bucket does not exist: ") {
+		t.Errorf("err = %q", err)
+	}
+}
+
+// errorServer answers every request with an S3 XML error and counts them.
+func errorServer(t *testing.T, status int, code string, header http.Header) (url string, requests *atomic.Int64) {
+	t.Helper()
+	requests = new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("X-Amz-Request-Id", "REQ123")
+		w.WriteHeader(status)
+		if r.Method != http.MethodHead {
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+				`<Error><Code>%s</Code><Message>message for %s</Message><RequestId>REQ123</RequestId></Error>`, code, code)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, requests
+}
+
+func TestS3ErrorMapping(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		status     int
+		code       string
+		header     http.Header
+		op         string
+		notFound   bool
+		kind       Kind
+		permission string
+		prefix     string // of the error text
+		requests   int64  // with MaxAttempts 2
+	}{
+		{name: "no such key", status: 404, code: "NoSuchKey", op: opRead, notFound: true, requests: 1},
+		{name: "bare 404", status: 404, code: "NotFound", op: opRead, notFound: true, requests: 1},
+		{name: "no such bucket", status: 404, code: "NoSuchBucket", op: opRead, kind: Permanent, requests: 1,
+			prefix: "read s3://bucket/k: bucket does not exist: "},
+		{name: "access denied read", status: 403, code: "AccessDenied", op: opRead, kind: Permanent, permission: "s3:GetObject", requests: 1,
+			prefix: "read s3://bucket/k: access denied: the reading identity needs s3:GetObject on arn:aws:s3:::bucket/k: " +
+				"without s3:ListBucket on arn:aws:s3:::bucket, S3 also answers access denied for a file not yet written: "},
+		{name: "access denied write", status: 403, code: "AccessDenied", op: opWrite, kind: Permanent, permission: "s3:PutObject", requests: 1,
+			prefix: "write s3://bucket/k: access denied: the writing identity needs s3:PutObject on arn:aws:s3:::bucket/k: "},
+		{name: "bad key id", status: 403, code: "InvalidAccessKeyId", op: opRead, kind: Permanent, requests: 1,
+			prefix: "read s3://bucket/k: storage rejected the credentials of this process: "},
+		{name: "wrong region", status: 301, code: "PermanentRedirect", op: opRead, kind: Permanent, requests: 1,
+			header: http.Header{"X-Amz-Bucket-Region": {"eu-west-1"}},
+			prefix: "read s3://bucket/k: bucket is in region eu-west-1, not us-east-1: fix the region of the destination: "},
+		{name: "other 400", status: 400, code: "InvalidRequest", op: opRead, kind: Permanent, requests: 1},
+		{name: "slow down", status: 503, code: "SlowDown", op: opRead, kind: Transient, requests: 2,
+			prefix: "read s3://bucket/k: throttled by storage: "},
+		// The SDK retries neither of these by itself; the queue does.
+		{name: "429", status: 429, code: "TooManyRequests", op: opRead, kind: Transient, requests: 1},
+		{name: "internal error", status: 500, code: "InternalError", op: opRead, kind: Transient, requests: 2,
+			prefix: "read s3://bucket/k: storage unavailable: "},
+		{name: "bad gateway", status: 502, code: "BadGateway", op: opWrite, kind: Transient, requests: 2},
+		{name: "expired token", status: 400, code: "ExpiredToken", op: opRead, kind: Transient, requests: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url, requests := errorServer(t, tt.status, tt.code, tt.header)
+			b := setupS3Server(t, url, nil, S3Options{})
+			var err error
+			if tt.op == opRead {
+				_, err = b.s3.Read(t.Context(), s3Loc("k"), time.Time{})
+			} else {
+				err = b.s3.Write(t.Context(), s3Loc("k"), []byte("x"))
+			}
+			if n := requests.Load(); n != tt.requests {
+				t.Errorf("%d requests, want %d", n, tt.requests)
+			}
+			if tt.notFound {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("err = %v, want ErrNotFound", err)
+				}
+				return
+			}
+			e := requireError(t, err, tt.kind)
+			if e.Permission != tt.permission {
+				t.Errorf("permission = %q, want %q", e.Permission, tt.permission)
+			}
+			if IsTransient(err) != (tt.kind == Transient) {
+				t.Errorf("IsTransient = %v", IsTransient(err))
+			}
+			if !strings.HasPrefix(err.Error(), tt.prefix) {
+				t.Errorf("err = %q\nwant prefix %q", err, tt.prefix)
+			}
+			if !strings.Contains(err.Error(), tt.code) {
+				t.Errorf("err = %q does not name the code %s", err, tt.code)
+			}
+		})
+	}
+}
+
+func TestS3ReadContextCanceled(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := b.s3.Read(ctx, s3Loc("k"), time.Time{})
+	requireError(t, err, Transient)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v does not wrap context.Canceled", err)
+	}
+}
+
+func TestS3ReadTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	b := setupS3Server(t, srv.URL, nil, S3Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := b.s3.Read(ctx, s3Loc("k"), time.Time{})
+	requireError(t, err, Transient)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v does not wrap context.DeadlineExceeded", err)
+	}
+}
+
+func TestS3ReadConnectionRefused(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	l.Close()
+	b := setupS3Server(t, url, nil, S3Options{MaxAttempts: 1})
+	_, err = b.s3.Read(t.Context(), s3Loc("k"), time.Time{})
+	requireError(t, err, Transient)
+}
+
+func TestS3InvalidLocation(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	for _, loc := range []Location{
+		{Scheme: "s3", Key: "k"},
+		{Scheme: "s3", Bucket: "b"},
+		{Scheme: "s3", Bucket: "b", Key: "k", Region: "us-east-1.evil.example/"},
+	} {
+		_, err := b.s3.Read(t.Context(), loc, time.Time{})
+		requireError(t, err, Permanent)
+		if !strings.Contains(err.Error(), "invalid location") {
+			t.Errorf("err = %q", err)
+		}
+	}
+}
+
+func TestS3ClientPerRegion(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	if err := b.s3.Write(t.Context(), s3Loc("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for _, region := range []string{"", "us-east-1", "eu-west-1", "eu-west-1"} {
+		loc := s3Loc("k")
+		loc.Region = region
+		if _, err := b.s3.Read(t.Context(), loc, time.Time{}); err != nil {
+			t.Fatalf("region %q: %v", region, err)
+		}
+	}
+	b.s3.mu.Lock()
+	defer b.s3.mu.Unlock()
+	if len(b.s3.clients) != 2 {
+		t.Errorf("%d clients, want 2 (us-east-1, eu-west-1)", len(b.s3.clients))
+	}
+}
+
+func TestNewS3InvalidOptions(t *testing.T) {
+	t.Parallel()
+	for _, opts := range []S3Options{
+		{MaxBodyBytes: -1},
+		{MaxAttempts: -1},
+		{Endpoint: "localhost:9000"},
+		{Endpoint: "ftp://user:" + testSecret + "@host"},
+	} {
+		_, err := NewS3(t.Context(), opts)
+		if err == nil {
+			t.Errorf("NewS3(%+v) succeeded", opts)
+			continue
+		}
+		if strings.Contains(err.Error(), testSecret) {
+			t.Errorf("err = %q contains the secret", err)
+		}
+	}
+}
+
+// TestS3EndpointFromEnvironment checks that, with no Endpoint option, the
+// SDK's AWS_ENDPOINT_URL_S3 is honoured, with path-style addressing (the
+// fake serves no virtual hosts, and bucket.127.0.0.1 does not resolve).
+// It sets the environment, so it cannot run in parallel.
+func TestS3EndpointFromEnvironment(t *testing.T) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket(testBucket); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ENDPOINT_URL_S3", srv.URL)
+	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")
+
+	s, err := NewS3(t.Context(), S3Options{Credentials: testCreds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := s3Loc("from-env.txt")
+	if err := s.Write(t.Context(), loc, []byte("env")); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Read(t.Context(), loc, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(obj.Body) != "env" {
+		t.Errorf("body = %q", obj.Body)
+	}
+}
+
+// TestS3NoSecretsInErrors runs the failure paths with static credentials,
+// including against a hostile server that quotes the Authorization header and
+// the secret key itself (which it could not know, but a broken proxy could
+// echo anything) in its error message.
+func TestS3NoSecretsInErrors(t *testing.T) {
+	t.Parallel()
+	const (
+		realKeyID  = "AKIAIOSFODNN7EXAMPLE"
+		realSecret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	)
+	echoServer := func(keyID, secret string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `<Error><Code>InvalidAccessKeyId</Code><Message>key %s, auth %s, secret %s, url %s, token=abc</Message></Error>`,
+				keyID, r.Header.Get("Authorization"), secret, r.URL)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	echo := setupS3Server(t, echoServer(testKeyID, testSecret), nil, S3Options{})
+	echoReal := setupS3Server(t, echoServer(realKeyID, realSecret), nil, S3Options{
+		Credentials: credentials.NewStaticCredentialsProvider(realKeyID, realSecret, "")})
+	fake := setupS3(t, s3Config{opts: S3Options{MaxBodyBytes: 1}})
+	if err := fake.s3.Write(t.Context(), s3Loc("big"), []byte("too big")); err != nil {
+		t.Fatal(err)
+	}
+	deniedURL, _ := errorServer(t, 403, "AccessDenied", nil)
+	denied := setupS3Server(t, deniedURL, nil, S3Options{})
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	read := func(b *s3Bundle, ctx context.Context, loc Location, notBefore time.Time) error {
+		_, err := b.s3.Read(ctx, loc, notBefore)
+		return err
+	}
+	noBucket := Location{Scheme: "s3", Bucket: "nobucket", Key: "k"}
+
+	errs := []error{
+		read(echo, t.Context(), s3Loc("k"), time.Time{}),
+		echo.s3.Write(t.Context(), s3Loc("k"), []byte("x")),
+		read(echoReal, t.Context(), s3Loc("k"), time.Time{}),
+		read(fake, t.Context(), s3Loc("missing"), time.Time{}),
+		read(fake, t.Context(), s3Loc("big"), time.Time{}),
+		read(fake, t.Context(), s3Loc("big"), time.Now().Add(time.Hour)),
+		read(fake, t.Context(), noBucket, time.Time{}),
+		fake.s3.Write(t.Context(), noBucket, []byte("x")),
+		read(fake, canceled, s3Loc("k"), time.Time{}),
+		fake.s3.Write(canceled, s3Loc("k"), []byte("x")),
+		read(denied, t.Context(), s3Loc("k"), time.Time{}),
+		denied.s3.Write(t.Context(), s3Loc("k"), []byte("x")),
+	}
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("case %d: no error", i)
+			continue
+		}
+		for _, secret := range []string{testKeyID, testSecret, realKeyID, realSecret, "token=abc"} {
+			if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%+v", err), secret) {
+				t.Errorf("case %d: error contains %q: %s", i, secret, err)
+			}
+		}
+	}
+	// The echo really carried the secrets, and the SDK error is still there
+	// for errors.As.
+	if !strings.Contains(errs[0].Error(), "REDACTED") {
+		t.Errorf("echo error %q was not redacted", errs[0])
+	}
+	var apiErr smithy.APIError
+	if !errors.As(errs[0], &apiErr) || !strings.Contains(apiErr.ErrorMessage(), testSecret) {
+		t.Errorf("the original cause is not reachable with errors.As")
+	}
+	if loc := (Location{Scheme: "s3", Bucket: "b", Key: "k", Region: "us-east-1"}).String(); loc != "s3://b/k" {
+		t.Errorf("location = %q", loc)
+	}
+	t.Logf("redacted echo: %s", errs[2])
+}
+
+var _ aws.HTTPClient = (*countingClient)(nil)
