@@ -35,6 +35,9 @@ type Metrics struct {
 	BudgetWait prometheus.Histogram
 	// Cooldowns counts shared pauses started after a 429.
 	Cooldowns prometheus.Counter
+	// QueuePauses counts pauses of the queue by reason (auth: repeated
+	// 401/403 answers).
+	QueuePauses *prometheus.CounterVec
 }
 
 // New registers the pipeline's metrics on reg.
@@ -81,6 +84,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "budget_cooldowns_total",
 			Help: "Shared pauses of all API calls on a credential after a 429 or Retry-After.",
 		}),
+		QueuePauses: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "queue_pauses_total",
+			Help: "Pauses of the logpush queue by reason (auth: repeated authentication failures).",
+		}, []string{"reason"}),
 	}
 }
 

@@ -11,6 +11,13 @@ const (
 	AwaitingToken = "awaiting_token"
 )
 
+// Fleet events concern the queue, not one destination: they carry no
+// destination fields, and Error.Message says why.
+const (
+	QueuePaused  = "queue_paused"
+	QueueResumed = "queue_resumed"
+)
+
 // Stages a destination passes through before its outcome. They are states
 // of the destination hash and count keys of the batch, never events.
 const (
@@ -32,11 +39,11 @@ func Terminal(state string) bool {
 // destination. Destination is always the redacted conf.
 type Event struct {
 	Event           string    `json:"event"`
-	BatchID         string    `json:"batch_id"`
-	Scope           string    `json:"scope"`
-	ScopeID         string    `json:"scope_id"`
-	Destination     string    `json:"destination"`
-	DestinationType string    `json:"destination_type"`
+	BatchID         string    `json:"batch_id,omitempty"`
+	Scope           string    `json:"scope,omitempty"`
+	ScopeID         string    `json:"scope_id,omitempty"`
+	Destination     string    `json:"destination,omitempty"`
+	DestinationType string    `json:"destination_type,omitempty"`
 	Filename        string    `json:"filename,omitempty"`
 	Attempts        Attempts  `json:"attempts"`
 	DurationSeconds float64   `json:"duration_seconds"`

@@ -189,6 +189,19 @@ func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, 
 	return changed == 1, nil
 }
 
+// Emit appends a fleet event (queue paused or resumed) to the stream.
+func (s *Store) Emit(ctx context.Context, ev Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode event: %w", err)
+	}
+	err = s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.cfg.Stream, MaxLen: s.cfg.StreamMaxLen, Approx: true, Values: []any{"event", string(b)}}).Err()
+	if err != nil {
+		return fmt.Errorf("emit %s event: %w", ev.Event, err)
+	}
+	return nil
+}
+
 // DestState is what the store knows of one destination.
 type DestState struct {
 	State       string
