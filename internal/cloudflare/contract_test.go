@@ -1,0 +1,292 @@
+package cloudflare_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+)
+
+// contract validates every request and response passing through it against
+// Cloudflare's Logpush schema (testdata/logpush-openapi.json, a copy of
+// /work/shared/cloudflare/logpush-openapi.json).
+type contract struct {
+	t      *testing.T
+	router routers.Router
+	next   http.RoundTripper
+
+	mu         sync.Mutex
+	operations map[string]int // operationId → calls validated
+	statuses   map[int]int    // statuses of validated responses
+	unchecked  []string       // calls to routes the schema lacks
+}
+
+// newContract loads the schema for an API served at baseURL.
+func newContract(t *testing.T, baseURL string) *contract {
+	t.Helper()
+	ctx := context.Background()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile("testdata/logpush-openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cloudflare's schema gives logpush_kind (job creation, unused here) a
+	// default outside its own enum; defaults and examples are documentation,
+	// so only they are exempt from the check.
+	if err := doc.Validate(ctx, openapi3.DisableSchemaDefaultsValidation(), openapi3.DisableExamplesValidation()); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	// Route the test server's URL: the schema's server is Cloudflare's.
+	doc.Servers = openapi3.Servers{{URL: baseURL}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &contract{t: t, router: router, next: http.DefaultTransport,
+		operations: map[string]int{}, statuses: map[int]int{}}
+}
+
+// options accept the schema's security (an API token, or email and key)
+// when the headers are present and well-formed.
+func (c *contract) options() *openapi3filter.Options {
+	return &openapi3filter.Options{
+		IncludeResponseStatus: true,
+		MultiError:            true,
+		AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+			h := in.RequestValidationInput.Request.Header
+			switch in.SecuritySchemeName {
+			case "api_token":
+				if tok, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); !ok || tok == "" {
+					return errors.New("no bearer token")
+				}
+			case "api_email":
+				if h.Get("X-Auth-Email") == "" {
+					return errors.New("no X-Auth-Email")
+				}
+			case "api_key":
+				if h.Get("X-Auth-Key") == "" {
+					return errors.New("no X-Auth-Key")
+				}
+			default:
+				return fmt.Errorf("unknown security scheme %q", in.SecuritySchemeName)
+			}
+			return nil
+		},
+	}
+}
+
+// RoundTrip validates the request, sends it, and validates the answer.
+func (c *contract) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		_ = req.Body.Close()
+	}
+	reset := func(r *http.Request) *http.Request {
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		return r
+	}
+
+	route, params, err := c.router.FindRoute(reset(req))
+	if err != nil {
+		if strings.Contains(req.URL.Path, "/logpush/") {
+			c.t.Errorf("%s %s: a Logpush route the schema lacks: %v", req.Method, req.URL.Path, err)
+		}
+		c.mu.Lock()
+		c.unchecked = append(c.unchecked, req.Method+" "+req.URL.Path)
+		c.mu.Unlock()
+		return c.next.RoundTrip(reset(req))
+	}
+	ctx := req.Context()
+	in := &openapi3filter.RequestValidationInput{Request: reset(req), PathParams: params, Route: route, Options: c.options()}
+	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+		c.t.Errorf("request %s %s does not conform: %v", req.Method, req.URL.Path, err)
+	}
+
+	resp, err := c.next.RoundTrip(reset(req))
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode,
+		Header: resp.Header, Body: io.NopCloser(bytes.NewReader(data)), Options: c.options()}
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		c.t.Errorf("response %d to %s %s does not conform: %v\n%s", resp.StatusCode, req.Method, req.URL.Path, err, data)
+	}
+	c.mu.Lock()
+	c.operations[route.Operation.OperationID]++
+	c.statuses[resp.StatusCode]++
+	c.mu.Unlock()
+	return resp, nil
+}
+
+// TestContract runs the real Client against the real Simulator through the
+// schema validator: both sides conform to Cloudflare's published schema, for
+// both scopes, both auth modes, 200 and 4XX answers.
+func TestContract(t *testing.T) {
+	t.Parallel()
+	const (
+		token = "contract-token-0123456789"
+		email = "ops@example.com"
+		key   = "contract-global-key-0123"
+	)
+	written := make(chan [2]string, 16) // filename, token
+	newSim := func(cfg simulator.Config) *httptest.Server {
+		cfg.Write = func(_ context.Context, _, filename string, body []byte) error {
+			written <- [2]string{filename, string(body)}
+			return nil
+		}
+		sim, err := simulator.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sim.Close)
+		srv := httptest.NewServer(sim)
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	srv := newSim(simulator.Config{APIToken: token, Seed: 1})
+	base := srv.URL + "/client/v4"
+	ct := newContract(t, base)
+	client := func(creds cloudflare.Credentials) *cloudflare.Client {
+		c, err := cloudflare.New(cloudflare.Config{BaseURL: base, Credentials: creds, HTTPClient: &http.Client{Transport: ct, Timeout: 10 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ctx := context.Background()
+	conf := "s3://mybucket/logs/{DATE}?region=us-west-2&access-key-id=AKIAEXAMPLE&secret-access-key=abc%2Fdef"
+
+	tc := client(cloudflare.Credentials{APIToken: token})
+	if err := tc.VerifyToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []cloudflare.Target{{Scope: "zone", ID: zoneID}, {Scope: "account", ID: accountID}} {
+		res, err := tc.Challenge(ctx, target, conf)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		var file [2]string
+		select {
+		case file = <-written:
+		case <-time.After(5 * time.Second):
+			t.Fatal("challenge file not written")
+		}
+		if file[0] != res.Filename {
+			t.Fatalf("written %q, answered %q", file[0], res.Filename)
+		}
+		// 4XX: a token that is not the latest.
+		_, err = tc.Validate(ctx, target, conf, "not.the.token")
+		if ae := asAPIError(t, err); ae.Kind != cloudflare.StaleChallenge || ae.HTTPStatus != 400 {
+			t.Fatalf("%s: wrong token: %v", target, err)
+		}
+		if ok, err := tc.Validate(ctx, target, conf, file[1]); err != nil || !ok {
+			t.Fatalf("%s: validate: %v %v", target, ok, err)
+		}
+	}
+
+	// 4XX: credentials the simulator refuses, in both modes.
+	_, err := client(cloudflare.Credentials{APIToken: "wrong-token-value"}).Challenge(ctx, cloudflare.Target{Scope: "zone", ID: zoneID}, conf)
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || ae.HTTPStatus != 403 {
+		t.Fatalf("wrong token: %v", err)
+	}
+	_, err = client(cloudflare.Credentials{Email: email, APIKey: key}).Validate(ctx, cloudflare.Target{Scope: "account", ID: accountID}, conf, "x")
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || ae.HTTPStatus != 403 {
+		t.Fatalf("email and key: %v", err)
+	}
+
+	// Email and key accepted, and a 429 from Cloudflare's rate limit.
+	ksrv := newSim(simulator.Config{Email: email, APIKey: key, RateLimit: 2, RateWindow: time.Minute, Penalty: time.Minute})
+	kbase := ksrv.URL + "/client/v4"
+	kct := newContract(t, kbase)
+	kc, err := cloudflare.New(cloudflare.Config{BaseURL: kbase, Credentials: cloudflare.Credentials{Email: email, APIKey: key},
+		HTTPClient: &http.Client{Transport: kct, Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Challenge(ctx, cloudflare.Target{Scope: "account", ID: accountID}, conf); err != nil {
+		t.Fatal(err)
+	}
+	<-written
+	if _, err := kc.Validate(ctx, cloudflare.Target{Scope: "account", ID: accountID}, conf, "stale"); err == nil {
+		t.Fatal("stale token validated")
+	}
+	_, err = kc.Challenge(ctx, cloudflare.Target{Scope: "zone", ID: zoneID}, conf)
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.RateLimited || ae.RetryAfter != time.Minute {
+		t.Fatalf("over the limit: %v (retry after %v)", err, ae.RetryAfter)
+	}
+
+	// 4XX answers the client never provokes, sent raw: a bad identifier.
+	hc := &http.Client{Transport: ct}
+	req, _ := http.NewRequest(http.MethodPost, base+"/zones/not-a-zone-id/logpush/ownership", strings.NewReader(`{"destination_conf":"s3://b/p"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad identifier: %d", resp.StatusCode)
+	}
+
+	// Every Logpush operation the client uses was checked, and only the
+	// credential check went unchecked (the schema lacks /user).
+	ops := map[string]int{}
+	statuses := map[int]int{}
+	for _, c := range []*contract{ct, kct} {
+		for k, v := range c.operations {
+			ops[k] += v
+		}
+		for k, v := range c.statuses {
+			statuses[k] += v
+		}
+		for _, u := range c.unchecked {
+			if u != "GET /client/v4/user/tokens/verify" {
+				t.Errorf("unchecked call %s", u)
+			}
+		}
+	}
+	for _, op := range []string{
+		"post-zones-zone_id-logpush-ownership", "post-zones-zone_id-logpush-ownership-validate",
+		"post-accounts-account_id-logpush-ownership", "post-accounts-account_id-logpush-ownership-validate",
+	} {
+		if ops[op] == 0 {
+			t.Errorf("operation %s never exercised (got %v)", op, ops)
+		}
+	}
+	for _, s := range []int{200, 400, 403, 429} {
+		if statuses[s] == 0 {
+			t.Errorf("no %d answer validated (got %v)", s, statuses)
+		}
+	}
+	if !slices.Contains(ct.unchecked, "GET /client/v4/user/tokens/verify") {
+		t.Errorf("verify was not seen: %v", ct.unchecked)
+	}
+}

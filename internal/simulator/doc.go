@@ -1,0 +1,35 @@
+// Package simulator is a local stand-in for Cloudflare's Logpush ownership
+// API, an http.Handler used by the demo, the end-to-end tests and the
+// benchmarks.
+//
+// It plays Cloudflare's side of the flow:
+//
+//	POST {zones|accounts}/{id}/logpush/ownership
+//	    answers result.filename at once and, WriteDelay (+ jitter) later,
+//	    writes a signed JWT-like token into the destination through
+//	    Config.Write; the same destination always gets the same filename.
+//	POST .../logpush/ownership/validate
+//	    accepts only the latest unexpired token issued for that
+//	    (scope, id, byte-identical destination_conf).
+//	GET /user/tokens/verify, GET /user
+//	    credential checks.
+//
+// Answers follow the shapes of Cloudflare's published schema
+// (success/errors/messages/result envelopes, 4XX with success=false and
+// result=null) and its known error codes: 7000 no route, 7003 invalid object
+// identifier, 6003 invalid request headers (with error_chain 6102/6103/6111/
+// 9106), 10000 authentication error, 1002 incorrect ownership challenge.
+// Codes Cloudflare does not document for this API are the simulator's
+// choice: 1001 for an invalid request body, 7001 for a wrong method, 1015
+// for 429 answers (Cloudflare sends 971, which the schema's minimum of 1000
+// forbids) and 10002 for injected 5xx answers.
+//
+// Paths are served with or without the /client/v4 prefix, so the base URL of
+// a client can be http://host/client/v4 as against Cloudflare.
+//
+// It can also misbehave on purpose: a fraction of calls answered 5xx or 429,
+// Cloudflare's per-credential rate limit with its penalty, and hostile
+// answers (HTML, truncated, huge, slow, redirect, no result, not JSON). Stats
+// counts what happened, including the most requests any credential made in
+// one RateWindow, so tests can prove a client fleet stayed under the limit.
+package simulator

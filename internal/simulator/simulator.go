@@ -1,0 +1,459 @@
+package simulator
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+)
+
+// Endpoint names, the keys of Stats.Requests. The Logpush ones match the
+// client's metrics labels.
+const (
+	// EndpointChallenge is POST .../logpush/ownership.
+	EndpointChallenge = "ownership"
+	// EndpointValidate is POST .../logpush/ownership/validate.
+	EndpointValidate = "ownership_validate"
+	// EndpointVerify is GET /user/tokens/verify.
+	EndpointVerify = "verify"
+	// EndpointUser is GET /user.
+	EndpointUser = "user"
+	// EndpointUnknown is any other path.
+	EndpointUnknown = "unknown"
+)
+
+// Limits of the request fields, from Cloudflare's schema.
+const (
+	maxConf      = 4096
+	maxChallenge = 4096
+	maxBody      = 64 << 10
+)
+
+// Simulator is the simulated API. It is safe for concurrent use.
+type Simulator struct {
+	cfg Config
+	log *slog.Logger
+	key []byte // HMAC key of the tokens
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // running writes
+
+	mu      sync.Mutex
+	rnd     *rand.Rand
+	closed  bool
+	dests   map[[32]byte]*dest
+	windows map[string]*window
+	stats   Stats
+}
+
+// dest is the state of one (scope, id, destination_conf).
+type dest struct {
+	token   string    // latest token issued
+	expires time.Time // of token
+	gen     uint64    // challenges issued, to tell timers apart
+	timer   *time.Timer
+}
+
+// New returns a Simulator for cfg, with defaults applied.
+func New(cfg Config) (*Simulator, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := crand.Read(key); err != nil {
+		return nil, fmt.Errorf("simulator: token key: %w", err)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Simulator{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		key:     key,
+		ctx:     ctx,
+		cancel:  cancel,
+		rnd:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		dests:   make(map[[32]byte]*dest),
+		windows: make(map[string]*window),
+		stats:   newStats(),
+	}, nil
+}
+
+// Close stops the pending delayed writes, cancels the running ones and waits
+// for them. The simulator still answers afterwards, but writes nothing.
+func (s *Simulator) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for _, d := range s.dests {
+		if d.timer != nil {
+			d.timer.Stop()
+			d.timer = nil
+		}
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+// ServeHTTP answers one API call.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &statusWriter{ResponseWriter: w}
+	rt := route(r)
+	defer func() {
+		s.count(rt.endpoint, rec.status)
+		s.log.Debug("simulator request", "method", r.Method, "endpoint", rt.endpoint, "status", rec.status)
+	}()
+	if rt.fail != nil {
+		writeFailure(rec, rt.fail)
+		return
+	}
+	cred, fail := s.authenticate(r, rt.endpoint)
+	if fail != nil {
+		writeFailure(rec, fail)
+		return
+	}
+	if s.rateLimited(rec, cred) {
+		return
+	}
+	if s.inject(rec, r) {
+		return
+	}
+	switch rt.endpoint {
+	case EndpointChallenge:
+		s.challenge(rec, r, rt)
+	case EndpointValidate:
+		s.validate(rec, r, rt)
+	case EndpointVerify:
+		writeJSON(rec, http.StatusOK, envelope{
+			Success:  true,
+			Errors:   []message{},
+			Messages: []message{{Code: 10000, Message: "This API Token is valid and active"}},
+			Result:   map[string]string{"id": cred.id, "status": "active"},
+		})
+	case EndpointUser:
+		writeJSON(rec, http.StatusOK, success(map[string]string{"id": cred.id, "email": cred.email}))
+	}
+}
+
+// Stats returns a copy of the counters.
+func (s *Simulator) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.clone()
+}
+
+// target is a routed request.
+type target struct {
+	endpoint string
+	scope    string // "zone" or "account"
+	id       string
+	fail     *failure
+}
+
+// route maps a request to an endpoint; fail is set for unknown routes,
+// wrong methods and invalid identifiers.
+func route(r *http.Request) target {
+	path := r.URL.Path
+	if rest, ok := strings.CutPrefix(path, "/client/v4"); ok && (rest == "" || rest[0] == '/') {
+		path = rest
+	}
+	seg := strings.Split(strings.Trim(path, "/"), "/")
+	var t target
+	method := http.MethodPost
+	switch {
+	case len(seg) >= 4 && len(seg) <= 5 && (seg[0] == "zones" || seg[0] == "accounts") &&
+		seg[2] == "logpush" && seg[3] == "ownership" && (len(seg) == 4 || seg[4] == "validate"):
+		t.scope, t.id = strings.TrimSuffix(seg[0], "s"), seg[1]
+		t.endpoint = EndpointChallenge
+		if len(seg) == 5 {
+			t.endpoint = EndpointValidate
+		}
+	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
+		t.endpoint, method = EndpointVerify, http.MethodGet
+	case len(seg) == 1 && seg[0] == "user":
+		t.endpoint, method = EndpointUser, http.MethodGet
+	default:
+		t.endpoint = EndpointUnknown
+		t.fail = fail(http.StatusNotFound, message{Code: 7000, Message: "No route for that URI"})
+		return t
+	}
+	if r.Method != method {
+		t.fail = fail(http.StatusMethodNotAllowed, message{Code: 7001, Message: "Method not allowed"})
+		return t
+	}
+	if t.id != "" && !isIdentifier(t.id) {
+		t.fail = fail(http.StatusBadRequest, message{Code: 7003,
+			Message: "Could not route to " + r.URL.Path + ", perhaps your object identifier is invalid?"})
+	}
+	return t
+}
+
+// credential is who made an authenticated call.
+type credential struct {
+	key   string // rate-limit key: mode and a hash, never the secret
+	id    string // 32 hex, the token or user id answered by verify
+	email string
+}
+
+// authenticate checks the auth headers like Cloudflare: malformed or missing
+// headers are 400 code 6003 with an error_chain naming the header, wrong
+// values 403 code 10000.
+func (s *Simulator) authenticate(r *http.Request, endpoint string) (credential, *failure) {
+	authz := r.Header.Get("Authorization")
+	email, key := r.Header.Get("X-Auth-Email"), r.Header.Get("X-Auth-Key")
+	anyAccepted := s.cfg.APIToken == "" && s.cfg.Email == "" && s.cfg.APIKey == ""
+	switch {
+	case authz != "":
+		scheme, tok, _ := strings.Cut(authz, " ")
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
+			return credential{}, badHeaders(6111, "Invalid format for Authorization header")
+		}
+		if !anyAccepted && !equal(tok, s.cfg.APIToken) {
+			return credential{}, authError()
+		}
+		id := hash("token", tok)
+		return credential{key: "token:" + id[:16], id: id[:32], email: "simulator@example.com"}, nil
+	case email != "" || key != "":
+		if endpoint == EndpointVerify {
+			return credential{}, badHeaders(6111, "Invalid format for Authorization header")
+		}
+		if email == "" {
+			return credential{}, badHeaders(6102, "Invalid format for X-Auth-Email header")
+		}
+		if key == "" {
+			return credential{}, badHeaders(6103, "Invalid format for X-Auth-Key header")
+		}
+		if !anyAccepted && (!equal(email, s.cfg.Email) || !equal(key, s.cfg.APIKey)) {
+			return credential{}, authError()
+		}
+		id := hash("key", email, key)
+		return credential{key: "key:" + id[:16], id: id[:32], email: email}, nil
+	default:
+		return credential{}, badHeaders(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+	}
+}
+
+// equal compares a presented secret with the configured one in constant
+// time; an unconfigured secret accepts nothing.
+func equal(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func badHeaders(code int, msg string) *failure {
+	return fail(http.StatusBadRequest, message{Code: 6003, Message: "Invalid request headers",
+		ErrorChain: []message{{Code: code, Message: msg}}})
+}
+
+func authError() *failure {
+	return fail(http.StatusForbidden, message{Code: 10000, Message: "Authentication error"})
+}
+
+// challengeRequest is the body of both ownership calls.
+type challengeRequest struct {
+	DestinationConf    *string `json:"destination_conf"`
+	OwnershipChallenge *string `json:"ownership_challenge"`
+}
+
+// decode reads and checks the request body; code 1001 for every problem.
+func decode(w http.ResponseWriter, r *http.Request, wantChallenge bool) (challengeRequest, *failure) {
+	var req challengeRequest
+	invalid := func(msg string) *failure {
+		return fail(http.StatusBadRequest, message{Code: 1001, Message: msg})
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	if err := dec.Decode(&req); err != nil {
+		return req, invalid("Malformed JSON in request body")
+	}
+	switch {
+	case req.DestinationConf == nil || *req.DestinationConf == "":
+		return req, invalid("destination_conf is required")
+	case len(*req.DestinationConf) > maxConf:
+		return req, invalid(fmt.Sprintf("destination_conf must be at most %d characters", maxConf))
+	case !wantChallenge:
+	case req.OwnershipChallenge == nil || *req.OwnershipChallenge == "":
+		return req, invalid("ownership_challenge is required")
+	case len(*req.OwnershipChallenge) > maxChallenge || !isChallengeText(*req.OwnershipChallenge):
+		return req, invalid("ownership_challenge is invalid")
+	}
+	return req, nil
+}
+
+// challenge issues a token, answers its filename and schedules the write.
+func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) {
+	req, f := decode(w, r, false)
+	if f != nil {
+		writeFailure(w, f)
+		return
+	}
+	conf := *req.DestinationConf
+	prefix, err := pathPrefix(conf)
+	if err != nil {
+		writeFailure(w, fail(http.StatusBadRequest, message{Code: 1001, Message: "destination_conf is invalid: " + err.Error()}))
+		return
+	}
+	key := destKey(t, conf)
+	filename := "ownership-challenge-" + hex.EncodeToString(key[:4]) + ".txt"
+	if prefix != "" {
+		filename = prefix + "/" + filename
+	}
+	now := s.cfg.Now()
+
+	s.mu.Lock()
+	jti := s.rnd.Uint64()
+	delay := s.cfg.WriteDelay
+	if s.cfg.WriteJitter > 0 {
+		delay += time.Duration(s.rnd.Int64N(int64(s.cfg.WriteJitter)))
+	}
+	s.mu.Unlock()
+	token := s.token(conf, now, jti)
+
+	s.mu.Lock()
+	d := s.dests[key]
+	if d == nil {
+		d = &dest{}
+		s.dests[key] = d
+	}
+	d.token, d.expires = token, now.Add(s.cfg.TokenTTL)
+	d.gen++
+	if d.timer != nil {
+		// A later challenge supersedes a pending write: on Cloudflare the
+		// earlier file would already be there, and overwritten now.
+		d.timer.Stop()
+		d.timer = nil
+	}
+	if !s.closed {
+		gen := d.gen
+		d.timer = time.AfterFunc(delay, func() { s.write(key, gen, conf, filename, token) })
+	}
+	s.stats.ChallengesIssued++
+	s.stats.Destinations = len(s.dests)
+	s.mu.Unlock()
+
+	writeJSON(w, http.StatusOK, success(map[string]any{"filename": filename, "message": "", "valid": true}))
+}
+
+// write runs the delayed write of one challenge.
+func (s *Simulator) write(key [32]byte, gen uint64, conf, filename, token string) {
+	s.mu.Lock()
+	d := s.dests[key]
+	if s.closed || d == nil || d.gen != gen {
+		// Closed, or superseded by a later challenge after this timer fired.
+		s.mu.Unlock()
+		return
+	}
+	d.timer = nil
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	err := s.cfg.Write(ctx, conf, filename, []byte(token))
+
+	s.mu.Lock()
+	if err != nil {
+		s.stats.WriteErrors++
+	} else {
+		s.stats.FilesWritten++
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Warn("simulator: writing challenge file failed", "destination", redact.String(conf),
+			"filename", filename, "err", redact.String(err.Error()))
+	}
+}
+
+// validate accepts the latest unexpired token of the destination.
+func (s *Simulator) validate(w http.ResponseWriter, r *http.Request, t target) {
+	req, f := decode(w, r, true)
+	if f != nil {
+		writeFailure(w, f)
+		return
+	}
+	key := destKey(t, *req.DestinationConf)
+	now := s.cfg.Now()
+	s.mu.Lock()
+	d := s.dests[key]
+	ok := d != nil && now.Before(d.expires) &&
+		subtle.ConstantTimeCompare([]byte(d.token), []byte(*req.OwnershipChallenge)) == 1
+	if ok {
+		s.stats.ValidationsOK++
+	} else {
+		s.stats.ValidationsFailed++
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeFailure(w, fail(http.StatusBadRequest, message{Code: 1002, Message: "incorrect ownership challenge"}))
+		return
+	}
+	writeJSON(w, http.StatusOK, success(map[string]bool{"valid": true}))
+}
+
+// destKey identifies a destination: scope, id and the byte-identical conf.
+func destKey(t target, conf string) [32]byte {
+	return sha256.Sum256([]byte(t.scope + "|" + t.id + "|" + conf))
+}
+
+// pathPrefix is the conf's path inside its bucket: "logs/x" for
+// s3://bucket/logs/x?region=..., "tmp/d/x" for file:///tmp/d/x (the
+// filesystem root plays the bucket).
+func pathPrefix(conf string) (string, error) {
+	u, err := url.Parse(conf)
+	if err != nil {
+		return "", errors.New("not a URL")
+	}
+	if u.Scheme == "" {
+		return "", errors.New("missing scheme")
+	}
+	return strings.Trim(u.Path, "/"), nil
+}
+
+// hash returns the hex SHA-256 of parts, NUL-separated.
+func hash(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:])
+}
+
+// isIdentifier reports whether id is a zone or account id: 32 hex
+// characters.
+func isIdentifier(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// isChallengeText reports whether s matches ownership_challenge's schema
+// pattern ^[a-zA-Z0-9/+.\-_]*$.
+func isChallengeText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte("/+.-_", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,94 @@
+package simulator
+
+import (
+	"fmt"
+	"maps"
+)
+
+// RequestKey counts the answers of one endpoint with one status.
+type RequestKey struct {
+	// Endpoint is one of the Endpoint constants.
+	Endpoint string
+	// Status is the HTTP status answered; 0 when the call was abandoned
+	// (the client gave up on a slow answer, or the simulator closed).
+	Status int
+}
+
+// Stats are the simulator's counters since New.
+type Stats struct {
+	// Requests counts answers by endpoint and status.
+	Requests map[RequestKey]int
+	// RateLimitedInjected counts 429s injected by RateLimitRate.
+	RateLimitedInjected int
+	// RateLimitedLimit counts 429s of the enforced RateLimit (the request
+	// over the limit and those during the penalty).
+	RateLimitedLimit int
+	// ServerErrorsInjected counts 5xx injected by ErrorRate.
+	ServerErrorsInjected int
+	// HostileInjected counts hostile answers by kind.
+	HostileInjected map[string]int
+	// ChallengesIssued counts tokens issued.
+	ChallengesIssued int
+	// ValidationsOK and ValidationsFailed count validate answers 200 and
+	// 1002.
+	ValidationsOK, ValidationsFailed int
+	// FilesWritten and WriteErrors count delayed writes.
+	FilesWritten, WriteErrors int
+	// Destinations counts the distinct (scope, id, destination_conf) seen.
+	Destinations int
+	// MaxInWindow is the most requests any one credential made in any
+	// RateWindow (0 when RateWindow is 0). A client that honours the limit
+	// keeps it at or below RateLimit.
+	MaxInWindow int
+}
+
+// Count returns the answers of endpoint with status.
+func (s Stats) Count(endpoint string, status int) int {
+	return s.Requests[RequestKey{Endpoint: endpoint, Status: status}]
+}
+
+// Total returns the answers of endpoint, any status.
+func (s Stats) Total(endpoint string) int {
+	n := 0
+	for k, v := range s.Requests {
+		if k.Endpoint == endpoint {
+			n += v
+		}
+	}
+	return n
+}
+
+func newStats() Stats {
+	return Stats{Requests: map[RequestKey]int{}, HostileInjected: map[string]int{}}
+}
+
+func (s Stats) clone() Stats {
+	s.Requests = maps.Clone(s.Requests)
+	s.HostileInjected = maps.Clone(s.HostileInjected)
+	return s
+}
+
+// count records one answer.
+func (s *Simulator) count(endpoint string, status int) {
+	s.mu.Lock()
+	s.stats.Requests[RequestKey{Endpoint: endpoint, Status: status}]++
+	s.mu.Unlock()
+}
+
+// String summarises the counters on one line, for the demo's report.
+func (s Stats) String() string {
+	total := 0
+	for _, v := range s.Requests {
+		total += v
+	}
+	hostile := 0
+	for _, v := range s.HostileInjected {
+		hostile += v
+	}
+	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, verify %d, user %d, unknown %d); "+
+		"injected 5xx %d, 429 %d, hostile %d; rate-limit 429 %d; challenges %d, validations %d ok %d failed; "+
+		"files written %d, write errors %d; destinations %d; max %d requests in a window",
+		total, s.Total(EndpointChallenge), s.Total(EndpointValidate), s.Total(EndpointVerify), s.Total(EndpointUser), s.Total(EndpointUnknown),
+		s.ServerErrorsInjected, s.RateLimitedInjected, hostile, s.RateLimitedLimit, s.ChallengesIssued,
+		s.ValidationsOK, s.ValidationsFailed, s.FilesWritten, s.WriteErrors, s.Destinations, s.MaxInWindow)
+}
