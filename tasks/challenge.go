@@ -1,0 +1,18 @@
+package tasks
+
+import (
+	"github.com/hibiken/asynq"
+)
+
+// ChallengePayload asks Cloudflare for an ownership challenge for one destination.
+type ChallengePayload struct {
+	Dest
+}
+
+// NewChallengeTask returns the logpush:challenge task for d with its defaults:
+// queue logpush, a deterministic TaskID (so enqueueing twice adds nothing),
+// maxRetry retries of transient errors, a per-run timeout and retention of
+// the finished task so that a re-run within retention is detected.
+func NewChallengeTask(d Dest, o Options) (*asynq.Task, error) {
+	return newTask(TypeChallenge, "ch", ChallengePayload{Dest: d}, d, o, 0)
+}

@@ -1,0 +1,52 @@
+package tasks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+)
+
+// Task type names and the queue. They are wire names: users build dashboards
+// and scripts on them, so they never change.
+const (
+	TypeChallenge = "logpush:challenge"
+	TypePoll      = "logpush:poll"
+	TypeValidate  = "logpush:validate"
+	Queue         = "logpush"
+)
+
+// Dest identifies one destination of one batch, as every payload carries it.
+// DestinationConf is the raw conf, sent byte-identical to Cloudflare.
+type Dest struct {
+	BatchID         string    `json:"batch_id"`
+	Scope           string    `json:"scope"`
+	ScopeID         string    `json:"scope_id"`
+	DestinationConf string    `json:"destination_conf"`
+	EnqueuedAt      time.Time `json:"enqueued_at"`
+	// Gen is the challenge generation: 0 for the first challenge, plus one for
+	// each fresh challenge requested after a stale token or a poll deadline.
+	Gen int `json:"gen"`
+}
+
+// Hash identifies a destination (scope, id and conf) independently of the
+// batch: 32 hex characters of SHA-256. It carries no secret.
+func (d Dest) Hash() string { return DestHash(d.Scope, d.ScopeID, d.DestinationConf) }
+
+// DestHash is Dest.Hash for callers that have the parts.
+func DestHash(scope, scopeID, conf string) string {
+	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write([]byte(scopeID))
+	h.Write([]byte{0})
+	h.Write([]byte(conf))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// taskID is the asynq TaskID of a stage of one destination in one batch and
+// generation. Deterministic IDs make enqueueing idempotent: re-running a
+// file, or a retried handler enqueueing its next stage twice, adds nothing.
+func taskID(stage string, d Dest) string {
+	return stage + ":" + d.BatchID + ":" + d.Hash() + ":" + strconv.Itoa(d.Gen)
+}

@@ -1,0 +1,62 @@
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Options are the per-task settings shared by all three task types.
+type Options struct {
+	// MaxRetry is how many times a transient failure is retried (snoozes of a
+	// poll do not count). Default 12.
+	MaxRetry int
+	// Timeout bounds one run of a handler. Default 2m.
+	Timeout time.Duration
+	// Retention keeps a finished task (and so its TaskID) this long. Default 24h.
+	Retention time.Duration
+}
+
+// WithDefaults fills unset fields.
+func (o Options) WithDefaults() Options {
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = 12
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Retention <= 0 {
+		o.Retention = 24 * time.Hour
+	}
+	return o
+}
+
+func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Duration) (*asynq.Task, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	o = o.WithDefaults()
+	opts := []asynq.Option{
+		asynq.Queue(Queue),
+		asynq.TaskID(taskID(stage, d)),
+		asynq.MaxRetry(o.MaxRetry),
+		asynq.Timeout(o.Timeout),
+		asynq.Retention(o.Retention),
+	}
+	if delay > 0 {
+		opts = append(opts, asynq.ProcessIn(delay))
+	}
+	return asynq.NewTask(typ, b, opts...), nil
+}
+
+// Decode unmarshals a task payload into v, strictly: an undecodable payload
+// can never succeed, so callers treat the error as permanent.
+func Decode(t *asynq.Task, v any) error {
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("decode %s payload: %w", t.Type(), err)
+	}
+	return nil
+}

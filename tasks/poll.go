@@ -1,0 +1,25 @@
+package tasks
+
+import (
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// PollPayload asks the worker to look for the challenge file once.
+type PollPayload struct {
+	Dest
+	// Filename is result.filename of the challenge answer.
+	Filename string `json:"filename"`
+	// RequestedAt is when the challenge request was sent: only a file written
+	// after it (less the clock-skew allowance) belongs to this challenge.
+	RequestedAt time.Time `json:"requested_at"`
+	// Deadline ends polling: past it the destination gets one fresh
+	// challenge, then fails.
+	Deadline time.Time `json:"deadline"`
+}
+
+// NewPollTask returns the logpush:poll task, first run after delay.
+func NewPollTask(p PollPayload, o Options, delay time.Duration) (*asynq.Task, error) {
+	return newTask(TypePoll, "po", p, p.Dest, o, delay)
+}

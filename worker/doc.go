@@ -1,0 +1,14 @@
+// Package worker runs the three stages of onboarding as asynq handlers:
+//
+//	logpush:challenge  POST .../logpush/ownership, then schedule a poll
+//	logpush:poll       read <filename> from the destination; not there yet:
+//	                   snooze (no retry spent, no worker slot held)
+//	logpush:validate   POST .../logpush/ownership/validate with the token
+//
+// Each handler ends in one of three ways: done (nil), transient (a plain
+// error that asynq retries after RetryDelay), or permanent (wrapping
+// asynq.SkipRetry, archived, with a failed event). A missing challenge file
+// is a *SnoozeError: RetryDelay reads its delay and IsFailure returns false.
+// Every outcome goes through the events store, whose Lua scripts make a
+// handler that runs twice emit a single terminal event.
+package worker

@@ -1,0 +1,512 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// API is the part of the Cloudflare client the handlers use.
+type API interface {
+	Challenge(ctx context.Context, t cloudflare.Target, destinationConf string) (cloudflare.ChallengeResult, error)
+	Validate(ctx context.Context, t cloudflare.Target, destinationConf, ownershipChallenge string) (bool, error)
+}
+
+// Budget is the shared Cloudflare API budget: Wait before every call, Pause
+// all workers of the credential after a 429.
+type Budget interface {
+	Wait(ctx context.Context) (time.Duration, error)
+	Pause(ctx context.Context, d time.Duration, reason string) error
+}
+
+// Enqueuer schedules the next stage.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// HandlerConfig tunes the handlers. Every field has a default.
+type HandlerConfig struct {
+	// PollFirst is the delay from the challenge answer to the first poll. Default 2s.
+	PollFirst time.Duration
+	// PollInterval is the delay after the first miss; it grows by half
+	// each miss up to PollMaxInterval. Default 1s.
+	PollInterval time.Duration
+	// PollMaxInterval caps the delay between polls. Default 15s.
+	PollMaxInterval time.Duration
+	// PollDeadline ends polling for one challenge. Default 15m.
+	PollDeadline time.Duration
+	// ClockSkew is subtracted from the challenge request time (itself
+	// truncated to the second, as S3's Last-Modified is) before comparing
+	// it with the file's modification time. Default 1s.
+	ClockSkew time.Duration
+	// MaxRechallenges bounds the fresh challenges requested after a stale
+	// token (validate answering 1002) or a poll deadline. Default 2.
+	MaxRechallenges int
+	// Task sets the options of the tasks the handlers enqueue.
+	Task tasks.Options
+}
+
+// WithDefaults fills unset fields.
+func (c HandlerConfig) WithDefaults() HandlerConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.PollFirst, 2*time.Second)
+	def(&c.PollInterval, time.Second)
+	def(&c.PollMaxInterval, 15*time.Second)
+	def(&c.PollDeadline, 15*time.Minute)
+	def(&c.ClockSkew, time.Second)
+	if c.MaxRechallenges <= 0 {
+		c.MaxRechallenges = 2
+	}
+	c.Task = c.Task.WithDefaults()
+	return c
+}
+
+// Handlers serves the three task types.
+type Handlers struct {
+	api     API
+	reader  destination.Reader
+	store   *events.Store
+	enq     Enqueuer
+	budget  Budget
+	auth    *AuthGuard
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	cfg     HandlerConfig
+	now     func() time.Time
+}
+
+// Deps are what the handlers talk to.
+type Deps struct {
+	API     API
+	Reader  destination.Reader
+	Store   *events.Store
+	Enqueue Enqueuer
+	Budget  Budget // nil: no shared budget
+	// Auth pauses the queue after consecutive 401/403 answers; nil: never.
+	Auth    *AuthGuard
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time // default time.Now
+}
+
+// NewHandlers returns the handlers.
+func NewHandlers(d Deps, cfg HandlerConfig) *Handlers {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handlers{api: d.API, reader: d.Reader, store: d.Store, enq: d.Enqueue, budget: d.Budget, auth: d.Auth,
+		metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now}
+}
+
+// Register adds the three handlers to mux.
+func (h *Handlers) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(tasks.TypeChallenge, h.Challenge)
+	mux.HandleFunc(tasks.TypePoll, h.Poll)
+	mux.HandleFunc(tasks.TypeValidate, h.Validate)
+}
+
+// Challenge handles logpush:challenge: POST .../logpush/ownership, then
+// schedule the first poll.
+func (h *Handlers) Challenge(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.challenge)
+}
+
+// Poll handles logpush:poll: one look for the challenge file.
+func (h *Handlers) Poll(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.poll)
+}
+
+// Validate handles logpush:validate: submit the token.
+func (h *Handlers) Validate(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.validate)
+}
+
+// errSuperseded marks a task whose destination has moved on (a newer
+// challenge, or already finished): it ends without doing anything.
+var errSuperseded = errors.New("superseded")
+
+// observe runs fn and counts its outcome. A superseded task ends with nil.
+func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
+	err := fn(ctx, t)
+	var s *SnoozeError
+	outcome := "success"
+	switch {
+	case errors.Is(err, errSuperseded):
+		outcome, err = "superseded", nil
+	case err == nil:
+	case errors.As(err, &s):
+		outcome = "snooze"
+	case errors.Is(err, asynq.SkipRetry):
+		outcome = "failed"
+	default:
+		retried, _ := asynq.GetRetryCount(ctx)
+		maxRetry, _ := asynq.GetMaxRetry(ctx)
+		outcome = "retry"
+		if retried >= maxRetry {
+			outcome = "failed"
+		}
+	}
+	h.metrics.Tasks.WithLabelValues(t.Type(), outcome).Inc()
+	return err
+}
+
+// run carries what every handler needs for one task.
+type run struct {
+	d    tasks.Dest
+	key  events.Key
+	conf tasks.Conf
+	log  *slog.Logger
+}
+
+func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tasks.Dest) (*run, error) {
+	id, _ := asynq.GetTaskID(ctx)
+	retry, _ := asynq.GetRetryCount(ctx)
+	log := h.log.With("task_id", id, "retry", retry, "type", t.Type())
+	if err := tasks.Decode(t, payload); err != nil {
+		log.Error("undecodable payload", "err", err)
+		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	r := &run{d: *d, key: events.Key{Batch: d.BatchID, Hash: d.Hash()}}
+	r.log = log.With("batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen)
+	conf, err := tasks.ParseConf(d.DestinationConf)
+	if err != nil {
+		// The producer validated it, so this payload was not made by us.
+		return nil, h.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+	}
+	r.conf = conf
+	r.log = r.log.With("destination_type", conf.Type)
+	return r, nil
+}
+
+// enter moves the destination to stage and counts an attempt. A destination
+// that already finished, or that a newer challenge generation took over,
+// ends the task.
+func (h *Handlers) enter(ctx context.Context, r *run, state, attempt string) (events.DestState, error) {
+	st, err := h.store.Get(ctx, r.key)
+	if err != nil && !errors.Is(err, events.ErrNotFound) {
+		return st, err
+	}
+	if events.Terminal(st.State) || st.Gen > r.d.Gen {
+		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
+		return st, errSuperseded
+	}
+	if _, err := h.store.Transition(ctx, r.key, state, nil, attempt); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
+	var p tasks.ChallengePayload
+	r, err := h.start(ctx, t, &p, &p.Dest)
+	if err != nil {
+		return err
+	}
+	if _, err := h.enter(ctx, r, events.Challenging, "challenge"); err != nil {
+		return err
+	}
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	requestedAt := h.now()
+	res, err := h.api.Challenge(ctx, target(r.d), r.d.DestinationConf)
+	if err != nil {
+		return h.apiError(ctx, r, "", err)
+	}
+	h.auth.Success(ctx)
+	if !r.conf.TokenReadable() {
+		// Sumo and the like: the token goes to the HTTP source; an operator
+		// submits it.
+		return h.outcome(ctx, r, events.AwaitingToken, res.Filename, nil)
+	}
+	deadline := requestedAt.Add(h.cfg.PollDeadline)
+	if _, err := h.store.Transition(ctx, r.key, events.Polling, nil, "",
+		"gen", r.d.Gen, "filename", res.Filename, "requested_at", requestedAt.UnixNano()); err != nil {
+		return err
+	}
+	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline},
+		h.cfg.Task, h.cfg.PollFirst)
+	if err != nil {
+		return err
+	}
+	if err := h.enqueue(ctx, task); err != nil {
+		return err
+	}
+	r.log.Info("challenge requested", "filename", res.Filename)
+	return nil
+}
+
+func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
+	var p tasks.PollPayload
+	r, err := h.start(ctx, t, &p, &p.Dest)
+	if err != nil {
+		return err
+	}
+	st, err := h.enter(ctx, r, events.Polling, "poll")
+	if err != nil {
+		return err
+	}
+	// A retried challenge of this generation may have asked again after
+	// this poll was scheduled: only its (later) token is good.
+	requestedAt := p.RequestedAt
+	if st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
+		requestedAt = st.RequestedAt
+	}
+	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
+	loc := Location(r.conf, p.Filename)
+	obj, err := h.reader.Read(ctx, loc, notBefore)
+	switch {
+	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
+		h.storage(r.conf.Type, err)
+		return h.notYet(ctx, r, p, st.Attempts.Poll+1, err)
+	case err != nil:
+		h.storage(r.conf.Type, err)
+		if classify(err) == permanent {
+			return h.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+		}
+		return h.retryOrFail(ctx, r, p.Filename, err)
+	}
+	h.storage(r.conf.Type, nil)
+	token, err := parseToken(obj.Body, notBefore)
+	if errors.Is(err, errStaleToken) {
+		return h.notYet(ctx, r, p, st.Attempts.Poll+1, err)
+	}
+	if err != nil {
+		return h.fail(ctx, r, p.Filename, fmt.Errorf("read %s: %w: %w", loc, err, asynq.SkipRetry))
+	}
+	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: r.d, Filename: p.Filename, Token: token}, h.cfg.Task)
+	if err != nil {
+		return err
+	}
+	if err := h.enqueue(ctx, task); err != nil {
+		return err
+	}
+	h.metrics.PollAttempts.Observe(float64(st.Attempts.Poll + 1))
+	r.log.Info("challenge file found", "filename", p.Filename, "polls", st.Attempts.Poll+1)
+	return nil
+}
+
+// notYet snoozes the poll, or, past the deadline, asks for one fresh
+// challenge and then gives up.
+func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+	if h.now().Before(p.Deadline) {
+		return &SnoozeError{Delay: h.pollDelay(polls), Reason: cause.Error()}
+	}
+	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
+	return h.rechallenge(ctx, r, p.Filename, why)
+}
+
+// pollDelay is the delay after the n-th miss: PollInterval growing by half
+// each miss, capped at PollMaxInterval.
+func (h *Handlers) pollDelay(n int) time.Duration {
+	d := h.cfg.PollInterval
+	for i := 1; i < n && d < h.cfg.PollMaxInterval; i++ {
+		d += d / 2
+	}
+	return min(d, h.cfg.PollMaxInterval)
+}
+
+func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
+	var p tasks.ValidatePayload
+	r, err := h.start(ctx, t, &p, &p.Dest)
+	if err != nil {
+		return err
+	}
+	if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
+		return err
+	}
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	if _, err := h.api.Validate(ctx, target(r.d), r.d.DestinationConf, p.Token); err != nil {
+		if classify(err) == stale {
+			return h.rechallenge(ctx, r, p.Filename, err)
+		}
+		return h.apiError(ctx, r, p.Filename, err)
+	}
+	h.auth.Success(ctx)
+	return h.outcome(ctx, r, events.Validated, p.Filename, nil)
+}
+
+// rechallenge enqueues the next challenge generation, or fails the
+// destination once MaxRechallenges fresh challenges were spent.
+func (h *Handlers) rechallenge(ctx context.Context, r *run, filename string, cause error) error {
+	if r.d.Gen >= h.cfg.MaxRechallenges {
+		return h.fail(ctx, r, filename, fmt.Errorf("after %d fresh challenges: %w: %w", r.d.Gen, cause, asynq.SkipRetry))
+	}
+	next := r.d
+	next.Gen++
+	task, err := tasks.NewChallengeTask(next, h.cfg.Task)
+	if err != nil {
+		return err
+	}
+	if err := h.enqueue(ctx, task); err != nil {
+		return err
+	}
+	r.log.Warn("requesting a fresh challenge", "reason", redact.String(cause.Error()), "next_gen", next.Gen)
+	return nil
+}
+
+// apiError turns a Cloudflare error into the task's outcome.
+func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err error) error {
+	var ae *cloudflare.APIError
+	if errors.As(err, &ae) && ae.Kind == cloudflare.RateLimited && ae.RetryAfter > 0 && h.budget != nil {
+		if perr := h.budget.Pause(ctx, ae.RetryAfter, "429 from "+ae.Endpoint); perr == nil {
+			h.metrics.Cooldowns.Inc()
+		}
+	}
+	if errors.As(err, &ae) && ae.Kind == cloudflare.Auth {
+		paused, perr := h.auth.Failure(ctx, ae.Error())
+		if perr != nil {
+			return perr
+		}
+		if paused {
+			// The credential is broken for everyone: keep this destination
+			// for after 'resume' instead of failing it.
+			h.metrics.QueuePauses.WithLabelValues("auth").Inc()
+			r.log.Error("queue paused: repeated authentication failures", "err", ae.Error())
+			return fmt.Errorf("queue paused after repeated authentication failures: %w", err)
+		}
+	}
+	if classify(err) == permanent {
+		return h.fail(ctx, r, filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+	}
+	return h.retryOrFail(ctx, r, filename, err)
+}
+
+// retryOrFail returns a transient error for asynq to retry, and on the last
+// allowed attempt records the failure first, so that the archived task and
+// the failed event say the same thing.
+func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err error) error {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if ok && retried >= maxRetry {
+		return h.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
+	}
+	r.log.Warn("transient error, will retry", "err", redact.String(err.Error()))
+	return err
+}
+
+// fail records the failed outcome and returns err for asynq.
+func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error) error {
+	if oerr := h.outcome(ctx, r, events.Failed, filename, err); oerr != nil {
+		return oerr // state not written: let asynq retry the whole task
+	}
+	return err
+}
+
+// outcome moves the destination to its outcome and emits its event, once.
+func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, cause error) error {
+	st, err := h.store.Get(ctx, r.key)
+	if err != nil && !errors.Is(err, events.ErrNotFound) {
+		return err
+	}
+	now := h.now()
+	ev := &events.Event{
+		Event:           state,
+		BatchID:         r.d.BatchID,
+		Scope:           r.d.Scope,
+		ScopeID:         r.d.ScopeID,
+		Destination:     r.conf.Redacted(),
+		DestinationType: r.conf.Type,
+		Filename:        filename,
+		Attempts:        st.Attempts,
+		DurationSeconds: now.Sub(r.d.EnqueuedAt).Seconds(),
+		Time:            now.UTC(),
+		Line:            st.Line,
+	}
+	if ev.Destination == "" {
+		ev.Destination = redact.String(r.d.DestinationConf)
+	}
+	if cause != nil {
+		ev.Error = eventError(cause)
+	}
+	changed, err := h.store.Transition(ctx, r.key, state, ev, "")
+	if err != nil {
+		return err
+	}
+	if changed {
+		h.metrics.Destinations.WithLabelValues(state).Inc()
+		h.metrics.OnboardingDuration.WithLabelValues(state).Observe(ev.DurationSeconds)
+		if cause != nil {
+			r.log.Warn("destination "+state, "err", ev.Error.Message, "codes", ev.Error.Codes)
+		} else {
+			r.log.Info("destination "+state, "duration_seconds", ev.DurationSeconds)
+		}
+	}
+	return nil
+}
+
+func eventError(err error) *events.Error {
+	msg := strings.TrimSuffix(err.Error(), ": "+asynq.SkipRetry.Error())
+	e := &events.Error{Message: redact.String(msg)}
+	var ae *cloudflare.APIError
+	if errors.As(err, &ae) {
+		e.HTTPStatus = ae.HTTPStatus
+		e.Codes = ae.Codes
+	}
+	return e
+}
+
+// wait takes one call from the shared API budget. When the budget cannot
+// be had soon (a long cooldown after a 429), the task snoozes instead of
+// holding a worker slot: no retry is spent.
+func (h *Handlers) wait(ctx context.Context) error {
+	if h.budget == nil {
+		return nil
+	}
+	waited, err := h.budget.Wait(ctx)
+	h.metrics.BudgetWait.Observe(waited.Seconds())
+	var mw *budget.MaxWaitError
+	if errors.As(err, &mw) {
+		return &SnoozeError{Delay: mw.RetryIn, Reason: "api budget: " + cmp.Or(mw.Reason, "exhausted")}
+	}
+	if err != nil {
+		return fmt.Errorf("wait for api budget: %w", err)
+	}
+	return nil
+}
+
+// enqueue schedules a task; a TaskID conflict means a previous run of this
+// handler already did.
+func (h *Handlers) enqueue(ctx context.Context, t *asynq.Task) error {
+	_, err := h.enq.EnqueueContext(ctx, t)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+	}
+	return nil
+}
+
+func (h *Handlers) storage(typ string, err error) {
+	h.metrics.StorageRequests.WithLabelValues(typ, destination.Outcome(err)).Inc()
+}
+
+func target(d tasks.Dest) cloudflare.Target {
+	return cloudflare.Target{Scope: d.Scope, ID: d.ScopeID}
+}
+
+// Location is where the challenge file filename of destination c lives.
+func Location(c tasks.Conf, filename string) destination.Location {
+	return destination.Location{Scheme: c.Type, Bucket: c.Bucket, Key: c.Key(filename), Region: c.Region, Account: c.Account}
+}

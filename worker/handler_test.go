@@ -1,0 +1,385 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// fakeAPI answers challenges with a fixed filename and accepts only the
+// token it set as current.
+type fakeAPI struct {
+	mu           sync.Mutex
+	challengeErr error
+	validateErr  error
+	token        string
+	challenges   int
+	validations  []string
+}
+
+var _ worker.API = (*fakeAPI)(nil)
+
+func (f *fakeAPI) Challenge(_ context.Context, _ cloudflare.Target, _ string) (cloudflare.ChallengeResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.challenges++
+	if f.challengeErr != nil {
+		return cloudflare.ChallengeResult{}, f.challengeErr
+	}
+	return cloudflare.ChallengeResult{Filename: "logs/ownership-challenge-1.txt", Valid: true}, nil
+}
+
+func (f *fakeAPI) Validate(_ context.Context, _ cloudflare.Target, _, tok string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.validations = append(f.validations, tok)
+	if f.validateErr != nil {
+		return false, f.validateErr
+	}
+	return tok == f.token, nil
+}
+
+// fakeReader serves objects from memory.
+type fakeReader struct {
+	mu    sync.Mutex
+	objs  map[string]destination.Object
+	err   error
+	reads int
+}
+
+var _ destination.Reader = (*fakeReader)(nil)
+
+func (f *fakeReader) Read(_ context.Context, loc destination.Location, notBefore time.Time) (destination.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	if f.err != nil {
+		return destination.Object{}, f.err
+	}
+	o, ok := f.objs[loc.Bucket+"/"+loc.Key]
+	if !ok {
+		return o, destination.ErrNotFound
+	}
+	if o.ModTime.Before(notBefore) {
+		return destination.Object{}, destination.ErrStale
+	}
+	return o, nil
+}
+
+func (f *fakeReader) put(key string, body string, mod time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.objs[key] = destination.Object{Body: []byte(body), ModTime: mod}
+}
+
+// fakeEnqueuer records tasks.
+type fakeEnqueuer struct {
+	mu    sync.Mutex
+	tasks []*asynq.Task
+}
+
+func (f *fakeEnqueuer) EnqueueContext(_ context.Context, t *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tasks = append(f.tasks, t)
+	return &asynq.TaskInfo{}, nil
+}
+
+func (f *fakeEnqueuer) take(t *testing.T, typ string) *asynq.Task {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.tasks) != 1 || f.tasks[0].Type() != typ {
+		t.Fatalf("enqueued %v, want one %s", types(f.tasks), typ)
+	}
+	task := f.tasks[0]
+	f.tasks = nil
+	return task
+}
+
+func types(ts []*asynq.Task) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Type())
+	}
+	return out
+}
+
+type testBundle struct {
+	api   *fakeAPI
+	rd    *fakeReader
+	enq   *fakeEnqueuer
+	store *events.Store
+	h     *worker.Handlers
+	now   time.Time
+	dest  tasks.Dest
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	rdb, _ := testutil.Mini(t)
+	b := &testBundle{
+		api:   &fakeAPI{token: jwt(time.Now())},
+		rd:    &fakeReader{objs: map[string]destination.Object{}},
+		enq:   &fakeEnqueuer{},
+		store: events.NewStore(rdb, events.Config{}),
+		dest: tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353",
+			DestinationConf: "s3://bucket/logs?region=us-east-1", EnqueuedAt: time.Now()},
+	}
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq,
+		Metrics: metrics.New(prometheus.NewRegistry())}, worker.HandlerConfig{})
+	return b
+}
+
+// jwt makes a JWT-like token issued at iat.
+func jwt(iat time.Time) string {
+	claims, _ := json.Marshal(map[string]any{"iat": iat.Unix(), "exp": iat.Add(7 * 24 * time.Hour).Unix()})
+	return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
+}
+
+func (b *testBundle) key() events.Key { return events.Key{Batch: b.dest.BatchID, Hash: b.dest.Hash()} }
+
+func (b *testBundle) events(t *testing.T) []events.Event {
+	t.Helper()
+	es, err := b.store.Read(context.Background(), "0", 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Event
+	for _, e := range es {
+		out = append(out, e.Event)
+	}
+	return out
+}
+
+func challengeTask(t *testing.T, d tasks.Dest) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewChallengeTask(d, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func TestHappyPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+
+	// Not there yet: a snooze, which is not a failure.
+	err := b.h.Poll(ctx, poll)
+	var snooze *worker.SnoozeError
+	if !errors.As(err, &snooze) || worker.IsFailure(err) || snooze.Delay <= 0 {
+		t.Fatalf("Poll before the file = %v, want a snooze", err)
+	}
+	// An old file of an earlier challenge under the same name is ignored.
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", jwt(time.Now().Add(-time.Hour)), time.Now().Add(-time.Hour))
+	if err := b.h.Poll(ctx, poll); !errors.As(err, &snooze) {
+		t.Fatalf("Poll of a stale file = %v, want a snooze", err)
+	}
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", time.Now())
+	if err := b.h.Poll(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	validate := b.enq.take(t, tasks.TypeValidate)
+	if err := b.h.Validate(ctx, validate); err != nil {
+		t.Fatal(err)
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Validated {
+		t.Fatalf("events = %+v", evs)
+	}
+	ev := evs[0]
+	if ev.Attempts != (events.Attempts{Challenge: 1, Poll: 3, Validate: 1}) || ev.Filename != "logs/ownership-challenge-1.txt" ||
+		ev.DestinationType != "s3" || ev.Scope != "zone" || ev.Error != nil {
+		t.Fatalf("event = %+v", ev)
+	}
+	// Delivered again (at least once): no second event.
+	if err := b.h.Validate(ctx, validate); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.events(t)); n != 1 {
+		t.Fatalf("%d events after a repeated task, want 1", n)
+	}
+}
+
+func TestPermanentAPIErrorFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: http.StatusBadRequest, Codes: []int{1001}, Message: "bad destination", Kind: cloudflare.Permanent}
+	err := b.h.Challenge(context.Background(), challengeTask(t, b.dest))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("Challenge = %v, want SkipRetry", err)
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Failed || evs[0].Error == nil || evs[0].Error.HTTPStatus != 400 || fmt.Sprint(evs[0].Error.Codes) != "[1001]" {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+func TestTransientAPIErrorRetries(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 503, Kind: cloudflare.Transient, RetryAfter: 7 * time.Second}
+	err := b.h.Challenge(context.Background(), challengeTask(t, b.dest))
+	if err == nil || errors.Is(err, asynq.SkipRetry) || !worker.IsFailure(err) {
+		t.Fatalf("Challenge = %v, want a retryable failure", err)
+	}
+	if d := (worker.Backoff{}).WithDefaults().Delay(0, err); d < 7*time.Second {
+		t.Fatalf("retry delay %v is below Retry-After 7s", d)
+	}
+	if n := len(b.events(t)); n != 0 {
+		t.Fatalf("%d events for a transient error, want 0", n)
+	}
+}
+
+func TestStaleTokenRechallengesThenFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.api.validateErr = &cloudflare.APIError{Endpoint: "ownership_validate", HTTPStatus: 400, Codes: []int{1002}, Kind: cloudflare.StaleChallenge}
+	d := b.dest
+	for gen := 0; gen <= 2; gen++ {
+		d.Gen = gen
+		if err := b.h.Challenge(ctx, challengeTask(t, d)); err != nil {
+			t.Fatal(err)
+		}
+		poll := b.enq.take(t, tasks.TypePoll)
+		b.rd.put("bucket/logs/ownership-challenge-1.txt", jwt(time.Now()), time.Now().Add(time.Second))
+		if err := b.h.Poll(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+		err := b.h.Validate(ctx, b.enq.take(t, tasks.TypeValidate))
+		if gen < 2 {
+			if err != nil {
+				t.Fatalf("gen %d: Validate = %v, want a fresh challenge", gen, err)
+			}
+			next := b.enq.take(t, tasks.TypeChallenge)
+			var p tasks.ChallengePayload
+			if err := tasks.Decode(next, &p); err != nil || p.Gen != gen+1 {
+				t.Fatalf("fresh challenge gen = %d, %v; want %d", p.Gen, err, gen+1)
+			}
+			continue
+		}
+		if !errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("gen 2: Validate = %v, want failed", err)
+		}
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Failed || fmt.Sprint(evs[0].Error.Codes) != "[1002]" || evs[0].Attempts.Challenge != 3 {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+func TestSupersededPollDoesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	oldPoll := b.enq.take(t, tasks.TypePoll)
+	next := b.dest
+	next.Gen = 1
+	if err := b.h.Challenge(ctx, challengeTask(t, next)); err != nil {
+		t.Fatal(err)
+	}
+	b.enq.take(t, tasks.TypePoll)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", jwt(time.Now()), time.Now().Add(time.Second))
+	if err := b.h.Poll(ctx, oldPoll); err != nil {
+		t.Fatalf("superseded poll = %v, want nil", err)
+	}
+	b.enq.mu.Lock()
+	defer b.enq.mu.Unlock()
+	if len(b.enq.tasks) != 0 {
+		t.Fatalf("a superseded poll enqueued %v", types(b.enq.tasks))
+	}
+}
+
+func TestRetriedChallengeMovesPollFloor(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	// The first token lands, then the same challenge task runs again (a
+	// crash after its request): Cloudflare issued a new token, so the file
+	// of the first request must not be read by the poll scheduled then.
+	first := time.Now()
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", jwt(first), first)
+	time.Sleep(2100 * time.Millisecond)
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	var snooze *worker.SnoozeError
+	if err := b.h.Poll(ctx, poll); !errors.As(err, &snooze) {
+		t.Fatalf("Poll = %v, want a snooze: the file predates the retried challenge", err)
+	}
+}
+
+func TestPermanentStorageErrorFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	b.rd.err = &destination.Error{Kind: destination.Permanent, Op: "read", Permission: "s3:GetObject", Err: errors.New("access denied")}
+	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("Poll = %v, want SkipRetry", err)
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Failed {
+		t.Fatalf("events = %+v", evs)
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	t.Parallel()
+	bo := worker.Backoff{Initial: time.Second, Max: time.Minute, Jitter: 0.3}
+	cases := []struct {
+		name     string
+		n        int
+		err      error
+		min, max time.Duration
+	}{
+		{"snooze is exact", 5, &worker.SnoozeError{Delay: 3 * time.Second}, 3 * time.Second, 3 * time.Second},
+		{"first retry", 0, errors.New("x"), 700 * time.Millisecond, 1300 * time.Millisecond},
+		{"grows", 3, errors.New("x"), 5600 * time.Millisecond, 10400 * time.Millisecond},
+		{"capped", 30, errors.New("x"), 42 * time.Second, 78 * time.Second},
+		{"retry-after floor", 0, &cloudflare.APIError{Kind: cloudflare.RateLimited, RetryAfter: 30 * time.Second}, 30 * time.Second, 30 * time.Second},
+	}
+	for _, c := range cases {
+		for range 20 {
+			if d := bo.Delay(c.n, c.err); d < c.min || d > c.max {
+				t.Errorf("%s: Delay = %v, want [%v, %v]", c.name, d, c.min, c.max)
+			}
+		}
+	}
+	if worker.IsFailure(&worker.SnoozeError{}) || !worker.IsFailure(errors.New("x")) {
+		t.Error("IsFailure: a snooze is not a failure, anything else is")
+	}
+}

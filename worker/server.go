@@ -1,0 +1,74 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// ServerConfig sets how the asynq server runs the handlers.
+type ServerConfig struct {
+	// Concurrency is the number of tasks run at once. The work is I/O bound
+	// and the API budget is shared, so more than CPUs. Default 20.
+	Concurrency int
+	// ShutdownTimeout bounds the drain on SIGTERM: tasks still running after
+	// it go back to the queue. Default 20s.
+	ShutdownTimeout time.Duration
+	// DelayedTaskCheckInterval is how often snoozed polls and retries are
+	// moved back to pending. Default 1s (asynq's own default is 5s, which
+	// would add seconds to every poll).
+	DelayedTaskCheckInterval time.Duration
+	// Backoff sets the retry delays of transient errors.
+	Backoff Backoff
+	// Logger receives asynq's own log lines. Default: discard.
+	Logger *slog.Logger
+}
+
+// WithDefaults fills unset fields.
+func (c ServerConfig) WithDefaults() ServerConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 20
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.DelayedTaskCheckInterval <= 0 {
+		c.DelayedTaskCheckInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Backoff = c.Backoff.WithDefaults()
+	return c
+}
+
+// NewServer returns an asynq server for the logpush queue with the
+// handlers' retry policy. Start it with Start(mux) and stop it with
+// Shutdown.
+func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
+	cfg = cfg.WithDefaults()
+	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   map[string]int{tasks.Queue: 1},
+		RetryDelayFunc:           cfg.Backoff.RetryDelayFunc(),
+		IsFailure:                IsFailure,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
+		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	})
+}
+
+// asynqLogger adapts slog to asynq's Logger.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,143 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// serve runs the handlers on a real asynq server over rdb until the test ends.
+func serve(t *testing.T, rdb redis.UniversalClient, b *testBundle, guard *worker.AuthGuard) *asynq.Client {
+	t.Helper()
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	h := worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: client, Auth: guard,
+		Metrics: metrics.New(prometheus.NewRegistry())}, worker.HandlerConfig{})
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 4, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return client
+}
+
+func waitEvents(t *testing.T, store *events.Store, n int) []events.Event {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		es, err := store.Read(context.Background(), "0", 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) >= n {
+			var out []events.Event
+			for _, e := range es {
+				out = append(out, e.Event)
+			}
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d events after 30s", n)
+	return nil
+}
+
+// TestRetriesExhaustedFail: a transient error on the last allowed attempt
+// ends the destination with a failed event and an archived task.
+func TestRetriesExhaustedFail(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	b.store = events.NewStore(rdb, events.Config{})
+	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 502, Kind: cloudflare.Transient, Message: "bad gateway"}
+	client := serve(t, rdb, b, nil)
+	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{MaxRetry: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, b.store, 1)
+	if evs[0].Event != events.Failed || evs[0].Error.HTTPStatus != 502 || evs[0].Attempts.Challenge != 3 {
+		t.Fatalf("event = %+v, want failed after 3 attempts", evs[0])
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := insp.GetQueueInfo(tasks.Queue)
+		if err == nil && info.Archived == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task not archived: %+v, %v", info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAuthFailuresPauseQueue: past the threshold of consecutive 403s the
+// queue is paused and the destination is kept for after resume.
+func TestAuthFailuresPauseQueue(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	b.store = events.NewStore(rdb, events.Config{})
+	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 403, Codes: []int{10000}, Kind: cloudflare.Auth, Message: "Authentication error"}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	paused := make(chan string, 10)
+	guard := worker.NewAuthGuard(rdb, "test:auth_failures", 3, func(ctx context.Context, reason string) error {
+		paused <- reason
+		return insp.PauseQueue(tasks.Queue)
+	})
+	client := serve(t, rdb, b, guard)
+	for i := range 5 {
+		d := b.dest
+		d.ScopeID = []string{"023e105f4ecef8ad9ca31a8372d0c351", "023e105f4ecef8ad9ca31a8372d0c352", "023e105f4ecef8ad9ca31a8372d0c353",
+			"023e105f4ecef8ad9ca31a8372d0c354", "023e105f4ecef8ad9ca31a8372d0c355"}[i]
+		task, err := tasks.NewChallengeTask(d, tasks.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case reason := <-paused:
+		if reason == "" {
+			t.Fatal("empty pause reason")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("queue not paused")
+	}
+	info, err := insp.GetQueueInfo(tasks.Queue)
+	if err != nil || !info.Paused {
+		t.Fatalf("queue info = %+v, %v; want paused", info, err)
+	}
+	// Fewer destinations failed than were enqueued: the rest wait.
+	time.Sleep(300 * time.Millisecond)
+	es, _ := b.store.Read(context.Background(), "0", 100, 0)
+	if len(es) >= 5 {
+		t.Fatalf("%d failed events: the pause did not keep the batch", len(es))
+	}
+	if err := guard.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Get(context.Background(), "test:auth_failures").Int(); n != 0 {
+		t.Fatalf("count after reset = %d", n)
+	}
+}

@@ -1,0 +1,52 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"time"
+)
+
+// tokenPattern is Cloudflare's schema for ownership_challenge.
+var tokenPattern = regexp.MustCompile(`^[a-zA-Z0-9/+.\-_]+$`)
+
+const maxTokenLen = 4096
+
+var (
+	errStaleToken = errors.New("token was issued before this challenge")
+	errNoToken    = errors.New("challenge file does not hold an ownership token")
+)
+
+// parseToken takes the token out of a challenge file. When the token is a
+// JWT whose claims carry iat, a token issued before notBefore belongs to an
+// earlier challenge (the file name is reused and never deleted).
+func parseToken(body []byte, notBefore time.Time) (string, error) {
+	tok := string(bytes.TrimSpace(body))
+	if tok == "" || len(tok) > maxTokenLen || !tokenPattern.MatchString(tok) {
+		return "", errNoToken
+	}
+	if iat, ok := issuedAt(tok); ok && iat.Before(notBefore.Truncate(time.Second)) {
+		return "", errStaleToken
+	}
+	return tok, nil
+}
+
+func issuedAt(tok string) (time.Time, bool) {
+	parts := bytes.Split([]byte(tok), []byte("."))
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(string(parts[1]))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		IAT *int64 `json:"iat"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.IAT == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(*claims.IAT, 0), true
+}
