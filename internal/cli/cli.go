@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Env is the process environment a command runs in.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env Env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"worker", "run a worker: challenge, poll and validate tasks from Redis", runWorker},
+		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},
+		{"status", "show a batch's counts per state (or list batches)", runStatus},
+		{"events", "print result events from the logpush:events stream", runEvents},
+		{"resume", "resume the queue after it was paused (repeated authentication failures)", runResume},
+		{"simulate", "serve a local Cloudflare API simulator", runSimulate},
+		{"demo", "onboard generated destinations end to end on embedded Redis and the simulator", runDemo},
+	}
+}
+
+// errUsage marks an error already explained by the flag package.
+var errUsage = errors.New("usage")
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Run runs the command line args and returns the process exit code:
+// 0 success, 1 failure, 2 usage error.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		var ee *exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		case errors.As(err, &ee):
+			if ee.err != nil && ee.err.Error() != "" {
+				fmt.Fprintf(env.Stderr, "logpush-onboard %s: %v\n", c.name, ee.err)
+			}
+			return ee.code
+		default:
+			fmt.Fprintf(env.Stderr, "logpush-onboard %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.Stderr, "logpush-onboard: unknown command %q\n\n", args[0])
+	usage(env.Stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: logpush-onboard <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'logpush-onboard <command> -h' for a command's flags.")
+}
+
+// newFlags returns a flag set that reports errors to stderr.
+func newFlags(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("logpush-onboard "+name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// parse parses args, turning flag errors into errUsage.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// common are the flags every Redis-using command has.
+type common struct {
+	redisURL string
+	logLevel string
+	logJSON  bool
+}
+
+func (c *common) register(fs *flag.FlagSet, env Env) {
+	fs.StringVar(&c.redisURL, "redis", env.Getenv("REDIS_URL"),
+		"Redis URL (redis://host:6379/0, rediss://, redis-sentinel://, redis-cluster://); env REDIS_URL; empty: embedded Redis in this process")
+	fs.StringVar(&c.logLevel, "log-level", envOr(env, "LOG_LEVEL", "info"), "log level: debug, info, warn, error; env LOG_LEVEL")
+	fs.BoolVar(&c.logJSON, "log-json", env.Getenv("LOG_FORMAT") == "json", "log JSON lines instead of text; env LOG_FORMAT=json")
+}
+
+func (c *common) logger(env Env) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.logJSON {
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+}
+
+func envOr(env Env, key, def string) string {
+	if v := strings.TrimSpace(env.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/hibiken/asynq"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/producer"
+)
+
+const demoBucket = "logpush-demo"
+
+func runDemo(ctx context.Context, env Env, args []string) error {
+	var f workerFlags
+	var s simFlags
+	fs := newFlags("demo", env)
+	f.register(fs, env)
+	s.register(fs)
+	n := fs.Int("n", 100, "number of generated destinations (60% S3, 20% file://, 20% that need no challenge)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up if the batch is not done by then")
+	dir := fs.String("dir", "", "directory for the generated CSV and file:// destinations (default: a temporary one, removed after)")
+	// The demo's defaults show retries at work, keep the metrics port free,
+	// give the local simulator a larger budget and keep the log quiet enough
+	// for the progress lines.
+	_ = fs.Set("error-rate", "0.1")
+	_ = fs.Set("rate-limit-rate", "0.05")
+	_ = fs.Set("metrics-addr", "127.0.0.1:0")
+	_ = fs.Set("api-rate", "1200/1m")
+	_ = fs.Set("log-level", "warn")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *n <= 0 {
+		return fmt.Errorf("-n must be positive")
+	}
+	log, err := f.logger(env)
+	if err != nil {
+		return err
+	}
+	workDir := *dir
+	if workDir == "" {
+		if workDir, err = os.MkdirTemp("", "logpush-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(workDir)
+	}
+
+	// An S3 server in this process plays the customer's bucket.
+	s3URL, stopS3, err := serve(gofakes3.New(demoS3Backend()).Server())
+	if err != nil {
+		return err
+	}
+	defer stopS3()
+	s3opts := destination.S3Options{Endpoint: s3URL, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("demo-access-key", "demo-secret-key", "")}
+	s3c, err := destination.NewS3(ctx, s3opts)
+	if err != nil {
+		return err
+	}
+
+	// The simulator plays Cloudflare.
+	const token = "demo-api-token"
+	simCfg, err := s.config(destination.WriterMux{"s3": s3c, "file": &destination.File{}}, token, log)
+	if err != nil {
+		return err
+	}
+	sim, err := simulator.New(simCfg)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	simURL, stopSim, err := serve(http.StripPrefix("/client/v4", sim))
+	if err != nil {
+		return err
+	}
+	defer stopSim()
+	f.apiURL = simURL + "/client/v4"
+
+	rdb, closeRedis, err := connectRedis(ctx, f.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, s3opts, log)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+
+	csvPath := filepath.Join(workDir, "destinations.csv")
+	if err := writeDemoCSV(csvPath, workDir, *n); err != nil {
+		return err
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	store := events.NewStore(rdb, events.Config{})
+	p := producer.New(client, store, producer.Config{Source: csvPath, Input: input.Options{Format: input.CSV}, Logger: log})
+	start := time.Now()
+	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(csvPath) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "demo: %d destinations in batch %s (%d need a challenge); simulator at %s, S3 at %s, metrics at http://%s/metrics\n",
+		res.Rows, res.BatchID, res.NeedChallenge, simURL, s3URL, w.metricsAddr)
+
+	st, err := waitBatch(ctx, env.Stdout, store, res.BatchID, start, *timeout)
+	if err != nil {
+		return err
+	}
+	stats := sim.Stats()
+	fmt.Fprintf(env.Stdout, "\ndone in %s: %d validated, %d failed, %d not_required of %d\n",
+		time.Since(start).Round(100*time.Millisecond), st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired], st.Total)
+	fmt.Fprintf(env.Stdout, "simulator: %s\n", stats)
+	fmt.Fprintf(env.Stdout, "events: logpush-onboard events --batch %s (on this embedded Redis they are gone when the demo exits)\n", res.BatchID)
+	if st.Counts[events.Failed] > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed", st.Counts[events.Failed])}
+	}
+	return nil
+}
+
+// waitBatch prints progress every second until every destination of the
+// batch has an outcome.
+func waitBatch(ctx context.Context, out io.Writer, store *events.Store, id string, start time.Time, timeout time.Duration) (events.BatchStatus, error) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	deadline := time.After(timeout)
+	for {
+		st, err := store.Batch(ctx, id)
+		if err != nil {
+			return st, err
+		}
+		fmt.Fprintf(out, "[%5.1fs] %4d/%d done  validated %d  failed %d  not_required %d  challenging %d  polling %d  validating %d\n",
+			time.Since(start).Seconds(), st.Done(), st.Total, st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired],
+			st.Counts[events.Challenging]+st.Counts[events.Queued], st.Counts[events.Polling], st.Counts[events.Validating])
+		if st.Done() >= st.Total {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-deadline:
+			return st, &exitError{code: 1, err: fmt.Errorf("batch not done after %s", timeout)}
+		case <-t.C:
+		}
+	}
+}
+
+func demoS3Backend() *s3mem.Backend {
+	b := s3mem.New()
+	_ = b.CreateBucket(demoBucket)
+	return b
+}
+
+// writeDemoCSV writes n destinations: 60% S3, 20% file://, 10% R2 and
+// 10% HTTPS (which need no challenge).
+func writeDemoCSV(path, dir string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	fmt.Fprintln(bw, "zone_id,account_id,destination_conf")
+	for i := range n {
+		sum := sha256.Sum256(fmt.Appendf(nil, "demo-%d", i))
+		id := hex.EncodeToString(sum[:16])
+		zone, account := id, ""
+		if i%4 == 3 {
+			zone, account = "", id
+		}
+		var conf string
+		switch i % 10 {
+		case 0, 1, 2, 3, 4, 5:
+			conf = fmt.Sprintf("s3://%s/logs/dest-%05d?region=us-east-1", demoBucket, i)
+		case 6, 7:
+			conf = "file://" + filepath.ToSlash(filepath.Join(dir, "destinations", fmt.Sprintf("dest-%05d", i)))
+		case 8:
+			conf = fmt.Sprintf("r2://logs-%05d/http?account-id=%s&access-key-id=demo&secret-access-key=demo-secret", i, id)
+		default:
+			conf = fmt.Sprintf("\"https://logs.example.com/ingest/%05d?header_Authorization=Bearer%%20demo\"", i)
+		}
+		fmt.Fprintf(bw, "%s,%s,%s\n", zone, account, conf)
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// serve serves h on a free loopback port and returns its base URL.
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "demo server:", err)
+		}
+	}()
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}

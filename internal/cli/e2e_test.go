@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/hibiken/asynq"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/producer"
+)
+
+// e2e is a whole pipeline on one Redis: an S3 server, the simulator, a
+// worker started the way the worker command starts it, and the producer.
+type e2e struct {
+	rdb   redis.UniversalClient
+	sim   *simulator.Simulator
+	store *events.Store
+	dir   string
+	log   *slog.Logger
+}
+
+func newE2E(t *testing.T, rdb redis.UniversalClient, sim simFlags) *e2e {
+	t.Helper()
+	ctx := context.Background()
+	s3srv := httptest.NewServer(gofakes3.New(demoS3Backend()).Server())
+	t.Cleanup(s3srv.Close)
+	s3opts := destination.S3Options{Endpoint: s3srv.URL, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAE2E", "e2e-secret", "")}
+	s3c, err := destination.NewS3(ctx, s3opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	const token = "e2e-api-token"
+	cfg, err := sim.config(destination.WriterMux{"s3": s3c, "file": &destination.File{}}, token, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := simulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	simsrv := httptest.NewServer(s)
+	t.Cleanup(simsrv.Close)
+
+	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: "100000/1m", pollDeadline: 2 * time.Minute,
+		shutdown: 5 * time.Second, maxRetry: 12}
+	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, s3opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.stop)
+	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), dir: t.TempDir(), log: log}
+}
+
+func (e *e2e) enqueue(t *testing.T, n int) producer.Result {
+	t.Helper()
+	path := filepath.Join(e.dir, "destinations.csv")
+	if err := writeDemoCSV(path, e.dir, n); err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClientFromRedisClient(e.rdb)
+	t.Cleanup(func() { client.Close() })
+	p := producer.New(client, e.store, producer.Config{Source: path, Input: input.Options{Format: input.CSV}, Logger: e.log})
+	res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(path) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (e *e2e) wait(t *testing.T, batch string, timeout time.Duration) events.BatchStatus {
+	t.Helper()
+	st, err := waitBatch(context.Background(), io.Discard, e.store, batch, time.Now(), timeout)
+	if err != nil {
+		t.Fatalf("batch %s: %v (status %+v)", batch, err, st.Counts)
+	}
+	return st
+}
+
+// TestEndToEnd onboards 200 destinations on a real Redis with 20% of the
+// API calls failing (5xx and 429): every destination is validated or
+// not_required, each with exactly one event.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Redis(t)
+	e := newE2E(t, rdb, simFlags{writeDelay: 200 * time.Millisecond, writeJitter: time.Second, errorRate: 0.1, rateLimitRate: 0.1})
+	res := e.enqueue(t, 200)
+	if res.Rows != 200 || res.Enqueued+res.NotRequired != 200 {
+		t.Fatalf("enqueue = %+v", res)
+	}
+	st := e.wait(t, res.BatchID, 3*time.Minute)
+	if st.Counts[events.Validated] != int64(res.Enqueued) || st.Counts[events.NotRequired] != int64(res.NotRequired) || st.Counts[events.Failed] != 0 {
+		t.Fatalf("outcomes = %+v, want %d validated and %d not_required", st.Counts, res.Enqueued, res.NotRequired)
+	}
+	seen := map[string]int{}
+	entries, err := e.store.Read(context.Background(), "0", 10000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range entries {
+		if en.Event.BatchID == res.BatchID {
+			seen[en.Event.Scope+en.Event.ScopeID+en.Event.Destination]++
+		}
+	}
+	if len(seen) != 200 {
+		t.Fatalf("events for %d destinations, want 200", len(seen))
+	}
+	for d, n := range seen {
+		if n != 1 {
+			t.Errorf("%d events for %s, want 1", n, d)
+		}
+	}
+	stats := e.sim.Stats()
+	t.Logf("simulator: %+v", stats)
+
+	// Re-running the same file adds nothing.
+	again := e.enqueue(t, 200)
+	if again.BatchID != res.BatchID || again.Enqueued != 0 || again.NotRequired != 0 || again.Known != 200 {
+		t.Fatalf("re-run = %+v, want the same batch with 200 known rows", again)
+	}
+}
+
+// TestEndToEndEmbedded runs a smaller batch on the embedded Redis, as the
+// demo does.
+func TestEndToEndEmbedded(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	e := newE2E(t, rdb, simFlags{writeDelay: 100 * time.Millisecond, errorRate: 0.05})
+	res := e.enqueue(t, 40)
+	st := e.wait(t, res.BatchID, 2*time.Minute)
+	if st.Counts[events.Failed] != 0 || st.Done() != 40 {
+		t.Fatalf("outcomes = %+v", st.Counts)
+	}
+}

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+func runEnqueue(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags("enqueue", env)
+	c.register(fs, env)
+	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
+	batchID := fs.String("batch-id", "", "batch id (default: derived from the file's destinations, so re-running a file is the same batch)")
+	dryRun := fs.Bool("dry-run", false, "check the file and print what the batch would do; enqueue nothing")
+	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: logpush-onboard enqueue [flags] FILE|-\n\nFILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	fmtv, err := input.ParseFormat(*format)
+	if err != nil {
+		return fmt.Errorf("-format: %w", err)
+	}
+	log, err := c.logger(env)
+	if err != nil {
+		return err
+	}
+	open, cleanup, err := opener(env, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	cfg := producer.Config{BatchID: *batchID, Source: fs.Arg(0), Input: input.Options{Format: fmtv},
+		Task: tasks.Options{MaxRetry: *maxRetry}, Logger: log}
+	if *dryRun {
+		plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
+		if err != nil {
+			return err
+		}
+		printPlan(env.Stdout, plan)
+		if plan.ErrorCount > 0 {
+			printLineErrors(env.Stderr, plan)
+			return &exitError{code: 1, err: producer.ErrInvalid}
+		}
+		return nil
+	}
+	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)
+	res, err := p.Enqueue(ctx, open)
+	if errors.Is(err, producer.ErrInvalid) {
+		printLineErrors(env.Stderr, res.Plan)
+		return &exitError{code: 1, err: err}
+	}
+	if err != nil {
+		return err
+	}
+	for _, d := range res.Duplicates {
+		fmt.Fprintf(env.Stderr, "line %d: duplicate of line %d (%s), not enqueued again\n", d.Line, d.Of, d.State)
+	}
+	fmt.Fprintf(env.Stdout, "batch %s: %d rows, %d enqueued, %d not_required, %d already in the batch\n",
+		res.BatchID, res.Rows, res.Enqueued, res.NotRequired, res.Known)
+	return nil
+}
+
+// opener returns a function that opens the input for each pass. Standard
+// input can be read once only, so it is spooled to a temporary file.
+func opener(env Env, name string) (producer.Opener, func(), error) {
+	if name != "-" {
+		if _, err := os.Stat(name); err != nil {
+			return nil, nil, err
+		}
+		return func() (io.ReadCloser, error) { return os.Open(name) }, func() {}, nil
+	}
+	tmp, err := os.CreateTemp("", "logpush-onboard-stdin-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool stdin: %w", err)
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, env.Stdin); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("spool stdin: %w", err)
+	}
+	return func() (io.ReadCloser, error) { return os.Open(tmp.Name()) }, cleanup, nil
+}
+
+func printLineErrors(w io.Writer, plan producer.Plan) {
+	for _, le := range plan.Errors {
+		fmt.Fprintln(w, le)
+	}
+	if more := plan.ErrorCount - len(plan.Errors); more > 0 {
+		fmt.Fprintf(w, "... and %d more invalid lines\n", more)
+	}
+	fmt.Fprintf(w, "%d of %d lines invalid; nothing was enqueued\n", plan.ErrorCount, plan.Rows+plan.ErrorCount)
+}
+
+func printPlan(w io.Writer, plan producer.Plan) {
+	fmt.Fprintf(w, "batch %s: %d valid rows, %d invalid, %d need a challenge\n", plan.BatchID, plan.Rows, plan.ErrorCount, plan.NeedChallenge)
+	types := make([]string, 0, len(plan.ByType))
+	for t := range plan.ByType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		fmt.Fprintf(w, "  %-9s %d\n", t, plan.ByType[t])
+	}
+}

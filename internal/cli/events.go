@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+)
+
+func runEvents(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags("events", env)
+	c.register(fs, env)
+	batch := fs.String("batch", "", "only events of this batch")
+	follow := fs.Bool("follow", false, "keep waiting for new events (like tail -f)")
+	from := fs.String("from", "0", "stream id to start after: 0 for the beginning, $ for only new events")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := c.logger(env)
+	if err != nil {
+		return err
+	}
+	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	store := events.NewStore(rdb, events.Config{})
+	after := *from
+	for {
+		block := 0 * time.Second
+		if *follow {
+			block = 5 * time.Second
+		}
+		entries, err := store.Read(ctx, after, 500, block)
+		if err != nil {
+			if ctx.Err() != nil && *follow {
+				return nil
+			}
+			return err
+		}
+		for _, e := range entries {
+			after = e.ID
+			if *batch == "" || e.Event.BatchID == *batch {
+				fmt.Fprintln(env.Stdout, e.Raw)
+			}
+		}
+		if len(entries) == 0 && !*follow {
+			return nil
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil
+		}
+	}
+}

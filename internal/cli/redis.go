@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
+)
+
+// connectRedis returns a client for url, or, when url is empty, an embedded
+// Redis that lives until the returned close function is called.
+func connectRedis(ctx context.Context, url string, log *slog.Logger) (redis.UniversalClient, func(), error) {
+	if url == "" {
+		mr, err := embedded.Start()
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("using embedded redis (state is lost on exit)", "addr", mr.Addr())
+		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		return rdb, func() { rdb.Close(); mr.Close() }, nil
+	}
+	rdb, err := newRedisClient(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(url), err)
+	}
+	return rdb, func() { rdb.Close() }, nil
+}
+
+// newRedisClient parses a Redis URL: redis:// and rediss:// for one node,
+// redis-sentinel://[:password@]host:port[,host:port]/master[/db] for
+// Sentinel failover, redis-cluster://host:port[,host:port] for a cluster.
+func newRedisClient(url string) (redis.UniversalClient, error) {
+	switch {
+	case strings.HasPrefix(url, "redis-cluster://"):
+		opt, err := redis.ParseClusterURL("redis://" + strings.TrimPrefix(url, "redis-cluster://"))
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		return redis.NewClusterClient(opt), nil
+	case strings.HasPrefix(url, "redis-sentinel://"):
+		return parseSentinel(strings.TrimPrefix(url, "redis-sentinel://"))
+	default:
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		return redis.NewClient(opt), nil
+	}
+}
+
+func parseSentinel(rest string) (redis.UniversalClient, error) {
+	var password string
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		password = strings.TrimPrefix(rest[:at], ":")
+		if i := strings.Index(password, ":"); i >= 0 {
+			password = password[i+1:]
+		}
+		rest = rest[at+1:]
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	master, dbs, _ := strings.Cut(path, "/")
+	if hosts == "" || master == "" {
+		return nil, fmt.Errorf("-redis: sentinel URL needs hosts and a master name: redis-sentinel://host:26379[,host:26379]/mymaster[/db]")
+	}
+	db := 0
+	if dbs != "" {
+		if _, err := fmt.Sscanf(dbs, "%d", &db); err != nil {
+			return nil, fmt.Errorf("-redis: sentinel db %q is not a number", dbs)
+		}
+	}
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: master, SentinelAddrs: strings.Split(hosts, ","), Password: password, DB: db,
+	}), nil
+}
+
+// redactURL hides a password in a Redis URL.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = "REDACTED@" + rest[at+1:]
+	}
+	return scheme + "://" + rest
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// simFlags are the simulator's settings, shared by simulate and demo.
+type simFlags struct {
+	writeDelay    time.Duration
+	writeJitter   time.Duration
+	errorRate     float64
+	rateLimitRate float64
+	rateLimit     string
+	penalty       time.Duration
+}
+
+func (s *simFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&s.writeDelay, "write-delay", time.Second, "simulator: delay before the challenge file appears")
+	fs.DurationVar(&s.writeJitter, "write-jitter", 2*time.Second, "simulator: random extra delay, up to this")
+	fs.Float64Var(&s.errorRate, "error-rate", 0, "simulator: fraction of API calls answered 5xx")
+	fs.Float64Var(&s.rateLimitRate, "rate-limit-rate", 0, "simulator: fraction of API calls answered 429")
+	fs.StringVar(&s.rateLimit, "rate-limit", "", "simulator: enforce Cloudflare's limit per credential, LIMIT/WINDOW (e.g. 1200/5m); empty: off")
+	fs.DurationVar(&s.penalty, "penalty", time.Minute, "simulator: once the limit is exceeded, every call gets 429 for this long")
+}
+
+// writeFunc plays Cloudflare's side of the challenge: it writes the token
+// file into the destination the conf names.
+func writeFunc(w destination.Writer) simulator.WriteFunc {
+	return func(ctx context.Context, conf, filename string, body []byte) error {
+		c, err := tasks.ParseConf(conf)
+		if err != nil {
+			return err
+		}
+		return w.Write(ctx, worker.Location(c, filename), body)
+	}
+}
+
+func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (simulator.Config, error) {
+	cfg := simulator.Config{
+		Write:         writeFunc(w),
+		WriteDelay:    s.writeDelay,
+		WriteJitter:   s.writeJitter,
+		APIToken:      token,
+		ErrorRate:     s.errorRate,
+		RateLimitRate: s.rateLimitRate,
+		Penalty:       s.penalty,
+		Logger:        log,
+	}
+	if s.rateLimit != "" {
+		r, err := budget.ParseRate(s.rateLimit)
+		if err != nil {
+			return cfg, fmt.Errorf("-rate-limit: %w", err)
+		}
+		cfg.RateLimit, cfg.RateWindow = r.Limit, r.Window
+	}
+	return cfg, nil
+}
+
+func runSimulate(ctx context.Context, env Env, args []string) error {
+	var c common
+	var s simFlags
+	fs := newFlags("simulate", env)
+	c.register(fs, env)
+	s.register(fs)
+	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := c.logger(env)
+	if err != nil {
+		return err
+	}
+	s3w, err := destination.NewS3(ctx, destination.S3Options{})
+	if err != nil {
+		return err
+	}
+	token := env.Getenv("CLOUDFLARE_API_TOKEN")
+	cfg, err := s.config(destination.WriterMux{"s3": s3w, "file": &destination.File{}}, token, log)
+	if err != nil {
+		return err
+	}
+	cfg.Email, cfg.APIKey = env.Getenv("CLOUDFLARE_EMAIL"), env.Getenv("CLOUDFLARE_API_KEY")
+	sim, err := simulator.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.StripPrefix("/client/v4", sim), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(env.Stdout, "Cloudflare API simulator on http://%s/client/v4 (use --cloudflare-api-url)\n", ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

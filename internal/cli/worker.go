@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// workerFlags are the settings of a worker process.
+type workerFlags struct {
+	common
+	apiURL       string
+	metricsAddr  string
+	concurrency  int
+	apiRate      string
+	pollDeadline time.Duration
+	shutdown     time.Duration
+	maxRetry     int
+	authPause    int
+}
+
+func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
+	w.common.register(fs, env)
+	fs.StringVar(&w.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", "https://api.cloudflare.com/client/v4"),
+		"Cloudflare API base URL; env CLOUDFLARE_API_URL")
+	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", ":9464"),
+		"listen address for /metrics and /healthz (empty: off); env METRICS_ADDR")
+	fs.IntVar(&w.concurrency, "concurrency", 20, "tasks run at once by this process")
+	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", "1200/5m"),
+		"Cloudflare API budget shared by all workers on one credential, as LIMIT/WINDOW (e.g. 1100/5m for headroom; 0 = off); env API_RATE")
+	fs.DurationVar(&w.pollDeadline, "poll-deadline", 15*time.Minute, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
+	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
+	fs.IntVar(&w.maxRetry, "max-retry", 12, "retries of a transient error per task before the destination fails")
+	fs.IntVar(&w.authPause, "auth-pause-after", 10, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); 'resume' continues")
+}
+
+func runWorker(ctx context.Context, env Env, args []string) error {
+	var f workerFlags
+	fs := newFlags("worker", env)
+	f.register(fs, env)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := f.logger(env)
+	if err != nil {
+		return err
+	}
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if err := creds.Validate(); err != nil {
+		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
+	}
+	rdb, closeRedis, err := connectRedis(ctx, f.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	w, err := startWorker(ctx, rdb, f, creds, destination.S3Options{}, log)
+	if err != nil {
+		return err
+	}
+	log.Info("worker started", "concurrency", f.concurrency, "api_rate", f.apiRate, "metrics_addr", w.metricsAddr)
+	<-ctx.Done()
+	log.Info("shutting down: draining running tasks", "timeout", f.shutdown)
+	w.stop()
+	log.Info("worker stopped")
+	return nil
+}
+
+// runningWorker is a started worker with its metrics server.
+type runningWorker struct {
+	srv         *asynq.Server
+	client      *asynq.Client
+	httpSrv     *http.Server
+	metricsAddr string
+	registry    *prometheus.Registry
+}
+
+// stop drains the asynq server (tasks still running after the shutdown
+// timeout go back to the queue) and closes the metrics server.
+func (w *runningWorker) stop() {
+	w.srv.Shutdown()
+	w.client.Close()
+	if w.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = w.httpSrv.Shutdown(sctx)
+	}
+}
+
+// authFailuresKey counts consecutive 401/403 answers across the fleet.
+const authFailuresKey = "logpush:auth_failures"
+
+// credentialKey names a credential's API budget without revealing it.
+func credentialKey(c cloudflare.Credentials) string {
+	sum := sha256.Sum256([]byte(c.APIToken + "\x00" + c.Email + "\x00" + c.APIKey))
+	return hex.EncodeToString(sum[:8])
+}
+
+// startWorker builds the handlers from f and starts serving the queue.
+func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, s3opts destination.S3Options, log *slog.Logger) (*runningWorker, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Observe: m.ObserveAPI})
+	if err != nil {
+		return nil, err
+	}
+	s3r, err := destination.NewS3(ctx, s3opts)
+	if err != nil {
+		return nil, err
+	}
+	var bud worker.Budget
+	if f.apiRate != "0" && f.apiRate != "" {
+		rate, err := budget.ParseRate(f.apiRate)
+		if err != nil {
+			return nil, fmt.Errorf("-api-rate: %w", err)
+		}
+		b, err := budget.New(rdb, budget.Config{Rate: rate, Key: credentialKey(creds), MaxWait: 30 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		bud = b
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	store := events.NewStore(rdb, events.Config{})
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	guard := worker.NewAuthGuard(rdb, authFailuresKey, f.authPause, func(ctx context.Context, reason string) error {
+		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
+			return err
+		}
+		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
+	})
+	h := worker.NewHandlers(worker.Deps{
+		API:     api,
+		Reader:  destination.Mux{"s3": s3r, "file": &destination.File{}},
+		Store:   store,
+		Auth:    guard,
+		Enqueue: client,
+		Budget:  bud,
+		Metrics: m,
+		Logger:  log,
+	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, Task: tasks.Options{MaxRetry: f.maxRetry}})
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown, Logger: log})
+	w := &runningWorker{srv: srv, client: client, registry: reg}
+	if f.metricsAddr != "" {
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			client.Close()
+			return nil, fmt.Errorf("-metrics-addr: %w", err)
+		}
+		w.metricsAddr = ln.Addr().String()
+		w.httpSrv = &http.Server{Handler: metricsMux(reg, rdb), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := w.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	if err := srv.Start(mux); err != nil {
+		w.stop()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return w, nil
+}
+
+func metricsMux(reg *prometheus.Registry, rdb redis.UniversalClient) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
