@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -27,14 +28,26 @@ import (
 // e2e is a whole pipeline on one Redis: an S3 server, the simulator, a
 // worker started the way the worker command starts it, and the producer.
 type e2e struct {
-	rdb   redis.UniversalClient
-	sim   *simulator.Simulator
-	store *events.Store
-	dir   string
-	log   *slog.Logger
+	rdb    redis.UniversalClient
+	sim    *simulator.Simulator
+	store  *events.Store
+	worker *runningWorker
+	dir    string
+	log    *slog.Logger
 }
 
-func newE2E(t *testing.T, rdb redis.UniversalClient, sim simFlags) *e2e {
+// e2eConfig varies a pipeline.
+type e2eConfig struct {
+	sim   simFlags
+	creds cloudflare.Credentials // default: an API token
+	logw  io.Writer              // worker log; default discard (stderr at warn with -v)
+	// workers is the number of worker instances sharing the Redis; default 1.
+	workers int
+	// apiRate is the shared API budget; default effectively none.
+	apiRate string
+}
+
+func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	t.Helper()
 	ctx := context.Background()
 	s3srv := httptest.NewServer(gofakes3.New(demoS3Backend()).Server())
@@ -45,15 +58,23 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, sim simFlags) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	var log *slog.Logger
+	switch {
+	case c.logw != nil:
+		log = slog.New(slog.NewJSONHandler(c.logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	default:
+		log = slog.New(slog.DiscardHandler)
 	}
-	const token = "e2e-api-token"
-	cfg, err := sim.config(destination.WriterMux{"s3": s3c, "file": &destination.File{}}, token, log)
+	if c.creds == (cloudflare.Credentials{}) {
+		c.creds = cloudflare.Credentials{APIToken: "e2e-api-token"}
+	}
+	cfg, err := c.sim.config(destination.WriterMux{"s3": s3c, "file": &destination.File{}}, c.creds.APIToken, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Email, cfg.APIKey = c.creds.Email, c.creds.APIKey
 	s, err := simulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -62,14 +83,17 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, sim simFlags) *e2e {
 	simsrv := httptest.NewServer(s)
 	t.Cleanup(simsrv.Close)
 
-	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: "100000/1m", pollDeadline: 2 * time.Minute,
-		shutdown: 5 * time.Second, maxRetry: 12}
-	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, s3opts, log)
-	if err != nil {
-		t.Fatal(err)
+	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute,
+		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0"}
+	var w *runningWorker
+	for range max(c.workers, 1) {
+		w, err = startWorker(ctx, rdb, f, c.creds, s3opts, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.stop)
 	}
-	t.Cleanup(w.stop)
-	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), dir: t.TempDir(), log: log}
+	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, dir: t.TempDir(), log: log}
 }
 
 func (e *e2e) enqueue(t *testing.T, n int) producer.Result {
@@ -78,6 +102,11 @@ func (e *e2e) enqueue(t *testing.T, n int) producer.Result {
 	if err := writeDemoCSV(path, e.dir, n); err != nil {
 		t.Fatal(err)
 	}
+	return e.enqueueFile(t, path)
+}
+
+func (e *e2e) enqueueFile(t *testing.T, path string) producer.Result {
+	t.Helper()
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	t.Cleanup(func() { client.Close() })
 	p := producer.New(client, e.store, producer.Config{Source: path, Input: input.Options{Format: input.CSV}, Logger: e.log})
@@ -103,7 +132,7 @@ func (e *e2e) wait(t *testing.T, batch string, timeout time.Duration) events.Bat
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Redis(t)
-	e := newE2E(t, rdb, simFlags{writeDelay: 200 * time.Millisecond, writeJitter: time.Second, errorRate: 0.1, rateLimitRate: 0.1})
+	e := newE2E(t, rdb, e2eConfig{sim: simFlags{writeDelay: 200 * time.Millisecond, writeJitter: time.Second, errorRate: 0.1, rateLimitRate: 0.1}})
 	res := e.enqueue(t, 200)
 	if res.Rows != 200 || res.Enqueued+res.NotRequired != 200 {
 		t.Fatalf("enqueue = %+v", res)
@@ -145,10 +174,33 @@ func TestEndToEnd(t *testing.T) {
 func TestEndToEndEmbedded(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
-	e := newE2E(t, rdb, simFlags{writeDelay: 100 * time.Millisecond, errorRate: 0.05})
+	e := newE2E(t, rdb, e2eConfig{sim: simFlags{writeDelay: 100 * time.Millisecond, errorRate: 0.05}})
 	res := e.enqueue(t, 40)
 	st := e.wait(t, res.BatchID, 2*time.Minute)
 	if st.Counts[events.Failed] != 0 || st.Done() != 40 {
 		t.Fatalf("outcomes = %+v", st.Counts)
 	}
+}
+
+// TestSharedBudgetNo429 runs three workers against a simulator that
+// enforces Cloudflare's limit (scaled to 40 requests per 5s, with a
+// penalty) as a sliding window: sharing the budget in Redis, the fleet gets
+// no 429 and no window holds more than the limit.
+func TestSharedBudgetNo429(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Redis(t)
+	e := newE2E(t, rdb, e2eConfig{workers: 3, apiRate: "40/5s",
+		sim: simFlags{writeDelay: 100 * time.Millisecond, rateLimit: "40/5s", penalty: 10 * time.Second}})
+	res := e.enqueue(t, 60) // 48 need a challenge: 96 calls, at least 12s at 40/5s
+	start := time.Now()
+	st := e.wait(t, res.BatchID, 2*time.Minute)
+	if st.Counts[events.Validated] != int64(res.Enqueued) {
+		t.Fatalf("outcomes = %+v", st.Counts)
+	}
+	stats := e.sim.Stats()
+	if stats.RateLimitedLimit != 0 || stats.MaxInWindow > 40 {
+		t.Fatalf("429s from the limit: %d, max requests in a 5s window: %d (limit 40)", stats.RateLimitedLimit, stats.MaxInWindow)
+	}
+	t.Logf("3 workers, %d API calls in %s: 0 rate-limit 429s, at most %d requests in any 5s window (limit 40)",
+		stats.Total("ownership")+stats.Total("ownership_validate"), time.Since(start).Round(time.Millisecond), stats.MaxInWindow)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
@@ -25,6 +26,8 @@ type simFlags struct {
 	rateLimitRate float64
 	rateLimit     string
 	penalty       time.Duration
+	hostile       float64
+	hostileKinds  string
 }
 
 func (s *simFlags) register(fs *flag.FlagSet) {
@@ -34,6 +37,9 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.rateLimitRate, "rate-limit-rate", 0, "simulator: fraction of API calls answered 429")
 	fs.StringVar(&s.rateLimit, "rate-limit", "", "simulator: enforce Cloudflare's limit per credential, LIMIT/WINDOW (e.g. 1200/5m); empty: off")
 	fs.DurationVar(&s.penalty, "penalty", time.Minute, "simulator: once the limit is exceeded, every call gets 429 for this long")
+	fs.Float64Var(&s.hostile, "hostile-rate", 0, "simulator: fraction of API calls answered with a hostile response (see -hostile-kinds)")
+	fs.StringVar(&s.hostileKinds, "hostile-kinds", strings.Join(simulator.HostileKinds(), ","),
+		"simulator: comma-separated hostile answers to draw from: "+strings.Join(simulator.HostileKinds(), ", "))
 }
 
 // writeFunc plays Cloudflare's side of the challenge: it writes the token
@@ -57,7 +63,11 @@ func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (
 		ErrorRate:     s.errorRate,
 		RateLimitRate: s.rateLimitRate,
 		Penalty:       s.penalty,
+		Hostile:       s.hostile,
 		Logger:        log,
+	}
+	if s.hostile > 0 && s.hostileKinds != "" {
+		cfg.HostileKinds = strings.Split(s.hostileKinds, ",")
 	}
 	if s.rateLimit != "" {
 		r, err := budget.ParseRate(s.rateLimit)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -95,11 +96,13 @@ type runningWorker struct {
 	httpSrv     *http.Server
 	metricsAddr string
 	registry    *prometheus.Registry
+	taking      atomic.Bool
 }
 
 // stop drains the asynq server (tasks still running after the shutdown
 // timeout go back to the queue) and closes the metrics server.
 func (w *runningWorker) stop() {
+	w.taking.Store(false)
 	w.srv.Shutdown()
 	w.client.Close()
 	if w.httpSrv != nil {
@@ -174,7 +177,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 			return nil, fmt.Errorf("-metrics-addr: %w", err)
 		}
 		w.metricsAddr = ln.Addr().String()
-		w.httpSrv = &http.Server{Handler: metricsMux(reg, rdb), ReadHeaderTimeout: 5 * time.Second}
+		w.httpSrv = &http.Server{Handler: w.probes(reg, rdb, insp), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := w.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server stopped", "err", err)
@@ -185,20 +188,39 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		w.stop()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
+	w.taking.Store(true)
 	return w, nil
 }
 
-func metricsMux(reg *prometheus.Registry, rdb redis.UniversalClient) *http.ServeMux {
+// probes serves /metrics, /healthz (Redis reachable) and /readyz (this
+// worker is taking tasks: started, not shutting down, queue not paused).
+func (w *runningWorker) probes(reg *prometheus.Registry, rdb redis.UniversalClient, insp *asynq.Inspector) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
+		if !w.taking.Load() {
+			http.Error(rw, "not taking tasks: starting or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		info, err := insp.GetQueueInfo(tasks.Queue)
+		switch {
+		case err != nil && !errors.Is(err, asynq.ErrQueueNotFound):
+			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		case err == nil && info.Paused:
+			http.Error(rw, "queue "+tasks.Queue+" is paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
 	})
 	return mux
 }
