@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"sync"
 	"time"
 
@@ -95,6 +96,8 @@ type Duplicate struct {
 	State    string
 }
 
+var validBatchID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 // ErrInvalid is returned when the file has bad lines: nothing was enqueued.
 var ErrInvalid = errors.New("input has invalid lines; nothing was enqueued")
 
@@ -135,6 +138,9 @@ func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 		return plan, err
 	}
 	plan.BatchID = p.cfg.BatchID
+	if plan.BatchID != "" && !validBatchID.MatchString(plan.BatchID) {
+		return plan, fmt.Errorf("batch id %q: use 1 to 64 letters, digits, '.', '_' or '-'", plan.BatchID)
+	}
 	if plan.BatchID == "" {
 		plan.BatchID = "b-" + hex.EncodeToString(h.Sum(nil))[:12]
 	}
@@ -221,7 +227,8 @@ func (p *Producer) one(ctx context.Context, batch string, row input.Row, now tim
 	case !errors.Is(err, events.ErrNotFound):
 		return "", nil, err
 	}
-	meta := events.Meta{Line: row.Line, Type: row.Conf.Type, EnqueuedAt: now}
+	meta := events.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
+		Type: row.Conf.Type, EnqueuedAt: now}
 	if !row.Conf.NeedsChallenge() {
 		if ex, err := p.store.Register(ctx, key, meta); err != nil || ex != nil {
 			return "", dupOf(row, ex), err

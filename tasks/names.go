@@ -27,6 +27,9 @@ type Dest struct {
 	// Gen is the challenge generation: 0 for the first challenge, plus one for
 	// each fresh challenge requested after a stale token or a poll deadline.
 	Gen int `json:"gen"`
+	// Round counts operator retries of a failed destination (retry
+	// --batch): each round starts again from a fresh challenge.
+	Round int `json:"round,omitempty"`
 }
 
 // Hash identifies a destination (scope, id and conf) independently of the
@@ -48,5 +51,20 @@ func DestHash(scope, scopeID, conf string) string {
 // generation. Deterministic IDs make enqueueing idempotent: re-running a
 // file, or a retried handler enqueueing its next stage twice, adds nothing.
 func taskID(stage string, d Dest) string {
-	return stage + ":" + d.BatchID + ":" + d.Hash() + ":" + strconv.Itoa(d.Gen)
+	return taskIDHash(stage, d, d.Hash())
+}
+
+func taskIDHash(stage string, d Dest, hash string) string {
+	id := stage + ":" + d.BatchID + ":" + hash + ":" + strconv.Itoa(d.Gen)
+	if d.Round > 0 {
+		id += ":r" + strconv.Itoa(d.Round)
+	}
+	return id
+}
+
+// TaskIDsForHash are the IDs of the three stages of the destination with
+// hash in d's batch, generation and round, for finding its tasks when only
+// its hash is known.
+func TaskIDsForHash(d Dest, hash string) []string {
+	return []string{taskIDHash("ch", d, hash), taskIDHash("po", d, hash), taskIDHash("va", d, hash)}
 }

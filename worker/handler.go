@@ -188,7 +188,7 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	r := &run{d: *d, key: events.Key{Batch: d.BatchID, Hash: d.Hash()}}
-	r.log = log.With("batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen)
+	r.log = log.With("batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen, "round", d.Round)
 	conf, err := tasks.ParseConf(d.DestinationConf)
 	if err != nil {
 		// The producer validated it, so this payload was not made by us.
@@ -207,7 +207,7 @@ func (h *Handlers) enter(ctx context.Context, r *run, state, attempt string) (ev
 	if err != nil && !errors.Is(err, events.ErrNotFound) {
 		return st, err
 	}
-	if events.Terminal(st.State) || st.Gen > r.d.Gen {
+	if events.Terminal(st.State) || st.Round > r.d.Round || st.Round == r.d.Round && st.Gen > r.d.Gen {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
 		return st, errSuperseded
 	}
@@ -270,7 +270,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	// A retried challenge of this generation may have asked again after
 	// this poll was scheduled: only its (later) token is good.
 	requestedAt := p.RequestedAt
-	if st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
+	if st.Round == r.d.Round && st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
 		requestedAt = st.RequestedAt
 	}
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
@@ -442,7 +442,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 	if cause != nil {
 		ev.Error = eventError(cause)
 	}
-	changed, err := h.store.Transition(ctx, r.key, state, ev, "")
+	changed, err := h.store.Transition(ctx, r.key, state, ev, "", events.ErrorFields(ev.Error)...)
 	if err != nil {
 		return err
 	}

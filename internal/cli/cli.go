@@ -30,6 +30,8 @@ func commands() []command {
 		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},
 		{"status", "show a batch's counts per state (or list batches)", runStatus},
 		{"events", "print result events from the logpush:events stream", runEvents},
+		{"report", "write one row per input row of a batch: state, filename, attempts, error (CSV or JSON)", runReport},
+		{"retry", "re-enqueue the failed destinations of a batch", runRetry},
 		{"resume", "resume the queue after it was paused (repeated authentication failures)", runResume},
 		{"simulate", "serve a local Cloudflare API simulator", runSimulate},
 		{"demo", "onboard generated destinations end to end on embedded Redis and the simulator", runDemo},
@@ -45,7 +47,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 // Run runs the command line args and returns the process exit code:

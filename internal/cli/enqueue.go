@@ -59,7 +59,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		printPlan(env.Stdout, plan)
 		if plan.ErrorCount > 0 {
 			printLineErrors(env.Stderr, plan)
-			return &exitError{code: 1, err: producer.ErrInvalid}
+			return &exitError{code: 1} // printLineErrors said why
 		}
 		return nil
 	}
@@ -74,7 +74,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	res, err := p.Enqueue(ctx, open)
 	if errors.Is(err, producer.ErrInvalid) {
 		printLineErrors(env.Stderr, res.Plan)
-		return &exitError{code: 1, err: err}
+		return &exitError{code: 1} // printLineErrors said why
 	}
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -121,9 +122,13 @@ return {1, '', ''}
 
 // Meta describes a destination when it is registered. It holds no secret.
 type Meta struct {
-	Line       int
-	Type       string
-	EnqueuedAt time.Time
+	Line    int
+	Scope   string
+	ScopeID string
+	// Destination is the redacted destination_conf, for reports.
+	Destination string
+	Type        string
+	EnqueuedAt  time.Time
 }
 
 // Existing says what a batch already knows of a destination.
@@ -148,7 +153,8 @@ func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Tim
 // the destination is new to the batch.
 func (s *Store) Register(ctx context.Context, k Key, m Meta) (*Existing, error) {
 	res, err := registerScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)},
-		"line", m.Line, "type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()).Slice()
+		"line", m.Line, "scope", m.Scope, "scope_id", m.ScopeID, "destination", m.Destination,
+		"type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("register destination: %w", err)
 	}
@@ -202,16 +208,59 @@ func (s *Store) Emit(ctx context.Context, ev Event) error {
 	return nil
 }
 
+// reopenScript moves a failed destination back to queued for a new round.
+var reopenScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'round', ARGV[1], 'gen', 0)
+redis.call('HDEL', KEYS[1], 'error_status', 'error_codes', 'error_message', 'filename', 'requested_at')
+redis.call('PERSIST', KEYS[1])
+redis.call('HINCRBY', KEYS[2], 'state:failed', -1)
+redis.call('HINCRBY', KEYS[2], 'state:queued', 1)
+return 1
+`)
+
+// Reopen moves a failed destination back to queued for round, so that its
+// new tasks run and it emits a new terminal event. It reports false when
+// the destination is not failed.
+func (s *Store) Reopen(ctx context.Context, k Key, round int) (bool, error) {
+	n, err := reopenScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)}, round).Int()
+	if err != nil {
+		return false, fmt.Errorf("reopen destination: %w", err)
+	}
+	return n == 1, nil
+}
+
 // DestState is what the store knows of one destination.
 type DestState struct {
 	State       string
 	Line        int
+	Scope       string
+	ScopeID     string
+	Destination string // redacted
 	Type        string
 	Gen         int
+	Round       int
 	Filename    string
 	RequestedAt time.Time
 	EnqueuedAt  time.Time
 	Attempts    Attempts
+	// Error is why the destination failed, if it did.
+	Error *Error
+}
+
+// ErrorFields are the hash fields that record why a destination failed,
+// for Transition.
+func ErrorFields(e *Error) []any {
+	if e == nil {
+		return nil
+	}
+	codes := make([]string, len(e.Codes))
+	for i, c := range e.Codes {
+		codes[i] = strconv.Itoa(c)
+	}
+	return []any{"error_status", e.HTTPStatus, "error_codes", strings.Join(codes, ","), "error_message", e.Message}
 }
 
 // ErrNotFound is returned for a destination the batch does not have.
@@ -238,16 +287,78 @@ func parseDestState(m map[string]string) DestState {
 		}
 		return time.Unix(0, v)
 	}
+	var e *Error
+	if msg, ok := m["error_message"]; ok {
+		e = &Error{HTTPStatus: n("error_status"), Message: msg}
+		for _, c := range strings.Split(m["error_codes"], ",") {
+			if v, err := strconv.Atoi(c); err == nil {
+				e.Codes = append(e.Codes, v)
+			}
+		}
+	}
 	return DestState{
 		State:       m["state"],
 		Line:        n("line"),
+		Scope:       m["scope"],
+		ScopeID:     m["scope_id"],
+		Destination: m["destination"],
+		Error:       e,
 		Type:        m["type"],
 		Gen:         n("gen"),
+		Round:       n("round"),
 		Filename:    m["filename"],
 		RequestedAt: t("requested_at"),
 		EnqueuedAt:  t("enqueued_at"),
 		Attempts:    Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate")},
 	}
+}
+
+// Dests calls fn for every destination of a batch, in no order.
+func (s *Store) Dests(ctx context.Context, batch string, fn func(hash string, st DestState) error) error {
+	prefix := s.destKey(Key{Batch: batch})
+	iter := s.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
+	var keys []string
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = pipe.HGetAll(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("read destinations of batch %s: %w", batch, err)
+		}
+		for i, c := range cmds {
+			if len(c.Val()) == 0 {
+				continue
+			}
+			if err := fn(strings.TrimPrefix(keys[i], prefix), parseDestState(c.Val())); err != nil {
+				return err
+			}
+		}
+		keys = keys[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 500 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("list destinations of batch %s: %w", batch, err)
+	}
+	return flush()
+}
+
+// escapeGlob escapes the characters SCAN MATCH treats as patterns.
+func escapeGlob(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`)
+	return r.Replace(s)
 }
 
 // BatchStatus counts a batch's destinations per state.

@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+)
+
+// run runs the CLI in this process and returns exit code, stdout, stderr.
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(string) string { return "" }})
+	return code, out.String(), errb.String()
+}
+
+// TestOperatorCommands: a batch with failures is reported row by row,
+// retried after the cause is fixed, and watched to the end.
+func TestOperatorCommands(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	e := newE2E(t, rdb, e2eConfig{sim: simFlags{writeDelay: 50 * time.Millisecond}})
+	dir := t.TempDir()
+	blocked := filepath.Join(dir, "blocked")
+	if err := os.WriteFile(blocked, []byte("a file where a directory should be"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var csv strings.Builder
+	csv.WriteString("zone_id,account_id,destination_conf\n")
+	for i := range 5 {
+		fmt.Fprintf(&csv, "%032x,,file://%s/ok/%d\n", i+1, dir, i)
+	}
+	fmt.Fprintf(&csv, ",%032x,file://%s/x\n", 0xf1, blocked)
+	fmt.Fprintf(&csv, ",%032x,file://%s/y\n", 0xf2, blocked)
+	path := filepath.Join(dir, "batch.csv")
+	if err := os.WriteFile(path, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr := run(t, "", "enqueue", "--redis", url, path)
+	if code != 0 {
+		t.Fatalf("enqueue = %d: %s", code, stderr)
+	}
+	var batch string
+	if _, err := fmt.Sscanf(out, "batch %s", &batch); err != nil {
+		t.Fatalf("enqueue output %q: %v", out, err)
+	}
+	batch = strings.TrimSuffix(batch, ":")
+	st := e.wait(t, batch, time.Minute)
+	if st.Counts[events.Validated] != 5 || st.Counts[events.Failed] != 2 {
+		t.Fatalf("outcomes = %+v, want 5 validated and 2 failed", st.Counts)
+	}
+
+	code, out, _ = run(t, "", "status", "--redis", url, "--batch", batch)
+	if code != 0 || !strings.Contains(out, "failed          2") || !strings.Contains(out, "done            7/7") {
+		t.Fatalf("status = %d:\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "report", "--redis", url, "--batch", batch, "--format", "csv")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 8 || !strings.HasPrefix(lines[0], "line,scope,scope_id,destination") ||
+		!strings.HasPrefix(lines[1], "2,zone,") || !strings.Contains(lines[6], ",failed,") || !strings.Contains(lines[6], "permanent") && !strings.Contains(lines[6], "not a directory") {
+		t.Fatalf("report csv = %d:\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "report", "--redis", url, "--batch", batch, "--format", "json")
+	var row reportRow
+	if code != 0 || json.Unmarshal([]byte(strings.Split(out, "\n")[5]), &row) != nil || row.Line != 7 || row.State != events.Failed || row.Error == nil {
+		t.Fatalf("report json = %d:\n%s", code, out)
+	}
+
+	// Fix the cause, retry the failed rows, watch the batch finish.
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = run(t, "", "retry", "--redis", url, "--batch", batch)
+	if code != 0 || !strings.Contains(out, "2 failed destinations re-enqueued") {
+		t.Fatalf("retry = %d: %s %s", code, out, stderr)
+	}
+	code, out, _ = run(t, "", "status", "--redis", url, "--batch", batch, "--watch", "--interval", "200ms")
+	if code != 0 || !strings.Contains(out, "100% 7/7") {
+		t.Fatalf("status --watch = %d:\n%s", code, out)
+	}
+	st, _ = e.store.Batch(context.Background(), batch)
+	if st.Counts[events.Validated] != 7 || st.Counts[events.Failed] != 0 {
+		t.Fatalf("after retry: %+v", st.Counts)
+	}
+	code, out, _ = run(t, "", "events", "--redis", url, "--batch", batch)
+	if code != 0 || strings.Count(out, `"event":"failed"`) != 2 || strings.Count(out, `"event":"validated"`) != 7 {
+		t.Fatalf("events = %d:\n%s", code, out)
+	}
+}
+
+// TestEnqueueRejectsBadInput: every bad line is named, nothing is enqueued.
+func TestEnqueueRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	bad := "zone_id,account_id,destination_conf\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/p?region=us-east-1\n" +
+		"023e105f4ecef8ad9ca31a8372d0c35,,s3://mybucket/p?region=us-east-1\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,01a7362d577a6c3019a474fd6f485823,s3://mybucket/q?region=us-east-1\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,,ftp://b/p\n"
+	code, _, stderr := run(t, bad, "enqueue", "--redis", url, "-")
+	if code != 1 {
+		t.Fatalf("enqueue of bad input = %d, want 1", code)
+	}
+	for _, want := range []string{"line 3: zone_id", "line 4:", "line 5: destination_conf", "3 of 4 lines invalid; nothing was enqueued"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
+		t.Fatalf("bad input wrote %d keys", n)
+	}
+	code, out, _ := run(t, bad, "enqueue", "--dry-run", "-")
+	if code != 1 || !strings.Contains(out, "1 valid rows, 3 invalid") {
+		t.Fatalf("dry run = %d: %s", code, out)
+	}
+}
