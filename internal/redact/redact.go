@@ -8,11 +8,21 @@ import (
 // Mask replaces every secret value.
 const Mask = "REDACTED"
 
-// secretParam matches query parameters whose values are secrets: S3/R2 keys,
-// the Azure SAS signature, header_* values (Splunk, Datadog, New Relic, HTTPS
-// auth headers), and the generic names integrations use for tokens.
-// The key part is kept so that an operator can still see what was configured.
-var secretParam = regexp.MustCompile(`(?i)((?:^|[?&;\s"'])(?:secret-access-key|access-key-id|sig|signature|header_[^=&\s"']*|api[-_]?key|apikey|token|access[-_]?token|password|secret|x-amz-security-token|x-amz-signature|session-token)=)[^&\s"']*`)
+// secretNames matches the names of query parameters whose values are
+// secrets: S3/R2 keys, the Azure SAS signature, header_* values (Splunk,
+// Datadog, New Relic, HTTPS auth headers), and the names integrations use for
+// keys and tokens, with any prefix (dd-api-key, x-api-key, X-License-Key,
+// X-Insert-Key, client_secret, refresh_token, x-amz-security-token).
+const secretNames = `secret-access-key|access-key-id|sig|signature|x-amz-signature|` +
+	`(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|license[-_]?key|insert[-_]?key|access[-_]?token|token|password|passwd|secret)`
+
+// secretParam matches a secret query parameter in any text. The key part is
+// kept so that an operator can still see what was configured.
+var secretParam = regexp.MustCompile(`(?i)((?:^|[?&;\s"'])(?:` + secretNames + `|header_[^=&\s"']*)=)[^&\s"']*`)
+
+// secretName matches a whole (decoded) parameter name that SecretParam
+// reports: every header_* name, whatever characters follow.
+var secretName = regexp.MustCompile(`(?is)^(?:` + secretNames + `|header_.*)$`)
 
 // userinfo matches credentials embedded in a URL authority: scheme://user:pass@host.
 var userinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"'?#]+@`)
@@ -31,6 +41,13 @@ func String(s string) string {
 	s = userinfo.ReplaceAllString(s, "${1}"+Mask+"@")
 	s = sumoPath.ReplaceAllString(s, "${1}"+Mask)
 	return s
+}
+
+// SecretParam reports whether a query parameter of a destination_conf,
+// named name (already percent-decoded), carries a secret that String masks
+// when it is written plainly as name=value.
+func SecretParam(name string) bool {
+	return secretName.MatchString(name)
 }
 
 // Values returns s with each of the given literal secrets replaced by Mask.

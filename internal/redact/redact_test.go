@@ -16,6 +16,13 @@ func TestString(t *testing.T) {
 		{"https://u:p@logs.example.com/x", "https://REDACTED@logs.example.com/x"},
 		{"sumo://endpoint1.collection.sumologic.com/receiver/v1/http/ZaVnC4dhaV3", "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/REDACTED"},
 		{`bad destination "s3://b?secret-access-key=zz"`, `bad destination "s3://b?secret-access-key=REDACTED"`},
+		// Prefixed key and token names that integrations use as plain query
+		// parameters rather than header_* ones.
+		{"datadog://http-intake.logs.datadoghq.com/api/v2/logs?dd-api-key=k123&ddsource=cloudflare", "datadog://http-intake.logs.datadoghq.com/api/v2/logs?dd-api-key=REDACTED&ddsource=cloudflare"},
+		{"https://log-api.newrelic.com/log/v1?X-License-Key=lic1&format=cloudflare", "https://log-api.newrelic.com/log/v1?X-License-Key=REDACTED&format=cloudflare"},
+		{"https://h/x?x-api-key=k1&X-Insert-Key=k2&client_secret=k3&refresh_token=k4", "https://h/x?x-api-key=REDACTED&X-Insert-Key=REDACTED&client_secret=REDACTED&refresh_token=REDACTED"},
+		// Names that merely end like a secret name are not secrets.
+		{"splunk://h/raw?sourcetype=cloudflare:json&channel=c", "splunk://h/raw?sourcetype=cloudflare:json&channel=c"},
 	}
 	for _, c := range cases {
 		if got := String(c.in); got != c.want {
@@ -29,5 +36,20 @@ func TestValues(t *testing.T) {
 	got := Values("token abcdef and ab", "abcdef", "ab", "")
 	if strings.Contains(got, "abcdef") || !strings.Contains(got, " ab") {
 		t.Fatalf("Values: %q", got)
+	}
+}
+
+func TestSecretParam(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]bool{
+		"secret-access-key": true, "access-key-id": true, "sig": true, "SIG": true,
+		"header_Authorization": true, "header_DD-API-KEY": true, "header_X With Space": true,
+		"Api-Key": true, "dd-api-key": true, "X-License-Key": true, "token": true, "client_secret": true,
+		"region": false, "endpoint": false, "account-id": false, "sv": false, "sp": false, "se": false,
+		"sourcetype": false, "channel": false, "ddsource": false, "signed": false, "": false,
+	} {
+		if got := SecretParam(name); got != want {
+			t.Errorf("SecretParam(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
