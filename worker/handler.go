@@ -173,10 +173,17 @@ func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 
 // run carries what every handler needs for one task.
 type run struct {
-	d    tasks.Dest
-	key  events.Key
-	conf tasks.Conf
-	log  *slog.Logger
+	d       tasks.Dest
+	key     events.Key
+	conf    tasks.Conf
+	secrets []string // the conf's secret values
+	log     *slog.Logger
+}
+
+// clean removes the conf's secrets from s: from a file name derived from
+// the conf's path (a Sumo collector code) and from error texts.
+func (r *run) clean(s string) string {
+	return redact.Values(redact.String(s), r.secrets...)
 }
 
 func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tasks.Dest) (*run, error) {
@@ -187,7 +194,7 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		log.Error("undecodable payload", "err", err)
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	r := &run{d: *d, key: events.Key{Batch: d.BatchID, Hash: d.Hash()}}
+	r := &run{d: *d, key: events.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
 	r.log = log.With("batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen, "round", d.Round)
 	conf, err := tasks.ParseConf(d.DestinationConf)
 	if err != nil {
@@ -242,7 +249,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	}
 	deadline := requestedAt.Add(h.cfg.PollDeadline)
 	if _, err := h.store.Transition(ctx, r.key, events.Polling, nil, "",
-		"gen", r.d.Gen, "filename", res.Filename, "requested_at", requestedAt.UnixNano()); err != nil {
+		"gen", r.d.Gen, "filename", r.clean(res.Filename), "requested_at", requestedAt.UnixNano()); err != nil {
 		return err
 	}
 	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline},
@@ -253,7 +260,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err := h.enqueue(ctx, task); err != nil {
 		return err
 	}
-	r.log.Info("challenge requested", "filename", res.Filename)
+	r.log.Info("challenge requested", "filename", r.clean(res.Filename))
 	return nil
 }
 
@@ -303,7 +310,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	h.metrics.PollAttempts.Observe(float64(st.Attempts.Poll + 1))
-	r.log.Info("challenge file found", "filename", p.Filename, "polls", st.Attempts.Poll+1)
+	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll+1)
 	return nil
 }
 
@@ -364,7 +371,7 @@ func (h *Handlers) rechallenge(ctx context.Context, r *run, filename string, cau
 	if err := h.enqueue(ctx, task); err != nil {
 		return err
 	}
-	r.log.Warn("requesting a fresh challenge", "reason", redact.String(cause.Error()), "next_gen", next.Gen)
+	r.log.Warn("requesting a fresh challenge", "reason", r.clean(cause.Error()), "next_gen", next.Gen)
 	return nil
 }
 
@@ -404,7 +411,7 @@ func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 	if ok && retried >= maxRetry {
 		return h.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
 	}
-	r.log.Warn("transient error, will retry", "err", redact.String(err.Error()))
+	r.log.Warn("transient error, will retry", "err", r.clean(err.Error()))
 	return err
 }
 
@@ -430,7 +437,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 		ScopeID:         r.d.ScopeID,
 		Destination:     r.conf.Redacted(),
 		DestinationType: r.conf.Type,
-		Filename:        filename,
+		Filename:        r.clean(filename),
 		Attempts:        st.Attempts,
 		DurationSeconds: now.Sub(r.d.EnqueuedAt).Seconds(),
 		Time:            now.UTC(),
@@ -440,7 +447,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 		ev.Destination = redact.String(r.d.DestinationConf)
 	}
 	if cause != nil {
-		ev.Error = eventError(cause)
+		ev.Error = r.eventError(cause)
 	}
 	changed, err := h.store.Transition(ctx, r.key, state, ev, "", events.ErrorFields(ev.Error)...)
 	if err != nil {
@@ -458,9 +465,9 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 	return nil
 }
 
-func eventError(err error) *events.Error {
+func (r *run) eventError(err error) *events.Error {
 	msg := strings.TrimSuffix(err.Error(), ": "+asynq.SkipRetry.Error())
-	e := &events.Error{Message: redact.String(msg)}
+	e := &events.Error{Message: r.clean(msg)}
 	var ae *cloudflare.APIError
 	if errors.As(err, &ae) {
 		e.HTTPStatus = ae.HTTPStatus

@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -63,4 +64,39 @@ func Values(s string, secrets ...string) string {
 		s = strings.ReplaceAll(s, v, Mask)
 	}
 	return s
+}
+
+// Secrets returns the values String masks in conf, as written and
+// URL-decoded, so that they can be masked wherever they appear alone: in a
+// file name derived from the conf's path, or quoted back by a remote system.
+// String decides what a secret is: the secrets are the spans of conf that
+// its redacted form replaces with Mask.
+func Secrets(conf string) []string {
+	red := String(conf)
+	if red == conf || strings.Contains(conf, Mask) {
+		return nil
+	}
+	pieces := strings.Split(red, Mask)
+	if !strings.HasPrefix(conf, pieces[0]) {
+		return nil
+	}
+	var secrets []string
+	pos := len(pieces[0])
+	for i, next := range pieces[1:] {
+		end := len(conf)
+		if next != "" || i < len(pieces)-2 {
+			j := strings.Index(conf[pos:], next)
+			if j < 0 {
+				return secrets
+			}
+			end = pos + j
+		}
+		secret := conf[pos:end]
+		secrets = append(secrets, secret)
+		if dec, err := url.QueryUnescape(secret); err == nil && dec != secret {
+			secrets = append(secrets, dec)
+		}
+		pos = end + len(next)
+	}
+	return secrets
 }
