@@ -28,6 +28,7 @@ func commands() []command {
 	return []command{
 		{"worker", "run a worker: challenge, poll and validate tasks from Redis", runWorker},
 		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},
+		{"preflight", "check the Cloudflare credential and access to every bucket of a file, without enqueueing", runPreflight},
 		{"status", "show a batch's counts per state (or list batches)", runStatus},
 		{"events", "print result events from the logpush:events stream", runEvents},
 		{"report", "write one row per input row of a batch: state, filename, attempts, error (CSV or JSON)", runReport},

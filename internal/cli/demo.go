@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, s3opts, log)
+	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, storageConfig{s3: s3opts}, log)
 	if err != nil {
 		return err
 	}

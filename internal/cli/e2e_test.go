@@ -32,6 +32,7 @@ type e2e struct {
 	sim    *simulator.Simulator
 	store  *events.Store
 	worker *runningWorker
+	simURL string
 	dir    string
 	log    *slog.Logger
 }
@@ -87,13 +88,13 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0"}
 	var w *runningWorker
 	for range max(c.workers, 1) {
-		w, err = startWorker(ctx, rdb, f, c.creds, s3opts, log)
+		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.stop)
 	}
-	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, dir: t.TempDir(), log: log}
+	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, simURL: simsrv.URL, dir: t.TempDir(), log: log}
 }
 
 func (e *e2e) enqueue(t *testing.T, n int) producer.Result {

@@ -24,6 +24,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	batchID := fs.String("batch-id", "", "batch id (default: derived from the file's destinations, so re-running a file is the same batch)")
 	dryRun := fs.Bool("dry-run", false, "check the file and print what the batch would do; enqueue nothing")
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
+	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
+	var pf preflightFlags
+	pf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard enqueue [flags] FILE|-\n\nFILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.")
 		fs.PrintDefaults()
@@ -62,6 +65,11 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 			return &exitError{code: 1} // printLineErrors said why
 		}
 		return nil
+	}
+	if !*skipPreflight {
+		if err := preflight(ctx, env, open, cfg.Input, pf, storageConfig{}); err != nil {
+			return err
+		}
 	}
 	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
 	if err != nil {
@@ -128,4 +136,28 @@ func printPlan(w io.Writer, plan producer.Plan) {
 	for _, t := range types {
 		fmt.Fprintf(w, "  %-9s %d\n", t, plan.ByType[t])
 	}
+}
+
+func runPreflight(ctx context.Context, env Env, args []string) error {
+	fs := newFlags("preflight", env)
+	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
+	var pf preflightFlags
+	pf.register(fs, env)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(env.Stderr, "usage: logpush-onboard preflight [flags] FILE|-")
+		return errUsage
+	}
+	fmtv, err := input.ParseFormat(*format)
+	if err != nil {
+		return fmt.Errorf("-format: %w", err)
+	}
+	open, cleanup, err := opener(env, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return preflight(ctx, env, open, input.Options{Format: fmtv}, pf, storageConfig{})
 }

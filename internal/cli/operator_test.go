@@ -18,9 +18,15 @@ import (
 // run runs the CLI in this process and returns exit code, stdout, stderr.
 func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
+	return runEnv(t, nil, stdin, args...)
+}
+
+// runEnv is run with environment variables.
+func runEnv(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	code := Run(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
-		Getenv: func(string) string { return "" }})
+		Getenv: func(k string) string { return env[k] }})
 	return code, out.String(), errb.String()
 }
 
@@ -48,7 +54,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, stderr := run(t, "", "enqueue", "--redis", url, path)
+	code, out, stderr := run(t, "", "enqueue", "--skip-preflight", "--redis", url, path)
 	if code != 0 {
 		t.Fatalf("enqueue = %d: %s", code, stderr)
 	}
@@ -110,7 +116,7 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 		"023e105f4ecef8ad9ca31a8372d0c35,,s3://mybucket/p?region=us-east-1\n" +
 		"023e105f4ecef8ad9ca31a8372d0c353,01a7362d577a6c3019a474fd6f485823,s3://mybucket/q?region=us-east-1\n" +
 		"023e105f4ecef8ad9ca31a8372d0c353,,ftp://b/p\n"
-	code, _, stderr := run(t, bad, "enqueue", "--redis", url, "-")
+	code, _, stderr := run(t, bad, "enqueue", "--skip-preflight", "--redis", url, "-")
 	if code != 1 {
 		t.Fatalf("enqueue of bad input = %d, want 1", code)
 	}
@@ -125,5 +131,43 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 	code, out, _ := run(t, bad, "enqueue", "--dry-run", "-")
 	if code != 1 || !strings.Contains(out, "1 valid rows, 3 invalid") {
 		t.Fatalf("dry run = %d: %s", code, out)
+	}
+}
+
+// TestPreflight: a broken credential or an unreadable bucket stops the
+// batch before anything is enqueued.
+func TestPreflight(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	e := newE2E(t, rdb, e2eConfig{})
+	dir := t.TempDir()
+	blocked := filepath.Join(dir, "blocked")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/a\n%032x,,file://%s/b\n", 1, dir, 2, dir)
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": "e2e-api-token", "CLOUDFLARE_API_URL": e.simURL}
+
+	code, out, stderr := runEnv(t, env, good, "preflight", "-")
+	if code != 0 || !strings.Contains(out, "Cloudflare credential works; 2 buckets readable") {
+		t.Fatalf("preflight of a good file = %d: %s %s", code, out, stderr)
+	}
+	bad := good + fmt.Sprintf("%032x,,file://%s/c\n", 3, blocked)
+	code, _, stderr = runEnv(t, env, bad, "enqueue", "--redis", url, "-")
+	if code != 1 || !strings.Contains(stderr, "preflight: line 4") || !strings.Contains(stderr, "nothing was enqueued") {
+		t.Fatalf("enqueue with an unreadable bucket = %d: %s", code, stderr)
+	}
+	wrong := map[string]string{"CLOUDFLARE_API_TOKEN": "not-the-token", "CLOUDFLARE_API_URL": e.simURL}
+	code, _, stderr = runEnv(t, wrong, good, "enqueue", "--redis", url, "-")
+	if code != 1 || !strings.Contains(stderr, "the Cloudflare credential does not work") {
+		t.Fatalf("enqueue with a wrong token = %d: %s", code, stderr)
+	}
+	if n, _ := rdb.Keys(context.Background(), "logpush:*").Result(); len(n) != 0 {
+		t.Fatalf("a failed preflight wrote %v", n)
+	}
+	code, out, stderr = runEnv(t, env, good, "enqueue", "--redis", url, "-")
+	if code != 0 || !strings.Contains(out, "2 enqueued") {
+		t.Fatalf("enqueue after a good preflight = %d: %s %s", code, out, stderr)
 	}
 }

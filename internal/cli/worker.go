@@ -22,7 +22,6 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
-	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -77,7 +76,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	w, err := startWorker(ctx, rdb, f, creds, destination.S3Options{}, log)
+	w, err := startWorker(ctx, rdb, f, creds, storageConfig{}, log)
 	if err != nil {
 		return err
 	}
@@ -122,7 +121,7 @@ func credentialKey(c cloudflare.Credentials) string {
 }
 
 // startWorker builds the handlers from f and starts serving the queue.
-func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, s3opts destination.S3Options, log *slog.Logger) (*runningWorker, error) {
+func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, storage storageConfig, log *slog.Logger) (*runningWorker, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
@@ -131,7 +130,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	if err != nil {
 		return nil, err
 	}
-	s3r, err := destination.NewS3(ctx, s3opts)
+	readers, err := storage.readers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +157,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	})
 	h := worker.NewHandlers(worker.Deps{
 		API:     api,
-		Reader:  destination.Mux{"s3": s3r, "file": &destination.File{}},
+		Reader:  readers,
 		Store:   store,
 		Auth:    guard,
 		Enqueue: client,
