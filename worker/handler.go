@@ -300,7 +300,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		return h.notYet(ctx, r, p, st.Attempts.Poll+1, err)
 	}
 	if err != nil {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("read %s: %w: %w", loc, err, asynq.SkipRetry))
+		return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
 	}
 	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: r.d, Filename: p.Filename, Token: token}, h.cfg.Task)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -16,19 +17,29 @@ const maxTokenLen = 4096
 
 var (
 	errStaleToken = errors.New("token was issued before this challenge")
-	errNoToken    = errors.New("challenge file does not hold an ownership token")
+	errNoToken    = errors.New("not an ownership challenge token (letters, digits and / + . - _, at most 4096)")
 )
 
 // parseToken takes the token out of a challenge file. When the token is a
 // JWT whose claims carry iat, a token issued before notBefore belongs to an
 // earlier challenge (the file name is reused and never deleted).
 func parseToken(body []byte, notBefore time.Time) (string, error) {
-	tok := string(bytes.TrimSpace(body))
-	if tok == "" || len(tok) > maxTokenLen || !tokenPattern.MatchString(tok) {
-		return "", errNoToken
+	tok, err := CleanToken(string(body))
+	if err != nil {
+		return "", err
 	}
 	if iat, ok := issuedAt(tok); ok && iat.Before(notBefore.Truncate(time.Second)) {
 		return "", errStaleToken
+	}
+	return tok, nil
+}
+
+// CleanToken trims surrounding space from an ownership token and checks it
+// against Cloudflare's schema. The error never repeats the token.
+func CleanToken(s string) (string, error) {
+	tok := strings.TrimSpace(s)
+	if tok == "" || len(tok) > maxTokenLen || !tokenPattern.MatchString(tok) {
+		return "", errNoToken
 	}
 	return tok, nil
 }

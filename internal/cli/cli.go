@@ -33,6 +33,7 @@ func commands() []command {
 		{"events", "print result events from the logpush:events stream", runEvents},
 		{"report", "write one row per input row of a batch: state, filename, attempts, error (CSV or JSON)", runReport},
 		{"retry", "re-enqueue the failed destinations of a batch", runRetry},
+		{"submit-token", "submit ownership tokens the worker cannot read itself (Sumo Logic) for validation", runSubmitToken},
 		{"resume", "resume the queue after it was paused (repeated authentication failures)", runResume},
 		{"simulate", "serve a local Cloudflare API simulator", runSimulate},
 		{"demo", "onboard generated destinations end to end on embedded Redis and the simulator", runDemo},

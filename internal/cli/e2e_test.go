@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -46,6 +47,8 @@ type e2eConfig struct {
 	workers int
 	// apiRate is the shared API budget; default effectively none.
 	apiRate string
+	// writers adds simulator writers by scheme (a Sumo HTTP source, say).
+	writers destination.WriterMux
 }
 
 func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
@@ -71,7 +74,9 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	if c.creds == (cloudflare.Credentials{}) {
 		c.creds = cloudflare.Credentials{APIToken: "e2e-api-token"}
 	}
-	cfg, err := c.sim.config(destination.WriterMux{"s3": s3c, "file": &destination.File{}}, c.creds.APIToken, log)
+	wm := destination.WriterMux{"s3": s3c, "file": &destination.File{}}
+	maps.Copy(wm, c.writers)
+	cfg, err := c.sim.config(wm, c.creds.APIToken, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
@@ -169,5 +171,66 @@ func TestPreflight(t *testing.T) {
 	code, out, stderr = runEnv(t, env, good, "enqueue", "--redis", url, "-")
 	if code != 0 || !strings.Contains(out, "2 enqueued") {
 		t.Fatalf("enqueue after a good preflight = %d: %s %s", code, out, stderr)
+	}
+}
+
+// sumoSource plays a Sumo Logic HTTP source: it receives the token.
+type sumoSource struct {
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (s *sumoSource) Write(_ context.Context, _ destination.Location, body []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens = append(s.tokens, string(body))
+	return nil
+}
+
+// TestSubmitToken: a Sumo destination waits for its token; the operator
+// submits it and the destination is validated. A wrong token is refused
+// before anything is enqueued.
+func TestSubmitToken(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	sumo := &sumoSource{}
+	e := newE2E(t, rdb, e2eConfig{writers: destination.WriterMux{"sumo": sumo}})
+	const conf = "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/ZaVnC4dhaV3"
+	const zone = "023e105f4ecef8ad9ca31a8372d0c353"
+	path := filepath.Join(e.dir, "sumo.csv")
+	os.WriteFile(path, []byte("zone_id,account_id,destination_conf\n"+zone+",,"+conf+"\n"), 0o644)
+	res := e.enqueueFile(t, path)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := e.store.Batch(context.Background(), res.BatchID)
+		sumo.mu.Lock()
+		n := len(sumo.tokens)
+		sumo.mu.Unlock()
+		if st.Counts[events.AwaitingToken] == 1 && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not awaiting a token: %+v", st.Counts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, _, stderr := run(t, "has spaces\n", "submit-token", "--redis", url, "--batch", res.BatchID, "--zone-id", zone, "--destination-conf", conf)
+	if code == 0 || !strings.Contains(stderr, "not an ownership challenge token") || strings.Contains(stderr, "has spaces") {
+		t.Fatalf("submit of a malformed token = %d: %s", code, stderr)
+	}
+	tokens := filepath.Join(e.dir, "tokens.csv")
+	os.WriteFile(tokens, []byte("zone_id,account_id,destination_conf,token\n"+zone+",,"+conf+","+sumo.tokens[0]+"\n"), 0o600)
+	code, out, stderr := run(t, "", "submit-token", "--redis", url, "--batch", res.BatchID, "--file", tokens)
+	if code != 0 || !strings.Contains(out, "1 tokens submitted") {
+		t.Fatalf("submit-token = %d: %s %s", code, out, stderr)
+	}
+	st := e.wait(t, res.BatchID, 30*time.Second)
+	if st.Counts[events.Validated] != 1 {
+		t.Fatalf("after submit: %+v", st.Counts)
+	}
+	code, _, stderr = run(t, "", "submit-token", "--redis", url, "--batch", res.BatchID, "--file", tokens)
+	if code != 1 || !strings.Contains(stderr, "destination is validated, not awaiting a token") {
+		t.Fatalf("second submit = %d: %s", code, stderr)
 	}
 }

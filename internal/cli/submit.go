@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// submission is one token an operator read from a destination the worker
+// cannot read (Sumo Logic's HTTP source).
+type submission struct {
+	line  int
+	row   input.Row
+	token string
+}
+
+func runSubmitToken(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags("submit-token", env)
+	c.register(fs, env)
+	batch := fs.String("batch", "", "batch id (required)")
+	file := fs.String("file", "", "CSV with header zone_id,account_id,destination_conf,token (the input's columns plus the token)")
+	zone := fs.String("zone-id", "", "single destination: its zone id")
+	account := fs.String("account-id", "", "single destination: its account id")
+	conf := fs.String("destination-conf", "", "single destination: its destination_conf, exactly as in the input")
+	token := fs.String("token", "-", "single destination: the ownership token, or - to read it from standard input")
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: logpush-onboard submit-token --batch ID (--file TOKENS.csv | --zone-id|--account-id ID --destination-conf CONF [--token TOKEN|-])")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *batch == "" || (*file == "") == (*conf == "") {
+		fs.Usage()
+		return errUsage
+	}
+	subs, err := readSubmissions(env, *file, *zone, *account, *conf, *token)
+	if err != nil {
+		return err
+	}
+	log, err := c.logger(env)
+	if err != nil {
+		return err
+	}
+	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	store := events.NewStore(rdb, events.Config{})
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	var ok, bad int
+	for _, s := range subs {
+		if err := submit(ctx, store, client, *batch, s); err != nil {
+			bad++
+			fmt.Fprintf(env.Stderr, "line %d: %v\n", s.line, err)
+			continue
+		}
+		ok++
+	}
+	fmt.Fprintf(env.Stdout, "batch %s: %d tokens submitted for validation, %d refused\n", *batch, ok, bad)
+	if bad > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// submit enqueues the validation of one submitted token.
+func submit(ctx context.Context, store *events.Store, client *asynq.Client, batch string, s submission) error {
+	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw}
+	st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
+	if errors.Is(err, events.ErrNotFound) {
+		return fmt.Errorf("batch %s has no such destination (scope id and destination_conf must be exactly as enqueued)", batch)
+	}
+	if err != nil {
+		return err
+	}
+	if st.State != events.AwaitingToken {
+		return fmt.Errorf("destination is %s, not awaiting a token", st.State)
+	}
+	d.Gen, d.Round, d.EnqueuedAt = st.Gen, st.Round, st.EnqueuedAt
+	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: d, Filename: st.Filename, Token: s.token}, tasks.Options{})
+	if err != nil {
+		return err
+	}
+	if _, err := client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
+		return errors.New("a token was already submitted for this challenge; wait for its outcome (events, status)")
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// readSubmissions reads the tokens: a CSV file, or one destination from flags.
+func readSubmissions(env Env, file, zone, account, conf, token string) ([]submission, error) {
+	if file == "" {
+		if token == "-" {
+			line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("read token from stdin: %w", err)
+			}
+			token = line
+		}
+		row, err := oneRow(zone, account, conf)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := worker.CleanToken(token)
+		if err != nil {
+			return nil, err
+		}
+		return []submission{{line: 1, row: row, token: tok}}, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: header: %w", file, err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+	}
+	for _, need := range []string{"destination_conf", "token"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("%s: header needs zone_id,account_id,destination_conf,token; %s is missing", file, need)
+		}
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return rec[i]
+		}
+		return ""
+	}
+	var subs []submission
+	var problems []string
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		row, err := oneRow(get(rec, "zone_id"), get(rec, "account_id"), get(rec, "destination_conf"))
+		if err == nil {
+			var tok string
+			if tok, err = worker.CleanToken(get(rec, "token")); err == nil {
+				subs = append(subs, submission{line: line, row: row, token: tok})
+				continue
+			}
+		}
+		problems = append(problems, fmt.Sprintf("line %d: %v", line, err))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s has invalid lines; nothing was submitted:\n%s", file, strings.Join(problems, "\n"))
+	}
+	return subs, nil
+}
+
+// oneRow checks one destination with the input reader's own rules.
+func oneRow(zone, account, conf string) (input.Row, error) {
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"zone_id", "account_id", "destination_conf"})
+	w.Write([]string{zone, account, conf})
+	w.Flush()
+	row, err := input.NewReader(strings.NewReader(b.String()), input.Options{Format: input.CSV}).Next()
+	var le *input.LineError
+	if errors.As(err, &le) {
+		return row, fmt.Errorf("%s: %w", le.Field, le.Err)
+	}
+	return row, err
+}
