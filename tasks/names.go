@@ -30,6 +30,9 @@ type Dest struct {
 	// Round counts operator retries of a failed destination (retry
 	// --batch): each round starts again from a fresh challenge.
 	Round int `json:"round,omitempty"`
+	// Expired is set once a poll deadline passed in this round: the next
+	// deadline fails the destination instead of asking again.
+	Expired bool `json:"expired,omitempty"`
 }
 
 // Hash identifies a destination (scope, id and conf) independently of the

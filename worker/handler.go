@@ -321,6 +321,10 @@ func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 		return &SnoozeError{Delay: h.pollDelay(polls), Reason: cause.Error()}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
+	if r.d.Expired {
+		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", why, asynq.SkipRetry))
+	}
+	r.d.Expired = true // one fresh challenge after a deadline, then fail
 	return h.rechallenge(ctx, r, p.Filename, why)
 }
 

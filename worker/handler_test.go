@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,11 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupWith(t, worker.HandlerConfig{})
+}
+
+func setupWith(t *testing.T, cfg worker.HandlerConfig) *testBundle {
+	t.Helper()
 	rdb, _ := testutil.Mini(t)
 	b := &testBundle{
 		api:   &fakeAPI{token: jwt(time.Now())},
@@ -144,7 +150,7 @@ func setup(t *testing.T) *testBundle {
 			DestinationConf: "s3://bucket/logs?region=us-east-1", EnqueuedAt: time.Now()},
 	}
 	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq,
-		Metrics: metrics.New(prometheus.NewRegistry())}, worker.HandlerConfig{})
+		Metrics: metrics.New(prometheus.NewRegistry())}, cfg)
 	return b
 }
 
@@ -381,5 +387,32 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	if worker.IsFailure(&worker.SnoozeError{}) || !worker.IsFailure(errors.New("x")) {
 		t.Error("IsFailure: a snooze is not a failure, anything else is")
+	}
+}
+
+// TestPollDeadline: past the deadline a destination gets one fresh
+// challenge, and the next deadline fails it.
+func TestPollDeadline(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, worker.HandlerConfig{PollDeadline: time.Millisecond})
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); err != nil {
+		t.Fatalf("Poll past the deadline = %v, want a fresh challenge", err)
+	}
+	again := b.enq.take(t, tasks.TypeChallenge)
+	if err := b.h.Challenge(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("second deadline = %v, want failed", err)
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Failed || !strings.Contains(evs[0].Error.Message, "not written within 1ms") || evs[0].Attempts.Challenge != 2 {
+		t.Fatalf("events = %+v", evs)
 	}
 }
