@@ -133,7 +133,7 @@ type common struct {
 
 func (c *common) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&c.redisURL, "redis", env.Getenv("REDIS_URL"),
-		"Redis URL (redis://host:6379/0, rediss://, redis-sentinel://, redis-cluster://); env REDIS_URL; empty: embedded Redis in this process")
+		"Redis URL (redis://host:6379/0, rediss://..., redis-sentinel://host:26379,host2:26379/master); env REDIS_URL; empty: embedded Redis in this process")
 	fs.StringVar(&c.logLevel, "log-level", envOr(env, "LOG_LEVEL", "info"), "log level: debug, info, warn, error; env LOG_LEVEL")
 	fs.BoolVar(&c.logJSON, "log-json", env.Getenv("LOG_FORMAT") == "json", "log JSON lines instead of text; env LOG_FORMAT=json")
 }

@@ -39,15 +39,13 @@ func connectRedis(ctx context.Context, url string, log *slog.Logger) (redis.Univ
 
 // newRedisClient parses a Redis URL: redis:// and rediss:// for one node,
 // redis-sentinel://[:password@]host:port[,host:port]/master[/db] for
-// Sentinel failover, redis-cluster://host:port[,host:port] for a cluster.
+// Sentinel failover. Redis Cluster is refused: a destination's state change
+// and its event are one Lua script over the batch's keys and the event
+// stream, which Cluster would place in different slots.
 func newRedisClient(url string) (redis.UniversalClient, error) {
 	switch {
 	case strings.HasPrefix(url, "redis-cluster://"):
-		opt, err := redis.ParseClusterURL("redis://" + strings.TrimPrefix(url, "redis-cluster://"))
-		if err != nil {
-			return nil, fmt.Errorf("-redis: %w", err)
-		}
-		return redis.NewClusterClient(opt), nil
+		return nil, fmt.Errorf("-redis: Redis Cluster is not supported (state and events are written atomically across keys that Cluster would split); use one node or Sentinel (redis-sentinel://)")
 	case strings.HasPrefix(url, "redis-sentinel://"):
 		return parseSentinel(strings.TrimPrefix(url, "redis-sentinel://"))
 	default:
