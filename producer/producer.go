@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"regexp"
@@ -162,13 +163,18 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 		return res, err
 	}
 
-	rows := make(chan input.Row)
+	// Rows go to workers by destination hash, so that repeated rows of one
+	// destination are handled in file order: the later line is the
+	// duplicate.
+	shards := make([]chan input.Row, p.cfg.Concurrency)
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for range p.cfg.Concurrency {
+	for i := range shards {
+		shards[i] = make(chan input.Row, 16)
+		rows := shards[i]
 		wg.Go(func() {
 			for row := range rows {
 				out, dup, err := p.one(ctx, plan.BatchID, row, now)
@@ -194,14 +200,18 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 		})
 	}
 	err = p.each(ctx, open, func(row input.Row) error {
+		h := fnv.New32a()
+		h.Write([]byte(row.Scope + row.ScopeID + row.Conf.Raw))
 		select {
-		case rows <- row:
+		case shards[h.Sum32()%uint32(len(shards))] <- row:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}, func(*input.LineError) {})
-	close(rows)
+	for _, c := range shards {
+		close(c)
+	}
 	wg.Wait()
 	if firstErr != nil {
 		return res, firstErr

@@ -1,0 +1,84 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+func open(s string) producer.Opener {
+	return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
+}
+
+const file = "zone_id,account_id,destination_conf\n" +
+	"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1\n" +
+	"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1\n" + // duplicate of line 2
+	",01a7362d577a6c3019a474fd6f485823,https://logs.example.com/x?header_Authorization=Basic%20abc\n" +
+	"023e105f4ecef8ad9ca31a8372d0c353,,gs://gbucket/b\n"
+
+func TestEnqueueDedupesAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	store := events.NewStore(rdb, events.Config{})
+	p := producer.New(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
+	res, err := p.Enqueue(context.Background(), open(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows != 4 || res.Enqueued != 2 || res.NotRequired != 1 || res.Known != 1 || res.NeedChallenge != 3 {
+		t.Fatalf("result = %+v", res)
+	}
+	if d := res.Duplicates; len(d) != 1 || d[0].Line != 3 || d[0].Of != 2 {
+		t.Fatalf("duplicates = %+v, want line 3 of line 2", d)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	info, err := insp.GetQueueInfo(tasks.Queue)
+	if err != nil || info.Pending != 2 {
+		t.Fatalf("queue = %+v, %v; want 2 pending challenges", info, err)
+	}
+	// The same file again is the same batch and adds nothing.
+	again, err := p.Enqueue(context.Background(), open(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.BatchID != res.BatchID || again.Enqueued != 0 || again.NotRequired != 0 || again.Known != 4 {
+		t.Fatalf("re-run = %+v", again)
+	}
+	if info, _ := insp.GetQueueInfo(tasks.Queue); info.Pending != 2 {
+		t.Fatalf("re-run enqueued more: %+v", info)
+	}
+	st, _ := store.Batch(context.Background(), res.BatchID)
+	if st.Total != 3 || st.Counts[events.NotRequired] != 1 || st.Counts[events.Queued] != 2 {
+		t.Fatalf("batch = %+v", st)
+	}
+}
+
+func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{})
+	res, err := p.Enqueue(context.Background(), open(file+"nothex,,s3://mybucket/c?region=us-east-1\n"))
+	if !errors.Is(err, producer.ErrInvalid) || res.ErrorCount != 1 || res.Errors[0].Line != 6 {
+		t.Fatalf("Enqueue = %+v, %v", res.Plan, err)
+	}
+	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
+		t.Fatalf("%d keys written for an invalid file", n)
+	}
+	if _, err := producer.New(client, nil, producer.Config{BatchID: "bad id!"}).Check(context.Background(), open(file)); err == nil {
+		t.Fatal("a batch id with spaces was accepted")
+	}
+}
