@@ -28,6 +28,12 @@ const (
 	// EndpointVerify is the credential check: GET /user/tokens/verify for a
 	// token, GET /user for an email and key.
 	EndpointVerify = "verify"
+	// EndpointDestinationExists is POST .../logpush/validate/destination/exists.
+	EndpointDestinationExists = "destination_exists"
+	// EndpointJobs is GET .../logpush/jobs, the list of jobs.
+	EndpointJobs = "jobs"
+	// EndpointCreateJob is POST .../logpush/jobs.
+	EndpointCreateJob = "create_job"
 )
 
 // Scopes of a Target.
@@ -249,6 +255,8 @@ type call struct {
 	method   string
 	path     string // below the base URL
 	body     any    // nil for GET
+	// list is set when the result is an array rather than an object.
+	list bool
 	// conf and challenge are masked in anything Cloudflare echoes back.
 	conf      string
 	challenge string
@@ -396,13 +404,17 @@ func (c *Client) interpret(ctx context.Context, cl call, resp *http.Response, da
 	if env.Success == nil || !*env.Success {
 		e := garbage(cl.endpoint, status, cmp.Or(msg, "success is not true"), codes)
 		e.RetryAfter = retryAfter
-		if cl.endpoint == EndpointValidate && e.HasCode(CodeIncorrectChallenge) {
-			e.Kind = StaleChallenge // the API's own verdict, whatever the status
+		if k := codeKind(cl.endpoint, codes); k != 0 {
+			e.Kind = k // the API's own verdict, whatever the status
 		}
 		return status, nil, e
 	}
-	if r := bytes.TrimSpace(env.Result); len(r) == 0 || bytes.Equal(r, []byte("null")) || r[0] != '{' {
-		return status, nil, garbage(cl.endpoint, status, "success without a result object", nil)
+	shape, open := "object", byte('{')
+	if cl.list {
+		shape, open = "list", '['
+	}
+	if r := bytes.TrimSpace(env.Result); len(r) == 0 || bytes.Equal(r, []byte("null")) || r[0] != open {
+		return status, nil, garbage(cl.endpoint, status, "success without a result "+shape, nil)
 	}
 	return status, env.Result, nil
 }
@@ -479,43 +491,9 @@ func (c *Client) clean(s string, cl call) string {
 	if cl.conf != "" {
 		s = strings.ReplaceAll(s, cl.conf, redact.String(cl.conf))
 	}
-	s = redact.Values(s, confSecrets(cl.conf)...)
+	s = redact.Values(s, redact.Secrets(cl.conf)...)
 	s = redact.Values(s, cl.challenge, c.creds.APIToken, c.creds.APIKey)
 	return truncate(redact.String(s), maxMessage)
-}
-
-// confSecrets returns the values redact.String masks in conf, as written
-// and URL-decoded, so that they can be masked wherever they appear alone.
-// It lets package redact decide what a secret is: the secrets are the
-// spans of conf that its redacted form replaces with the mask.
-func confSecrets(conf string) []string {
-	red := redact.String(conf)
-	if red == conf || strings.Contains(conf, redact.Mask) {
-		return nil
-	}
-	pieces := strings.Split(red, redact.Mask)
-	if !strings.HasPrefix(conf, pieces[0]) {
-		return nil
-	}
-	var secrets []string
-	pos := len(pieces[0])
-	for i, next := range pieces[1:] {
-		end := len(conf)
-		if next != "" || i < len(pieces)-2 {
-			j := strings.Index(conf[pos:], next)
-			if j < 0 {
-				return secrets
-			}
-			end = pos + j
-		}
-		secret := conf[pos:end]
-		secrets = append(secrets, secret)
-		if dec, err := url.QueryUnescape(secret); err == nil && dec != secret {
-			secrets = append(secrets, dec)
-		}
-		pos = end + len(next)
-	}
-	return secrets
 }
 
 // checkConf checks destination_conf against the schema.

@@ -3,6 +3,7 @@ package cloudflare_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ type contract struct {
 	mu         sync.Mutex
 	operations map[string]int // operationId → calls validated
 	statuses   map[int]int    // statuses of validated responses
+	answers    map[string]int // "operationId status" → responses validated
 	unchecked  []string       // calls to routes the schema lacks
 }
 
@@ -46,9 +48,10 @@ func newContract(t *testing.T, baseURL string) *contract {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Cloudflare's schema gives logpush_kind (job creation, unused here) a
-	// default outside its own enum; defaults and examples are documentation,
-	// so only they are exempt from the check.
+	// Cloudflare's schema gives logpush_kind a default ("") outside its own
+	// enum (["edge"]); defaults and examples are documentation, so only they
+	// are exempt from the check. Values are checked: the client never sends
+	// kind "", and the simulator answers null for it.
 	if err := doc.Validate(ctx, openapi3.DisableSchemaDefaultsValidation(), openapi3.DisableExamplesValidation()); err != nil {
 		t.Fatalf("schema: %v", err)
 	}
@@ -59,7 +62,7 @@ func newContract(t *testing.T, baseURL string) *contract {
 		t.Fatal(err)
 	}
 	return &contract{t: t, router: router, next: http.DefaultTransport,
-		operations: map[string]int{}, statuses: map[int]int{}}
+		operations: map[string]int{}, statuses: map[int]int{}, answers: map[string]int{}}
 }
 
 // options accept the schema's security (an API token, or email and key)
@@ -68,6 +71,9 @@ func (c *contract) options() *openapi3filter.Options {
 	return &openapi3filter.Options{
 		IncludeResponseStatus: true,
 		MultiError:            true,
+		// Check the body as sent: filling in the schema's defaults would
+		// add kind "" (outside its own enum) to every job request.
+		SkipSettingDefaults: true,
 		AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 			h := in.RequestValidationInput.Request.Header
 			switch in.SecuritySchemeName {
@@ -141,13 +147,16 @@ func (c *contract) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	c.operations[route.Operation.OperationID]++
 	c.statuses[resp.StatusCode]++
+	c.answers[fmt.Sprintf("%s %d", route.Operation.OperationID, resp.StatusCode)]++
 	c.mu.Unlock()
 	return resp, nil
 }
 
 // TestContract runs the real Client against the real Simulator through the
 // schema validator: both sides conform to Cloudflare's published schema, for
-// both scopes, both auth modes, 200 and 4XX answers.
+// both scopes, both auth modes, 200 and 4XX answers, on every operation the
+// client uses: the ownership challenge and its validation, then the
+// destination check, job creation and the job list.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	const (
@@ -170,7 +179,8 @@ func TestContract(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	srv := newSim(simulator.Config{APIToken: token, Seed: 1})
+	const maxJobs = 3
+	srv := newSim(simulator.Config{APIToken: token, Seed: 1, MaxJobsPerScope: maxJobs})
 	base := srv.URL + "/client/v4"
 	ct := newContract(t, base)
 	client := func(creds cloudflare.Credentials) *cloudflare.Client {
@@ -209,6 +219,7 @@ func TestContract(t *testing.T) {
 		if ok, err := tc.Validate(ctx, target, conf, file[1]); err != nil || !ok {
 			t.Fatalf("%s: validate: %v %v", target, ok, err)
 		}
+		contractJobs(t, tc, target, conf, file[1], maxJobs)
 	}
 
 	// 4XX: credentials the simulator refuses, in both modes.
@@ -219,6 +230,17 @@ func TestContract(t *testing.T) {
 	_, err = client(cloudflare.Credentials{Email: email, APIKey: key}).Validate(ctx, cloudflare.Target{Scope: "account", ID: accountID}, conf, "x")
 	if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || ae.HTTPStatus != 403 {
 		t.Fatalf("email and key: %v", err)
+	}
+	for _, target := range []cloudflare.Target{{Scope: "zone", ID: zoneID}, {Scope: "account", ID: accountID}} {
+		wrong := client(cloudflare.Credentials{APIToken: "wrong-token-value"})
+		_, lerr := wrong.ListJobs(ctx, target)
+		_, eerr := wrong.DestinationExists(ctx, target, conf)
+		_, cerr := client(cloudflare.Credentials{Email: email, APIKey: key}).CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: conf})
+		for _, err := range []error{lerr, eerr, cerr} {
+			if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || ae.HTTPStatus != 403 {
+				t.Fatalf("%s: refused credentials: %v", target, err)
+			}
+		}
 	}
 
 	// Email and key accepted, and a 429 from Cloudflare's rate limit.
@@ -281,6 +303,27 @@ func TestContract(t *testing.T) {
 			t.Errorf("operation %s never exercised (got %v)", op, ops)
 		}
 	}
+	// The job operations, each with a 200 and a 4XX answer. (Cloudflare's
+	// schema names the account destination check "delete-...".)
+	for _, op := range []string{
+		"post-zones-zone_id-logpush-validate-destination-exists", "get-zones-zone_id-logpush-jobs", "post-zones-zone_id-logpush-jobs",
+		"delete-accounts-account_id-logpush-validate-destination-exists", "get-accounts-account_id-logpush-jobs", "post-accounts-account_id-logpush-jobs",
+	} {
+		fourXX := 0
+		for k, v := range ct.answers {
+			if strings.HasPrefix(k, op+" 4") {
+				fourXX += v
+			}
+		}
+		if ct.answers[op+" 200"] == 0 || fourXX == 0 {
+			t.Errorf("operation %s: %d answers 200, %d 4XX (got %v)", op, ct.answers[op+" 200"], fourXX, ct.answers)
+		}
+	}
+	for _, a := range []string{"post-zones-zone_id-logpush-jobs 403", "post-accounts-account_id-logpush-jobs 403"} {
+		if ct.answers[a] < 2 { // the job limit and refused credentials
+			t.Errorf("%s: %d answers (got %v)", a, ct.answers[a], ct.answers)
+		}
+	}
 	for _, s := range []int{200, 400, 403, 429} {
 		if statuses[s] == 0 {
 			t.Errorf("no %d answer validated (got %v)", s, statuses)
@@ -288,5 +331,66 @@ func TestContract(t *testing.T) {
 	}
 	if !slices.Contains(ct.unchecked, "GET /client/v4/user/tokens/verify") {
 		t.Errorf("verify was not seen: %v", ct.unchecked)
+	}
+}
+
+// contractJobs finishes the job for a validated destination: the destination
+// check, a refused and an accepted creation, the list, a second job refused,
+// and the job limit. tok is the destination's latest token; the simulator
+// allows maxJobs jobs per scope.
+func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, conf, tok string, maxJobs int) {
+	t.Helper()
+	ctx := context.Background()
+	if exists, err := c.DestinationExists(ctx, target, conf); err != nil || exists {
+		t.Fatalf("%s: exists before the job: %v %v", target, exists, err)
+	}
+	// 4XX: a token that is not the latest.
+	_, err := c.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: conf, OwnershipChallenge: "not.the.token"})
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.StaleChallenge || ae.HTTPStatus != 400 {
+		t.Fatalf("%s: create with a wrong token: %v", target, err)
+	}
+	// Every field, at the edges of the schema's ranges.
+	req := cloudflare.JobRequest{
+		DestinationConf: conf, OwnershipChallenge: tok, Dataset: "http_requests", Name: "example.com", Enabled: true,
+		OutputOptions: json.RawMessage(`{"field_names":["ClientIP","EdgeStartTimestamp","RayID"],"output_type":"ndjson",` +
+			`"timestamp_format":"rfc3339","sample_rate":1,"CVE-2021-44228":true,"record_prefix":"{","record_suffix":"}\n"}`),
+		LogpullOptions: "fields=RayID,ClientIP&timestamps=rfc3339", Frequency: "high",
+		MaxUploadBytes: 1_000_000_000, MaxUploadIntervalSeconds: 300, MaxUploadRecords: 1_000,
+		Filter: `{"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}`,
+	}
+	job, err := c.CreateJob(ctx, target, req)
+	if err != nil {
+		t.Fatalf("%s: create: %v", target, err)
+	}
+	if job.ID < 1 || job.DestinationConf != conf || !job.Enabled || job.Dataset != "http_requests" || job.MaxUploadBytes != 1_000_000_000 ||
+		job.Filter != req.Filter || !json.Valid(job.OutputOptions) {
+		t.Fatalf("%s: created %s %+v", target, job, job.OutputOptions)
+	}
+	if exists, err := c.DestinationExists(ctx, target, conf); err != nil || !exists {
+		t.Fatalf("%s: exists after the job: %v %v", target, exists, err)
+	}
+	// 4XX: a second job for the destination.
+	_, err = c.CreateJob(ctx, target, req)
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.Permanent || ae.HTTPStatus != 400 {
+		t.Fatalf("%s: second job: %v", target, err)
+	}
+	// Minimal jobs, to destinations that need no challenge, up to the limit.
+	for i := 1; i < maxJobs; i++ {
+		r := cloudflare.JobRequest{DestinationConf: fmt.Sprintf("r2://bucket/logs%d?account-id=%s", i, accountID)}
+		if i == 1 {
+			r.Kind = "edge"
+		}
+		if _, err := c.CreateJob(ctx, target, r); err != nil {
+			t.Fatalf("%s: job %d: %v", target, i, err)
+		}
+	}
+	// 4XX: the job limit, 403 yet Permanent.
+	_, err = c.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: "https://logs.example.com/over"})
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.Permanent || ae.HTTPStatus != 403 || !ae.HasCode(cloudflare.CodeJobLimit) {
+		t.Fatalf("%s: over the job limit: %v", target, err)
+	}
+	jobs, err := c.ListJobs(ctx, target)
+	if err != nil || len(jobs) != maxJobs || jobs[0].ID != job.ID || jobs[0].DestinationConf != conf || jobs[1].Kind != "edge" {
+		t.Fatalf("%s: jobs %v, %v", target, jobs, err)
 	}
 }

@@ -1,5 +1,6 @@
-// Package cloudflare is the client for the two Cloudflare Logpush calls that
-// prove ownership of a destination, plus a cheap credential check.
+// Package cloudflare is the client for the Cloudflare Logpush calls that
+// prove ownership of a destination and then create its job, plus a cheap
+// credential check.
 //
 // It sits in the middle of the flow:
 //
@@ -7,13 +8,22 @@
 //	                      (Cloudflare writes a token file into the destination)
 //	logpush:poll      ──► reads result.filename from the destination (not this package)
 //	logpush:validate  ──► Client.Validate   POST .../logpush/ownership/validate
+//	(creating the job)──► Client.DestinationExists  POST .../logpush/validate/destination/exists
+//	                      Client.CreateJob  POST .../logpush/jobs
+//	                      Client.ListJobs   GET  .../logpush/jobs
 //
 // Every failure is an *APIError whose Kind tells the worker what to do:
 // Transient and RateLimited are retried (at least RetryAfter later),
 // StaleChallenge asks for a fresh challenge, Auth and Permanent fail the
-// destination. Messages taken from Cloudflare are redacted: an error never
-// carries the API token or key, an ownership challenge token, or a raw
-// destination_conf with its secrets.
+// destination (the job limit, code 1004, is Permanent although Cloudflare
+// answers it with 403). Messages taken from Cloudflare are redacted: an
+// error never carries the API token or key, an ownership challenge token,
+// or a raw destination_conf with its secrets. A Job keeps its raw
+// destination_conf, for byte-for-byte comparison: never log that field.
+//
+// CreateJob is not idempotent (Cloudflare accepts several jobs for one
+// destination): check DestinationExists before creating, and before
+// retrying a create that failed Transient.
 //
 // The client never logs. Callers record metrics through Config.Observe,
 // which sees one call per HTTP attempt with its endpoint name (a bounded

@@ -23,16 +23,19 @@ const (
 	// answers) are retried with backoff.
 	Transient Kind = iota + 1
 	// Permanent failures (bad input: 400, 404, a challenge Cloudflare says is
-	// not valid, an unexpected redirect) are not retried.
+	// not valid, the job limit reached, an unexpected redirect) are not
+	// retried.
 	Permanent
-	// Auth failures (401, 403, malformed auth headers) mean the credentials
-	// are wrong or lack Logs Edit; retrying does not help.
+	// Auth failures (401, 403 other than the job limit, malformed auth
+	// headers) mean the credentials are wrong or lack Logs Edit; retrying
+	// does not help.
 	Auth
 	// RateLimited is a 429: retry no sooner than RetryAfter, and pause the
 	// budget shared with the other workers.
 	RateLimited
-	// StaleChallenge is validate's 400 with code 1002 (or a 2xx saying
-	// valid=false): the token is wrong or stale; request a new challenge.
+	// StaleChallenge is validate's or create job's 400 with code 1002 (or
+	// validate's 2xx saying valid=false): the token is wrong or stale;
+	// request a new challenge.
 	StaleChallenge
 )
 
@@ -56,8 +59,14 @@ func (k Kind) String() string {
 
 // Cloudflare error codes the client acts on.
 const (
-	// CodeIncorrectChallenge is validate's "incorrect ownership challenge".
+	// CodeIncorrectChallenge is validate's and create job's "incorrect
+	// ownership challenge".
 	CodeIncorrectChallenge = 1002
+	// CodeJobLimit is create job's "exceeded the job limit", answered with
+	// http 403: the zone or account has as many jobs as its plan allows. It
+	// is Permanent, not Auth: the credentials are fine, and pausing the
+	// queue would not free a job slot.
+	CodeJobLimit = 1004
 	// codeInvalidHeaders is "Invalid request headers"; its error_chain names
 	// the header (6102 X-Auth-Email, 6103 X-Auth-Key, 6111 Authorization).
 	codeInvalidHeaders = 6003
@@ -123,9 +132,14 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 		return RateLimited
 	case status == 408 || status >= 500:
 		return Transient
+	case status == 403 && endpoint == EndpointCreateJob && has(CodeJobLimit):
+		// Cloudflare answers the job limit with 403; it says nothing about
+		// the credentials. (Elsewhere 1004 has no documented meaning, and a
+		// 403 stays Auth.)
+		return Permanent
 	case status == 401 || status == 403:
 		return Auth
-	case status == 400 && endpoint == EndpointValidate && has(CodeIncorrectChallenge):
+	case status == 400 && (endpoint == EndpointValidate || endpoint == EndpointCreateJob) && has(CodeIncorrectChallenge):
 		return StaleChallenge
 	case status == 400 && has(codeInvalidHeaders):
 		// Malformed auth headers: a credentials problem, not a bad
@@ -137,6 +151,20 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 	default:
 		return Transient // 1xx and other statuses no API should send
 	}
+}
+
+// codeKind is the Kind that Cloudflare's error codes decide on an endpoint,
+// whatever the status (a 2xx with success=false included), or 0 when the
+// codes decide nothing.
+func codeKind(endpoint string, codes []int) Kind {
+	has := func(code int) bool { return slices.Contains(codes, code) }
+	switch {
+	case (endpoint == EndpointValidate || endpoint == EndpointCreateJob) && has(CodeIncorrectChallenge):
+		return StaleChallenge
+	case endpoint == EndpointCreateJob && has(CodeJobLimit):
+		return Permanent
+	}
+	return 0
 }
 
 // maxMessage caps Message: an error ends up in events and logs.

@@ -53,19 +53,3 @@ func TestSecretParam(t *testing.T) {
 		}
 	}
 }
-
-func TestSecrets(t *testing.T) {
-	t.Parallel()
-	got := Secrets("sumo://endpoint1.collection.sumologic.com/receiver/v1/http/CODE123?x=1")
-	if len(got) != 1 || got[0] != "CODE123" {
-		t.Fatalf("Secrets(sumo) = %q", got)
-	}
-	got = Secrets("s3://b/p?access-key-id=AK1&secret-access-key=a%2Fb")
-	want := []string{"AK1", "a%2Fb", "a/b"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("Secrets(s3) = %q, want %q", got, want)
-	}
-	if got := Secrets("s3://b/p?region=us-east-1"); got != nil {
-		t.Fatalf("Secrets(no secret) = %q", got)
-	}
-}

@@ -54,6 +54,9 @@ const (
 	DefaultSlowDelay = 35 * time.Second
 	// DefaultWriteTimeout bounds one WriteFunc call.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxJobsPerScope is Cloudflare's documented default job limit
+	// of a zone.
+	DefaultMaxJobsPerScope = 4
 )
 
 // Config configures a Simulator. Every field but Write is optional.
@@ -105,6 +108,17 @@ type Config struct {
 	// TokenTTL is how long a challenge token validates. Default
 	// DefaultTokenTTL.
 	TokenTTL time.Duration
+
+	// MaxJobsPerScope is how many Logpush jobs one zone or account can
+	// hold; creating one more is answered 403 code 1004. Default
+	// DefaultMaxJobsPerScope.
+	MaxJobsPerScope int
+	// AllowDuplicateJobs lets a zone or account hold several jobs with the
+	// same destination_conf, as Cloudflare has since May 2022. Default
+	// false: a second job for a destination_conf in a zone or account is
+	// answered 400 code 1003 (the unique-destination rule Cloudflare
+	// enforced until then), which makes a repeated create visible.
+	AllowDuplicateJobs bool
 	// Now is the clock of token expiry and rate windows. Default time.Now.
 	// (Write delays run on real timers.)
 	Now func() time.Time
@@ -128,6 +142,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.SlowDelay = cmp.Or(c.SlowDelay, DefaultSlowDelay)
 	c.TokenTTL = cmp.Or(c.TokenTTL, DefaultTokenTTL)
+	c.MaxJobsPerScope = cmp.Or(c.MaxJobsPerScope, DefaultMaxJobsPerScope)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -160,6 +175,9 @@ func (c Config) validate() error {
 	}
 	if c.RateLimit < 0 {
 		return fmt.Errorf("rate limit must not be negative, got %d", c.RateLimit)
+	}
+	if c.MaxJobsPerScope < 0 {
+		return fmt.Errorf("max jobs per scope must not be negative, got %d", c.MaxJobsPerScope)
 	}
 	all := HostileKinds()
 	for _, k := range c.HostileKinds {

@@ -1,5 +1,5 @@
-// Package simulator is a local stand-in for Cloudflare's Logpush ownership
-// API, an http.Handler used by the demo, the end-to-end tests and the
+// Package simulator is a local stand-in for Cloudflare's Logpush ownership and
+// job API, an http.Handler used by the demo, the end-to-end tests and the
 // benchmarks.
 //
 // It plays Cloudflare's side of the flow:
@@ -11,6 +11,18 @@
 //	POST .../logpush/ownership/validate
 //	    accepts only the latest unexpired token issued for that
 //	    (scope, id, byte-identical destination_conf).
+//	POST .../logpush/validate/destination/exists
+//	    exists is true when a job of the zone or account has the
+//	    byte-identical destination_conf.
+//	POST .../logpush/jobs
+//	    creates a job, kept in memory per zone or account with increasing
+//	    ids, once ownership_challenge is the latest unexpired token of the
+//	    destination (only for destinations that need a challenge: AWS S3,
+//	    GCS, Azure, Sumo Logic, file; not R2, S3-compatible or HTTP-like);
+//	    at most Config.MaxJobsPerScope jobs, and one per destination_conf
+//	    unless Config.AllowDuplicateJobs.
+//	GET .../logpush/jobs
+//	    lists the jobs of the zone or account, oldest first.
 //	GET /user/tokens/verify, GET /user
 //	    credential checks.
 //
@@ -18,11 +30,12 @@
 // (success/errors/messages/result envelopes, 4XX with success=false and
 // result=null) and its known error codes: 7000 no route, 7003 invalid object
 // identifier, 6003 invalid request headers (with error_chain 6102/6103/6111/
-// 9106), 10000 authentication error, 1002 incorrect ownership challenge.
-// Codes Cloudflare does not document for this API are the simulator's
-// choice: 1001 for an invalid request body, 7001 for a wrong method, 1015
-// for 429 answers (Cloudflare sends 971, which the schema's minimum of 1000
-// forbids) and 10002 for injected 5xx answers.
+// 9106), 10000 authentication error, 1002 incorrect ownership challenge
+// (validate and job creation), 1004 job limit (403). Codes Cloudflare does
+// not document for this API are the simulator's choice: 1001 for an invalid
+// request body, 1003 for a second job to a destination, 7001 for a wrong
+// method, 1015 for 429 answers (Cloudflare sends 971, which the schema's
+// minimum of 1000 forbids) and 10002 for injected 5xx answers.
 //
 // Paths are served with or without the /client/v4 prefix, so the base URL of
 // a client can be http://host/client/v4 as against Cloudflare.

@@ -27,6 +27,12 @@ const (
 	EndpointChallenge = "ownership"
 	// EndpointValidate is POST .../logpush/ownership/validate.
 	EndpointValidate = "ownership_validate"
+	// EndpointDestinationExists is POST .../logpush/validate/destination/exists.
+	EndpointDestinationExists = "destination_exists"
+	// EndpointJobs is GET .../logpush/jobs, the list of jobs.
+	EndpointJobs = "jobs"
+	// EndpointCreateJob is POST .../logpush/jobs.
+	EndpointCreateJob = "create_job"
 	// EndpointVerify is GET /user/tokens/verify.
 	EndpointVerify = "verify"
 	// EndpointUser is GET /user.
@@ -57,6 +63,8 @@ type Simulator struct {
 	closed  bool
 	dests   map[[32]byte]*dest
 	windows map[string]*window
+	jobs    map[string][]*job // by scopeKey, in creation order
+	lastJob int               // the last job id given, across scopes
 	stats   Stats
 }
 
@@ -92,6 +100,7 @@ func New(cfg Config) (*Simulator, error) {
 		rnd:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		dests:   make(map[[32]byte]*dest),
 		windows: make(map[string]*window),
+		jobs:    make(map[string][]*job),
 		stats:   newStats(),
 	}, nil
 }
@@ -140,6 +149,12 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.challenge(rec, r, rt)
 	case EndpointValidate:
 		s.validate(rec, r, rt)
+	case EndpointDestinationExists:
+		s.destinationExists(rec, r, rt)
+	case EndpointJobs:
+		s.listJobs(rec, rt)
+	case EndpointCreateJob:
+		s.createJob(rec, r, rt)
 	case EndpointVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -178,12 +193,16 @@ func route(r *http.Request) target {
 	var t target
 	method := http.MethodPost
 	switch {
-	case len(seg) >= 4 && len(seg) <= 5 && (seg[0] == "zones" || seg[0] == "accounts") &&
-		seg[2] == "logpush" && seg[3] == "ownership" && (len(seg) == 4 || seg[4] == "validate"):
+	case len(seg) >= 4 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
+		logpushEndpoint(seg[3:]) != "":
 		t.scope, t.id = strings.TrimSuffix(seg[0], "s"), seg[1]
-		t.endpoint = EndpointChallenge
-		if len(seg) == 5 {
-			t.endpoint = EndpointValidate
+		t.endpoint = logpushEndpoint(seg[3:])
+		if t.endpoint == EndpointJobs {
+			// One path, two endpoints: GET lists, POST creates.
+			method = http.MethodGet
+			if r.Method == http.MethodPost {
+				t.endpoint, method = EndpointCreateJob, http.MethodPost
+			}
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
 		t.endpoint, method = EndpointVerify, http.MethodGet
@@ -203,6 +222,22 @@ func route(r *http.Request) target {
 			Message: "Could not route to " + r.URL.Path + ", perhaps your object identifier is invalid?"})
 	}
 	return t
+}
+
+// logpushEndpoint maps the path below {zones|accounts}/{id}/logpush/ to its
+// endpoint (EndpointJobs for both methods of .../jobs), or "".
+func logpushEndpoint(seg []string) string {
+	switch strings.Join(seg, "/") {
+	case "ownership":
+		return EndpointChallenge
+	case "ownership/validate":
+		return EndpointValidate
+	case "validate/destination/exists":
+		return EndpointDestinationExists
+	case "jobs":
+		return EndpointJobs
+	}
+	return ""
 }
 
 // credential is who made an authenticated call.
@@ -375,8 +410,11 @@ func (s *Simulator) write(key [32]byte, gen uint64, conf, filename, token string
 	}
 	s.mu.Unlock()
 	if err != nil {
+		// The filename derives from the conf's path, which holds the secret
+		// of some destinations (sumo://.../http/<code>); so may the error.
+		secrets := redact.Secrets(conf)
 		s.log.Warn("simulator: writing challenge file failed", "destination", redact.String(conf),
-			"filename", filename, "err", redact.String(err.Error()))
+			"filename", redact.Values(filename, secrets...), "err", redact.Values(redact.String(err.Error()), secrets...))
 	}
 }
 
@@ -400,7 +438,7 @@ func (s *Simulator) validate(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeFailure(w, fail(http.StatusBadRequest, message{Code: 1002, Message: "incorrect ownership challenge"}))
+		writeFailure(w, fail(http.StatusBadRequest, message{Code: codeIncorrectChallenge, Message: "incorrect ownership challenge"}))
 		return
 	}
 	writeJSON(w, http.StatusOK, success(map[string]bool{"valid": true}))

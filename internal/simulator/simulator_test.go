@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -211,8 +212,25 @@ func TestRoutesAndErrorShapes(t *testing.T) {
 		{"invalid zone id", func() *http.Request { return request("POST", challengePath("zones", "not-hex"), "token", chal) }, 400, []int{7003},
 			"Could not route to /client/v4/zones/not-hex/logpush/ownership, perhaps your object identifier is invalid?"},
 		{"short account id", func() *http.Request { return request("POST", challengePath("accounts", zoneID[:31]), "token", chal) }, 400, []int{7003}, "Could not route"},
-		{"unknown route", func() *http.Request { return request("GET", "/client/v4/zones/"+zoneID+"/logpush/jobs", "token", "") }, 404, []int{7000}, "No route for that URI"},
+		{"zone destination exists", func() *http.Request {
+			return request("POST", "/client/v4/zones/"+zoneID+"/logpush/validate/destination/exists", "token", chal)
+		}, 200, nil, `"result":{"exists":false}`},
+		{"account jobs", func() *http.Request {
+			return request("GET", "/client/v4/accounts/"+accountID+"/logpush/jobs", "token", "")
+		}, 200, nil, `"result":[]`},
+		{"zone create job without a challenge", func() *http.Request {
+			return request("POST", "/zones/"+zoneID+"/logpush/jobs", "token", chal)
+		}, 400, []int{1002}, "incorrect ownership challenge"},
+		{"unknown route", func() *http.Request { return request("GET", "/client/v4/zones/"+zoneID+"/logpush/jobs/1", "token", "") }, 404, []int{7000}, "No route for that URI"},
+		{"unknown logpush route", func() *http.Request {
+			return request("POST", "/client/v4/zones/"+zoneID+"/logpush/validate/origin", "token", `{}`)
+		}, 404, []int{7000}, "No route for that URI"},
 		{"wrong method", func() *http.Request { return request("GET", challengePath("zones", zoneID), "token", "") }, 405, []int{7001}, "Method not allowed"},
+		{"wrong method on jobs", func() *http.Request { return request("PUT", "/client/v4/zones/"+zoneID+"/logpush/jobs", "token", chal) }, 405, []int{7001}, "Method not allowed"},
+		{"wrong method on destination exists", func() *http.Request {
+			return request("GET", "/client/v4/zones/"+zoneID+"/logpush/validate/destination/exists", "token", "")
+		}, 405, []int{7001}, "Method not allowed"},
+		{"invalid zone id on jobs", func() *http.Request { return request("GET", "/client/v4/zones/not-hex/logpush/jobs", "token", "") }, 400, []int{7003}, "Could not route"},
 		{"no auth", func() *http.Request { return request("POST", challengePath("zones", zoneID), "", chal) }, 400, []int{6003, 9106}, "Invalid request headers"},
 		{"basic auth", func() *http.Request {
 			return request("POST", challengePath("zones", zoneID), "Basic dXNlcjpwYXNz", chal)
@@ -402,6 +420,42 @@ func TestWriteErrorsCounted(t *testing.T) {
 	b.w.fail = errors.New("access denied")
 	b.challenge(t, "zones", zoneID, conf)
 	waitFor(t, func() bool { return b.sim.Stats().WriteErrors == 1 })
+}
+
+// TestWriteErrorLogIsRedacted checks the write failure's log line: the
+// filename and the error derive from the conf's path, which holds a Sumo
+// Logic source's secret.
+func TestWriteErrorLogIsRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = "ZaVnC4dhaV3secretCode"
+	sumo := "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/" + secret
+	var logs syncBuffer
+	b := setup(t, simulator.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	b.w.fail = errors.New("write receiver/v1/http/" + secret + "/ownership-challenge-1.txt: access denied")
+	b.challenge(t, "zones", zoneID, sumo)
+	waitFor(t, func() bool { return b.sim.Stats().WriteErrors == 1 })
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "writing challenge file failed") })
+	if out := logs.String(); strings.Contains(out, secret) || !strings.Contains(out, "ownership-challenge-") {
+		t.Fatalf("log line: %s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the simulator's writer goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestCloseStopsPendingWrites(t *testing.T) {
@@ -725,6 +779,7 @@ func TestConfigValidation(t *testing.T) {
 		{Write: w, WriteDelay: -time.Second},
 		{Write: w, RateLimit: -1},
 		{Write: w, Email: "a@example.com"},
+		{Write: w, MaxJobsPerScope: -1},
 	}
 	for i, cfg := range bad {
 		if _, err := simulator.New(cfg); err == nil {
@@ -732,7 +787,8 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	d := simulator.Config{RateLimit: 1200}.WithDefaults()
-	if d.RateWindow != 5*time.Minute || d.Penalty != 5*time.Minute || d.TokenTTL != 7*24*time.Hour || len(d.HostileKinds) != 7 || d.Now == nil || d.Logger == nil {
+	if d.RateWindow != 5*time.Minute || d.Penalty != 5*time.Minute || d.TokenTTL != 7*24*time.Hour || len(d.HostileKinds) != 7 || d.Now == nil || d.Logger == nil ||
+		d.MaxJobsPerScope != 4 {
 		t.Errorf("defaults = %+v", d)
 	}
 }

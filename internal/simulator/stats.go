@@ -34,8 +34,16 @@ type Stats struct {
 	ValidationsOK, ValidationsFailed int
 	// FilesWritten and WriteErrors count delayed writes.
 	FilesWritten, WriteErrors int
-	// Destinations counts the distinct (scope, id, destination_conf) seen.
+	// Destinations counts the distinct (scope, id, destination_conf)
+	// challenged.
 	Destinations int
+	// JobsCreated counts the jobs created.
+	JobsCreated int
+	// JobsRejectedChallenge, JobsRejectedDuplicate and JobsRejectedLimit
+	// count job creations refused for a wrong, stale or missing ownership
+	// challenge (400 code 1002), a second job to a destination (400 code
+	// 1003) and the job limit (403 code 1004).
+	JobsRejectedChallenge, JobsRejectedDuplicate, JobsRejectedLimit int
 	// MaxInWindow is the most requests any one credential made in any
 	// RateWindow (0 when RateWindow is 0). A client that honours the limit
 	// keeps it at or below RateLimit.
@@ -85,10 +93,14 @@ func (s Stats) String() string {
 	for _, v := range s.HostileInjected {
 		hostile += v
 	}
-	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, verify %d, user %d, unknown %d); "+
+	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, destination_exists %d, jobs %d, create_job %d, "+
+		"verify %d, user %d, unknown %d); "+
 		"injected 5xx %d, 429 %d, hostile %d; rate-limit 429 %d; challenges %d, validations %d ok %d failed; "+
-		"files written %d, write errors %d; destinations %d; max %d requests in a window",
-		total, s.Total(EndpointChallenge), s.Total(EndpointValidate), s.Total(EndpointVerify), s.Total(EndpointUser), s.Total(EndpointUnknown),
+		"files written %d, write errors %d; destinations %d; jobs created %d, refused %d challenge %d duplicate %d limit; "+
+		"max %d requests in a window",
+		total, s.Total(EndpointChallenge), s.Total(EndpointValidate), s.Total(EndpointDestinationExists), s.Total(EndpointJobs),
+		s.Total(EndpointCreateJob), s.Total(EndpointVerify), s.Total(EndpointUser), s.Total(EndpointUnknown),
 		s.ServerErrorsInjected, s.RateLimitedInjected, hostile, s.RateLimitedLimit, s.ChallengesIssued,
-		s.ValidationsOK, s.ValidationsFailed, s.FilesWritten, s.WriteErrors, s.Destinations, s.MaxInWindow)
+		s.ValidationsOK, s.ValidationsFailed, s.FilesWritten, s.WriteErrors, s.Destinations,
+		s.JobsCreated, s.JobsRejectedChallenge, s.JobsRejectedDuplicate, s.JobsRejectedLimit, s.MaxInWindow)
 }

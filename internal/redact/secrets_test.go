@@ -1,11 +1,11 @@
-package cloudflare
+package redact
 
 import (
 	"slices"
 	"testing"
 )
 
-func TestConfSecrets(t *testing.T) {
+func TestSecretsTable(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		conf string
@@ -20,8 +20,8 @@ func TestConfSecrets(t *testing.T) {
 		{"s3://b/p?secret-access-key=REDACTED", nil}, // already masked: nothing to learn
 	}
 	for _, tc := range cases {
-		if got := confSecrets(tc.conf); !slices.Equal(got, tc.want) {
-			t.Errorf("confSecrets(%q) = %q, want %q", tc.conf, got, tc.want)
+		if got := Secrets(tc.conf); !slices.Equal(got, tc.want) {
+			t.Errorf("Secrets(%q) = %q, want %q", tc.conf, got, tc.want)
 		}
 	}
 }

@@ -1,0 +1,373 @@
+package cloudflare
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+)
+
+// Limits of Cloudflare's schema for the job fields.
+const (
+	// MaxDataset is dataset's maxLength.
+	MaxDataset = 256
+	// MaxJobName is name's maxLength.
+	MaxJobName = 512
+	// MaxLogpullOptions is logpull_options' maxLength.
+	MaxLogpullOptions = 4096
+)
+
+// Job is a Logpush job as Cloudflare lists or creates it. Fields Cloudflare
+// answers null are zero.
+//
+// DestinationConf is kept raw, exactly as Cloudflare answered it, so that a
+// caller can compare it byte for byte with the conf it onboarded; it may
+// hold secrets. String, GoString, Format and LogValue show it redacted, but
+// the field itself must never be logged or put in an event, metric or
+// error: show redact.String(DestinationConf).
+type Job struct {
+	// ID is Cloudflare's id of the job, at least 1.
+	ID int
+	// Dataset is the dataset pushed, such as "http_requests".
+	Dataset string
+	// Name is the job's human-readable name; not unique.
+	Name string
+	// DestinationConf is where the job pushes, raw: it may hold secrets
+	// (access keys, SAS signatures, header_* values, tokens in URLs).
+	DestinationConf string
+	// Enabled reports whether the job pushes logs.
+	Enabled bool
+	// Kind is "" for a Logpush job, "edge" for Edge Log Delivery.
+	Kind string
+	// Frequency is the deprecated "high" or "low".
+	Frequency string
+	// LogpullOptions is the deprecated options string.
+	LogpullOptions string
+	// OutputOptions is the output_options object as answered; nil when
+	// null or absent.
+	OutputOptions json.RawMessage
+	// Filter is the job's filter, a JSON document in a string.
+	Filter string
+	// MaxUploadBytes, MaxUploadIntervalSeconds and MaxUploadRecords bound a
+	// batch of logs; 0 when unset or disabled.
+	MaxUploadBytes, MaxUploadIntervalSeconds, MaxUploadRecords int
+	// LastComplete is the end of the last range of logs pushed; zero when
+	// the job has not pushed yet (or the time could not be read).
+	LastComplete time.Time
+	// LastError is when the job last failed; zero when it is not failing.
+	LastError time.Time
+	// ErrorMessage says why the job is failing, redacted; empty when it is
+	// not failing.
+	ErrorMessage string
+}
+
+// String describes the job with its destination redacted.
+func (j Job) String() string {
+	state := "disabled"
+	if j.Enabled {
+		state = "enabled"
+	}
+	return fmt.Sprintf("logpush job %d (%s, %s, %s)", j.ID, j.Dataset, redact.String(j.DestinationConf), state)
+}
+
+// GoString is String, so that %#v does not print the raw destination.
+func (j Job) GoString() string { return j.String() }
+
+// Format prints String for every verb, so that no verb reaches the raw
+// destination.
+func (j Job) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, j.String()) }
+
+// LogValue logs the job with its destination redacted.
+func (j Job) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int("id", j.ID), slog.String("dataset", j.Dataset), slog.String("name", j.Name),
+		slog.String("destination", redact.String(j.DestinationConf)), slog.Bool("enabled", j.Enabled))
+}
+
+// JobRequest is the body of CreateJob. Only the fields set are sent: the
+// zero value of a field means "Cloudflare's default", which also keeps the
+// request inside the schema's enums and ranges (0 is outside them).
+//
+// DestinationConf and OwnershipChallenge are secrets: String, GoString,
+// Format and LogValue redact the one and never show the other.
+type JobRequest struct {
+	// DestinationConf is where the job pushes, byte-identical to the conf
+	// whose ownership was proven. Required.
+	DestinationConf string `json:"destination_conf"`
+	// OwnershipChallenge is the token Cloudflare wrote into the
+	// destination. Required by Cloudflare for destinations that need a
+	// challenge (AWS S3, GCS, Azure, Sumo Logic).
+	OwnershipChallenge string `json:"ownership_challenge,omitempty"`
+	// Dataset is the dataset to push, such as "http_requests" (at most
+	// MaxDataset characters of [a-zA-Z0-9_-]).
+	Dataset string `json:"dataset,omitempty"`
+	// Name is a human-readable name, such as the domain (at most
+	// MaxJobName characters of [a-zA-Z0-9.-]).
+	Name string `json:"name,omitempty"`
+	// Enabled starts the job at once. Default false: the job is created
+	// disabled, as by Cloudflare.
+	Enabled bool `json:"enabled,omitempty"`
+	// OutputOptions is the output_options object (field_names, output_type,
+	// timestamp_format, sample_rate, ...), passed through as is: Cloudflare
+	// adds keys over time, and its schema misspells some
+	// ("CVE-2021-4428" for the API's "CVE-2021-44228"). Nil: not sent.
+	OutputOptions json.RawMessage `json:"output_options,omitempty"`
+	// LogpullOptions is the deprecated options string, ignored by
+	// Cloudflare when OutputOptions is set.
+	LogpullOptions string `json:"logpull_options,omitempty"`
+	// Frequency is the deprecated "high" or "low".
+	Frequency string `json:"frequency,omitempty"`
+	// MaxUploadBytes bounds a batch's uncompressed size: 5 MB to 1 GB.
+	MaxUploadBytes int `json:"max_upload_bytes,omitempty"`
+	// MaxUploadIntervalSeconds bounds a batch's interval: 30 to 300.
+	MaxUploadIntervalSeconds int `json:"max_upload_interval_seconds,omitempty"`
+	// MaxUploadRecords bounds a batch's lines: 1,000 to 1,000,000.
+	MaxUploadRecords int `json:"max_upload_records,omitempty"`
+	// Filter selects the events pushed: a JSON document such as
+	// {"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}.
+	Filter string `json:"filter,omitempty"`
+	// Kind is "" for a Logpush job or "edge" for Edge Log Delivery.
+	Kind string `json:"kind,omitempty"`
+}
+
+// String describes the request with its destination redacted and without
+// the ownership challenge.
+func (r JobRequest) String() string {
+	return fmt.Sprintf("logpush job request (%s, %s, challenge set: %t)", r.Dataset, redact.String(r.DestinationConf), r.OwnershipChallenge != "")
+}
+
+// GoString is String, so that %#v does not print the secrets.
+func (r JobRequest) GoString() string { return r.String() }
+
+// Format prints String for every verb, so that no verb reaches the secrets.
+func (r JobRequest) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, r.String()) }
+
+// LogValue logs the request with its destination redacted and without the
+// ownership challenge.
+func (r JobRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("dataset", r.Dataset), slog.String("name", r.Name),
+		slog.String("destination", redact.String(r.DestinationConf)), slog.Bool("enabled", r.Enabled))
+}
+
+// check checks the request against the schema, so that a request Cloudflare
+// would refuse is not sent. It never quotes the conf or the challenge.
+func (r JobRequest) check() error {
+	if err := checkConf(r.DestinationConf); err != nil {
+		return err
+	}
+	if r.OwnershipChallenge != "" {
+		if err := checkChallenge(r.OwnershipChallenge); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	if len(r.Dataset) > MaxDataset || !onlyChars(r.Dataset, "_-") {
+		errs = append(errs, fmt.Errorf("dataset %q is not up to %d characters of [a-zA-Z0-9_-]", truncate(r.Dataset, 64), MaxDataset))
+	}
+	if len(r.Name) > MaxJobName || !onlyChars(r.Name, ".-") {
+		errs = append(errs, fmt.Errorf("name %q is not up to %d characters of [a-zA-Z0-9.-]", truncate(r.Name, 64), MaxJobName))
+	}
+	if r.Frequency != "" && r.Frequency != "high" && r.Frequency != "low" {
+		errs = append(errs, fmt.Errorf("frequency must be high or low, got %q", truncate(r.Frequency, 32)))
+	}
+	if r.Kind != "" && r.Kind != "edge" {
+		errs = append(errs, fmt.Errorf("kind must be empty or edge, got %q", truncate(r.Kind, 32)))
+	}
+	if len(r.LogpullOptions) > MaxLogpullOptions || hasControl(r.LogpullOptions, false) {
+		errs = append(errs, fmt.Errorf("logpull_options must be up to %d characters without spaces or control characters", MaxLogpullOptions))
+	}
+	for _, b := range []struct {
+		name     string
+		v        int
+		min, max int
+	}{
+		{"max_upload_bytes", r.MaxUploadBytes, 5_000_000, 1_000_000_000},
+		{"max_upload_interval_seconds", r.MaxUploadIntervalSeconds, 30, 300},
+		{"max_upload_records", r.MaxUploadRecords, 1_000, 1_000_000},
+	} {
+		if b.v != 0 && (b.v < b.min || b.v > b.max) {
+			errs = append(errs, fmt.Errorf("%s must be in [%d, %d] (or 0 for the default), got %d", b.name, b.min, b.max, b.v))
+		}
+	}
+	if r.OutputOptions != nil {
+		t := bytes.TrimSpace(r.OutputOptions)
+		if !json.Valid(t) || !(bytes.HasPrefix(t, []byte("{")) || bytes.Equal(t, []byte("null"))) {
+			errs = append(errs, errors.New("output_options must be a JSON object"))
+		}
+	}
+	if r.Filter != "" && !json.Valid([]byte(r.Filter)) {
+		errs = append(errs, errors.New("filter must be a JSON document"))
+	}
+	return errors.Join(errs...)
+}
+
+// DestinationExists reports whether the zone or account already has a
+// Logpush job pushing to destinationConf: POST
+// .../logpush/validate/destination/exists.
+//
+// Call it before CreateJob, and again before retrying a CreateJob that
+// failed Transient: Cloudflare accepts several jobs for one destination,
+// so a retried create can make a second job.
+func (c *Client) DestinationExists(ctx context.Context, t Target, destinationConf string) (bool, error) {
+	path, err := t.path()
+	if err == nil {
+		err = checkConf(destinationConf)
+	}
+	if err != nil {
+		return false, invalidRequest(EndpointDestinationExists, err)
+	}
+	body := struct {
+		DestinationConf string `json:"destination_conf"`
+	}{destinationConf}
+	cl := call{endpoint: EndpointDestinationExists, method: http.MethodPost, path: path + "/logpush/validate/destination/exists",
+		body: body, conf: destinationConf}
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return false, err
+	}
+	var r struct {
+		Exists *bool `json:"exists"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil || r.Exists == nil {
+		return false, garbage(cl.endpoint, status, "result is not a destination check", nil)
+	}
+	return *r.Exists, nil
+}
+
+// ListJobs returns the Logpush jobs of the zone or account, of every
+// dataset: GET .../logpush/jobs. Each Job's DestinationConf is raw and may
+// hold secrets (see Job).
+func (c *Client) ListJobs(ctx context.Context, t Target) ([]Job, error) {
+	path, err := t.path()
+	if err != nil {
+		return nil, invalidRequest(EndpointJobs, err)
+	}
+	cl := call{endpoint: EndpointJobs, method: http.MethodGet, path: path + "/logpush/jobs", list: true}
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	var rs []*jobResult
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return nil, garbage(cl.endpoint, status, "result is not a list of jobs", nil)
+	}
+	jobs := make([]Job, 0, len(rs))
+	for _, r := range rs {
+		if r == nil {
+			continue // the schema's items are nullable
+		}
+		if r.ID < 1 {
+			return nil, garbage(cl.endpoint, status, "job without an id in result", nil)
+		}
+		jobs = append(jobs, c.job(r, call{conf: r.DestinationConf}))
+	}
+	return jobs, nil
+}
+
+// CreateJob creates a Logpush job: POST .../logpush/jobs. A wrong, stale or
+// missing ownership challenge is a StaleChallenge error (400 code 1002); the
+// job limit of the zone or account is a Permanent error (403 code 1004,
+// CodeJobLimit).
+//
+// CreateJob is not idempotent: Cloudflare accepts several jobs for one
+// destination, and a Transient error (a timeout, a 5xx, a garbled answer)
+// may come after the job was created. Check DestinationExists (or
+// ListJobs) before trying again.
+func (c *Client) CreateJob(ctx context.Context, t Target, j JobRequest) (Job, error) {
+	path, err := t.path()
+	if err == nil {
+		err = j.check()
+	}
+	if err != nil {
+		return Job{}, invalidRequest(EndpointCreateJob, err)
+	}
+	cl := call{endpoint: EndpointCreateJob, method: http.MethodPost, path: path + "/logpush/jobs",
+		body: j, conf: j.DestinationConf, challenge: j.OwnershipChallenge}
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return Job{}, err
+	}
+	var r jobResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
+	}
+	if r.ID < 1 {
+		return Job{}, garbage(cl.endpoint, status, "job without an id in result", nil)
+	}
+	return c.job(&r, cl), nil
+}
+
+// jobResult is a job as Cloudflare answers it; null decodes as zero.
+type jobResult struct {
+	ID                       int             `json:"id"`
+	Dataset                  string          `json:"dataset"`
+	Name                     string          `json:"name"`
+	DestinationConf          string          `json:"destination_conf"`
+	Enabled                  bool            `json:"enabled"`
+	Kind                     string          `json:"kind"`
+	Frequency                string          `json:"frequency"`
+	LogpullOptions           string          `json:"logpull_options"`
+	OutputOptions            json.RawMessage `json:"output_options"`
+	Filter                   string          `json:"filter"`
+	MaxUploadBytes           int             `json:"max_upload_bytes"`
+	MaxUploadIntervalSeconds int             `json:"max_upload_interval_seconds"`
+	MaxUploadRecords         int             `json:"max_upload_records"`
+	LastComplete             string          `json:"last_complete"`
+	LastError                string          `json:"last_error"`
+	ErrorMessage             string          `json:"error_message"`
+}
+
+// job converts r; cl's conf and challenge are masked in the error message.
+func (c *Client) job(r *jobResult, cl call) Job {
+	opts := r.OutputOptions
+	if bytes.Equal(bytes.TrimSpace(opts), []byte("null")) {
+		opts = nil
+	}
+	return Job{
+		ID:                       r.ID,
+		Dataset:                  r.Dataset,
+		Name:                     r.Name,
+		DestinationConf:          r.DestinationConf,
+		Enabled:                  r.Enabled,
+		Kind:                     r.Kind,
+		Frequency:                r.Frequency,
+		LogpullOptions:           r.LogpullOptions,
+		OutputOptions:            opts,
+		Filter:                   r.Filter,
+		MaxUploadBytes:           r.MaxUploadBytes,
+		MaxUploadIntervalSeconds: r.MaxUploadIntervalSeconds,
+		MaxUploadRecords:         r.MaxUploadRecords,
+		LastComplete:             parseTime(r.LastComplete),
+		LastError:                parseTime(r.LastError),
+		ErrorMessage:             c.clean(r.ErrorMessage, cl),
+	}
+}
+
+// parseTime reads an RFC 3339 time; zero when it cannot. A job's times are
+// informational: an odd one must not fail the call.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// onlyChars reports whether s holds only ASCII letters, digits and the
+// bytes of extra.
+func onlyChars(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
