@@ -34,6 +34,10 @@ type Config struct {
 	Source string
 	// Input sets the input format and the extra columns allowed.
 	Input input.Options
+	// CreateJob creates each destination's Logpush job after validation,
+	// from the job columns of the input (tasks.JobColumns; dataset
+	// required).
+	CreateJob bool
 	// Task sets the options of the enqueued tasks.
 	Task tasks.Options
 	// Concurrency is the number of enqueue round trips in flight. Default 16.
@@ -61,6 +65,9 @@ func (c Config) WithDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Task = c.Task.WithDefaults()
+	if c.CreateJob {
+		c.Input.Extra = append(c.Input.Extra, tasks.JobColumns...)
+	}
 	return c
 }
 
@@ -121,7 +128,7 @@ type Opener func() (io.ReadCloser, error)
 func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 	plan := Plan{ByType: map[string]int{}}
 	h := sha256.New()
-	err := p.each(ctx, open, func(row input.Row) error {
+	err := p.each(ctx, open, func(row input.Row, _ *tasks.JobSpec) error {
 		plan.Rows++
 		plan.ByType[row.Conf.Type]++
 		if row.Conf.NeedsChallenge() {
@@ -166,18 +173,19 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 	// Rows go to workers by destination hash, so that repeated rows of one
 	// destination are handled in file order: the later line is the
 	// duplicate.
-	shards := make([]chan input.Row, p.cfg.Concurrency)
+	shards := make([]chan item, p.cfg.Concurrency)
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for i := range shards {
-		shards[i] = make(chan input.Row, 16)
+		shards[i] = make(chan item, 16)
 		rows := shards[i]
 		wg.Go(func() {
-			for row := range rows {
-				out, dup, err := p.one(ctx, plan.BatchID, row, now)
+			for it := range rows {
+				row := it.row
+				out, dup, err := p.one(ctx, plan.BatchID, it, now)
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -199,11 +207,11 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 			}
 		})
 	}
-	err = p.each(ctx, open, func(row input.Row) error {
+	err = p.each(ctx, open, func(row input.Row, job *tasks.JobSpec) error {
 		h := fnv.New32a()
 		h.Write([]byte(row.Scope + row.ScopeID + row.Conf.Raw))
 		select {
-		case shards[h.Sum32()%uint32(len(shards))] <- row:
+		case shards[h.Sum32()%uint32(len(shards))] <- item{row, job}:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -227,8 +235,15 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 // one records and enqueues one destination. The task is enqueued before the
 // destination is registered: a crash in between leaves a task whose TaskID
 // a re-run finds, never a registered destination without a task.
-func (p *Producer) one(ctx context.Context, batch string, row input.Row, now time.Time) (string, *Duplicate, error) {
-	d := tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now}
+// item is a good input row and the job it asks for, if any.
+type item struct {
+	row input.Row
+	job *tasks.JobSpec
+}
+
+func (p *Producer) one(ctx context.Context, batch string, it item, now time.Time) (string, *Duplicate, error) {
+	row := it.row
+	d := tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now, Job: it.job}
 	key := events.Key{Batch: batch, Hash: d.Hash()}
 	st, err := p.store.Get(ctx, key)
 	switch {
@@ -270,7 +285,7 @@ func dupOf(row input.Row, ex *events.Existing) *Duplicate {
 
 // each reads every row of the input, calling ok for good rows and bad for
 // line errors.
-func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row) error, bad func(*input.LineError)) error {
+func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, *tasks.JobSpec) error, bad func(*input.LineError)) error {
 	rc, err := open()
 	if err != nil {
 		return err
@@ -291,7 +306,15 @@ func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row) err
 		case err != nil:
 			return err
 		default:
-			if err := ok(row); err != nil {
+			var job *tasks.JobSpec
+			if p.cfg.CreateJob {
+				var fe *tasks.FieldError
+				if job, err = tasks.ParseJobSpec(row.Extra); errors.As(err, &fe) {
+					bad(&input.LineError{Line: row.Line, Field: fe.Field, Err: errors.New(fe.Msg)})
+					continue
+				}
+			}
+			if err := ok(row, job); err != nil {
 				return err
 			}
 		}

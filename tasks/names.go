@@ -33,6 +33,8 @@ type Dest struct {
 	// Expired is set once a poll deadline passed in this round: the next
 	// deadline fails the destination instead of asking again.
 	Expired bool `json:"expired,omitempty"`
+	// Job, when set, is created after validation (enqueue --create-job).
+	Job *JobSpec `json:"job,omitempty"`
 }
 
 // Hash identifies a destination (scope, id and conf) independently of the
@@ -65,9 +67,9 @@ func taskIDHash(stage string, d Dest, hash string) string {
 	return id
 }
 
-// TaskIDsForHash are the IDs of the three stages of the destination with
+// TaskIDsForHash are the IDs of the stages of the destination with
 // hash in d's batch, generation and round, for finding its tasks when only
 // its hash is known.
 func TaskIDsForHash(d Dest, hash string) []string {
-	return []string{taskIDHash("ch", d, hash), taskIDHash("po", d, hash), taskIDHash("va", d, hash)}
+	return []string{taskIDHash("ch", d, hash), taskIDHash("po", d, hash), taskIDHash("va", d, hash), taskIDHash("jo", d, hash)}
 }

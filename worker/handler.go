@@ -24,6 +24,9 @@ import (
 type API interface {
 	Challenge(ctx context.Context, t cloudflare.Target, destinationConf string) (cloudflare.ChallengeResult, error)
 	Validate(ctx context.Context, t cloudflare.Target, destinationConf, ownershipChallenge string) (bool, error)
+	DestinationExists(ctx context.Context, t cloudflare.Target, destinationConf string) (bool, error)
+	ListJobs(ctx context.Context, t cloudflare.Target) ([]cloudflare.Job, error)
+	CreateJob(ctx context.Context, t cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error)
 }
 
 // Budget is the shared Cloudflare API budget: Wait before every call, Pause
@@ -124,6 +127,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeChallenge, h.Challenge)
 	mux.HandleFunc(tasks.TypePoll, h.Poll)
 	mux.HandleFunc(tasks.TypeValidate, h.Validate)
+	mux.HandleFunc(tasks.TypeCreateJob, h.CreateJob)
 }
 
 // Challenge handles logpush:challenge: POST .../logpush/ownership, then
@@ -140,6 +144,12 @@ func (h *Handlers) Poll(ctx context.Context, t *asynq.Task) error {
 // Validate handles logpush:validate: submit the token.
 func (h *Handlers) Validate(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.validate)
+}
+
+// CreateJob handles logpush:create_job: the Logpush job of a validated
+// destination, created once.
+func (h *Handlers) CreateJob(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.createJob)
 }
 
 // errSuperseded marks a task whose destination has moved on (a newer
@@ -178,6 +188,9 @@ type run struct {
 	conf    tasks.Conf
 	secrets []string // the conf's secret values
 	log     *slog.Logger
+	// job is the job the destination got, for its event.
+	jobID      int
+	jobExisted bool
 }
 
 // clean removes the conf's secrets from s: from a file name derived from
@@ -357,6 +370,69 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 		return h.apiError(ctx, r, p.Filename, err)
 	}
 	h.auth.Success(ctx)
+	if r.d.Job != nil {
+		task, err := tasks.NewCreateJobTask(tasks.CreateJobPayload{Dest: r.d, Filename: p.Filename, Token: p.Token}, h.cfg.Task)
+		if err != nil {
+			return err
+		}
+		return h.enqueue(ctx, task)
+	}
+	return h.outcome(ctx, r, events.Validated, p.Filename, nil)
+}
+
+// createJob creates the destination's Logpush job with the validated token,
+// unless Cloudflare already has a job for this destination_conf (a crash
+// after CreateJob, or a re-run): that one is reported, not duplicated.
+func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
+	var p tasks.CreateJobPayload
+	r, err := h.start(ctx, t, &p, &p.Dest)
+	if err != nil {
+		return err
+	}
+	if r.d.Job == nil {
+		return h.fail(ctx, r, p.Filename, fmt.Errorf("create job: payload has no job: %w", asynq.SkipRetry))
+	}
+	if _, err := h.enter(ctx, r, events.CreatingJob, "job"); err != nil {
+		return err
+	}
+	tg := target(r.d)
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	exists, err := h.api.DestinationExists(ctx, tg, r.d.DestinationConf)
+	if err != nil {
+		return h.apiError(ctx, r, p.Filename, err)
+	}
+	if exists {
+		if err := h.wait(ctx); err != nil {
+			return err
+		}
+		jobs, err := h.api.ListJobs(ctx, tg)
+		if err != nil {
+			return h.apiError(ctx, r, p.Filename, err)
+		}
+		for _, j := range jobs {
+			if j.DestinationConf == r.d.DestinationConf {
+				r.jobID, r.jobExisted = j.ID, true
+				return h.outcome(ctx, r, events.Validated, p.Filename, nil)
+			}
+		}
+		// Exists, but not in this scope's jobs: creating would duplicate it.
+		return h.fail(ctx, r, p.Filename, fmt.Errorf("a Logpush job already pushes to this destination outside this %s; not creating another: %w", r.d.Scope, asynq.SkipRetry))
+	}
+	if err := h.wait(ctx); err != nil {
+		return err
+	}
+	j := r.d.Job
+	job, err := h.api.CreateJob(ctx, tg, cloudflare.JobRequest{
+		DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
+		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
+		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter,
+	})
+	if err != nil {
+		return h.apiError(ctx, r, p.Filename, err)
+	}
+	r.jobID = job.ID
 	return h.outcome(ctx, r, events.Validated, p.Filename, nil)
 }
 
@@ -446,6 +522,8 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 		DurationSeconds: now.Sub(r.d.EnqueuedAt).Seconds(),
 		Time:            now.UTC(),
 		Line:            st.Line,
+		JobID:           r.jobID,
+		JobExisted:      r.jobExisted,
 	}
 	if ev.Destination == "" {
 		ev.Destination = redact.String(r.d.DestinationConf)

@@ -57,6 +57,18 @@ func (f *fakeAPI) Validate(_ context.Context, _ cloudflare.Target, _, tok string
 	return tok == f.token, nil
 }
 
+func (f *fakeAPI) DestinationExists(context.Context, cloudflare.Target, string) (bool, error) {
+	return false, nil
+}
+
+func (f *fakeAPI) ListJobs(context.Context, cloudflare.Target) ([]cloudflare.Job, error) {
+	return nil, nil
+}
+
+func (f *fakeAPI) CreateJob(_ context.Context, _ cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error) {
+	return cloudflare.Job{ID: 7, Dataset: j.Dataset, DestinationConf: j.DestinationConf}, nil
+}
+
 // fakeReader serves objects from memory.
 type fakeReader struct {
 	mu    sync.Mutex

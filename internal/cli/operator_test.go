@@ -234,3 +234,48 @@ func TestSubmitToken(t *testing.T) {
 		t.Fatalf("second submit = %d: %s", code, stderr)
 	}
 }
+
+// TestCreateJob: with --create-job a validated destination gets its
+// Logpush job, once; a job Cloudflare already has is reported, not created
+// again; a bad job column is refused with its line and field.
+func TestCreateJob(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	e := newE2E(t, rdb, e2eConfig{sim: simFlags{writeDelay: 50 * time.Millisecond}})
+	dir := t.TempDir()
+	csv := "zone_id,account_id,destination_conf,dataset,job_name,output_options\n"
+	for i := range 3 {
+		csv += fmt.Sprintf("%032x,,file://%s/%d,http_requests,job-%d,\"{\"\"output_type\"\":\"\"ndjson\"\"}\"\n", i+1, dir, i, i)
+	}
+	code, _, stderr := run(t, csv+"0000000000000000000000000000000a,,file:///tmp/x,,,\n", "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
+	if code != 1 || !strings.Contains(stderr, "line 5: dataset: required with --create-job") {
+		t.Fatalf("enqueue without dataset = %d: %s", code, stderr)
+	}
+	code, out, stderr := run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
+	if code != 0 {
+		t.Fatalf("enqueue = %d: %s", code, stderr)
+	}
+	batch := strings.TrimSuffix(strings.Fields(out)[1], ":")
+	st := e.wait(t, batch, time.Minute)
+	if st.Counts[events.Validated] != 3 {
+		t.Fatalf("outcomes = %+v", st.Counts)
+	}
+	code, out, _ = run(t, "", "events", "--redis", url, "--batch", batch)
+	if code != 0 || strings.Count(out, `"job_id":`) != 3 || strings.Contains(out, "job_existed") {
+		t.Fatalf("events = %s", out)
+	}
+	if got := e.sim.Stats().JobsCreated; got != 3 {
+		t.Fatalf("jobs created = %d, want 3", got)
+	}
+	// The same destinations in a new batch: their jobs exist already.
+	code, out, stderr = run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--batch-id", "again", "--redis", url, "-")
+	if code != 0 {
+		t.Fatalf("second enqueue = %d: %s", code, stderr)
+	}
+	e.wait(t, "again", time.Minute)
+	code, out, _ = run(t, "", "events", "--redis", url, "--batch", "again")
+	if strings.Count(out, `"job_existed":true`) != 3 || e.sim.Stats().JobsCreated != 3 {
+		t.Fatalf("second batch events = %s (jobs created %d)", out, e.sim.Stats().JobsCreated)
+	}
+}

@@ -25,10 +25,11 @@ const (
 	Challenging = "challenging"
 	Polling     = "polling"
 	Validating  = "validating"
+	CreatingJob = "creating_job"
 )
 
 // States lists every state in flow order, for status output.
-var States = []string{Queued, Challenging, Polling, Validating, AwaitingToken, Validated, Failed, NotRequired}
+var States = []string{Queued, Challenging, Polling, Validating, CreatingJob, AwaitingToken, Validated, Failed, NotRequired}
 
 // Terminal reports whether state ends a destination's onboarding.
 func Terminal(state string) bool {
@@ -52,6 +53,10 @@ type Event struct {
 	// Line is the line of the input file the destination came from, so a
 	// result can be joined back to the input.
 	Line int `json:"line,omitempty"`
+	// JobID is the Logpush job of the destination (enqueue --create-job);
+	// JobExisted says it was there already and was not created again.
+	JobID      int  `json:"job_id,omitempty"`
+	JobExisted bool `json:"job_existed,omitempty"`
 }
 
 // Attempts counts the runs of each stage for one destination.
@@ -59,6 +64,7 @@ type Attempts struct {
 	Challenge int `json:"challenge"`
 	Poll      int `json:"poll"`
 	Validate  int `json:"validate"`
+	Job       int `json:"job,omitempty"`
 }
 
 // Error says why a destination failed. Message is redacted.

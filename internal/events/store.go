@@ -309,7 +309,7 @@ func parseDestState(m map[string]string) DestState {
 		Filename:    m["filename"],
 		RequestedAt: t("requested_at"),
 		EnqueuedAt:  t("enqueued_at"),
-		Attempts:    Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate")},
+		Attempts:    Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate"), Job: n("att_job")},
 	}
 }
 
