@@ -39,6 +39,7 @@ type workerFlags struct {
 	shutdown     time.Duration
 	maxRetry     int
 	authPause    int
+	webUI        bool
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
@@ -53,6 +54,7 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 	fs.DurationVar(&w.pollDeadline, "poll-deadline", 15*time.Minute, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
 	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
 	fs.IntVar(&w.maxRetry, "max-retry", 12, "retries of a transient error per task before the destination fails")
+	fs.BoolVar(&w.webUI, "web-ui", false, "serve a read-only page of the queue, batches and recent failures on /ui of --metrics-addr")
 	fs.IntVar(&w.authPause, "auth-pause-after", 10, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); 'resume' continues")
 }
 
@@ -176,7 +178,11 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 			return nil, fmt.Errorf("-metrics-addr: %w", err)
 		}
 		w.metricsAddr = ln.Addr().String()
-		w.httpSrv = &http.Server{Handler: w.probes(reg, rdb, insp), ReadHeaderTimeout: 5 * time.Second}
+		httpMux := w.probes(reg, rdb, insp)
+		if f.webUI {
+			httpMux.Handle("/ui", uiHandler(store, insp))
+		}
+		w.httpSrv = &http.Server{Handler: httpMux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := w.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server stopped", "err", err)

@@ -412,6 +412,32 @@ type Entry struct {
 	Raw   string
 }
 
+// Last returns the newest n events, oldest first.
+func (s *Store) Last(ctx context.Context, n int64) ([]Entry, error) {
+	msgs, err := s.rdb.XRevRangeN(ctx, s.cfg.Stream, "+", "-", n).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	out := make([]Entry, 0, len(msgs))
+	for i := len(msgs) - 1; i >= 0; i-- {
+		e, err := entry(msgs[i])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func entry(m redis.XMessage) (Entry, error) {
+	raw, _ := m.Values["event"].(string)
+	e := Entry{ID: m.ID, Raw: raw}
+	if err := json.Unmarshal([]byte(raw), &e.Event); err != nil {
+		return e, fmt.Errorf("decode event %s: %w", m.ID, err)
+	}
+	return e, nil
+}
+
 // Read returns up to count events after stream id after ("0" for the
 // beginning, "$" for only new ones), waiting up to block for the first one
 // when block > 0.
@@ -429,10 +455,9 @@ func (s *Store) Read(ctx context.Context, after string, count int64, block time.
 	var out []Entry
 	for _, st := range res {
 		for _, m := range st.Messages {
-			raw, _ := m.Values["event"].(string)
-			e := Entry{ID: m.ID, Raw: raw}
-			if err := json.Unmarshal([]byte(raw), &e.Event); err != nil {
-				return out, fmt.Errorf("decode event %s: %w", m.ID, err)
+			e, err := entry(m)
+			if err != nil {
+				return out, err
 			}
 			out = append(out, e)
 		}

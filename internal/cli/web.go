@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// uiPage is the read-only queue view served on /ui with worker --web-ui.
+var uiPage = template.Must(template.New("ui").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>logpush-onboard</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+.bar{background:#eee;width:240px;height:12px;display:inline-block}.bar span{background:#2a7;height:12px;display:block}
+.paused{color:#b00;font-weight:bold}.err{color:#b00}
+</style></head><body>
+<h1>logpush-onboard</h1>
+<h2>Queue {{.Queue}}{{if .Paused}} <span class="paused">PAUSED</span>{{end}}</h2>
+{{if .QueueErr}}<p class="err">{{.QueueErr}}</p>{{else}}
+<table><tr><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>archived</th><th>completed</th><th>processed today</th><th>failed today</th><th>latency</th></tr>
+<tr><td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Info.Retry}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td></tr></table>{{end}}
+<h2>Batches</h2>
+<table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>awaiting token</th><th>in flight</th></tr>
+{{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
+<td>{{.Done}}/{{.Total}}</td><td>{{index .Counts "validated"}}</td><td>{{index .Counts "failed"}}</td><td>{{index .Counts "not_required"}}</td><td>{{index .Counts "awaiting_token"}}</td><td>{{.InFlight}}</td></tr>
+{{else}}<tr><td class="l" colspan="9">no batches</td></tr>{{end}}</table>
+<h2>Recent failures</h2>
+<table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">destination</th><th>http</th><th class="l">codes</th><th class="l">message</th></tr>
+{{range .Failures}}<tr><td class="l">{{.Time.Format "15:04:05"}}</td><td class="l">{{.BatchID}}</td><td>{{.Line}}</td><td class="l">{{.Destination}}</td>
+<td>{{if .Error}}{{with .Error.HTTPStatus}}{{.}}{{end}}{{end}}</td><td class="l">{{if .Error}}{{range .Error.Codes}}{{.}} {{end}}{{end}}</td><td class="l">{{if .Error}}{{.Error.Message}}{{end}}</td></tr>
+{{else}}<tr><td class="l" colspan="7">none</td></tr>{{end}}</table>
+<p>Read-only. Refreshes every 5 s. {{.Now.Format "2006-01-02 15:04:05 MST"}}</p>
+</body></html>`))
+
+type uiBatch struct {
+	events.BatchStatus
+	Percent  int
+	InFlight int64
+}
+
+// uiHandler renders the queue, the recent batches and the recent failures.
+// Destinations on the page are the redacted ones of the events.
+func uiHandler(store *events.Store, insp *asynq.Inspector) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		data := struct {
+			Queue    string
+			Paused   bool
+			Info     *asynq.QueueInfo
+			QueueErr string
+			Batches  []uiBatch
+			Failures []events.Event
+			Now      time.Time
+		}{Queue: tasks.Queue, Now: time.Now()}
+		info, err := insp.GetQueueInfo(tasks.Queue)
+		switch {
+		case errors.Is(err, asynq.ErrQueueNotFound):
+			data.QueueErr = "no task was ever enqueued"
+		case err != nil:
+			data.QueueErr = "queue unavailable: redis unreachable"
+		default:
+			data.Info, data.Paused = info, info.Paused
+		}
+		ids, err := store.Batches(ctx, 20)
+		if err != nil {
+			http.Error(w, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		for _, id := range ids {
+			st, err := store.Batch(ctx, id)
+			if err != nil {
+				continue
+			}
+			b := uiBatch{BatchStatus: st}
+			if st.Total > 0 {
+				b.Percent = int(100 * st.Done() / st.Total)
+			}
+			b.InFlight = st.Total - st.Done() - st.Counts[events.AwaitingToken]
+			data.Batches = append(data.Batches, b)
+		}
+		recent, err := store.Last(ctx, 500)
+		if err == nil {
+			for i := len(recent) - 1; i >= 0 && len(data.Failures) < 20; i-- {
+				if recent[i].Event.Event == events.Failed {
+					data.Failures = append(data.Failures, recent[i].Event)
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		if err := uiPage.Execute(w, data); err != nil {
+			http.Error(w, "render failed", http.StatusInternalServerError)
+		}
+	}
+}
