@@ -65,6 +65,7 @@ func (c Config) WithDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Task = c.Task.WithDefaults()
+	c.Input.Extra = append(c.Input.Extra, tasks.ReadAsColumns...)
 	if c.CreateJob {
 		c.Input.Extra = append(c.Input.Extra, tasks.JobColumns...)
 	}
@@ -128,7 +129,7 @@ type Opener func() (io.ReadCloser, error)
 func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 	plan := Plan{ByType: map[string]int{}}
 	h := sha256.New()
-	err := p.each(ctx, open, func(row input.Row, _ *tasks.JobSpec) error {
+	err := p.each(ctx, open, func(row input.Row, _ rowOptions) error {
 		plan.Rows++
 		plan.ByType[row.Conf.Type]++
 		if row.Conf.NeedsChallenge() {
@@ -207,11 +208,11 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 			}
 		})
 	}
-	err = p.each(ctx, open, func(row input.Row, job *tasks.JobSpec) error {
+	err = p.each(ctx, open, func(row input.Row, opt rowOptions) error {
 		h := fnv.New32a()
 		h.Write([]byte(row.Scope + row.ScopeID + row.Conf.Raw))
 		select {
-		case shards[h.Sum32()%uint32(len(shards))] <- item{row, job}:
+		case shards[h.Sum32()%uint32(len(shards))] <- item{row, opt}:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -238,12 +239,19 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 // item is a good input row and the job it asks for, if any.
 type item struct {
 	row input.Row
-	job *tasks.JobSpec
+	opt rowOptions
+}
+
+// rowOptions are what a row's optional columns ask for.
+type rowOptions struct {
+	job    *tasks.JobSpec
+	readAs *tasks.ReadAs
 }
 
 func (p *Producer) one(ctx context.Context, batch string, it item, now time.Time) (string, *Duplicate, error) {
 	row := it.row
-	d := tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now, Job: it.job}
+	d := tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
+		Job: it.opt.job, ReadAs: it.opt.readAs}
 	key := events.Key{Batch: batch, Hash: d.Hash()}
 	st, err := p.store.Get(ctx, key)
 	switch {
@@ -285,7 +293,7 @@ func dupOf(row input.Row, ex *events.Existing) *Duplicate {
 
 // each reads every row of the input, calling ok for good rows and bad for
 // line errors.
-func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, *tasks.JobSpec) error, bad func(*input.LineError)) error {
+func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, rowOptions) error, bad func(*input.LineError)) error {
 	rc, err := open()
 	if err != nil {
 		return err
@@ -306,17 +314,30 @@ func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, *ta
 		case err != nil:
 			return err
 		default:
-			var job *tasks.JobSpec
-			if p.cfg.CreateJob {
-				var fe *tasks.FieldError
-				if job, err = tasks.ParseJobSpec(row.Extra); errors.As(err, &fe) {
-					bad(&input.LineError{Line: row.Line, Field: fe.Field, Err: errors.New(fe.Msg)})
-					continue
-				}
+			opt, fe := p.options(row)
+			if fe != nil {
+				bad(&input.LineError{Line: row.Line, Field: fe.Field, Err: errors.New(fe.Msg)})
+				continue
 			}
-			if err := ok(row, job); err != nil {
+			if err := ok(row, opt); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// options reads a row's optional columns.
+func (p *Producer) options(row input.Row) (rowOptions, *tasks.FieldError) {
+	var opt rowOptions
+	var fe *tasks.FieldError
+	var err error
+	if opt.readAs, err = tasks.ParseReadAs(row.Extra); errors.As(err, &fe) {
+		return opt, fe
+	}
+	if p.cfg.CreateJob {
+		if opt.job, err = tasks.ParseJobSpec(row.Extra); errors.As(err, &fe) {
+			return opt, fe
+		}
+	}
+	return opt, nil
 }

@@ -82,3 +82,34 @@ func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
 		t.Fatal("a batch id with spaces was accepted")
 	}
 }
+
+// TestReadAsColumns: per-row identities travel in the task; a bad role ARN
+// is a line error naming its column.
+func TestReadAsColumns(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{})
+	in := "zone_id,account_id,destination_conf,aws_profile,aws_role_arn\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1,customer-a,arn:aws:iam::123456789012:role/logpush-reader\n"
+	res, err := p.Enqueue(context.Background(), open(in+"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/b?region=us-east-1,,not-an-arn\n"))
+	if !errors.Is(err, producer.ErrInvalid) || res.Errors[0].Line != 3 || res.Errors[0].Field != "aws_role_arn" {
+		t.Fatalf("Enqueue = %+v, %v", res.Errors, err)
+	}
+	if _, err := p.Enqueue(context.Background(), open(in)); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	pending, err := insp.ListPendingTasks(tasks.Queue)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending = %v, %v", pending, err)
+	}
+	var cp tasks.ChallengePayload
+	if err := tasks.Decode(asynq.NewTask(pending[0].Type, pending[0].Payload), &cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.ReadAs == nil || cp.ReadAs.AWSProfile != "customer-a" || cp.ReadAs.AWSRoleARN != "arn:aws:iam::123456789012:role/logpush-reader" {
+		t.Fatalf("read_as = %+v", cp.ReadAs)
+	}
+}

@@ -33,6 +33,8 @@ type Dest struct {
 	// Expired is set once a poll deadline passed in this round: the next
 	// deadline fails the destination instead of asking again.
 	Expired bool `json:"expired,omitempty"`
+	// ReadAs, when set, is the identity that reads the challenge file.
+	ReadAs *ReadAs `json:"read_as,omitempty"`
 	// Job, when set, is created after validation (enqueue --create-job).
 	Job *JobSpec `json:"job,omitempty"`
 }

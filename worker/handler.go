@@ -294,7 +294,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		requestedAt = st.RequestedAt
 	}
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
-	loc := Location(r.conf, p.Filename)
+	loc := Location(r.conf, r.d.ReadAs, p.Filename)
 	obj, err := h.reader.Read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
@@ -595,7 +595,12 @@ func target(d tasks.Dest) cloudflare.Target {
 	return cloudflare.Target{Scope: d.Scope, ID: d.ScopeID}
 }
 
-// Location is where the challenge file filename of destination c lives.
-func Location(c tasks.Conf, filename string) destination.Location {
-	return destination.Location{Scheme: c.Type, Bucket: c.Bucket, Key: c.Key(filename), Region: c.Region, Account: c.Account}
+// Location is where the challenge file filename of destination c lives,
+// read as the row's identity (nil: the worker's default credentials).
+func Location(c tasks.Conf, as *tasks.ReadAs, filename string) destination.Location {
+	loc := destination.Location{Scheme: c.Type, Bucket: c.Bucket, Key: c.Key(filename), Region: c.Region, Account: c.Account}
+	if as != nil {
+		loc.As = destination.Identity{AWSProfile: as.AWSProfile, AWSRoleARN: as.AWSRoleARN, GCPCredentialsFile: as.GCPCredentialsFile}
+	}
+	return loc
 }

@@ -90,6 +90,7 @@ func distinctBuckets(open producer.Opener, in input.Options) ([]*bucketCheck, er
 	}
 	defer rc.Close()
 	seen := map[destination.Location]*bucketCheck{}
+	in.Extra = append(in.Extra, tasks.ReadAsColumns...)
 	r := input.NewReader(rc, in)
 	for {
 		row, err := r.Next()
@@ -111,7 +112,11 @@ func distinctBuckets(open producer.Opener, in input.Options) ([]*bucketCheck, er
 		if !c.NeedsChallenge() || !c.TokenReadable() {
 			continue
 		}
-		loc := worker.Location(c, preflightKey(c))
+		as, err := tasks.ParseReadAs(row.Extra)
+		if err != nil {
+			continue // enqueue reports it
+		}
+		loc := worker.Location(c, as, preflightKey(c))
 		id := loc
 		if c.Type != tasks.TypeFile {
 			id.Key = "" // one probe per bucket, whatever the prefix; a file:// "bucket" is its directory

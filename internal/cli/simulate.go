@@ -50,7 +50,7 @@ func writeFunc(w destination.Writer) simulator.WriteFunc {
 		if err != nil {
 			return err
 		}
-		return w.Write(ctx, worker.Location(c, filename), body)
+		return w.Write(ctx, worker.Location(c, nil, filename), body)
 	}
 }
 

@@ -29,6 +29,41 @@ type Location struct {
 	Region string
 	// Account is the Azure storage account (for a later azure reader).
 	Account string
+	// As is the identity to read with, when not the reader's default: the
+	// per-row columns of a multi-account batch. It names credentials but
+	// holds none.
+	As Identity
+}
+
+// Identity names the credentials to read a destination with. The zero
+// value means the reader's own (the default credential chain).
+type Identity struct {
+	// AWSProfile is a profile of the shared AWS config and credentials files.
+	AWSProfile string
+	// AWSRoleARN is a role to assume (STS AssumeRole) from the profile's or
+	// the default credentials.
+	AWSRoleARN string
+	// GCPCredentialsFile is a service account key file for GCS.
+	GCPCredentialsFile string
+}
+
+// String describes the identity for error messages, e.g. "profile prod,
+// role arn:aws:iam::123456789012:role/logpush-reader".
+func (i Identity) String() string {
+	var parts []string
+	if i.AWSProfile != "" {
+		parts = append(parts, "aws profile "+i.AWSProfile)
+	}
+	if i.AWSRoleARN != "" {
+		parts = append(parts, "role "+i.AWSRoleARN)
+	}
+	if i.GCPCredentialsFile != "" {
+		parts = append(parts, "gcp credentials file "+i.GCPCredentialsFile)
+	}
+	if len(parts) == 0 {
+		return "the default credentials"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // String returns the location as a URL such as "s3://bucket/logs/file.txt"
@@ -144,6 +179,10 @@ func (e *Error) Error() string {
 	b.WriteString(e.Op)
 	b.WriteByte(' ')
 	b.WriteString(e.Location.String())
+	if e.Location.As != (Identity{}) {
+		b.WriteString(" as ")
+		b.WriteString(e.Location.As.String())
+	}
 	if e.Permission != "" {
 		b.WriteString(": access denied: the ")
 		b.WriteString(actor(e.Op))

@@ -15,7 +15,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -86,7 +88,8 @@ type S3 struct {
 	opts S3Options
 
 	mu      sync.Mutex
-	clients map[string]*s3.Client
+	clients map[s3ClientKey]*s3.Client
+	configs map[Identity]aws.Config
 }
 
 var (
@@ -109,19 +112,72 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load aws config: %w", err)
 	}
-	return &S3{cfg: cfg, opts: opts, clients: make(map[string]*s3.Client)}, nil
+	return &S3{cfg: cfg, opts: opts, clients: make(map[s3ClientKey]*s3.Client), configs: make(map[Identity]aws.Config)}, nil
+}
+
+// withLocation sets the location of a location-less *Error.
+func withLocation(err error, loc Location) error {
+	var e *Error
+	if errors.As(err, &e) && e.Location == (Location{}) {
+		e.Location = loc
+	}
+	return err
+}
+
+// s3ClientKey identifies a client: one per region and identity.
+type s3ClientKey struct {
+	region string
+	as     Identity
+}
+
+// config returns the AWS configuration for an identity: the reader's own,
+// a shared-config profile, and/or a role assumed from either.
+func (s *S3) config(ctx context.Context, as Identity) (aws.Config, error) {
+	if as == (Identity{}) {
+		return s.cfg, nil
+	}
+	s.mu.Lock()
+	cfg, ok := s.configs[as]
+	s.mu.Unlock()
+	if ok {
+		return cfg, nil
+	}
+	cfg = s.cfg
+	if as.AWSProfile != "" {
+		var err error
+		cfg, err = config.LoadDefaultConfig(ctx, config.WithSharedConfigProfile(as.AWSProfile))
+		if err != nil {
+			return aws.Config{}, &Error{Kind: Permanent, Op: opRead, Err: fmt.Errorf("aws profile %q: %w", as.AWSProfile, s.scrub(ctx, err))}
+		}
+	}
+	if as.AWSRoleARN != "" {
+		prov := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), as.AWSRoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "logpush-onboard"
+		})
+		cfg = cfg.Copy()
+		cfg.Credentials = aws.NewCredentialsCache(prov)
+	}
+	s.mu.Lock()
+	s.configs[as] = cfg
+	s.mu.Unlock()
+	return cfg, nil
 }
 
 // regionPattern bounds what may become a client (and a host name label).
 var regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
-func (s *S3) client(region string) *s3.Client {
+func (s *S3) client(ctx context.Context, region string, as Identity) (*s3.Client, error) {
+	cfg, err := s.config(ctx, as)
+	if err != nil {
+		return nil, err
+	}
+	key := s3ClientKey{region, as}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c, ok := s.clients[region]; ok {
-		return c
+	if c, ok := s.clients[key]; ok {
+		return c, nil
 	}
-	c := s3.NewFromConfig(s.cfg, func(o *s3.Options) {
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.Region = region
 		if s.opts.HTTPClient != nil {
 			// Set here rather than in LoadDefaultConfig, which refuses a
@@ -140,8 +196,8 @@ func (s *S3) client(region string) *s3.Client {
 		// checksum would make the SDK log a warning on every read.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	s.clients[region] = c
-	return c
+	s.clients[key] = c
+	return c, nil
 }
 
 func checkS3Location(loc Location) (region string, err error) {
@@ -167,7 +223,11 @@ func (s *S3) Read(ctx context.Context, loc Location, notBefore time.Time) (obj O
 	if err != nil {
 		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: err}
 	}
-	out, err := s.client(region).GetObject(ctx, &s3.GetObjectInput{
+	client, err := s.client(ctx, region, loc.As)
+	if err != nil {
+		return Object{}, withLocation(err, loc)
+	}
+	out, err := client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(loc.Bucket),
 		Key:    aws.String(loc.Key),
 	})
@@ -209,7 +269,11 @@ func (s *S3) Write(ctx context.Context, loc Location, body []byte) (err error) {
 	if err != nil {
 		return &Error{Kind: Permanent, Op: opWrite, Location: loc, Err: err}
 	}
-	_, err = s.client(region).PutObject(ctx, &s3.PutObjectInput{
+	client, err := s.client(ctx, region, loc.As)
+	if err != nil {
+		return withLocation(err, loc)
+	}
+	_, err = client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(loc.Bucket),
 		Key:           aws.String(loc.Key),
 		Body:          bytes.NewReader(body),

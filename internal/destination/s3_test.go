@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -607,3 +608,20 @@ func TestS3NoSecretsInErrors(t *testing.T) {
 }
 
 var _ aws.HTTPClient = (*countingClient)(nil)
+
+// TestS3Identity: a per-row profile that does not exist fails that
+// destination with an error naming the profile, not the default chain.
+func TestS3Identity(t *testing.T) {
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
+	s, err := NewS3(context.Background(), S3Options{Endpoint: "http://127.0.0.1:1", Credentials: credentials.NewStaticCredentialsProvider("AKIAEXAMPLE", "secret", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := Location{Scheme: "s3", Bucket: "b", Key: "k", Region: "us-east-1", As: Identity{AWSProfile: "customer-a"}}
+	_, err = s.Read(context.Background(), loc, time.Time{})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != Permanent || !strings.Contains(err.Error(), `aws profile "customer-a"`) || !strings.Contains(err.Error(), "as aws profile customer-a") {
+		t.Fatalf("Read with a missing profile = %v", err)
+	}
+}
