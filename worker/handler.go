@@ -43,7 +43,11 @@ type Enqueuer interface {
 
 // HandlerConfig tunes the handlers. Every field has a default.
 type HandlerConfig struct {
-	// PollFirst is the delay from the challenge answer to the first poll. Default 2s.
+	// PollFirst is the delay from the challenge answer to the first poll
+	// until the worker has seen 8 challenge files appear; from then on the
+	// first poll waits for the 75th percentile of the last 64 appearance
+	// delays (between PollInterval and PollMaxInterval), so that most first
+	// polls find the file. Default 2s.
 	PollFirst time.Duration
 	// PollInterval is the delay after the first miss; it grows by half
 	// each miss up to PollMaxInterval. Default 1s.
@@ -94,6 +98,8 @@ type Handlers struct {
 	log     *slog.Logger
 	cfg     HandlerConfig
 	now     func() time.Time
+	// seen learns when challenge files appear, for the first poll.
+	seen *appearance
 }
 
 // Deps are what the handlers talk to.
@@ -119,7 +125,7 @@ func NewHandlers(d Deps, cfg HandlerConfig) *Handlers {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Handlers{api: d.API, reader: d.Reader, store: d.Store, enq: d.Enqueue, budget: d.Budget, auth: d.Auth,
-		metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now}
+		metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64)}
 }
 
 // Register adds the three handlers to mux.
@@ -266,7 +272,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline},
-		h.cfg.Task, h.cfg.PollFirst)
+		h.cfg.Task, h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollInterval, h.cfg.PollMaxInterval))
 	if err != nil {
 		return err
 	}
@@ -308,6 +314,11 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		return h.retryOrFail(ctx, r, p.Filename, err)
 	}
 	h.storage(r.conf.Type, nil)
+	appeared := obj.ModTime
+	if appeared.Nanosecond() == 0 {
+		appeared = appeared.Add(time.Second) // S3's Last-Modified is truncated to the second
+	}
+	h.seen.observe(appeared.Sub(requestedAt))
 	token, err := parseToken(obj.Body, notBefore)
 	if errors.Is(err, errStaleToken) {
 		return h.notYet(ctx, r, p, st.Attempts.Poll+1, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/hibiken/asynq"
 	"github.com/johannesboyne/gofakes3"
@@ -34,8 +35,11 @@ type e2e struct {
 	store  *events.Store
 	worker *runningWorker
 	simURL string
-	dir    string
-	log    *slog.Logger
+	// s3URL and s3creds reach the in-process S3 server.
+	s3URL   string
+	s3creds aws.CredentialsProvider
+	dir     string
+	log     *slog.Logger
 }
 
 // e2eConfig varies a pipeline.
@@ -101,7 +105,8 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		}
 		t.Cleanup(w.stop)
 	}
-	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, simURL: simsrv.URL, dir: t.TempDir(), log: log}
+	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, simURL: simsrv.URL,
+		s3URL: s3srv.URL, s3creds: s3opts.Credentials, dir: t.TempDir(), log: log}
 }
 
 func (e *e2e) enqueue(t *testing.T, n int) producer.Result {

@@ -1,0 +1,52 @@
+package worker
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// appearance learns how long after the challenge request the challenge file
+// appears (its modification time less the request time), so the first poll
+// can be scheduled when the file is most likely there: each miss costs a
+// storage request and each late poll costs latency. It keeps the last
+// window observations and answers their 75th percentile.
+type appearance struct {
+	mu     sync.Mutex
+	obs    []time.Duration
+	next   int
+	window int
+}
+
+func newAppearance(window int) *appearance {
+	return &appearance{window: window}
+}
+
+// observe records one file's appearance delay.
+func (a *appearance) observe(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.obs) < a.window {
+		a.obs = append(a.obs, d)
+		return
+	}
+	a.obs[a.next] = d
+	a.next = (a.next + 1) % a.window
+}
+
+// firstPoll is the delay before the first poll: the 75th percentile of the
+// recent appearance delays, within [lo, hi]; def until 8 were seen.
+func (a *appearance) firstPoll(def, lo, hi time.Duration) time.Duration {
+	a.mu.Lock()
+	if len(a.obs) < 8 {
+		a.mu.Unlock()
+		return def
+	}
+	s := slices.Clone(a.obs)
+	a.mu.Unlock()
+	slices.Sort(s)
+	return min(max(s[len(s)*3/4], lo), hi)
+}
