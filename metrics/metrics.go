@@ -43,7 +43,7 @@ type Metrics struct {
 // New registers the pipeline's metrics on reg.
 func New(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		APIRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "api_requests_total",
 			Help: "Cloudflare API requests by endpoint and HTTP status code (error: no answer).",
@@ -89,6 +89,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Pauses of the logpush queue by reason (auth: repeated authentication failures).",
 		}, []string{"reason"}),
 	}
+	// Series that exist from the start, so that increase() and rate() see
+	// their first increment.
+	for _, o := range []string{"validated", "failed", "not_required", "awaiting_token"} {
+		m.Destinations.WithLabelValues(o)
+	}
+	m.QueuePauses.WithLabelValues("auth")
+	return m
 }
 
 // ObserveAPI records one Cloudflare API call; status 0 means no answer.

@@ -151,6 +151,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	client := asynq.NewClientFromRedisClient(rdb)
 	store := events.NewStore(rdb, events.Config{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
+	reg.MustRegister(metrics.NewQueueCollector(insp))
 	guard := worker.NewAuthGuard(rdb, authFailuresKey, f.authPause, func(ctx context.Context, reason string) error {
 		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
 			return err
