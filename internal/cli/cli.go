@@ -9,6 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
 )
 
 // Env is the process environment a command runs in.
@@ -148,6 +152,20 @@ func (c *common) logger(env Env) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+}
+
+// connect opens the Redis of c and the events store on it, for the
+// commands that read or change a batch.
+func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *events.Store, func(), error) {
+	log, err := c.logger(env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rdb, events.NewStore(rdb, events.Config{}), closeRedis, nil
 }
 
 func envOr(env Env, key, def string) string {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
 )
 
 func runEvents(ctx context.Context, env Env, args []string) error {
@@ -19,16 +17,11 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	_, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store := events.NewStore(rdb, events.Config{})
 	after := *from
 	for {
 		block := 0 * time.Second

@@ -42,16 +42,11 @@ func runReport(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "report needs --batch ID and --format csv|json")
 		return errUsage
 	}
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	_, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store := events.NewStore(rdb, events.Config{})
 	if _, err := store.Batch(ctx, *batch); err != nil {
 		return err
 	}

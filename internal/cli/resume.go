@@ -19,11 +19,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -35,7 +31,6 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err := rdb.Del(ctx, authFailuresKey).Err(); err != nil {
 		return err
 	}
-	store := events.NewStore(rdb, events.Config{})
 	if err := store.Emit(ctx, events.Event{Event: events.QueueResumed, Time: time.Now().UTC()}); err != nil {
 		return err
 	}

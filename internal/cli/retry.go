@@ -25,16 +25,11 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "retry needs --batch ID")
 		return errUsage
 	}
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store := events.NewStore(rdb, events.Config{})
 	if _, err := store.Batch(ctx, *batch); err != nil {
 		return err
 	}

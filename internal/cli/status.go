@@ -24,16 +24,11 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	_, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store := events.NewStore(rdb, events.Config{})
 	if *batch == "" {
 		ids, err := store.Batches(ctx, 20)
 		if err != nil {

@@ -51,16 +51,11 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	store := events.NewStore(rdb, events.Config{})
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	var ok, bad int
