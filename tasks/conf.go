@@ -3,6 +3,7 @@ package tasks
 import (
 	"errors"
 	"fmt"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -639,14 +640,4 @@ func allDigits(s string) bool {
 
 // ValidScopeID reports whether id is a zone or account id: 32 hexadecimal
 // characters, in either case.
-func ValidScopeID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
+func ValidScopeID(id string) bool { return cloudflare.IsIdentifier(id) }

@@ -5,13 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"regexp"
 	"strings"
 	"time"
-)
 
-// tokenPattern is Cloudflare's schema for ownership_challenge.
-var tokenPattern = regexp.MustCompile(`^[a-zA-Z0-9/+.\-_]+$`)
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+)
 
 const maxTokenLen = 4096
 
@@ -38,7 +36,7 @@ func parseToken(body []byte, notBefore time.Time) (string, error) {
 // against Cloudflare's schema. The error never repeats the token.
 func CleanToken(s string) (string, error) {
 	tok := strings.TrimSpace(s)
-	if tok == "" || len(tok) > maxTokenLen || !tokenPattern.MatchString(tok) {
+	if tok == "" || len(tok) > maxTokenLen || !cloudflare.IsChallengeText(tok) {
 		return "", errNoToken
 	}
 	return tok, nil

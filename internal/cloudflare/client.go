@@ -74,7 +74,7 @@ func (t Target) path() (string, error) {
 	default:
 		return "", fmt.Errorf("scope must be %q or %q, got %q", ScopeZone, ScopeAccount, truncate(t.Scope, 32))
 	}
-	if !isIdentifier(t.ID) {
+	if !IsIdentifier(t.ID) {
 		return "", fmt.Errorf("%s id must be 32 hex characters", t.Scope)
 	}
 	return prefix + t.ID, nil
@@ -515,7 +515,7 @@ func checkChallenge(tok string) error {
 		return errors.New("ownership challenge is empty")
 	case len(tok) > MaxOwnershipChallenge:
 		return fmt.Errorf("ownership challenge is %d bytes, over the %d limit", len(tok), MaxOwnershipChallenge)
-	case !isChallengeText(tok):
+	case !IsChallengeText(tok):
 		return errors.New("ownership challenge has characters outside [a-zA-Z0-9/+.-_]")
 	}
 	return nil
@@ -536,9 +536,9 @@ func checkFilename(name string) error {
 	return nil
 }
 
-// isIdentifier reports whether id is a zone or account id: 32 hex
+// IsIdentifier reports whether id is a zone or account id: 32 hex
 // characters.
-func isIdentifier(id string) bool {
+func IsIdentifier(id string) bool {
 	if len(id) != 32 {
 		return false
 	}
@@ -551,9 +551,9 @@ func isIdentifier(id string) bool {
 	return true
 }
 
-// isChallengeText reports whether s matches ownership_challenge's schema
+// IsChallengeText reports whether s matches ownership_challenge's schema
 // pattern ^[a-zA-Z0-9/+.\-_]*$.
-func isChallengeText(s string) bool {
+func IsChallengeText(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte("/+.-_", c) >= 0) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"net/http"
 	"net/url"
 	"slices"
@@ -179,7 +180,7 @@ func decodeJob(w http.ResponseWriter, r *http.Request) (*job, string, *failure) 
 		return invalid("destination_conf is invalid: " + err.Error())
 	}
 	tok := deref(req.OwnershipChallenge)
-	if len(tok) > maxChallenge || !isChallengeText(tok) {
+	if len(tok) > maxChallenge || !cloudflare.IsChallengeText(tok) {
 		return invalid("ownership_challenge is invalid")
 	}
 	j := &job{

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 )
 
@@ -217,7 +218,7 @@ func route(r *http.Request) target {
 		t.fail = fail(http.StatusMethodNotAllowed, message{Code: 7001, Message: "Method not allowed"})
 		return t
 	}
-	if t.id != "" && !isIdentifier(t.id) {
+	if t.id != "" && !cloudflare.IsIdentifier(t.id) {
 		t.fail = fail(http.StatusBadRequest, message{Code: 7003,
 			Message: "Could not route to " + r.URL.Path + ", perhaps your object identifier is invalid?"})
 	}
@@ -324,7 +325,7 @@ func decode(w http.ResponseWriter, r *http.Request, wantChallenge bool) (challen
 	case !wantChallenge:
 	case req.OwnershipChallenge == nil || *req.OwnershipChallenge == "":
 		return req, invalid("ownership_challenge is required")
-	case len(*req.OwnershipChallenge) > maxChallenge || !isChallengeText(*req.OwnershipChallenge):
+	case len(*req.OwnershipChallenge) > maxChallenge || !cloudflare.IsChallengeText(*req.OwnershipChallenge):
 		return req, invalid("ownership_challenge is invalid")
 	}
 	return req, nil
@@ -467,31 +468,4 @@ func pathPrefix(conf string) (string, error) {
 func hash(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:])
-}
-
-// isIdentifier reports whether id is a zone or account id: 32 hex
-// characters.
-func isIdentifier(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// isChallengeText reports whether s matches ownership_challenge's schema
-// pattern ^[a-zA-Z0-9/+.\-_]*$.
-func isChallengeText(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte("/+.-_", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
