@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +103,11 @@ func TestConstantMemory(t *testing.T) {
 	size := int64(100 << 20)
 	if raceEnabled {
 		size = 8 << 20
+	}
+	// LOGPUSH_STREAM_MB=1024 streams a gigabyte, as the hostile-input
+	// check asks; CI keeps the default.
+	if mb, err := strconv.Atoi(os.Getenv("LOGPUSH_STREAM_MB")); err == nil && mb > 0 {
+		size = int64(mb) << 20
 	}
 	const maxHeap = 64 << 20
 	for _, jsonl := range []bool{false, true} {
