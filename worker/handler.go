@@ -610,6 +610,9 @@ func target(d tasks.Dest) cloudflare.Target {
 // read as the row's identity (nil: the worker's default credentials).
 func Location(c tasks.Conf, as *tasks.ReadAs, filename string) destination.Location {
 	loc := destination.Location{Scheme: c.Type, Bucket: c.Bucket, Key: c.Key(filename), Region: c.Region, Account: c.Account}
+	if c.Type == tasks.TypeAzure {
+		_, loc.SAS, _ = strings.Cut(c.Raw, "?") // the reader tries the SAS the user granted Cloudflare first
+	}
 	if as != nil {
 		loc.As = destination.Identity{AWSProfile: as.AWSProfile, AWSRoleARN: as.AWSRoleARN, GCPCredentialsFile: as.GCPCredentialsFile}
 	}

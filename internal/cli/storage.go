@@ -2,21 +2,47 @@ package cli
 
 import (
 	"context"
+	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 )
 
 // storageConfig says how workers and preflight reach destinations. The zero
-// value reads AWS S3 with the default credential chain and local files.
+// value reads AWS S3 with the default credential chain, GCS with
+// Application Default Credentials, Azure with the SAS of each
+// destination_conf, and local files.
 type storageConfig struct {
-	s3 destination.S3Options
+	s3    destination.S3Options
+	gcs   destination.GCSOptions
+	azure destination.AzureOptions
 }
 
 // readers returns the reader for every destination type the worker reads.
+// A cloud whose credentials cannot be set up does not stop the worker: its
+// destinations fail with the reason, and preflight reports it up front.
 func (c storageConfig) readers(ctx context.Context) (destination.Mux, error) {
 	s3r, err := destination.NewS3(ctx, c.s3)
 	if err != nil {
 		return nil, err
 	}
-	return destination.Mux{"s3": s3r, "file": &destination.File{}}, nil
+	m := destination.Mux{"s3": s3r, "file": &destination.File{}}
+	if g, err := destination.NewGCS(ctx, c.gcs); err != nil {
+		m["gs"] = unavailable{err}
+	} else {
+		m["gs"] = g
+	}
+	if a, err := destination.NewAzure(ctx, c.azure); err != nil {
+		m["azure"] = unavailable{err}
+	} else {
+		m["azure"] = a
+	}
+	return m, nil
+}
+
+// unavailable is the reader of a cloud whose credentials could not be set
+// up: every read fails permanently, saying why.
+type unavailable struct{ err error }
+
+func (u unavailable) Read(_ context.Context, loc destination.Location, _ time.Time) (destination.Object, error) {
+	return destination.Object{}, &destination.Error{Kind: destination.Permanent, Op: "read", Location: loc, Err: u.err}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 )
 
 // DefaultMaxBodyBytes is the largest challenge file a reader accepts unless
@@ -14,9 +17,12 @@ const DefaultMaxBodyBytes int64 = 64 << 10
 
 // Location is one object in one destination.
 //
-// It holds no credentials: whatever a reader needs to authenticate (AWS
-// credentials, an Azure SAS) is configured on the reader, so a Location can
-// be logged and shown as is.
+// It holds one credential only: the SAS of an azure destination, which the
+// user granted Cloudflare in the destination_conf and which the Azure reader
+// tries first. String, GoString and LogValue never show it, JSON leaves it
+// out, and no error of this package carries it, so a Location can be logged
+// and shown as is. Whatever else a reader needs to authenticate (AWS
+// credentials, keys) is configured on the reader.
 type Location struct {
 	// Scheme selects the storage: "s3", "gs", "azure" or "file".
 	Scheme string
@@ -27,8 +33,14 @@ type Location struct {
 	Key string
 	// Region is the AWS region of an s3 bucket; "" means us-east-1.
 	Region string
-	// Account is the Azure storage account (for a later azure reader).
+	// Account is the Azure storage account; "" when the destination_conf
+	// does not name it (azure://<container>/...): the reader's configured
+	// account then.
 	Account string
+	// SAS is the shared access signature of an azure destination: the query
+	// string of its destination_conf (sv=...&sp=...&sig=...), without the
+	// "?", percent-encoded as written. It is a secret (see Location).
+	SAS string `json:"-"`
 	// As is the identity to read with, when not the reader's default: the
 	// per-row columns of a multi-account batch. It names credentials but
 	// holds none.
@@ -72,13 +84,30 @@ func (l Location) String() string {
 	return l.Scheme + "://" + l.Bucket + "/" + l.Key
 }
 
-// resource names the location the way an access policy names it: an S3 ARN
-// for s3, "" where the location string already says it.
-func (l Location) resource() string {
-	if l.Scheme != "s3" {
-		return ""
+// GoString returns the location as a Go literal for %#v, with the SAS
+// masked.
+func (l Location) GoString() string {
+	type plain Location // no methods: %#v prints the fields
+	if l.SAS != "" {
+		l.SAS = redact.Mask
 	}
-	return l.bucketARN() + "/" + l.Key
+	return strings.Replace(fmt.Sprintf("%#v", plain(l)), "plain{", "Location{", 1)
+}
+
+// LogValue logs a location as its String.
+func (l Location) LogValue() slog.Value { return slog.StringValue(l.String()) }
+
+// resource names the location the way an access policy names it: an S3 ARN
+// for s3, the container and account for azure, "" where the location string
+// already says it.
+func (l Location) resource() string {
+	switch {
+	case l.Scheme == "s3":
+		return l.bucketARN() + "/" + l.Key
+	case l.Scheme == "azure" && l.Account != "":
+		return "container " + l.Bucket + " of storage account " + l.Account
+	}
+	return ""
 }
 
 // bucketARN returns the ARN of an s3 bucket, in the partition of its region.

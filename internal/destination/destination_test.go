@@ -91,6 +91,10 @@ func TestErrorStrings(t *testing.T) {
 		notFound(opRead, s3loc),
 		stale(opRead, fileloc, mod, mod.Add(1500*time.Millisecond)),
 		unknownScheme(opRead, Location{Scheme: "sumo", Bucket: "collectors.example.com", Key: "receiver"}),
+		&Error{Kind: Permanent, Op: opRead, Location: Location{Scheme: "gs", Bucket: "my-bucket", Key: "logs/challenge.txt"},
+			Permission: "storage.objects.get", Err: errors.New("HTTP 403 AccessDenied: Access denied.")},
+		&Error{Kind: Permanent, Op: opRead, Location: Location{Scheme: "azure", Bucket: "logs", Key: "challenge.txt", Account: "myaccount", SAS: "sp=cw&sig=c2VjcmV0"},
+			Permission: azurePermission(opRead), Err: errors.New("the SAS grants sp=cw, without read (r), and no account key or Entra ID credential is configured for storage account myaccount")},
 	}
 	var b strings.Builder
 	for _, err := range errs {

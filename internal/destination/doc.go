@@ -18,8 +18,14 @@
 //     bucket, denied access, an oversized file, an unknown scheme; the
 //     destination fails and the error text tells the operator what to fix.
 //
-// Implementations: [S3] (AWS S3 through aws-sdk-go-v2) and [File] (the local
-// file system, for the simulator and demos). [Mux] and [WriterMux] dispatch on
-// [Location.Scheme]. Errors, [Location.String] and everything else this
-// package prints never carry credentials.
+// Implementations: [S3] (AWS S3 through aws-sdk-go-v2), [GCS] (Google Cloud
+// Storage through cloud.google.com/go/storage, reading with the XML API,
+// whose answers carry Last-Modified), [Azure] (Azure Blob Storage through
+// azblob, with the SAS of the destination_conf first, then a configured
+// account key or Entra ID credential) and [File] (the local file system, for
+// the simulator and demos). Each answers a present file with one request,
+// and a stale one without reading its body. [Mux] and [WriterMux] dispatch
+// on [Location.Scheme]. Errors, [Location.String] and everything else this
+// package prints never carry credentials: not the SAS a Location holds, not
+// an account key.
 package destination
