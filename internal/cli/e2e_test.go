@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/hibiken/asynq"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/redis/go-redis/v9"
@@ -38,6 +39,7 @@ type e2e struct {
 	// s3URL and s3creds reach the in-process S3 server.
 	s3URL   string
 	s3creds aws.CredentialsProvider
+	gcs     *destination.GCS
 	dir     string
 	log     *slog.Logger
 }
@@ -68,6 +70,17 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
+	gcsrv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", PublicHost: "127.0.0.1", Writer: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gcsrv.Stop)
+	gcsrv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: demoBucket})
+	gcsOpts := destination.GCSOptions{Endpoint: gcsrv.URL()}
+	gcs, err := destination.NewGCS(ctx, gcsOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var log *slog.Logger
 	switch {
 	case c.logw != nil:
@@ -80,7 +93,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	if c.creds == (cloudflare.Credentials{}) {
 		c.creds = cloudflare.Credentials{APIToken: "e2e-api-token"}
 	}
-	wm := destination.WriterMux{"s3": s3c, "file": &destination.File{}}
+	wm := destination.WriterMux{"s3": s3c, "gs": gcs, "file": &destination.File{}}
 	maps.Copy(wm, c.writers)
 	cfg, err := c.sim.config(wm, c.creds.APIToken, log)
 	if err != nil {
@@ -99,14 +112,14 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI}
 	var w *runningWorker
 	for range max(c.workers, 1) {
-		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts}, log)
+		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts, gcs: gcsOpts}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.stop)
 	}
 	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, simURL: simsrv.URL,
-		s3URL: s3srv.URL, s3creds: s3opts.Credentials, dir: t.TempDir(), log: log}
+		s3URL: s3srv.URL, s3creds: s3opts.Credentials, gcs: gcs, dir: t.TempDir(), log: log}
 }
 
 func (e *e2e) enqueue(t *testing.T, n int) producer.Result {
