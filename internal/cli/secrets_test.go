@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,24 +16,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
-
-// syncBuffer is a log sink shared by the worker's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestSecretsNeverLeak runs whole batches whose credentials and
 // destination_confs carry recognisable secrets, with injected API
@@ -53,7 +34,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rdb, _ := testutil.Redis(t)
-			logs := &syncBuffer{}
+			logs := &testutil.Buffer{}
 			e := newE2E(t, rdb, e2eConfig{creds: creds, logw: logs,
 				sim: simFlags{writeDelay: 100 * time.Millisecond, errorRate: 0.2, rateLimitRate: 0.1}})
 			secrets := []string{creds.APIToken, creds.APIKey, "AKIASECRETKEYID0001", "SECRETACCESSKEYVALUE0001", "AKIASECRETKEYID0002",

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
 const (
@@ -429,7 +430,7 @@ func TestWriteErrorLogIsRedacted(t *testing.T) {
 	t.Parallel()
 	const secret = "ZaVnC4dhaV3secretCode"
 	sumo := "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/" + secret
-	var logs syncBuffer
+	var logs testutil.Buffer
 	b := setup(t, simulator.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	b.w.fail = errors.New("write receiver/v1/http/" + secret + "/ownership-challenge-1.txt: access denied")
 	b.challenge(t, "zones", zoneID, sumo)
@@ -438,24 +439,6 @@ func TestWriteErrorLogIsRedacted(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, secret) || !strings.Contains(out, "ownership-challenge-") {
 		t.Fatalf("log line: %s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the simulator's writer goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestCloseStopsPendingWrites(t *testing.T) {
