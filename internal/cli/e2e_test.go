@@ -40,6 +40,7 @@ type e2e struct {
 	s3URL   string
 	s3creds aws.CredentialsProvider
 	gcs     *destination.GCS
+	azure   *destination.Azure
 	dir     string
 	log     *slog.Logger
 }
@@ -77,6 +78,13 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	t.Cleanup(gcsrv.Stop)
 	gcsrv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: demoBucket})
 	gcsOpts := destination.GCSOptions{Endpoint: gcsrv.URL()}
+	// Azure goes to azurite's development account (started by the tests that
+	// use it); with its key, the simulator writes as Cloudflare would.
+	azOpts := destination.AzureOptions{Endpoint: azuriteEndpoint}
+	azw, err := destination.NewAzure(ctx, destination.AzureOptions{Endpoint: azuriteEndpoint, AccountName: azuriteAccount, AccountKey: azuriteKey})
+	if err != nil {
+		t.Fatal(err)
+	}
 	gcs, err := destination.NewGCS(ctx, gcsOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +101,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	if c.creds == (cloudflare.Credentials{}) {
 		c.creds = cloudflare.Credentials{APIToken: "e2e-api-token"}
 	}
-	wm := destination.WriterMux{"s3": s3c, "gs": gcs, "file": &destination.File{}}
+	wm := destination.WriterMux{"s3": s3c, "gs": gcs, "azure": azw, "file": &destination.File{}}
 	maps.Copy(wm, c.writers)
 	cfg, err := c.sim.config(wm, c.creds.APIToken, log)
 	if err != nil {
@@ -112,14 +120,14 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI}
 	var w *runningWorker
 	for range max(c.workers, 1) {
-		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts, gcs: gcsOpts}, log)
+		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts, gcs: gcsOpts, azure: azOpts}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.stop)
 	}
 	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, simURL: simsrv.URL,
-		s3URL: s3srv.URL, s3creds: s3opts.Credentials, gcs: gcs, dir: t.TempDir(), log: log}
+		s3URL: s3srv.URL, s3creds: s3opts.Credentials, gcs: gcs, azure: azw, dir: t.TempDir(), log: log}
 }
 
 func (e *e2e) enqueue(t *testing.T, n int) producer.Result {

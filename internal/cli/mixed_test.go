@@ -7,11 +7,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
@@ -56,16 +60,20 @@ func TestMixedBatch(t *testing.T) {
 	add(90, "s3", func(i int) string { return fmt.Sprintf("s3://%s/mixed/%d?region=us-east-1", demoBucket, i) })
 	add(60, "file", func(i int) string { return "file://" + filepath.Join(dir, "f", fmt.Sprint(i)) })
 	add(60, "gs", func(i int) string { return fmt.Sprintf("gs://%s/mixed/%d", demoBucket, i) })
+	container := azuriteContainer(t)
+	add(30, "azure", func(i int) string {
+		return fmt.Sprintf("azure://%s.blob.core.windows.net/%s/mixed/%d?%s", azuriteAccount, container.name, i, container.sas)
+	})
 	add(15, "sumo", func(i int) string {
 		return fmt.Sprintf("sumo://endpoint1.collection.sumologic.com/receiver/v1/http/Code%04d", i)
 	})
 	add(15, "r2", func(i int) string {
 		return fmt.Sprintf("r2://logs-%d/x?account-id=%032x&access-key-id=ak&secret-access-key=sk", i, i)
 	})
-	add(30, "https", func(i int) string {
+	add(15, "https", func(i int) string {
 		return fmt.Sprintf("https://logs.example.com/in/%d?header_Authorization=Basic%%20x", i)
 	})
-	add(30, "datadog", func(i int) string {
+	add(15, "datadog", func(i int) string {
 		return fmt.Sprintf("datadog://http-intake.logs.datadoghq.com/api/v2/logs?header_DD-API-KEY=k%d", i)
 	})
 
@@ -75,7 +83,7 @@ func TestMixedBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writers := destination.WriterMux{"s3": s3w, "gs": e.gcs, "file": &destination.File{}}
+	writers := destination.WriterMux{"s3": s3w, "gs": e.gcs, "azure": e.azure, "file": &destination.File{}}
 	var stale int
 	for i, r := range rows {
 		c, _ := tasks.ParseConf(r.conf)
@@ -191,4 +199,41 @@ func gatherSum(t *testing.T, w *runningWorker, name string, want map[string]stri
 		}
 	}
 	return sum
+}
+
+// Azurite's well-known development account, published in its README.
+const (
+	azuriteAccount  = "devstoreaccount1"
+	azuriteKey      = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	azuriteEndpoint = "http://127.0.0.1:10000/" + azuriteAccount
+)
+
+type azureContainer struct{ name, sas string }
+
+// azuriteContainer starts azurite (scripts/azurite) if needed, creates a
+// container and returns it with a SAS that reads and writes, as a user
+// would give Cloudflare one (plus r, so the worker can read).
+func azuriteContainer(t *testing.T) azureContainer {
+	t.Helper()
+	if out, err := exec.Command("../../scripts/azurite").CombinedOutput(); err != nil {
+		t.Fatalf("scripts/azurite: %v\n%s", err, out)
+	}
+	cred, err := service.NewSharedKeyCredential(azuriteAccount, azuriteKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.NewClientWithSharedKeyCredential(azuriteEndpoint+"/", cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("mixed%d", time.Now().UnixNano())
+	if _, err := svc.CreateContainer(context.Background(), name, nil); err != nil {
+		t.Fatalf("create container: %v", err)
+	}
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(time.Hour),
+		Permissions: (&sas.ContainerPermissions{Read: true, Write: true, Create: true}).String(), ContainerName: name}.SignWithSharedKey(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return azureContainer{name: name, sas: q.Encode()}
 }
