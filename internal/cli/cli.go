@@ -41,6 +41,7 @@ func commands() []command {
 		{"resume", "resume the queue after it was paused (repeated authentication failures)", runResume},
 		{"simulate", "serve a local Cloudflare API simulator", runSimulate},
 		{"demo", "onboard generated destinations end to end on embedded Redis and the simulator", runDemo},
+		{"bench", "measure throughput, budget efficiency, latency and cost per destination against the simulator", runBench},
 	}
 }
 

@@ -1,0 +1,420 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// Overhead is scenario a, and the Redis cost figures of d.
+//
+// The machine may be shared: the pipeline, the floor and each alternative
+// run Repeat times, in turn, and the figures are medians.
+type Overhead struct {
+	N           int `json:"n"`
+	Concurrency int `json:"concurrency"`
+	Repeat      int `json:"repeat"`
+	// Pipeline: a worker in this process onboards N pre-enqueued
+	// destinations with instant challenge files and no API budget.
+	Pipeline AltRate `json:"pipeline"`
+	// Floor: asynq alone, three chained no-op tasks per destination, same
+	// concurrency and Redis.
+	Floor AltRate `json:"floor"`
+	// Ratio is the pipeline's median rate over the floor's.
+	Ratio float64 `json:"ratio"`
+	// CPURatio is the floor's CPU (this process and Redis) over the
+	// pipeline's: what the ratio would be if CPU were the only limit.
+	CPURatio  float64 `json:"cpu_ratio"`
+	Validated int64   `json:"validated"`
+
+	// The first pipeline run also counts its Redis commands and memory.
+	EnqueueSeconds float64     `json:"enqueue_seconds"`
+	EnqueueClient  ClientCount `json:"enqueue_client"`
+	EnqueueServer  ServerDelta `json:"enqueue_server"`
+	ProcessClient  ClientCount `json:"process_client"`
+	ProcessServer  ServerDelta `json:"process_server"`
+	FloorClient    ClientCount `json:"floor_client"`
+	FloorServer    ServerDelta `json:"floor_server"`
+	MemPending     Memory      `json:"memory_pending"`
+	MemDone        Memory      `json:"memory_done"`
+	StorageReads   int64       `json:"storage_reads"`
+	// Alternatives are the pipeline with knobs the worker command does not
+	// expose (yet), measured the same way.
+	Alternatives []AltRate `json:"alternatives,omitempty"`
+}
+
+// AltRate is one configuration's runs and their medians.
+type AltRate struct {
+	Name string `json:"name"`
+	// Rates are the destinations/s of every run; Rate is their median.
+	Rates []float64 `json:"rates"`
+	Rate  float64   `json:"destinations_per_second"`
+	Ratio float64   `json:"ratio_to_floor"`
+	// RoundTrips is this process's Redis round trips per destination.
+	RoundTrips float64 `json:"round_trips_per_destination"`
+	// CPU is this process's (worker + simulator, or asynq for the floor)
+	// and RedisCPU the Redis server's CPU seconds per 1000 destinations,
+	// medians.
+	CPU      float64 `json:"cpu_seconds_per_1000"`
+	RedisCPU float64 `json:"redis_cpu_seconds_per_1000"`
+	// MemDoneBytes is the Redis memory per destination after completion.
+	MemDoneBytes float64 `json:"memory_done_bytes_per_destination"`
+	// Retention marks the task retention alternative.
+	Retention bool `json:"retention_alternative,omitempty"`
+
+	cpus, redis []float64
+}
+
+// add records one run.
+func (a *AltRate) add(s sample) {
+	a.Rates = append(a.Rates, s.rate)
+	a.cpus = append(a.cpus, s.cpu)
+	a.redis = append(a.redis, s.redisCPU)
+	a.Rate, a.CPU, a.RedisCPU = median(a.Rates), median(a.cpus), median(a.redis)
+	if s.roundTrips > 0 {
+		a.RoundTrips = s.roundTrips
+	}
+	if s.memDone > 0 {
+		a.MemDoneBytes = s.memDone
+	}
+}
+
+// sample is one run's figures.
+type sample struct {
+	rate, cpu, redisCPU, roundTrips, memDone float64
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// enqueueFile enqueues the CSV at path with the producer on its own
+// counting client.
+func (r *runner) enqueueFile(ctx context.Context, path string, concurrency int) (producer.Result, ClientCount, error) {
+	return r.enqueueFileTask(ctx, path, concurrency, tasks.Options{})
+}
+
+// enqueueFileTask is enqueueFile with the tasks' options.
+func (r *runner) enqueueFileTask(ctx context.Context, path string, concurrency int, to tasks.Options) (producer.Result, ClientCount, error) {
+	rdb, cnt := r.newClient()
+	defer rdb.Close()
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{
+		Source: path, Input: input.Options{Format: input.CSV}, Concurrency: concurrency, Task: to, Logger: r.log})
+	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(path) })
+	if err != nil {
+		return res, ClientCount{}, fmt.Errorf("enqueue: %w", err)
+	}
+	return res, cnt.snapshot(), nil
+}
+
+// overhead runs scenario a: a warm-up; the pipeline once with its Redis
+// costs; then Repeat rounds of the floor, the pipeline (but in the first
+// round, which the accounted run stands for) and each alternative in turn. Each pipeline run gets fresh destinations (no
+// challenge file left over from an earlier run).
+func (r *runner) overhead(ctx context.Context) error {
+	c := r.cfg
+	o := &Overhead{N: c.N, Concurrency: c.Concurrency, Repeat: c.Repeat}
+	r.rep.Overhead = o
+	sim, err := newSim(simOptions{})
+	if err != nil {
+		return err
+	}
+	defer sim.close()
+	def := workerOptions{Concurrency: c.Concurrency}
+
+	// The first run in a process pays for heap growth, connection pools
+	// and cold directories: warm up, unmeasured.
+	if !c.Quick {
+		if _, err := r.pipeline(ctx, "a-warmup", min(c.N, 500), sim.URL, def); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if err := r.accountedPipeline(ctx, sim.URL); err != nil {
+		return err
+	}
+
+	alts := []struct {
+		name string
+		o    workerOptions
+	}{
+		{"auth guard off (--auth-pause-after 0)", workerOptions{Concurrency: c.Concurrency, NoAuthGuard: true}},
+		{"auth guard off + RESP2 Redis client", workerOptions{Concurrency: c.Concurrency, NoAuthGuard: true, RESP2: true}},
+		// asynq keeps no completed task when the retention is under a
+		// second.
+		{"task retention 0 (tasks.Options.Retention, producer and worker)",
+			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{Task: tasks.Options{Retention: time.Nanosecond}}}},
+	}
+	if c.NoAlternatives {
+		alts = nil
+	}
+	o.Alternatives = make([]AltRate, len(alts))
+	for i, a := range alts {
+		o.Alternatives[i].Name = a.name
+		o.Alternatives[i].Retention = a.o.Handler.Task.Retention > 0
+	}
+	for k := range c.Repeat {
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
+		err := r.profile(fmt.Sprintf("a-floor-%d", k+1), func() error {
+			cpu := selfCPU()
+			s0 := r.serverSnapshot(ctx)
+			d, cc, sd, err := r.floor(ctx, c.N, c.Concurrency)
+			if err != nil {
+				return err
+			}
+			if k == 0 {
+				o.FloorClient, o.FloorServer = cc, sd
+			}
+			k := 1000 / float64(c.N)
+			o.Floor.add(sample{rate: float64(c.N) / d.Seconds(), cpu: (selfCPU() - cpu).Seconds() * k,
+				redisCPU: delta(s0, r.serverSnapshot(ctx)).CPUSeconds * k, roundTrips: float64(cc.RoundTrips) / float64(c.N)})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		if k > 0 { // the accounted run was the first
+			s, err := r.pipeline(ctx, fmt.Sprintf("a-%d", k+1), c.N, sim.URL, def)
+			if err != nil {
+				return err
+			}
+			o.Pipeline.add(s)
+		}
+		for i, a := range alts {
+			s, err := r.pipeline(ctx, fmt.Sprintf("a-alt%d-%d", i+1, k+1), c.N, sim.URL, a.o)
+			if err != nil {
+				return fmt.Errorf("%s: %w", a.name, err)
+			}
+			o.Alternatives[i].add(s)
+		}
+	}
+	o.Floor.Name, o.Pipeline.Name = "floor", "pipeline"
+	o.Ratio = o.Pipeline.Rate / o.Floor.Rate
+	if pc := o.Pipeline.CPU + o.Pipeline.RedisCPU; pc > 0 {
+		o.CPURatio = (o.Floor.CPU + o.Floor.RedisCPU) / pc
+	}
+	for i := range o.Alternatives {
+		o.Alternatives[i].Ratio = o.Alternatives[i].Rate / o.Floor.Rate
+	}
+	return r.flush(ctx)
+}
+
+// accountedPipeline runs the pipeline once with the worker's defaults and
+// counts its Redis commands, bytes and memory, pending and done (a CPU
+// profile of it goes to a-pipeline.cpu.pprof).
+func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
+	c := r.cfg
+	o := r.rep.Overhead
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	csv, dests, err := r.scenarioDir("a")
+	if err != nil {
+		return err
+	}
+	if err := writeCSV(csv, dests, c.N); err != nil {
+		return err
+	}
+	s0 := r.serverSnapshot(ctx)
+	t0 := time.Now()
+	res, cc, err := r.enqueueFile(ctx, csv, 0)
+	if err != nil {
+		return err
+	}
+	o.EnqueueSeconds = time.Since(t0).Seconds()
+	o.EnqueueClient = cc
+	o.EnqueueServer = delta(s0, r.serverSnapshot(ctx))
+	o.MemPending = r.memory(ctx)
+
+	s1 := r.serverSnapshot(ctx)
+	cpu0 := selfCPU()
+	var w *procWorker
+	var seconds float64
+	err = r.profile("a-pipeline", func() error {
+		var err error
+		w, err = r.startWorker(apiURL, workerOptions{Concurrency: c.Concurrency})
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		st, end, err := waitBatch(ctx, events.NewStore(r.admin, events.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
+		if err != nil {
+			w.stop()
+			return err
+		}
+		seconds = end.Sub(start).Seconds()
+		o.Validated = st.Counts[events.Validated]
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cpu := (selfCPU() - cpu0).Seconds()
+	o.ProcessServer = delta(s1, r.serverSnapshot(ctx))
+	o.ProcessClient = w.count.snapshot()
+	o.StorageReads = w.reads.Load()
+	w.stop()
+	o.MemDone = r.memory(ctx)
+	k := 1000 / float64(c.N)
+	o.Pipeline.add(sample{rate: float64(c.N) / seconds, cpu: cpu * k, redisCPU: o.ProcessServer.CPUSeconds * k,
+		roundTrips: float64(o.ProcessClient.RoundTrips) / float64(c.N), memDone: float64(o.MemDone.Bytes) / float64(c.N)})
+	return nil
+}
+
+// pipeline writes n fresh destinations under the scenario directory name,
+// enqueues them into a flushed database and measures a worker with options
+// o onboarding them.
+func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string, o workerOptions) (sample, error) {
+	if err := r.flush(ctx); err != nil {
+		return sample{}, err
+	}
+	path, dests, err := r.scenarioDir(name)
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.RemoveAll(filepath.Dir(path))
+	if err := writeCSV(path, dests, n); err != nil {
+		return sample{}, err
+	}
+	res, _, err := r.enqueueFileTask(ctx, path, 0, o.Handler.Task)
+	if err != nil {
+		return sample{}, err
+	}
+	s0 := r.serverSnapshot(ctx)
+	cpu0 := selfCPU()
+	w, err := r.startWorker(apiURL, o)
+	if err != nil {
+		return sample{}, err
+	}
+	defer w.stop()
+	start := time.Now()
+	_, end, err := waitBatch(ctx, events.NewStore(r.admin, events.Config{}), res.BatchID, 10*time.Minute+time.Duration(res.Rows)*20*time.Millisecond)
+	if err != nil {
+		return sample{}, err
+	}
+	k := 1000 / float64(res.Rows)
+	s := sample{rate: float64(res.Rows) / end.Sub(start).Seconds(), cpu: (selfCPU() - cpu0).Seconds() * k,
+		roundTrips: float64(w.count.snapshot().RoundTrips) / float64(res.Rows)}
+	if d := delta(s0, r.serverSnapshot(ctx)); d.Available {
+		s.redisCPU = d.CPUSeconds * k
+	}
+	if m := r.memory(ctx); m.Available {
+		s.memDone = float64(m.Bytes) / float64(res.Rows)
+	}
+	return s, nil
+}
+
+// floorQueue is the queue of the floor's no-op tasks.
+const floorQueue = "bench-floor"
+
+// floor measures asynq alone: n destinations of three chained no-op tasks
+// (the first enqueues the second, which enqueues the third), pre-enqueued,
+// processed by one server of the given concurrency on its own client, with
+// the worker's delayed-task check interval. It returns the time from the
+// server's start to the last third task.
+func (r *runner) floor(ctx context.Context, n, concurrency int) (time.Duration, ClientCount, ServerDelta, error) {
+	rdb, cnt := r.newClient()
+	defer rdb.Close()
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	// A payload the size of a destination's (batch, scope, id, conf, time).
+	payload := make([]byte, 220)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	if err := parallel(ctx, n, 16, func(ctx context.Context, i int) error {
+		_, err := client.EnqueueContext(ctx, asynq.NewTask("floor:1", payload, asynq.Queue(floorQueue)))
+		return err
+	}); err != nil {
+		return 0, ClientCount{}, ServerDelta{}, fmt.Errorf("floor: enqueue: %w", err)
+	}
+	var done atomic.Int64
+	finished := make(chan struct{})
+	next := func(typ string) asynq.HandlerFunc {
+		return func(ctx context.Context, t *asynq.Task) error {
+			_, err := client.EnqueueContext(ctx, asynq.NewTask(typ, t.Payload(), asynq.Queue(floorQueue)))
+			return err
+		}
+	}
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("floor:1", next("floor:2"))
+	mux.HandleFunc("floor:2", next("floor:3"))
+	mux.HandleFunc("floor:3", func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(n) {
+			close(finished)
+		}
+		return nil
+	})
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency: concurrency, Queues: map[string]int{floorQueue: 1}, DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout: 5 * time.Second, Logger: asynqLogger{r.log}, LogLevel: asynq.WarnLevel,
+	})
+	c0 := cnt.snapshot()
+	s0 := r.serverSnapshot(ctx)
+	start := time.Now()
+	if err := srv.Start(mux); err != nil {
+		return 0, ClientCount{}, ServerDelta{}, err
+	}
+	defer srv.Shutdown()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		return 0, ClientCount{}, ServerDelta{}, ctx.Err()
+	case <-time.After(10*time.Minute + time.Duration(n)*10*time.Millisecond):
+		return 0, ClientCount{}, ServerDelta{}, fmt.Errorf("floor: %d of %d done", done.Load(), n)
+	}
+	d := time.Since(start)
+	return d, cnt.snapshot().sub(c0), delta(s0, r.serverSnapshot(ctx)), nil
+}
+
+// parallel runs fn for 0..n-1 on workers goroutines and returns the first
+// error.
+func parallel(ctx context.Context, n, workers int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}

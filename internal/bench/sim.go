@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// benchToken is the API token the workers present and the simulator
+// accepts.
+const benchToken = "bench-api-token"
+
+// simOptions configure the simulator of one scenario.
+type simOptions struct {
+	// RateLimit is enforced per credential, with Penalty; zero: off.
+	RateLimit budget.Rate
+	Penalty   time.Duration
+	// WriteDelay and WriteJitter: when the challenge file appears.
+	WriteDelay, WriteJitter time.Duration
+}
+
+// simHarness serves the simulator on loopback and records, per
+// destination_conf, when its challenge file appeared and when its first
+// successful validate call arrived.
+type simHarness struct {
+	sim *simulator.Simulator
+	// URL is the API base URL, ".../client/v4".
+	URL       string
+	srv       *http.Server
+	closeOnce sync.Once
+
+	mu        sync.Mutex
+	written   map[string]time.Time // conf: when its latest challenge file appeared
+	validated map[string]time.Time // conf: arrival of its first successful validate call
+	latencies []time.Duration      // validate arrival - file appearance
+	calls     int
+	first     time.Time // first API call's arrival
+	last      time.Time // last API call's arrival
+	lastValid time.Time // last successful validate call's arrival
+}
+
+func newSim(o simOptions) (*simHarness, error) {
+	h := &simHarness{written: map[string]time.Time{}, validated: map[string]time.Time{}}
+	cfg := simulator.Config{
+		Write:       h.write,
+		WriteDelay:  o.WriteDelay,
+		WriteJitter: o.WriteJitter,
+		APIToken:    benchToken,
+	}
+	if o.RateLimit.Limit > 0 {
+		cfg.RateLimit, cfg.RateWindow, cfg.Penalty = o.RateLimit.Limit, o.RateLimit.Window, o.Penalty
+	}
+	sim, err := simulator.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.sim = sim
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		sim.Close()
+		return nil, err
+	}
+	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = h.srv.Serve(ln) }()
+	h.URL = "http://" + ln.Addr().String() + "/client/v4"
+	return h, nil
+}
+
+func (h *simHarness) close() {
+	h.closeOnce.Do(func() {
+		h.srv.Close()
+		h.sim.Close()
+	})
+}
+
+// write plays Cloudflare writing the challenge file, then records when it
+// appeared.
+func (h *simHarness) write(ctx context.Context, conf, filename string, body []byte) error {
+	if err := writeFile(conf, filename, body); err != nil {
+		return err
+	}
+	now := time.Now()
+	h.mu.Lock()
+	h.written[conf] = now
+	h.mu.Unlock()
+	return nil
+}
+
+// writeFile writes a file:// destination's challenge file without the
+// fsync of destination.File (a disk flush per file would measure the disk,
+// not the pipeline), atomically: a temporary file renamed over the target.
+func writeFile(conf, filename string, body []byte) error {
+	c, err := tasks.ParseConf(conf)
+	if err != nil {
+		return err
+	}
+	if c.Type != tasks.TypeFile {
+		return fmt.Errorf("bench simulator writes file:// destinations only, got %s", c.Type)
+	}
+	loc := worker.Location(c, nil, filename)
+	name := filepath.Join("/", filepath.FromSlash(path.Clean("/"+loc.Key)))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	tmp := name + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
+	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+// ServeHTTP passes the call to the simulator and records its times.
+func (h *simHarness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	arrival := time.Now()
+	validate := strings.HasSuffix(req.URL.Path, "/ownership/validate")
+	var conf string
+	if validate {
+		body, _ := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var v struct {
+			DestinationConf string `json:"destination_conf"`
+		}
+		_ = json.Unmarshal(body, &v)
+		conf = v.DestinationConf
+	}
+	sw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	h.sim.ServeHTTP(sw, req)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls++
+	if h.first.IsZero() {
+		h.first = arrival
+	}
+	h.last = arrival
+	if validate && sw.status == http.StatusOK {
+		if _, seen := h.validated[conf]; !seen {
+			h.validated[conf] = arrival
+			h.lastValid = arrival
+			if wt, ok := h.written[conf]; ok {
+				h.latencies = append(h.latencies, arrival.Sub(wt))
+			}
+		}
+	}
+}
+
+// results returns the latencies and the span of the API calls.
+func (h *simHarness) results() (lat []time.Duration, first, last, lastValid time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]time.Duration(nil), h.latencies...), h.first, h.last, h.lastValid
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// writeCSV writes n file:// destinations under destDir, all of which need
+// a challenge, and creates their directories: creating them when the
+// simulator writes would charge the bench's bucket, not the pipeline.
+func writeCSV(path, destDir string, n int) error {
+	for i := range n {
+		if err := os.Mkdir(filepath.Join(destDir, strconv.Itoa(i)), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<16)
+	fmt.Fprintln(bw, "zone_id,account_id,destination_conf")
+	for i := range n {
+		if i%4 == 3 {
+			fmt.Fprintf(bw, ",%032x,file://%s/%d\n", i+1, destDir, i)
+		} else {
+			fmt.Fprintf(bw, "%032x,,file://%s/%d\n", i+1, destDir, i)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// scenarioDir makes a fresh directory for one scenario's CSV and
+// destinations.
+func (r *runner) scenarioDir(name string) (csv, dests string, err error) {
+	d := filepath.Join(r.dir, name)
+	if err := os.RemoveAll(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	dests = filepath.Join(d, "d")
+	if err := os.MkdirAll(dests, 0o755); err != nil {
+		return "", "", err
+	}
+	return filepath.Join(d, "destinations.csv"), dests, nil
+}

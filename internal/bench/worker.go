@@ -1,0 +1,397 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// workerOptions vary an in-process worker. The zero value is the worker
+// command's defaults, without an API budget.
+type workerOptions struct {
+	Concurrency int
+	// Rate is the shared API budget; zero: none (--api-rate 0).
+	Rate budget.Rate
+	// Handler is the handlers' poll timing; zero: the defaults.
+	Handler worker.HandlerConfig
+	// TaskCheckInterval is asynq's idle dequeue sleep (0.5-1.5x of it);
+	// zero: the server exactly as worker.NewServer builds it (asynq's 1s).
+	TaskCheckInterval time.Duration
+	// NoAuthGuard sets --auth-pause-after 0: no Redis DEL after every
+	// successful API call.
+	NoAuthGuard bool
+	// RESP2 sets the Redis client's protocol to 2 (go-redis defaults to
+	// RESP3 and checks for push notifications around every command).
+	RESP2 bool
+}
+
+// procWorker is a worker running in the bench process.
+type procWorker struct {
+	srv    *asynq.Server
+	client *asynq.Client
+	rdb    *redis.Client
+	count  *counter
+	reads  atomic.Int64 // storage requests (challenge file reads)
+}
+
+// authFailuresKey is the worker command's key (internal/cli).
+const authFailuresKey = "logpush:auth_failures"
+
+// credentialKey is the worker command's budget key for a credential
+// (internal/cli), so that in-process and child workers share one budget.
+func credentialKey(c cloudflare.Credentials) string {
+	sum := sha256.Sum256([]byte(c.APIToken + "\x00" + c.Email + "\x00" + c.APIKey))
+	return hex.EncodeToString(sum[:8])
+}
+
+// startWorker starts a worker in this process, built as the worker
+// command's startWorker builds it (metrics, client, budget, events store,
+// auth guard, handlers, server), on its own Redis client, reading file://
+// destinations with a counting reader.
+func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error) {
+	rdb, cnt := r.newClientProto(o.RESP2)
+	w := &procWorker{rdb: rdb, count: cnt}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	creds := cloudflare.Credentials{APIToken: benchToken}
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: apiURL, Credentials: creds, Observe: m.ObserveAPI})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	reader := destination.Mux{"file": &destination.File{Observe: func(op, _ string) {
+		if op == "read" {
+			w.reads.Add(1)
+		}
+	}}}
+	var bud worker.Budget
+	if o.Rate.Limit > 0 {
+		b, err := budget.New(rdb, budget.Config{Rate: o.Rate, Key: credentialKey(creds), MaxWait: 30 * time.Second})
+		if err != nil {
+			rdb.Close()
+			return nil, err
+		}
+		bud = b
+	}
+	w.client = asynq.NewClientFromRedisClient(rdb)
+	store := events.NewStore(rdb, events.Config{})
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	authPause := 10 // the worker command's --auth-pause-after
+	if o.NoAuthGuard {
+		authPause = 0
+	}
+	guard := worker.NewAuthGuard(rdb, authFailuresKey, authPause, func(ctx context.Context, reason string) error {
+		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
+			return err
+		}
+		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
+	})
+	h := worker.NewHandlers(worker.Deps{
+		API: api, Reader: reader, Store: store, Auth: guard, Enqueue: w.client, Budget: bud, Metrics: m, Logger: r.log,
+	}, o.Handler)
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	conc := max(o.Concurrency, 1)
+	if o.TaskCheckInterval <= 0 {
+		w.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: r.log})
+	} else {
+		// worker.NewServer's configuration plus the one knob it does not
+		// expose.
+		w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+			Concurrency:              conc,
+			Queues:                   map[string]int{tasks.Queue: 1},
+			RetryDelayFunc:           worker.Backoff{}.RetryDelayFunc(),
+			IsFailure:                worker.IsFailure,
+			ShutdownTimeout:          5 * time.Second,
+			DelayedTaskCheckInterval: time.Second,
+			TaskCheckInterval:        o.TaskCheckInterval,
+			Logger:                   asynqLogger{r.log},
+			LogLevel:                 asynq.WarnLevel,
+		})
+	}
+	if err := w.srv.Start(mux); err != nil {
+		w.client.Close()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return w, nil
+}
+
+// stop drains the worker and closes its clients.
+func (w *procWorker) stop() {
+	w.srv.Shutdown()
+	w.client.Close()
+	w.rdb.Close()
+}
+
+// asynqLogger adapts slog to asynq's Logger.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+// child is a worker process: the logpush-onboard binary's worker command.
+type child struct {
+	cmd         *exec.Cmd
+	metricsAddr string
+	done        chan struct{}
+	err         error
+	peakRSS     atomic.Int64 // bytes, sampled from /proc
+	peakAnon    atomic.Int64 // bytes, sampled from /proc
+}
+
+// childLog is where the worker processes' output goes.
+func (r *runner) childLog() string { return r.dir + "/workers.log" }
+
+// childLogTail is the end of the worker processes' output, for errors.
+func (r *runner) childLogTail() string {
+	b, err := os.ReadFile(r.childLog())
+	if err != nil {
+		return err.Error()
+	}
+	b = b[max(len(b)-2000, 0):]
+	return "worker output: " + strings.TrimSpace(string(b))
+}
+
+// startChild starts a worker process on the measured database and waits
+// until it serves /healthz. (Not /readyz: on a Redis where the queue does
+// not exist yet, /readyz answers 503 "redis unreachable", because asynq's
+// GetQueueInfo error for a missing queue does not match
+// asynq.ErrQueueNotFound.)
+func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurrency int) (*child, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"worker", "--redis", r.url, "--cloudflare-api-url", apiURL, "--metrics-addr", addr,
+		"--api-rate", apiRate, "--concurrency", strconv.Itoa(concurrency), "--shutdown-timeout", "10s", "--log-level", "warn"}
+	cmd := r.env.Worker(args)
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	// The bench's credential only, whatever the environment holds.
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "CLOUDFLARE_") && !strings.HasPrefix(kv, "API_RATE=") && !strings.HasPrefix(kv, "REDIS_URL=") {
+			kept = append(kept, kv)
+		}
+	}
+	cmd.Env = append(kept, "CLOUDFLARE_API_TOKEN="+benchToken)
+	logf, err := os.OpenFile(r.childLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start worker process: %w", err)
+	}
+	c := &child{cmd: cmd, metricsAddr: addr, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.done)
+	}()
+	go c.sampleRSS()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+		select {
+		case <-c.done:
+			return nil, fmt.Errorf("worker process exited at start (%v): %s", c.err, r.childLogTail())
+		case <-ctx.Done():
+			c.kill()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			c.kill()
+			return nil, fmt.Errorf("worker process not ready after 20s: %s", r.childLogTail())
+		}
+	}
+}
+
+// sampleRSS records the process's peak resident set size and peak
+// anonymous memory (its heap and stacks, without the binary's file pages)
+// every 100ms.
+func (c *child) sampleRSS() {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		hwm, anon := procMem(c.cmd.Process.Pid)
+		if hwm > c.peakRSS.Load() {
+			c.peakRSS.Store(hwm)
+		}
+		if anon > c.peakAnon.Load() {
+			c.peakAnon.Store(anon)
+		}
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// procMem reads VmHWM (peak RSS) and RssAnon from /proc, in bytes; 0
+// where there is no /proc.
+func procMem(pid int) (hwm, anon int64) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	kb := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		return n << 10
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			hwm = kb(v)
+		} else if v, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			anon = kb(v)
+		}
+	}
+	return hwm, anon
+}
+
+// stop asks the process to drain and exit, and waits.
+func (c *child) stop() {
+	_ = terminate(c.cmd.Process)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		c.kill()
+	}
+}
+
+func (c *child) kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// cpu is the process's user plus system CPU time, once it has exited.
+func (c *child) cpu() time.Duration {
+	if c.cmd.ProcessState == nil {
+		return 0
+	}
+	return c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()
+}
+
+// maxAnon is the process's peak anonymous memory in bytes, as sampled.
+func (c *child) maxAnon() int64 { return c.peakAnon.Load() }
+
+// maxRSS is the process's peak RSS in bytes, as sampled from /proc (its
+// VmHWM). Where there is no /proc, the kernel's accounting at exit, which
+// on Linux also counts the parent's RSS at fork (exec saves the old
+// mm's high-water mark), so it is only a fallback.
+func (c *child) maxRSS() int64 {
+	if n := c.peakRSS.Load(); n > 0 {
+		return n
+	}
+	return exitMaxRSS(c.cmd.ProcessState)
+}
+
+// scrape reads the process's /metrics and sums each metric over its label
+// sets, and per "name{labels}" series.
+func (c *child) scrape() (map[string]float64, error) {
+	resp, err := http.Get("http://" + c.metricsAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: http %d", resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		series := line[:i]
+		name, _, _ := strings.Cut(series, "{")
+		out[name] += v
+		out[series] += v
+	}
+	return out, sc.Err()
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", err
+	}
+	return addr, nil
+}
+
+// waitBatch polls the batch until every destination has an outcome and
+// returns when it saw that.
+func waitBatch(ctx context.Context, store *events.Store, id string, timeout time.Duration) (events.BatchStatus, time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := store.Batch(ctx, id)
+		if err != nil {
+			return st, time.Time{}, err
+		}
+		if st.Total > 0 && st.Done() >= st.Total {
+			return st, time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return st, time.Time{}, fmt.Errorf("batch %s not done after %s: %d of %d (%v)", id, timeout, st.Done(), st.Total, st.Counts)
+		}
+		select {
+		case <-ctx.Done():
+			return st, time.Time{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
