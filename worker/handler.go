@@ -47,7 +47,8 @@ type HandlerConfig struct {
 	// until the worker has seen 8 challenge files appear; from then on the
 	// first poll waits for the 75th percentile of the last 64 appearance
 	// delays (between PollInterval and PollMaxInterval), so that most first
-	// polls find the file. Default 2s.
+	// polls find the file. Default 4s: files appear seconds after the
+	// challenge, and every miss is a storage request.
 	PollFirst time.Duration
 	// PollInterval is the delay after the first miss; it grows by half
 	// each miss up to PollMaxInterval. Default 1s.
@@ -74,7 +75,7 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 			*d = v
 		}
 	}
-	def(&c.PollFirst, 2*time.Second)
+	def(&c.PollFirst, 4*time.Second)
 	def(&c.PollInterval, time.Second)
 	def(&c.PollMaxInterval, 15*time.Second)
 	def(&c.PollDeadline, 15*time.Minute)
@@ -194,6 +195,8 @@ type run struct {
 	conf    tasks.Conf
 	secrets []string // the conf's secret values
 	log     *slog.Logger
+	// st is the destination's state as enter left it; nil before enter.
+	st *events.DestState
 	// job is the job the destination got, for its event.
 	jobID      int
 	jobExisted bool
@@ -225,21 +228,19 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 	return r, nil
 }
 
-// enter moves the destination to stage and counts an attempt. A destination
-// that already finished, or that a newer challenge generation took over,
-// ends the task.
-func (h *Handlers) enter(ctx context.Context, r *run, state, attempt string) (events.DestState, error) {
-	st, err := h.store.Get(ctx, r.key)
-	if err != nil && !errors.Is(err, events.ErrNotFound) {
-		return st, err
-	}
-	if events.Terminal(st.State) || st.Round > r.d.Round || st.Round == r.d.Round && st.Gen > r.d.Gen {
+// enter moves the destination to stage and counts an attempt, in one round
+// trip. A destination that already finished, or that a newer round or
+// challenge generation took over, ends the task.
+func (h *Handlers) enter(ctx context.Context, r *run, state, attempt string, fields ...any) (events.DestState, error) {
+	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, attempt, fields...)
+	if errors.Is(err, events.ErrSuperseded) {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
 		return st, errSuperseded
 	}
-	if _, err := h.store.Transition(ctx, r.key, state, nil, attempt); err != nil {
+	if err != nil {
 		return st, err
 	}
+	r.st = &st
 	return st, nil
 }
 
@@ -249,10 +250,11 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.enter(ctx, r, events.Challenging, "challenge"); err != nil {
+	// The budget first: a snooze for the budget is no attempt.
+	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	if err := h.wait(ctx); err != nil {
+	if _, err := h.enter(ctx, r, events.Challenging, "challenge"); err != nil {
 		return err
 	}
 	requestedAt := h.now()
@@ -305,7 +307,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
 		h.storage(r.conf.Type, err)
-		return h.notYet(ctx, r, p, st.Attempts.Poll+1, err)
+		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
 	case err != nil:
 		h.storage(r.conf.Type, err)
 		if classify(err) == permanent {
@@ -321,7 +323,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	h.seen.observe(appeared.Sub(requestedAt))
 	token, err := parseToken(obj.Body, notBefore)
 	if errors.Is(err, errStaleToken) {
-		return h.notYet(ctx, r, p, st.Attempts.Poll+1, err)
+		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
 	}
 	if err != nil {
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
@@ -333,8 +335,8 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if err := h.enqueue(ctx, task); err != nil {
 		return err
 	}
-	h.metrics.PollAttempts.Observe(float64(st.Attempts.Poll + 1))
-	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll+1)
+	h.metrics.PollAttempts.Observe(float64(st.Attempts.Poll))
+	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll)
 	return nil
 }
 
@@ -368,10 +370,10 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
+	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	if err := h.wait(ctx); err != nil {
+	if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
 		return err
 	}
 	if _, err := h.api.Validate(ctx, target(r.d), r.d.DestinationConf, p.Token); err != nil {
@@ -516,9 +518,14 @@ func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error)
 
 // outcome moves the destination to its outcome and emits its event, once.
 func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, cause error) error {
-	st, err := h.store.Get(ctx, r.key)
-	if err != nil && !errors.Is(err, events.ErrNotFound) {
-		return err
+	var st events.DestState
+	if r.st != nil {
+		st = *r.st // what enter left, with this attempt counted
+	} else {
+		var err error
+		if st, err = h.store.Get(ctx, r.key); err != nil && !errors.Is(err, events.ErrNotFound) {
+			return err
+		}
 	}
 	now := h.now()
 	ev := &events.Event{
@@ -542,7 +549,11 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 	if cause != nil {
 		ev.Error = r.eventError(cause)
 	}
-	changed, err := h.store.Transition(ctx, r.key, state, ev, "", events.ErrorFields(ev.Error)...)
+	fields := events.ErrorFields(ev.Error)
+	if ev.Filename != "" {
+		fields = append(fields, "filename", ev.Filename)
+	}
+	changed, err := h.store.Transition(ctx, r.key, state, ev, "", fields...)
 	if err != nil {
 		return err
 	}

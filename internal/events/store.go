@@ -195,6 +195,87 @@ func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, 
 	return changed == 1, nil
 }
 
+// enterScript moves a destination into a stage in one round trip: unless
+// it is finished or a newer round or challenge generation (ARGV[2], ARGV[3])
+// took it over, it counts an attempt (field ARGV[4]), sets the fields from
+// ARGV[5] on and moves the state to ARGV[1]. It returns {entered, fields}
+// with fields as in stateFields, read after the change.
+var enterScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'state')
+local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0') or 0
+local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
+local myround, mygen = tonumber(ARGV[2]), tonumber(ARGV[3])
+if cur == 'validated' or cur == 'failed' or cur == 'not_required' or round > myround or (round == myround and gen > mygen) then
+  return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 5 + 2 * tonumber(ARGV[5]) + 1))}
+end
+if not cur then
+  cur = 'queued'
+  redis.call('HSET', KEYS[1], 'state', cur)
+  redis.call('HINCRBY', KEYS[2], 'total', 1)
+  redis.call('HINCRBY', KEYS[2], 'state:' .. cur, 1)
+end
+if ARGV[4] ~= '' then
+  redis.call('HINCRBY', KEYS[1], ARGV[4], 1)
+end
+local n = tonumber(ARGV[5])
+for i = 6, 5 + 2 * n, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+if cur ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', ARGV[1])
+  redis.call('HINCRBY', KEYS[2], 'state:' .. cur, -1)
+  redis.call('HINCRBY', KEYS[2], 'state:' .. ARGV[1], 1)
+end
+return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 5 + 2 * n + 1))}
+`)
+
+// stateFields are the hash fields Enter returns, in DestState.
+var stateFields = []string{"state", "line", "scope", "scope_id", "destination", "type", "gen", "round",
+	"filename", "requested_at", "enqueued_at", "att_challenge", "att_poll", "att_validate", "att_job"}
+
+// ErrSuperseded is returned by Enter for a destination that finished, or
+// that a newer round or challenge generation took over.
+var ErrSuperseded = errors.New("destination superseded")
+
+// Enter moves a destination into state for a task of round and gen in one
+// round trip, counting an attempt of stage attempt (when not empty) and
+// setting fields (name, value pairs). It returns the state after the
+// change, or the current state and ErrSuperseded when the destination
+// finished or moved to a newer round or generation, in which case nothing
+// changes. A destination not yet registered is registered on the way.
+func (s *Store) Enter(ctx context.Context, k Key, state string, round, gen int, attempt string, fields ...any) (DestState, error) {
+	if len(fields)%2 != 0 {
+		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
+	}
+	if attempt != "" {
+		attempt = "att_" + attempt
+	}
+	args := make([]any, 0, 5+len(fields)+len(stateFields))
+	args = append(args, state, round, gen, attempt, len(fields)/2)
+	args = append(args, fields...)
+	for _, f := range stateFields {
+		args = append(args, f)
+	}
+	res, err := enterScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)}, args...).Slice()
+	if err != nil {
+		return DestState{}, fmt.Errorf("move destination to %s: %w", state, err)
+	}
+	vals, _ := res[1].([]any)
+	m := make(map[string]string, len(stateFields))
+	for i, f := range stateFields {
+		if i < len(vals) {
+			if v, ok := vals[i].(string); ok {
+				m[f] = v
+			}
+		}
+	}
+	st := parseDestState(m)
+	if n, _ := res[0].(int64); n != 1 {
+		return st, ErrSuperseded
+	}
+	return st, nil
+}
+
 // Emit appends a fleet event (queue paused or resumed) to the stream.
 func (s *Store) Emit(ctx context.Context, ev Event) error {
 	b, err := json.Marshal(ev)

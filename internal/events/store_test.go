@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -156,6 +157,47 @@ func TestReadFollowsStream(t *testing.T) {
 		none, err := b.store.Read(ctx, rest[1].ID, 10, 50*time.Millisecond)
 		if err != nil || len(none) != 0 {
 			t.Fatalf("Read at end = %+v, %v", none, err)
+		}
+	})
+}
+
+func TestEnter(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		k := events.Key{Batch: "b1", Hash: "h1"}
+		// Not registered yet (the worker ran first): registered on the way.
+		st, err := b.store.Enter(ctx, k, events.Challenging, 0, 0, "challenge")
+		if err != nil || st.State != events.Challenging || st.Attempts.Challenge != 1 {
+			t.Fatalf("Enter = %+v, %v; want challenging, 1 attempt", st, err)
+		}
+		st, err = b.store.Enter(ctx, k, events.Polling, 0, 1, "poll", "gen", 1, "filename", "f.txt")
+		if err != nil || st.State != events.Polling || st.Attempts.Poll != 1 || st.Gen != 1 || st.Filename != "f.txt" || st.Attempts.Challenge != 1 {
+			t.Fatalf("Enter = %+v, %v; want polling gen 1, 1 poll, 1 challenge", st, err)
+		}
+		// A task of the older generation is superseded and changes nothing.
+		st, err = b.store.Enter(ctx, k, events.Validating, 0, 0, "validate")
+		if !errors.Is(err, events.ErrSuperseded) || st.State != events.Polling || st.Attempts.Validate != 0 {
+			t.Fatalf("older gen: Enter = %+v, %v; want ErrSuperseded, state unchanged", st, err)
+		}
+		bs, err := b.store.Batch(ctx, "b1")
+		if err != nil || bs.Total != 1 || bs.Counts[events.Polling] != 1 || bs.Counts[events.Queued] != 0 || bs.Counts[events.Challenging] != 0 {
+			t.Fatalf("batch = %+v, %v; want 1 total, 1 polling", bs, err)
+		}
+		if _, err := b.store.Transition(ctx, k, events.Validated, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		// A finished destination is never entered again, whatever its round.
+		if _, err := b.store.Enter(ctx, k, events.Challenging, 5, 0, "challenge"); !errors.Is(err, events.ErrSuperseded) {
+			t.Fatalf("finished: Enter err = %v; want ErrSuperseded", err)
+		}
+		// A newer round supersedes an older round's tasks.
+		k2 := events.Key{Batch: "b1", Hash: "h2"}
+		if _, err := b.store.Enter(ctx, k2, events.Challenging, 0, 0, "challenge", "round", 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.Enter(ctx, k2, events.Polling, 1, 3, "poll"); !errors.Is(err, events.ErrSuperseded) {
+			t.Fatalf("older round: Enter err = %v; want ErrSuperseded", err)
 		}
 	})
 }
