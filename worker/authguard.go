@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,7 +19,17 @@ type AuthGuard struct {
 	key       string
 	threshold int64
 	pause     func(ctx context.Context, reason string) error
+	// failed says this process counted a failure since its last reset;
+	// lastReset (unix nanoseconds) is when it last reset the count.
+	failed    atomic.Bool
+	lastReset atomic.Int64
 }
+
+// resetEvery is how often a process that saw no failure itself resets the
+// fleet's count after a success. Under Cloudflare's rate limit (4 calls/s
+// per credential) that is still every success or so, while an unthrottled
+// worker does not pay one Redis round trip per call.
+const resetEvery = 250 * time.Millisecond
 
 // NewAuthGuard returns a guard counting under key that calls pause once
 // threshold consecutive failures were seen. threshold <= 0 disables it.
@@ -31,6 +43,7 @@ func (g *AuthGuard) Failure(ctx context.Context, cause string) (bool, error) {
 	if g == nil || g.threshold <= 0 {
 		return false, nil
 	}
+	g.failed.Store(true)
 	n, err := g.rdb.Incr(ctx, g.key).Result()
 	if err != nil {
 		return false, fmt.Errorf("count auth failures: %w", err)
@@ -45,11 +58,22 @@ func (g *AuthGuard) Failure(ctx context.Context, cause string) (bool, error) {
 	return true, nil
 }
 
-// Success resets the count.
+// Success resets the count: at once when this process counted a failure
+// since its last reset, otherwise at most every resetEvery (failures of
+// other processes are reset by their own successes, or by this one's next).
 func (g *AuthGuard) Success(ctx context.Context) {
 	if g == nil || g.threshold <= 0 {
 		return
 	}
+	now := time.Now().UnixNano()
+	last := g.lastReset.Load()
+	if !g.failed.Load() && now-last < int64(resetEvery) {
+		return
+	}
+	if !g.lastReset.CompareAndSwap(last, now) {
+		return // another goroutine is resetting
+	}
+	g.failed.Store(false)
 	g.rdb.Del(ctx, g.key)
 }
 
