@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,11 @@ type workerFlags struct {
 	concurrency  int
 	apiRate      string
 	pollDeadline time.Duration
+	pollFirst    time.Duration
+	pollInterval time.Duration
+	retention    time.Duration
+	stateTTL     time.Duration
+	eventsMaxLen int64
 	shutdown     time.Duration
 	maxRetry     int
 	authPause    int
@@ -52,6 +58,13 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", "1200/5m"),
 		"Cloudflare API budget shared by all workers on one credential, as LIMIT/WINDOW (e.g. 1100/5m for headroom; 0 = off); env API_RATE")
 	fs.DurationVar(&w.pollDeadline, "poll-deadline", 15*time.Minute, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
+	fs.DurationVar(&w.pollFirst, "poll-first", 4*time.Second,
+		"first look for a challenge file this long after the challenge, until 8 files were seen; then the 75th percentile of their appearance delays")
+	fs.DurationVar(&w.pollInterval, "poll-interval", time.Second, "delay after the first miss, growing by half each miss (up to 15s)")
+	fs.DurationVar(&w.retention, "task-retention", 24*time.Hour,
+		"keep finished tasks this long (asynq retention of the tasks this worker enqueues; their ids keep duplicates out)")
+	fs.DurationVar(&w.stateTTL, "state-ttl", 7*24*time.Hour, "keep a finished destination's state (for status, report, retry) this long")
+	fs.Int64Var(&w.eventsMaxLen, "events-max-len", 200000, "cap the logpush:events stream at about this many entries")
 	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
 	fs.IntVar(&w.maxRetry, "max-retry", 12, "retries of a transient error per task before the destination fails")
 	fs.BoolVar(&w.webUI, "web-ui", false, "serve a read-only page of the queue, batches and recent failures on /ui of --metrics-addr")
@@ -149,7 +162,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		bud = b
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
-	store := events.NewStore(rdb, events.Config{})
+	store := events.NewStore(rdb, events.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
 	guard := worker.NewAuthGuard(rdb, authFailuresKey, f.authPause, func(ctx context.Context, reason string) error {
@@ -167,7 +180,8 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		Budget:  bud,
 		Metrics: m,
 		Logger:  log,
-	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, Task: tasks.Options{MaxRetry: f.maxRetry}})
+	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: f.pollFirst, PollInterval: f.pollInterval,
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown, Logger: log})
@@ -198,6 +212,25 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	return w, nil
 }
 
+// queuePaused reports whether the logpush queue is paused. A queue that
+// does not exist yet (nothing was ever enqueued on this Redis) is not:
+// asynq answers GetQueueInfo for it with an error that is not
+// ErrQueueNotFound, so look it up in the list of queues first.
+func queuePaused(insp *asynq.Inspector) (bool, error) {
+	qs, err := insp.Queues()
+	if err != nil {
+		return false, err
+	}
+	if !slices.Contains(qs, tasks.Queue) {
+		return false, nil
+	}
+	info, err := insp.GetQueueInfo(tasks.Queue)
+	if err != nil {
+		return false, err
+	}
+	return info.Paused, nil
+}
+
 // probes serves /metrics, /healthz (Redis reachable) and /readyz (this
 // worker is taking tasks: started, not shutting down, queue not paused).
 func (w *runningWorker) probes(reg *prometheus.Registry, rdb redis.UniversalClient, insp *asynq.Inspector) *http.ServeMux {
@@ -217,12 +250,12 @@ func (w *runningWorker) probes(reg *prometheus.Registry, rdb redis.UniversalClie
 			http.Error(rw, "not taking tasks: starting or shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		info, err := insp.GetQueueInfo(tasks.Queue)
+		paused, err := queuePaused(insp)
 		switch {
-		case err != nil && !errors.Is(err, asynq.ErrQueueNotFound):
+		case err != nil:
 			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
 			return
-		case err == nil && info.Paused:
+		case paused:
 			http.Error(rw, "queue "+tasks.Queue+" is paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
 			return
 		}
