@@ -2,8 +2,9 @@
 //
 //	logpush:challenge  POST .../logpush/ownership, then schedule a poll
 //	logpush:poll       read <filename> from the destination; not there yet:
-//	                   snooze (no retry spent, no worker slot held)
-//	logpush:validate   POST .../logpush/ownership/validate with the token
+//	                   snooze (no retry spent, no worker slot held); found:
+//	                   POST .../logpush/ownership/validate with its token
+//	logpush:validate   the same call for a token an operator submitted
 //
 // Each handler ends in one of three ways: done (nil), transient (a plain
 // error that asynq retries after RetryDelay), or permanent (wrapping

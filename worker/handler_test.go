@@ -57,6 +57,12 @@ func (f *fakeAPI) Validate(_ context.Context, _ cloudflare.Target, _, tok string
 	return tok == f.token, nil
 }
 
+func (f *fakeAPI) validateCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.validations)
+}
+
 func (f *fakeAPI) DestinationExists(context.Context, cloudflare.Target, string) (bool, error) {
 	return false, nil
 }
@@ -125,6 +131,13 @@ func (f *fakeEnqueuer) take(t *testing.T, typ string) *asynq.Task {
 	task := f.tasks[0]
 	f.tasks = nil
 	return task
+}
+
+// queued lists the types of the tasks enqueued and not taken.
+func (f *fakeEnqueuer) queued() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return types(f.tasks)
 }
 
 func types(ts []*asynq.Task) []string {
@@ -217,12 +230,12 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("Poll of a stale file = %v, want a snooze", err)
 	}
 	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", time.Now())
+	// The poll that finds the file validates the token itself.
 	if err := b.h.Poll(ctx, poll); err != nil {
 		t.Fatal(err)
 	}
-	validate := b.enq.take(t, tasks.TypeValidate)
-	if err := b.h.Validate(ctx, validate); err != nil {
-		t.Fatal(err)
+	if got := b.enq.queued(); len(got) != 0 {
+		t.Fatalf("enqueued %v after the file was found, want nothing", got)
 	}
 	evs := b.events(t)
 	if len(evs) != 1 || evs[0].Event != events.Validated {
@@ -233,12 +246,34 @@ func TestHappyPath(t *testing.T) {
 		ev.DestinationType != "s3" || ev.Scope != "zone" || ev.Error != nil {
 		t.Fatalf("event = %+v", ev)
 	}
-	// Delivered again (at least once): no second event.
-	if err := b.h.Validate(ctx, validate); err != nil {
+	// Delivered again (at least once): no second event, no second call.
+	calls := b.api.validateCalls()
+	if err := b.h.Poll(ctx, poll); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(b.events(t)); n != 1 {
-		t.Fatalf("%d events after a repeated task, want 1", n)
+	if n := len(b.events(t)); n != 1 || b.api.validateCalls() != calls {
+		t.Fatalf("%d events, %d validate calls after a repeated poll, want 1 and %d", n, b.api.validateCalls(), calls)
+	}
+}
+
+// TestValidateTask: a token submitted by an operator (Sumo) goes through a
+// logpush:validate task, counted as one validate attempt, once.
+func TestValidateTask(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: b.dest, Filename: "logs/f.txt", Token: b.api.token}, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := b.h.Validate(ctx, task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Validated || evs[0].Attempts != (events.Attempts{Validate: 1}) || evs[0].Filename != "logs/f.txt" {
+		t.Fatalf("events = %+v", evs)
 	}
 }
 
@@ -285,13 +320,10 @@ func TestStaleTokenRechallengesThenFails(t *testing.T) {
 		}
 		poll := b.enq.take(t, tasks.TypePoll)
 		b.rd.put("bucket/logs/ownership-challenge-1.txt", jwt(time.Now()), time.Now().Add(time.Second))
-		if err := b.h.Poll(ctx, poll); err != nil {
-			t.Fatal(err)
-		}
-		err := b.h.Validate(ctx, b.enq.take(t, tasks.TypeValidate))
+		err := b.h.Poll(ctx, poll) // finds the file and validates
 		if gen < 2 {
 			if err != nil {
-				t.Fatalf("gen %d: Validate = %v, want a fresh challenge", gen, err)
+				t.Fatalf("gen %d: Poll = %v, want a fresh challenge", gen, err)
 			}
 			next := b.enq.take(t, tasks.TypeChallenge)
 			var p tasks.ChallengePayload
@@ -301,11 +333,12 @@ func TestStaleTokenRechallengesThenFails(t *testing.T) {
 			continue
 		}
 		if !errors.Is(err, asynq.SkipRetry) {
-			t.Fatalf("gen 2: Validate = %v, want failed", err)
+			t.Fatalf("gen 2: Poll = %v, want failed", err)
 		}
 	}
 	evs := b.events(t)
-	if len(evs) != 1 || evs[0].Event != events.Failed || fmt.Sprint(evs[0].Error.Codes) != "[1002]" || evs[0].Attempts.Challenge != 3 {
+	if len(evs) != 1 || evs[0].Event != events.Failed || fmt.Sprint(evs[0].Error.Codes) != "[1002]" ||
+		evs[0].Attempts.Challenge != 3 || evs[0].Attempts.Validate != 3 {
 		t.Fatalf("events = %+v", evs)
 	}
 }

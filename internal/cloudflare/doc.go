@@ -6,8 +6,9 @@
 //
 //	logpush:challenge ──► Client.Challenge  POST {zones|accounts}/{id}/logpush/ownership
 //	                      (Cloudflare writes a token file into the destination)
-//	logpush:poll      ──► reads result.filename from the destination (not this package)
-//	logpush:validate  ──► Client.Validate   POST .../logpush/ownership/validate
+//	logpush:poll      ──► reads result.filename from the destination (not this package),
+//	                      then Client.Validate  POST .../logpush/ownership/validate
+//	logpush:validate  ──► Client.Validate for a token an operator submitted
 //	(creating the job)──► Client.DestinationExists  POST .../logpush/validate/destination/exists
 //	                      Client.CreateJob  POST .../logpush/jobs
 //	                      Client.ListJobs   GET  .../logpush/jobs

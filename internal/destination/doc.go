@@ -4,7 +4,7 @@
 // In the flow, logpush:challenge asks Cloudflare to write an ownership
 // challenge file into the user's bucket; logpush:poll then calls a [Reader]
 // until that file exists and was written after the challenge request, and
-// hands the token inside it to logpush:validate. The Cloudflare simulator and
+// validates the token inside it. The Cloudflare simulator and
 // the tests play Cloudflare's side with a [Writer].
 //
 // A read has three kinds of outcome, which the worker maps onto the queue:
