@@ -257,22 +257,27 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	if _, err := h.enter(ctx, r, events.Challenging, "challenge"); err != nil {
-		return err
-	}
+	// The call comes before the state check: on success one script checks
+	// that the destination is still this task's, counts the attempt and
+	// moves it to polling. A task that turns out superseded (rare: a
+	// redelivery after a crash) has spent one call.
 	requestedAt := h.now()
 	res, err := h.api.Challenge(ctx, target(r.d), r.d.DestinationConf)
 	if err != nil {
+		if _, eerr := h.enter(ctx, r, events.Challenging, "challenge"); eerr != nil {
+			return eerr
+		}
 		return h.apiError(ctx, r, "", err)
 	}
 	h.auth.Success(ctx)
 	if !r.conf.TokenReadable() {
 		// Sumo and the like: the token goes to the HTTP source; an operator
 		// submits it.
+		r.attempt = "challenge"
 		return h.outcome(ctx, r, events.AwaitingToken, res.Filename, nil)
 	}
 	deadline := requestedAt.Add(h.cfg.PollDeadline)
-	if _, err := h.store.Transition(ctx, r.key, events.Polling, nil, "",
+	if _, err := h.enter(ctx, r, events.Polling, "challenge",
 		"gen", r.d.Gen, "filename", r.clean(res.Filename), "requested_at", requestedAt.UnixNano()); err != nil {
 		return err
 	}
@@ -572,6 +577,8 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 		JobExisted:      r.jobExisted,
 	}
 	switch r.attempt {
+	case "challenge":
+		ev.Attempts.Challenge++
 	case "validate":
 		ev.Attempts.Validate++
 	case "":
