@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -104,16 +105,49 @@ func (cfg Config) gcra() redis_rate.Limit {
 
 // Budget is one credential's API budget, shared in Redis by every process
 // that uses the same Prefix and Key. It is safe for concurrent use.
+//
+// Within one process only one Wait at a time talks to Redis (the gate); the
+// others queue behind it in FIFO order, so that a contended budget costs
+// about one Redis check per process per slot instead of one per waiter.
 type Budget struct {
 	rdb      redis.UniversalClient
-	limiter  *redis_rate.Limiter
 	limit    redis_rate.Limit
-	rateKey  string // redis_rate prepends "rate:"
+	interval time.Duration // the emission interval T = Period/Rate
+	rateKey  string        // "rate:" + Prefix + Key, as redis_rate names it
 	coolKey  string
 	maxWait  time.Duration
 	onWait   func(time.Duration)
+	take     *redis.Script
 	pause    *redis.Script
 	cooldown *redis.Script
+
+	// gate admits one Wait at a time to Redis: a Wait holds it by sending,
+	// releases it by receiving. Blocked senders are served in FIFO order.
+	gate chan struct{}
+
+	mu sync.Mutex
+	// slot is the local time at which the next slot opens, as the latest
+	// grant or refusal said (zero or past: now, or unknown). A Wait that
+	// takes the gate sleeps until then before its first check: right after a
+	// grant the budget is usually spent until then, and a check would only
+	// be refused. Pause in this process clears it, so that the next check
+	// sees the cooldown.
+	slot time.Time
+	// next is the earliest local time at which the budget could grant a
+	// call, as the latest grant or refusal said (zero or past: unknown), and
+	// nextReason the cooldown's reason then ("" when the budget was spent).
+	// Only kept when MaxWait is set: queued waiters read it to give up at
+	// once when they could not be granted within MaxWait.
+	next       time.Time
+	nextReason string
+	queued     map[*queuedWait]struct{} // waiters with a MaxWait queued on the gate
+}
+
+// queuedWait is a Wait queued on the gate with a MaxWait deadline; giveUp is
+// closed (under Budget.mu, and the entry removed) when next moves beyond it.
+type queuedWait struct {
+	deadline time.Time
+	giveUp   chan struct{}
 }
 
 // pauseScript extends the cooldown to ARGV[1] ms with reason ARGV[2] unless
@@ -139,6 +173,65 @@ end
 return {ttl, redis.call('GET', KEYS[1]) or ''}
 `
 
+// takeScript is one check of Wait. When KEYS[2] (the cooldown) is given and
+// a cooldown is on, it returns {2, µs left, reason} and leaves the GCRA state
+// alone. Otherwise it is redis_rate's allow_n with cost 1 on KEYS[1], the
+// GCRA state in redis_rate's own layout (TAT, seconds since 2017, as a
+// string), so that processes running either share one budget. When the call
+// is allowed it sets TAT := max(TAT, now) + T and returns {0, µs until the
+// slot after it, ""}; when it is not, {1, µs until the next slot, ""}. ARGV:
+// burst, rate, period in seconds (Config.gcra). Times are rounded up to the
+// microsecond, so that a waiter never wakes before its slot.
+const takeScript = `
+-- this script has side-effects, so it requires replicate commands mode
+redis.replicate_commands()
+
+if KEYS[2] then
+  local ttl = redis.call('PTTL', KEYS[2])
+  if ttl > 0 then
+    return {2, ttl * 1000, redis.call('GET', KEYS[2]) or ''}
+  end
+end
+
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+
+local emission_interval = period / rate
+local burst_offset = emission_interval * burst
+
+-- Redis time in seconds since Jan 1, 2017, as redis_rate counts it.
+local jan_1_2017 = 1483228800
+local now = redis.call('TIME')
+now = (now[1] - jan_1_2017) + (now[2] / 1000000)
+
+local tat = redis.call('GET', KEYS[1])
+if not tat then
+  tat = now
+else
+  tat = tonumber(tat)
+end
+tat = math.max(tat, now)
+
+local new_tat = tat + emission_interval
+local allow_at = new_tat - burst_offset
+local diff = now - allow_at
+if diff < 0 then
+  return {1, math.ceil(-diff * 1000000), ''}
+end
+
+local reset_after = new_tat - now
+if reset_after > 0 then
+  redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(reset_after))
+end
+-- the next call is allowed once new_tat <= t + (burst - 1) * T
+local next_in = new_tat - burst_offset + emission_interval - now
+if next_in < 0 then
+  next_in = 0
+end
+return {0, math.ceil(next_in * 1000000), ''}
+`
+
 // New returns the budget cfg describes, stored in rdb. It does not talk to
 // Redis.
 func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
@@ -149,16 +242,20 @@ func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("api budget: %w", err)
 	}
+	limit := cfg.gcra()
 	return &Budget{
 		rdb:      rdb,
-		limiter:  redis_rate.NewLimiter(rdb),
-		limit:    cfg.gcra(),
-		rateKey:  cfg.Prefix + cfg.Key,
+		limit:    limit,
+		interval: limit.Period / time.Duration(limit.Rate),
+		rateKey:  "rate:" + cfg.Prefix + cfg.Key,
 		coolKey:  cfg.Prefix + cfg.Key + ":cooldown",
 		maxWait:  cfg.MaxWait,
 		onWait:   cfg.OnWait,
+		take:     redis.NewScript(takeScript),
 		pause:    redis.NewScript(pauseScript),
 		cooldown: redis.NewScript(cooldownScript),
+		gate:     make(chan struct{}, 1),
+		queued:   make(map[*queuedWait]struct{}),
 	}, nil
 }
 
@@ -188,11 +285,14 @@ func (e *MaxWaitError) Error() string {
 func (e *MaxWaitError) Is(target error) bool { return target == ErrMaxWait }
 
 // Wait blocks until this process may make one API call and takes it from
-// the budget. It first honours the shared cooldown (see Pause), then takes a
-// token; when none is left it sleeps exactly as long as the limiter says and
-// starts over, so a Pause made meanwhile is honoured too. It returns how long
-// it took, and ctx's error (wrapped) when ctx is done first, a *MaxWaitError
-// when the call cannot be granted within Config.MaxWait, or a Redis error.
+// the budget. It first queues behind the other Waits of this process (only
+// one at a time talks to Redis), then, in one script, honours the shared
+// cooldown (see Pause) or takes a token; when it gets neither it sleeps
+// exactly as long as Redis says and starts over, so a Pause made meanwhile is
+// honoured too. It returns how long it took, and ctx's error (wrapped) when
+// ctx is done first, a *MaxWaitError when the call cannot be granted within
+// Config.MaxWait of the start of Wait (time queued included), or a Redis
+// error.
 func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
 	start := time.Now()
 	defer func() {
@@ -201,39 +301,158 @@ func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
 			b.onWait(waited)
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("api budget wait: %w", err)
+	}
+	if err := b.enter(ctx, start); err != nil {
+		return 0, err
+	}
+	defer b.leave()
+	b.mu.Lock()
+	d, reason := time.Until(b.slot), ""
+	b.mu.Unlock()
 	for {
+		if d > 0 {
+			if err := b.sleep(ctx, start, d, reason); err != nil {
+				return 0, err
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("api budget wait: %w", err)
 		}
-		left, reason, err := b.readCooldown(ctx)
+		var granted bool
+		granted, d, reason, err = b.check(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("api budget wait: read cooldown: %w", err)
+			return 0, fmt.Errorf("api budget wait: %w", err)
 		}
-		if left > 0 {
-			if err := b.sleep(ctx, start, left, reason); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		res, err := b.limiter.Allow(ctx, b.rateKey, b.limit)
-		if err != nil {
-			return 0, fmt.Errorf("api budget wait: take token: %w", err)
-		}
-		if res.Allowed > 0 {
+		if granted {
+			b.publish(time.Now().Add(d), "")
 			return 0, nil
 		}
-		// Refused: RetryAfter is when the next slot opens. It is positive;
-		// guard against a zero from float rounding becoming a busy loop.
-		if err := b.sleep(ctx, start, max(res.RetryAfter, time.Millisecond), ""); err != nil {
-			return 0, err
+	}
+}
+
+// enter takes the gate for a Wait begun at start. When the gate is busy it
+// queues, and with a MaxWait it gives up with a *MaxWaitError as soon as
+// the least time at which the budget could grant (what the holder last
+// learned from Redis) lies beyond start+MaxWait, or when that deadline
+// passes while it is still queued.
+func (b *Budget) enter(ctx context.Context, start time.Time) error {
+	select {
+	case b.gate <- struct{}{}:
+		return nil
+	default:
+	}
+	if b.maxWait <= 0 {
+		select {
+		case b.gate <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("api budget wait: %w", ctx.Err())
 		}
 	}
+	q := &queuedWait{deadline: start.Add(b.maxWait), giveUp: make(chan struct{})}
+	b.mu.Lock()
+	if b.next.After(q.deadline) {
+		err := b.maxWaitErrorLocked(time.Now())
+		b.mu.Unlock()
+		return err
+	}
+	b.queued[q] = struct{}{}
+	b.mu.Unlock()
+	dequeue := func() {
+		b.mu.Lock()
+		delete(b.queued, q)
+		b.mu.Unlock()
+	}
+	timer := time.NewTimer(time.Until(q.deadline))
+	defer timer.Stop()
+	select {
+	case b.gate <- struct{}{}:
+		dequeue()
+		return nil
+	case <-ctx.Done():
+		dequeue()
+		return fmt.Errorf("api budget wait: %w", ctx.Err())
+	case <-q.giveUp: // dequeued by publish
+	case <-timer.C:
+		dequeue()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.maxWaitErrorLocked(time.Now())
+}
+
+// maxWaitErrorLocked is the *MaxWaitError of a queued Wait that gives up at
+// now: RetryIn is the time left until next, or, when that is past (the
+// holder is talking to Redis or about to be granted), one emission interval,
+// the earliest the slot after the holder's opens under contention.
+func (b *Budget) maxWaitErrorLocked(now time.Time) error {
+	retryIn, reason := b.next.Sub(now), b.nextReason
+	if retryIn <= 0 {
+		retryIn, reason = max(b.interval, time.Millisecond), ""
+	}
+	return &MaxWaitError{RetryIn: retryIn, Reason: reason, MaxWait: b.maxWait}
+}
+
+// leave releases the gate to the next queued Wait.
+func (b *Budget) leave() { <-b.gate }
+
+// publish records that the budget cannot grant before at, for reason (""
+// when it is spent: at is also the next slot), and sends the queued Waits
+// whose deadline lies before at away.
+func (b *Budget) publish(at time.Time, reason string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if reason == "" {
+		b.slot = at
+	}
+	if b.maxWait <= 0 {
+		return
+	}
+	b.next, b.nextReason = at, reason
+	for q := range b.queued {
+		if at.After(q.deadline) {
+			close(q.giveUp)
+			delete(b.queued, q)
+		}
+	}
+}
+
+// check runs one check on Redis. When it grants a call, d is the time until
+// the next slot opens (0: at once). Otherwise d is how long until the budget
+// could grant one and reason the cooldown's reason ("" when it is simply
+// spent).
+func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reason string, err error) {
+	// One script reads both keys: they must live on one node (the tool
+	// refuses Redis Cluster; Sentinel and single nodes are fine).
+	v, err := b.take.Run(ctx, b.rdb, []string{b.rateKey, b.coolKey}, b.limit.Burst, b.limit.Rate, b.limit.Period.Seconds()).Slice()
+	if err != nil {
+		return false, 0, "", fmt.Errorf("take token: %w", err)
+	}
+	if len(v) != 3 {
+		return false, 0, "", fmt.Errorf("take token: unexpected reply %v", v)
+	}
+	kind, _ := v[0].(int64)
+	us, _ := v[1].(int64)
+	reason, _ = v[2].(string)
+	d = time.Duration(us) * time.Microsecond
+	switch kind {
+	case 0:
+		return true, d, "", nil
+	case 1:
+		reason = ""
+	}
+	// Positive by construction; guard against a busy loop all the same.
+	return false, max(d, time.Millisecond), reason, nil
 }
 
 // sleep sleeps d unless ctx is done first or d would take Wait (begun at
 // start) beyond MaxWait.
 func (b *Budget) sleep(ctx context.Context, start time.Time, d time.Duration, reason string) error {
-	if b.maxWait > 0 && time.Since(start)+d > b.maxWait {
+	now := time.Now()
+	b.publish(now.Add(d), reason)
+	if b.maxWait > 0 && now.Sub(start)+d > b.maxWait {
 		return &MaxWaitError{RetryIn: d, Reason: reason, MaxWait: b.maxWait}
 	}
 	t := time.NewTimer(d)
@@ -262,6 +481,9 @@ func (b *Budget) Pause(ctx context.Context, d time.Duration, reason string) erro
 	if err := b.pause.Run(ctx, b.rdb, []string{b.coolKey}, int64(ms), reason).Err(); err != nil {
 		return fmt.Errorf("api budget pause: %w", err)
 	}
+	b.mu.Lock()
+	b.slot = time.Time{}
+	b.mu.Unlock()
 	return nil
 }
 

@@ -5,13 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
@@ -103,7 +108,11 @@ func TestSlidingWindow(t *testing.T) {
 		if _, _, err := b.Cooldown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.limiter.Allow(context.Background(), tb.prefix+"warmup", b.limit); err != nil {
+		w, err := New(b.rdb, Config{Rate: rate, Prefix: tb.prefix, Key: "warmup"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -266,6 +275,30 @@ func TestWaitContextCancel(t *testing.T) {
 		waited, err := b.Wait(ctx)
 		if !errors.Is(err, context.DeadlineExceeded) || waited > 450*time.Millisecond {
 			t.Errorf("Wait = %s, %v; want context.DeadlineExceeded soon after 150ms", waited, err)
+		}
+	})
+	t.Run("queued", func(t *testing.T) {
+		t.Parallel()
+		b := tb.budget(t, Config{Key: "queued"})
+		if err := b.Pause(context.Background(), 10*time.Second, "429"); err != nil {
+			t.Fatal(err)
+		}
+		holder, cancelHolder := context.WithCancel(context.Background())
+		defer cancelHolder()
+		held := make(chan error, 1)
+		go func() { _, err := b.Wait(holder); held <- err }()
+		for len(b.gate) == 0 { // the first Wait holds the gate, sleeping on the cooldown
+			time.Sleep(time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		waited, err := b.Wait(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) || waited > 450*time.Millisecond {
+			t.Errorf("queued Wait = %s, %v; want context.DeadlineExceeded soon after 150ms", waited, err)
+		}
+		cancelHolder()
+		if err := <-held; !errors.Is(err, context.Canceled) {
+			t.Errorf("holder's Wait = %v; want context.Canceled", err)
 		}
 	})
 	t.Run("done before", func(t *testing.T) {
@@ -444,5 +477,274 @@ func TestMiniredis(t *testing.T) {
 	}
 	if waited, err := b.Wait(ctx); err != nil || waited < 240*time.Millisecond {
 		t.Errorf("Wait during a 300ms cooldown = %s, %v", waited, err)
+	}
+}
+
+// countHook counts the commands a client sends: one per command, pipelines
+// by their length.
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestCommandsPerGrant is the cost of contention: 3 processes of 20 workers
+// each wait on one 40/2s budget for 4s. Every grant used to cost ~60 Redis
+// checks of 2 scripts each (every waiter woke for every slot); with one
+// waiter per process talking to Redis it costs about one check per process.
+func TestCommandsPerGrant(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	const (
+		processes = 3
+		workers   = 20
+		run       = 4 * time.Second
+	)
+	rate := Rate{Limit: 40, Window: 2 * time.Second}
+	var commands atomic.Int64
+	budgets := make([]*Budget, processes)
+	for i := range budgets {
+		c := tb.client(t)
+		c.AddHook(countHook{&commands})
+		b, err := New(c, Config{Rate: rate, Prefix: tb.prefix, Key: "cred"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		budgets[i] = b
+		// Warm up: dial, load the scripts (on a key of its own).
+		w, err := New(c, Config{Rate: rate, Prefix: tb.prefix, Key: "warmup" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commands.Store(0)
+
+	var (
+		mu     sync.Mutex
+		grants []time.Duration
+		per    [processes]int
+		wg     sync.WaitGroup
+	)
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(run))
+	defer cancel()
+	for i, b := range budgets {
+		for range workers {
+			wg.Go(func() {
+				for {
+					if _, err := b.Wait(ctx); err != nil {
+						if !errors.Is(err, context.DeadlineExceeded) {
+							t.Error(err)
+						}
+						return
+					}
+					at := time.Since(start)
+					mu.Lock()
+					grants = append(grants, at)
+					per[i]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	n := commands.Load()
+	slices.Sort(grants)
+	if len(grants) == 0 {
+		t.Fatal("no grants")
+	}
+	most := maxInWindow(grants, rate.Window)
+	l := budgets[0].limit
+	ideal := float64(rate.Limit)/rate.Window.Seconds()*run.Seconds() + float64(l.Burst)
+	perGrant := float64(n) / float64(len(grants))
+	t.Logf("%d grants in %s (%.1f%% of Limit/Window*D+B = %.0f), per process %v; most in any %s window: %d (limit %d)",
+		len(grants), run, 100*float64(len(grants))/ideal, ideal, per, rate.Window, most, rate.Limit)
+	t.Logf("%d Redis commands: %.2f per grant", n, perGrant)
+	if most > rate.Limit {
+		t.Errorf("a %s window holds %d grants; limit %d", rate.Window, most, rate.Limit)
+	}
+	if float64(len(grants)) < 0.9*ideal {
+		t.Errorf("%d grants in %s; want at least 90%% of %.0f", len(grants), run, ideal)
+	}
+	if perGrant >= 6 {
+		t.Errorf("%.2f Redis commands per grant; want fewer than 6", perGrant)
+	}
+	// No process starves: each gets at least a third of its fair share.
+	for i, g := range per {
+		if float64(g) < float64(len(grants))/processes/3 {
+			t.Errorf("process %d got %d of %d grants", i, g, len(grants))
+		}
+	}
+}
+
+// TestMaxWaitQueued: time queued on the gate counts towards MaxWait, and
+// waiters queued behind a holder that learns of a long cooldown give up at
+// once, without asking Redis themselves.
+func TestMaxWaitQueued(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	const waiters = 20
+	// run starts waiters Waits at once on b and returns their results.
+	run := func(b *Budget) (waited []time.Duration, errs []error) {
+		var (
+			mu sync.Mutex
+			wg sync.WaitGroup
+		)
+		for range waiters {
+			wg.Go(func() {
+				w, err := b.Wait(context.Background())
+				mu.Lock()
+				waited, errs = append(waited, w), append(errs, err)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return waited, errs
+	}
+
+	t.Run("rate", func(t *testing.T) {
+		t.Parallel()
+		// Burst 2, then one per 2s/38 = 53ms: about 5 grants in 200ms.
+		const maxWait = 200 * time.Millisecond
+		b := tb.budget(t, Config{Key: "rate", Rate: Rate{Limit: 40, Window: 2 * time.Second}, MaxWait: maxWait})
+		waited, errs := run(b)
+		granted := 0
+		for i, err := range errs {
+			var mw *MaxWaitError
+			switch {
+			case err == nil:
+				granted++
+			case !errors.As(err, &mw) || mw.Reason != "" || mw.RetryIn <= 0 || mw.RetryIn > time.Second || mw.MaxWait != maxWait:
+				t.Errorf("Wait = %v (%+v); want a grant or a rate MaxWaitError", err, mw)
+			}
+			if waited[i] > maxWait+150*time.Millisecond {
+				t.Errorf("Wait took %s (%v); max wait %s", waited[i], err, maxWait)
+			}
+		}
+		t.Logf("%d of %d Waits granted within %s", granted, waiters, maxWait)
+		if granted < 3 || granted > 2+int(maxWait/b.interval)+1 {
+			t.Errorf("%d Waits granted; want the burst 2 and about %d more", granted, maxWait/b.interval)
+		}
+	})
+	t.Run("cooldown", func(t *testing.T) {
+		t.Parallel()
+		var commands atomic.Int64
+		c := tb.client(t)
+		c.AddHook(countHook{&commands})
+		b, err := New(c, Config{Prefix: tb.prefix, Key: "cooldown", MaxWait: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Pause(context.Background(), 3*time.Second, "429 from validate"); err != nil {
+			t.Fatal(err)
+		}
+		commands.Store(0)
+		waited, errs := run(b)
+		for i, err := range errs {
+			var mw *MaxWaitError
+			if !errors.As(err, &mw) || mw.Reason != "429 from validate" || mw.RetryIn < 2*time.Second || mw.RetryIn > 3*time.Second {
+				t.Errorf("Wait = %v; want a MaxWaitError for the cooldown", err)
+			}
+			if waited[i] > 300*time.Millisecond {
+				t.Errorf("Wait took %s; want an immediate MaxWaitError", waited[i])
+			}
+		}
+		// One check learns of the cooldown; Waits that queued meanwhile give up
+		// without one. (Waits that find the gate free check for themselves.)
+		t.Logf("%d Waits during a cooldown: %d Redis commands", waiters, commands.Load())
+		if n := commands.Load(); n > waiters+1 {
+			t.Errorf("%d Redis commands for %d Waits", n, waiters)
+		}
+	})
+}
+
+// TestTakeMatchesRedisRate: the take script is redis_rate's allow_n (cost
+// 1), decision for decision and byte for byte in the stored state, on a
+// Redis whose clock the test drives.
+func TestTakeMatchesRedisRate(t *testing.T) {
+	t.Parallel()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	limiter := redis_rate.NewLimiter(rdb)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, rate := range []Rate{{40, 2 * time.Second}, {1200, 5 * time.Minute}, {10, time.Second}, {3, time.Second}, {1, time.Second}} {
+		b, err := New(rdb, Config{Rate: rate, Prefix: "p" + rate.String() + ":", Key: "ours"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs := "p" + rate.String() + ":theirs"
+		allowed := 0
+		for i := range 300 {
+			// Mostly faster than the rate, sometimes idle for a while.
+			step := time.Duration(rng.Float64() * float64(b.interval))
+			if i%50 == 49 {
+				step = 3 * rate.Window
+			}
+			now = now.Add(step)
+			mr.SetTime(now)
+			granted, d, reason, err := b.check(ctx)
+			if err != nil || reason != "" {
+				t.Fatalf("%s: check = %t, %s, %q, %v", rate, granted, d, reason, err)
+			}
+			res, err := limiter.Allow(ctx, theirs, b.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if granted != (res.Allowed == 1) {
+				t.Fatalf("%s, call %d: take granted %t (%s), redis_rate allowed %d (retry after %s)", rate, i, granted, d, res.Allowed, res.RetryAfter)
+			}
+			if !granted {
+				if want := max(res.RetryAfter, time.Millisecond); d < want || d > want+time.Microsecond {
+					t.Fatalf("%s, call %d: take waits %s, redis_rate retries after %s", rate, i, d, res.RetryAfter)
+				}
+			} else {
+				allowed++
+				// d is when the next slot opens: a call at the same instant, on
+				// a copy of the state, is allowed iff d is 0, else told to wait d.
+				state, err := rdb.Get(ctx, b.rateKey).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				probe := b.rateKey + ":probe"
+				rdb.Set(ctx, probe, state, 0)
+				v, err := b.take.Run(ctx, rdb, []string{probe}, b.limit.Burst, b.limit.Rate, b.limit.Period.Seconds()).Slice()
+				if err != nil || len(v) != 3 {
+					t.Fatal(v, err)
+				}
+				kind, _ := v[0].(int64)
+				us, _ := v[1].(int64)
+				if next := time.Duration(us) * time.Microsecond; (d == 0) != (kind == 0) || d > 0 && next != d {
+					t.Fatalf("%s, call %d: granted, next slot in %s; a call then gets %v", rate, i, d, v)
+				}
+			}
+			ours, err1 := rdb.Get(ctx, b.rateKey).Result()
+			their, err2 := rdb.Get(ctx, "rate:"+theirs).Result()
+			ttl1, ttl2 := mr.TTL(b.rateKey), mr.TTL("rate:"+theirs)
+			if ours != their || err1 != nil || err2 != nil || ttl1 != ttl2 {
+				t.Fatalf("%s, call %d: state %q (ttl %s, %v), redis_rate's %q (ttl %s, %v)", rate, i, ours, ttl1, err1, their, ttl2, err2)
+			}
+		}
+		t.Logf("%s: %d of 300 allowed, identical", rate, allowed)
+		if allowed == 0 || allowed == 300 {
+			t.Errorf("%s: %d of 300 allowed; the sequence does not test much", rate, allowed)
+		}
 	}
 }

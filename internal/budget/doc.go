@@ -12,13 +12,19 @@
 //
 // For Config{Prefix: p, Key: k} the budget uses two Redis keys:
 //
-//	rate:<p><k>    the GCRA state (redis_rate adds its own "rate:" prefix)
+//	rate:<p><k>    the GCRA state (named, and laid out, as redis_rate does)
 //	<p><k>:cooldown  the shared cooldown: value is the reason, PTTL the time left
 //
-// Both are single-key operations (Lua scripts touching one key), so the
-// budget also works on Redis Cluster. Both durations are measured by the Redis
-// server's clock (TIME in the limiter script, key expiry for the cooldown),
-// never by a worker's clock, so worker clock skew does not matter.
+// Wait reads the cooldown and updates the GCRA state in one Lua script, so
+// one check is one round trip (see Waiting). That script touches both keys, which Redis
+// Cluster (or a client-side Ring) may place on different nodes: on any client
+// but a single-node *redis.Client (which Sentinel failover also is) Wait
+// reads the cooldown and takes the token in two single-key scripts instead,
+// so the budget still works there. The GCRA key keeps redis_rate's layout
+// and arithmetic, so processes that still use redis_rate (a rolling upgrade)
+// share the same budget. Both durations are measured by the Redis server's
+// clock (TIME in the script, key expiry for the cooldown), never by a
+// worker's clock, so worker clock skew does not matter.
 //
 // # Sizing: why the burst is small
 //
@@ -27,9 +33,10 @@
 // more over the next Window: almost 2*Limit in one window. The budget
 // therefore uses a small burst B and a steady rate r = Limit - B per Window.
 //
-// redis_rate implements GCRA with emission interval T = Window/r and burst B.
-// It keeps a theoretical arrival time TAT; a request at Redis time t is
-// allowed iff max(TAT, t) + T - B*T <= t, i.e. (for B >= 1) iff
+// The limiter is GCRA exactly as redis_rate's allow_n implements it (Wait's
+// script is a copy with cost 1), with emission interval T = Window/r and
+// burst B. It keeps a theoretical arrival time TAT; a request at Redis time t
+// is allowed iff max(TAT, t) + T - B*T <= t, i.e. (for B >= 1) iff
 //
 //	TAT <= t + (B-1)*T,  and then TAT := max(TAT, t) + T.
 //
@@ -77,13 +84,34 @@
 //
 // # Waiting
 //
-// Wait first honours the cooldown (sleeping its remaining PTTL), then takes a
-// token; when refused it sleeps exactly the RetryAfter the limiter returns and
-// starts over, so a Pause that arrives meanwhile is honoured. Waiters are not
-// queued: under contention whoever asks first after the slot opens wins, and
-// Config.MaxWait bounds how long one caller may lose (and, with a
-// *MaxWaitError carrying RetryIn, lets a handler snooze its task instead of
-// holding a worker through a long cooldown). A Pause that lands after
+// Within one process only one Wait at a time talks to Redis for a budget:
+// the others queue on a process-local gate (a channel, served in FIFO order)
+// and the one holding it does the check-and-sleep loop. A check is the one
+// script: during a cooldown it returns the cooldown's PTTL and reason and
+// leaves the GCRA state alone; otherwise it takes a token, or returns the
+// time until the next slot opens. The holder sleeps exactly that long and
+// checks again (so a Pause that arrives meanwhile is honoured), and when
+// granted passes the gate to the next waiter. A grant also says when the
+// slot after it opens (TAT - (B-1)*T, or now while burst is left), and the
+// next holder sleeps until then before its first check instead of asking
+// for a token that is not there yet; a Pause made in this process drops that
+// hint, so the next check sees the cooldown at once. A contended budget thus
+// costs about one check per busy process per slot (every process's holder
+// wakes for the slot and one wins) instead of one per waiting goroutine.
+//
+// Across processes waiters are not queued: whoever asks first after the slot
+// opens wins, each process with one waiter in the race, so no process can
+// crowd the others out by having more goroutines waiting. Config.MaxWait
+// bounds how long one caller may lose, time queued on the gate included (and,
+// with a *MaxWaitError carrying RetryIn, lets a handler snooze its task
+// instead of holding a worker through a long cooldown). Every answer the
+// holder gets from Redis tells the queued waiters of the same process the
+// least time at which the budget could grant again (it is a lower bound for
+// as long as it lasts: TAT only grows and a Pause never shortens the
+// cooldown, unless someone deletes the keys by hand); a waiter whose MaxWait
+// ends before that gives up at once with that time and the cooldown's
+// reason, without asking Redis, and one whose MaxWait ends while it is still
+// queued gives up then (RetryIn one emission interval). A Pause that lands after
 // Wait returned but before the caller's request goes out cannot be honoured
 // by anyone; at worst that request gets one more 429.
 package budget
