@@ -16,11 +16,9 @@
 //	<p><k>:cooldown  the shared cooldown: value is the reason, PTTL the time left
 //
 // Wait reads the cooldown and updates the GCRA state in one Lua script, so
-// one check is one round trip (see Waiting). That script touches both keys, which Redis
-// Cluster (or a client-side Ring) may place on different nodes: on any client
-// but a single-node *redis.Client (which Sentinel failover also is) Wait
-// reads the cooldown and takes the token in two single-key scripts instead,
-// so the budget still works there. The GCRA key keeps redis_rate's layout
+// one check is one round trip (see Waiting). That script touches both keys,
+// so they must live on one node: a single Redis or a Sentinel-managed one
+// (the tool refuses Redis Cluster). The GCRA key keeps redis_rate's layout
 // and arithmetic, so processes that still use redis_rate (a rolling upgrade)
 // share the same budget. Both durations are measured by the Redis server's
 // clock (TIME in the script, key expiry for the cooldown), never by a
