@@ -34,7 +34,30 @@ var sumoPath = regexp.MustCompile(`(?i)(sumo://[^/\s"']+/receiver/v1/http/)[^?\s
 
 // String returns s with every secret it recognises replaced by Mask.
 // It is safe on any text, parseable or not, and never panics.
+//
+// Each expression runs only when the text it is about to run on holds the
+// substrings every match of it contains (see mayHaveSecretParam,
+// mayHaveUserinfo and mayHaveSumoPath), so the result is always that of
+// running all three; most text has no secret and costs a few scans.
 func String(s string) string {
+	if s == "" {
+		return s
+	}
+	if mayHaveSecretParam(s) {
+		s = secretParam.ReplaceAllString(s, "${1}"+Mask)
+	}
+	if mayHaveUserinfo(s) {
+		s = userinfo.ReplaceAllString(s, "${1}"+Mask+"@")
+	}
+	if mayHaveSumoPath(s) {
+		s = sumoPath.ReplaceAllString(s, "${1}"+Mask)
+	}
+	return s
+}
+
+// allExpressions is String without the pre-checks: every expression runs.
+// Tests hold String to it.
+func allExpressions(s string) string {
 	if s == "" {
 		return s
 	}
@@ -42,6 +65,116 @@ func String(s string) string {
 	s = userinfo.ReplaceAllString(s, "${1}"+Mask+"@")
 	s = sumoPath.ReplaceAllString(s, "${1}"+Mask)
 	return s
+}
+
+// The pre-checks below are necessary conditions for a match: each looks
+// for literal text that every match of its expression contains, so a false
+// answer proves there is no match. Punctuation ('=', ':', '/', '@', '_')
+// has no case variants. Under (?i) Go folds letters by Unicode simple case
+// folding, where two ASCII letters have non-ASCII variants ('k' matches
+// U+212A KELVIN SIGN, 's' matches U+017F LONG S): so the checks compare
+// letters ASCII-case-insensitively only when s is all ASCII, and otherwise
+// rely on punctuation alone.
+
+// mayHaveSecretParam reports whether secretParam can match s. Every match
+// holds "=" after the parameter name, and every name alternative of
+// secretNames and header_ holds one of paramAnchors (secret-access-key,
+// access-key-id, the *key names: "key"; sig, signature, x-amz-signature:
+// "sig"; access_token, token: "token"; password, passwd: "passw"; secret:
+// "secret"; header_*: "header_"), in any ASCII case.
+func mayHaveSecretParam(s string) bool {
+	if strings.IndexByte(s, '=') < 0 {
+		return false
+	}
+	if !isASCII(s) {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		var anchors []string
+		switch lower(s[i]) {
+		case 'k':
+			anchors = anchorsK
+		case 's':
+			anchors = anchorsS
+		case 't':
+			anchors = anchorsT
+		case 'p':
+			anchors = anchorsP
+		case 'h':
+			anchors = anchorsH
+		default:
+			continue
+		}
+		for _, a := range anchors {
+			if hasPrefixFold(s[i:], a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// paramAnchors, by first letter: every secret parameter name holds one.
+var (
+	anchorsK = []string{"key"}
+	anchorsS = []string{"sig", "secret"}
+	anchorsT = []string{"token"}
+	anchorsP = []string{"passw"}
+	anchorsH = []string{"header_"}
+)
+
+// mayHaveUserinfo reports whether userinfo can match s: every match holds
+// "://" and then "@" (the expression is case-sensitive).
+func mayHaveUserinfo(s string) bool {
+	i := strings.Index(s, "://")
+	return i >= 0 && strings.IndexByte(s[i+3:], '@') >= 0
+}
+
+// mayHaveSumoPath reports whether sumoPath can match s: every match holds
+// "sumo://" in any case, and so "://" whatever s holds.
+func mayHaveSumoPath(s string) bool {
+	if !strings.Contains(s, "://") {
+		return false
+	}
+	if !isASCII(s) {
+		return true
+	}
+	for i := 0; i+len("sumo://") <= len(s); i++ {
+		if lower(s[i]) == 's' && hasPrefixFold(s[i:], "sumo://") {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// hasPrefixFold reports whether s starts with prefix (lower-case ASCII),
+// in any ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if lower(s[i]) != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // SecretParam reports whether a query parameter of a destination_conf,
