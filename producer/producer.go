@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -42,6 +42,9 @@ type Config struct {
 	Task tasks.Options
 	// Concurrency is the number of enqueue round trips in flight. Default 16.
 	Concurrency int
+	// ChunkSize is the number of rows whose state lookups, and whose
+	// registrations, go to Redis in one pipelined round trip. Default 256.
+	ChunkSize int
 	// MaxErrors caps the line errors kept for the report. Default 1000.
 	MaxErrors int
 	// Logger; default discard.
@@ -54,6 +57,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 256
 	}
 	if c.MaxErrors <= 0 {
 		c.MaxErrors = 1000
@@ -171,59 +177,26 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 		return res, err
 	}
 
-	// Rows go to workers by destination hash, so that repeated rows of one
-	// destination are handled in file order: the later line is the
-	// duplicate.
-	shards := make([]chan item, p.cfg.Concurrency)
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for i := range shards {
-		shards[i] = make(chan item, 16)
-		rows := shards[i]
-		wg.Go(func() {
-			for it := range rows {
-				row := it.row
-				out, dup, err := p.one(ctx, plan.BatchID, it, now)
-				mu.Lock()
-				switch {
-				case err != nil:
-					if firstErr == nil {
-						firstErr = fmt.Errorf("line %d: %w", row.Line, err)
-						cancel()
-					}
-				case dup != nil:
-					res.Known++
-					if len(res.Duplicates) < p.cfg.MaxErrors {
-						res.Duplicates = append(res.Duplicates, *dup)
-					}
-				case out == events.NotRequired:
-					res.NotRequired++
-				default:
-					res.Enqueued++
-				}
-				mu.Unlock()
-			}
-		})
-	}
+	// Rows go in chunks of ChunkSize, one after the other, so that the
+	// later line of a destination repeated across chunks finds the earlier
+	// one registered; within a chunk, the later line is the duplicate.
+	chunk := make([]item, 0, p.cfg.ChunkSize)
+	var chunkErr error
 	err = p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		h := fnv.New32a()
-		h.Write([]byte(row.Scope + row.ScopeID + row.Conf.Raw))
-		select {
-		case shards[h.Sum32()%uint32(len(shards))] <- item{row, opt}:
+		chunk = append(chunk, item{row, opt})
+		if len(chunk) < p.cfg.ChunkSize {
 			return nil
-		case <-ctx.Done():
-			return ctx.Err()
 		}
+		chunkErr = p.enqueueChunk(ctx, plan.BatchID, chunk, now, &res)
+		chunk = chunk[:0]
+		return chunkErr
 	}, func(*input.LineError) {})
-	for _, c := range shards {
-		close(c)
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return res, firstErr
+	// The rows read so far go in, even if reading failed on: a line's
+	// error comes first.
+	if chunkErr == nil && len(chunk) > 0 && ctx.Err() == nil {
+		if cerr := p.enqueueChunk(ctx, plan.BatchID, chunk, now, &res); cerr != nil {
+			return res, cerr
+		}
 	}
 	if err != nil {
 		return res, err
@@ -233,9 +206,6 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 	return res, nil
 }
 
-// one records and enqueues one destination. The task is enqueued before the
-// destination is registered: a crash in between leaves a task whose TaskID
-// a re-run finds, never a registered destination without a task.
 // item is a good input row and the job it asks for, if any.
 type item struct {
 	row input.Row
@@ -248,40 +218,218 @@ type rowOptions struct {
 	readAs *tasks.ReadAs
 }
 
-func (p *Producer) one(ctx context.Context, batch string, it item, now time.Time) (string, *Duplicate, error) {
-	row := it.row
-	d := tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
-		Job: it.opt.job, ReadAs: it.opt.readAs}
-	key := events.Key{Batch: batch, Hash: d.Hash()}
-	st, err := p.store.Get(ctx, key)
-	switch {
-	case err == nil:
-		return "", &Duplicate{Line: row.Line, Of: st.Line, State: st.State}, nil
-	case !errors.Is(err, events.ErrNotFound):
-		return "", nil, err
+// slot is one row of a chunk on its way.
+type slot struct {
+	it  item
+	d   tasks.Dest
+	key events.Key
+	// first is the index of the chunk's earlier row of the same
+	// destination, or -1.
+	first int
+	// dup is set when the batch already had the destination.
+	dup  *Duplicate
+	meta events.Meta
+	// ready: enqueued (or needs no task), to be registered.
+	ready bool
+	// outcome is events.Queued or events.NotRequired once recorded.
+	outcome string
+	err     error
+}
+
+// enqueueChunk records and enqueues the rows of one chunk, in three or four
+// round trips plus one per task:
+//
+//  1. one pipeline reads what the batch already has of each destination;
+//  2. each new destination that needs a challenge gets its task, Concurrency
+//     enqueues in flight (a TaskID conflict means it was already enqueued);
+//  3. one pipeline registers the new destinations, challenges only once
+//     enqueued: a crash before it leaves tasks whose TaskID a re-run finds
+//     (the worker registers a destination it does not find), never a
+//     registered destination without a task;
+//  4. one pipeline ends the new destinations that need no challenge, if any.
+//
+// It counts the rows in res and returns the error of the first line that
+// failed, if any.
+func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item, now time.Time, res *Result) error {
+	slots := make([]slot, len(items))
+	seen := make(map[string]int, len(items))
+	look := make([]events.Key, 0, len(items))
+	lookIdx := make([]int, 0, len(items))
+	for i, it := range items {
+		s := &slots[i]
+		row := it.row
+		s.it = it
+		s.d = tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
+			Job: it.opt.job, ReadAs: it.opt.readAs}
+		s.key = events.Key{Batch: batch, Hash: s.d.Hash()}
+		if j, ok := seen[s.key.Hash]; ok {
+			s.first = j
+			continue
+		}
+		s.first = -1
+		seen[s.key.Hash] = i
+		look = append(look, s.key)
+		lookIdx = append(lookIdx, i)
 	}
-	meta := events.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
+
+	// 1. What the batch already has.
+	states, errs := p.store.StatesOf(ctx, look)
+	work := make([]int, 0, len(lookIdx))
+	for j, i := range lookIdx {
+		s := &slots[i]
+		switch {
+		case errs != nil && errs[j] != nil:
+			s.err = errs[j]
+		case states[j] != nil:
+			s.dup = &Duplicate{Line: s.it.row.Line, Of: states[j].Line, State: states[j].State}
+		default:
+			work = append(work, i)
+		}
+	}
+	if errs != nil {
+		work = nil // the chunk fails: enqueue nothing more
+	}
+
+	// 2. The tasks.
+	p.enqueueTasks(ctx, slots, work, now)
+
+	// 3. Register.
+	regs := make([]events.Registration, 0, len(work))
+	regIdx := make([]int, 0, len(work))
+	for _, i := range work {
+		if slots[i].ready {
+			regs = append(regs, events.Registration{Key: slots[i].key, Meta: slots[i].meta})
+			regIdx = append(regIdx, i)
+		}
+	}
+	var moves []events.Move
+	var moveIdx []int
+	if len(regs) > 0 {
+		exs, errs := p.store.RegisterMany(ctx, regs)
+		for j, i := range regIdx {
+			s := &slots[i]
+			row := s.it.row
+			switch {
+			case errs != nil && errs[j] != nil:
+				s.err = errs[j]
+			case exs[j] != nil:
+				s.dup = dupOf(row, exs[j])
+			case row.Conf.NeedsChallenge():
+				s.outcome = events.Queued
+			default:
+				moves = append(moves, events.Move{Key: s.key, State: events.NotRequired, Event: &events.Event{
+					Event: events.NotRequired, BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID,
+					Destination: s.meta.Destination, DestinationType: row.Conf.Type, Time: now.UTC(), Line: row.Line,
+				}})
+				moveIdx = append(moveIdx, i)
+			}
+		}
+	}
+
+	// 4. End the destinations that need no challenge.
+	if len(moves) > 0 {
+		_, errs := p.store.TransitionMany(ctx, moves)
+		for j, i := range moveIdx {
+			if errs != nil && errs[j] != nil {
+				slots[i].err = errs[j]
+			} else {
+				slots[i].outcome = events.NotRequired
+			}
+		}
+	}
+
+	// Count, in file order.
+	var firstErr error
+	for i := range slots {
+		s := &slots[i]
+		if s.first >= 0 {
+			f := &slots[s.first]
+			switch {
+			case f.dup != nil:
+				s.dup = &Duplicate{Line: s.it.row.Line, Of: f.dup.Of, State: f.dup.State}
+			case f.outcome != "":
+				s.dup = &Duplicate{Line: s.it.row.Line, Of: f.it.row.Line, State: f.outcome}
+			}
+		}
+		switch {
+		case s.err != nil:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("line %d: %w", s.it.row.Line, s.err)
+			}
+		case s.dup != nil:
+			res.Known++
+			if len(res.Duplicates) < p.cfg.MaxErrors {
+				res.Duplicates = append(res.Duplicates, *s.dup)
+			}
+		case s.outcome == events.NotRequired:
+			res.NotRequired++
+		case s.outcome == events.Queued:
+			res.Enqueued++
+		}
+	}
+	if firstErr == nil {
+		return ctx.Err() // cancelled: rows may not have been reached
+	}
+	return firstErr
+}
+
+// enqueueTasks builds the records of the slots work names and enqueues the
+// tasks of those that need a challenge, Concurrency at a time, marking the
+// slots ready to register. The first failure stops the rest: it is the
+// failing slot's err; the slots not reached stay not ready, without error.
+func (p *Producer) enqueueTasks(ctx context.Context, slots []slot, work []int, now time.Time) {
+	if len(work) == 0 {
+		return
+	}
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	failed := false
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(p.cfg.Concurrency, len(work)) {
+		wg.Go(func() {
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(work) || ectx.Err() != nil {
+					return
+				}
+				s := &slots[work[n]]
+				err := p.enqueueOne(ectx, s, now)
+				if err == nil {
+					s.ready = true
+					continue
+				}
+				mu.Lock()
+				if !failed {
+					failed = true
+					s.err = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// enqueueOne builds a new destination's record and, when it needs a
+// challenge, enqueues its task.
+func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
+	row := s.it.row
+	s.meta = events.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
 		Type: row.Conf.Type, EnqueuedAt: now}
 	if !row.Conf.NeedsChallenge() {
-		if ex, err := p.store.Register(ctx, key, meta); err != nil || ex != nil {
-			return "", dupOf(row, ex), err
-		}
-		ev := &events.Event{
-			Event: events.NotRequired, BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID,
-			Destination: row.Conf.Redacted(), DestinationType: row.Conf.Type, Time: now.UTC(), Line: row.Line,
-		}
-		_, err := p.store.Transition(ctx, key, events.NotRequired, ev, "")
-		return events.NotRequired, nil, err
+		return nil
 	}
-	task, err := tasks.NewChallengeTask(d, p.cfg.Task)
+	task, err := tasks.NewChallengeTask(s.d, p.cfg.Task)
 	if err != nil {
-		return "", nil, err
+		return err
 	}
 	if _, err := p.enq.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return "", nil, fmt.Errorf("enqueue: %w", err)
+		return fmt.Errorf("enqueue: %w", err)
 	}
-	ex, err := p.store.Register(ctx, key, meta)
-	return events.Queued, dupOf(row, ex), err
+	return nil
 }
 
 func dupOf(row input.Row, ex *events.Existing) *Duplicate {

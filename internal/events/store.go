@@ -107,10 +107,20 @@ return {changed, cur}
 `)
 
 // registerScript records a destination of a batch once. It returns
-// {1, ”} when it was new, or {0, state, line} when the batch already has it.
+// {1, "", ""} when it was new, or {0, state, line} when the batch already has
+// it. A destination whose task ran before the producer registered it (the
+// producer enqueues first, so that no registered destination lacks a task)
+// was registered on the way without a line: it gets its line and metadata
+// now and counts as new.
 var registerScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'state', 'queued') == 0 then
-  return {0, redis.call('HGET', KEYS[1], 'state'), redis.call('HGET', KEYS[1], 'line') or ''}
+  if redis.call('HEXISTS', KEYS[1], 'line') == 1 then
+    return {0, redis.call('HGET', KEYS[1], 'state'), redis.call('HGET', KEYS[1], 'line')}
+  end
+  for i = 1, #ARGV, 2 do
+    redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+  return {1, '', ''}
 end
 for i = 1, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -152,21 +162,11 @@ func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Tim
 // Register records a destination of a batch. It returns nil Existing when
 // the destination is new to the batch.
 func (s *Store) Register(ctx context.Context, k Key, m Meta) (*Existing, error) {
-	res, err := registerScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)},
-		"line", m.Line, "scope", m.Scope, "scope_id", m.ScopeID, "destination", m.Destination,
-		"type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("register destination: %w", err)
+	ex, errs := s.RegisterMany(ctx, []Registration{{Key: k, Meta: m}})
+	if errs != nil {
+		return nil, errs[0]
 	}
-	if n, _ := res[0].(int64); n == 1 {
-		return nil, nil
-	}
-	ex := &Existing{}
-	ex.State, _ = res[1].(string)
-	if l, ok := res[2].(string); ok {
-		ex.Line, _ = strconv.Atoi(l)
-	}
-	return ex, nil
+	return ex[0], nil
 }
 
 // Transition moves a destination to state. attempt, when not empty, is the
@@ -544,4 +544,184 @@ func (s *Store) Read(ctx context.Context, after string, count int64, block time.
 		}
 	}
 	return out, nil
+}
+
+// Batched variants of Get, Register and Transition for the producer's
+// chunked enqueue: each call is one pipelined round trip for many
+// destinations (plus one SCRIPT LOAD when the server lacks a script).
+
+// StatesOf reads the state and line of each of keys in one round trip. A
+// destination the batch does not have gets nil, and so does one that no
+// producer registered yet (no line: a worker recorded it on the way), so
+// that registering it decides, as registerScript says. errs is nil when
+// every read succeeded, else it holds each key's error (nil for those that
+// succeeded).
+func (s *Store) StatesOf(ctx context.Context, keys []Key) (states []*Existing, errs []error) {
+	states = make([]*Existing, len(keys))
+	if len(keys) == 0 {
+		return states, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HMGet(ctx, s.destKey(k), "state", "line")
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command
+	for i, c := range cmds {
+		vals, err := c.Result()
+		if err != nil {
+			if errs == nil {
+				errs = make([]error, len(keys))
+			}
+			errs[i] = fmt.Errorf("read destination state: %w", err)
+			continue
+		}
+		line, ok := vals[1].(string)
+		if !ok {
+			continue // not registered
+		}
+		ex := &Existing{}
+		ex.State, _ = vals[0].(string)
+		ex.Line, _ = strconv.Atoi(line)
+		states[i] = ex
+	}
+	return states, errs
+}
+
+// Registration is one destination for RegisterMany.
+type Registration struct {
+	Key  Key
+	Meta Meta
+}
+
+// RegisterMany is Register for many destinations in one round trip, in
+// order. existing[i] is nil when regs[i] was new to its batch. errs is nil
+// when every registration succeeded, else it holds each one's error.
+func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (existing []*Existing, errs []error) {
+	existing = make([]*Existing, len(regs))
+	calls := make([]scriptCall, len(regs))
+	for i, r := range regs {
+		m := r.Meta
+		calls[i] = scriptCall{keys: []string{s.destKey(r.Key), s.batchKey(r.Key.Batch)},
+			args: []any{"line", m.Line, "scope", m.Scope, "scope_id", m.ScopeID, "destination", m.Destination,
+				"type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()}}
+	}
+	for i, c := range s.evalMany(ctx, registerScript, calls) {
+		res, err := c.Slice()
+		if err == nil && len(res) < 3 {
+			err = fmt.Errorf("unexpected reply %v", res)
+		}
+		if err != nil {
+			if errs == nil {
+				errs = make([]error, len(regs))
+			}
+			errs[i] = fmt.Errorf("register destination: %w", err)
+			continue
+		}
+		if n, _ := res[0].(int64); n == 1 {
+			continue
+		}
+		ex := &Existing{}
+		ex.State, _ = res[1].(string)
+		if l, ok := res[2].(string); ok {
+			ex.Line, _ = strconv.Atoi(l)
+		}
+		existing[i] = ex
+	}
+	return existing, errs
+}
+
+// Move is one destination's Transition, for TransitionMany.
+type Move struct {
+	Key   Key
+	State string
+	// Event, when not nil, is appended to the stream if the state changed.
+	Event *Event
+}
+
+// TransitionMany is Transition (without attempt or fields) for many
+// destinations in one round trip, in order. changed[i] reports whether
+// moves[i] changed the state. errs is nil when every move succeeded, else
+// it holds each one's error.
+func (s *Store) TransitionMany(ctx context.Context, moves []Move) (changed []bool, errs []error) {
+	changed = make([]bool, len(moves))
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(moves))
+		}
+		errs[i] = fmt.Errorf("move destination to %s: %w", moves[i].State, err)
+	}
+	calls := make([]scriptCall, 0, len(moves))
+	idx := make([]int, 0, len(moves))
+	for i, m := range moves {
+		payload := ""
+		if m.Event != nil {
+			b, err := json.Marshal(m.Event)
+			if err != nil {
+				fail(i, fmt.Errorf("encode event: %w", err))
+				continue
+			}
+			payload = string(b)
+		}
+		calls = append(calls, scriptCall{keys: []string{s.destKey(m.Key), s.batchKey(m.Key.Batch), s.cfg.Stream},
+			args: []any{m.State, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), ""}})
+		idx = append(idx, i)
+	}
+	for j, c := range s.evalMany(ctx, transitionScript, calls) {
+		res, err := c.Slice()
+		if err == nil && len(res) < 1 {
+			err = fmt.Errorf("unexpected reply %v", res)
+		}
+		if err != nil {
+			fail(idx[j], err)
+			continue
+		}
+		n, _ := res[0].(int64)
+		changed[idx[j]] = n == 1
+	}
+	return changed, errs
+}
+
+// scriptCall is one run of a script: its keys and arguments.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// evalMany runs script once per call, in order, in one pipeline of
+// EVALSHA. When the server does not have the script (NOSCRIPT: a fresh
+// server or a flushed script cache), it loads it and runs the calls that
+// failed so again: a NOSCRIPT call did not run, so running it again is safe.
+// Errors are per command.
+func (s *Store) evalMany(ctx context.Context, script *redis.Script, calls []scriptCall) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	if len(calls) == 0 {
+		return cmds
+	}
+	run := func(which []int) {
+		pipe := s.rdb.Pipeline()
+		for _, i := range which {
+			cmds[i] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		_, _ = pipe.Exec(ctx) // errors are per command
+	}
+	all := make([]int, len(calls))
+	for i := range all {
+		all[i] = i
+	}
+	run(all)
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return cmds
+	}
+	if err := script.Load(ctx, s.rdb).Err(); err != nil {
+		return cmds // the NOSCRIPT errors stand
+	}
+	run(again)
+	return cmds
 }

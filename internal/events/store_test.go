@@ -108,9 +108,9 @@ func TestStagesAttemptsAndRegister(t *testing.T) {
 		if _, err := b.store.Transition(ctx, k, events.Challenging, nil, "challenge"); err != nil {
 			t.Fatal(err)
 		}
-		ex, err := b.store.Register(ctx, k, events.Meta{Line: 7})
-		if err != nil || ex == nil || ex.State != events.Challenging {
-			t.Fatalf("Register after the worker = %+v, %v; want existing challenging", ex, err)
+		// Its registration still counts it as new (TestRegisterAfterWorker).
+		if ex, err := b.store.Register(ctx, k, events.Meta{Line: 7}); err != nil || ex != nil {
+			t.Fatalf("Register after the worker = %+v, %v; want new", ex, err)
 		}
 		now := time.Now()
 		for range 3 {
@@ -198,6 +198,35 @@ func TestEnter(t *testing.T) {
 		}
 		if _, err := b.store.Enter(ctx, k2, events.Polling, 1, 3, "poll"); !errors.Is(err, events.ErrSuperseded) {
 			t.Fatalf("older round: Enter err = %v; want ErrSuperseded", err)
+		}
+	})
+}
+
+// TestRegisterAfterWorker: the producer enqueues before it registers, so a
+// fast worker can register a destination on the way first. The producer's
+// registration then still counts it as new and fills in its line.
+func TestRegisterAfterWorker(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		k := events.Key{Batch: "b1", Hash: "h1"}
+		if _, err := b.store.Enter(ctx, k, events.Polling, 0, 0, "challenge"); err != nil {
+			t.Fatal(err)
+		}
+		ex, err := b.store.Register(ctx, k, events.Meta{Line: 7, Type: "s3", EnqueuedAt: time.Now()})
+		if err != nil || ex != nil {
+			t.Fatalf("Register after the worker = %+v, %v; want new", ex, err)
+		}
+		st, err := b.store.Get(ctx, k)
+		if err != nil || st.Line != 7 || st.State != events.Polling || st.Type != "s3" {
+			t.Fatalf("state = %+v, %v; want line 7, still polling", st, err)
+		}
+		if ex, err := b.store.Register(ctx, k, events.Meta{Line: 9}); err != nil || ex == nil || ex.Line != 7 {
+			t.Fatalf("second Register = %+v, %v; want the known line 7", ex, err)
+		}
+		bs, err := b.store.Batch(ctx, "b1")
+		if err != nil || bs.Total != 1 {
+			t.Fatalf("batch = %+v, %v; want total 1", bs, err)
 		}
 	})
 }
