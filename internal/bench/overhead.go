@@ -161,8 +161,7 @@ func (r *runner) overhead(ctx context.Context) error {
 		name string
 		o    workerOptions
 	}{
-		{"auth guard off (--auth-pause-after 0)", workerOptions{Concurrency: c.Concurrency, NoAuthGuard: true}},
-		{"auth guard off + RESP2 Redis client", workerOptions{Concurrency: c.Concurrency, NoAuthGuard: true, RESP2: true}},
+		{"RESP2 Redis client", workerOptions{Concurrency: c.Concurrency, RESP2: true}},
 		// asynq keeps no completed task when the retention is under a
 		// second.
 		{"task retention 0 (tasks.Options.Retention, producer and worker)",

@@ -38,11 +38,8 @@ type workerOptions struct {
 	// Handler is the handlers' poll timing; zero: the defaults.
 	Handler worker.HandlerConfig
 	// TaskCheckInterval is asynq's idle dequeue sleep (0.5-1.5x of it);
-	// zero: the server exactly as worker.NewServer builds it (asynq's 1s).
+	// zero: worker.ServerConfig's default.
 	TaskCheckInterval time.Duration
-	// NoAuthGuard sets --auth-pause-after 0: no Redis DEL after every
-	// successful API call.
-	NoAuthGuard bool
 	// RESP2 sets the Redis client's protocol to 2 (go-redis defaults to
 	// RESP3 and checks for push notifications around every command).
 	RESP2 bool
@@ -100,9 +97,6 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	store := events.NewStore(rdb, events.Config{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	authPause := 10 // the worker command's --auth-pause-after
-	if o.NoAuthGuard {
-		authPause = 0
-	}
 	guard := worker.NewAuthGuard(rdb, authFailuresKey, authPause, func(ctx context.Context, reason string) error {
 		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
 			return err
@@ -115,23 +109,8 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	conc := max(o.Concurrency, 1)
-	if o.TaskCheckInterval <= 0 {
-		w.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second, Logger: r.log})
-	} else {
-		// worker.NewServer's configuration plus the one knob it does not
-		// expose.
-		w.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
-			Concurrency:              conc,
-			Queues:                   map[string]int{tasks.Queue: 1},
-			RetryDelayFunc:           worker.Backoff{}.RetryDelayFunc(),
-			IsFailure:                worker.IsFailure,
-			ShutdownTimeout:          5 * time.Second,
-			DelayedTaskCheckInterval: time.Second,
-			TaskCheckInterval:        o.TaskCheckInterval,
-			Logger:                   asynqLogger{r.log},
-			LogLevel:                 asynq.WarnLevel,
-		})
-	}
+	w.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second,
+		TaskCheckInterval: o.TaskCheckInterval, Logger: r.log})
 	if err := w.srv.Start(mux); err != nil {
 		w.client.Close()
 		return nil, fmt.Errorf("start worker: %w", err)
