@@ -39,19 +39,18 @@ func (a *appearance) observe(d time.Duration) {
 
 // firstPoll is the delay before the first poll: the 75th percentile of the
 // recent appearance delays, at most hi; def until 8 were seen. Below half a
-// second it is 0: asynq schedules in whole seconds, and a destination whose
+// second (a negative def too) it is 0: asynq schedules in whole seconds, and a destination whose
 // file is written with the challenge answer (p75 near 0) is best polled at
 // once, through the pending list rather than the scheduled set.
 func (a *appearance) firstPoll(def, hi time.Duration) time.Duration {
 	a.mu.Lock()
-	if len(a.obs) < 8 {
-		a.mu.Unlock()
-		return def
+	d := def
+	if len(a.obs) >= 8 {
+		s := slices.Clone(a.obs)
+		slices.Sort(s)
+		d = min(s[len(s)*3/4], hi)
 	}
-	s := slices.Clone(a.obs)
 	a.mu.Unlock()
-	slices.Sort(s)
-	d := min(s[len(s)*3/4], hi)
 	if d < 500*time.Millisecond {
 		return 0
 	}

@@ -48,7 +48,8 @@ type HandlerConfig struct {
 	// first poll waits for the 75th percentile of the last 64 appearance
 	// delays (at most PollMaxInterval; none below half a second), so that most first
 	// polls find the file. Default 4s: files appear seconds after the
-	// challenge, and every miss is a storage request.
+	// challenge, and every miss is a storage request. Negative: at once
+	// (for destinations whose file is there with the challenge answer).
 	PollFirst time.Duration
 	// PollInterval is the delay after the first miss; it grows by half
 	// each miss up to PollMaxInterval. Default 1s.
@@ -75,7 +76,9 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 			*d = v
 		}
 	}
-	def(&c.PollFirst, 4*time.Second)
+	if c.PollFirst == 0 {
+		c.PollFirst = 4 * time.Second
+	}
 	def(&c.PollInterval, time.Second)
 	def(&c.PollMaxInterval, 15*time.Second)
 	def(&c.PollDeadline, 15*time.Minute)

@@ -144,7 +144,10 @@ func (r *runner) overhead(ctx context.Context) error {
 		return err
 	}
 	defer sim.close()
-	def := workerOptions{Concurrency: c.Concurrency}
+	// Files are instant, so the worker polls at once (--poll-first 0), as
+	// an operator would set it for such destinations; the defaults' 4s
+	// first poll (until 8 files were seen) is an alternative row.
+	def := instantOptions(c.Concurrency)
 
 	// The first run in a process pays for heap growth, connection pools
 	// and cold directories: warm up, unmeasured.
@@ -161,11 +164,12 @@ func (r *runner) overhead(ctx context.Context) error {
 		name string
 		o    workerOptions
 	}{
-		{"RESP2 Redis client", workerOptions{Concurrency: c.Concurrency, RESP2: true}},
+		{"defaults (first poll after 4s until 8 files were seen)", workerOptions{Concurrency: c.Concurrency}},
+		{"RESP2 Redis client", workerOptions{Concurrency: c.Concurrency, RESP2: true, Handler: def.Handler}},
 		// asynq keeps no completed task when the retention is under a
 		// second.
 		{"task retention 0 (tasks.Options.Retention, producer and worker)",
-			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{Task: tasks.Options{Retention: time.Nanosecond}}}},
+			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{PollFirst: def.Handler.PollFirst, Task: tasks.Options{Retention: time.Nanosecond}}}},
 	}
 	if c.NoAlternatives {
 		alts = nil
@@ -226,6 +230,12 @@ func (r *runner) overhead(ctx context.Context) error {
 // accountedPipeline runs the pipeline once with the worker's defaults and
 // counts its Redis commands, bytes and memory, pending and done (a CPU
 // profile of it goes to a-pipeline.cpu.pprof).
+// instantOptions are scenario a's worker settings: the defaults, without a
+// budget, polling at once.
+func instantOptions(concurrency int) workerOptions {
+	return workerOptions{Concurrency: concurrency, Handler: worker.HandlerConfig{PollFirst: -1}}
+}
+
 func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 	c := r.cfg
 	o := r.rep.Overhead
@@ -256,7 +266,7 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 	var seconds float64
 	err = r.profile("a-pipeline", func() error {
 		var err error
-		w, err = r.startWorker(apiURL, workerOptions{Concurrency: c.Concurrency})
+		w, err = r.startWorker(apiURL, instantOptions(c.Concurrency))
 		if err != nil {
 			return err
 		}

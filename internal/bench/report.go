@@ -179,7 +179,7 @@ func (r *runner) rows() []Row {
 			}
 			return " [" + strings.Join(parts, ", ") + "]"
 		}
-		add("a", fmt.Sprintf("pipeline: %d destinations, instant files, no budget, worker in-process, concurrency %d (median of %d runs)",
+		add("a", fmt.Sprintf("pipeline: %d destinations, instant files, no budget, first poll at once, worker in-process, concurrency %d (median of %d runs)",
 			o.N, o.Concurrency, len(o.Pipeline.Rates)), fmt.Sprintf("%s dest/s%s", f1(o.Pipeline.Rate), runs(o.Pipeline)), "", "")
 		add("a", "asynq floor: 3 chained no-op tasks per destination, same Redis and concurrency",
 			fmt.Sprintf("%s dest/s%s", f1(o.Floor.Rate), runs(o.Floor)), "", "")

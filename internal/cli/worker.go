@@ -59,7 +59,7 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 		"Cloudflare API budget shared by all workers on one credential, as LIMIT/WINDOW (e.g. 1100/5m for headroom; 0 = off); env API_RATE")
 	fs.DurationVar(&w.pollDeadline, "poll-deadline", 15*time.Minute, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
 	fs.DurationVar(&w.pollFirst, "poll-first", 4*time.Second,
-		"first look for a challenge file this long after the challenge, until 8 files were seen; then the 75th percentile of their appearance delays")
+		"first look for a challenge file this long after the challenge (0: at once), until 8 files were seen; then the 75th percentile of their appearance delays")
 	fs.DurationVar(&w.pollInterval, "poll-interval", time.Second, "delay after the first miss, growing by half each miss (up to 15s)")
 	fs.DurationVar(&w.retention, "task-retention", 24*time.Hour,
 		"keep finished tasks this long (asynq retention of the tasks this worker enqueues; their ids keep duplicates out)")
@@ -171,6 +171,10 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
 	})
+	pollFirst := f.pollFirst
+	if pollFirst == 0 {
+		pollFirst = -1 // at once; HandlerConfig's zero is its default
+	}
 	h := worker.NewHandlers(worker.Deps{
 		API:     api,
 		Reader:  readers,
@@ -180,7 +184,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		Budget:  bud,
 		Metrics: m,
 		Logger:  log,
-	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: f.pollFirst, PollInterval: f.pollInterval,
+	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	mux := asynq.NewServeMux()
 	h.Register(mux)
