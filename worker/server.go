@@ -68,12 +68,14 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
 		TaskCheckInterval:        cfg.TaskCheckInterval,
-		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		Logger:                   AsynqLogger(cfg.Logger.With("component", "asynq")),
 		LogLevel:                 asynq.WarnLevel,
 	})
 }
 
-// asynqLogger adapts slog to asynq's Logger.
+// AsynqLogger adapts l to asynq's Logger.
+func AsynqLogger(l *slog.Logger) asynq.Logger { return asynqLogger{l} }
+
 type asynqLogger struct{ l *slog.Logger }
 
 func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }

@@ -81,11 +81,8 @@ func (r *runner) budgetRun(ctx context.Context) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	csv, dests, err := r.scenarioDir("b")
+	csv, err := r.scenarioCSV("b", c.BudgetN)
 	if err != nil {
-		return err
-	}
-	if err := writeCSV(csv, dests, c.BudgetN); err != nil {
 		return err
 	}
 	simOpts := simOptions{RateLimit: c.RateLimit, Penalty: c.Penalty, WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter}

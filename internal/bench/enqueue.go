@@ -39,11 +39,8 @@ func (r *runner) enqueue(ctx context.Context) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	csv, dests, err := r.scenarioDir("e")
+	csv, err := r.scenarioCSV("e", c.EnqueueN)
 	if err != nil {
-		return err
-	}
-	if err := writeCSV(csv, dests, c.EnqueueN); err != nil {
 		return err
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(csv) }
@@ -159,11 +156,8 @@ func (r *runner) workerProcess(ctx context.Context) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	csv, dests, err := r.scenarioDir("d")
+	csv, err := r.scenarioCSV("d", r.cfg.N)
 	if err != nil {
-		return err
-	}
-	if err := writeCSV(csv, dests, r.cfg.N); err != nil {
 		return err
 	}
 	res, _, err := r.enqueueFile(ctx, csv, 0)

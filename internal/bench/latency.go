@@ -66,11 +66,8 @@ func (r *runner) latencyRun(ctx context.Context, o workerOptions) (*Latency, err
 	if err := r.flush(ctx); err != nil {
 		return nil, err
 	}
-	csv, dests, err := r.scenarioDir("c")
+	csv, err := r.scenarioCSV("c", c.LatencyN)
 	if err != nil {
-		return nil, err
-	}
-	if err := writeCSV(csv, dests, c.LatencyN); err != nil {
 		return nil, err
 	}
 	sim, err := newSim(simOptions{WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter})

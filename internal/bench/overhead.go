@@ -242,11 +242,8 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	csv, dests, err := r.scenarioDir("a")
+	csv, err := r.scenarioCSV("a", c.N)
 	if err != nil {
-		return err
-	}
-	if err := writeCSV(csv, dests, c.N); err != nil {
 		return err
 	}
 	s0 := r.serverSnapshot(ctx)
@@ -302,14 +299,11 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string
 	if err := r.flush(ctx); err != nil {
 		return sample{}, err
 	}
-	path, dests, err := r.scenarioDir(name)
+	path, err := r.scenarioCSV(name, n)
 	if err != nil {
 		return sample{}, err
 	}
 	defer os.RemoveAll(filepath.Dir(path))
-	if err := writeCSV(path, dests, n); err != nil {
-		return sample{}, err
-	}
 	res, _, err := r.enqueueFileTask(ctx, path, 0, o.Handler.Task)
 	if err != nil {
 		return sample{}, err
@@ -381,7 +375,7 @@ func (r *runner) floor(ctx context.Context, n, concurrency int) (time.Duration, 
 	})
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: concurrency, Queues: map[string]int{floorQueue: 1}, DelayedTaskCheckInterval: time.Second,
-		ShutdownTimeout: 5 * time.Second, Logger: asynqLogger{r.log}, LogLevel: asynq.WarnLevel,
+		ShutdownTimeout: 5 * time.Second, Logger: worker.AsynqLogger(r.log), LogLevel: asynq.WarnLevel,
 	})
 	c0 := cnt.snapshot()
 	s0 := r.serverSnapshot(ctx)

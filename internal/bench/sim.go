@@ -208,6 +208,15 @@ func writeCSV(path, destDir string, n int) error {
 	return f.Close()
 }
 
+// scenarioCSV is scenarioDir with a CSV of n file:// destinations in it.
+func (r *runner) scenarioCSV(name string, n int) (csv string, err error) {
+	csv, dests, err := r.scenarioDir(name)
+	if err != nil {
+		return "", err
+	}
+	return csv, writeCSV(csv, dests, n)
+}
+
 // scenarioDir makes a fresh directory for one scenario's CSV and
 // destinations.
 func (r *runner) scenarioDir(name string) (csv, dests string, err error) {

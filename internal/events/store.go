@@ -576,14 +576,10 @@ func (s *Store) StatesOf(ctx context.Context, keys []Key) (states []*Existing, e
 			errs[i] = fmt.Errorf("read destination state: %w", err)
 			continue
 		}
-		line, ok := vals[1].(string)
-		if !ok {
+		if _, ok := vals[1].(string); !ok {
 			continue // not registered
 		}
-		ex := &Existing{}
-		ex.State, _ = vals[0].(string)
-		ex.Line, _ = strconv.Atoi(line)
-		states[i] = ex
+		states[i] = existing(vals[0], vals[1])
 	}
 	return states, errs
 }
@@ -595,10 +591,10 @@ type Registration struct {
 }
 
 // RegisterMany is Register for many destinations in one round trip, in
-// order. existing[i] is nil when regs[i] was new to its batch. errs is nil
+// order. known[i] is nil when regs[i] was new to its batch. errs is nil
 // when every registration succeeded, else it holds each one's error.
-func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (existing []*Existing, errs []error) {
-	existing = make([]*Existing, len(regs))
+func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (known []*Existing, errs []error) {
+	known = make([]*Existing, len(regs))
 	calls := make([]scriptCall, len(regs))
 	for i, r := range regs {
 		m := r.Meta
@@ -621,14 +617,19 @@ func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (existing
 		if n, _ := res[0].(int64); n == 1 {
 			continue
 		}
-		ex := &Existing{}
-		ex.State, _ = res[1].(string)
-		if l, ok := res[2].(string); ok {
-			ex.Line, _ = strconv.Atoi(l)
-		}
-		existing[i] = ex
+		known[i] = existing(res[1], res[2])
 	}
-	return existing, errs
+	return known, errs
+}
+
+// existing is what a script or HMGET answered for a known destination.
+func existing(state, line any) *Existing {
+	ex := &Existing{}
+	ex.State, _ = state.(string)
+	if l, ok := line.(string); ok {
+		ex.Line, _ = strconv.Atoi(l)
+	}
+	return ex
 }
 
 // Move is one destination's Transition, for TransitionMany.
