@@ -228,6 +228,18 @@ func Main(ctx context.Context, env Env, args []string) error {
 // Run runs the scenarios of c, prints the table to env.Stdout and returns
 // the report.
 func Run(ctx context.Context, env Env, c Config) (*Report, error) {
+	// Zero means the default; a negative size is a mistake, not a default.
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"n", int64(c.N)}, {"repeat", int64(c.Repeat)}, {"concurrency", int64(c.Concurrency)},
+		{"latency-n", int64(c.LatencyN)}, {"budget-n", int64(c.BudgetN)}, {"workers", int64(c.Workers)},
+		{"enqueue-n", int64(c.EnqueueN)}, {"penalty", int64(c.Penalty)}, {"naive-time", int64(c.NaiveTime)},
+		{"window", int64(c.Window)}} {
+		if f.v < 0 {
+			return nil, fmt.Errorf("-%s: must not be negative (0: the default)", f.name)
+		}
+	}
 	c = c.WithDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err

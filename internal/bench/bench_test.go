@@ -125,6 +125,8 @@ func TestBenchFlags(t *testing.T) {
 		{"--redis-db", "0"},
 		{"--redis", "redis://127.0.0.1:6379/0", "--redis-db", "-1"},
 		{"--scenarios", "a,z"},
+		{"--n", "-5"},
+		{"--window", "-1s"},
 	} {
 		var out, errOut bytes.Buffer
 		if err := bench.Main(context.Background(), bench.Env{Stdout: &out, Stderr: &errOut}, args); err == nil {
