@@ -15,7 +15,8 @@ type Options struct {
 	MaxRetry int
 	// Timeout bounds one run of a handler. Default 2m.
 	Timeout time.Duration
-	// Retention keeps a finished task (and so its TaskID) this long. Default 24h.
+	// Retention keeps a finished task (and so its TaskID) this long. Default
+	// 24h; negative: none (asynq deletes a task when it finishes).
 	Retention time.Duration
 }
 
@@ -27,7 +28,7 @@ func (o Options) WithDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
 	}
-	if o.Retention <= 0 {
+	if o.Retention == 0 {
 		o.Retention = 24 * time.Hour
 	}
 	return o
@@ -44,7 +45,7 @@ func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Durat
 		asynq.TaskID(taskID(stage, d)),
 		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(o.Timeout),
-		asynq.Retention(o.Retention),
+		asynq.Retention(max(o.Retention, 0)), // negative: none
 	}
 	if delay > 0 {
 		opts = append(opts, asynq.ProcessIn(delay))

@@ -169,7 +169,7 @@ func (r *runner) overhead(ctx context.Context) error {
 		// asynq keeps no completed task when the retention is under a
 		// second.
 		{"task retention 0 (tasks.Options.Retention, producer and worker)",
-			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{PollFirst: def.Handler.PollFirst, Task: tasks.Options{Retention: time.Nanosecond}}}},
+			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{PollFirst: def.Handler.PollFirst, Task: tasks.Options{Retention: -1}}}},
 	}
 	if c.NoAlternatives {
 		alts = nil
@@ -177,7 +177,7 @@ func (r *runner) overhead(ctx context.Context) error {
 	o.Alternatives = make([]AltRate, len(alts))
 	for i, a := range alts {
 		o.Alternatives[i].Name = a.name
-		o.Alternatives[i].Retention = a.o.Handler.Task.Retention > 0
+		o.Alternatives[i].Retention = a.o.Handler.Task.Retention != 0
 	}
 	for k := range c.Repeat {
 		if err := r.flush(ctx); err != nil {

@@ -25,7 +25,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	batchID := fs.String("batch-id", "", "batch id (default: derived from the file's destinations, so re-running a file is the same batch)")
 	dryRun := fs.Bool("dry-run", false, "check the file and print what the batch would do; enqueue nothing")
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
-	retention := fs.Duration("task-retention", 24*time.Hour, "keep finished challenge tasks this long (asynq retention)")
+	retention := fs.Duration("task-retention", 24*time.Hour, "keep finished challenge tasks this long (asynq retention; 0: none)")
 	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
 	var pf preflightFlags
@@ -36,6 +36,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *retention < 0 {
+		return fmt.Errorf("-task-retention %s: must not be negative (0: keep none)", *retention)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -56,7 +59,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	defer cleanup()
 
 	cfg := producer.Config{BatchID: *batchID, Source: fs.Arg(0), Input: input.Options{Format: fmtv},
-		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
+		Task: tasks.Options{MaxRetry: *maxRetry, Retention: retentionOption(*retention)}, Logger: log, CreateJob: *createJob}
 	if *dryRun {
 		plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
 		if err != nil {

@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -45,5 +49,29 @@ func TestReadyz(t *testing.T) {
 	}
 	if code, body := get(); code != http.StatusOK {
 		t.Fatalf("resumed: /readyz = %d %q, want 200", code, body)
+	}
+}
+
+// TestBadTuningFlags: negative durations and sizes are errors that name the
+// flag, never a silent default.
+func TestBadTuningFlags(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Redis(t)
+	for _, f := range []workerFlags{{pollFirst: -time.Second}, {pollInterval: -time.Second}, {retention: -time.Hour},
+		{stateTTL: -time.Hour}, {eventsMaxLen: -1}} {
+		f.concurrency, f.apiRate = 1, "0"
+		w, err := startWorker(context.Background(), rdb, f, cloudflare.Credentials{APIToken: "t"}, storageConfig{}, slog.New(slog.DiscardHandler))
+		if err == nil {
+			w.stop()
+			t.Errorf("%+v: started", f)
+			continue
+		}
+		if !strings.Contains(err.Error(), "must not be negative") {
+			t.Errorf("%+v: %v", f, err)
+		}
+	}
+	code, _, stderr := run(t, "", "enqueue", "--task-retention", "-1h", "-")
+	if code != 1 || !strings.Contains(stderr, "-task-retention -1h0m0s: must not be negative") {
+		t.Fatalf("enqueue --task-retention -1h = %d: %s", code, stderr)
 	}
 }

@@ -62,7 +62,7 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 		"first look for a challenge file this long after the challenge (0: at once), until 8 files were seen; then the 75th percentile of their appearance delays")
 	fs.DurationVar(&w.pollInterval, "poll-interval", time.Second, "delay after the first miss, growing by half each miss (up to 15s)")
 	fs.DurationVar(&w.retention, "task-retention", 24*time.Hour,
-		"keep finished tasks this long (asynq retention of the tasks this worker enqueues; their ids keep duplicates out)")
+		"keep finished tasks this long (asynq retention of the tasks this worker enqueues; their ids keep duplicates out; 0: none)")
 	fs.DurationVar(&w.stateTTL, "state-ttl", 7*24*time.Hour, "keep a finished destination's state (for status, report, retry) this long")
 	fs.Int64Var(&w.eventsMaxLen, "events-max-len", 200000, "cap the logpush:events stream at about this many entries")
 	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
@@ -171,6 +171,17 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
 	})
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll-first", f.pollFirst}, {"poll-interval", f.pollInterval}, {"task-retention", f.retention}, {"state-ttl", f.stateTTL}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("-%s %s: must not be negative", d.name, d.v)
+		}
+	}
+	if f.eventsMaxLen < 0 {
+		return nil, fmt.Errorf("-events-max-len %d: must not be negative", f.eventsMaxLen)
+	}
 	pollFirst := f.pollFirst
 	if pollFirst == 0 {
 		pollFirst = -1 // at once; HandlerConfig's zero is its default
@@ -185,7 +196,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		Metrics: m,
 		Logger:  log,
 	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: retentionOption(f.retention)}})
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown, Logger: log})
@@ -214,6 +225,15 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	}
 	w.taking.Store(true)
 	return w, nil
+}
+
+// retentionOption is tasks.Options.Retention for a --task-retention flag,
+// whose 0 means none (the option's 0 is its default).
+func retentionOption(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // queuePaused reports whether the logpush queue is paused. A queue that
