@@ -47,10 +47,21 @@ type Config struct {
 	ChunkSize int
 	// MaxErrors caps the line errors kept for the report. Default 1000.
 	MaxErrors int
+	// Pacer, when set, schedules the challenges at the API budget's pace
+	// (budget.Pacer) instead of all at once, so that polls and validations
+	// do not queue behind a whole batch of challenges. nil: all at once.
+	Pacer Pacer
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Now; default time.Now.
 	Now func() time.Time
+}
+
+// Pacer hands out due times for challenges: slot i of a reservation of n is
+// due at offset + i*Interval() from now.
+type Pacer interface {
+	Reserve(ctx context.Context, n int) (offset time.Duration, err error)
+	Interval() time.Duration
 }
 
 // WithDefaults fills unset fields.
@@ -229,6 +240,8 @@ type slot struct {
 	// dup is set when the batch already had the destination.
 	dup  *Duplicate
 	meta events.Meta
+	// delay: when the challenge is due (Config.Pacer).
+	delay time.Duration
 	// ready: enqueued (or needs no task), to be registered.
 	ready bool
 	// outcome is events.Queued or events.NotRequired once recorded.
@@ -288,6 +301,10 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 	}
 	if errs != nil {
 		work = nil // the chunk fails: enqueue nothing more
+	}
+	if err := p.pace(ctx, slots, work); err != nil {
+		slots[work[0]].err = err
+		work = nil
 	}
 
 	// 2. The tasks.
@@ -373,6 +390,30 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 	return firstErr
 }
 
+// pace sets the due times of the challenges among work, in file order.
+func (p *Producer) pace(ctx context.Context, slots []slot, work []int) error {
+	if p.cfg.Pacer == nil {
+		return nil
+	}
+	var need []int
+	for _, i := range work {
+		if slots[i].it.row.Conf.NeedsChallenge() {
+			need = append(need, i)
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	off, err := p.cfg.Pacer.Reserve(ctx, len(need))
+	if err != nil {
+		return err
+	}
+	for k, i := range need {
+		slots[i].delay = off + time.Duration(k)*p.cfg.Pacer.Interval()
+	}
+	return nil
+}
+
 // enqueueTasks builds the records of the slots work names and enqueues the
 // tasks of those that need a challenge, Concurrency at a time, marking the
 // slots ready to register. The first failure stops the rest: it is the
@@ -422,7 +463,7 @@ func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error
 	if !row.Conf.NeedsChallenge() {
 		return nil
 	}
-	task, err := tasks.NewChallengeTask(s.d, p.cfg.Task)
+	task, err := tasks.NewChallengeTask(s.d, p.cfg.Task, s.delay)
 	if err != nil {
 		return err
 	}

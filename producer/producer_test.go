@@ -3,13 +3,16 @@ package producer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -111,5 +114,64 @@ func TestReadAsColumns(t *testing.T) {
 	}
 	if cp.ReadAs == nil || cp.ReadAs.AWSProfile != "customer-a" || cp.ReadAs.AWSRoleARN != "arn:aws:iam::123456789012:role/logpush-reader" {
 		t.Fatalf("read_as = %+v", cp.ReadAs)
+	}
+}
+
+// TestPacedEnqueue: with a pacer, the challenges of a batch are due one
+// Interval apart in file order, those within the pacer's 15s lead at once,
+// and a second batch queues after the first instead of beside it.
+func TestPacedEnqueue(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Redis(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	pace, err := budget.NewPacer(rdb, budget.Config{Rate: budget.Rate{Limit: 2, Window: 10 * time.Second}, Key: "paced"}) // 10s apart
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{Pacer: pace, ChunkSize: 2})
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf\n")
+	for i := range 5 {
+		fmt.Fprintf(&b, "023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/p%d?region=us-east-1\n", i)
+	}
+	b.WriteString("023e105f4ecef8ad9ca31a8372d0c353,,https://logs.example.com/x\n")
+	start := time.Now()
+	res, err := p.Enqueue(context.Background(), open(b.String()))
+	if err != nil || res.Enqueued != 5 || res.NotRequired != 1 {
+		t.Fatalf("Enqueue = %+v, %v", res, err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	// Slots at -15s, -5s (both due at once), 5s, 15s, 25s.
+	pending, err := insp.ListPendingTasks(tasks.Queue)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending = %d, %v; want the first two challenges", len(pending), err)
+	}
+	sched, err := insp.ListScheduledTasks(tasks.Queue)
+	if err != nil || len(sched) != 3 {
+		t.Fatalf("scheduled = %d, %v; want 3", len(sched), err)
+	}
+	due := make([]time.Duration, len(sched))
+	for i, ti := range sched {
+		due[i] = ti.NextProcessAt.Sub(start)
+	}
+	slices.Sort(due)
+	for i, d := range due { // asynq keeps whole seconds
+		if want := time.Duration(5+10*i) * time.Second; d < want-2*time.Second || d > want+2*time.Second {
+			t.Errorf("challenge %d due after %s, want about %s (all: %v)", i+3, d, want, due)
+		}
+	}
+	// Another batch on the same credential: after the first one's slots.
+	p2 := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{Pacer: pace, BatchID: "second"})
+	if _, err := p2.Enqueue(context.Background(), open("zone_id,account_id,destination_conf\n023e105f4ecef8ad9ca31a8372d0c353,,gs://other/x\n")); err != nil {
+		t.Fatal(err)
+	}
+	sched, _ = insp.ListScheduledTasks(tasks.Queue)
+	var last time.Duration
+	for _, ti := range sched {
+		last = max(last, ti.NextProcessAt.Sub(start))
+	}
+	if last < 33*time.Second || last > 37*time.Second {
+		t.Fatalf("second batch's challenge due after %s, want about 35s", last)
 	}
 }

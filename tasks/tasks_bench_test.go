@@ -71,7 +71,7 @@ func BenchmarkNewTask(b *testing.B) {
 	b.Run("challenge", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := tasks.NewChallengeTask(d, tasks.Options{}); err != nil {
+			if _, err := tasks.NewChallengeTask(d, tasks.Options{}, 0); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -493,7 +493,7 @@ func (h *Handlers) rechallenge(ctx context.Context, r *run, filename string, cau
 	}
 	next := r.d
 	next.Gen++
-	task, err := tasks.NewChallengeTask(next, h.cfg.Task)
+	task, err := tasks.NewChallengeTask(next, h.cfg.Task, 0)
 	if err != nil {
 		return err
 	}

@@ -202,7 +202,7 @@ func (b *testBundle) events(t *testing.T) []events.Event {
 
 func challengeTask(t *testing.T, d tasks.Dest) *asynq.Task {
 	t.Helper()
-	task, err := tasks.NewChallengeTask(d, tasks.Options{})
+	task, err := tasks.NewChallengeTask(d, tasks.Options{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func TestRetriesExhaustedFail(t *testing.T) {
 	b.store = events.NewStore(rdb, events.Config{})
 	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 502, Kind: cloudflare.Transient, Message: "bad gateway"}
 	client := serve(t, rdb, b, nil)
-	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{MaxRetry: 2})
+	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{MaxRetry: 2}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 		d := b.dest
 		d.ScopeID = []string{"023e105f4ecef8ad9ca31a8372d0c351", "023e105f4ecef8ad9ca31a8372d0c352", "023e105f4ecef8ad9ca31a8372d0c353",
 			"023e105f4ecef8ad9ca31a8372d0c354", "023e105f4ecef8ad9ca31a8372d0c355"}[i]
-		task, err := tasks.NewChallengeTask(d, tasks.Options{})
+		task, err := tasks.NewChallengeTask(d, tasks.Options{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

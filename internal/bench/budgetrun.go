@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -123,8 +125,13 @@ func (r *runner) budgetRun(ctx context.Context) error {
 		children = append(children, ch)
 	}
 
+	// Paced, as the enqueue command does at the workers' --api-rate.
+	pace, err := budget.NewPacer(r.admin, budget.Config{Rate: c.RateLimit, Key: credentialKey(cloudflare.Credentials{APIToken: benchToken})})
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	res, _, err := r.enqueueFile(ctx, csv, 0)
+	res, _, err := r.enqueueWith(ctx, csv, producer.Config{Pacer: pace})
 	if err != nil {
 		return err
 	}

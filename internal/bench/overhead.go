@@ -113,17 +113,18 @@ func median(v []float64) float64 {
 // enqueueFile enqueues the CSV at path with the producer on its own
 // counting client.
 func (r *runner) enqueueFile(ctx context.Context, path string, concurrency int) (producer.Result, ClientCount, error) {
-	return r.enqueueFileTask(ctx, path, concurrency, tasks.Options{})
+	return r.enqueueWith(ctx, path, producer.Config{Concurrency: concurrency})
 }
 
-// enqueueFileTask is enqueueFile with the tasks' options.
-func (r *runner) enqueueFileTask(ctx context.Context, path string, concurrency int, to tasks.Options) (producer.Result, ClientCount, error) {
+// enqueueWith is enqueueFile with the producer's concurrency, task options
+// and pacer from cfg.
+func (r *runner) enqueueWith(ctx context.Context, path string, cfg producer.Config) (producer.Result, ClientCount, error) {
 	rdb, cnt := r.newClient()
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{
-		Source: path, Input: input.Options{Format: input.CSV}, Concurrency: concurrency, Task: to, Logger: r.log})
+	cfg.Source, cfg.Input, cfg.Logger = path, input.Options{Format: input.CSV}, r.log
+	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
 		return res, ClientCount{}, fmt.Errorf("enqueue: %w", err)
@@ -304,7 +305,7 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string
 		return sample{}, err
 	}
 	defer os.RemoveAll(filepath.Dir(path))
-	res, _, err := r.enqueueFileTask(ctx, path, 0, o.Handler.Task)
+	res, _, err := r.enqueueWith(ctx, path, producer.Config{Task: o.Handler.Task})
 	if err != nil {
 		return sample{}, err
 	}

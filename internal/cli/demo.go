@@ -113,7 +113,11 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	store := events.NewStore(rdb, events.Config{})
-	p := producer.New(client, store, producer.Config{Source: csvPath, Input: input.Options{Format: input.CSV}, Logger: log})
+	pace, err := pacer(rdb, f.apiRate, cloudflare.Credentials{APIToken: token})
+	if err != nil {
+		return err
+	}
+	p := producer.New(client, store, producer.Config{Source: csvPath, Input: input.Options{Format: input.CSV}, Logger: log, Pacer: pace})
 	start := time.Now()
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(csvPath) })
 	if err != nil {

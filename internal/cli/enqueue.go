@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -28,6 +29,8 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	retention := fs.Duration("task-retention", 24*time.Hour, "keep finished challenge tasks this long (asynq retention; 0: none)")
 	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
+	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
+		"the workers' shared API budget (LIMIT/WINDOW): challenges are scheduled at its pace, two calls per destination, so that earlier destinations finish while later ones wait (0: all due at once); env API_RATE")
 	var pf preflightFlags
 	pf.register(fs, env)
 	fs.Usage = func() {
@@ -39,6 +42,10 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	if *retention < 0 {
 		return fmt.Errorf("-task-retention %s: must not be negative (0: keep none)", *retention)
+	}
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if _, _, err := budgetConfig(*apiRate, creds); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -82,6 +89,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
+	if cfg.Pacer, err = pacer(rdb, *apiRate, creds); err != nil {
+		return err
+	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)

@@ -62,7 +62,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 			continue
 		}
 		d.Gen, d.Round, d.EnqueuedAt = 0, f.st.Round+1, now
-		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry})
+		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry}, 0)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -150,12 +151,13 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		return nil, err
 	}
 	var bud worker.Budget
-	if f.apiRate != "0" && f.apiRate != "" {
-		rate, err := budget.ParseRate(f.apiRate)
-		if err != nil {
-			return nil, fmt.Errorf("-api-rate: %w", err)
-		}
-		b, err := budget.New(rdb, budget.Config{Rate: rate, Key: credentialKey(creds), MaxWait: 30 * time.Second})
+	bcfg, ok, err := budgetConfig(f.apiRate, creds)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		bcfg.MaxWait = 30 * time.Second
+		b, err := budget.New(rdb, bcfg)
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +227,30 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	}
 	w.taking.Store(true)
 	return w, nil
+}
+
+// budgetConfig is the API budget of creds at rate (LIMIT/WINDOW, the
+// --api-rate flag), shared in Redis by every worker and producer of the
+// credential; ok is false for "0" or "" (no budget).
+func budgetConfig(rate string, creds cloudflare.Credentials) (cfg budget.Config, ok bool, err error) {
+	if rate == "0" || rate == "" {
+		return budget.Config{}, false, nil
+	}
+	r, err := budget.ParseRate(rate)
+	if err != nil {
+		return budget.Config{}, false, fmt.Errorf("-api-rate: %w", err)
+	}
+	return budget.Config{Rate: r, Key: credentialKey(creds)}, true, nil
+}
+
+// pacer is the producer's pacing for the budget of creds at rate; nil for
+// no budget.
+func pacer(rdb redis.UniversalClient, rate string, creds cloudflare.Credentials) (producer.Pacer, error) {
+	cfg, ok, err := budgetConfig(rate, creds)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return budget.NewPacer(rdb, cfg)
 }
 
 // retentionOption is tasks.Options.Retention for a --task-retention flag,
