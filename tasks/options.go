@@ -16,7 +16,11 @@ type Options struct {
 	// Timeout bounds one run of a handler. Default 2m.
 	Timeout time.Duration
 	// Retention keeps a finished task (and so its TaskID) this long. Default
-	// 24h; negative: none (asynq deletes a task when it finishes).
+	// 0: asynq deletes a task when it finishes. Duplicates are kept out by
+	// the destination state, not by task ids (a stage that runs again finds
+	// its destination finished or moved on), so keeping tasks only costs
+	// Redis memory, and keeps the tokens of create_job and submitted
+	// validate tasks in Redis.
 	Retention time.Duration
 }
 
@@ -27,9 +31,6 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
-	}
-	if o.Retention == 0 {
-		o.Retention = 24 * time.Hour
 	}
 	return o
 }
@@ -45,7 +46,7 @@ func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Durat
 		asynq.TaskID(taskID(stage, d)),
 		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(o.Timeout),
-		asynq.Retention(max(o.Retention, 0)), // negative: none
+		asynq.Retention(max(o.Retention, 0)),
 	}
 	if delay > 0 {
 		opts = append(opts, asynq.ProcessIn(delay))

@@ -167,10 +167,8 @@ func (r *runner) overhead(ctx context.Context) error {
 	}{
 		{"defaults (first poll after 4s until 8 files were seen)", workerOptions{Concurrency: c.Concurrency}},
 		{"RESP2 Redis client", workerOptions{Concurrency: c.Concurrency, RESP2: true, Handler: def.Handler}},
-		// asynq keeps no completed task when the retention is under a
-		// second.
-		{"task retention 0 (tasks.Options.Retention, producer and worker)",
-			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{PollFirst: def.Handler.PollFirst, Task: tasks.Options{Retention: -1}}}},
+		{"task retention 24h (--task-retention, producer and worker)",
+			workerOptions{Concurrency: c.Concurrency, Handler: worker.HandlerConfig{PollFirst: def.Handler.PollFirst, Task: tasks.Options{Retention: 24 * time.Hour}}}},
 	}
 	if c.NoAlternatives {
 		alts = nil

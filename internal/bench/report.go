@@ -241,13 +241,13 @@ func (r *runner) rows() []Row {
 			}
 			if o.MemPending.Available {
 				add("d", "Redis bytes per destination while pending (MEMORY USAGE)", perDest(o.MemPending.Bytes, o.N), "", "")
-				add("d", "Redis bytes per destination after completion (tasks kept 24h, state 7d, stream <= 200000 entries)",
+				add("d", "Redis bytes per destination after completion (no task kept, state 7d, stream <= 200000 entries)",
 					perDest(o.MemDone.Bytes, o.N), "", "")
 				m := o.MemDone.ByKind
-				add("d", "  of which: asynq tasks kept (hashes + completed set, 24h) / destination state (7d) / events stream (capped)",
+				add("d", "  of which: asynq (task hashes and sets) / destination state (7d) / events stream (capped)",
 					fmt.Sprintf("%s / %s / %s", perDest(m["asynq task hashes"]+m["asynq completed set"], o.N),
 						perDest(m["destination state"], o.N), perDest(m["events stream"], o.N)), "", "")
-				add("d", "Redis memory after completing 100000 destinations, projected (until the 24h task retention expires)",
+				add("d", "Redis memory after completing 100000 destinations, projected (until the 7d state TTL expires)",
 					mib(float64(o.MemDone.Bytes)/float64(o.N)*100000), "", "")
 				for _, a := range o.Alternatives {
 					if a.Retention && a.MemDoneBytes > 0 {

@@ -116,7 +116,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	simsrv := httptest.NewServer(s)
 	t.Cleanup(simsrv.Close)
 
-	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second, retention: 24 * time.Hour,
+	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI}
 	var w *runningWorker
 	for range max(c.workers, 1) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -26,7 +25,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	batchID := fs.String("batch-id", "", "batch id (default: derived from the file's destinations, so re-running a file is the same batch)")
 	dryRun := fs.Bool("dry-run", false, "check the file and print what the batch would do; enqueue nothing")
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
-	retention := fs.Duration("task-retention", 24*time.Hour, "keep finished challenge tasks this long (asynq retention; 0: none)")
+	retention := fs.Duration("task-retention", 0, "keep finished challenge tasks this long (asynq retention, for inspecting them; 0: delete at once)")
 	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
@@ -66,7 +65,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	defer cleanup()
 
 	cfg := producer.Config{BatchID: *batchID, Source: fs.Arg(0), Input: input.Options{Format: fmtv},
-		Task: tasks.Options{MaxRetry: *maxRetry, Retention: retentionOption(*retention)}, Logger: log, CreateJob: *createJob}
+		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
 	if *dryRun {
 		plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
 		if err != nil {

@@ -62,8 +62,8 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 	fs.DurationVar(&w.pollFirst, "poll-first", 4*time.Second,
 		"first look for a challenge file this long after the challenge (0: at once), until 8 files were seen; then the 75th percentile of their appearance delays")
 	fs.DurationVar(&w.pollInterval, "poll-interval", time.Second, "delay after the first miss, growing by half each miss (up to 15s)")
-	fs.DurationVar(&w.retention, "task-retention", 24*time.Hour,
-		"keep finished tasks this long (asynq retention of the tasks this worker enqueues; their ids keep duplicates out; 0: none)")
+	fs.DurationVar(&w.retention, "task-retention", 0,
+		"keep finished tasks this long (asynq retention of the tasks this worker enqueues, for inspecting them; 0: delete at once)")
 	fs.DurationVar(&w.stateTTL, "state-ttl", 7*24*time.Hour, "keep a finished destination's state (for status, report, retry) this long")
 	fs.Int64Var(&w.eventsMaxLen, "events-max-len", 200000, "cap the logpush:events stream at about this many entries")
 	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
@@ -198,7 +198,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		Metrics: m,
 		Logger:  log,
 	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: retentionOption(f.retention)}})
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown, Logger: log})
@@ -251,15 +251,6 @@ func pacer(rdb redis.UniversalClient, rate string, creds cloudflare.Credentials)
 		return nil, err
 	}
 	return budget.NewPacer(rdb, cfg)
-}
-
-// retentionOption is tasks.Options.Retention for a --task-retention flag,
-// whose 0 means none (the option's 0 is its default).
-func retentionOption(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // queuePaused reports whether the logpush queue is paused. A queue that
