@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -18,7 +19,13 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	c.register(fs, env)
 	batch := fs.String("batch", "", "batch id (required)")
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
+	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
+		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); env API_RATE")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if _, _, err := budgetConfig(*apiRate, creds); err != nil {
 		return err
 	}
 	if *batch == "" {
@@ -46,6 +53,16 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}); err != nil {
 		return err
 	}
+	pace, err := pacer(rdb, *apiRate, creds)
+	if err != nil {
+		return err
+	}
+	var offset time.Duration
+	if pace != nil {
+		if offset, err = pace.Reserve(ctx, len(todo)); err != nil {
+			return err
+		}
+	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
@@ -62,7 +79,11 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 			continue
 		}
 		d.Gen, d.Round, d.EnqueuedAt = 0, f.st.Round+1, now
-		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry}, 0)
+		var delay time.Duration
+		if pace != nil {
+			delay = offset + time.Duration(retried+lost)*pace.Interval()
+		}
+		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry}, delay)
 		if err != nil {
 			return err
 		}
