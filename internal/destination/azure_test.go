@@ -382,18 +382,8 @@ func TestAzureReadBodyCap(t *testing.T) {
 	b.write(t, "exact", bytes.Repeat([]byte("a"), 16))
 	b.write(t, "over", bytes.Repeat([]byte("a"), 17))
 	s := b.readSAS(t)
-	if obj, err := b.reader.Read(t.Context(), b.loc("exact", s), time.Time{}); err != nil || len(obj.Body) != 16 {
-		t.Fatalf("16 bytes with a 16-byte cap: %d bytes, %v", len(obj.Body), err)
-	}
-	b.bodyRead.Store(0)
-	_, err := b.reader.Read(t.Context(), b.loc("over", s), time.Time{})
-	requireError(t, err, Permanent)
-	if want := "read azure://" + b.container + "/over: challenge file larger than 16 bytes"; err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if n := b.bodyRead.Load(); n != 0 {
-		t.Errorf("read %d body bytes despite Content-Length over the cap", n)
-	}
+	checkBodyCap(t, b.reader, b.loc("exact", s), b.loc("over", s), b.bodyRead,
+		"read azure://"+b.container+"/over: challenge file larger than 16 bytes")
 }
 
 func TestAzureContainerMissing(t *testing.T) {
@@ -579,32 +569,10 @@ func TestAzureErrorMapping(t *testing.T) {
 				t.Fatal(err)
 			}
 			loc := Location{Scheme: "azure", Bucket: "c", Key: "k", Account: "account1", SAS: fakeSAS}
-			if tt.op == opRead {
-				_, err = r.Read(t.Context(), loc, time.Time{})
-			} else {
-				err = r.Write(t.Context(), loc, []byte("x"))
-			}
-			if n := requests.Load(); n != tt.requests {
-				t.Errorf("%d requests, want %d", n, tt.requests)
-			}
-			if tt.notFound {
-				if !errors.Is(err, ErrNotFound) {
-					t.Fatalf("err = %v, want ErrNotFound", err)
-				}
-				return
-			}
-			e := requireError(t, err, tt.kind)
-			if e.Permission != tt.permission {
-				t.Errorf("permission = %q, want %q", e.Permission, tt.permission)
-			}
-			if IsTransient(err) != (tt.kind == Transient) {
-				t.Errorf("IsTransient = %v", IsTransient(err))
-			}
-			if prefix := tt.op + " azure://c/k" + tt.prefix; !strings.HasPrefix(err.Error(), prefix) {
-				t.Errorf("err = %q\nwant prefix %q", err, prefix)
-			}
-			if !strings.Contains(err.Error(), tt.code) {
-				t.Errorf("err = %q does not name the code %s", err, tt.code)
+			err = checkErrorCase(t, r, loc, requests, errorCase{op: tt.op, notFound: tt.notFound, kind: tt.kind,
+				permission: tt.permission, prefix: tt.op + " azure://c/k" + tt.prefix, code: tt.code, requests: tt.requests})
+			if err == nil {
+				return // not found, as expected
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("err = %q spans lines", err)

@@ -203,40 +203,15 @@ func TestGCSReadBodyCap(t *testing.T) {
 	if err := b.gcs.Write(t.Context(), over, bytes.Repeat([]byte("a"), 17)); err != nil {
 		t.Fatal(err)
 	}
-	if obj, err := b.gcs.Read(t.Context(), exact, time.Time{}); err != nil || len(obj.Body) != 16 {
-		t.Fatalf("16 bytes with a 16-byte cap: %d bytes, %v", len(obj.Body), err)
-	}
-	b.bodyRead.Store(0)
-	_, err := b.gcs.Read(t.Context(), over, time.Time{})
-	requireError(t, err, Permanent)
-	if want := "read gs://bucket/over: challenge file larger than 16 bytes"; err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if n := b.bodyRead.Load(); n != 0 {
-		t.Errorf("read %d body bytes despite Content-Length over the cap", n)
-	}
+	checkBodyCap(t, b.gcs, exact, over, b.bodyRead, "read gs://bucket/over: challenge file larger than 16 bytes")
 }
 
 // TestGCSReadBodyCapNoContentLength covers a response streamed without a
 // Content-Length: the cap holds while reading.
 func TestGCSReadBodyCapNoContentLength(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush() // chunked: no Content-Length
-		w.Write(bytes.Repeat([]byte("a"), 1000))
-	}))
-	t.Cleanup(srv.Close)
-	b := setupGCSServer(t, srv.URL, GCSOptions{MaxBodyBytes: 100})
-	_, err := b.gcs.Read(t.Context(), gcsLoc("k"), time.Time{})
-	requireError(t, err, Permanent)
-	if !strings.Contains(err.Error(), "challenge file larger than 100 bytes") {
-		t.Errorf("err = %q", err)
-	}
-	if n := b.bodyRead.Load(); n > 1000 || n < 101 {
-		t.Errorf("read %d body bytes", n)
-	}
+	b := setupGCSServer(t, chunkedServer(t), GCSOptions{MaxBodyBytes: 100})
+	checkChunkedCap(t, b.gcs, gcsLoc("k"), b.bodyRead)
 }
 
 func TestGCSReadBucketMissing(t *testing.T) {
@@ -332,35 +307,9 @@ func TestGCSErrorMapping(t *testing.T) {
 			t.Parallel()
 			url, requests := gcsErrorServer(t, tt.status, tt.code, tt.msg)
 			b := setupGCSServer(t, url, GCSOptions{})
-			var err error
-			if tt.op == opRead {
-				_, err = b.gcs.Read(t.Context(), gcsLoc("k"), time.Time{})
-			} else {
-				err = b.gcs.Write(t.Context(), gcsLoc("k"), []byte("x"))
-			}
-			if n := requests.Load(); n != tt.requests {
-				t.Errorf("%d requests, want %d", n, tt.requests)
-			}
-			if tt.notFound {
-				if !errors.Is(err, ErrNotFound) {
-					t.Fatalf("err = %v, want ErrNotFound", err)
-				}
-				return
-			}
-			e := requireError(t, err, tt.kind)
-			if e.Permission != tt.permission {
-				t.Errorf("permission = %q, want %q", e.Permission, tt.permission)
-			}
-			if IsTransient(err) != (tt.kind == Transient) {
-				t.Errorf("IsTransient = %v", IsTransient(err))
-			}
-			if !strings.HasPrefix(err.Error(), tt.prefix) {
-				t.Errorf("err = %q\nwant prefix %q", err, tt.prefix)
-			}
-			if !strings.Contains(err.Error(), tt.code) {
-				t.Errorf("err = %q does not name the code %s", err, tt.code)
-			}
-			if strings.Contains(err.Error(), "\n") {
+			err := checkErrorCase(t, b.gcs, gcsLoc("k"), requests, errorCase{op: tt.op, notFound: tt.notFound, kind: tt.kind,
+				permission: tt.permission, prefix: tt.prefix, code: tt.code, requests: tt.requests})
+			if err != nil && strings.Contains(err.Error(), "\n") {
 				t.Errorf("err = %q spans lines", err)
 			}
 		})
