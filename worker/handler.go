@@ -347,7 +347,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	return h.submitToken(ctx, r, p.Filename, token, false)
+	return h.submitToken(ctx, r, p.Filename, token, true)
 }
 
 // notYet snoozes the poll, or, past the deadline, asks for one fresh
@@ -386,14 +386,16 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 	if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
 		return err
 	}
-	return h.submitToken(ctx, r, p.Filename, p.Token, true)
+	return h.submitToken(ctx, r, p.Filename, p.Token, false)
 }
 
 // submitToken calls validate with token, after the budget was waited for.
-// counted says the attempt is counted already (the validate task entered
-// its stage); otherwise (the poll that found the file) the outcome counts
-// it with its own transition, and only the rarer paths pay a round trip.
-func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token string, counted bool) error {
+// fromPoll says the poll that found the file calls it: its validate attempt
+// is not counted yet, and the outcome counts it with its own transition, so
+// that only the rarer paths pay a round trip. The validate task entered its
+// stage, which counted the attempt.
+func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token string, fromPoll bool) error {
+	counted := !fromPoll
 	if !counted && r.d.Job != nil {
 		// The job stage is a task of its own: count before handing over.
 		if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
@@ -413,7 +415,7 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 		return h.apiError(ctx, r, filename, err)
 	}
 	h.auth.Success(ctx)
-	if r.st != nil && !counted {
+	if fromPoll {
 		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll))
 	}
 	if r.d.Job != nil {

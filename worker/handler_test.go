@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
@@ -154,6 +155,7 @@ type testBundle struct {
 	enq   *fakeEnqueuer
 	store *events.Store
 	h     *worker.Handlers
+	m     *metrics.Metrics
 	now   time.Time
 	dest  tasks.Dest
 }
@@ -174,8 +176,8 @@ func setupWith(t *testing.T, cfg worker.HandlerConfig) *testBundle {
 		dest: tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353",
 			DestinationConf: "s3://bucket/logs?region=us-east-1", EnqueuedAt: time.Now()},
 	}
-	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq,
-		Metrics: metrics.New(prometheus.NewRegistry())}, cfg)
+	b.m = metrics.New(prometheus.NewRegistry())
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Metrics: b.m}, cfg)
 	return b
 }
 
@@ -459,5 +461,31 @@ func TestPollDeadline(t *testing.T) {
 	evs := b.events(t)
 	if len(evs) != 1 || evs[0].Event != events.Failed || !strings.Contains(evs[0].Error.Message, "not written within 1ms") || evs[0].Attempts.Challenge != 2 {
 		t.Fatalf("events = %+v", evs)
+	}
+}
+
+// TestPollAttemptsObserved: the poll that finds the file and validates
+// records its polls in the histogram once, with or without a job to create
+// after validation.
+func TestPollAttemptsObserved(t *testing.T) {
+	t.Parallel()
+	for _, job := range []*tasks.JobSpec{nil, {Dataset: "http_requests"}} {
+		b := setup(t)
+		b.dest.Job = job
+		ctx := context.Background()
+		if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+			t.Fatal(err)
+		}
+		b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token, time.Now())
+		if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); err != nil {
+			t.Fatal(err)
+		}
+		var m dto.Metric
+		if err := b.m.PollAttempts.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 1 || sum != 1 {
+			t.Errorf("job %v: poll attempts histogram has %d samples summing to %v, want 1 of 1", job, n, sum)
+		}
 	}
 }
