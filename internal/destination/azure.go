@@ -87,11 +87,10 @@ func (o AzureOptions) WithDefaults() AzureOptions {
 }
 
 func (o AzureOptions) validate() error {
+	if err := checkLimits(o.MaxBodyBytes, o.MaxAttempts); err != nil {
+		return err
+	}
 	switch {
-	case o.MaxBodyBytes < 0:
-		return fmt.Errorf("max body bytes %d is negative", o.MaxBodyBytes)
-	case o.MaxAttempts < 0:
-		return fmt.Errorf("max attempts %d is negative", o.MaxAttempts)
 	case (o.AccountName == "") != (o.AccountKey == ""):
 		return errors.New("account name and account key go together")
 	case o.AccountName != "" && o.ConnectionString != "":

@@ -15,6 +15,17 @@ import (
 // configured otherwise: 64 KiB. Real challenge tokens are well under 1 KiB.
 const DefaultMaxBodyBytes int64 = 64 << 10
 
+// checkLimits checks the body cap and attempts every storage reader takes.
+func checkLimits(maxBodyBytes int64, maxAttempts int) error {
+	if maxBodyBytes < 0 {
+		return fmt.Errorf("max body bytes %d is negative", maxBodyBytes)
+	}
+	if maxAttempts < 0 {
+		return fmt.Errorf("max attempts %d is negative", maxAttempts)
+	}
+	return nil
+}
+
 // Location is one object in one destination.
 //
 // It holds one credential only: the SAS of an azure destination, which the

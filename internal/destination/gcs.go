@@ -66,11 +66,8 @@ func (o GCSOptions) WithDefaults() GCSOptions {
 }
 
 func (o GCSOptions) validate() error {
-	if o.MaxBodyBytes < 0 {
-		return fmt.Errorf("max body bytes %d is negative", o.MaxBodyBytes)
-	}
-	if o.MaxAttempts < 0 {
-		return fmt.Errorf("max attempts %d is negative", o.MaxAttempts)
+	if err := checkLimits(o.MaxBodyBytes, o.MaxAttempts); err != nil {
+		return err
 	}
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)

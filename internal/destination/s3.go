@@ -65,11 +65,8 @@ func (o S3Options) WithDefaults() S3Options {
 }
 
 func (o S3Options) validate() error {
-	if o.MaxBodyBytes < 0 {
-		return fmt.Errorf("max body bytes %d is negative", o.MaxBodyBytes)
-	}
-	if o.MaxAttempts < 0 {
-		return fmt.Errorf("max attempts %d is negative", o.MaxAttempts)
+	if err := checkLimits(o.MaxBodyBytes, o.MaxAttempts); err != nil {
+		return err
 	}
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
