@@ -175,24 +175,33 @@ func (s *Store) Register(ctx context.Context, k Key, m Meta) (*Existing, error) 
 // appended to the stream if and only if the state changed. It reports
 // whether the state changed; a terminal destination never changes.
 func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, attempt string, fields ...any) (bool, error) {
+	c, err := s.transitionCall(k, state, ev, attempt, fields)
+	if err != nil {
+		return false, err
+	}
+	res, err := transitionScript.Run(ctx, s.rdb, c.keys, c.args...).Slice()
+	if err != nil {
+		return false, fmt.Errorf("move destination to %s: %w", state, err)
+	}
+	changed, _ := res[0].(int64)
+	return changed == 1, nil
+}
+
+// transitionCall is transitionScript's keys and arguments for Transition.
+func (s *Store) transitionCall(k Key, state string, ev *Event, attempt string, fields []any) (scriptCall, error) {
 	payload := ""
 	if ev != nil {
 		b, err := json.Marshal(ev)
 		if err != nil {
-			return false, fmt.Errorf("encode event: %w", err)
+			return scriptCall{}, fmt.Errorf("encode event: %w", err)
 		}
 		payload = string(b)
 	}
 	if attempt != "" {
 		attempt = "att_" + attempt
 	}
-	args := append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt}, fields...)
-	res, err := transitionScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream}, args...).Slice()
-	if err != nil {
-		return false, fmt.Errorf("move destination to %s: %w", state, err)
-	}
-	changed, _ := res[0].(int64)
-	return changed == 1, nil
+	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream},
+		args: append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt}, fields...)}, nil
 }
 
 // enterScript moves a destination into a stage in one round trip: unless
@@ -655,17 +664,12 @@ func (s *Store) TransitionMany(ctx context.Context, moves []Move) (changed []boo
 	calls := make([]scriptCall, 0, len(moves))
 	idx := make([]int, 0, len(moves))
 	for i, m := range moves {
-		payload := ""
-		if m.Event != nil {
-			b, err := json.Marshal(m.Event)
-			if err != nil {
-				fail(i, fmt.Errorf("encode event: %w", err))
-				continue
-			}
-			payload = string(b)
+		c, err := s.transitionCall(m.Key, m.State, m.Event, "", nil)
+		if err != nil {
+			fail(i, err)
+			continue
 		}
-		calls = append(calls, scriptCall{keys: []string{s.destKey(m.Key), s.batchKey(m.Key.Batch), s.cfg.Stream},
-			args: []any{m.State, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), ""}})
+		calls = append(calls, c)
 		idx = append(idx, i)
 	}
 	for j, c := range s.evalMany(ctx, transitionScript, calls) {
