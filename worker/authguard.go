@@ -9,6 +9,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// AuthFailuresKey is where workers count consecutive 401/403 answers across
+// the fleet; resume clears it.
+const AuthFailuresKey = "logpush:auth_failures"
+
 // AuthGuard counts consecutive authentication failures (401/403) across the
 // fleet. Past a threshold the credential is broken for every destination,
 // not just one: the guard pauses the queue, so that the rest of the batch

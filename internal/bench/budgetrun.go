@@ -126,7 +126,7 @@ func (r *runner) budgetRun(ctx context.Context) error {
 	}
 
 	// Paced, as the enqueue command does at the workers' --api-rate.
-	pace, err := budget.NewPacer(r.admin, budget.Config{Rate: c.RateLimit, Key: credentialKey(cloudflare.Credentials{APIToken: benchToken})})
+	pace, err := budget.NewPacer(r.admin, budget.Config{Rate: c.RateLimit, Key: cloudflare.Credentials{APIToken: benchToken}.Digest()})
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -53,16 +51,6 @@ type procWorker struct {
 	reads  atomic.Int64 // storage requests (challenge file reads)
 }
 
-// authFailuresKey is the worker command's key (internal/cli).
-const authFailuresKey = "logpush:auth_failures"
-
-// credentialKey is the worker command's budget key for a credential
-// (internal/cli), so that in-process and child workers share one budget.
-func credentialKey(c cloudflare.Credentials) string {
-	sum := sha256.Sum256([]byte(c.APIToken + "\x00" + c.Email + "\x00" + c.APIKey))
-	return hex.EncodeToString(sum[:8])
-}
-
 // startWorker starts a worker in this process, built as the worker
 // command's startWorker builds it (metrics, client, budget, events store,
 // auth guard, handlers, server), on its own Redis client, reading file://
@@ -85,7 +73,7 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	}}}
 	var bud worker.Budget
 	if o.Rate.Limit > 0 {
-		b, err := budget.New(rdb, budget.Config{Rate: o.Rate, Key: credentialKey(creds), MaxWait: 30 * time.Second})
+		b, err := budget.New(rdb, budget.Config{Rate: o.Rate, Key: creds.Digest(), MaxWait: 30 * time.Second})
 		if err != nil {
 			rdb.Close()
 			return nil, err
@@ -96,7 +84,7 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	store := events.NewStore(rdb, events.Config{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	authPause := 10 // the worker command's --auth-pause-after
-	guard := worker.NewAuthGuard(rdb, authFailuresKey, authPause, func(ctx context.Context, reason string) error {
+	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, authPause, func(ctx context.Context, reason string) error {
 		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
 			return err
 		}

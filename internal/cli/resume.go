@@ -10,6 +10,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 func runResume(ctx context.Context, env Env, args []string) error {
@@ -28,7 +29,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err := insp.UnpauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "not paused") {
 		return fmt.Errorf("resume queue %s: %w", tasks.Queue, err)
 	}
-	if err := rdb.Del(ctx, authFailuresKey).Err(); err != nil {
+	if err := rdb.Del(ctx, worker.AuthFailuresKey).Err(); err != nil {
 		return err
 	}
 	if err := store.Emit(ctx, events.Event{Event: events.QueueResumed, Time: time.Now().UTC()}); err != nil {

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -127,15 +125,6 @@ func (w *runningWorker) stop() {
 	}
 }
 
-// authFailuresKey counts consecutive 401/403 answers across the fleet.
-const authFailuresKey = "logpush:auth_failures"
-
-// credentialKey names a credential's API budget without revealing it.
-func credentialKey(c cloudflare.Credentials) string {
-	sum := sha256.Sum256([]byte(c.APIToken + "\x00" + c.Email + "\x00" + c.APIKey))
-	return hex.EncodeToString(sum[:8])
-}
-
 // startWorker builds the handlers from f and starts serving the queue.
 func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, storage storageConfig, log *slog.Logger) (*runningWorker, error) {
 	reg := prometheus.NewRegistry()
@@ -167,7 +156,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	store := events.NewStore(rdb, events.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
-	guard := worker.NewAuthGuard(rdb, authFailuresKey, f.authPause, func(ctx context.Context, reason string) error {
+	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, f.authPause, func(ctx context.Context, reason string) error {
 		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
 			return err
 		}
@@ -240,7 +229,7 @@ func budgetConfig(rate string, creds cloudflare.Credentials) (cfg budget.Config,
 	if err != nil {
 		return budget.Config{}, false, fmt.Errorf("-api-rate: %w", err)
 	}
-	return budget.Config{Rate: r, Key: credentialKey(creds)}, true, nil
+	return budget.Config{Rate: r, Key: creds.Digest()}, true, nil
 }
 
 // pacer is the producer's pacing for the budget of creds at rate; nil for

@@ -1,6 +1,8 @@
 package cloudflare
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,13 @@ type Credentials struct {
 	Email string
 	// APIKey is the global API key, sent as X-Auth-Key.
 	APIKey string
+}
+
+// Digest names the credential without revealing it (a SHA-256 prefix), for
+// Redis keys shared by every process that uses it, such as its API budget.
+func (c Credentials) Digest() string {
+	sum := sha256.Sum256([]byte(c.APIToken + "\x00" + c.Email + "\x00" + c.APIKey))
+	return hex.EncodeToString(sum[:8])
 }
 
 // CredentialsFromEnv reads CLOUDFLARE_API_TOKEN, CLOUDFLARE_EMAIL and
