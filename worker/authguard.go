@@ -3,10 +3,15 @@ package worker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // AuthFailuresKey is where workers count consecutive 401/403 answers across
@@ -79,6 +84,18 @@ func (g *AuthGuard) Success(ctx context.Context) {
 	}
 	g.failed.Store(false)
 	g.rdb.Del(ctx, g.key)
+}
+
+// PauseQueue is the pause of the workers' guard: it pauses the logpush
+// queue through insp (a queue paused already is fine) and emits a
+// queue_paused event with the reason into store.
+func PauseQueue(insp *asynq.Inspector, store *events.Store) func(ctx context.Context, reason string) error {
+	return func(ctx context.Context, reason string) error {
+		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
+			return err
+		}
+		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
+	}
 }
 
 // Reset clears the count, as resume does.

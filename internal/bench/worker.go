@@ -22,7 +22,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
-	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -84,12 +83,7 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	store := events.NewStore(rdb, events.Config{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	authPause := 10 // the worker command's --auth-pause-after
-	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, authPause, func(ctx context.Context, reason string) error {
-		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
-			return err
-		}
-		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
-	})
+	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, authPause, worker.PauseQueue(insp, store))
 	h := worker.NewHandlers(worker.Deps{
 		API: api, Reader: reader, Store: store, Auth: guard, Enqueue: w.client, Budget: bud, Metrics: m, Logger: r.log,
 	}, o.Handler)

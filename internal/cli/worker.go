@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -127,6 +126,17 @@ func (w *runningWorker) stop() {
 
 // startWorker builds the handlers from f and starts serving the queue.
 func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, storage storageConfig, log *slog.Logger) (*runningWorker, error) {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll-first", f.pollFirst}, {"poll-interval", f.pollInterval}, {"task-retention", f.retention}, {"state-ttl", f.stateTTL}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("-%s %s: must not be negative", d.name, d.v)
+		}
+	}
+	if f.eventsMaxLen < 0 {
+		return nil, fmt.Errorf("-events-max-len %d: must not be negative", f.eventsMaxLen)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
@@ -156,23 +166,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	store := events.NewStore(rdb, events.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
-	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, f.authPause, func(ctx context.Context, reason string) error {
-		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
-			return err
-		}
-		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
-	})
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"poll-first", f.pollFirst}, {"poll-interval", f.pollInterval}, {"task-retention", f.retention}, {"state-ttl", f.stateTTL}} {
-		if d.v < 0 {
-			return nil, fmt.Errorf("-%s %s: must not be negative", d.name, d.v)
-		}
-	}
-	if f.eventsMaxLen < 0 {
-		return nil, fmt.Errorf("-events-max-len %d: must not be negative", f.eventsMaxLen)
-	}
+	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, f.authPause, worker.PauseQueue(insp, store))
 	pollFirst := f.pollFirst
 	if pollFirst == 0 {
 		pollFirst = -1 // at once; HandlerConfig's zero is its default
