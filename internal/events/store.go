@@ -159,16 +159,6 @@ func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Tim
 	return nil
 }
 
-// Register records a destination of a batch. It returns nil Existing when
-// the destination is new to the batch.
-func (s *Store) Register(ctx context.Context, k Key, m Meta) (*Existing, error) {
-	ex, errs := s.RegisterMany(ctx, []Registration{{Key: k, Meta: m}})
-	if errs != nil {
-		return nil, errs[0]
-	}
-	return ex[0], nil
-}
-
 // Transition moves a destination to state. attempt, when not empty, is the
 // stage whose attempt counter goes up by one ("challenge", "poll",
 // "validate"); fields are extra hash fields to set. ev, when not nil, is
@@ -555,7 +545,7 @@ func (s *Store) Read(ctx context.Context, after string, count int64, block time.
 	return out, nil
 }
 
-// Batched variants of Get, Register and Transition for the producer's
+// Batched variants of Get and Transition, and the registration, for the producer's
 // chunked enqueue: each call is one pipelined round trip for many
 // destinations (plus one SCRIPT LOAD when the server lacks a script).
 
@@ -599,7 +589,7 @@ type Registration struct {
 	Meta Meta
 }
 
-// RegisterMany is Register for many destinations in one round trip, in
+// RegisterMany records destinations of batches in one round trip, in
 // order. known[i] is nil when regs[i] was new to its batch. errs is nil
 // when every registration succeeded, else it holds each one's error.
 func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (known []*Existing, errs []error) {

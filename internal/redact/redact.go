@@ -55,18 +55,6 @@ func String(s string) string {
 	return s
 }
 
-// allExpressions is String without the pre-checks: every expression runs.
-// Tests hold String to it.
-func allExpressions(s string) string {
-	if s == "" {
-		return s
-	}
-	s = secretParam.ReplaceAllString(s, "${1}"+Mask)
-	s = userinfo.ReplaceAllString(s, "${1}"+Mask+"@")
-	s = sumoPath.ReplaceAllString(s, "${1}"+Mask)
-	return s
-}
-
 // The pre-checks below are necessary conditions for a match: each looks
 // for literal text that every match of its expression contains, so a false
 // answer proves there is no match. Punctuation ('=', ':', '/', '@', '_')
