@@ -6,17 +6,22 @@
 //
 //	POST {zones|accounts}/{id}/logpush/ownership
 //	    answers result.filename at once and, WriteDelay (+ jitter) later,
-//	    writes a signed JWT-like token into the destination through
-//	    Config.Write; the same destination always gets the same filename.
+//	    writes a signed JWT-shaped token into the destination through
+//	    Config.Write. As on Cloudflare the file is one fixed object per
+//	    resolved path, <path>/ownership-challenge.txt ({DATE} filled as
+//	    YYYYMMDD): destinations that share a path share the file, and each
+//	    challenge overwrites it. The token's claims name the scope, the id
+//	    and a digest of the conf, and expire after TokenTTL (no iat).
 //	POST .../logpush/ownership/validate
-//	    accepts only the latest unexpired token issued for that
-//	    (scope, id, byte-identical destination_conf).
+//	    accepts any unexpired token issued for that (scope, id,
+//	    byte-identical destination_conf); another destination's token is
+//	    400 code 1002.
 //	POST .../logpush/validate/destination/exists
 //	    exists is true when a job of the zone or account has the
 //	    byte-identical destination_conf.
 //	POST .../logpush/jobs
 //	    creates a job, kept in memory per zone or account with increasing
-//	    ids, once ownership_challenge is the latest unexpired token of the
+//	    ids, once ownership_challenge is an unexpired token of the
 //	    destination (only for destinations that need a challenge: AWS S3,
 //	    GCS, Azure, Sumo Logic, file; not R2, S3-compatible or HTTP-like);
 //	    at most Config.MaxJobsPerScope jobs, and one per destination_conf

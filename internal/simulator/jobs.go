@@ -2,7 +2,6 @@ package simulator
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,8 +122,7 @@ func (s *Simulator) createJob(w http.ResponseWriter, r *http.Request, t target) 
 
 	s.mu.Lock()
 	if needsChallenge(j.DestinationConf) {
-		d := s.dests[destKey(t, j.DestinationConf)]
-		if tok == "" || d == nil || !now.Before(d.expires) || subtle.ConstantTimeCompare([]byte(d.token), []byte(tok)) != 1 {
+		if s.check(tok, t, j.DestinationConf, now) != tokenValid {
 			s.stats.JobsRejectedChallenge++
 			s.mu.Unlock()
 			writeFailure(w, fail(http.StatusBadRequest, message{Code: codeIncorrectChallenge, Message: "incorrect ownership challenge"}))

@@ -71,10 +71,8 @@ type Simulator struct {
 
 // dest is the state of one (scope, id, destination_conf).
 type dest struct {
-	token   string    // latest token issued
-	expires time.Time // of token
-	gen     uint64    // challenges issued, to tell timers apart
-	timer   *time.Timer
+	gen   uint64 // challenges issued, to tell timers apart
+	timer *time.Timer
 }
 
 // New returns a Simulator for cfg, with defaults applied.
@@ -332,6 +330,9 @@ func decode(w http.ResponseWriter, r *http.Request, wantChallenge bool) (challen
 }
 
 // challenge issues a token, answers its filename and schedules the write.
+// As on Cloudflare, the file is one fixed object per resolved path,
+// <path>/ownership-challenge.txt with {DATE} filled in: every destination
+// that pushes to that path shares it, and each challenge overwrites it.
 func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) {
 	req, f := decode(w, r, false)
 	if f != nil {
@@ -344,12 +345,9 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 		writeFailure(w, fail(http.StatusBadRequest, message{Code: 1001, Message: "destination_conf is invalid: " + err.Error()}))
 		return
 	}
-	key := destKey(t, conf)
-	filename := "ownership-challenge-" + hex.EncodeToString(key[:4]) + ".txt"
-	if prefix != "" {
-		filename = prefix + "/" + filename
-	}
 	now := s.cfg.Now()
+	filename := ChallengeFilename(prefix, now)
+	key := destKey(t, conf)
 
 	s.mu.Lock()
 	jti := s.rnd.Uint64()
@@ -358,7 +356,7 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 		delay += time.Duration(s.rnd.Int64N(int64(s.cfg.WriteJitter)))
 	}
 	s.mu.Unlock()
-	token := s.token(conf, now, jti)
+	token := s.token(t, conf, now, jti)
 
 	s.mu.Lock()
 	d := s.dests[key]
@@ -366,11 +364,11 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 		d = &dest{}
 		s.dests[key] = d
 	}
-	d.token, d.expires = token, now.Add(s.cfg.TokenTTL)
 	d.gen++
 	if d.timer != nil {
-		// A later challenge supersedes a pending write: on Cloudflare the
-		// earlier file would already be there, and overwritten now.
+		// A later challenge of the same destination supersedes its pending
+		// write: on Cloudflare the earlier file would already be there, and
+		// overwritten now.
 		d.timer.Stop()
 		d.timer = nil
 	}
@@ -383,6 +381,17 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 	s.mu.Unlock()
 
 	writeJSON(w, http.StatusOK, success(map[string]any{"filename": filename, "message": "", "valid": true}))
+}
+
+// ChallengeFilename is the challenge file of the destination path prefix
+// (inside its bucket) on day now: prefix/ownership-challenge.txt, with
+// {DATE} filled as YYYYMMDD in UTC.
+func ChallengeFilename(prefix string, now time.Time) string {
+	prefix = strings.ReplaceAll(prefix, "{DATE}", now.UTC().Format("20060102"))
+	if prefix == "" {
+		return cloudflare.ChallengeFileName
+	}
+	return prefix + "/" + cloudflare.ChallengeFileName
 }
 
 // write runs the delayed write of one challenge.
@@ -419,26 +428,28 @@ func (s *Simulator) write(key [32]byte, gen uint64, conf, filename, token string
 	}
 }
 
-// validate accepts the latest unexpired token of the destination.
+// validate accepts any unexpired token issued for this exact scope, id and
+// destination_conf; a token for another destination, an expired one or one
+// the simulator never issued is answered 400 code 1002.
 func (s *Simulator) validate(w http.ResponseWriter, r *http.Request, t target) {
 	req, f := decode(w, r, true)
 	if f != nil {
 		writeFailure(w, f)
 		return
 	}
-	key := destKey(t, *req.DestinationConf)
-	now := s.cfg.Now()
+	verdict := s.check(*req.OwnershipChallenge, t, *req.DestinationConf, s.cfg.Now())
 	s.mu.Lock()
-	d := s.dests[key]
-	ok := d != nil && now.Before(d.expires) &&
-		subtle.ConstantTimeCompare([]byte(d.token), []byte(*req.OwnershipChallenge)) == 1
-	if ok {
+	switch verdict {
+	case tokenValid:
 		s.stats.ValidationsOK++
-	} else {
+	case tokenForeign:
+		s.stats.ValidationsFailed++
+		s.stats.ForeignTokens++
+	default:
 		s.stats.ValidationsFailed++
 	}
 	s.mu.Unlock()
-	if !ok {
+	if verdict != tokenValid {
 		writeFailure(w, fail(http.StatusBadRequest, message{Code: codeIncorrectChallenge, Message: "incorrect ownership challenge"}))
 		return
 	}

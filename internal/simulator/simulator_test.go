@@ -200,7 +200,7 @@ func TestRoutesAndErrorShapes(t *testing.T) {
 		codes   []int
 		message string // substring of the body
 	}{
-		{"zone challenge", func() *http.Request { return request("POST", challengePath("zones", zoneID), "token", chal) }, 200, nil, `"filename":"logs/x/ownership-challenge-`},
+		{"zone challenge", func() *http.Request { return request("POST", challengePath("zones", zoneID), "token", chal) }, 200, nil, `"filename":"logs/x/ownership-challenge.txt"`},
 		{"account challenge without /client/v4", func() *http.Request {
 			return request("POST", "/accounts/"+accountID+"/logpush/ownership", "token", chal)
 		}, 200, nil, `"valid":true`},
@@ -370,18 +370,18 @@ func (b *testBundle) validate(t *testing.T, scope, id, conf, tok string) int {
 func TestChallengeFilename(t *testing.T) {
 	t.Parallel()
 	b := setup(t, simulator.Config{WriteDelay: time.Hour})
-	suffix := func(scope, id, conf string) string {
-		sum := sha256.Sum256([]byte(scope + "|" + id + "|" + conf))
-		return "ownership-challenge-" + hex.EncodeToString(sum[:])[:8] + ".txt"
-	}
+	day := b.clock.Now().UTC().Format("20060102")
 	cases := []struct {
 		scope, id, conf, want string
 	}{
-		{"zones", zoneID, "s3://bucket/logs/x?region=us-east-1", "logs/x/" + suffix("zone", zoneID, "s3://bucket/logs/x?region=us-east-1")},
-		{"accounts", accountID, "s3://bucket/logs/x?region=us-east-1", "logs/x/" + suffix("account", accountID, "s3://bucket/logs/x?region=us-east-1")},
-		{"zones", zoneID, "file:///tmp/d/x", "tmp/d/x/" + suffix("zone", zoneID, "file:///tmp/d/x")},
-		{"zones", zoneID, "s3://bucket?region=us-east-1", suffix("zone", zoneID, "s3://bucket?region=us-east-1")},
-		{"zones", zoneID, "gs://bucket/a/b/", "a/b/" + suffix("zone", zoneID, "gs://bucket/a/b/")},
+		{"zones", zoneID, "s3://bucket/logs/x?region=us-east-1", "logs/x/ownership-challenge.txt"},
+		// Another zone, or an account, pushing to the same path shares the file.
+		{"accounts", accountID, "s3://bucket/logs/x?region=us-east-1", "logs/x/ownership-challenge.txt"},
+		{"zones", accountID, "s3://bucket/logs/x?region=us-east-1&sse=1", "logs/x/ownership-challenge.txt"},
+		{"zones", zoneID, "s3://bucket/http/{DATE}?region=us-east-1", "http/" + day + "/ownership-challenge.txt"},
+		{"zones", zoneID, "file:///tmp/d/x", "tmp/d/x/ownership-challenge.txt"},
+		{"zones", zoneID, "s3://bucket?region=us-east-1", "ownership-challenge.txt"},
+		{"zones", zoneID, "gs://bucket/a/b/", "a/b/ownership-challenge.txt"},
 	}
 	for _, tc := range cases {
 		got := b.challenge(t, tc.scope, tc.id, tc.conf)
@@ -391,6 +391,39 @@ func TestChallengeFilename(t *testing.T) {
 		if again := b.challenge(t, tc.scope, tc.id, tc.conf); again != got {
 			t.Errorf("%s: a later challenge moved the file: %q then %q", tc.conf, got, again)
 		}
+	}
+}
+
+// TestSharedPathOverwrites: two zones pushing to one path get one file;
+// the second challenge overwrites the first zone's token, and neither
+// zone's token validates for the other.
+func TestSharedPathOverwrites(t *testing.T) {
+	t.Parallel()
+	b := setup(t, simulator.Config{})
+	const other = "c3f2a9c1d0e4b5a6978877665544332b"
+	fa := b.challenge(t, "zones", zoneID, conf)
+	waitFor(t, func() bool { return len(b.w.all()) == 1 })
+	fb := b.challenge(t, "zones", other, conf)
+	waitFor(t, func() bool { return len(b.w.all()) == 2 })
+	if fa != fb {
+		t.Fatalf("two zones on one path got files %q and %q", fa, fb)
+	}
+	w := b.w.all()
+	if w[0].filename != w[1].filename {
+		t.Fatalf("writes went to %q and %q", w[0].filename, w[1].filename)
+	}
+	tokA, tokB := w[0].body, w[1].body
+	if got := b.validate(t, "zones", zoneID, conf, tokB); got != 400 {
+		t.Errorf("zone B's token for zone A: status %d, want 400", got)
+	}
+	if got := b.validate(t, "zones", other, conf, tokA); got != 400 {
+		t.Errorf("zone A's token for zone B: status %d, want 400", got)
+	}
+	if got := b.validate(t, "zones", zoneID, conf, tokA); got != 200 {
+		t.Errorf("zone A's own token: status %d, want 200", got)
+	}
+	if st := b.sim.Stats(); st.ForeignTokens != 2 || st.ValidationsOK != 1 {
+		t.Errorf("stats = %+v, want 2 foreign tokens and 1 ok", st)
 	}
 }
 
@@ -473,7 +506,9 @@ func TestCloseCancelsRunningWrite(t *testing.T) {
 	}
 }
 
-func TestLatestTokenOnly(t *testing.T) {
+// TestAnyUnexpiredTokenValidates: every unexpired token issued for the
+// exact (scope, id, conf) validates, not only the latest; nothing else does.
+func TestAnyUnexpiredTokenValidates(t *testing.T) {
 	t.Parallel()
 	b := setup(t, simulator.Config{TokenTTL: time.Hour})
 	b.challenge(t, "zones", zoneID, conf)
@@ -486,16 +521,18 @@ func TestLatestTokenOnly(t *testing.T) {
 	if first == latest {
 		t.Fatal("two challenges gave the same token")
 	}
+	forged := latest[:strings.LastIndexByte(latest, '.')+1] + "AAAA"
 	checks := []struct {
 		name      string
 		scope, id string
 		conf, tok string
 		want      int
 	}{
-		{"earlier token", "zones", zoneID, conf, first, 400},
+		{"earlier token", "zones", zoneID, conf, first, 200},
 		{"conf not byte-identical", "zones", zoneID, conf + " ", latest, 400},
 		{"other zone", "zones", accountID, conf, latest, 400},
 		{"other scope", "accounts", zoneID, conf, latest, 400},
+		{"bad signature", "zones", zoneID, conf, forged, 400},
 		{"latest token", "zones", zoneID, conf, latest, 200},
 		{"latest token again", "zones", zoneID, conf, latest, 200},
 	}
@@ -508,7 +545,7 @@ func TestLatestTokenOnly(t *testing.T) {
 	if got := b.validate(t, "zones", zoneID, conf, latest); got != 400 {
 		t.Errorf("expired token: status %d, want 400", got)
 	}
-	if st := b.sim.Stats(); st.ValidationsOK != 2 || st.ValidationsFailed != 5 {
+	if st := b.sim.Stats(); st.ValidationsOK != 3 || st.ValidationsFailed != 5 || st.ForeignTokens != 3 {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -548,21 +585,24 @@ func checkToken(t *testing.T, tok, conf string, now time.Time, ttl time.Duration
 	if err != nil || json.Unmarshal(raw, &header) != nil || header["alg"] != "HS256" {
 		t.Fatalf("header %q", raw)
 	}
-	var claims struct {
-		Iss string `json:"iss"`
-		Sub string `json:"sub"`
-		Iat int64  `json:"iat"`
-		Exp int64  `json:"exp"`
-		Jti string `json:"jti"`
-	}
+	var claims map[string]any
 	raw, err = base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil || json.Unmarshal(raw, &claims) != nil {
 		t.Fatalf("claims %q", raw)
 	}
 	sum := sha256.Sum256([]byte(conf))
-	if claims.Iss != simulator.TokenIssuer || claims.Sub != hex.EncodeToString(sum[:]) || claims.Iat != now.Unix() ||
-		claims.Exp != now.Add(ttl).Unix() || claims.Jti == "" {
-		t.Fatalf("claims = %+v", claims)
+	want := map[string]any{"object_type": "zone", "object_id": zoneID, "destination": hex.EncodeToString(sum[:]),
+		"exp": float64(now.Add(ttl).Unix())}
+	for k, v := range want {
+		if claims[k] != v {
+			t.Errorf("claim %s = %v, want %v", k, claims[k], v)
+		}
+	}
+	if _, ok := claims["iat"]; ok {
+		t.Errorf("claims have iat, which Cloudflare does not document: %v", claims)
+	}
+	if claims["jti"] == "" || claims["jti"] == nil {
+		t.Errorf("claims have no jti: %v", claims)
 	}
 	if sig, err := base64.RawURLEncoding.DecodeString(parts[2]); err != nil || len(sig) != sha256.Size {
 		t.Fatalf("signature %q", parts[2])

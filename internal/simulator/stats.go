@@ -32,6 +32,11 @@ type Stats struct {
 	// ValidationsOK and ValidationsFailed count validate answers 200 and
 	// 1002.
 	ValidationsOK, ValidationsFailed int
+	// ForeignTokens counts validate calls (among ValidationsFailed) with a
+	// token the simulator issued for another destination: a client that
+	// reads a shared challenge file carelessly sends the previous
+	// destination's token.
+	ForeignTokens int
 	// FilesWritten and WriteErrors count delayed writes.
 	FilesWritten, WriteErrors int
 	// Destinations counts the distinct (scope, id, destination_conf)
