@@ -273,7 +273,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 		row := it.row
 		s.it = it
 		s.d = tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
-			Job: it.opt.job, ReadAs: it.opt.readAs}
+			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs}
 		s.key = events.Key{Batch: batch, Hash: s.d.Hash()}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j

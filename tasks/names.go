@@ -24,6 +24,9 @@ type Dest struct {
 	ScopeID         string    `json:"scope_id"`
 	DestinationConf string    `json:"destination_conf"`
 	EnqueuedAt      time.Time `json:"enqueued_at"`
+	// Line is the input line, which orders destinations that wait for one
+	// challenge location.
+	Line int `json:"line,omitempty"`
 	// Gen is the challenge generation: 0 for the first challenge, plus one for
 	// each fresh challenge requested after a stale token or a poll deadline.
 	Gen int `json:"gen"`
@@ -68,6 +71,9 @@ func taskIDHash(stage string, d Dest, hash string) string {
 	}
 	return id
 }
+
+// ChallengeTaskID is the TaskID of d's challenge task, to wake it.
+func ChallengeTaskID(d Dest) string { return taskID("ch", d) }
 
 // TaskIDsForHash are the IDs of the stages of the destination with
 // hash in d's batch, generation and round, for finding its tasks when only

@@ -17,6 +17,13 @@ type PollPayload struct {
 	// Deadline ends polling: past it the destination gets one fresh
 	// challenge, then fails.
 	Deadline time.Time `json:"deadline"`
+	// Lease is the challenge location this destination holds (a
+	// location.ID), released with its outcome.
+	Lease string `json:"lease,omitempty"`
+	// Before is what the challenge file's location held just before the
+	// challenge: the hex SHA-256 of the file, or "-" for none. A file with
+	// this digest is not the new one, however recent it looks.
+	Before string `json:"before,omitempty"`
 }
 
 // NewPollTask returns the logpush:poll task, first run after delay.

@@ -3,6 +3,8 @@ package worker
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -34,6 +37,12 @@ type API interface {
 type Budget interface {
 	Wait(ctx context.Context) (time.Duration, error)
 	Pause(ctx context.Context, d time.Duration, reason string) error
+}
+
+// Waker starts a snoozed task now: the waiter at the head of a challenge
+// location's line, when the location frees. asynq's Inspector is one.
+type Waker interface {
+	RunTask(queue, id string) error
 }
 
 // Enqueuer schedules the next stage.
@@ -98,6 +107,8 @@ type Handlers struct {
 	enq     Enqueuer
 	budget  Budget
 	auth    *AuthGuard
+	leases  *location.Leases
+	waker   Waker
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	cfg     HandlerConfig
@@ -114,7 +125,13 @@ type Deps struct {
 	Enqueue Enqueuer
 	Budget  Budget // nil: no shared budget
 	// Auth pauses the queue after consecutive 401/403 answers; nil: never.
-	Auth    *AuthGuard
+	Auth *AuthGuard
+	// Leases hold one challenge in flight per challenge-file location
+	// across the fleet, and Waker starts the next waiter when one frees.
+	// nil: no serialisation, for tests whose destinations never share a
+	// path.
+	Leases  *location.Leases
+	Waker   Waker
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
@@ -129,7 +146,7 @@ func NewHandlers(d Deps, cfg HandlerConfig) *Handlers {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Handlers{api: d.API, reader: d.Reader, store: d.Store, enq: d.Enqueue, budget: d.Budget, auth: d.Auth,
-		metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64)}
+		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64)}
 }
 
 // Register adds the three handlers to mux.
@@ -206,6 +223,10 @@ type run struct {
 	// job is the job the destination got, for its event.
 	jobID      int
 	jobExisted bool
+	// lease is the challenge location this task's destination holds ("":
+	// none), released with its outcome; seen is what it read there last
+	// (a digest, location.Absent, or "" unknown), left for the next holder.
+	lease, seen string
 }
 
 // clean removes the conf's secrets from s: from a file name derived from
@@ -256,9 +277,29 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// One challenge in flight per challenge file: every destination that
+	// pushes to this path shares the file, and each challenge overwrites
+	// it. A destination that must wait snoozes: no slot, no retry spent.
+	var loc destination.Location
+	before := ""
+	if r.conf.TokenReadable() && h.leases != nil {
+		loc = Location(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
+		held, record, err := h.acquire(ctx, r, loc)
+		if err != nil || !held {
+			return err
+		}
+		before = record
+	}
 	// The budget first: a snooze for the budget is no attempt.
 	if err := h.wait(ctx); err != nil {
 		return err
+	}
+	if r.lease != "" && before == "" {
+		// What the path holds now is not the file this challenge writes,
+		// however recent it looks (S3 dates are whole seconds).
+		if before, err = h.fingerprint(ctx, r, loc); err != nil {
+			return err
+		}
 	}
 	// The call comes before the state check: on success one script checks
 	// that the destination is still this task's, counts the attempt and
@@ -284,8 +325,8 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		"gen", r.d.Gen, "filename", r.clean(res.Filename), "requested_at", requestedAt.UnixNano()); err != nil {
 		return err
 	}
-	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline},
-		h.cfg.Task, h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval))
+	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline,
+		Lease: r.lease, Before: before}, h.cfg.Task, h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval))
 	if err != nil {
 		return err
 	}
@@ -294,6 +335,92 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	}
 	r.log.Info("challenge requested", "filename", r.clean(res.Filename))
 	return nil
+}
+
+// holder names a destination in a location's lease and line.
+func holder(r *run) string { return r.key.Batch + ":" + r.key.Hash }
+
+// acquire takes loc for r's destination, or puts it in the line and
+// returns a snooze. record is what the previous holder left: what the
+// location held when it let go.
+func (h *Handlers) acquire(ctx context.Context, r *run, loc destination.Location) (held bool, record string, err error) {
+	id := location.ID(loc.Scheme + "://" + loc.Account + "@" + loc.Bucket + "/" + loc.Key)
+	queue, ok := asynq.GetQueueName(ctx)
+	if !ok {
+		queue = tasks.Queue
+	}
+	g, err := h.leases.Acquire(ctx, id, location.Waiter{Holder: holder(r), Order: order(r.d), Queue: queue,
+		TaskID: tasks.ChallengeTaskID(r.d)})
+	if err != nil {
+		return false, "", err
+	}
+	if g.Held {
+		r.lease = id
+		return true, g.Record, nil
+	}
+	if st, err := h.enter(ctx, r, events.WaitingPath, ""); err != nil {
+		if errors.Is(err, errSuperseded) && events.Terminal(st.State) {
+			// Finished: out of the line, so that it holds nobody up. (A
+			// newer challenge of the same destination keeps its place.)
+			r.lease = id
+			h.release(ctx, r)
+		}
+		return false, "", err
+	}
+	reason := fmt.Sprintf("challenge file %s is busy with another destination's challenge (%d waiting ahead)", r.clean(loc.String()), g.Ahead)
+	return false, "", &SnoozeError{Delay: g.Retry, Reason: reason}
+}
+
+// order places a destination in a location's line: by enqueue second,
+// then input line.
+func order(d tasks.Dest) float64 {
+	return float64(d.EnqueuedAt.Unix())*1e6 + float64(min(d.Line, 999_999))
+}
+
+// fingerprint reads what loc holds: the digest of the file, or
+// location.Absent. A location this identity may not read (no
+// s3:ListBucket answers access denied for a missing object) counts as
+// absent: the poll then reads the same way and says what is missing.
+func (h *Handlers) fingerprint(ctx context.Context, r *run, loc destination.Location) (string, error) {
+	obj, err := h.reader.Read(ctx, loc, time.Time{})
+	h.storage(r.conf.Type, err)
+	switch {
+	case err == nil:
+		return digest(obj.Body), nil
+	case errors.Is(err, destination.ErrNotFound), classify(err) == permanent:
+		return location.Absent, nil
+	}
+	return "", fmt.Errorf("read %s before the challenge: %w", loc, err)
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// release lets go of the destination's challenge location, leaving what it
+// saw there for the next holder, and wakes the next waiter. Errors are
+// logged, not returned: the outcome is recorded, and an unreleased lease
+// expires.
+func (h *Handlers) release(ctx context.Context, r *run) {
+	if r.lease == "" || h.leases == nil {
+		return
+	}
+	next, err := h.leases.Release(ctx, r.lease, holder(r), r.seen)
+	for i := 0; err == nil && next != nil && i < 100; i++ {
+		werr := h.waker.RunTask(next.Queue, next.TaskID)
+		if !errors.Is(werr, asynq.ErrTaskNotFound) && !errors.Is(werr, asynq.ErrQueueNotFound) {
+			// Woken, or running already (RunTask refuses an active or
+			// pending task): its own look decides.
+			break
+		}
+		// Its task is gone: take it out of the line, wake the next.
+		next, err = h.leases.Leave(ctx, r.lease, next.Holder)
+	}
+	if err != nil {
+		r.log.Warn("releasing the challenge location failed; it frees when its lease expires", "err", err)
+	}
+	r.lease = ""
 }
 
 func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
@@ -312,12 +439,22 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if st.Round == r.d.Round && st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
 		requestedAt = st.RequestedAt
 	}
+	if r.lease = p.Lease; r.lease != "" && h.leases != nil {
+		if held, err := h.leases.Renew(ctx, r.lease, holder(r)); err != nil {
+			return err
+		} else if !held {
+			r.log.Warn("another destination took this challenge location after its lease expired; its challenge may overwrite this one's file")
+		}
+	}
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := Location(r.conf, r.d.ReadAs, p.Filename)
 	obj, err := h.reader.Read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
 		h.storage(r.conf.Type, err)
+		if errors.Is(err, destination.ErrNotFound) {
+			r.seen = location.Absent
+		}
 		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
 	case err != nil:
 		h.storage(r.conf.Type, err)
@@ -331,14 +468,25 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if appeared.Nanosecond() == 0 {
 		appeared = appeared.Add(time.Second) // S3's Last-Modified is truncated to the second
 	}
-	h.seen.observe(appeared.Sub(requestedAt))
-	token, err := parseToken(obj.Body, notBefore)
-	if errors.Is(err, errStaleToken) {
-		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
+	r.seen = digest(obj.Body)
+	if r.seen == p.Before {
+		// The file that was there before the challenge: ours is not
+		// written yet.
+		return h.notYet(ctx, r, p, st.Attempts.Poll, errUnchanged)
 	}
+	token, err := CleanToken(string(obj.Body))
 	if err != nil {
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
 	}
+	switch cloudflare.TokenFor(token, r.d.Scope, r.d.ScopeID, r.d.DestinationConf, h.now()) {
+	case cloudflare.TokenForeign:
+		// Another destination's challenge on this path wrote it (one
+		// outside this fleet, or before this destination's lease).
+		return h.notYet(ctx, r, p, st.Attempts.Poll, errForeignToken)
+	case cloudflare.TokenExpired:
+		return h.notYet(ctx, r, p, st.Attempts.Poll, errExpiredToken)
+	}
+	h.seen.observe(appeared.Sub(requestedAt))
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the
@@ -419,6 +567,7 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll))
 	}
 	if r.d.Job != nil {
+		h.release(ctx, r) // the job stage reads no file
 		task, err := tasks.NewCreateJobTask(tasks.CreateJobPayload{Dest: r.d, Filename: filename, Token: token}, h.cfg.Task)
 		if err != nil {
 			return err
@@ -604,6 +753,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 	if err != nil {
 		return err
 	}
+	h.release(ctx, r)
 	if changed {
 		h.metrics.Destinations.WithLabelValues(state).Inc()
 		h.metrics.OnboardingDuration.WithLabelValues(state).Observe(ev.DurationSeconds)

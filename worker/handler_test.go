@@ -19,6 +19,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -487,5 +488,106 @@ func TestPollAttemptsObserved(t *testing.T) {
 		if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 1 || sum != 1 {
 			t.Errorf("job %v: poll attempts histogram has %d samples summing to %v, want 1 of 1", job, n, sum)
 		}
+	}
+}
+
+// fakeWaker records the tasks woken.
+type fakeWaker struct {
+	mu    sync.Mutex
+	woken []string
+}
+
+func (f *fakeWaker) RunTask(_, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.woken = append(f.woken, id)
+	return nil
+}
+
+// claimToken is a JWT-shaped token whose claims name a destination.
+func claimToken(scope, id, conf, jti string) string {
+	claims, _ := json.Marshal(cloudflare.Claims{ObjectType: scope, ObjectID: id, Destination: cloudflare.ConfDigest(conf),
+		Exp: time.Now().Add(7 * 24 * time.Hour).Unix(), Jti: jti})
+	return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
+}
+
+// TestSharedPathOneChallengeAtATime: two zones pushing to one path. The
+// second waits (no slot, no retry) until the first validates, is woken by
+// the release, and then takes neither the first zone's file (however recent
+// its date) nor a token naming another destination for its own.
+func TestSharedPathOneChallengeAtATime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, _ := testutil.Mini(t)
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waker := &fakeWaker{}
+	api := &fakeAPI{}
+	rd := &fakeReader{objs: map[string]destination.Object{}}
+	enq := &fakeEnqueuer{}
+	store := events.NewStore(rdb, events.Config{})
+	h := worker.NewHandlers(worker.Deps{API: api, Reader: rd, Store: store, Enqueue: enq, Metrics: metrics.New(prometheus.NewRegistry()),
+		Leases: leases, Waker: waker}, worker.HandlerConfig{})
+	const conf = "s3://bucket/logs?region=us-east-1"
+	a := tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: conf,
+		EnqueuedAt: time.Now(), Line: 2}
+	b := a
+	b.ScopeID, b.Line = "c3f2a9c1d0e4b5a6978877665544332b", 3
+	const file = "bucket/logs/ownership-challenge-1.txt" // the fake API's filename
+
+	if err := h.Challenge(ctx, challengeTask(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	pollA := enq.take(t, tasks.TypePoll)
+	var snooze *worker.SnoozeError
+	if err := h.Challenge(ctx, challengeTask(t, b)); !errors.As(err, &snooze) || worker.IsFailure(err) ||
+		!strings.Contains(snooze.Reason, "busy") {
+		t.Fatalf("second challenge on a busy path = %v, want a snooze", err)
+	}
+	if api.challenges != 1 {
+		t.Fatalf("%d challenges while the path was busy, want 1", api.challenges)
+	}
+	if st, _ := store.Get(ctx, events.Key{Batch: "b1", Hash: b.Hash()}); st.State != events.WaitingPath {
+		t.Fatalf("waiting destination in state %q", st.State)
+	}
+	api.token = claimToken("zone", a.ScopeID, conf, "1")
+	rd.put(file, api.token, time.Now())
+	if err := h.Poll(ctx, pollA); err != nil {
+		t.Fatal(err)
+	}
+	if len(waker.woken) != 1 || waker.woken[0] != tasks.ChallengeTaskID(b) {
+		t.Fatalf("woken %v after the first validated, want the waiting challenge", waker.woken)
+	}
+	if err := h.Challenge(ctx, challengeTask(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	pollB := enq.take(t, tasks.TypePoll)
+	// A's file is still there, written a moment ago: not B's.
+	if err := h.Poll(ctx, pollB); !errors.As(err, &snooze) {
+		t.Fatalf("poll of the previous destination's file = %v, want a snooze", err)
+	}
+	// A file with a token naming another zone: not B's either.
+	rd.put(file, claimToken("zone", a.ScopeID, conf, "2"), time.Now())
+	if err := h.Poll(ctx, pollB); !errors.As(err, &snooze) {
+		t.Fatalf("poll of a file for another destination = %v, want a snooze", err)
+	}
+	if n := api.validateCalls(); n != 1 {
+		t.Fatalf("%d validate calls, want only A's", n)
+	}
+	api.token = claimToken("zone", b.ScopeID, conf, "3")
+	rd.put(file, api.token, time.Now())
+	if err := h.Poll(ctx, pollB); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []tasks.Dest{a, b} {
+		if st, _ := store.Get(ctx, events.Key{Batch: "b1", Hash: d.Hash()}); st.State != events.Validated {
+			t.Errorf("line %d: state %q, want validated", d.Line, st.State)
+		}
+	}
+	loc := location.ID("s3://@bucket/logs/ownership-challenge.txt")
+	if holder, _ := leases.Holder(ctx, loc); holder != "" {
+		t.Fatalf("location still held by %q after both validated", holder)
 	}
 }

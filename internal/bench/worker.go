@@ -21,6 +21,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -84,8 +85,14 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	authPause := 10 // the worker command's --auth-pause-after
 	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, authPause, worker.PauseQueue(insp, store))
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
 	h := worker.NewHandlers(worker.Deps{
 		API: api, Reader: reader, Store: store, Auth: guard, Enqueue: w.client, Budget: bud, Metrics: m, Logger: r.log,
+		Leases: leases, Waker: insp,
 	}, o.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)

@@ -192,7 +192,11 @@ func writeDemoCSV(path, dir string, n int) error {
 		}
 		var conf string
 		switch i % 10 {
-		case 0, 1, 2, 3, 4, 5:
+		case 0, 1:
+			// Zones sharing a path, the usual bulk layout: one challenge
+			// file per path, so one challenge at a time on each.
+			conf = fmt.Sprintf("s3://%s/shared/%d/{DATE}?region=us-east-1", demoBucket, i%4)
+		case 2, 3, 4, 5:
 			conf = fmt.Sprintf("s3://%s/logs/dest-%05d?region=us-east-1", demoBucket, i)
 		case 6, 7:
 			conf = "file://" + filepath.ToSlash(filepath.Join(dir, "destinations", fmt.Sprintf("dest-%05d", i)))

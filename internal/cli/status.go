@@ -121,7 +121,7 @@ func progressLine(st events.BatchStatus, doneBefore int64, over time.Duration, r
 	}
 	// Calls still needed: a challenge and a validate for queued and
 	// challenging destinations, a validate for polling ones.
-	calls := 2*(st.Counts[events.Queued]+st.Counts[events.Challenging]) + st.Counts[events.Polling] + st.Counts[events.Validating]
+	calls := 2*(st.Counts[events.Queued]+st.Counts[events.WaitingPath]+st.Counts[events.Challenging]) + st.Counts[events.Polling] + st.Counts[events.Validating]
 	eta := time.Duration(float64(calls) / (float64(rate.Limit) / rate.Window.Seconds()) * float64(time.Second))
 	if left := st.Total - st.Done() - st.Counts[events.AwaitingToken]; perSec > 0 {
 		eta = max(eta, time.Duration(float64(left)/perSec*float64(time.Second)))

@@ -21,6 +21,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -167,11 +168,17 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
 	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, f.authPause, worker.PauseQueue(insp, store))
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		return nil, err
+	}
 	pollFirst := f.pollFirst
 	if pollFirst == 0 {
 		pollFirst = -1 // at once; HandlerConfig's zero is its default
 	}
 	h := worker.NewHandlers(worker.Deps{
+		Leases:  leases,
+		Waker:   insp,
 		API:     api,
 		Reader:  readers,
 		Store:   store,

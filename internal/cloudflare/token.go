@@ -15,6 +15,17 @@ import (
 // (developers.cloudflare.com logs/logpush/logpush-job/logpush-ownership-challenge).
 const ChallengeFileName = "ownership-challenge.txt"
 
+// ChallengeFile is the challenge file of a destination whose path inside
+// its bucket is prefix, on day now: prefix/ownership-challenge.txt, with
+// Cloudflare's {DATE} placeholder filled as YYYYMMDD in UTC.
+func ChallengeFile(prefix string, now time.Time) string {
+	prefix = strings.Trim(strings.ReplaceAll(prefix, "{DATE}", now.UTC().Format("20060102")), "/")
+	if prefix == "" {
+		return ChallengeFileName
+	}
+	return prefix + "/" + ChallengeFileName
+}
+
 // TokenTTL is how long an ownership challenge token validates.
 const TokenTTL = 7 * 24 * time.Hour
 

@@ -21,7 +21,11 @@ const (
 // Stages a destination passes through before its outcome. They are states
 // of the destination hash and count keys of the batch, never events.
 const (
-	Queued      = "queued"
+	Queued = "queued"
+	// WaitingPath: the destination waits for its challenge file's path,
+	// where another destination's challenge is in flight (one file per
+	// path, so one challenge at a time).
+	WaitingPath = "waiting_path"
 	Challenging = "challenging"
 	Polling     = "polling"
 	Validating  = "validating"
@@ -29,7 +33,7 @@ const (
 )
 
 // States lists every state in flow order, for status output.
-var States = []string{Queued, Challenging, Polling, Validating, CreatingJob, AwaitingToken, Validated, Failed, NotRequired}
+var States = []string{Queued, WaitingPath, Challenging, Polling, Validating, CreatingJob, AwaitingToken, Validated, Failed, NotRequired}
 
 // Terminal reports whether state ends a destination's onboarding.
 func Terminal(state string) bool {

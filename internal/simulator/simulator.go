@@ -346,7 +346,7 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 		return
 	}
 	now := s.cfg.Now()
-	filename := ChallengeFilename(prefix, now)
+	filename := cloudflare.ChallengeFile(prefix, now)
 	key := destKey(t, conf)
 
 	s.mu.Lock()
@@ -381,17 +381,6 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 	s.mu.Unlock()
 
 	writeJSON(w, http.StatusOK, success(map[string]any{"filename": filename, "message": "", "valid": true}))
-}
-
-// ChallengeFilename is the challenge file of the destination path prefix
-// (inside its bucket) on day now: prefix/ownership-challenge.txt, with
-// {DATE} filled as YYYYMMDD in UTC.
-func ChallengeFilename(prefix string, now time.Time) string {
-	prefix = strings.ReplaceAll(prefix, "{DATE}", now.UTC().Format("20060102"))
-	if prefix == "" {
-		return cloudflare.ChallengeFileName
-	}
-	return prefix + "/" + cloudflare.ChallengeFileName
 }
 
 // write runs the delayed write of one challenge.

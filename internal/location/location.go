@@ -1,0 +1,299 @@
+// Package location serialises challenges per challenge-file location across
+// the worker fleet.
+//
+// Cloudflare writes the challenge of every destination that pushes to one
+// path into the same object, <path>/ownership-challenge.txt, and each
+// challenge overwrites it. So at most one challenge may be in flight per
+// location: a destination holds the location's lease (in Redis, with an
+// expiry, so that a killed worker cannot wedge a path) from its challenge to
+// its outcome, and the others wait in a line ordered by input order.
+//
+// A waiting destination holds no worker slot: its challenge task snoozes
+// (no retry spent), and the holder, on release, wakes the head of the line
+// at once (asynq's RunTask on the waiter's task) so that a location's next
+// challenge follows the previous validate without a poll interval. Each
+// waiter records when it will look in again; a waiter that did not (its
+// task is gone) is passed over, so no line waits for the dead.
+//
+// The release also records what the location held last (the digest of the
+// file the holder read), so that the next holder knows what not to take for
+// its own file without reading it first.
+//
+// Keys (Prefix + "loc:" + id, id a hash of the location): the lease string
+// (holder, PX LeaseTTL), ":line" a sorted set of holders by input order,
+// ":wake" a hash holder -> "lookMs|queue|taskID", ":last" the digest record.
+package location
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of Config.
+const (
+	// LeaseTTLDefault outlasts asynq's recovery of a killed worker's task
+	// (its lease of 30 s plus the recoverer's round), so that the holder's
+	// recovered task finds its lease still there.
+	LeaseTTLDefault = 3 * time.Minute
+	// RecheckDefault is how long the head of a line sleeps before it looks
+	// again when no release wakes it (a holder that crashed).
+	RecheckDefault = 30 * time.Second
+	// RecordTTLDefault is how long what a location held last is trusted.
+	RecordTTLDefault = 10 * time.Minute
+	// lineTTL bounds how long an abandoned line's keys stay.
+	lineTTL = 7 * 24 * time.Hour
+	// grace is added to a waiter's promised look-in before it is presumed
+	// gone: a busy queue starts a due task late.
+	grace = 30 * time.Second
+)
+
+// Config configures Leases. Every field has a default.
+type Config struct {
+	// Prefix starts every key. Default "logpush:".
+	Prefix string
+	// LeaseTTL is how long a lease outlives its holder's last renewal.
+	// Default LeaseTTLDefault.
+	LeaseTTL time.Duration
+	// Recheck is the head waiter's sleep between looks; a waiter n places
+	// behind sleeps up to min(n+1, 20) times as long. Default RecheckDefault.
+	Recheck time.Duration
+	// RecordTTL is how long the digest of what a location held is kept.
+	// Default RecordTTLDefault.
+	RecordTTL time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	c.Prefix = cmp.Or(c.Prefix, "logpush:")
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, LeaseTTLDefault)
+	c.Recheck = cmp.Or(c.Recheck, RecheckDefault)
+	c.RecordTTL = cmp.Or(c.RecordTTL, RecordTTLDefault)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	for name, d := range map[string]time.Duration{"lease ttl": c.LeaseTTL, "recheck": c.Recheck, "record ttl": c.RecordTTL} {
+		if d < 0 {
+			return fmt.Errorf("location: %s must not be negative, got %s", name, d)
+		}
+	}
+	return nil
+}
+
+// Leases is the fleet's locations. It is safe for concurrent use.
+type Leases struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// New returns Leases on rdb.
+func New(rdb redis.UniversalClient, cfg Config) (*Leases, error) {
+	if rdb == nil {
+		return nil, errors.New("location: redis client is nil")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Leases{rdb: rdb, cfg: cfg}, nil
+}
+
+// ID is the lease id of a location string such as
+// "s3://bucket/logs/ownership-challenge.txt": a hash, so that keys are short
+// and name no bucket.
+func ID(location string) string {
+	sum := sha256.Sum256([]byte(location))
+	return hex.EncodeToString(sum[:12])
+}
+
+// Waiter is a destination that wants a location.
+type Waiter struct {
+	// Holder identifies the destination across its challenges (batch and
+	// destination hash), so that a fresh challenge keeps the lease.
+	Holder string
+	// Order places it in the line: smaller first (input order).
+	Order float64
+	// Queue and TaskID are its challenge task, woken on release.
+	Queue, TaskID string
+}
+
+// Absent is the Record of a location that held no file.
+const Absent = "-"
+
+// Grant is the answer of Acquire.
+type Grant struct {
+	// Held: the caller holds the lease and may challenge.
+	Held bool
+	// Record, when Held, is what the location held when its previous
+	// holder let go (a digest, or Absent), if that was less than RecordTTL
+	// ago; "" when unknown.
+	Record string
+	// Ahead, when not Held, is how many waiters come first.
+	Ahead int64
+	// Retry, when not Held, is how long to sleep before looking again
+	// (a release wakes the head sooner).
+	Retry time.Duration
+}
+
+func (l *Leases) keys(loc string) []string {
+	k := l.cfg.Prefix + "loc:" + loc
+	return []string{k, k + ":line", k + ":wake", k + ":last"}
+}
+
+// acquireScript takes the lease for ARGV[1] when it holds it already, or
+// when it is free and no live waiter comes first in the line (a waiter is
+// live until the look-in time it promised); otherwise it puts ARGV[1] in
+// the line at order ARGV[2] and records its task and next look-in:
+// now + recheck * min(rank + 1, 20) + grace.
+//
+// KEYS: lease, line, wake, last. ARGV: holder, order, "queue|taskID",
+// lease ttl ms, now ms, line ttl ms, recheck ms, grace ms. Returns
+// {1, record or false} when held, {0, rank, sleep ms} when waiting.
+var acquireScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {1, redis.call('GET', KEYS[4])}
+end
+local now, mine = tonumber(ARGV[5]), tonumber(ARGV[2])
+if not cur then
+  local free = true
+  while true do
+    local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    if #head == 0 or head[1] == ARGV[1] or tonumber(head[2]) > mine then break end
+    local w = redis.call('HGET', KEYS[3], head[1])
+    local look = w and tonumber(string.match(w, '^(%d+)|')) or 0
+    if look >= now then free = false break end
+    redis.call('ZREM', KEYS[2], head[1])
+    redis.call('HDEL', KEYS[3], head[1])
+  end
+  if free then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    return {1, redis.call('GET', KEYS[4])}
+  end
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+local sleep = tonumber(ARGV[7]) * math.min(rank + 1, 20)
+redis.call('HSET', KEYS[3], ARGV[1], string.format('%d', now + sleep + tonumber(ARGV[8])) .. '|' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
+return {0, rank, sleep}
+`)
+
+// Acquire takes location loc (an ID) for w, or puts w in its line.
+func (l *Leases) Acquire(ctx context.Context, loc string, w Waiter) (Grant, error) {
+	res, err := acquireScript.Run(ctx, l.rdb, l.keys(loc), w.Holder, w.Order, w.Queue+"|"+w.TaskID,
+		l.cfg.LeaseTTL.Milliseconds(), l.cfg.Now().UnixMilli(), lineTTL.Milliseconds(),
+		l.cfg.Recheck.Milliseconds(), grace.Milliseconds()).Slice()
+	if err != nil {
+		return Grant{}, fmt.Errorf("acquire challenge location: %w", err)
+	}
+	if held, _ := res[0].(int64); held == 1 {
+		record, _ := res[1].(string)
+		return Grant{Held: true, Record: record}, nil
+	}
+	rank, _ := res[1].(int64)
+	sleep, _ := res[2].(int64)
+	return Grant{Ahead: rank, Retry: time.Duration(sleep) * time.Millisecond}, nil
+}
+
+// renewScript extends ARGV[1]'s lease, or takes a free one back (the
+// holder outlived its lease). KEYS: lease. ARGV: holder, ttl ms. Returns 1
+// when held, 0 when another holds it.
+var renewScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+`)
+
+// Renew extends holder's lease of loc; held is false when another holder
+// took the location after this one's lease expired.
+func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, err error) {
+	n, err := renewScript.Run(ctx, l.rdb, l.keys(loc)[:1], holder, l.cfg.LeaseTTL.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("renew challenge location: %w", err)
+	}
+	return n == 1, nil
+}
+
+// releaseScript lets go of ARGV[1]'s lease (only its own), records what the
+// location held (ARGV[2], unless "") and, when the location is free,
+// returns the head of the line to wake.
+//
+// KEYS: lease, line, wake, last. ARGV: holder, record, record ttl ms.
+// Returns {} or {head, wake record}.
+var releaseScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if ARGV[2] ~= '' then redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[3]) end
+  cur = false
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if cur then return {} end
+local head = redis.call('ZRANGE', KEYS[2], 0, 0)
+if #head == 0 then return {} end
+return {head[1], redis.call('HGET', KEYS[3], head[1]) or ''}
+`)
+
+// Next is a waiter to wake.
+type Next struct {
+	Holder, Queue, TaskID string
+}
+
+// Release lets go of holder's lease of loc (if it holds it), leaving
+// record (a digest, Absent, or "" for unknown) as what the location held,
+// and takes holder out of the line. It returns the waiter to wake, if the
+// location is free and has one. Release is idempotent.
+func (l *Leases) Release(ctx context.Context, loc, holder, record string) (*Next, error) {
+	res, err := releaseScript.Run(ctx, l.rdb, l.keys(loc), holder, record, l.cfg.RecordTTL.Milliseconds()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("release challenge location: %w", err)
+	}
+	if len(res) < 2 {
+		return nil, nil
+	}
+	head, _ := res[0].(string)
+	wake, _ := res[1].(string)
+	_, rest, _ := strings.Cut(wake, "|")
+	queue, task, _ := strings.Cut(rest, "|")
+	return &Next{Holder: head, Queue: queue, TaskID: task}, nil
+}
+
+// Leave takes holder out of loc's line (its task is gone) and returns the
+// next waiter to wake, as Release does.
+func (l *Leases) Leave(ctx context.Context, loc, holder string) (*Next, error) {
+	return l.Release(ctx, loc, holder, "")
+}
+
+// Holder returns who holds loc, "" when nobody does.
+func (l *Leases) Holder(ctx context.Context, loc string) (string, error) {
+	h, err := l.rdb.Get(ctx, l.keys(loc)[0]).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return h, err
+}
+
+// Line returns the holders waiting for loc, first first.
+func (l *Leases) Line(ctx context.Context, loc string) ([]string, error) {
+	return l.rdb.ZRange(ctx, l.keys(loc)[1], 0, -1).Result()
+}
