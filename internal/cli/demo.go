@@ -35,7 +35,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("demo", env)
 	f.register(fs, env)
 	s.register(fs)
-	n := fs.Int("n", 100, "number of generated destinations (60% S3, 20% file://, 20% that need no challenge)")
+	n := fs.Int("n", 100, "number of generated destinations (60% S3, a third of them on 4 shared paths; 20% file://; 20% that need no challenge)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up if the batch is not done by then")
 	dir := fs.String("dir", "", "directory for the generated CSV and file:// destinations (default: a temporary one, removed after)")
 	// The demo's defaults show retries at work, keep the metrics port free,
@@ -45,6 +45,9 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	_ = fs.Set("rate-limit-rate", "0.05")
 	_ = fs.Set("metrics-addr", "127.0.0.1:0")
 	_ = fs.Set("api-rate", "1200/1m")
+	// Files appear sooner than on Cloudflare, so that the shared paths (one
+	// challenge at a time each) finish within the demo's half minute.
+	_ = fs.Set("write-delay", "300ms")
 	_ = fs.Set("log-level", "warn")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -152,9 +155,9 @@ func waitBatch(ctx context.Context, out io.Writer, store *events.Store, id strin
 		if err != nil {
 			return st, err
 		}
-		fmt.Fprintf(out, "[%5.1fs] %4d/%d done  validated %d  failed %d  not_required %d  challenging %d  polling %d  validating %d\n",
+		fmt.Fprintf(out, "[%5.1fs] %4d/%d done  validated %d  failed %d  not_required %d  waiting for a busy path %d  challenging %d  polling %d  validating %d\n",
 			time.Since(start).Seconds(), st.Done(), st.Total, st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired],
-			st.Counts[events.Challenging]+st.Counts[events.Queued], st.Counts[events.Polling], st.Counts[events.Validating])
+			st.Counts[events.WaitingPath], st.Counts[events.Challenging]+st.Counts[events.Queued], st.Counts[events.Polling], st.Counts[events.Validating])
 		if st.Done() >= st.Total {
 			return st, nil
 		}
@@ -174,7 +177,8 @@ func demoS3Backend() *s3mem.Backend {
 	return b
 }
 
-// writeDemoCSV writes n destinations: 60% S3, 20% file://, 10% R2 and
+// writeDemoCSV writes n destinations: 60% S3 (a third of them on 4 shared
+// paths), 20% file://, 10% R2 and
 // 10% HTTPS (which need no challenge).
 func writeDemoCSV(path, dir string, n int) error {
 	f, err := os.Create(path)
