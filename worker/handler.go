@@ -65,6 +65,11 @@ type HandlerConfig struct {
 	PollInterval time.Duration
 	// PollMaxInterval caps the delay between polls. Default 15s.
 	PollMaxInterval time.Duration
+	// PollContended caps the delay after a miss while other destinations
+	// wait for the same challenge file: a shared path onboards one
+	// destination at a time, so a late look delays all of them. Default
+	// 200ms.
+	PollContended time.Duration
 	// PollDeadline ends polling for one challenge. Default 15m.
 	PollDeadline time.Duration
 	// ClockSkew is subtracted from the challenge request time (itself
@@ -90,6 +95,7 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 	}
 	def(&c.PollInterval, time.Second)
 	def(&c.PollMaxInterval, 15*time.Second)
+	def(&c.PollContended, 200*time.Millisecond)
 	def(&c.PollDeadline, 15*time.Minute)
 	def(&c.ClockSkew, time.Second)
 	if c.MaxRechallenges <= 0 {
@@ -227,6 +233,8 @@ type run struct {
 	// none), released with its outcome; seen is what it read there last
 	// (a digest, location.Absent, or "" unknown), left for the next holder.
 	lease, seen string
+	// contended: other destinations wait for the lease.
+	contended bool
 }
 
 // clean removes the conf's secrets from s: from a file name derived from
@@ -326,7 +334,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline,
-		Lease: r.lease, Before: before}, h.cfg.Task, h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval))
+		Lease: r.lease, Before: before}, h.cfg.Task, h.firstPoll(r))
 	if err != nil {
 		return err
 	}
@@ -335,6 +343,17 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	}
 	r.log.Info("challenge requested", "filename", r.clean(res.Filename))
 	return nil
+}
+
+// firstPoll is the delay of the first look for the challenge file: where
+// others wait for the same path, PollContended until appearance delays
+// are known.
+func (h *Handlers) firstPoll(r *run) time.Duration {
+	def := h.cfg.PollFirst
+	if r.contended {
+		def = min(def, h.cfg.PollContended)
+	}
+	return h.seen.firstPoll(def, h.cfg.PollMaxInterval)
 }
 
 // holder names a destination in a location's lease and line.
@@ -355,7 +374,7 @@ func (h *Handlers) acquire(ctx context.Context, r *run, loc destination.Location
 		return false, "", err
 	}
 	if g.Held {
-		r.lease = id
+		r.lease, r.contended = id, g.Waiting > 0
 		return true, g.Record, nil
 	}
 	if st, err := h.enter(ctx, r, events.WaitingPath, ""); err != nil {
@@ -440,11 +459,14 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		requestedAt = st.RequestedAt
 	}
 	if r.lease = p.Lease; r.lease != "" && h.leases != nil {
-		if held, err := h.leases.Renew(ctx, r.lease, holder(r)); err != nil {
+		held, waiting, err := h.leases.Renew(ctx, r.lease, holder(r))
+		if err != nil {
 			return err
-		} else if !held {
+		}
+		if !held {
 			r.log.Warn("another destination took this challenge location after its lease expired; its challenge may overwrite this one's file")
 		}
+		r.contended = waiting > 0
 	}
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := Location(r.conf, r.d.ReadAs, p.Filename)
@@ -502,7 +524,12 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 // challenge and then gives up.
 func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
 	if h.now().Before(p.Deadline) {
-		return &SnoozeError{Delay: h.pollDelay(polls), Reason: cause.Error()}
+		d := h.pollDelay(polls)
+		if r.contended {
+			// Others wait for this path: every interval here delays them all.
+			d = min(d, h.cfg.PollContended)
+		}
+		return &SnoozeError{Delay: d, Reason: cause.Error()}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
 	if r.d.Expired {

@@ -75,6 +75,9 @@ type Config struct {
 	Concurrency int
 	// LatencyN is scenario c's number of destinations. Default 300 (quick 40).
 	LatencyN int
+	// SharedN is scenario f's number of destinations, on SharedPaths
+	// shared paths. Default 90 on 3 (quick 12 on 3).
+	SharedN, SharedPaths int
 	// BudgetN is scenario b's number of destinations. Default 600 (quick 24).
 	BudgetN int
 	// Workers is the number of worker processes of b. Default 3.
@@ -114,7 +117,7 @@ func (c Config) WithDefaults() Config {
 		return full
 	}
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = []string{"a", "b", "c", "d", "e"}
+		c.Scenarios = []string{"a", "b", "c", "d", "e", "f"}
 	}
 	setInt := func(p *int, v int) {
 		if *p <= 0 {
@@ -130,6 +133,8 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.Repeat, q(3, 1))
 	setInt(&c.Concurrency, 20)
 	setInt(&c.LatencyN, q(300, 40))
+	setInt(&c.SharedN, q(90, 12))
+	setInt(&c.SharedPaths, 3)
 	setInt(&c.BudgetN, q(600, 24))
 	setInt(&c.Workers, 3)
 	if c.RateLimit == (budget.Rate{}) {
@@ -146,8 +151,8 @@ func (c Config) WithDefaults() Config {
 
 func (c Config) validate() error {
 	for _, s := range c.Scenarios {
-		if !slices.Contains([]string{"a", "b", "c", "d", "e"}, s) {
-			return fmt.Errorf("unknown scenario %q: want a comma-separated subset of a,b,c,d,e", s)
+		if !slices.Contains([]string{"a", "b", "c", "d", "e", "f"}, s) {
+			return fmt.Errorf("unknown scenario %q: want a comma-separated subset of a,b,c,d,e,f", s)
 		}
 	}
 	if c.RedisURL != "" && c.RedisDB == 0 {
@@ -175,7 +180,7 @@ func Main(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&c.RedisURL, "redis", cmp.Or(env.Getenv("BENCH_REDIS_URL"), DefaultRedisURL),
 		`Redis to measure on; env BENCH_REDIS_URL; "" starts an embedded Redis (flagged in the output: no server-side counters)`)
 	fs.IntVar(&c.RedisDB, "redis-db", DefaultRedisDB, "database to use; the bench FLUSHES it first and between scenarios (-1: the URL's)")
-	scen := fs.String("scenarios", "a,b,c,d,e", "scenarios to run: a overhead, b budget efficiency (+ naive baseline), c latency, d cost per destination, e enqueue")
+	scen := fs.String("scenarios", "a,b,c,d,e,f", "scenarios to run: a overhead, b budget efficiency (+ naive baseline), c latency, d cost per destination, e enqueue, f shared paths")
 	fs.StringVar(&c.JSONPath, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&c.Quick, "quick", false, "small N everywhere, to prove the bench works (CI)")
 	fs.StringVar(&c.Dir, "dir", "", "working directory for CSVs and file:// destinations (default: a temporary one, removed after)")
@@ -186,6 +191,8 @@ func Main(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&c.Repeat, "repeat", 0, "a: runs of the floor, the pipeline and each alternative, in turn; medians are reported (default 3; quick 1)")
 	fs.IntVar(&c.Concurrency, "concurrency", 20, "worker concurrency, as the worker command's --concurrency")
 	fs.IntVar(&c.LatencyN, "latency-n", 0, "c: destinations (default 300; quick 40)")
+	fs.IntVar(&c.SharedN, "shared-n", 0, "f: destinations (default 90; quick 12)")
+	fs.IntVar(&c.SharedPaths, "shared-paths", 0, "f: shared paths they spread over (default 3)")
 	fs.IntVar(&c.BudgetN, "budget-n", 0, "b: destinations (default 600; quick 24)")
 	fs.IntVar(&c.Workers, "workers", 3, "b: worker processes")
 	rate := fs.String("rate-limit", "", "b: the simulator's enforced limit and the workers' --api-rate, LIMIT/WINDOW (default 120/10s; quick 40/4s)")
@@ -233,7 +240,7 @@ func Run(ctx context.Context, env Env, c Config) (*Report, error) {
 		name string
 		v    int64
 	}{{"n", int64(c.N)}, {"repeat", int64(c.Repeat)}, {"concurrency", int64(c.Concurrency)},
-		{"latency-n", int64(c.LatencyN)}, {"budget-n", int64(c.BudgetN)}, {"workers", int64(c.Workers)},
+		{"latency-n", int64(c.LatencyN)}, {"shared-n", int64(c.SharedN)}, {"shared-paths", int64(c.SharedPaths)}, {"budget-n", int64(c.BudgetN)}, {"workers", int64(c.Workers)},
 		{"enqueue-n", int64(c.EnqueueN)}, {"penalty", int64(c.Penalty)}, {"naive-time", int64(c.NaiveTime)},
 		{"window", int64(c.Window)}} {
 		if f.v < 0 {
@@ -296,6 +303,7 @@ func Run(ctx context.Context, env Env, c Config) (*Report, error) {
 		{"a", c.has("a") || c.has("d"), r.overhead},
 		{"c", c.has("c") || c.has("d"), r.latency},
 		{"b", c.has("b"), r.budgetRun},
+		{"f", c.has("f"), r.sharedRun},
 		{"e", c.has("e") || c.has("d"), r.enqueue},
 		{"d", c.has("d"), r.workerProcess},
 	}

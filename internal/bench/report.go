@@ -27,6 +27,7 @@ type Report struct {
 	Overhead *Overhead  `json:"a_overhead,omitempty"`
 	Budget   *Budget    `json:"b_budget,omitempty"`
 	Latency  []*Latency `json:"c_latency,omitempty"`
+	Shared   *Shared    `json:"f_shared_paths,omitempty"`
 	Enqueue  *Enqueue   `json:"e_enqueue,omitempty"`
 	Process  *Process   `json:"d_worker_process,omitempty"`
 
@@ -294,6 +295,17 @@ func (r *runner) rows() []Row {
 			add("e", fmt.Sprintf("Redis memory for %d pending destinations", e.N),
 				fmt.Sprintf("%s (%s bytes each)", mib(float64(e.Memory.Bytes)), perDest(e.Memory.Bytes, e.N)), "", "")
 		}
+	}
+	if f := rep.Shared; f != nil && c.has("f") {
+		add("f", fmt.Sprintf("shared paths: %d destinations on %d paths, files after %s, budget %s, validated", f.N, f.Paths, c.WriteDelay, f.Rate),
+			fmt.Sprint(f.Validated), "", "")
+		add("f", "makespan / bound (max of 2N/rate and the slowest path's file delays + one call each)",
+			fmt.Sprintf("%s (%.1f s / %.1f s; budget %.1f s, serial %.1f s)", f2(f.Ratio), f.Makespan, f.Bound, f.BudgetBound, f.SerialBound),
+			"<= 1.10", verdict(f.Ratio <= 1.1))
+		add("f", "path idle from a validate to the next challenge, median (p95)",
+			fmt.Sprintf("%.3f s (%.3f s)", f.IdleMedian, f.IdleP95), "< 0.3 s", verdict(f.IdleMedian < 0.3))
+		add("f", "validate calls with another destination's token; challenges per destination",
+			fmt.Sprintf("%d; %s", f.Foreign, f2(f.Challenges)), "0", verdict(f.Foreign == 0))
 	}
 	return rows
 }

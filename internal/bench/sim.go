@@ -36,6 +36,14 @@ type simOptions struct {
 	Penalty   time.Duration
 	// WriteDelay and WriteJitter: when the challenge file appears.
 	WriteDelay, WriteJitter time.Duration
+	// Track records, per destination_conf, every successful challenge,
+	// file write and successful validate (scenario f).
+	Track bool
+}
+
+// track is one destination_conf's timeline (one shared path).
+type track struct {
+	challenges, writes, valid []time.Time
 }
 
 // simHarness serves the simulator on loopback and records, per
@@ -56,10 +64,14 @@ type simHarness struct {
 	first     time.Time // first API call's arrival
 	last      time.Time // last API call's arrival
 	lastValid time.Time // last successful validate call's arrival
+
+	tracking bool
+	track    map[string]*track
+	callTime []time.Duration // durations of tracked calls
 }
 
 func newSim(o simOptions) (*simHarness, error) {
-	h := &simHarness{written: map[string]time.Time{}, validated: map[string]time.Time{}}
+	h := &simHarness{written: map[string]time.Time{}, validated: map[string]time.Time{}, tracking: o.Track, track: map[string]*track{}}
 	cfg := simulator.Config{
 		Write:       h.write,
 		WriteDelay:  o.WriteDelay,
@@ -101,8 +113,38 @@ func (h *simHarness) write(ctx context.Context, conf, filename string, body []by
 	now := time.Now()
 	h.mu.Lock()
 	h.written[conf] = now
+	if h.tracking {
+		h.trackOf(conf).writes = append(h.trackOf(conf).writes, now)
+	}
 	h.mu.Unlock()
 	return nil
+}
+
+func (h *simHarness) trackOf(conf string) *track {
+	t := h.track[conf]
+	if t == nil {
+		t = &track{}
+		h.track[conf] = t
+	}
+	return t
+}
+
+// tracks returns the timelines recorded with Track.
+func (h *simHarness) tracks() []track {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []track
+	for _, t := range h.track {
+		out = append(out, *t)
+	}
+	return out
+}
+
+// medianCall is the median duration of the tracked API calls.
+func (h *simHarness) medianCall() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Duration(quantile(h.callTime, 0.5) * float64(time.Second))
 }
 
 // writeFile writes a file:// destination's challenge file without the
@@ -132,8 +174,9 @@ func writeFile(conf, filename string, body []byte) error {
 func (h *simHarness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	arrival := time.Now()
 	validate := strings.HasSuffix(req.URL.Path, "/ownership/validate")
+	challenge := strings.HasSuffix(req.URL.Path, "/ownership")
 	var conf string
-	if validate {
+	if validate || (challenge && h.tracking) {
 		body, _ := io.ReadAll(io.LimitReader(req.Body, 64<<10))
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		var v struct {
@@ -147,6 +190,14 @@ func (h *simHarness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls++
+	if h.tracking && sw.status == http.StatusOK && (validate || challenge) {
+		h.callTime = append(h.callTime, time.Since(arrival))
+		if tr := h.trackOf(conf); validate {
+			tr.valid = append(tr.valid, arrival)
+		} else {
+			tr.challenges = append(tr.challenges, arrival)
+		}
+	}
 	if h.first.IsZero() {
 		h.first = arrival
 	}

@@ -141,6 +141,8 @@ type Grant struct {
 	// holder let go (a digest, or Absent), if that was less than RecordTTL
 	// ago; "" when unknown.
 	Record string
+	// Waiting, when Held, is how many destinations wait for the location.
+	Waiting int64
 	// Ahead, when not Held, is how many waiters come first.
 	Ahead int64
 	// Retry, when not Held, is how long to sleep before looking again
@@ -161,12 +163,12 @@ func (l *Leases) keys(loc string) []string {
 //
 // KEYS: lease, line, wake, last. ARGV: holder, order, "queue|taskID",
 // lease ttl ms, now ms, line ttl ms, recheck ms, grace ms. Returns
-// {1, record or false} when held, {0, rank, sleep ms} when waiting.
+// {1, record or false, waiting} when held, {0, rank, sleep ms} when waiting.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return {1, redis.call('GET', KEYS[4])}
+  return {1, redis.call('GET', KEYS[4]), redis.call('ZCARD', KEYS[2])}
 end
 local now, mine = tonumber(ARGV[5]), tonumber(ARGV[2])
 if not cur then
@@ -184,7 +186,7 @@ if not cur then
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
     redis.call('ZREM', KEYS[2], ARGV[1])
     redis.call('HDEL', KEYS[3], ARGV[1])
-    return {1, redis.call('GET', KEYS[4])}
+    return {1, redis.call('GET', KEYS[4]), redis.call('ZCARD', KEYS[2])}
   end
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
@@ -206,7 +208,8 @@ func (l *Leases) Acquire(ctx context.Context, loc string, w Waiter) (Grant, erro
 	}
 	if held, _ := res[0].(int64); held == 1 {
 		record, _ := res[1].(string)
-		return Grant{Held: true, Record: record}, nil
+		waiting, _ := res[2].(int64)
+		return Grant{Held: true, Record: record, Waiting: waiting}, nil
 	}
 	rank, _ := res[1].(int64)
 	sleep, _ := res[2].(int64)
@@ -214,23 +217,27 @@ func (l *Leases) Acquire(ctx context.Context, loc string, w Waiter) (Grant, erro
 }
 
 // renewScript extends ARGV[1]'s lease, or takes a free one back (the
-// holder outlived its lease). KEYS: lease. ARGV: holder, ttl ms. Returns 1
-// when held, 0 when another holds it.
+// holder outlived its lease). KEYS: lease, line. ARGV: holder, ttl ms.
+// Returns {1, waiting} when held, {0, waiting} when another holds it.
 var renewScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
+local waiting = redis.call('ZCARD', KEYS[2])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return {1, waiting} end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {1, waiting} end
+return {0, waiting}
 `)
 
 // Renew extends holder's lease of loc; held is false when another holder
-// took the location after this one's lease expired.
-func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, err error) {
-	n, err := renewScript.Run(ctx, l.rdb, l.keys(loc)[:1], holder, l.cfg.LeaseTTL.Milliseconds()).Int()
+// took the location after this one's lease expired. waiting is how many
+// destinations wait for the location.
+func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, waiting int64, err error) {
+	res, err := renewScript.Run(ctx, l.rdb, l.keys(loc)[:2], holder, l.cfg.LeaseTTL.Milliseconds()).Slice()
 	if err != nil {
-		return false, fmt.Errorf("renew challenge location: %w", err)
+		return false, 0, fmt.Errorf("renew challenge location: %w", err)
 	}
-	return n == 1, nil
+	n, _ := res[0].(int64)
+	waiting, _ = res[1].(int64)
+	return n == 1, waiting, nil
 }
 
 // releaseScript lets go of ARGV[1]'s lease (only its own), records what the

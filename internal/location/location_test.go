@@ -131,11 +131,12 @@ func TestExpiredLeaseAndDeadWaiters(t *testing.T) {
 	}
 	// The dead holder's task comes back after all: it keeps polling but
 	// does not take the location from live.
-	if held, err := l.Renew(ctx, loc, "dead-holder"); err != nil || held {
+	if held, _, err := l.Renew(ctx, loc, "dead-holder"); err != nil || held {
 		t.Fatalf("renew by the old holder: %v %v, want not held", held, err)
 	}
-	if held, err := l.Renew(ctx, loc, "live"); err != nil || !held {
-		t.Fatalf("renew by the holder: %v %v", held, err)
+	acquire(t, l, loc, waiter("next", 4))
+	if held, waiting, err := l.Renew(ctx, loc, "live"); err != nil || !held || waiting != 1 {
+		t.Fatalf("renew by the holder: %v %d %v, want held with 1 waiting", held, waiting, err)
 	}
 }
 
