@@ -30,10 +30,10 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 <table><tr><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>archived</th><th>completed</th><th>processed today</th><th>failed today</th><th>latency</th></tr>
 <tr><td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Info.Retry}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td></tr></table>{{end}}
 <h2>Batches</h2>
-<table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>awaiting token</th><th>in flight</th></tr>
+<table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>awaiting token</th><th>waiting for a busy path</th><th>in flight</th></tr>
 {{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
-<td>{{.Done}}/{{.Total}}</td><td>{{index .Counts "validated"}}</td><td>{{index .Counts "failed"}}</td><td>{{index .Counts "not_required"}}</td><td>{{index .Counts "awaiting_token"}}</td><td>{{.InFlight}}</td></tr>
-{{else}}<tr><td class="l" colspan="9">no batches</td></tr>{{end}}</table>
+<td>{{.Done}}/{{.Total}}</td><td>{{index .Counts "validated"}}</td><td>{{index .Counts "failed"}}</td><td>{{index .Counts "not_required"}}</td><td>{{index .Counts "awaiting_token"}}</td><td>{{index .Counts "waiting_path"}}</td><td>{{.InFlight}}</td></tr>
+{{else}}<tr><td class="l" colspan="10">no batches</td></tr>{{end}}</table>
 <h2>Recent failures</h2>
 <table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">destination</th><th>http</th><th class="l">codes</th><th class="l">message</th></tr>
 {{range .Failures}}<tr><td class="l">{{.Time.Format "15:04:05"}}</td><td class="l">{{.BatchID}}</td><td>{{.Line}}</td><td class="l">{{.Destination}}</td>
