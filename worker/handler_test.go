@@ -511,6 +511,47 @@ func claimToken(scope, id, conf, jti string) string {
 	return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
 }
 
+// sharedBundle is two zones pushing to one path, on handlers with leases.
+type sharedBundle struct {
+	h      *worker.Handlers
+	api    *fakeAPI
+	rd     *fakeReader
+	enq    *fakeEnqueuer
+	store  *events.Store
+	leases *location.Leases
+	waker  *fakeWaker
+	a, b   tasks.Dest
+}
+
+func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
+	t.Helper()
+	rdb, _ := testutil.Mini(t)
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
+		store: events.NewStore(rdb, events.Config{}), leases: leases, waker: &fakeWaker{}}
+	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
+		Metrics: metrics.New(prometheus.NewRegistry()), Leases: leases, Waker: sb.waker}, cfg)
+	sb.a = tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf,
+		EnqueuedAt: time.Now(), Line: 2}
+	sb.b = sb.a
+	sb.b.ScopeID, sb.b.Line = "c3f2a9c1d0e4b5a6978877665544332b", 3
+	return sb
+}
+
+const sharedConf = "s3://bucket/logs?region=us-east-1"
+
+func (sb *sharedBundle) state(t *testing.T, d tasks.Dest) string {
+	t.Helper()
+	st, err := sb.store.Get(context.Background(), events.Key{Batch: d.BatchID, Hash: d.Hash()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.State
+}
+
 // TestSharedPathOneChallengeAtATime: two zones pushing to one path. The
 // second waits (no slot, no retry) until the first validates, is woken by
 // the release, and then takes neither the first zone's file (however recent
@@ -518,23 +559,9 @@ func claimToken(scope, id, conf, jti string) string {
 func TestSharedPathOneChallengeAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb, _ := testutil.Mini(t)
-	leases, err := location.New(rdb, location.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waker := &fakeWaker{}
-	api := &fakeAPI{}
-	rd := &fakeReader{objs: map[string]destination.Object{}}
-	enq := &fakeEnqueuer{}
-	store := events.NewStore(rdb, events.Config{})
-	h := worker.NewHandlers(worker.Deps{API: api, Reader: rd, Store: store, Enqueue: enq, Metrics: metrics.New(prometheus.NewRegistry()),
-		Leases: leases, Waker: waker}, worker.HandlerConfig{})
-	const conf = "s3://bucket/logs?region=us-east-1"
-	a := tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: conf,
-		EnqueuedAt: time.Now(), Line: 2}
-	b := a
-	b.ScopeID, b.Line = "c3f2a9c1d0e4b5a6978877665544332b", 3
+	sb := setupShared(t, worker.HandlerConfig{})
+	h, api, rd, enq, waker, a, b := sb.h, sb.api, sb.rd, sb.enq, sb.waker, sb.a, sb.b
+	const conf = sharedConf
 	const file = "bucket/logs/ownership-challenge-1.txt" // the fake API's filename
 
 	if err := h.Challenge(ctx, challengeTask(t, a)); err != nil {
@@ -549,8 +576,8 @@ func TestSharedPathOneChallengeAtATime(t *testing.T) {
 	if api.challenges != 1 {
 		t.Fatalf("%d challenges while the path was busy, want 1", api.challenges)
 	}
-	if st, _ := store.Get(ctx, events.Key{Batch: "b1", Hash: b.Hash()}); st.State != events.WaitingPath {
-		t.Fatalf("waiting destination in state %q", st.State)
+	if st := sb.state(t, b); st != events.WaitingPath {
+		t.Fatalf("waiting destination in state %q", st)
 	}
 	api.token = claimToken("zone", a.ScopeID, conf, "1")
 	rd.put(file, api.token, time.Now())
@@ -582,12 +609,55 @@ func TestSharedPathOneChallengeAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []tasks.Dest{a, b} {
-		if st, _ := store.Get(ctx, events.Key{Batch: "b1", Hash: d.Hash()}); st.State != events.Validated {
-			t.Errorf("line %d: state %q, want validated", d.Line, st.State)
+		if st := sb.state(t, d); st != events.Validated {
+			t.Errorf("line %d: state %q, want validated", d.Line, st)
 		}
 	}
-	loc := location.ID("s3://@bucket/logs/ownership-challenge.txt")
-	if holder, _ := leases.Holder(ctx, loc); holder != "" {
+	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder != "" {
 		t.Fatalf("location still held by %q after both validated", holder)
+	}
+}
+
+var sharedLoc = location.ID("s3://@bucket/logs/ownership-challenge.txt")
+
+// TestSharedPathStuckHolderFails: the file of the destination holding a
+// path never appears; it fails with a message naming the file, and the next
+// destination on the path is woken and proceeds.
+func TestSharedPathStuckHolderFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{PollDeadline: time.Millisecond})
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	pollA := sb.enq.take(t, tasks.TypePoll)
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err == nil {
+		t.Fatal("b challenged while a held the path")
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := sb.h.Poll(ctx, pollA); err != nil { // deadline: one fresh challenge, keeping the path
+		t.Fatal(err)
+	}
+	if err := sb.h.Challenge(ctx, sb.enq.take(t, tasks.TypeChallenge)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := sb.h.Poll(ctx, sb.enq.take(t, tasks.TypePoll)); !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("second deadline = %v, want failed", err)
+	}
+	evs, err := sb.store.Read(ctx, "0", 10, 0)
+	if err != nil || len(evs) != 1 || evs[0].Event.Event != events.Failed ||
+		!strings.Contains(evs[0].Event.Error.Message, "challenge file logs/ownership-challenge-1.txt not written within") {
+		t.Fatalf("events = %+v, %v", evs, err)
+	}
+	if len(sb.waker.woken) != 1 || sb.waker.woken[0] != tasks.ChallengeTaskID(sb.b) {
+		t.Fatalf("woken %v, want b's challenge", sb.waker.woken)
+	}
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err != nil {
+		t.Fatalf("b after a failed: %v", err)
+	}
+	sb.enq.take(t, tasks.TypePoll)
+	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder == "" {
+		t.Fatal("b challenged without holding the path")
 	}
 }
