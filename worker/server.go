@@ -20,8 +20,11 @@ type ServerConfig struct {
 	// it go back to the queue. Default 20s.
 	ShutdownTimeout time.Duration
 	// DelayedTaskCheckInterval is how often snoozed polls and retries are
-	// moved back to pending. Default 1s (asynq's own default is 5s, which
-	// would add seconds to every poll).
+	// moved back to pending. Default 200ms (asynq's own default is 5s,
+	// which would add seconds to every poll; on a shared path, where one
+	// destination onboards after another, each poll's wait for this tick
+	// delays every destination behind it). It costs one Redis script per
+	// tick and worker.
 	DelayedTaskCheckInterval time.Duration
 	// TaskCheckInterval is how long an idle processor sleeps before it
 	// looks for a task again. Default 100ms: asynq's 1s would add up to a
@@ -43,7 +46,7 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 		c.ShutdownTimeout = 20 * time.Second
 	}
 	if c.DelayedTaskCheckInterval <= 0 {
-		c.DelayedTaskCheckInterval = time.Second
+		c.DelayedTaskCheckInterval = 200 * time.Millisecond
 	}
 	if c.TaskCheckInterval <= 0 {
 		c.TaskCheckInterval = 100 * time.Millisecond

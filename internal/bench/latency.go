@@ -41,7 +41,7 @@ func (r *runner) latency(ctx context.Context) error {
 		o              workerOptions
 	}
 	runs := []run{{name: "defaults", def: true,
-		settings: "PollFirst 4s (then the p75 of seen delays), PollInterval 1s growing x1.5, asynq TaskCheckInterval 100ms, DelayedTaskCheckInterval 1s",
+		settings: "PollFirst 4s (then the p75 of seen delays), PollInterval 1s growing x1.5, asynq TaskCheckInterval 100ms, DelayedTaskCheckInterval 200ms",
 		o:        workerOptions{Concurrency: c.Concurrency}}}
 	if !c.NoAlternatives {
 		runs = append(runs,
