@@ -73,6 +73,37 @@ func waitDone(t *testing.T, store *events.Store, batch string, atLeast int64, ti
 	}
 }
 
+// checkOneTerminalEvent checks that each of the n destinations of batch has
+// exactly one terminal event on the stream.
+func checkOneTerminalEvent(t *testing.T, store *events.Store, batch string, n int) {
+	t.Helper()
+	perDest := map[string]int{}
+	after := "0"
+	for {
+		es, err := store.Read(context.Background(), after, 1000, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for _, e := range es {
+			after = e.ID
+			if e.Event.BatchID == batch && events.Terminal(e.Event.Event) {
+				perDest[e.Event.Scope+e.Event.ScopeID+e.Event.Destination]++
+			}
+		}
+	}
+	if len(perDest) != n {
+		t.Fatalf("terminal events for %d destinations, want %d", len(perDest), n)
+	}
+	for d, k := range perDest {
+		if k != 1 {
+			t.Errorf("%d terminal events for %s", k, d)
+		}
+	}
+}
+
 func writeFileCSV(t *testing.T, path, dir string, n int) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -185,31 +216,6 @@ func TestCrashSafety(t *testing.T) {
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	<-c.done
 
-	// Exactly one terminal event per destination.
-	perDest := map[string]int{}
-	after := "0"
-	for {
-		es, err := store.Read(context.Background(), after, 1000, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(es) == 0 {
-			break
-		}
-		for _, e := range es {
-			after = e.ID
-			if e.Event.BatchID == res.BatchID && events.Terminal(e.Event.Event) {
-				perDest[e.Event.ScopeID+e.Event.Destination]++
-			}
-		}
-	}
-	if len(perDest) != n {
-		t.Fatalf("terminal events for %d destinations, want %d", len(perDest), n)
-	}
-	for d, k := range perDest {
-		if k != 1 {
-			t.Errorf("%d terminal events for %s", k, d)
-		}
-	}
+	checkOneTerminalEvent(t, store, res.BatchID, n)
 	t.Logf("crash safety: %d destinations, %d terminal events each; simulator %s", n, 1, sim.Stats())
 }

@@ -142,31 +142,7 @@ func TestSharedPaths(t *testing.T) {
 	if final.Counts[events.Validated] != n || final.Counts[events.Failed] != 0 {
 		t.Fatalf("final = %+v, want %d validated", final.Counts, n)
 	}
-	perDest := map[string]int{}
-	after := "0"
-	for {
-		es, err := store.Read(context.Background(), after, 1000, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(es) == 0 {
-			break
-		}
-		for _, e := range es {
-			after = e.ID
-			if e.Event.BatchID == res.BatchID && events.Terminal(e.Event.Event) {
-				perDest[e.Event.Scope+e.Event.ScopeID+e.Event.Destination]++
-			}
-		}
-	}
-	if len(perDest) != n {
-		t.Fatalf("terminal events for %d destinations, want %d", len(perDest), n)
-	}
-	for d, k := range perDest {
-		if k != 1 {
-			t.Errorf("%d terminal events for %s", k, d)
-		}
-	}
+	checkOneTerminalEvent(t, store, res.BatchID, n)
 	st := sim.Stats()
 	if st.ForeignTokens != 0 {
 		t.Errorf("%d validate calls with another destination's token, want 0", st.ForeignTokens)
