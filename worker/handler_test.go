@@ -30,6 +30,7 @@ import (
 // token it set as current.
 type fakeAPI struct {
 	mu           sync.Mutex
+	onChallenge  func(cloudflare.Target, string) // plays Cloudflare writing the file
 	challengeErr error
 	validateErr  error
 	token        string
@@ -39,12 +40,15 @@ type fakeAPI struct {
 
 var _ worker.API = (*fakeAPI)(nil)
 
-func (f *fakeAPI) Challenge(_ context.Context, _ cloudflare.Target, _ string) (cloudflare.ChallengeResult, error) {
+func (f *fakeAPI) Challenge(_ context.Context, t cloudflare.Target, conf string) (cloudflare.ChallengeResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.challenges++
 	if f.challengeErr != nil {
 		return cloudflare.ChallengeResult{}, f.challengeErr
+	}
+	if f.onChallenge != nil {
+		f.onChallenge(t, conf)
 	}
 	return cloudflare.ChallengeResult{Filename: "logs/ownership-challenge-1.txt", Valid: true}, nil
 }
@@ -626,7 +630,7 @@ var sharedLoc = location.ID("s3://@bucket/logs/ownership-challenge.txt")
 func TestSharedPathStuckHolderFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sb := setupShared(t, worker.HandlerConfig{PollDeadline: time.Millisecond})
+	sb := setupShared(t, worker.HandlerConfig{PollDeadline: time.Millisecond, PollInline: -1})
 	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
 		t.Fatal(err)
 	}
@@ -659,5 +663,50 @@ func TestSharedPathStuckHolderFails(t *testing.T) {
 	sb.enq.take(t, tasks.TypePoll)
 	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder == "" {
 		t.Fatal("b challenged without holding the path")
+	}
+}
+
+// TestContendedHolderPollsInline: a destination that takes a path others
+// wait for polls for its file inside its challenge task, and validates
+// there; the poll task enqueued as a fallback then finds it finished.
+func TestContendedHolderPollsInline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{})
+	x := sb.a
+	x.ScopeID, x.Line = "1d0e4b5a6978877665544332bc3f2a9c", 1
+	sb.api.onChallenge = func(tg cloudflare.Target, conf string) { // called with api.mu held
+		sb.api.token = claimToken(tg.Scope, tg.ID, conf, tg.ID)
+		sb.rd.put("bucket/logs/ownership-challenge-1.txt", sb.api.token, time.Now()) // after the pre-challenge read
+	}
+	if err := sb.h.Challenge(ctx, challengeTask(t, x)); err != nil {
+		t.Fatal(err)
+	}
+	pollX := sb.enq.take(t, tasks.TypePoll)
+	for _, d := range []tasks.Dest{sb.a, sb.b} {
+		if err := sb.h.Challenge(ctx, challengeTask(t, d)); err == nil {
+			t.Fatalf("line %d challenged while x held the path", d.Line)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := sb.h.Poll(ctx, pollX); err != nil {
+		t.Fatal(err)
+	}
+	// a takes the path with b waiting: it polls inline and validates.
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sb.state(t, sb.a); st != events.Validated {
+		t.Fatalf("a after its challenge task: %q, want validated inline", st)
+	}
+	fallback := sb.enq.take(t, tasks.TypePoll)
+	if err := sb.h.Poll(ctx, fallback); err != nil {
+		t.Fatal(err)
+	}
+	if n := sb.api.validateCalls(); n != 2 {
+		t.Fatalf("%d validate calls, want x's and a's", n)
+	}
+	if got := sb.waker.woken; len(got) != 2 || got[1] != tasks.ChallengeTaskID(sb.b) {
+		t.Fatalf("woken %v, want a, then b", got)
 	}
 }

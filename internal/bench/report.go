@@ -304,6 +304,8 @@ func (r *runner) rows() []Row {
 			"<= 1.10", verdict(f.Ratio <= 1.1))
 		add("f", "path idle from a validate to the next challenge, median (p95)",
 			fmt.Sprintf("%.3f s (%.3f s)", f.IdleMedian, f.IdleP95), "< 0.3 s", verdict(f.IdleMedian < 0.3))
+		add("f", "on a path, median: challenge -> file written / file written -> validate call",
+			fmt.Sprintf("%.3f s / %.3f s", f.WriteMedian, f.DetectMedian), "", "")
 		add("f", "validate calls with another destination's token; challenges per destination",
 			fmt.Sprintf("%d; %s", f.Foreign, f2(f.Challenges)), "0", verdict(f.Foreign == 0))
 	}

@@ -33,6 +33,10 @@ type Shared struct {
 	// validate and the next destination's challenge: median and p95.
 	IdleMedian float64 `json:"idle_median_seconds"`
 	IdleP95    float64 `json:"idle_p95_seconds"`
+	// WriteMedian is the median from a challenge to its file's write;
+	// DetectMedian from the write to the validate call.
+	WriteMedian  float64 `json:"write_median_seconds"`
+	DetectMedian float64 `json:"detect_median_seconds"`
 	// Foreign counts validate calls with another destination's token.
 	Foreign int `json:"foreign_tokens"`
 	// Challenges is challenges issued per destination.
@@ -99,6 +103,16 @@ func (r *runner) sharedRun(ctx context.Context) error {
 			}
 		}
 	}
+	var toWrite, toValid []time.Duration
+	for _, tr := range sim.tracks() {
+		slices.SortFunc(tr.writes, time.Time.Compare)
+		slices.SortFunc(tr.valid, time.Time.Compare)
+		for i := range min(len(tr.challenges), len(tr.writes), len(tr.valid)) {
+			toWrite = append(toWrite, tr.writes[i].Sub(tr.challenges[i]))
+			toValid = append(toValid, tr.valid[i].Sub(tr.writes[i]))
+		}
+	}
+	s.WriteMedian, s.DetectMedian = quantile(toWrite, 0.5), quantile(toValid, 0.5)
 	s.Bound = max(s.BudgetBound, s.SerialBound)
 	if s.Bound > 0 {
 		s.Ratio = s.Makespan / s.Bound
