@@ -51,6 +51,10 @@ type Config struct {
 	// (budget.Pacer) instead of all at once, so that polls and validations
 	// do not queue behind a whole batch of challenges. nil: all at once.
 	Pacer Pacer
+	// Skip, when set, leaves out the good rows it returns true for: they
+	// count in the plan and the batch id, but are not enqueued (run skips
+	// the destinations its journal has finished). nil: none.
+	Skip func(input.Row) bool
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Now; default time.Now.
@@ -112,6 +116,8 @@ type Result struct {
 	NotRequired int
 	// Known destinations: already in the batch (a duplicate line, or a re-run).
 	Known int
+	// Skipped rows: left out by Config.Skip.
+	Skipped int
 	// Duplicates says, for lines already in the batch, which line has them.
 	Duplicates []Duplicate
 }
@@ -126,6 +132,10 @@ var validBatchID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // ErrInvalid is returned when the file has bad lines: nothing was enqueued.
 var ErrInvalid = errors.New("input has invalid lines; nothing was enqueued")
+
+// ErrNoDestinations is returned for an input without a single row (empty,
+// or a CSV header only): no batch is created.
+var ErrNoDestinations = errors.New("no destinations: the input has no rows")
 
 // Producer enqueues batches.
 type Producer struct {
@@ -183,6 +193,9 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 	if plan.ErrorCount > 0 {
 		return res, ErrInvalid
 	}
+	if plan.Rows == 0 {
+		return res, ErrNoDestinations
+	}
 	now := p.cfg.Now()
 	if err := p.store.CreateBatch(ctx, plan.BatchID, p.cfg.Source, now); err != nil {
 		return res, err
@@ -194,6 +207,10 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 	chunk := make([]item, 0, p.cfg.ChunkSize)
 	var chunkErr error
 	err = p.each(ctx, open, func(row input.Row, opt rowOptions) error {
+		if p.cfg.Skip != nil && p.cfg.Skip(row) {
+			res.Skipped++
+			return nil
+		}
 		chunk = append(chunk, item{row, opt})
 		if len(chunk) < p.cfg.ChunkSize {
 			return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -173,5 +174,49 @@ func TestPacedEnqueue(t *testing.T) {
 	}
 	if last < 33*time.Second || last > 37*time.Second {
 		t.Fatalf("second batch's challenge due after %s, want about 35s", last)
+	}
+}
+
+// TestEnqueueNoDestinations: an empty input or a CSV header alone is an
+// error, and no batch is created.
+func TestEnqueueNoDestinations(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	store := events.NewStore(rdb, events.Config{})
+	for _, in := range []string{"", "zone_id,account_id,destination_conf\n", "\n\n"} {
+		_, err := producer.New(client, store, producer.Config{}).Enqueue(context.Background(), open(in))
+		if !errors.Is(err, producer.ErrNoDestinations) {
+			t.Errorf("Enqueue(%q) = %v, want ErrNoDestinations", in, err)
+		}
+	}
+	if ids, _ := store.Batches(context.Background(), 10); len(ids) != 0 {
+		t.Fatalf("batches created: %v", ids)
+	}
+}
+
+// TestEnqueueSkip: rows Skip returns true for are not enqueued, and the
+// batch id stays the one of the whole file.
+func TestEnqueueSkip(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	store := events.NewStore(rdb, events.Config{})
+	whole, err := producer.New(nil, nil, producer.Config{}).Check(context.Background(), open(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skip := func(r input.Row) bool { return r.Conf.Type == tasks.TypeS3 }
+	res, err := producer.New(client, store, producer.Config{Skip: skip}).Enqueue(context.Background(), open(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BatchID != whole.BatchID || res.Skipped != 2 || res.Enqueued != 1 || res.NotRequired != 1 || res.Known != 0 {
+		t.Fatalf("result = %+v, want batch %s with 2 skipped, 1 enqueued, 1 not_required", res, whole.BatchID)
+	}
+	if st, _ := store.Batch(context.Background(), res.BatchID); st.Total != 2 {
+		t.Fatalf("batch total = %d, want 2", st.Total)
 	}
 }
