@@ -129,40 +129,61 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// common are the flags every Redis-using command has.
+// common are the flags of the commands on the workers' shared Redis: the
+// Redis and the logging.
 type common struct {
 	redisURL string
 	logLevel string
 	logJSON  bool
 }
 
+// register registers --redis (env REDIS_URL, required: see shared) and the
+// logging flags.
 func (c *common) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&c.redisURL, "redis", env.Getenv("REDIS_URL"),
-		"Redis URL (redis://host:6379/0, rediss://..., redis-sentinel://host:26379,host2:26379/master); env REDIS_URL; empty: embedded Redis in this process")
+		"the Redis the workers share (redis://host:6379/0, rediss://..., redis-sentinel://host:26379,host2:26379/master); required; env REDIS_URL")
+	c.registerLog(fs, env)
+}
+
+// registerLog registers the logging flags only, for the commands that
+// bring their own Redis (demo, run) or need none (simulate).
+func (c *common) registerLog(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&c.logLevel, "log-level", envOr(env, "LOG_LEVEL", "info"), "log level: debug, info, warn, error; env LOG_LEVEL")
 	fs.BoolVar(&c.logJSON, "log-json", env.Getenv("LOG_FORMAT") == "json", "log JSON lines instead of text; env LOG_FORMAT=json")
 }
 
-func (c *common) logger(env Env) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.logLevel)
+// errNoRedis refuses a command that only makes sense on the workers'
+// shared Redis when none is given: an embedded one would lose its work on
+// exit, unseen by any worker.
+var errNoRedis = &exitError{code: 2, err: errors.New("no Redis given: set --redis or REDIS_URL to the Redis your workers use; " +
+	"for a one-process run use `logpush-onboard run FILE`")}
+
+// shared refuses to go on without a shared Redis.
+func (c *common) shared() error {
+	if strings.TrimSpace(c.redisURL) == "" {
+		return errNoRedis
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.logJSON {
-		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+	return nil
 }
 
-// connect opens the Redis of c and the events store on it, for the
+func (c *common) logger(env Env) (*slog.Logger, error) {
+	lvl, err := parseLevel(c.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(logHandler(env.Stderr, lvl, c.logJSON)), nil
+}
+
+// connect opens the shared Redis of c and the events store on it, for the
 // commands that read or change a batch.
 func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *events.Store, func(), error) {
-	log, err := c.logger(env)
-	if err != nil {
+	if err := c.shared(); err != nil {
 		return nil, nil, nil, err
 	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	if _, err := c.logger(env); err != nil {
+		return nil, nil, nil, err
+	}
+	rdb, closeRedis, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -174,4 +195,53 @@ func envOr(env Env, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// noArgs refuses positional arguments to a command that takes none.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q (this command takes flags only; -h lists them)\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+// parseFile parses args with flags before or after the one FILE operand
+// (enqueue one.csv --dry-run); "--" ends the flags.
+func parseFile(fs *flag.FlagSet, args []string) (string, error) {
+	var files []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return "", err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			files = append(files, rest...)
+			break
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
+	}
+	if len(files) != 1 {
+		if len(files) == 0 {
+			fmt.Fprintf(fs.Output(), "%s: FILE missing (a CSV or JSONL file of destinations, or - for standard input)\n", fs.Name())
+		} else {
+			fmt.Fprintf(fs.Output(), "%s: one FILE only, got %d: %s\n", fs.Name(), len(files), strings.Join(files, " "))
+		}
+		fs.Usage()
+		return "", errUsage
+	}
+	return files[0], nil
+}
+
+// setDefault changes the default of a registered flag, as -h shows it.
+func setDefault(fs *flag.FlagSet, name, value string) {
+	f := fs.Lookup(name)
+	if err := f.Value.Set(value); err != nil {
+		panic(fmt.Sprintf("default of -%s: %v", name, err))
+	}
+	f.DefValue = value
 }

@@ -32,9 +32,15 @@ type child struct {
 
 func startChild(t *testing.T, logPath string, args ...string) *child {
 	t.Helper()
+	return startChildEnv(t, logPath, []string{"CLOUDFLARE_API_TOKEN=crash-test-token"}, args...)
+}
+
+// startChildEnv is startChild with environment variables (KEY=value).
+func startChildEnv(t *testing.T, logPath string, env []string, args ...string) *child {
+	t.Helper()
 	argv, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LOGPUSH_TEST_CHILD_ARGS="+string(argv), "CLOUDFLARE_API_TOKEN=crash-test-token")
+	cmd.Env = append(append(os.Environ(), "LOGPUSH_TEST_CHILD_ARGS="+string(argv)), env...)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)

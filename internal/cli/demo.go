@@ -19,6 +19,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
@@ -32,33 +33,43 @@ const demoBucket = "logpush-demo"
 func runDemo(ctx context.Context, env Env, args []string) error {
 	var f workerFlags
 	var s simFlags
+	var lf viewLog
 	fs := newFlags("demo", env)
-	f.register(fs, env)
+	lf.register(fs, env)
+	f.registerTuning(fs, env)
 	s.register(fs)
 	n := fs.Int("n", 100, "number of generated destinations (60% S3, a third of them on 4 shared paths; 20% file://; 20% that need no challenge)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up if the batch is not done by then")
 	dir := fs.String("dir", "", "directory for the generated CSV and file:// destinations (default: a temporary one, removed after)")
-	// The demo's defaults show retries at work, keep the metrics port free,
-	// give the local simulator a larger budget and keep the log quiet enough
-	// for the progress lines.
-	_ = fs.Set("error-rate", "0.1")
-	_ = fs.Set("rate-limit-rate", "0.05")
-	_ = fs.Set("metrics-addr", "127.0.0.1:0")
-	_ = fs.Set("api-rate", "1200/1m")
+	every := fs.Duration("progress-interval", 2*time.Second, "when standard output is not a terminal, print a progress line this often")
+	// The demo's defaults show retries at work, keep the metrics port free
+	// and give the local simulator a larger budget. It always runs on a
+	// Redis of its own: REDIS_URL would send its fake destinations to the
+	// real workers.
+	setDefault(fs, "error-rate", "0.1")
+	setDefault(fs, "rate-limit-rate", "0.05")
+	setDefault(fs, "metrics-addr", "127.0.0.1:0")
+	setDefault(fs, "api-rate", "1200/1m")
 	// Files appear sooner than on Cloudflare, so that the shared paths (one
 	// challenge at a time each) finish within the demo's half minute.
-	_ = fs.Set("write-delay", "300ms")
-	_ = fs.Set("log-level", "warn")
+	setDefault(fs, "write-delay", "300ms")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	if *n <= 0 {
 		return fmt.Errorf("-n must be positive")
 	}
-	log, err := f.logger(env)
+	if *every <= 0 {
+		return fmt.Errorf("-progress-interval %s: must be positive", *every)
+	}
+	log, closeLog, err := lf.logger(env)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	workDir := *dir
 	if workDir == "" {
 		if workDir, err = os.MkdirTemp("", "logpush-demo-"); err != nil {
@@ -98,7 +109,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	defer stopSim()
 	f.apiURL = simURL + "/client/v4"
 
-	rdb, closeRedis, err := connectRedis(ctx, f.redisURL, log)
+	rdb, closeRedis, err := embeddedRedis()
 	if err != nil {
 		return err
 	}
@@ -129,7 +140,13 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "demo: %d destinations in batch %s (%d need a challenge); simulator at %s, S3 at %s, metrics at http://%s/metrics\n",
 		res.Rows, res.BatchID, res.NeedChallenge, simURL, s3URL, w.metricsAddr)
 
-	st, err := waitBatch(ctx, env.Stdout, store, res.BatchID, start, *timeout)
+	v := newView(env.Stdout)
+	if v.terminal {
+		*every = 250 * time.Millisecond
+	}
+	rate, _ := budget.ParseRate(f.apiRate)
+	st, err := watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", start: start, timeout: *timeout,
+		retries: func() retries { return apiRetries(w.registry) }})
 	if err != nil {
 		return err
 	}
@@ -142,33 +159,6 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed", st.Counts[events.Failed])}
 	}
 	return nil
-}
-
-// waitBatch prints progress every second until every destination of the
-// batch has an outcome.
-func waitBatch(ctx context.Context, out io.Writer, store *events.Store, id string, start time.Time, timeout time.Duration) (events.BatchStatus, error) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	deadline := time.After(timeout)
-	for {
-		st, err := store.Batch(ctx, id)
-		if err != nil {
-			return st, err
-		}
-		fmt.Fprintf(out, "[%5.1fs] %4d/%d done  validated %d  failed %d  not_required %d  waiting for a busy path %d  challenging %d  polling %d  validating %d\n",
-			time.Since(start).Seconds(), st.Done(), st.Total, st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired],
-			st.Counts[events.WaitingPath], st.Counts[events.Challenging]+st.Counts[events.Queued], st.Counts[events.Polling], st.Counts[events.Validating])
-		if st.Done() >= st.Total {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, ctx.Err()
-		case <-deadline:
-			return st, &exitError{code: 1, err: fmt.Errorf("batch not done after %s", timeout)}
-		case <-t.C:
-		}
-	}
 }
 
 func demoS3Backend() *s3mem.Backend {

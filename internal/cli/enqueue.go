@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/hibiken/asynq"
 
@@ -36,7 +38,11 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard enqueue [flags] FILE|-\n\nFILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	file, err := parseFile(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := c.shared(); err != nil && !*dryRun {
 		return err
 	}
 	if *retention < 0 {
@@ -46,10 +52,6 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if _, _, err := budgetConfig(*apiRate, creds); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
-	}
 	fmtv, err := input.ParseFormat(*format)
 	if err != nil {
 		return fmt.Errorf("-format: %w", err)
@@ -58,13 +60,13 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	open, cleanup, err := opener(env, fs.Arg(0))
+	open, cleanup, err := opener(env, file)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 
-	cfg := producer.Config{BatchID: *batchID, Source: fs.Arg(0), Input: input.Options{Format: fmtv},
+	cfg := producer.Config{BatchID: *batchID, Source: file, Input: input.Options{Format: fmtv},
 		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
 	if *dryRun {
 		plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
@@ -72,6 +74,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		printPlan(env.Stdout, plan)
+		if plan.Rows == 0 && plan.ErrorCount == 0 {
+			return producer.ErrNoDestinations
+		}
 		if plan.ErrorCount > 0 {
 			printLineErrors(env.Stderr, plan)
 			return &exitError{code: 1} // printLineErrors said why
@@ -83,7 +88,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 	}
-	rdb, closeRedis, err := connectRedis(ctx, c.redisURL, log)
+	rdb, closeRedis, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return err
 	}
@@ -100,11 +105,12 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 1} // printLineErrors said why
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted with %d of %d rows in the batch %s; running the same command again continues", res.Enqueued+res.NotRequired+res.Known, res.Rows, res.BatchID)
+		}
 		return err
 	}
-	for _, d := range res.Duplicates {
-		fmt.Fprintf(env.Stderr, "line %d: duplicate of line %d (%s), not enqueued again\n", d.Line, d.Of, d.State)
-	}
+	printDuplicates(env.Stderr, res)
 	fmt.Fprintf(env.Stdout, "batch %s: %d rows, %d enqueued, %d not_required, %d already in the batch\n",
 		res.BatchID, res.Rows, res.Enqueued, res.NotRequired, res.Known)
 	return nil
@@ -141,6 +147,35 @@ func printLineErrors(w io.Writer, plan producer.Plan) {
 	fmt.Fprintf(w, "%d of %d lines invalid; nothing was enqueued\n", plan.ErrorCount, plan.Rows+plan.ErrorCount)
 }
 
+// printDuplicates says in one line how many rows the batch had already:
+// a re-run of a file repeats every row.
+func printDuplicates(w io.Writer, res producer.Result) {
+	if res.Known == 0 {
+		return
+	}
+	var eg []string
+	for _, d := range res.Duplicates[:min(3, len(res.Duplicates))] {
+		eg = append(eg, fmt.Sprintf("line %d is line %d's (%s)", d.Line, d.Of, d.State))
+	}
+	more := ""
+	if res.Known > len(eg) {
+		more = ", ..."
+	}
+	fmt.Fprintf(w, "%s already in the batch, not enqueued again: %s%s\n", thousands(res.Known), strings.Join(eg, ", "), more)
+}
+
+// thousands is "50,000 rows" ("1 row").
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if n == 1 {
+		return s + " row"
+	}
+	return s + " rows"
+}
+
 func printPlan(w io.Writer, plan producer.Plan) {
 	fmt.Fprintf(w, "batch %s: %d valid rows, %d invalid, %d need a challenge\n", plan.BatchID, plan.Rows, plan.ErrorCount, plan.NeedChallenge)
 	types := make([]string, 0, len(plan.ByType))
@@ -158,18 +193,19 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
 	var pf preflightFlags
 	pf.register(fs, env)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
+	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard preflight [flags] FILE|-")
-		return errUsage
+		fs.PrintDefaults()
+	}
+	file, err := parseFile(fs, args)
+	if err != nil {
+		return err
 	}
 	fmtv, err := input.ParseFormat(*format)
 	if err != nil {
 		return fmt.Errorf("-format: %w", err)
 	}
-	open, cleanup, err := opener(env, fs.Arg(0))
+	open, cleanup, err := opener(env, file)
 	if err != nil {
 		return err
 	}

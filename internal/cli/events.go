@@ -17,11 +17,19 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	_, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
+	if *batch != "" {
+		if _, err := store.Batch(ctx, *batch); err != nil {
+			return err
+		}
+	}
 	after := *from
 	for {
 		block := 0 * time.Second

@@ -95,7 +95,7 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("retry = %d: %s %s", code, out, stderr)
 	}
 	code, out, _ = run(t, "", "status", "--redis", url, "--batch", batch, "--watch", "--interval", "200ms")
-	if code != 0 || !strings.Contains(out, "100% 7/7") {
+	if code != 0 || !strings.Contains(out, "7/7 done (100%)") {
 		t.Fatalf("status --watch = %d:\n%s", code, out)
 	}
 	st, _ = e.store.Batch(context.Background(), batch)
@@ -222,7 +222,7 @@ func TestSubmitToken(t *testing.T) {
 	tokens := filepath.Join(e.dir, "tokens.csv")
 	os.WriteFile(tokens, []byte("zone_id,account_id,destination_conf,token\n"+zone+",,"+conf+","+sumo.tokens[0]+"\n"), 0o600)
 	code, out, stderr := run(t, "", "submit-token", "--redis", url, "--batch", res.BatchID, "--file", tokens)
-	if code != 0 || !strings.Contains(out, "1 tokens submitted") {
+	if code != 0 || !strings.Contains(out, "1 token submitted") || !strings.Contains(out, "1 token validated") {
 		t.Fatalf("submit-token = %d: %s %s", code, out, stderr)
 	}
 	st := e.wait(t, res.BatchID, 30*time.Second)
@@ -232,6 +232,36 @@ func TestSubmitToken(t *testing.T) {
 	code, _, stderr = run(t, "", "submit-token", "--redis", url, "--batch", res.BatchID, "--file", tokens)
 	if code != 1 || !strings.Contains(stderr, "destination is validated, not awaiting a token") {
 		t.Fatalf("second submit = %d: %s", code, stderr)
+	}
+	code, _, stderr = run(t, "", "submit-token", "--redis", url, "--batch", "nope", "--file", tokens)
+	if code != 1 || !strings.Contains(stderr, "no such batch") {
+		t.Fatalf("submit to an unknown batch = %d: %s", code, stderr)
+	}
+
+	// The first destination's token, well-formed but not this one's:
+	// Cloudflare answers 1002, and submit-token says so.
+	const other = "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/OtherCode42"
+	path2 := filepath.Join(e.dir, "sumo2.csv")
+	os.WriteFile(path2, []byte("zone_id,account_id,destination_conf\n"+zone+",,"+other+"\n"), 0o644)
+	res2 := e.enqueueFile(t, path2)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		st, _ := e.store.Batch(context.Background(), res2.BatchID)
+		if st.Counts[events.AwaitingToken] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("second destination not awaiting a token: %+v", st.Counts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sumo.mu.Lock()
+	first := sumo.tokens[0]
+	sumo.mu.Unlock()
+	code, out, stderr = run(t, first+"\n", "submit-token", "--redis", url, "--batch", res2.BatchID, "--wait", "20s", "--zone-id", zone, "--destination-conf", other)
+	if code != 1 || !strings.Contains(stderr, "Cloudflare rejected the token (code 1002") || !strings.Contains(out, "0 tokens validated, 1 rejected") {
+		code, o, _ := run(t, "", "report", "--redis", url, "--batch", res2.BatchID, "--format", "json")
+		t.Logf("report = %d %s", code, o)
+		t.Fatalf("submit of another destination's token = %d: %s %s", code, out, stderr)
 	}
 }
 

@@ -75,7 +75,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 		}
 	}
 	if problems > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("preflight found %d problems; nothing was enqueued (--skip-preflight to enqueue anyway)", problems)}
+		return &exitError{code: 1, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
 	}
 	fmt.Fprintf(env.Stdout, "preflight: Cloudflare credential works; %d buckets readable\n", len(buckets))
 	return nil

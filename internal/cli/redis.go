@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -12,18 +11,8 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
 )
 
-// connectRedis returns a client for url, or, when url is empty, an embedded
-// Redis that lives until the returned close function is called.
-func connectRedis(ctx context.Context, url string, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	if url == "" {
-		mr, err := embedded.Start()
-		if err != nil {
-			return nil, nil, err
-		}
-		log.Info("using embedded redis (state is lost on exit)", "addr", mr.Addr())
-		rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		return rdb, func() { rdb.Close(); mr.Close() }, nil
-	}
+// connectRedis returns a client for the Redis at url, once it answers.
+func connectRedis(ctx context.Context, url string) (redis.UniversalClient, func(), error) {
 	rdb, err := newRedisClient(url)
 	if err != nil {
 		return nil, nil, err
@@ -35,6 +24,17 @@ func connectRedis(ctx context.Context, url string, log *slog.Logger) (redis.Univ
 		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(url), err)
 	}
 	return rdb, func() { rdb.Close() }, nil
+}
+
+// embeddedRedis starts a Redis in this process (demo, run): it lives until
+// the returned close function is called, and its state with it.
+func embeddedRedis() (redis.UniversalClient, func(), error) {
+	mr, err := embedded.Start()
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	return rdb, func() { rdb.Close(); mr.Close() }, nil
 }
 
 // newRedisClient parses a Redis URL: redis:// and rediss:// for one node,

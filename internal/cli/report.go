@@ -38,6 +38,9 @@ func runReport(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	if *batch == "" || (*format != "csv" && *format != "json") {
 		fmt.Fprintln(env.Stderr, "report needs --batch ID and --format csv|json")
 		return errUsage

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -20,17 +19,28 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	if err := insp.UnpauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "not paused") {
-		return fmt.Errorf("resume queue %s: %w", tasks.Queue, err)
+	paused, err := queuePaused(insp)
+	if err != nil {
+		return err
 	}
 	if err := rdb.Del(ctx, worker.AuthFailuresKey).Err(); err != nil {
 		return err
+	}
+	if !paused {
+		fmt.Fprintf(env.Stdout, "queue %s was not paused: nothing to resume\n", tasks.Queue)
+		return nil
+	}
+	if err := insp.UnpauseQueue(tasks.Queue); err != nil {
+		return fmt.Errorf("resume queue %s: %w", tasks.Queue, err)
 	}
 	if err := store.Emit(ctx, events.Event{Event: events.QueueResumed, Time: time.Now().UTC()}); err != nil {
 		return err

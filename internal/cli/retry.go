@@ -24,6 +24,9 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
 	if _, _, err := budgetConfig(*apiRate, creds); err != nil {
 		return err

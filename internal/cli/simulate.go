@@ -83,10 +83,13 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	var c common
 	var s simFlags
 	fs := newFlags("simulate", env)
-	c.register(fs, env)
+	c.registerLog(fs, env)
 	s.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	log, err := c.logger(env)

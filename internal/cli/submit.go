@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -36,6 +37,7 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	account := fs.String("account-id", "", "single destination: its account id")
 	conf := fs.String("destination-conf", "", "single destination: its destination_conf, exactly as in the input")
 	token := fs.String("token", "-", "single destination: the ownership token, or - to read it from standard input")
+	wait := fs.Duration("wait", time.Minute, "wait this long for the workers' verdict on the tokens (0: do not wait)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard submit-token --batch ID (--file TOKENS.csv | --zone-id|--account-id ID --destination-conf CONF [--token TOKEN|-])")
 		fs.PrintDefaults()
@@ -43,8 +45,15 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	if *batch == "" || (*file == "") == (*conf == "") {
 		fs.Usage()
+		return errUsage
+	}
+	if *wait < 0 {
+		fmt.Fprintf(env.Stderr, "-wait %s: must not be negative\n", *wait)
 		return errUsage
 	}
 	subs, err := readSubmissions(env, *file, *zone, *account, *conf, *token)
@@ -56,48 +65,112 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
+	if _, err := store.Batch(ctx, *batch); err != nil {
+		return err
+	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
-	var ok, bad int
+	var sent []sentToken
+	var bad int
 	for _, s := range subs {
-		if err := submit(ctx, store, client, *batch, s); err != nil {
+		challenges, err := submit(ctx, store, client, *batch, s)
+		if err != nil {
 			bad++
 			fmt.Fprintf(env.Stderr, "line %d: %v\n", s.line, err)
 			continue
 		}
-		ok++
+		sent = append(sent, sentToken{s, challenges})
 	}
-	fmt.Fprintf(env.Stdout, "batch %s: %d tokens submitted for validation, %d refused\n", *batch, ok, bad)
+	fmt.Fprintf(env.Stdout, "batch %s: %s submitted for validation, %d refused\n", *batch, plural(int64(len(sent)), "token"), bad)
+	if *wait > 0 && len(sent) > 0 {
+		bad += awaitVerdicts(ctx, env, store, *batch, sent, *wait)
+	}
 	if bad > 0 {
 		return &exitError{code: 1}
 	}
 	return nil
 }
 
-// submit enqueues the validation of one submitted token.
-func submit(ctx context.Context, store *events.Store, client *asynq.Client, batch string, s submission) error {
+// sentToken is a submitted token and the challenges its destination had:
+// one more means Cloudflare rejected the token and the worker asked again.
+type sentToken struct {
+	submission
+	challenges int
+}
+
+// awaitVerdicts waits until the workers validated each submitted token or
+// Cloudflare rejected it, says which were rejected and returns their number
+// with those without a verdict in time.
+func awaitVerdicts(ctx context.Context, env Env, store *events.Store, batch string, sent []sentToken, wait time.Duration) int {
+	deadline := time.Now().Add(wait)
+	var validated, bad int
+	for len(sent) > 0 {
+		var open []sentToken
+		for _, s := range sent {
+			d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw}
+			st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
+			switch {
+			case err != nil:
+				bad++
+				fmt.Fprintf(env.Stderr, "line %d: %v\n", s.line, err)
+			case st.State == events.Validated:
+				validated++
+			case st.State == events.Failed:
+				bad++
+				msg := "failed"
+				if st.Error != nil {
+					msg = st.Error.Message
+				}
+				fmt.Fprintf(env.Stderr, "line %d: Cloudflare rejected the token: %s\n", s.line, msg)
+			case st.Attempts.Challenge > s.challenges:
+				bad++
+				fmt.Fprintf(env.Stderr, "line %d: Cloudflare rejected the token (code 1002: wrong or stale); a fresh challenge went to the HTTP source: submit its token\n", s.line)
+			default:
+				open = append(open, s)
+			}
+		}
+		sent = open
+		if len(sent) == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			deadline = time.Now()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	for _, s := range sent {
+		fmt.Fprintf(env.Stderr, "line %d: no verdict after %s: are workers running on this Redis? (status --batch %s)\n", s.line, wait, batch)
+	}
+	fmt.Fprintf(env.Stdout, "batch %s: %s validated, %d rejected or without a verdict\n", batch, plural(int64(validated), "token"), bad+len(sent))
+	return bad + len(sent)
+}
+
+// submit enqueues the validation of one submitted token and returns the
+// challenges its destination had so far.
+func submit(ctx context.Context, store *events.Store, client *asynq.Client, batch string, s submission) (int, error) {
 	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw}
 	st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
 	if errors.Is(err, events.ErrNotFound) {
-		return fmt.Errorf("batch %s has no such destination (scope id and destination_conf must be exactly as enqueued)", batch)
+		return 0, fmt.Errorf("batch %s has no such destination (scope id and destination_conf must be exactly as enqueued)", batch)
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if st.State != events.AwaitingToken {
-		return fmt.Errorf("destination is %s, not awaiting a token", st.State)
+		return 0, fmt.Errorf("destination is %s, not awaiting a token", st.State)
 	}
 	d.Gen, d.Round, d.EnqueuedAt = st.Gen, st.Round, st.EnqueuedAt
 	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: d, Filename: st.Filename, Token: s.token}, tasks.Options{})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
-		return errors.New("a token was already submitted for this challenge; wait for its outcome (events, status)")
+		return 0, errors.New("a token was already submitted for this challenge; wait for its outcome (events, status)")
 	} else if err != nil {
-		return err
+		return 0, err
 	}
-	return nil
+	return st.Attempts.Challenge, nil
 }
 
 // readSubmissions reads the tokens: a CSV file, or one destination from flags.

@@ -49,6 +49,12 @@ type workerFlags struct {
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 	w.common.register(fs, env)
+	w.registerTuning(fs, env)
+}
+
+// registerTuning registers the worker's flags but --redis and the logging
+// ones, for the commands that run a worker on a Redis of their own.
+func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&w.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", "https://api.cloudflare.com/client/v4"),
 		"Cloudflare API base URL; env CLOUDFLARE_API_URL")
 	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", ":9464"),
@@ -77,6 +83,15 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := f.shared(); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	log, err := f.logger(env)
 	if err != nil {
 		return err
@@ -85,7 +100,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if err := creds.Validate(); err != nil {
 		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
 	}
-	rdb, closeRedis, err := connectRedis(ctx, f.redisURL, log)
+	rdb, closeRedis, err := connectRedis(ctx, f.redisURL)
 	if err != nil {
 		return err
 	}
@@ -127,16 +142,8 @@ func (w *runningWorker) stop() {
 
 // startWorker builds the handlers from f and starts serving the queue.
 func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, storage storageConfig, log *slog.Logger) (*runningWorker, error) {
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"poll-first", f.pollFirst}, {"poll-interval", f.pollInterval}, {"task-retention", f.retention}, {"state-ttl", f.stateTTL}} {
-		if d.v < 0 {
-			return nil, fmt.Errorf("-%s %s: must not be negative", d.name, d.v)
-		}
-	}
-	if f.eventsMaxLen < 0 {
-		return nil, fmt.Errorf("-events-max-len %d: must not be negative", f.eventsMaxLen)
+	if err := f.check(); err != nil {
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -217,6 +224,31 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	}
 	w.taking.Store(true)
 	return w, nil
+}
+
+// check refuses tuning values that cannot work, naming the flag: negative
+// durations and sizes, and no concurrency, retries or poll time at all.
+func (f workerFlags) check() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll-first", f.pollFirst}, {"poll-interval", f.pollInterval}, {"task-retention", f.retention}, {"state-ttl", f.stateTTL}} {
+		if d.v < 0 {
+			return fmt.Errorf("-%s %s: must not be negative", d.name, d.v)
+		}
+	}
+	if f.eventsMaxLen < 0 {
+		return fmt.Errorf("-events-max-len %d: must not be negative", f.eventsMaxLen)
+	}
+	switch {
+	case f.concurrency <= 0:
+		return fmt.Errorf("-concurrency %d: must be positive", f.concurrency)
+	case f.maxRetry <= 0:
+		return fmt.Errorf("-max-retry %d: must be positive", f.maxRetry)
+	case f.pollDeadline <= 0:
+		return fmt.Errorf("-poll-deadline %s: must be positive", f.pollDeadline)
+	}
+	return nil
 }
 
 // budgetConfig is the API budget of creds at rate (LIMIT/WINDOW, the
