@@ -1,0 +1,386 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+const runUsage = `usage: logpush-onboard run [flags] FILE|-
+
+Onboards every destination of FILE in this process: checks every line, runs
+preflight, then a worker and the producer on an embedded Redis (or on the
+shared one of --redis), with a progress view. The journal (--journal) keeps
+every outcome as it comes: run the same command again after Ctrl-C, a crash
+or kill -9 and it goes on with the destinations not finished yet.
+
+Exit status: 0 when every destination is validated, not_required or
+awaiting_token; 1 when any failed (or the run was interrupted); 2 on usage
+errors.
+
+FILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.
+`
+
+func runRun(ctx context.Context, env Env, args []string) error {
+	var f workerFlags
+	var lf viewLog
+	fs := newFlags("run", env)
+	lf.register(fs, env)
+	f.registerTuning(fs, env)
+	setDefault(fs, "metrics-addr", "")
+	setDefault(fs, "shutdown-timeout", "10s")
+	fs.StringVar(&f.redisURL, "redis", "",
+		"run on this shared Redis instead of an embedded one: other workers can join and the batch survives this process (no env twin: run keeps its own Redis unless told)")
+	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
+	reportPath := fs.String("report", "", "write one row per destination here at the end, CSV (default: beside FILE, NAME.results.csv)")
+	journalPath := fs.String("journal", "", "the journal of outcomes, JSON lines, read on start to skip what is finished (default: beside FILE, NAME.journal.jsonl)")
+	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
+	every := fs.Duration("progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, runUsage+"\n")
+		fs.PrintDefaults()
+	}
+	file, err := parseFile(fs, args)
+	if err != nil {
+		return err
+	}
+	if *every <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("-progress-interval %s: must be positive", *every)}
+	}
+	if err := f.check(); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	fmtv, err := input.ParseFormat(*format)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("-format: %w", err)}
+	}
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if err := creds.Validate(); err != nil {
+		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
+	}
+	if _, _, err := budgetConfig(f.apiRate, creds); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	rate, _ := budget.ParseRate(f.apiRate)
+	log, closeLog, err := lf.logger(env)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer closeLog()
+	reportFile, journalFile := besideInput(file, *reportPath, *journalPath)
+
+	open, cleanup, err := opener(env, file)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	in := input.Options{Format: fmtv}
+	plan, err := producer.New(nil, nil, producer.Config{Input: in}).Check(ctx, open)
+	if err != nil {
+		return err
+	}
+	if plan.ErrorCount > 0 {
+		printLineErrors(env.Stderr, plan)
+		return &exitError{code: 1} // printLineErrors said why
+	}
+	if plan.Rows == 0 {
+		return fmt.Errorf("%s: %w", file, producer.ErrNoDestinations)
+	}
+
+	j, err := openJournal(journalFile)
+	if err != nil {
+		return err
+	}
+	defer j.close()
+	// On the embedded Redis, the journal is all that is left of an earlier
+	// run: skip what it finished. A shared Redis keeps the batch itself.
+	var prior map[string]int64
+	var skip func(input.Row) bool
+	if f.redisURL == "" {
+		var left int
+		if prior, left, err = journaled(open, in, j); err != nil {
+			return err
+		}
+		if left == 0 {
+			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
+			return finishRun(env, nil, "", j, reportFile, journalFile, false, args)
+		}
+		if len(prior) > 0 {
+			var n int64
+			for _, k := range prior {
+				n += k
+			}
+			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
+		}
+		skip = func(r input.Row) bool { return j.has(rowKey(r)) }
+	}
+	if !*skipPreflight {
+		if err := preflight(ctx, env, open, in, preflightFlags{apiURL: f.apiURL}, storageConfig{}); err != nil {
+			return err
+		}
+	}
+
+	rdb, closeRedis, err := embeddedRedis()
+	if f.redisURL != "" {
+		rdb, closeRedis, err = connectRedis(ctx, f.redisURL)
+	}
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	w, err := startWorker(ctx, rdb, f, creds, storageConfig{}, log)
+	if err != nil {
+		return err
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			w.stop()
+		}
+	}
+	defer stop()
+	store := events.NewStore(rdb, events.Config{})
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	pace, err := pacer(rdb, f.apiRate, creds)
+	if err != nil {
+		return err
+	}
+	p := producer.New(client, store, producer.Config{Source: file, Input: in, Logger: log, Pacer: pace, Skip: skip,
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	start := time.Now()
+	res, err := p.Enqueue(ctx, open)
+	if err != nil {
+		stop()
+		if ctx.Err() != nil {
+			drainJournal(store, res.BatchID, j)
+			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
+				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
+			return finishRun(env, store, res.BatchID, j, reportFile, journalFile, true, args)
+		}
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "run: batch %s: %d rows, %d enqueued, %d not_required, %d already in the batch, %d finished before; journal %s\n",
+		res.BatchID, res.Rows, res.Enqueued, res.NotRequired, res.Known, res.Skipped, journalFile)
+	v := newView(env.Stdout)
+	if v.terminal {
+		*every = 250 * time.Millisecond
+	}
+	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", onEvents: j.append,
+		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }})
+	interrupted := ctx.Err() != nil
+	stop()
+	if interrupted {
+		drainJournal(store, res.BatchID, j)
+	} else if err != nil {
+		return err
+	}
+	return finishRun(env, store, res.BatchID, j, reportFile, journalFile, interrupted, args)
+}
+
+// besideInput returns the report and journal paths: the flags', or beside
+// the input (in the working directory for standard input).
+func besideInput(file, report, journal string) (string, string) {
+	stem := "stdin"
+	dir := "."
+	if file != "-" {
+		dir = filepath.Dir(file)
+		stem = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	if report == "" {
+		report = filepath.Join(dir, stem+".results.csv")
+	}
+	if journal == "" {
+		journal = filepath.Join(dir, stem+".journal.jsonl")
+	}
+	return report, journal
+}
+
+// journaled counts, by outcome, the input's destinations the journal has,
+// and the rows still to do.
+func journaled(open producer.Opener, in input.Options, j *journal) (map[string]int64, int, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rc.Close()
+	in.Extra = append(in.Extra, tasks.ReadAsColumns...)
+	r := input.NewReader(rc, in)
+	prior := map[string]int64{}
+	seen := map[string]bool{}
+	left := 0
+	for {
+		row, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return prior, left, nil
+		}
+		if err != nil {
+			return nil, 0, err // Check found every line good: the file changed
+		}
+		k := rowKey(row)
+		switch e, ok := j.done[k]; {
+		case !ok:
+			left++
+		case !seen[k]:
+			seen[k] = true
+			prior[e.Event]++
+		}
+	}
+}
+
+// drainJournal journals the outcomes still on the stream after the worker
+// stopped: those of the tasks that ended while it drained.
+func drainJournal(store *events.Store, batch string, j *journal) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	after := "0"
+	for {
+		entries, err := store.Read(ctx, after, 1000, 0)
+		if err != nil || len(entries) == 0 {
+			return
+		}
+		var mine []events.Event
+		for _, e := range entries {
+			after = e.ID
+			if e.Event.BatchID == batch && outcome(e.Event) {
+				mine = append(mine, e.Event)
+			}
+		}
+		if j.append(mine) != nil {
+			return
+		}
+	}
+}
+
+// finishRun writes the report, prints the summary by state and
+// destination type and returns the run's outcome: an error (exit 1) when a
+// destination failed or the run was interrupted. store is nil when the
+// journal had everything.
+func finishRun(env Env, store *events.Store, batch string, j *journal, reportFile, journalFile string, interrupted bool, args []string) error {
+	rows := map[string]reportRow{}
+	for k, e := range j.done {
+		rows[k] = reportRow{Line: e.Line, Scope: e.Scope, ScopeID: e.ScopeID, Destination: e.Destination, DestinationType: e.DestinationType,
+			State: e.Event, Filename: e.Filename, Attempts: e.Attempts, Error: e.Error}
+	}
+	if store != nil && batch != "" {
+		// The batch's own states: the destinations still in flight, and on a
+		// shared Redis the latest round of each.
+		err := store.Dests(context.Background(), batch, func(_ string, st events.DestState) error {
+			rows[destKey(st.Scope, st.ScopeID, st.Destination)] = reportRow{Line: st.Line, Scope: st.Scope, ScopeID: st.ScopeID,
+				Destination: st.Destination, DestinationType: st.Type, State: st.State, Filename: st.Filename, Attempts: st.Attempts,
+				Round: st.Round, Error: st.Error}
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "run: the report has the journal's rows only: %v\n", err)
+		}
+	}
+	list := make([]reportRow, 0, len(rows))
+	for _, r := range rows {
+		list = append(list, r)
+	}
+	sort.Slice(list, func(a, b int) bool { return list[a].Line < list[b].Line })
+	if err := writeReport(reportFile, list); err != nil {
+		return err
+	}
+
+	// The summary: destinations by type and state.
+	byType := map[string]map[string]int{}
+	counts := map[string]int{}
+	for _, r := range list {
+		if byType[r.DestinationType] == nil {
+			byType[r.DestinationType] = map[string]int{}
+		}
+		byType[r.DestinationType][r.State]++
+		counts[r.State]++
+	}
+	types := make([]string, 0, len(byType))
+	for t := range byType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	var states []string
+	for _, s := range events.States {
+		if counts[s] > 0 {
+			states = append(states, s)
+		}
+	}
+	fmt.Fprintf(env.Stdout, "\n%-10s", "type")
+	for _, s := range states {
+		fmt.Fprintf(env.Stdout, " %14s", s)
+	}
+	fmt.Fprintln(env.Stdout)
+	for _, t := range append(types, "total") {
+		fmt.Fprintf(env.Stdout, "%-10s", t)
+		for _, s := range states {
+			n := counts[s]
+			if t != "total" {
+				n = byType[t][s]
+			}
+			fmt.Fprintf(env.Stdout, " %14d", n)
+		}
+		fmt.Fprintln(env.Stdout)
+	}
+	fmt.Fprintf(env.Stdout, "report: %s (one row per destination; line joins it to the input)\njournal: %s\n", reportFile, journalFile)
+	if n := counts[events.AwaitingToken]; n > 0 {
+		fmt.Fprintf(env.Stdout, "%s await a token (Sumo Logic: it went to the HTTP source); submit-token needs them on a shared Redis: run with --redis\n",
+			plural(int64(n), "destination"))
+	}
+	if interrupted {
+		var done int
+		for _, r := range list {
+			if events.Terminal(r.State) || r.State == events.AwaitingToken {
+				done++
+			}
+		}
+		return &exitError{code: 1, err: fmt.Errorf("interrupted with %d of %d destinations finished; to continue, run again: %s", done, len(list), resumeCommand(args))}
+	}
+	if n := counts[events.Failed]; n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s failed: see %s", plural(int64(n), "destination"), reportFile)}
+	}
+	return nil
+}
+
+func writeReport(path string, rows []reportRow) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("-report: %w", err)
+	}
+	if err := writeReportCSV(f, rows); err != nil {
+		f.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// resumeCommand is the command line that continues a run, Redis URL
+// passwords hidden.
+func resumeCommand(args []string) string {
+	out := []string{"logpush-onboard", "run"}
+	for _, a := range args {
+		if strings.Contains(a, "://") {
+			a = redactURL(a)
+		}
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
+}

@@ -1,0 +1,334 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+)
+
+const runToken = "run-test-token"
+
+// runSim is a simulator writing file:// destinations that records which
+// scope ids were challenged.
+type runSim struct {
+	url string
+	mu  sync.Mutex
+	ids []string // scope ids of POST .../ownership, in order
+}
+
+func newRunSim(t *testing.T, cfg simulator.Config) *runSim {
+	t.Helper()
+	if cfg.Write == nil {
+		cfg.Write = writeFunc(&destination.File{})
+	}
+	cfg.APIToken = runToken
+	sim, err := simulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	rs := &runSim{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/"); r.Method == http.MethodPost && len(parts) == 4 && parts[3] == "ownership" {
+			rs.mu.Lock()
+			rs.ids = append(rs.ids, parts[1])
+			rs.mu.Unlock()
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	rs.url = srv.URL
+	return rs
+}
+
+func (rs *runSim) challenged() []string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return append([]string(nil), rs.ids...)
+}
+
+// runArgs are the flags of a quick run against rs.
+func (rs *runSim) runArgs(extra ...string) []string {
+	return append([]string{"run", "--cloudflare-api-url", rs.url, "--api-rate", "0", "--poll-first", "0", "--poll-interval", "100ms",
+		"--progress-interval", "100ms"}, extra...)
+}
+
+// readJournal returns the journal's events.
+func readJournal(t *testing.T, path string) []events.Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var evs []events.Event
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e events.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue // a line cut short by kill -9
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// TestRunFile onboards a file of file:// and no-challenge destinations
+// with run on its embedded Redis: preflight, plain progress lines (stdout
+// is not a terminal), the summary, the report beside the input, the
+// journal, exit 0. Run again, it finishes at once without a call.
+func TestRunFile(t *testing.T) {
+	t.Parallel()
+	rs := newRunSim(t, simulator.Config{WriteDelay: 50 * time.Millisecond, WriteJitter: 300 * time.Millisecond, ErrorRate: 0.1})
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf\n")
+	for i := range 30 {
+		fmt.Fprintf(&b, "%032x,,file://%s/d/%d\n", i+1, dir, i)
+	}
+	for i := range 5 {
+		fmt.Fprintf(&b, ",%032x,https://logs.example.com/in/%d?header_Authorization=Basic%%20SECRETHEADER\n", 0x100+i, i)
+	}
+	in := filepath.Join(dir, "dests.csv")
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": runToken}
+	code, out, stderr := runEnv(t, env, "", rs.runArgs("--skip-preflight", in)...)
+	if code != 0 {
+		t.Fatalf("run = %d:\n%s\n%s", code, out, stderr)
+	}
+	for _, want := range []string{"calls retried: ", "35 rows, 30 enqueued, 5 not_required", "done (", "35/35 done (100%)", "report: " + filepath.Join(dir, "dests.results.csv")} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if stderr != "" {
+		t.Errorf("stderr = %q, want nothing (retries are counted in the view)", stderr)
+	}
+	if got := summaryRow(out, "file"); got != "30 0" {
+		t.Errorf("summary row file = %q, want 30 validated, 0 not_required:\n%s", got, out)
+	}
+	if got := summaryRow(out, "https"); got != "0 5" {
+		t.Errorf("summary row https = %q, want 0 validated, 5 not_required:\n%s", got, out)
+	}
+	rep, err := os.ReadFile(filepath.Join(dir, "dests.results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(string(rep))).ReadAll()
+	if err != nil || len(recs) != 36 || recs[0][0] != "line" || recs[1][0] != "2" || recs[1][5] != events.Validated || recs[35][5] != events.NotRequired {
+		t.Fatalf("report (%v):\n%s", err, rep)
+	}
+	journal := readJournal(t, filepath.Join(dir, "dests.journal.jsonl"))
+	if len(journal) != 35 {
+		t.Fatalf("journal has %d events, want 35", len(journal))
+	}
+	for _, f := range []string{string(rep), out} {
+		if strings.Contains(f, "SECRETHEADER") {
+			t.Fatalf("a secret leaked:\n%s", f)
+		}
+	}
+	before := len(rs.challenged())
+	code, out, stderr = runEnv(t, env, "", rs.runArgs(in)...)
+	if code != 0 || !strings.Contains(out, "every destination of "+in+" is finished already") || len(rs.challenged()) != before {
+		t.Fatalf("second run = %d (%d new challenges):\n%s\n%s", code, len(rs.challenged())-before, out, stderr)
+	}
+}
+
+// TestRunExitCodes: a failed destination is exit 1 with its reason in the
+// report; usage errors are exit 2; flags may follow FILE.
+func TestRunExitCodes(t *testing.T) {
+	t.Parallel()
+	rs := newRunSim(t, simulator.Config{WriteDelay: 10 * time.Millisecond})
+	dir := t.TempDir()
+	blocked := filepath.Join(dir, "blocked")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in.csv")
+	csv := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/ok\n%032x,,file://%s/x\n", 1, dir, 2, blocked)
+	if err := os.WriteFile(in, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": runToken}
+	report := filepath.Join(dir, "r.csv")
+	// Flags after FILE work too.
+	code, out, stderr := runEnv(t, env, "", append(rs.runArgs(in), "--report", report)...)
+	if code != 1 || !strings.Contains(out, "preflight: line 3") && !strings.Contains(stderr, "preflight: line 3") {
+		t.Fatalf("run with an unreadable bucket = %d:\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = runEnv(t, env, "", append(rs.runArgs(in), "--skip-preflight", "--report", report)...)
+	if code != 1 || !strings.Contains(stderr, "1 destination failed: see "+report) || !strings.Contains(out, "failed: line 3 file://") {
+		t.Fatalf("run with a failure = %d:\n%s\n%s", code, out, stderr)
+	}
+	if rep, _ := os.ReadFile(report); !strings.Contains(string(rep), ",failed,") {
+		t.Fatalf("report:\n%s", rep)
+	}
+	for _, args := range [][]string{
+		{"run"},
+		{"run", in, in},
+		{"run", "--concurrency", "0", in},
+		{"run", "--max-retry", "-1", in},
+		{"run", "--poll-deadline", "0s", in},
+		{"run", "--no-such-flag", in},
+		{"run", "--progress-interval", "0s", in},
+	} {
+		code, _, stderr := runEnv(t, env, "", args...)
+		if code != 2 {
+			t.Errorf("%v = %d, want 2: %s", args, code, stderr)
+		}
+		if len(args) > 1 && args[1] == "--concurrency" && !strings.Contains(stderr, "-concurrency 0: must be positive") {
+			t.Errorf("%v: %s", args, stderr)
+		}
+	}
+	empty := filepath.Join(dir, "empty.csv")
+	os.WriteFile(empty, []byte("zone_id,account_id,destination_conf\n"), 0o600)
+	if code, _, stderr := runEnv(t, env, "", "run", empty); code != 1 || !strings.Contains(stderr, "no destinations") {
+		t.Errorf("run of a header-only file = %d: %s", code, stderr)
+	}
+}
+
+// TestRunResumeAfterKill kills a run with SIGKILL in the middle of its
+// batch and runs it again: the re-run challenges none of the destinations
+// the journal had, and every destination ends exactly once in the journal.
+func TestRunResumeAfterKill(t *testing.T) {
+	t.Parallel()
+	const n = 120
+	rs := newRunSim(t, simulator.Config{WriteDelay: 200 * time.Millisecond, WriteJitter: 800 * time.Millisecond})
+	dir := t.TempDir()
+	in := filepath.Join(dir, "batch.csv")
+	writeFileCSV(t, in, dir, n)
+	journal := filepath.Join(dir, "batch.journal.jsonl")
+	args := rs.runArgs("--skip-preflight", "--concurrency", "4", in)
+	c := startChildEnv(t, filepath.Join(dir, "run1.log"), []string{"CLOUDFLARE_API_TOKEN=" + runToken}, args...)
+	deadline := time.Now().Add(time.Minute)
+	for len(readJournal(t, journal)) < n/4 {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "run1.log"))
+			t.Fatalf("journal has %d events after a minute:\n%s", len(readJournal(t, journal)), b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	first := readJournal(t, journal)
+	if len(first) >= n {
+		t.Fatalf("the run finished before the kill (%d events): make the batch longer", len(first))
+	}
+	// As if the kill cut a line short.
+	f, _ := os.OpenFile(journal, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"event":"valid`)
+	f.Close()
+	finished := map[string]bool{}
+	for _, e := range first {
+		finished[e.ScopeID] = true
+	}
+	already := len(rs.challenged())
+
+	code, out, stderr := runEnv(t, map[string]string{"CLOUDFLARE_API_TOKEN": runToken}, "", args...)
+	if code != 0 {
+		t.Fatalf("re-run = %d:\n%s\n%s", code, out, stderr)
+	}
+	if want := fmt.Sprintf("resuming: %d destinations finished already", len(first)); !strings.Contains(out, want) {
+		t.Errorf("re-run output lacks %q:\n%s", want, out)
+	}
+	for _, id := range rs.challenged()[already:] {
+		if finished[id] {
+			t.Errorf("the re-run challenged %s, which the journal had finished", id)
+		}
+	}
+	per := map[string]int{}
+	for _, e := range readJournal(t, journal) {
+		per[eventKey(e)]++
+		if e.Event != events.Validated {
+			t.Errorf("journal: %s %s", e.ScopeID, e.Event)
+		}
+	}
+	if len(per) != n {
+		t.Fatalf("journal has %d destinations, want %d", len(per), n)
+	}
+	for k, c := range per {
+		if c != 1 {
+			t.Errorf("%s is %d times in the journal", k, c)
+		}
+	}
+	t.Logf("killed with %d of %d journaled; the re-run challenged %d", len(first), n, len(rs.challenged())-already)
+}
+
+// TestRunS3 onboards S3 destinations with run in a child process, whose AWS
+// SDK reaches an in-process S3 server through the environment, and on a
+// shared Redis: the batch is there after the run.
+func TestRunS3(t *testing.T) {
+	t.Parallel()
+	s3srv := httptest.NewServer(gofakes3.New(demoS3Backend()).Server())
+	t.Cleanup(s3srv.Close)
+	s3w, err := destination.NewS3(context.Background(), destination.S3Options{Endpoint: s3srv.URL, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIARUNTEST", "run-secret", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := newRunSim(t, simulator.Config{Write: writeFunc(s3w), WriteDelay: 50 * time.Millisecond})
+	rdb, opt := testutil.Redis(t)
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf\n")
+	for i := range 20 {
+		fmt.Fprintf(&b, "%032x,,s3://%s/run/%d?region=us-east-1\n", i+1, demoBucket, i)
+	}
+	in := filepath.Join(dir, "s3.csv")
+	os.WriteFile(in, []byte(b.String()), 0o600)
+	logPath := filepath.Join(dir, "run.log")
+	c := startChildEnv(t, logPath, []string{"AWS_ENDPOINT_URL_S3=" + s3srv.URL, "AWS_ACCESS_KEY_ID=AKIARUNTEST",
+		"AWS_SECRET_ACCESS_KEY=run-secret", "AWS_REGION=us-east-1", "CLOUDFLARE_API_TOKEN=" + runToken},
+		rs.runArgs("--redis", fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB), in)...)
+	select {
+	case err := <-c.done:
+		out, _ := os.ReadFile(logPath)
+		if err != nil || !strings.Contains(string(out), "20/20 done (100%)") || summaryRow(string(out), "s3") != "20" {
+			t.Fatalf("run: %v\n%s", err, out)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("run not done after 2 minutes")
+	}
+	ids, _ := events.NewStore(rdb, events.Config{}).Batches(context.Background(), 10)
+	if len(ids) != 1 {
+		t.Fatalf("batches on the shared Redis: %v", ids)
+	}
+}
+
+// summaryRow returns the counts of the summary's row for a destination
+// type, space-separated.
+func summaryRow(out, typ string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == typ {
+			return strings.Join(f[1:], " ")
+		}
+	}
+	return ""
+}
