@@ -37,6 +37,7 @@ var (
 	ErrBothIDs     = errors.New("both zone_id and account_id are set (want exactly one)")
 	ErrNoID        = errors.New("neither zone_id nor account_id is set (want exactly one)")
 	ErrHeader      = errors.New("invalid CSV header")
+	ErrJSONArray   = errors.New("a JSON array is not JSONL: one object per line (jq -c '.[]' in.json > in.jsonl)")
 )
 
 // Format is the format of the input.
@@ -230,8 +231,11 @@ func (r *Reader) start() error {
 			return err
 		}
 		r.format = CSV
-		if b == '{' {
+		switch b {
+		case '{':
 			r.format = JSONL
+		case '[':
+			return ErrJSONArray
 		}
 	}
 	if r.format == CSV {
@@ -434,7 +438,9 @@ func (r *Reader) decode(b []byte, line int) (fields, *LineError) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil {
 		return bad("", "invalid JSON: %s", jsonReason(err))
-	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
+	} else if d, ok := tok.(json.Delim); ok && d == '[' {
+		return bad("", "%w", ErrJSONArray)
+	} else if !ok || d != '{' {
 		return bad("", "want a JSON object")
 	}
 	var seen [kindExtra]bool

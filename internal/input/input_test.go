@@ -239,7 +239,7 @@ func TestReaderJSONL(t *testing.T) {
 		{"invalid json", "{\"zone_id\": \"" + zone + "\",\n" + okZone + "\n{zone_id: 1}\n",
 			nil, []string{"err 1 - | line 1: invalid JSON", "row 2 zone 023e s3", "err 3 - | invalid JSON: invalid character 'z'"}},
 		{"not an object", "[1,2]\n\"s\"\n" + okZone + "\n",
-			nil, []string{"err 1 - | want a JSON object", "err 2 - | want a JSON object", "row 3 zone 023e s3"}},
+			nil, []string{"err 1 - | a JSON array is not JSONL: one object per line", "err 2 - | want a JSON object", "row 3 zone 023e s3"}},
 		{"trailing garbage", okZone + " x\n" + okZone + okZone + "\n" + okZone + "\n",
 			nil, []string{"err 1 - | unexpected data after the JSON object", "err 2 - | unexpected data after the JSON object", "row 3 zone 023e s3"}},
 		{"both and neither", obj("zone_id", q(zone), "account_id", q(acct), "destination_conf", q(conf)) + "\n" + obj("destination_conf", q(conf)) + "\n" + obj("zone_id", q(""), "account_id", "null", "destination_conf", q(conf)),
@@ -454,5 +454,21 @@ func TestGolden(t *testing.T) {
 		if got != string(want) {
 			t.Errorf("%s differs:\n--- got\n%s--- want\n%s", name, got, want)
 		}
+	}
+}
+
+// TestJSONArray: a JSON array is named as such, with what to do, whether
+// the format was guessed or given.
+func TestJSONArray(t *testing.T) {
+	t.Parallel()
+	const in = `[{"zone_id":"023e105f4ecef8ad9ca31a8372d0c353","destination_conf":"gs://b/p"}]` + "\n"
+	_, err := NewReader(strings.NewReader(in), Options{}).Next()
+	if !errors.Is(err, ErrJSONArray) || !strings.Contains(err.Error(), "JSONL: one object per line") {
+		t.Errorf("auto: %v", err)
+	}
+	_, err = NewReader(strings.NewReader(in), Options{Format: JSONL}).Next()
+	var le *LineError
+	if !errors.As(err, &le) || le.Line != 1 || !errors.Is(err, ErrJSONArray) {
+		t.Errorf("jsonl: %v", err)
 	}
 }
