@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
@@ -101,7 +102,9 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("s3 options: %w", err)
 	}
-	var load []func(*config.LoadOptions) error
+	// The SDK's own log lines would go to the user's terminal: its
+	// failures reach the caller as errors.
+	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if opts.Credentials != nil {
 		load = append(load, config.WithCredentialsProvider(opts.Credentials))
 	}
@@ -109,8 +112,34 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load aws config: %w", err)
 	}
+	if opts.Credentials == nil && cfg.Credentials != nil {
+		cfg.Credentials = chainCredentials{cfg.Credentials}
+	}
 	return &S3{cfg: cfg, opts: opts, clients: make(map[s3ClientKey]*s3.Client), configs: make(map[Identity]aws.Config)}, nil
 }
+
+// ErrNoAWSCredentials: the default credential chain found none.
+var ErrNoAWSCredentials = errors.New("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, " +
+	"or run with a web identity (IRSA) or an instance role")
+
+// chainCredentials is the default chain, whose failure to find any
+// credentials is ErrNoAWSCredentials rather than a read error among others.
+type chainCredentials struct{ aws.CredentialsProvider }
+
+func (c chainCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.CredentialsProvider.Retrieve(ctx)
+	if err != nil && ctx.Err() == nil {
+		return creds, &noCredentialsError{err}
+	}
+	return creds, err
+}
+
+type noCredentialsError struct{ err error }
+
+func (e *noCredentialsError) Error() string {
+	return ErrNoAWSCredentials.Error() + " (" + e.err.Error() + ")"
+}
+func (e *noCredentialsError) Unwrap() []error { return []error{ErrNoAWSCredentials, e.err} }
 
 // withLocation sets the location of a location-less *Error.
 func withLocation(err error, loc Location) error {
@@ -142,7 +171,7 @@ func (s *S3) config(ctx context.Context, as Identity) (aws.Config, error) {
 	cfg = s.cfg
 	if as.AWSProfile != "" {
 		var err error
-		cfg, err = config.LoadDefaultConfig(ctx, config.WithSharedConfigProfile(as.AWSProfile))
+		cfg, err = config.LoadDefaultConfig(ctx, config.WithSharedConfigProfile(as.AWSProfile), config.WithLogger(logging.Nop{}))
 		if err != nil {
 			return aws.Config{}, &Error{Kind: Permanent, Op: opRead, Err: fmt.Errorf("aws profile %q: %w", as.AWSProfile, s.scrub(ctx, err))}
 		}
@@ -339,7 +368,10 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 	cause := s.scrub(ctx, err)
 	class := codeClass(code)
 	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause}
+	var nce *noCredentialsError
 	switch {
+	case errors.As(err, &nce):
+		e.Err = s.scrub(ctx, nce)
 	case ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		e.Kind = Transient
 	case code == "NoSuchBucket":

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
@@ -572,5 +573,31 @@ func TestS3Identity(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != Permanent || !strings.Contains(err.Error(), `aws profile "customer-a"`) || !strings.Contains(err.Error(), "as aws profile customer-a") {
 		t.Fatalf("Read with a missing profile = %v", err)
+	}
+}
+
+// TestS3NoCredentials: with no AWS credentials anywhere, a read says so
+// and what to set, permanently: not a permission problem, not a retry.
+// It changes the environment, so it does not run in parallel.
+func TestS3NoCredentials(t *testing.T) {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	s, err := NewS3(context.Background(), S3Options{Endpoint: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.cfg.Logger.(logging.Nop); !ok {
+		t.Errorf("the SDK logs with %T: its WARN lines would reach the terminal", s.cfg.Logger)
+	}
+	_, err = s.Read(context.Background(), Location{Bucket: "b", Key: "k"}, time.Time{})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != Permanent || e.Permission != "" || !errors.Is(err, ErrNoAWSCredentials) ||
+		!strings.Contains(err.Error(), "no AWS credentials found: set AWS_PROFILE") {
+		t.Fatalf("read without credentials = %v", err)
 	}
 }
