@@ -153,15 +153,26 @@ func printDuplicates(w io.Writer, res producer.Result) {
 	if res.Known == 0 {
 		return
 	}
+	// Rows repeated inside the file are worth an example; a re-run repeats
+	// each row as itself.
 	var eg []string
-	for _, d := range res.Duplicates[:min(3, len(res.Duplicates))] {
-		eg = append(eg, fmt.Sprintf("line %d is line %d's (%s)", d.Line, d.Of, d.State))
+	repeats := 0
+	for _, d := range res.Duplicates {
+		if d.Of != d.Line {
+			if repeats++; len(eg) < 3 {
+				eg = append(eg, fmt.Sprintf("line %d repeats line %d", d.Line, d.Of))
+			}
+		}
 	}
-	more := ""
-	if res.Known > len(eg) {
-		more = ", ..."
+	msg := thousands(res.Known) + " already in the batch, not enqueued again"
+	if len(eg) > 0 {
+		msg += " (" + strings.Join(eg, ", ")
+		if repeats > len(eg) {
+			msg += ", ..."
+		}
+		msg += ")"
 	}
-	fmt.Fprintf(w, "%s already in the batch, not enqueued again: %s%s\n", thousands(res.Known), strings.Join(eg, ", "), more)
+	fmt.Fprintln(w, msg)
 }
 
 // thousands is "50,000 rows" ("1 row").

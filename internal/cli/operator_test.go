@@ -86,6 +86,30 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("report json = %d:\n%s", code, out)
 	}
 
+	// Watching a batch with failures ends non-zero, so it can gate a script.
+	code, out, stderr = run(t, "", "status", "--redis", url, "--batch", batch, "--watch", "--interval", "100ms")
+	if code != 1 || !strings.Contains(out, "7/7 done (100%)") || !strings.Contains(stderr, "2 destinations failed of 7") {
+		t.Fatalf("status --watch of a batch with failures = %d:\n%s\n%s", code, out, stderr)
+	}
+	for _, args := range [][]string{{"--watch", "--interval", "0s"}, {"--watch", "--interval", "-1s"}, {batch}} {
+		if code, _, stderr := run(t, "", append([]string{"status", "--redis", url, "--batch", batch}, args...)...); code != 2 {
+			t.Errorf("status %v = %d, want 2: %s", args, code, stderr)
+		}
+	}
+	if code, _, stderr := run(t, "", "events", "--redis", url, "--batch", "nope"); code != 1 || !strings.Contains(stderr, "no such batch") {
+		t.Errorf("events --batch nope = %d: %s", code, stderr)
+	}
+	if code, out, _ := run(t, "", "resume", "--redis", url); code != 0 || !strings.Contains(out, "was not paused") {
+		t.Errorf("resume of a queue not paused = %d: %s", code, out)
+	}
+	// Enqueueing the file again: one line for the repeated rows; flags may
+	// follow FILE.
+	code, out, stderr = run(t, "", "enqueue", "--redis", url, path, "--skip-preflight")
+	if code != 0 || strings.Count(stderr, "already in the batch") != 1 || !strings.Contains(stderr, "7 rows already in the batch, not enqueued again\n") ||
+		strings.Contains(stderr, "line ") || !strings.Contains(out, "7 already in the batch") {
+		t.Fatalf("re-enqueue = %d:\n%s\n%s", code, out, stderr)
+	}
+
 	// Fix the cause, retry the failed rows, watch the batch finish.
 	if err := os.Remove(blocked); err != nil {
 		t.Fatal(err)
@@ -130,9 +154,23 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
 		t.Fatalf("bad input wrote %d keys", n)
 	}
-	code, out, _ := run(t, bad, "enqueue", "--dry-run", "-")
+	code, out, _ := run(t, bad, "enqueue", "-", "--dry-run")
 	if code != 1 || !strings.Contains(out, "1 valid rows, 3 invalid") {
 		t.Fatalf("dry run = %d: %s", code, out)
+	}
+	for _, empty := range []string{"", "zone_id,account_id,destination_conf\n"} {
+		if code, _, stderr := run(t, empty, "enqueue", "--skip-preflight", "--redis", url, "-"); code != 1 || !strings.Contains(stderr, "no destinations") {
+			t.Errorf("enqueue of %q = %d: %s", empty, code, stderr)
+		}
+		if code, _, stderr := run(t, empty, "enqueue", "--dry-run", "-"); code != 1 || !strings.Contains(stderr, "no destinations") {
+			t.Errorf("enqueue --dry-run of %q = %d: %s", empty, code, stderr)
+		}
+	}
+	if ids, _ := events.NewStore(rdb, events.Config{}).Batches(context.Background(), 10); len(ids) != 0 {
+		t.Errorf("an empty input made batches %v", ids)
+	}
+	if code, _, stderr := run(t, "", "enqueue", "--dry-run", "a.csv", "b.csv"); code != 2 || !strings.Contains(stderr, "one FILE only") {
+		t.Errorf("enqueue of two files = %d: %s", code, stderr)
 	}
 }
 

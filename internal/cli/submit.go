@@ -56,6 +56,9 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "-wait %s: must not be negative\n", *wait)
 		return errUsage
 	}
+	if err := c.shared(); err != nil {
+		return err
+	}
 	subs, err := readSubmissions(env, *file, *zone, *account, *conf, *token)
 	if err != nil {
 		return err
