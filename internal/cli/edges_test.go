@@ -34,6 +34,13 @@ func TestRefuseEmbeddedRedis(t *testing.T) {
 			t.Errorf("%v = %d: %s %s", args, code, out, stderr)
 		}
 	}
+	// simulate has no --redis to ignore; the worker's tuning must be usable.
+	for _, args := range [][]string{{"simulate", "--redis", "redis://x"}, {"worker", "--redis", "redis://127.0.0.1:1/0", "--concurrency", "0"},
+		{"worker", "--redis", "redis://127.0.0.1:1/0", "--max-retry", "0"}, {"worker", "--redis", "redis://127.0.0.1:1/0", "--poll-deadline", "-1m"}} {
+		if code, _, stderr := runEnv(t, env, "", args...); code != 2 {
+			t.Errorf("%v = %d, want 2: %s", args, code, stderr)
+		}
+	}
 }
 
 // TestDemoOwnRedis: the demo never uses REDIS_URL (its fake destinations

@@ -147,7 +147,8 @@ func TestRunFile(t *testing.T) {
 	if len(journal) != 35 {
 		t.Fatalf("journal has %d events, want 35", len(journal))
 	}
-	for _, f := range []string{string(rep), out} {
+	jb, _ := os.ReadFile(filepath.Join(dir, "dests.journal.jsonl"))
+	for _, f := range []string{string(rep), out, string(jb)} {
 		if strings.Contains(f, "SECRETHEADER") {
 			t.Fatalf("a secret leaked:\n%s", f)
 		}
@@ -178,7 +179,7 @@ func TestRunExitCodes(t *testing.T) {
 	report := filepath.Join(dir, "r.csv")
 	// Flags after FILE work too.
 	code, out, stderr := runEnv(t, env, "", append(rs.runArgs(in), "--report", report)...)
-	if code != 1 || !strings.Contains(out, "preflight: line 3") && !strings.Contains(stderr, "preflight: line 3") {
+	if code != 1 || !strings.Contains(stderr, "preflight: line 3") || !strings.Contains(stderr, "preflight found 1 problem;") {
 		t.Fatalf("run with an unreadable bucket = %d:\n%s\n%s", code, out, stderr)
 	}
 	code, out, stderr = runEnv(t, env, "", append(rs.runArgs(in), "--skip-preflight", "--report", report)...)
@@ -335,4 +336,14 @@ func summaryRow(out, typ string) string {
 		}
 	}
 	return ""
+}
+
+// TestResumeCommand: the command that continues a run quotes what a shell
+// would split and hides a Redis password.
+func TestResumeCommand(t *testing.T) {
+	t.Parallel()
+	got := resumeCommand([]string{"--redis", "redis://:s3cret@h:6379/0", "--report", "my results.csv", "in.csv"})
+	if want := "logpush-onboard run --redis redis://REDACTED@h:6379/0 --report 'my results.csv' in.csv"; got != want {
+		t.Fatalf("resumeCommand = %q, want %q", got, want)
+	}
 }
