@@ -154,7 +154,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "\ndone in %s: %d validated, %d failed, %d not_required of %d\n",
 		time.Since(start).Round(100*time.Millisecond), st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired], st.Total)
 	fmt.Fprintf(env.Stdout, "simulator: %s\n", stats)
-	fmt.Fprintf(env.Stdout, "events: logpush-onboard events --batch %s (on this embedded Redis they are gone when the demo exits)\n", res.BatchID)
+	fmt.Fprintln(env.Stdout, "the demo's events and states go with its embedded Redis; `logpush-onboard run FILE` keeps a journal and a report of a real batch")
 	if st.Counts[events.Failed] > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed", st.Counts[events.Failed])}
 	}
