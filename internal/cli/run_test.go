@@ -182,7 +182,11 @@ func TestRunExitCodes(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "preflight: line 3") || !strings.Contains(stderr, "preflight found 1 problem;") {
 		t.Fatalf("run with an unreadable bucket = %d:\n%s\n%s", code, out, stderr)
 	}
-	code, out, stderr = runEnv(t, env, "", append(rs.runArgs(in), "--skip-preflight", "--report", report)...)
+	logFile := filepath.Join(dir, "run.log")
+	code, out, stderr = runEnv(t, env, "", append(rs.runArgs(in), "--skip-preflight", "--report", report, "--log-file", logFile, "--log-json")...)
+	if logs, _ := os.ReadFile(logFile); !strings.Contains(string(logs), `"msg":"destination failed"`) || strings.Contains(stderr, "level=") {
+		t.Errorf("--log-file has not the full log, or the terminal has it:\n%s\nstderr: %s", logs, stderr)
+	}
 	if code != 1 || !strings.Contains(stderr, "1 destination failed: see "+report) || !strings.Contains(out, "failed: line 3 file://") {
 		t.Fatalf("run with a failure = %d:\n%s\n%s", code, out, stderr)
 	}
