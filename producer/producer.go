@@ -226,6 +226,9 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 			return res, cerr
 		}
 	}
+	if err == nil {
+		err = ctx.Err() // cancelled at the end of the input: the last chunk did not go in
+	}
 	if err != nil {
 		return res, err
 	}

@@ -220,3 +220,40 @@ func TestEnqueueSkip(t *testing.T) {
 		t.Fatalf("batch total = %d, want 2", st.Total)
 	}
 }
+
+// cancelAtEOF cancels a context when its reader reaches the end.
+type cancelAtEOF struct {
+	io.Reader
+	cancel func()
+}
+
+func (c cancelAtEOF) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
+}
+
+// TestEnqueueCancelledAtEnd: an enqueue cancelled as the input ends does
+// not report a whole batch: the last chunk did not go in.
+func TestEnqueueCancelledAtEnd(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	passes := 0
+	openCancel := func() (io.ReadCloser, error) {
+		passes++
+		if passes == 1 {
+			return io.NopCloser(strings.NewReader(file)), nil
+		}
+		return io.NopCloser(cancelAtEOF{strings.NewReader(file), cancel}), nil
+	}
+	res, err := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Enqueue = %+v, %v; want context.Canceled", res, err)
+	}
+}
