@@ -144,3 +144,55 @@ func TestTerminalView(t *testing.T) {
 		t.Errorf("second frame does not redraw over the first: %q", b.String()[:20])
 	}
 }
+
+// TestEnqueueInterrupted: an enqueue stopped half way says how far it got
+// and that running it again continues.
+func TestEnqueueInterrupted(t *testing.T) {
+	t.Parallel()
+	_, opt := testutil.Redis(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "in.csv")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	const header = "zone_id,account_id,destination_conf\n"
+	rows := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "%032x,,gs://bucket/p%d\n", i+1, i)
+		}
+		return b.String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// The plan reads the whole file; the enqueue pass gets half of it,
+		// then the interrupt.
+		for _, part := range []func(f *os.File){
+			func(f *os.File) { f.WriteString(header + rows(0, 600)) },
+			func(f *os.File) {
+				f.WriteString(header + rows(0, 300))
+				time.Sleep(300 * time.Millisecond)
+				cancel()
+				f.WriteString(rows(300, 600))
+			},
+		} {
+			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			part(f)
+			f.Close()
+			// Let the reader see the end of this pass before the next
+			// writer opens the pipe.
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	var out, errb bytes.Buffer
+	code := Run(ctx, []string{"enqueue", "--skip-preflight", "--redis", fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB), fifo},
+		Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	if code != 1 || !strings.Contains(errb.String(), "interrupted with ") || !strings.Contains(errb.String(), "of 600 rows in the batch") ||
+		!strings.Contains(errb.String(), "running the same command again continues") {
+		t.Fatalf("interrupted enqueue = %d:\n%s\n%s", code, out.String(), errb.String())
+	}
+}
