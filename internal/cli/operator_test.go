@@ -253,13 +253,17 @@ func TestSubmitToken(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	code, _, stderr := run(t, "has spaces\n", "submit-token", "--redis", url, "--batch", res.BatchID, "--zone-id", zone, "--destination-conf", conf)
+	code, out, stderr := run(t, "", "status", "--redis", url, "--batch", res.BatchID, "--watch", "--interval", "100ms")
+	if code != 0 || !strings.Contains(out, "1 row waits for submit-token") {
+		t.Fatalf("status --watch of a batch waiting for a token = %d:\n%s\n%s", code, out, stderr)
+	}
+	code, _, stderr = run(t, "has spaces\n", "submit-token", "--redis", url, "--batch", res.BatchID, "--zone-id", zone, "--destination-conf", conf)
 	if code == 0 || !strings.Contains(stderr, "not an ownership challenge token") || strings.Contains(stderr, "has spaces") {
 		t.Fatalf("submit of a malformed token = %d: %s", code, stderr)
 	}
 	tokens := filepath.Join(e.dir, "tokens.csv")
 	os.WriteFile(tokens, []byte("zone_id,account_id,destination_conf,token\n"+zone+",,"+conf+","+sumo.tokens[0]+"\n"), 0o600)
-	code, out, stderr := run(t, "", "submit-token", "--redis", url, "--batch", res.BatchID, "--file", tokens)
+	code, out, stderr = run(t, "", "submit-token", "--redis", url, "--batch", res.BatchID, "--file", tokens)
 	if code != 0 || !strings.Contains(out, "1 token submitted") || !strings.Contains(out, "1 token validated") {
 		t.Fatalf("submit-token = %d: %s %s", code, out, stderr)
 	}

@@ -90,8 +90,12 @@ func printStatus(w io.Writer, st events.BatchStatus) {
 // submit-token are named.
 func batchOutcome(env Env, st events.BatchStatus) error {
 	if n := st.Counts[events.AwaitingToken]; n > 0 {
-		fmt.Fprintf(env.Stdout, "%s wait for submit-token (Sumo Logic: the token went to the HTTP source): logpush-onboard submit-token --batch %s --file tokens.csv\n",
-			plural(n, "row"), st.ID)
+		verb := "wait"
+		if n == 1 {
+			verb = "waits"
+		}
+		fmt.Fprintf(env.Stdout, "%s %s for submit-token (Sumo Logic: the token went to the HTTP source): logpush-onboard submit-token --batch %s --file tokens.csv\n",
+			plural(n, "row"), verb, st.ID)
 	}
 	if n := st.Counts[events.Failed]; n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s failed of %d: logpush-onboard report --batch %s says why", plural(n, "destination"), st.Total, st.ID)}
