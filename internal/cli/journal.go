@@ -17,7 +17,8 @@ import (
 // result event (redacted, as on the stream) per line, appended and fsync'd
 // as the outcomes come, and read back on start, so that a re-run after
 // Ctrl-C, a crash or kill -9 skips what is finished. Each destination is in
-// it once: the first outcome written wins.
+// it once, unless run --retry-failed redid a failed one: its latest line
+// wins.
 type journal struct {
 	f    *os.File
 	path string
@@ -62,9 +63,7 @@ func openJournal(path string) (*journal, error) {
 			f.Close()
 			return nil, fmt.Errorf("journal %s: line %d is not a result event; give another --journal or move the file away", path, n)
 		}
-		if _, ok := j.done[eventKey(e)]; !ok {
-			j.done[eventKey(e)] = e
-		}
+		j.done[eventKey(e)] = e
 	}
 	if err := f.Truncate(good); err != nil {
 		f.Close()
@@ -75,6 +74,16 @@ func openJournal(path string) (*journal, error) {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	return j, nil
+}
+
+// forgetFailed drops the failed destinations, so that run redoes them and
+// journals their new outcome.
+func (j *journal) forgetFailed() {
+	for k, e := range j.done {
+		if e.Event == events.Failed {
+			delete(j.done, k)
+		}
+	}
 }
 
 // has reports whether the journal has an outcome for the destination.

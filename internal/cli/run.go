@@ -50,6 +50,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	reportPath := fs.String("report", "", "write one row per destination here at the end, CSV (default: beside FILE, NAME.results.csv)")
 	journalPath := fs.String("journal", "", "the journal of outcomes, JSON lines, read on start to skip what is finished (default: beside FILE, NAME.journal.jsonl)")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
+	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
 	every := fs.Duration("progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, runUsage+"\n")
@@ -107,6 +108,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer j.close()
+	if *retryFailed {
+		j.forgetFailed()
+	}
 	// On the embedded Redis, the journal is all that is left of an earlier
 	// run: skip what it finished. A shared Redis keeps the batch itself.
 	var prior map[string]int64
@@ -352,7 +356,8 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 		return &exitError{code: 1, err: fmt.Errorf("interrupted with %d of %d destinations finished; to continue, run again: %s", done, len(list), resumeCommand(args))}
 	}
 	if n := counts[events.Failed]; n > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%s failed: see %s", plural(int64(n), "destination"), reportFile)}
+		return &exitError{code: 1, err: fmt.Errorf("%s failed: see %s; once the cause is fixed, the same command with --retry-failed redoes them",
+			plural(int64(n), "destination"), reportFile)}
 	}
 	return nil
 }

@@ -193,6 +193,21 @@ func TestRunExitCodes(t *testing.T) {
 	if rep, _ := os.ReadFile(report); !strings.Contains(string(rep), ",failed,") {
 		t.Fatalf("report:\n%s", rep)
 	}
+	// Without the cause, --retry-failed redoes the failed row only.
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	before := len(rs.challenged())
+	code, out, stderr = runEnv(t, env, "", append(rs.runArgs(in), "--skip-preflight", "--report", report, "--retry-failed")...)
+	if code != 0 || len(rs.challenged()) != before+1 {
+		t.Fatalf("run --retry-failed = %d (%d challenges):\n%s\n%s", code, len(rs.challenged())-before, out, stderr)
+	}
+	if rep, _ := os.ReadFile(report); strings.Count(string(rep), ",validated,") != 2 {
+		t.Fatalf("report after --retry-failed:\n%s", rep)
+	}
+	if code, out, _ := runEnv(t, env, "", append(rs.runArgs(in), "--skip-preflight", "--report", report)...); code != 0 || !strings.Contains(out, "finished already") {
+		t.Fatalf("run after the retry = %d:\n%s", code, out)
+	}
 	for _, args := range [][]string{
 		{"run"},
 		{"run", in, in},
