@@ -269,10 +269,6 @@ func TestRunResumeAfterKill(t *testing.T) {
 	for _, e := range first {
 		finished[e.ScopeID] = true
 	}
-	// The simulator writes each destination's one challenge file late (up
-	// to a second): a fresh challenge within the worker's clock-skew window
-	// (up to 2s) of the last write would take that stale file for its own.
-	time.Sleep(2500 * time.Millisecond)
 	already := len(rs.challenged())
 
 	code, out, stderr := runEnv(t, map[string]string{"CLOUDFLARE_API_TOKEN": runToken}, "", args...)
