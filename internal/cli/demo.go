@@ -46,8 +46,8 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	// and give the local simulator a larger budget. It always runs on a
 	// Redis of its own: REDIS_URL would send its fake destinations to the
 	// real workers.
-	setDefault(fs, "error-rate", "0.1")
-	setDefault(fs, "rate-limit-rate", "0.05")
+	setDefault(fs, "error-rate", "0.05")
+	setDefault(fs, "rate-limit-rate", "0.02")
 	setDefault(fs, "metrics-addr", "127.0.0.1:0")
 	setDefault(fs, "api-rate", "1200/1m")
 	// Files appear sooner than on Cloudflare, so that the shared paths (one

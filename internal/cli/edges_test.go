@@ -58,7 +58,7 @@ func TestDemoOwnRedis(t *testing.T) {
 		t.Fatalf("the demo wrote %d keys into REDIS_URL's Redis", n)
 	}
 	code, _, stderr = runEnv(t, nil, "", "demo", "-h")
-	for _, want := range []string{"-error-rate float\n    \tsimulator: fraction of API calls answered 5xx (default 0.1)", "(default \"1200/1m\")", "(default \"127.0.0.1:0\")"} {
+	for _, want := range []string{"-error-rate float\n    \tsimulator: fraction of API calls answered 5xx (default 0.05)", "(default \"1200/1m\")", "(default \"127.0.0.1:0\")"} {
 		if code != 0 || !strings.Contains(stderr, want) {
 			t.Errorf("demo -h = %d, lacks %q:\n%s", code, want, stderr)
 		}

@@ -218,7 +218,9 @@ func failureText(e events.Event) string {
 	return fmt.Sprintf("line %d %s: %s", e.Line, e.Destination, why)
 }
 
-// meter measures the rate over the last minute and the ETA.
+// meter measures the rate over the last 20 seconds (the start of a batch,
+// where every destination that needs no challenge ends at once, would
+// inflate a longer one) and the ETA.
 type meter struct {
 	rate budget.Rate // zero Limit: no budget bound
 	hist []sample
@@ -234,7 +236,7 @@ type sample struct {
 // be challenged, one per destination waiting for validation.
 func (m *meter) observe(now time.Time, st events.BatchStatus) (perSec float64, eta time.Duration) {
 	m.hist = append(m.hist, sample{now, st.Done()})
-	for len(m.hist) > 2 && now.Sub(m.hist[0].at) > time.Minute {
+	for len(m.hist) > 2 && now.Sub(m.hist[0].at) > 20*time.Second {
 		m.hist = m.hist[1:]
 	}
 	if over := now.Sub(m.hist[0].at); over > 0 {
