@@ -140,9 +140,9 @@ func etaString(d time.Duration) string {
 
 func (v *view) drawPlain(f frame) {
 	st := f.st
-	line := fmt.Sprintf("[%6.1fs] %d/%d done (%.0f%%)  validated %d  failed %d  not_required %d  awaiting_token %d  in flight %d  %.1f/s  ETA %s",
+	line := fmt.Sprintf("[%6.1fs] %d/%d done (%.0f%%)  validated %d  failed %d  not_required %d  awaiting_token %d  in flight %d (%d waiting for a busy path)  %.1f/s  ETA %s",
 		f.elapsed.Seconds(), st.Done(), st.Total, percent(st), st.Counts[events.Validated], st.Counts[events.Failed],
-		st.Counts[events.NotRequired], st.Counts[events.AwaitingToken], inFlight(st), f.perSec, etaString(f.eta))
+		st.Counts[events.NotRequired], st.Counts[events.AwaitingToken], inFlight(st), st.Counts[events.WaitingPath], f.perSec, etaString(f.eta))
 	if f.retries != nil && f.retries.total() > 0 {
 		line += "  " + f.retries.String()
 	}
