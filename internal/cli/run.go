@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
@@ -139,9 +140,14 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		}
 	}
 
-	rdb, closeRedis, err := embeddedRedis()
+	var (
+		rdb        redis.UniversalClient
+		closeRedis func()
+	)
 	if f.redisURL != "" {
 		rdb, closeRedis, err = connectRedis(ctx, f.redisURL)
+	} else {
+		rdb, closeRedis, err = embeddedRedis()
 	}
 	if err != nil {
 		return err
