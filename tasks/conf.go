@@ -28,21 +28,65 @@ const MaxConfLen = 4096
 
 // Destination types: the scheme of a destination_conf, lower-cased. Events
 // carry it as destination_type and metrics use it as a (bounded) label.
+// Destinations lists them with Cloudflare's rule for each.
 const (
-	TypeS3       = "s3"       // AWS S3, or S3-compatible storage with endpoint=
-	TypeGCS      = "gs"       // Google Cloud Storage
-	TypeAzure    = "azure"    // Azure Blob Storage (a SAS URL with https replaced by azure)
-	TypeR2       = "r2"       // Cloudflare R2
-	TypeHTTPS    = "https"    // any HTTPS endpoint
-	TypeDatadog  = "datadog"  // Datadog HTTP intake
-	TypeSplunk   = "splunk"   // Splunk HEC
-	TypeSumo     = "sumo"     // Sumo Logic HTTP source
-	TypeNewRelic = "newrelic" // New Relic Log API
-	TypeFile     = "file"     // local directory: the simulator and demos, not Cloudflare
+	TypeS3          = "s3"          // AWS S3, or S3-compatible storage with endpoint=
+	TypeGCS         = "gs"          // Google Cloud Storage
+	TypeAzure       = "azure"       // Azure Blob Storage (a SAS URL with https replaced by azure)
+	TypeR2          = "r2"          // Cloudflare R2
+	TypeHTTPS       = "https"       // any HTTPS endpoint, New Relic's Log API included
+	TypeDatadog     = "datadog"     // Datadog HTTP intake
+	TypeSplunk      = "splunk"      // Splunk HEC
+	TypeSumo        = "sumo"        // Sumo Logic HTTP source
+	TypeBigQuery    = "bq"          // Google BigQuery (credentials= holds a service-account key)
+	TypeKinesis     = "kinesis"     // Amazon Kinesis Data Streams
+	TypeIBMCloudLog = "ibmcl"       // IBM Cloud Logs
+	TypeSentinelOne = "sentinelone" // SentinelOne HEC
+	TypeFile        = "file"        // local directory: the simulator and demos, not Cloudflare
 )
 
+// Destination is one row of the destination table: a type, its challenge
+// rule and the Cloudflare page that documents it.
+type Destination struct {
+	// Type is one of the Type* constants.
+	Type string
+	// Challenge says when Cloudflare asks for an ownership challenge.
+	Challenge string
+	// Doc is the Cloudflare documentation page of the type.
+	Doc string
+}
+
+// Destinations is the destination table, from Cloudflare's destination
+// pages and its Logpush FAQ ("Which destinations require an ownership
+// challenge?"), in the order error messages list the types. The README
+// shows the same table.
+var Destinations = []Destination{
+	{TypeS3, "yes, unless access-key-id and secret-access-key are in the conf; none with endpoint= (S3-compatible, AWS GovCloud)", docBase + "aws-s3/"},
+	{TypeGCS, "yes", docBase + "google-cloud-storage/"},
+	{TypeAzure, "yes", docBase + "azure/"},
+	{TypeSumo, "yes (the token goes to the HTTP source)", docBase + "sumo-logic/"},
+	{TypeR2, "no", docBase + "r2/"},
+	{TypeHTTPS, "no", docBase + "http/"},
+	{TypeDatadog, "no", docBase + "datadog/"},
+	{TypeSplunk, "no", docBase + "splunk/"},
+	{TypeBigQuery, "no", docBase + "bigquery/"},
+	{TypeKinesis, "no", docBase + "kinesis/"},
+	{TypeIBMCloudLog, "no", docBase + "ibm-cloud-logs/"},
+	{TypeSentinelOne, "no", docBase + "sentinelone/"},
+	{TypeFile, "yes (simulator only)", ""},
+}
+
+// docBase is the address of Cloudflare's destination pages.
+const docBase = "https://developers.cloudflare.com/logs/logpush/logpush-job/enable-destinations/"
+
 // typeList is the known types in the order error messages give them.
-const typeList = "s3, gs, azure, r2, https, datadog, splunk, sumo, newrelic, file"
+var typeList = func() string {
+	names := make([]string, len(Destinations))
+	for i, d := range Destinations {
+		names[i] = d.Type
+	}
+	return strings.Join(names, ", ")
+}()
 
 // confField names destination_conf in every FieldError ParseConf returns.
 const confField = "destination_conf"
@@ -121,6 +165,9 @@ func ParseConf(raw string) (Conf, error) {
 	}
 	typ := strings.ToLower(raw[:i])
 	if !knownType(typ) {
+		if typ == "newrelic" {
+			return Conf{}, confError("unknown scheme \"newrelic\": New Relic is https://log-api.newrelic.com/log/v1?Api-Key=...&format=cloudflare")
+		}
 		return Conf{}, confError("unknown scheme %q (want %s)", truncate(raw[:i], 20), typeList)
 	}
 	if strings.IndexByte(raw, '#') >= 0 {
@@ -148,7 +195,15 @@ func ParseConf(raw string) (Conf, error) {
 		err = c.parseSumo(u)
 	case TypeFile:
 		err = c.parseFile(u)
-	default: // https, datadog, splunk, newrelic
+	case TypeBigQuery:
+		err = c.parseBigQuery(u)
+	case TypeKinesis:
+		err = c.parseKinesis(u)
+	case TypeIBMCloudLog:
+		err = c.parseIBMCloudLogs(u)
+	case TypeSentinelOne:
+		err = c.parseSentinelOne(u)
+	default: // https, datadog, splunk
 		err = c.parseHTTP(u)
 	}
 	if err != nil {
@@ -205,9 +260,10 @@ func validScheme(s string) bool {
 
 // knownType reports whether typ (lower case) is one of the Type* constants.
 func knownType(typ string) bool {
-	switch typ {
-	case TypeS3, TypeGCS, TypeAzure, TypeR2, TypeHTTPS, TypeDatadog, TypeSplunk, TypeSumo, TypeNewRelic, TypeFile:
-		return true
+	for _, d := range Destinations {
+		if d.Type == typ {
+			return true
+		}
 	}
 	return false
 }
@@ -320,9 +376,12 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// parseS3 handles s3://bucket/path?region=... (AWS) and
+// parseS3 handles s3://bucket/path?region=... (AWS, with or without
+// access-key-id and secret-access-key) and
 // s3://bucket/path?region=...&endpoint=...&access-key-id=...&secret-access-key=...
-// (S3-compatible).
+// (S3-compatible, and AWS GovCloud, which Cloudflare reaches only as
+// S3-compatible storage). AWS China regions are refused: Cloudflare does not
+// support them.
 func (c *Conf) parseS3(u *url.URL) error {
 	// 255: buckets created in us-east-1 before 2018 may be that long.
 	if err := c.parseBucket(u, 255, "s3://bucket/path?region=us-east-1"); err != nil {
@@ -332,15 +391,18 @@ func (c *Conf) parseS3(u *url.URL) error {
 	if err != nil {
 		return err
 	}
-	region, hasRegion, err := c.single("region")
-	if err != nil {
-		return err
-	}
 	if hasEndpoint {
 		if err := checkEndpoint(endpoint); err != nil {
 			return err
 		}
 		c.Endpoint = endpoint
+	}
+	if err := c.checkKeys(); err != nil {
+		return err
+	}
+	region, hasRegion, err := c.single("region")
+	if err != nil {
+		return err
 	}
 	if !hasRegion {
 		if !hasEndpoint {
@@ -348,6 +410,45 @@ func (c *Conf) parseS3(u *url.URL) error {
 		}
 		return nil
 	}
+	if err := checkRegion(region); err != nil {
+		return err
+	}
+	if strings.HasPrefix(strings.ToLower(region), "us-gov-") && !hasEndpoint {
+		return confError("region= %s is AWS GovCloud, which Cloudflare reaches only as S3-compatible storage: add endpoint=s3.%s.amazonaws.com, access-key-id= and secret-access-key=", region, strings.ToLower(region))
+	}
+	c.Region = region
+	return nil
+}
+
+// checkKeys checks that access-key-id and secret-access-key come together
+// and are not empty.
+func (c *Conf) checkKeys() error {
+	id, hasID, err := c.single("access-key-id")
+	if err != nil {
+		return err
+	}
+	secret, hasSecret, err := c.single("secret-access-key")
+	if err != nil {
+		return err
+	}
+	switch {
+	case hasID != hasSecret:
+		return confError("access-key-id= and secret-access-key= must be given together")
+	case hasID && (id == "" || secret == ""):
+		return confError("access-key-id= or secret-access-key= is empty")
+	}
+	return nil
+}
+
+// HasKeys reports whether the conf carries an access key pair
+// (access-key-id and secret-access-key) for Cloudflare to write with.
+func (c Conf) HasKeys() bool {
+	return c.Query.Get("access-key-id") != "" && c.Query.Get("secret-access-key") != ""
+}
+
+// checkRegion checks an AWS region= value: letters, digits and '-', and not
+// an AWS China region, which Cloudflare does not support.
+func checkRegion(region string) error {
 	if region == "" {
 		return confError("region= is empty")
 	}
@@ -356,7 +457,9 @@ func (c *Conf) parseS3(u *url.URL) error {
 			return confError("region= has an invalid character at position %d (want letters, digits and '-')", i+1)
 		}
 	}
-	c.Region = region
+	if strings.HasPrefix(strings.ToLower(region), "cn-") {
+		return confError("region= %s is an AWS China region, which Cloudflare Logpush does not support", region)
+	}
 	return nil
 }
 
@@ -470,6 +573,97 @@ func (c *Conf) parseSumo(u *url.URL) error {
 	return nil
 }
 
+// parseBigQuery handles
+// bq://projects/<project>/datasets/<dataset>/tables/<table>?credentials=<base64:...|url:...>.
+func (c *Conf) parseBigQuery(u *url.URL) error {
+	const example = "bq://projects/<project>/datasets/<dataset>/tables/<table>?credentials=base64:..."
+	seg := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if u.Host != "projects" || len(seg) != 5 || seg[1] != "datasets" || seg[3] != "tables" || seg[0] == "" || seg[2] == "" || seg[4] == "" {
+		return confError("want %s", example)
+	}
+	cred, ok, err := c.single("credentials")
+	switch {
+	case err != nil:
+		return err
+	case !ok || cred == "":
+		return confError("credentials= is required for BigQuery: the service-account key, base64: or url: encoded")
+	case !strings.HasPrefix(cred, "base64:") && !strings.HasPrefix(cred, "url:"):
+		return confError("credentials= must start with base64: or url:")
+	}
+	return nil
+}
+
+// parseKinesis handles kinesis://<stream>?region=... with either
+// sts-assume-role-arn= (Cloudflare's recommendation) or access-key-id= and
+// secret-access-key=.
+func (c *Conf) parseKinesis(u *url.URL) error {
+	if u.User != nil {
+		return confError("must not contain user information (user:password@ before the stream)")
+	}
+	if u.Host == "" {
+		return confError("missing stream name (want kinesis://<stream>?region=...&sts-assume-role-arn=...)")
+	}
+	if msg := checkName(u.Host, 1, 128); msg != "" {
+		return confError("invalid stream name: %s", msg)
+	}
+	region, ok, err := c.single("region")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return confError("region= is required for Kinesis")
+	}
+	if err := checkRegion(region); err != nil {
+		return err
+	}
+	c.Region = region
+	if err := c.checkKeys(); err != nil {
+		return err
+	}
+	role, hasRole, err := c.single("sts-assume-role-arn")
+	if err != nil {
+		return err
+	}
+	switch {
+	case hasRole && role == "":
+		return confError("sts-assume-role-arn= is empty")
+	case !hasRole && !c.HasKeys():
+		return confError("kinesis needs sts-assume-role-arn= (recommended) or access-key-id= and secret-access-key=")
+	}
+	return nil
+}
+
+// parseIBMCloudLogs handles
+// ibmcl://<instance>.ingress.<region>.logs.cloud.ibm.com/logs/v1/singles?ibm_api_key=...
+func (c *Conf) parseIBMCloudLogs(u *url.URL) error {
+	if err := c.parseHTTP(u); err != nil {
+		return err
+	}
+	if !strings.HasSuffix(strings.ToLower(u.Hostname()), ".logs.cloud.ibm.com") {
+		return confError("host must be <instance>.ingress.<region>.logs.cloud.ibm.com")
+	}
+	if key, _, err := c.single("ibm_api_key"); err != nil {
+		return err
+	} else if key == "" {
+		return confError("ibm_api_key= is required for IBM Cloud Logs")
+	}
+	return nil
+}
+
+// parseSentinelOne handles
+// sentinelone://<host>/services/collector/raw?sourcetype=...&header_Authorization=...
+func (c *Conf) parseSentinelOne(u *url.URL) error {
+	if err := c.parseHTTP(u); err != nil {
+		return err
+	}
+	if auth, _, err := c.single("header_Authorization"); err != nil {
+		return err
+	} else if auth == "" {
+		return confError("header_Authorization= is required for SentinelOne (the HEC token, URL-encoded)")
+	}
+	return nil
+}
+
 // parseHTTP handles the HTTP-like schemes: only a host is required.
 func (c *Conf) parseHTTP(u *url.URL) error {
 	if u.Hostname() == "" {
@@ -535,14 +729,15 @@ func (c Conf) checkRedaction(u *url.URL) error {
 }
 
 // NeedsChallenge reports whether Cloudflare requires an ownership challenge
-// for this destination: AWS S3 (not S3-compatible storage), Google Cloud
-// Storage, Azure, Sumo Logic and file (the simulator's stand-in for a
-// bucket). R2, S3-compatible storage and the HTTP-like destinations need
-// none.
+// for this destination (see Destinations): AWS S3 without an access key
+// pair in the conf, Google Cloud Storage, Azure, Sumo Logic and file (the
+// simulator's stand-in for a bucket). S3-compatible storage, AWS S3 with
+// keys, R2, BigQuery, Kinesis, IBM Cloud Logs, SentinelOne and the HTTP-like
+// destinations need none.
 func (c Conf) NeedsChallenge() bool {
 	switch c.Type {
 	case TypeS3:
-		return c.Endpoint == ""
+		return c.Endpoint == "" && !c.HasKeys()
 	case TypeGCS, TypeAzure, TypeSumo, TypeFile:
 		return true
 	}

@@ -20,12 +20,15 @@ const (
 	secSplunk = "11111111-2222-3333-4444-555555555555"
 	secDD     = "0123456789abcdef0123456789abcdef"
 	secNR     = "NRAK-NEWRELICKEY0123456789"
+	secBQ     = "base64:eyJ0eXBlIjoic2VydmljZV9hY2NvdW50Iiwi"
+	secIBM    = "IBMCLOUDAPIKEY0123456789abc"
+	secS1     = "Bearer%200e6d94e8c-5792-4ad1-be3c"
 	secBasic  = "dXNlcjpwYXNzd29yZA"
 	secPass   = "hunter2hunter2"
 )
 
 var allSecrets = []string{secAK, secSK, secSKEnc, "wJalrXUtnFEMI", secSig, "SIGNATUREvalue", secSumo, secSplunk,
-	secDD, secNR, secBasic, secPass}
+	secDD, secNR, secBasic, secPass, secBQ, "eyJ0eXBlIjoic2VydmljZV9h", secIBM, "0e6d94e8c-5792"}
 
 func TestParseConfValid(t *testing.T) {
 	t.Parallel()
@@ -40,7 +43,11 @@ func TestParseConfValid(t *testing.T) {
 		{"s3://my.dotted.bucket/a/b/c/?region=eu-central-1&sse=AES256", Conf{Type: TypeS3, Bucket: "my.dotted.bucket", Prefix: "a/b/c", Region: "eu-central-1"}},
 		{"s3://mybucket/logs/{DATE}?region=us-east-1&sse=AES256", Conf{Type: TypeS3, Bucket: "mybucket", Prefix: "logs/{DATE}", Region: "us-east-1"}},
 		{"S3://Legacy_Bucket/My%20Logs?region=us-east-1", Conf{Type: TypeS3, Bucket: "Legacy_Bucket", Prefix: "My Logs", Region: "us-east-1"}},
-		{"s3://b12/p?region=us-gov-west-1", Conf{Type: TypeS3, Bucket: "b12", Prefix: "p", Region: "us-gov-west-1"}},
+		// AWS S3 with an access key pair: Cloudflare writes with the keys.
+		{"s3://b12/p?region=eu-west-1&access-key-id=" + secAK + "&secret-access-key=" + secSKEnc, Conf{Type: TypeS3, Bucket: "b12", Prefix: "p", Region: "eu-west-1"}},
+		// AWS GovCloud, as Cloudflare requires it: through the S3-compatible endpoint.
+		{"s3://b12/p?region=us-gov-west-1&endpoint=s3.us-gov-west-1.amazonaws.com&access-key-id=" + secAK + "&secret-access-key=" + secSKEnc,
+			Conf{Type: TypeS3, Bucket: "b12", Prefix: "p", Region: "us-gov-west-1", Endpoint: "s3.us-gov-west-1.amazonaws.com"}},
 		// S3-compatible: endpoint= as a URL or, as Cloudflare documents it, a host.
 		{"s3://b12/p?region=auto&access-key-id=" + secAK + "&secret-access-key=" + secSKEnc + "&endpoint=https://acct.r2.cloudflarestorage.com",
 			Conf{Type: TypeS3, Bucket: "b12", Prefix: "p", Region: "auto", Endpoint: "https://acct.r2.cloudflarestorage.com"}},
@@ -69,7 +76,13 @@ func TestParseConfValid(t *testing.T) {
 			Conf{Type: TypeSplunk}},
 		{"datadog://http-intake.logs.datadoghq.com/api/v2/logs?header_DD-API-KEY=" + secDD + "&ddsource=cloudflare", Conf{Type: TypeDatadog}},
 		{"datadog://http-intake.logs.datadoghq.eu/api/v2/logs?dd-api-key=" + secDD, Conf{Type: TypeDatadog}},
-		{"newrelic://log-api.newrelic.com/log/v1?header_X-Insert-Key=" + secNR, Conf{Type: TypeNewRelic}},
+		// BigQuery, Kinesis, IBM Cloud Logs, SentinelOne.
+		{"bq://projects/my-proj/datasets/logs/tables/http?credentials=" + secBQ, Conf{Type: TypeBigQuery}},
+		{"bq://projects/p/datasets/d/tables/t?credentials=url:%7B%22type%22%7D", Conf{Type: TypeBigQuery}},
+		{"kinesis://my-stream?region=us-east-1&sts-assume-role-arn=arn:aws:iam::123456789012:role/logpush", Conf{Type: TypeKinesis, Region: "us-east-1"}},
+		{"kinesis://my-stream?region=eu-west-1&access-key-id=" + secAK + "&secret-access-key=" + secSKEnc, Conf{Type: TypeKinesis, Region: "eu-west-1"}},
+		{"ibmcl://0123-abcd.ingress.eu-de.logs.cloud.ibm.com/logs/v1/singles?ibm_api_key=" + secIBM, Conf{Type: TypeIBMCloudLog}},
+		{"sentinelone://ingest.us1.sentinelone.net/services/collector/raw?sourcetype=marketplace-cloudflare-latest&header_Authorization=" + secS1, Conf{Type: TypeSentinelOne}},
 		{"https://log-api.newrelic.com/log/v1?Api-Key=" + secNR + "&format=cloudflare", Conf{Type: TypeHTTPS}},
 		{"https://logs.example.com/ingest?header_Authorization=Basic%20" + secBasic, Conf{Type: TypeHTTPS}},
 		{"https://user:" + secPass + "@logs.example.com/ingest", Conf{Type: TypeHTTPS}},
@@ -143,7 +156,8 @@ func TestParseConfInvalid(t *testing.T) {
 		{"scheme without slashes", "s3:mybucket?region=us-east-1", "missing scheme"},
 		{"empty scheme", "://mybucket", "missing scheme"},
 		{"bad scheme chars", "s 3://b", "whitespace"},
-		{"unknown scheme", "ftp://host/path", `=unknown scheme "ftp" (want s3, gs, azure, r2, https, datadog, splunk, sumo, newrelic, file)`},
+		{"unknown scheme", "ftp://host/path", `=unknown scheme "ftp" (want s3, gs, azure, sumo, r2, https, datadog, splunk, bq, kinesis, ibmcl, sentinelone, file)`},
+		{"no newrelic scheme", "newrelic://log-api.newrelic.com/log/v1?header_X-Insert-Key=" + secNR, `=unknown scheme "newrelic": New Relic is https://log-api.newrelic.com/log/v1?Api-Key=...&format=cloudflare`},
 		{"http is not https", "http://logs.example.com/x", `unknown scheme "http"`},
 		{"long scheme truncated", strings.Repeat("x", 100) + "://h", `unknown scheme "xxxxxxxxxxxxxxxxxxxx..."`},
 		{"fragment", "https://h/x#frag", "must not contain '#'"},
@@ -167,6 +181,21 @@ func TestParseConfInvalid(t *testing.T) {
 		{"s3 empty endpoint", "s3://mybucket/logs?region=auto&endpoint=", "=endpoint= is empty"},
 		{"s3 endpoint scheme", "s3://mybucket/logs?region=auto&endpoint=ftp://x", "endpoint= must be a host or an http(s) URL"},
 		{"s3 endpoint no host", "s3://mybucket/logs?region=auto&endpoint=https://", "endpoint= has no host"},
+		{"s3 govcloud without endpoint", "s3://b12/p?region=us-gov-west-1", "=region= us-gov-west-1 is AWS GovCloud, which Cloudflare reaches only as S3-compatible storage: add endpoint=s3.us-gov-west-1.amazonaws.com, access-key-id= and secret-access-key="},
+		{"s3 china", "s3://b12/p?region=cn-north-1", "=region= cn-north-1 is an AWS China region, which Cloudflare Logpush does not support"},
+		{"s3 key without secret", "s3://b12/p?region=us-east-1&access-key-id=" + secAK, "=access-key-id= and secret-access-key= must be given together"},
+		{"s3 empty key", "s3://b12/p?region=us-east-1&access-key-id=&secret-access-key=" + secSKEnc, "=access-key-id= or secret-access-key= is empty"},
+		// bq, kinesis, ibmcl, sentinelone
+		{"bq bad path", "bq://projects/p/tables/t?credentials=" + secBQ, "=want bq://projects/<project>/datasets/<dataset>/tables/<table>?credentials=base64:..."},
+		{"bq no credentials", "bq://projects/p/datasets/d/tables/t", "=credentials= is required for BigQuery: the service-account key, base64: or url: encoded"},
+		{"bq raw credentials", "bq://projects/p/datasets/d/tables/t?credentials=eyJ0eXBlIjoic2VydmljZV9h", "=credentials= must start with base64: or url:"},
+		{"kinesis no stream", "kinesis://?region=us-east-1&sts-assume-role-arn=arn:aws:iam::123456789012:role/r", "missing stream name"},
+		{"kinesis no region", "kinesis://s1?sts-assume-role-arn=arn:aws:iam::123456789012:role/r", "=region= is required for Kinesis"},
+		{"kinesis china", "kinesis://s1?region=cn-northwest-1&sts-assume-role-arn=arn:aws-cn:iam::123456789012:role/r", "is an AWS China region"},
+		{"kinesis no auth", "kinesis://s1?region=us-east-1", "=kinesis needs sts-assume-role-arn= (recommended) or access-key-id= and secret-access-key="},
+		{"ibmcl other host", "ibmcl://logs.example.com/logs/v1/singles?ibm_api_key=" + secIBM, "=host must be <instance>.ingress.<region>.logs.cloud.ibm.com"},
+		{"ibmcl no key", "ibmcl://i.ingress.eu-de.logs.cloud.ibm.com/logs/v1/singles", "=ibm_api_key= is required for IBM Cloud Logs"},
+		{"sentinelone no auth", "sentinelone://ingest.us1.sentinelone.net/services/collector/raw?sourcetype=x", "=header_Authorization= is required for SentinelOne (the HEC token, URL-encoded)"},
 		// r2
 		{"r2 no account", "r2://bkt/p?access-key-id=" + secAK + "&secret-access-key=" + secSKEnc, "=account-id= is required for R2"},
 		{"r2 bucket too long", "r2://" + strings.Repeat("b", 64) + "/p?account-id=x", "invalid bucket name: 64 characters, want 3 to 63"},
@@ -195,7 +224,7 @@ func TestParseConfInvalid(t *testing.T) {
 		{"file relative", "file://tmp/dir", "=file needs an absolute path and no host: file:///dir"},
 		{"file empty", "file://", "file needs an absolute path"},
 		// Secrets the redactor could not mask are refused, never shown.
-		{"encoded secret name", "s3://b12/p?endpoint=x&secret%2Daccess%2Dkey=" + secSK, `the value of "secret-access-key" cannot be masked when shown`},
+		{"encoded secret name", "s3://b12/p?endpoint=x&access-key-id=a&secret%2Daccess%2Dkey=" + secSK, `the value of "secret-access-key" cannot be masked when shown`},
 		{"quote in secret", "https://h/x?header_Authorization=Basic'" + secBasic, `the value of "header_Authorization" cannot be masked`},
 		{"quote in userinfo", "https://us'er:" + secPass + "@h/x", "the user information cannot be masked"},
 		{"at in userinfo", "https://us@er:" + secPass + "@h/x", "the user information cannot be masked"},
@@ -256,7 +285,12 @@ func TestNeedsChallengeTokenReadable(t *testing.T) {
 		{"https://logs.example.com/ingest", false, false},
 		{"datadog://http-intake.logs.datadoghq.com/api/v2/logs?header_DD-API-KEY=k", false, false},
 		{"splunk://h:8088/services/collector/raw?channel=c&header_Authorization=Splunk%20t", false, false},
-		{"newrelic://log-api.newrelic.com/log/v1?header_X-Insert-Key=k", false, false},
+		{"s3://b12/logs?region=us-west-2&access-key-id=a&secret-access-key=b", false, false},
+		{"https://log-api.newrelic.com/log/v1?Api-Key=k&format=cloudflare", false, false},
+		{"bq://projects/p/datasets/d/tables/t?credentials=base64:e30=", false, false},
+		{"kinesis://s1?region=us-east-1&sts-assume-role-arn=arn:aws:iam::123456789012:role/r", false, false},
+		{"ibmcl://i.ingress.eu-de.logs.cloud.ibm.com/logs/v1/singles?ibm_api_key=k", false, false},
+		{"sentinelone://ingest.us1.sentinelone.net/services/collector/raw?header_Authorization=Bearer%20t", false, false},
 	}
 	for _, tc := range cases {
 		c, err := ParseConf(tc.raw)
@@ -338,7 +372,11 @@ func TestRedaction(t *testing.T) {
 		"splunk://h:8088/services/collector/raw?channel=c&insecure-skip-verify=false&sourcetype=cloudflare:json&header_Authorization=Splunk%20" + secSplunk,
 		"datadog://http-intake.logs.datadoghq.com/api/v2/logs?header_DD-API-KEY=" + secDD + "&ddsource=cloudflare",
 		"datadog://http-intake.logs.datadoghq.com/api/v2/logs?dd-api-key=" + secDD + "&ddsource=cloudflare",
-		"newrelic://log-api.newrelic.com/log/v1?header_X-Insert-Key=" + secNR,
+		"s3://b12/p?region=eu-west-1&access-key-id=" + secAK + "&secret-access-key=" + secSKEnc,
+		"bq://projects/p/datasets/d/tables/t?credentials=" + secBQ,
+		"kinesis://s1?region=us-east-1&access-key-id=" + secAK + "&secret-access-key=" + secSK,
+		"ibmcl://i.ingress.eu-de.logs.cloud.ibm.com/logs/v1/singles?ibm_api_key=" + secIBM,
+		"sentinelone://ingest.us1.sentinelone.net/services/collector/raw?sourcetype=x&header_Authorization=" + secS1,
 		"https://log-api.newrelic.com/log/v1?Api-Key=" + secNR + "&format=cloudflare",
 		"https://log-api.newrelic.com/log/v1?X-License-Key=" + secNR + "&format=cloudflare",
 		"https://logs.example.com/ingest?header_Authorization=Basic%20" + secBasic,

@@ -136,7 +136,7 @@ func TestReaderCSV(t *testing.T) {
 		{"no id", "zone_id,account_id,destination_conf\n,," + conf + "\n",
 			nil, []string{"err 2 - | line 2: neither zone_id nor account_id is set (want exactly one)"}},
 		{"unknown scheme", "zone_id,account_id,destination_conf\n" + zone + ",,ftp://host/x\n",
-			nil, []string{`err 2 destination_conf | line 2: destination_conf: unknown scheme "ftp" (want s3, gs, azure, r2, https, datadog, splunk, sumo, newrelic, file)`}},
+			nil, []string{`err 2 destination_conf | line 2: destination_conf: unknown scheme "ftp" (want s3, gs, azure, sumo, r2, https, datadog, splunk, bq, kinesis, ibmcl, sentinelone, file)`}},
 		{"empty conf", "zone_id,account_id,destination_conf\n" + zone + ",,\n",
 			nil, []string{"err 2 destination_conf | destination_conf: is empty"}},
 		{"conf over 4096", "zone_id,account_id,destination_conf\n" + zone + ",," + long + "\n" + zone + ",," + conf + "\n",

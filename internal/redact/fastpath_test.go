@@ -88,7 +88,7 @@ func TestFastPathRandom(t *testing.T) {
 	frags := []string{
 		"s3://", "https://", "sumo://", "SuMo://", "\u017fumo://", "://", ":", "/", "@", "=", "&", "?", ";", " ", "\"", "'", "\t",
 		"key", "KEY", "K", "\u212aey", "api", "-", "_", "sig", "SIG", "\u017fig", "token", "ToKeN", "passw", "PASSWD", "ord",
-		"secret", "SeCrEt", "header_", "HEADER_", "receiver/v1/http/", "RECEIVER/V1/HTTP/", "host", "x", "1", "é", "REDACTED",
+		"secret", "SeCrEt", "credentials", "CrEdEnTiAlS", "credential", "header_", "HEADER_", "receiver/v1/http/", "RECEIVER/V1/HTTP/", "host", "x", "1", "é", "REDACTED",
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 100000 {

@@ -10,12 +10,14 @@ import (
 const Mask = "REDACTED"
 
 // secretNames matches the names of query parameters whose values are
-// secrets: S3/R2 keys, the Azure SAS signature, header_* values (Splunk,
-// Datadog, New Relic, HTTPS auth headers), and the names integrations use for
+// secrets: S3/R2/Kinesis keys, the Azure SAS signature, BigQuery's
+// credentials (a service-account key), header_* values (Splunk, Datadog,
+// SentinelOne, HTTPS auth headers), and the names integrations use for
 // keys and tokens, with any prefix (dd-api-key, x-api-key, X-License-Key,
-// X-Insert-Key, client_secret, refresh_token, x-amz-security-token).
+// X-Insert-Key, New Relic's Api-Key, IBM Cloud Logs' ibm_api_key,
+// client_secret, refresh_token, x-amz-security-token).
 const secretNames = `secret-access-key|access-key-id|sig|signature|x-amz-signature|` +
-	`(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|license[-_]?key|insert[-_]?key|access[-_]?token|token|password|passwd|secret)`
+	`credentials|(?:[a-z0-9]+[-_])*(?:api[-_]?key|apikey|license[-_]?key|insert[-_]?key|access[-_]?token|token|password|passwd|secret)`
 
 // secretParam matches a secret query parameter in any text. The key part is
 // kept so that an operator can still see what was configured.
@@ -69,7 +71,8 @@ func String(s string) string {
 // secretNames and header_ holds one of paramAnchors (secret-access-key,
 // access-key-id, the *key names: "key"; sig, signature, x-amz-signature:
 // "sig"; access_token, token: "token"; password, passwd: "passw"; secret:
-// "secret"; header_*: "header_"), in any ASCII case.
+// "secret"; header_*: "header_"; credentials: "credentials"), in any ASCII
+// case.
 func mayHaveSecretParam(s string) bool {
 	if strings.IndexByte(s, '=') < 0 {
 		return false
@@ -90,6 +93,8 @@ func mayHaveSecretParam(s string) bool {
 			anchors = anchorsP
 		case 'h':
 			anchors = anchorsH
+		case 'c':
+			anchors = anchorsC
 		default:
 			continue
 		}
@@ -109,6 +114,7 @@ var (
 	anchorsT = []string{"token"}
 	anchorsP = []string{"passw"}
 	anchorsH = []string{"header_"}
+	anchorsC = []string{"credentials"}
 )
 
 // mayHaveUserinfo reports whether userinfo can match s: every match holds

@@ -293,9 +293,11 @@ func checkOutputOptions(raw json.RawMessage) string {
 
 // needsChallenge reports whether Cloudflare asks for an ownership challenge
 // before creating a job to conf: AWS S3 (not S3-compatible storage, which
-// has endpoint=), Google Cloud Storage, Azure, Sumo Logic, and file (the
-// simulator's stand-in for a bucket). R2 and the HTTP-like destinations
-// need none.
+// has endpoint=, nor a conf with access-key-id and secret-access-key),
+// Google Cloud Storage, Azure, Sumo Logic, and file (the simulator's
+// stand-in for a bucket). R2, BigQuery, Kinesis, IBM Cloud Logs,
+// SentinelOne and the HTTP-like destinations need none (Cloudflare's Logpush
+// FAQ and destination pages).
 func needsChallenge(conf string) bool {
 	u, err := url.Parse(conf)
 	if err != nil {
@@ -303,8 +305,9 @@ func needsChallenge(conf string) bool {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "s3":
-		return !u.Query().Has("endpoint")
-	case "r2", "https", "datadog", "splunk", "newrelic":
+		q := u.Query()
+		return !q.Has("endpoint") && (q.Get("access-key-id") == "" || q.Get("secret-access-key") == "")
+	case "r2", "https", "datadog", "splunk", "bq", "kinesis", "ibmcl", "sentinelone":
 		return false
 	}
 	return true
