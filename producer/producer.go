@@ -102,6 +102,8 @@ type Plan struct {
 	ByType map[string]int
 	// NeedChallenge counts the destinations that need an ownership challenge.
 	NeedChallenge int
+	// Jobs counts the rows that get a Logpush job (Config.CreateJob).
+	Jobs int
 	// Errors are the bad lines (at most MaxErrors); ErrorCount counts all.
 	Errors     []*input.LineError
 	ErrorCount int
@@ -110,7 +112,8 @@ type Plan struct {
 // Result is what Enqueue did.
 type Result struct {
 	Plan
-	// Enqueued challenge tasks.
+	// Enqueued challenge tasks, and job tasks of destinations that need no
+	// challenge (Config.CreateJob).
 	Enqueued int
 	// NotRequired destinations, ended at once.
 	NotRequired int
@@ -156,13 +159,18 @@ type Opener func() (io.ReadCloser, error)
 func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 	plan := Plan{ByType: map[string]int{}}
 	h := sha256.New()
-	err := p.each(ctx, open, func(row input.Row, _ rowOptions) error {
+	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
 		plan.Rows++
 		plan.ByType[row.Conf.Type]++
 		if row.Conf.NeedsChallenge() {
 			plan.NeedChallenge++
 		}
-		h.Write([]byte(tasks.DestHash(row.Scope, row.ScopeID, row.Conf.Raw)))
+		var dataset string
+		if opt.job != nil {
+			dataset = opt.job.Dataset
+			plan.Jobs++
+		}
+		h.Write([]byte(tasks.DestHash(row.Scope, row.ScopeID, row.Conf.Raw, dataset)))
 		return nil
 	}, func(le *input.LineError) {
 		plan.ErrorCount++
@@ -273,13 +281,15 @@ type slot struct {
 // round trips plus one per task:
 //
 //  1. one pipeline reads what the batch already has of each destination;
-//  2. each new destination that needs a challenge gets its task, Concurrency
-//     enqueues in flight (a TaskID conflict means it was already enqueued);
+//  2. each new destination that needs a challenge gets its task, and each
+//     that needs none but gets a job its job task, Concurrency enqueues in
+//     flight (a TaskID conflict means it was already enqueued);
 //  3. one pipeline registers the new destinations, challenges only once
 //     enqueued: a crash before it leaves tasks whose TaskID a re-run finds
 //     (the worker registers a destination it does not find), never a
 //     registered destination without a task;
-//  4. one pipeline ends the new destinations that need no challenge, if any.
+//  4. one pipeline ends the new destinations that need no challenge and
+//     get no job, if any.
 //
 // It counts the rows in res and returns the error of the first line that
 // failed, if any.
@@ -351,7 +361,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 				s.err = errs[j]
 			case exs[j] != nil:
 				s.dup = dupOf(row, exs[j])
-			case row.Conf.NeedsChallenge():
+			case row.Conf.NeedsChallenge() || s.d.Job != nil:
 				s.outcome = events.Queued
 			default:
 				moves = append(moves, events.Move{Key: s.key, State: events.NotRequired, Event: &events.Event{
@@ -474,16 +484,23 @@ func (p *Producer) enqueueTasks(ctx context.Context, slots []slot, work []int, n
 	wg.Wait()
 }
 
-// enqueueOne builds a new destination's record and, when it needs a
-// challenge, enqueues its task.
+// enqueueOne builds a new destination's record and enqueues its first
+// task: the challenge, or, for a destination that needs none but gets a
+// job, the job at once.
 func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
 	row := s.it.row
 	s.meta = events.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
 		Type: row.Conf.Type, EnqueuedAt: now}
-	if !row.Conf.NeedsChallenge() {
+	var task *asynq.Task
+	var err error
+	switch {
+	case row.Conf.NeedsChallenge():
+		task, err = tasks.NewChallengeTask(s.d, p.cfg.Task, s.delay)
+	case s.d.Job != nil:
+		task, err = tasks.NewCreateJobTask(tasks.CreateJobPayload{Dest: s.d}, p.cfg.Task)
+	default:
 		return nil
 	}
-	task, err := tasks.NewChallengeTask(s.d, p.cfg.Task, s.delay)
 	if err != nil {
 		return err
 	}

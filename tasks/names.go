@@ -42,18 +42,31 @@ type Dest struct {
 	Job *JobSpec `json:"job,omitempty"`
 }
 
-// Hash identifies a destination (scope, id and conf) independently of the
-// batch: 32 hex characters of SHA-256. It carries no secret.
-func (d Dest) Hash() string { return DestHash(d.Scope, d.ScopeID, d.DestinationConf) }
+// Hash identifies a destination independently of the batch: 32 hex
+// characters of SHA-256 of scope, id and conf, and, with a job to create,
+// its dataset: a Logpush job is (scope, id, dataset, destination_conf), and
+// several jobs may push to one destination. It carries no secret.
+func (d Dest) Hash() string {
+	var dataset string
+	if d.Job != nil {
+		dataset = d.Job.Dataset
+	}
+	return DestHash(d.Scope, d.ScopeID, d.DestinationConf, dataset)
+}
 
-// DestHash is Dest.Hash for callers that have the parts.
-func DestHash(scope, scopeID, conf string) string {
+// DestHash is Dest.Hash for callers that have the parts; dataset is "" for
+// a destination without a job to create.
+func DestHash(scope, scopeID, conf, dataset string) string {
 	h := sha256.New()
 	h.Write([]byte(scope))
 	h.Write([]byte{0})
 	h.Write([]byte(scopeID))
 	h.Write([]byte{0})
 	h.Write([]byte(conf))
+	if dataset != "" {
+		h.Write([]byte{0})
+		h.Write([]byte(dataset))
+	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

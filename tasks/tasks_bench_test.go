@@ -54,7 +54,7 @@ func BenchmarkConfRedacted(b *testing.B) {
 func BenchmarkDestHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = tasks.DestHash(tasks.ScopeZone, "023e105f4ecef8ad9ca31a8372d0c353", benchConfs[0].conf)
+		_ = tasks.DestHash(tasks.ScopeZone, "023e105f4ecef8ad9ca31a8372d0c353", benchConfs[0].conf, "")
 	}
 }
 

@@ -27,7 +27,6 @@ import (
 type API interface {
 	Challenge(ctx context.Context, t cloudflare.Target, destinationConf string) (cloudflare.ChallengeResult, error)
 	Validate(ctx context.Context, t cloudflare.Target, destinationConf, ownershipChallenge string) (bool, error)
-	DestinationExists(ctx context.Context, t cloudflare.Target, destinationConf string) (bool, error)
 	ListJobs(ctx context.Context, t cloudflare.Target) ([]cloudflare.Job, error)
 	CreateJob(ctx context.Context, t cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error)
 }
@@ -129,6 +128,8 @@ type Handlers struct {
 	now     func() time.Time
 	// seen learns when challenge files appear, for the first poll.
 	seen *appearance
+	// jobs keeps each zone's job listing for the job stage.
+	jobs *jobCache
 }
 
 // Deps are what the handlers talk to.
@@ -160,7 +161,8 @@ func NewHandlers(d Deps, cfg HandlerConfig) *Handlers {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Handlers{api: d.API, reader: d.Reader, store: d.Store, enq: d.Enqueue, budget: d.Budget, auth: d.Auth,
-		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64)}
+		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
+		jobs: newJobCache(jobListTTL, d.Now)}
 }
 
 // Register adds the three handlers to mux.
@@ -192,6 +194,10 @@ func (h *Handlers) Validate(ctx context.Context, t *asynq.Task) error {
 func (h *Handlers) CreateJob(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.createJob)
 }
+
+// jobListTTL is how long the job stage trusts a zone's job listing: long
+// enough for a batch's rows of one zone to share it.
+const jobListTTL = 30 * time.Minute
 
 // errSuperseded marks a task whose destination has moved on (a newer
 // challenge, or already finished): it ends without doing anything.
@@ -664,14 +670,22 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 	return h.outcome(ctx, r, events.Validated, filename, nil)
 }
 
-// createJob creates the destination's Logpush job with the validated token,
-// unless Cloudflare already has a job for this destination_conf (a crash
-// after CreateJob, or a re-run): that one is reported, not duplicated.
+// createJob creates the destination's Logpush job: after validation, with
+// the validated token, or, for a destination that needs no challenge, at
+// once. A job is (scope, id, dataset, destination_conf): a job of the zone
+// or account with the same dataset and the byte-identical conf (a crash
+// after CreateJob, or a re-run) is reported, not duplicated; a job of
+// another dataset to the same destination is another job. The zone's jobs
+// are listed once per batch (jobCache), not per row.
 func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	var p tasks.CreateJobPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
 		return err
+	}
+	done := events.Validated
+	if !r.conf.NeedsChallenge() {
+		done = events.NotRequired
 	}
 	if r.d.Job == nil {
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("create job: payload has no job: %w", asynq.SkipRetry))
@@ -679,45 +693,44 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	if _, err := h.enter(ctx, r, events.CreatingJob, "job"); err != nil {
 		return err
 	}
-	tg := target(r.d)
-	if err := h.wait(ctx); err != nil {
-		return err
+	if r.conf.NeedsChallenge() && p.Token == "" {
+		return h.fail(ctx, r, p.Filename, fmt.Errorf("create job: no validated ownership challenge: %w", asynq.SkipRetry))
 	}
-	exists, err := h.api.DestinationExists(ctx, tg, r.d.DestinationConf)
+	tg := target(r.d)
+	key := jobScope{batch: r.d.BatchID, round: r.d.Round, target: tg}
+	retried, _ := asynq.GetRetryCount(ctx)
+	j := r.d.Job
+	existing, found, err := h.jobs.find(ctx, key, j.Dataset, r.d.DestinationConf, retried > 0,
+		func(ctx context.Context) ([]cloudflare.Job, error) {
+			if err := h.wait(ctx); err != nil {
+				return nil, err
+			}
+			return h.api.ListJobs(ctx, tg)
+		})
 	if err != nil {
 		return h.apiError(ctx, r, p.Filename, err)
 	}
-	if exists {
-		if err := h.wait(ctx); err != nil {
-			return err
-		}
-		jobs, err := h.api.ListJobs(ctx, tg)
-		if err != nil {
-			return h.apiError(ctx, r, p.Filename, err)
-		}
-		for _, j := range jobs {
-			if j.DestinationConf == r.d.DestinationConf {
-				r.jobID, r.jobExisted = j.ID, true
-				return h.outcome(ctx, r, events.Validated, p.Filename, nil)
-			}
-		}
-		// Exists, but not in this scope's jobs: creating would duplicate it.
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("a Logpush job already pushes to this destination outside this %s; not creating another: %w", r.d.Scope, asynq.SkipRetry))
+	if found {
+		r.jobID, r.jobExisted = existing.ID, true
+		return h.outcome(ctx, r, done, p.Filename, nil)
 	}
 	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	j := r.d.Job
 	job, err := h.api.CreateJob(ctx, tg, cloudflare.JobRequest{
 		DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
 		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
 		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter,
 	})
 	if err != nil {
+		if classify(err) == transient {
+			h.jobs.forget(key) // the job may have been made: look again before the retry creates
+		}
 		return h.apiError(ctx, r, p.Filename, err)
 	}
+	h.jobs.add(key, job)
 	r.jobID = job.ID
-	return h.outcome(ctx, r, events.Validated, p.Filename, nil)
+	return h.outcome(ctx, r, done, p.Filename, nil)
 }
 
 // rechallenge enqueues the next challenge generation, or fails the

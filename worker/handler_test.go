@@ -36,6 +36,13 @@ type fakeAPI struct {
 	token        string
 	challenges   int
 	validations  []string
+	// jobs are the zone's Logpush jobs; lists counts ListJobs calls,
+	// creates the CreateJob calls; createErr fails them after the job is
+	// made (a timeout after Cloudflare created it).
+	jobs      []cloudflare.Job
+	lists     int
+	creates   []cloudflare.JobRequest
+	createErr error
 }
 
 var _ worker.API = (*fakeAPI)(nil)
@@ -69,16 +76,25 @@ func (f *fakeAPI) validateCalls() int {
 	return len(f.validations)
 }
 
-func (f *fakeAPI) DestinationExists(context.Context, cloudflare.Target, string) (bool, error) {
-	return false, nil
-}
-
 func (f *fakeAPI) ListJobs(context.Context, cloudflare.Target) ([]cloudflare.Job, error) {
-	return nil, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	return append([]cloudflare.Job(nil), f.jobs...), nil
 }
 
 func (f *fakeAPI) CreateJob(_ context.Context, _ cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error) {
-	return cloudflare.Job{ID: 7, Dataset: j.Dataset, DestinationConf: j.DestinationConf}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creates = append(f.creates, j)
+	job := cloudflare.Job{ID: 100 + len(f.jobs), Dataset: j.Dataset, DestinationConf: j.DestinationConf}
+	f.jobs = append(f.jobs, job)
+	if f.createErr != nil {
+		err := f.createErr
+		f.createErr = nil
+		return cloudflare.Job{}, err
+	}
+	return job, nil
 }
 
 // fakeReader serves objects from memory.

@@ -25,6 +25,9 @@ type submission struct {
 	line  int
 	row   input.Row
 	token string
+	// job is the row's job when the batch was enqueued with --create-job:
+	// part of the destination's identity, and created after validation.
+	job *tasks.JobSpec
 }
 
 func runSubmitToken(ctx context.Context, env Env, args []string) error {
@@ -32,7 +35,7 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("submit-token", env)
 	c.register(fs, env)
 	batch := fs.String("batch", "", "batch id (required)")
-	file := fs.String("file", "", "CSV with header zone_id,account_id,destination_conf,token (the input's columns plus the token)")
+	file := fs.String("file", "", "CSV with header zone_id,account_id,destination_conf,token (the input's columns, job columns included with --create-job, plus the token)")
 	zone := fs.String("zone-id", "", "single destination: its zone id")
 	account := fs.String("account-id", "", "single destination: its account id")
 	conf := fs.String("destination-conf", "", "single destination: its destination_conf, exactly as in the input")
@@ -110,7 +113,7 @@ func awaitVerdicts(ctx context.Context, env Env, store *events.Store, batch stri
 	for len(sent) > 0 {
 		var open []sentToken
 		for _, s := range sent {
-			d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw}
+			d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job}
 			st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
 			switch {
 			case err != nil:
@@ -152,10 +155,10 @@ func awaitVerdicts(ctx context.Context, env Env, store *events.Store, batch stri
 // submit enqueues the validation of one submitted token and returns the
 // challenges its destination had so far.
 func submit(ctx context.Context, store *events.Store, client *asynq.Client, batch string, s submission) (int, error) {
-	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw}
+	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job}
 	st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
 	if errors.Is(err, events.ErrNotFound) {
-		return 0, fmt.Errorf("batch %s has no such destination (scope id and destination_conf must be exactly as enqueued)", batch)
+		return 0, fmt.Errorf("batch %s has no such destination (scope id, destination_conf and, with --create-job, the job columns must be exactly as enqueued)", batch)
 	}
 	if err != nil {
 		return 0, err
@@ -233,10 +236,18 @@ func readSubmissions(env Env, file, zone, account, conf, token string) ([]submis
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 		row, err := oneRow(get(rec, "zone_id"), get(rec, "account_id"), get(rec, "destination_conf"))
+		var job *tasks.JobSpec
+		if err == nil && get(rec, "dataset") != "" {
+			extra := map[string]string{}
+			for _, c := range tasks.JobColumns {
+				extra[c] = get(rec, c)
+			}
+			job, err = tasks.ParseJobSpec(extra)
+		}
 		if err == nil {
 			var tok string
 			if tok, err = worker.CleanToken(get(rec, "token")); err == nil {
-				subs = append(subs, submission{line: line, row: row, token: tok})
+				subs = append(subs, submission{line: line, row: row, token: tok, job: job})
 				continue
 			}
 		}

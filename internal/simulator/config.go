@@ -113,11 +113,12 @@ type Config struct {
 	// hold; creating one more is answered 403 code 1004. Default
 	// DefaultMaxJobsPerScope.
 	MaxJobsPerScope int
-	// AllowDuplicateJobs lets a zone or account hold several jobs with the
-	// same destination_conf, as Cloudflare has since May 2022. Default
-	// false: a second job for a destination_conf in a zone or account is
-	// answered 400 code 1003 (the unique-destination rule Cloudflare
-	// enforced until then), which makes a repeated create visible.
+	// AllowDuplicateJobs lets a zone or account hold several jobs of the
+	// same dataset with the same destination_conf, as Cloudflare does.
+	// Default false: such a second job is answered 400 code 1003, which
+	// makes a repeated create visible. Jobs of different datasets to one
+	// destination_conf are always accepted, as by Cloudflare (several jobs
+	// per destination since May 2022).
 	AllowDuplicateJobs bool
 	// Now is the clock of token expiry and rate windows. Default time.Now.
 	// (Write delays run on real timers.)

@@ -24,8 +24,8 @@
 //	    ids, once ownership_challenge is an unexpired token of the
 //	    destination (only for destinations that need a challenge: AWS S3,
 //	    GCS, Azure, Sumo Logic, file; not R2, S3-compatible or HTTP-like);
-//	    at most Config.MaxJobsPerScope jobs, and one per destination_conf
-//	    unless Config.AllowDuplicateJobs.
+//	    at most Config.MaxJobsPerScope jobs, and one per dataset and
+//	    destination_conf unless Config.AllowDuplicateJobs.
 //	GET .../logpush/jobs
 //	    lists the jobs of the zone or account, oldest first.
 //	GET /user/tokens/verify, GET /user
@@ -36,9 +36,9 @@
 // result=null) and its known error codes: 7000 no route, 7003 invalid object
 // identifier, 6003 invalid request headers (with error_chain 6102/6103/6111/
 // 9106), 10000 authentication error, 1002 incorrect ownership challenge
-// (validate and job creation), 1004 job limit (403). Codes Cloudflare does
+// (validate and job creation), 1004 not allowed (403; here the job limit). Codes Cloudflare does
 // not document for this API are the simulator's choice: 1001 for an invalid
-// request body, 1003 for a second job to a destination, 7001 for a wrong
+// request body, 1003 for a second job of a dataset to a destination, 7001 for a wrong
 // method, 1015 for 429 answers (Cloudflare sends 971, which the schema's
 // minimum of 1000 forbids) and 10002 for injected 5xx answers.
 //

@@ -17,10 +17,12 @@ const (
 	// codeIncorrectChallenge is Cloudflare's "incorrect ownership
 	// challenge", on validate and on job creation.
 	codeIncorrectChallenge = 1002
-	// codeJobExists is the simulator's code for a second job to the same
-	// destination_conf (Cloudflare no longer refuses one).
+	// codeJobExists is the simulator's code for a second job of the same
+	// dataset to the same destination_conf (Cloudflare no longer refuses
+	// one).
 	codeJobExists = 1003
-	// codeJobLimit is Cloudflare's job limit, answered with 403.
+	// codeJobLimit is Cloudflare's "not allowed", answered with 403; here
+	// for the job limit ("exceeded max jobs allowed").
 	codeJobLimit = 1004
 )
 
@@ -74,8 +76,8 @@ type jobRequest struct {
 // scopeKey identifies a zone or account.
 func scopeKey(t target) string { return t.scope + "/" + t.id }
 
-// destinationExists answers whether a job of the scope has the
-// byte-identical destination_conf.
+// destinationExists answers whether a job of the scope, of any dataset, has
+// the byte-identical destination_conf.
 func (s *Simulator) destinationExists(w http.ResponseWriter, r *http.Request, t target) {
 	req, f := decode(w, r, false)
 	if f != nil {
@@ -98,6 +100,17 @@ func (s *Simulator) hasJob(t target, conf string) bool {
 	return false
 }
 
+// hasDatasetJob reports whether a job of t pushes dataset to conf. s.mu is
+// held.
+func (s *Simulator) hasDatasetJob(t target, dataset, conf string) bool {
+	for _, j := range s.jobs[scopeKey(t)] {
+		if j.DestinationConf == conf && deref(j.Dataset) == dataset {
+			return true
+		}
+	}
+	return false
+}
+
 // listJobs answers the jobs of the scope, oldest first.
 func (s *Simulator) listJobs(w http.ResponseWriter, t target) {
 	s.mu.Lock()
@@ -108,9 +121,10 @@ func (s *Simulator) listJobs(w http.ResponseWriter, t target) {
 
 // createJob stores a job, once its destination's ownership is proven:
 // 400 code 1002 for a wrong, stale or missing ownership challenge (on
-// destinations that need one), 400 code 1003 for a second job to the same
-// destination_conf (unless AllowDuplicateJobs), 403 code 1004 past
-// MaxJobsPerScope.
+// destinations that need one), 400 code 1003 for a second job of the same
+// dataset to the same destination_conf (unless AllowDuplicateJobs; jobs of
+// other datasets to one destination are accepted, as by Cloudflare), 403
+// code 1004 past MaxJobsPerScope.
 func (s *Simulator) createJob(w http.ResponseWriter, r *http.Request, t target) {
 	j, tok, f := decodeJob(w, r)
 	if f != nil {
@@ -129,18 +143,18 @@ func (s *Simulator) createJob(w http.ResponseWriter, r *http.Request, t target) 
 			return
 		}
 	}
-	if !s.cfg.AllowDuplicateJobs && s.hasJob(t, j.DestinationConf) {
+	if !s.cfg.AllowDuplicateJobs && s.hasDatasetJob(t, deref(j.Dataset), j.DestinationConf) {
 		s.stats.JobsRejectedDuplicate++
 		s.mu.Unlock()
 		writeFailure(w, fail(http.StatusBadRequest, message{Code: codeJobExists,
-			Message: "Creating a new job is not allowed: a job already exists for this destination"}))
+			Message: "Creating a new job is not allowed: a job of this dataset already exists for this destination"}))
 		return
 	}
 	if len(s.jobs[key]) >= s.cfg.MaxJobsPerScope {
 		s.stats.JobsRejectedLimit++
 		s.mu.Unlock()
 		writeFailure(w, fail(http.StatusForbidden, message{Code: codeJobLimit,
-			Message: "Creating a new job is not allowed: exceeded the job limit"}))
+			Message: "Creating a new job is not allowed: exceeded max jobs allowed"}))
 		return
 	}
 	s.lastJob++

@@ -131,7 +131,12 @@ func TestCreateJob(t *testing.T) {
 		t.Fatalf("another scope's jobs = %v", jobs)
 	}
 
-	failed(t, "second job", b.createJob(t, "zones", zoneID, map[string]any{"destination_conf": conf, "ownership_challenge": tok}), 400, 1003)
+	failed(t, "second job", b.createJob(t, "zones", zoneID, map[string]any{"destination_conf": conf, "ownership_challenge": tok, "dataset": "http_requests"}), 400, 1003)
+	// Another dataset to the same destination is another job, as on
+	// Cloudflare (several jobs per destination since May 2022).
+	if a := b.createJob(t, "zones", zoneID, map[string]any{"destination_conf": conf, "ownership_challenge": tok, "dataset": "firewall_events"}); a.status != 200 {
+		t.Fatalf("job of another dataset: %d %s", a.status, a.body)
+	}
 
 	// A minimal job: what was not set is null.
 	r2 := "r2://bucket/logs?account-id=" + accountID
@@ -139,7 +144,7 @@ func TestCreateJob(t *testing.T) {
 	if a.status != 200 {
 		t.Fatalf("minimal job: %d %s", a.status, a.body)
 	}
-	const minimal = `{"id":2,"dataset":null,"name":null,"destination_conf":"%s","enabled":false,"kind":null,"frequency":null,` +
+	const minimal = `{"id":3,"dataset":null,"name":null,"destination_conf":"%s","enabled":false,"kind":null,"frequency":null,` +
 		`"logpull_options":null,"output_options":null,"max_upload_bytes":null,"max_upload_interval_seconds":null,` +
 		`"max_upload_records":null,"last_complete":null,"last_error":null,"error_message":null}`
 	if string(a.env.Result) != fmt.Sprintf(minimal, r2) {
@@ -147,12 +152,12 @@ func TestCreateJob(t *testing.T) {
 	}
 
 	st := b.sim.Stats()
-	if st.JobsCreated != 2 || st.JobsRejectedChallenge != 2 || st.JobsRejectedDuplicate != 1 || st.JobsRejectedLimit != 0 ||
-		st.Count(simulator.EndpointCreateJob, 200) != 2 || st.Count(simulator.EndpointCreateJob, 400) != 3 ||
+	if st.JobsCreated != 3 || st.JobsRejectedChallenge != 2 || st.JobsRejectedDuplicate != 1 || st.JobsRejectedLimit != 0 ||
+		st.Count(simulator.EndpointCreateJob, 200) != 3 || st.Count(simulator.EndpointCreateJob, 400) != 3 ||
 		st.Total(simulator.EndpointDestinationExists) != 5 || st.Total(simulator.EndpointJobs) != 2 {
 		t.Fatalf("stats = %+v", st)
 	}
-	if s := st.String(); !strings.Contains(s, "create_job 5") || !strings.Contains(s, "jobs created 2, refused 2 challenge 1 duplicate 0 limit") {
+	if s := st.String(); !strings.Contains(s, "create_job 6") || !strings.Contains(s, "jobs created 3, refused 2 challenge 1 duplicate 0 limit") {
 		t.Fatalf("stats line: %s", s)
 	}
 }
@@ -229,7 +234,7 @@ func TestJobLimit(t *testing.T) {
 	}
 	a := b.createJob(t, "zones", zoneID, r2(99))
 	failed(t, "over the limit", a, 403, 1004)
-	if !strings.Contains(a.body, "exceeded the job limit") {
+	if !strings.Contains(a.body, "exceeded max jobs allowed") {
 		t.Errorf("limit message: %s", a.body)
 	}
 	// Another zone and an account have limits of their own; ids keep
