@@ -68,24 +68,35 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 
 	cfg := producer.Config{BatchID: *batchID, Source: file, Input: input.Options{Format: fmtv},
 		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
+	// The cheap local check first, its errors shown at once: preflight's
+	// network calls and credential chains come after, and its findings
+	// follow the line errors rather than hide them.
+	plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
+	if err != nil {
+		return err
+	}
 	if *dryRun {
-		plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
-		if err != nil {
-			return err
-		}
 		printPlan(env.Stdout, plan)
 		if plan.Rows == 0 && plan.ErrorCount == 0 {
 			return producer.ErrNoDestinations
 		}
+	}
+	if plan.ErrorCount > 0 {
+		printLineErrors(env.Stderr, plan)
+	}
+	if *dryRun || plan.ErrorCount > 0 && *skipPreflight {
 		if plan.ErrorCount > 0 {
-			printLineErrors(env.Stderr, plan)
 			return &exitError{code: 1} // printLineErrors said why
 		}
 		return nil
 	}
 	if !*skipPreflight {
-		if err := preflight(ctx, env, open, cfg.Input, pf, storageConfig{}); err != nil {
-			return err
+		perr := preflight(ctx, env, open, cfg.Input, pf, storageConfig{})
+		if plan.ErrorCount > 0 {
+			return &exitError{code: 1} // printLineErrors and preflight said why
+		}
+		if perr != nil {
+			return perr
 		}
 	}
 	rdb, closeRedis, err := connectRedis(ctx, c.redisURL)
@@ -221,5 +232,19 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	return preflight(ctx, env, open, input.Options{Format: fmtv}, pf, storageConfig{})
+	// The line check first, as enqueue does; the job columns are allowed
+	// (a file for enqueue --create-job) but not required.
+	in := input.Options{Format: fmtv, Extra: tasks.JobColumns}
+	plan, err := producer.New(nil, nil, producer.Config{Input: in}).Check(ctx, open)
+	if err != nil {
+		return err
+	}
+	if plan.ErrorCount > 0 {
+		printLineErrors(env.Stderr, plan)
+	}
+	perr := preflight(ctx, env, open, in, pf, storageConfig{})
+	if plan.ErrorCount > 0 {
+		return &exitError{code: 1} // printLineErrors and preflight said why
+	}
+	return perr
 }

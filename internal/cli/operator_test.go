@@ -14,6 +14,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
@@ -190,7 +191,7 @@ func TestPreflight(t *testing.T) {
 	env := map[string]string{"CLOUDFLARE_API_TOKEN": "e2e-api-token", "CLOUDFLARE_API_URL": e.simURL}
 
 	code, out, stderr := runEnv(t, env, good, "preflight", "-")
-	if code != 0 || !strings.Contains(out, "Cloudflare credential works; 2 buckets readable") {
+	if code != 0 || !strings.Contains(out, "Cloudflare credential works (user API token); 2 buckets readable") {
 		t.Fatalf("preflight of a good file = %d: %s %s", code, out, stderr)
 	}
 	bad := good + fmt.Sprintf("%032x,,file://%s/c\n", 3, blocked)
@@ -209,6 +210,61 @@ func TestPreflight(t *testing.T) {
 	code, out, stderr = runEnv(t, env, good, "enqueue", "--redis", url, "-")
 	if code != 0 || !strings.Contains(out, "2 enqueued") {
 		t.Fatalf("enqueue after a good preflight = %d: %s %s", code, out, stderr)
+	}
+	// Bad lines are shown first, always, with preflight's findings after
+	// them, and nothing is enqueued.
+	badLines := good + "zz,,file:///tmp/x\n" + fmt.Sprintf("%032x,,file://%s/c\n", 4, blocked)
+	code, _, stderr = runEnv(t, wrong, badLines, "enqueue", "--redis", url, "--batch-id", "bad-lines", "-")
+	lineAt, preAt := strings.Index(stderr, "line 4: zone_id"), strings.Index(stderr, "preflight: the Cloudflare credential does not work")
+	if code != 1 || lineAt < 0 || preAt < lineAt || !strings.Contains(stderr, "preflight: line 5") {
+		t.Fatalf("enqueue with bad lines and a failing preflight = %d: %s", code, stderr)
+	}
+	for _, args := range [][]string{{"enqueue", "--redis", url, "--batch-id", "bad-lines", "-"}, {"preflight", "-"}} {
+		code, _, stderr = runEnv(t, env, badLines, args...)
+		if code != 1 || !strings.Contains(stderr, "line 4: zone_id") {
+			t.Fatalf("%s with bad lines = %d: %s", args[0], code, stderr)
+		}
+	}
+	if keys, _ := rdb.Keys(context.Background(), "*bad-lines*").Result(); len(keys) != 0 {
+		t.Fatal("a file with bad lines was enqueued")
+	}
+}
+
+// TestPreflightAccountToken: an account-owned API token, which Cloudflare
+// recommends for automation and whose user endpoint answers 401, passes
+// preflight through its account's endpoint (an account row) or a zone's
+// job list (zone rows only); a 429 that outlasts the retries is "not
+// checked", not "does not work".
+func TestPreflightAccountToken(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	const account = "01a7362d577a6c3019a474fd6f485823"
+	e := newE2E(t, rdb, e2eConfig{sim: simFlags{tokenAccount: account}})
+	dir := t.TempDir()
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": "e2e-api-token", "CLOUDFLARE_API_URL": e.simURL}
+	accounts := fmt.Sprintf("zone_id,account_id,destination_conf\n,%s,file://%s/a\n", account, dir)
+	code, out, stderr := runEnv(t, env, accounts, "enqueue", "--redis", url, "-")
+	if code != 0 || !strings.Contains(out, "works (account-owned API token of account "+account+")") || !strings.Contains(out, "1 enqueued") {
+		t.Fatalf("enqueue with an account-owned token = %d: %s %s", code, out, stderr)
+	}
+	zones := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/z\n", 7, dir)
+	code, out, stderr = runEnv(t, env, zones, "preflight", "-")
+	if code != 0 || !strings.Contains(out, "lists the Logpush jobs of zone") {
+		t.Fatalf("preflight of zone rows with an account-owned token = %d: %s %s", code, out, stderr)
+	}
+	if st := e.sim.Stats(); st.Count(simulator.EndpointVerify, 401) != 2 || st.Count(simulator.EndpointAccountVerify, 200) != 1 {
+		t.Fatalf("simulator: %s", st)
+	}
+
+	// The API answers 429 for longer than preflight waits.
+	lrdb, _ := testutil.Redis(t)
+	limited := newE2E(t, lrdb, e2eConfig{sim: simFlags{rateLimit: "1/1m", penalty: time.Minute}})
+	env["CLOUDFLARE_API_URL"] = limited.simURL
+	runEnv(t, env, zones, "preflight", "-") // spends the limit
+	code, out, stderr = runEnv(t, env, zones, "preflight", "-")
+	if code != 0 || !strings.Contains(stderr, "Cloudflare credential not checked: API unavailable (429)") || strings.Contains(stderr, "does not work") {
+		t.Fatalf("preflight over the rate limit = %d: %s %s", code, out, stderr)
 	}
 }
 

@@ -28,6 +28,8 @@ type simFlags struct {
 	penalty       time.Duration
 	hostile       float64
 	hostileKinds  string
+	// tokenAccount makes the token an account-owned token of this account.
+	tokenAccount string
 }
 
 func (s *simFlags) register(fs *flag.FlagSet) {
@@ -40,6 +42,8 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.hostile, "hostile-rate", 0, "simulator: fraction of API calls answered with a hostile response (see -hostile-kinds)")
 	fs.StringVar(&s.hostileKinds, "hostile-kinds", strings.Join(simulator.HostileKinds(), ","),
 		"simulator: comma-separated hostile answers to draw from: "+strings.Join(simulator.HostileKinds(), ", "))
+	fs.StringVar(&s.tokenAccount, "token-account", "",
+		"simulator: make CLOUDFLARE_API_TOKEN an account-owned token of this account id (GET /user/tokens/verify answers 401, /accounts/{id}/tokens/verify verifies it)")
 }
 
 // writeFunc plays Cloudflare's side of the challenge: it writes the token
@@ -65,6 +69,8 @@ func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (
 		Penalty:       s.penalty,
 		Hostile:       s.hostile,
 		Logger:        log,
+
+		TokenAccountID: s.tokenAccount,
 	}
 	if s.hostile > 0 && s.hostileKinds != "" {
 		cfg.HostileKinds = strings.Split(s.hostileKinds, ",")

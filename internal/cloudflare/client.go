@@ -25,8 +25,9 @@ const (
 	EndpointChallenge = "ownership"
 	// EndpointValidate is POST .../logpush/ownership/validate.
 	EndpointValidate = "ownership_validate"
-	// EndpointVerify is the credential check: GET /user/tokens/verify for a
-	// token, GET /user for an email and key.
+	// EndpointVerify is the credential check: GET /user/tokens/verify or
+	// GET /accounts/{account_id}/tokens/verify for a token, GET /user for an
+	// email and key.
 	EndpointVerify = "verify"
 	// EndpointDestinationExists is POST .../logpush/validate/destination/exists.
 	EndpointDestinationExists = "destination_exists"
@@ -222,31 +223,6 @@ func (c *Client) Validate(ctx context.Context, t Target, destinationConf, owners
 			Message: "ownership challenge not valid"}
 	}
 	return true, nil
-}
-
-// VerifyToken checks the credentials cheaply: GET /user/tokens/verify for an
-// API token (which must be active), GET /user for an email and key. It does
-// not check the Logs Edit permission.
-func (c *Client) VerifyToken(ctx context.Context) error {
-	cl := call{endpoint: EndpointVerify, method: http.MethodGet, path: "/user"}
-	if c.creds.APIToken != "" {
-		cl.path = "/user/tokens/verify"
-	}
-	status, raw, err := c.do(ctx, cl)
-	if err != nil {
-		return err
-	}
-	var r struct {
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return garbage(cl.endpoint, status, "result is not an object", nil)
-	}
-	if c.creds.APIToken != "" && r.Status != "active" {
-		return &APIError{Endpoint: cl.endpoint, HTTPStatus: status, Kind: Auth,
-			Message: fmt.Sprintf("api token status is %q, not active", truncate(r.Status, 32))}
-	}
-	return nil
 }
 
 // call is one API request.

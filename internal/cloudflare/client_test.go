@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -207,45 +208,124 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestVerifyToken(t *testing.T) {
+// TestVerifyCredential: the credential is checked by its kind, an
+// account-owned token at the batch's accounts (the user endpoint answers
+// 401 for it) or by listing a zone's jobs, and transient answers are
+// retried, never sooner than Retry-After, until the attempts run out.
+func TestVerifyCredential(t *testing.T) {
 	t.Parallel()
+	const (
+		user    = "/client/v4/user/tokens/verify"
+		account = "/client/v4/accounts/" + accountID + "/tokens/verify"
+		other   = "/client/v4/accounts/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/tokens/verify"
+		jobs    = "/client/v4/zones/" + zoneID + "/logpush/jobs"
+	)
+	active := map[string]any{"id": strings.Repeat("a", 32), "status": "active"}
+	type answer struct {
+		status     int
+		retryAfter string
+	}
 	cases := []struct {
-		name     string
-		creds    cloudflare.Credentials
-		path     string
-		result   any
-		wantKind cloudflare.Kind
+		name    string
+		creds   cloudflare.Credentials
+		scopes  cloudflare.VerifyScopes
+		answers map[string][]answer // by path, in turn; the last repeats
+		want    cloudflare.Verification
+		wantErr string // "" for success; else a substring
+		calls   []string
 	}{
-		{"token active", cloudflare.Credentials{APIToken: testToken}, "/client/v4/user/tokens/verify",
-			map[string]any{"id": strings.Repeat("a", 32), "status": "active"}, 0},
-		{"token disabled", cloudflare.Credentials{APIToken: testToken}, "/client/v4/user/tokens/verify",
-			map[string]any{"id": strings.Repeat("a", 32), "status": "disabled"}, cloudflare.Auth},
-		{"email and key", cloudflare.Credentials{Email: testEmail, APIKey: testKey}, "/client/v4/user",
-			map[string]any{"id": strings.Repeat("b", 32), "email": testEmail}, 0},
+		{name: "user token", answers: map[string][]answer{user: {{200, ""}}}, calls: []string{user}},
+		{name: "email and key", creds: cloudflare.Credentials{Email: testEmail, APIKey: testKey},
+			answers: map[string][]answer{"/client/v4/user": {{200, ""}}}, calls: []string{"/client/v4/user"}},
+		{name: "account-owned token", scopes: cloudflare.VerifyScopes{Accounts: []string{strings.Repeat("b", 32), accountID, accountID}},
+			answers: map[string][]answer{user: {{401, ""}}, other: {{401, ""}}, account: {{200, ""}}},
+			want:    cloudflare.Verification{AccountID: accountID}, calls: []string{user, other, account}},
+		{name: "account-owned token, zones only", scopes: cloudflare.VerifyScopes{Zones: []string{zoneID}},
+			answers: map[string][]answer{user: {{401, ""}}, jobs: {{200, ""}}},
+			want:    cloudflare.Verification{ZoneID: zoneID}, calls: []string{user, jobs}},
+		{name: "wrong token", scopes: cloudflare.VerifyScopes{Accounts: []string{accountID}, Zones: []string{zoneID}},
+			answers: map[string][]answer{user: {{401, ""}}, account: {{401, ""}}, jobs: {{403, ""}}},
+			wantErr: "verifies at none of the batch's 1 accounts, and cannot list the Logpush jobs of zone", calls: []string{user, account, jobs}},
+		{name: "no scope to check with", answers: map[string][]answer{user: {{401, ""}}}, wantErr: "no account or zone", calls: []string{user}},
+		{name: "403 is a token without permission, not an account token", scopes: cloudflare.VerifyScopes{Accounts: []string{accountID}},
+			answers: map[string][]answer{user: {{403, ""}}}, wantErr: "http 403", calls: []string{user}},
+		{name: "429 then 200: retried after Retry-After", answers: map[string][]answer{user: {{429, "1"}, {200, ""}}}, calls: []string{user, user}},
+		{name: "5xx until the attempts run out", answers: map[string][]answer{user: {{503, ""}}}, wantErr: "http 503", calls: []string{user, user, user}},
+		{name: "Retry-After beyond the patience: no retry", answers: map[string][]answer{user: {{429, "300"}}}, wantErr: "http 429", calls: []string{user}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, cloudflare.Config{Credentials: tc.creds})
+			var mu sync.Mutex
+			var calls []string
 			b.handle(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method != http.MethodGet || r.URL.Path != tc.path {
+				mu.Lock()
+				calls = append(calls, r.URL.Path)
+				as := tc.answers[r.URL.Path]
+				n := 0
+				for _, c := range calls {
+					if c == r.URL.Path {
+						n++
+					}
+				}
+				mu.Unlock()
+				if r.Method != http.MethodGet || len(as) == 0 {
 					writeEnvelope(w, 404, nil, cfErr(7000, "No route for that URI"))
 					return
 				}
-				writeEnvelope(w, 200, tc.result)
-			})
-			err := b.client.VerifyToken(context.Background())
-			if tc.wantKind == 0 {
-				if err != nil {
-					t.Fatal(err)
+				a := as[min(n, len(as))-1]
+				if a.retryAfter != "" {
+					w.Header().Set("Retry-After", a.retryAfter)
 				}
-			} else if ae := asAPIError(t, err); ae.Kind != tc.wantKind {
-				t.Fatalf("kind = %v, want %v (%v)", ae.Kind, tc.wantKind, err)
+				switch {
+				case a.status == 200 && strings.HasSuffix(r.URL.Path, "/jobs"):
+					writeEnvelope(w, 200, []any{})
+				case a.status == 200:
+					writeEnvelope(w, 200, active)
+				case a.status == 401:
+					writeEnvelope(w, 401, nil, cfErr(1000, "Invalid API Token"))
+				case a.status == 403:
+					writeEnvelope(w, 403, nil, cfErr(10000, "Authentication error"))
+				default:
+					writeEnvelope(w, a.status, nil, cfErr(10013, "unavailable"))
+				}
+			})
+			start := time.Now()
+			v, err := b.client.VerifyCredential(context.Background(), tc.scopes,
+				cloudflare.VerifyPolicy{Attempts: 3, Initial: time.Millisecond, MaxWait: 5 * time.Second})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
-			if obs := b.observations(); len(obs) != 1 || obs[0].endpoint != cloudflare.EndpointVerify || obs[0].status != 200 {
-				t.Fatalf("observations = %+v", obs)
+			if v != tc.want {
+				t.Errorf("verification = %+v, want %+v", v, tc.want)
+			}
+			if fmt.Sprint(calls) != fmt.Sprint(tc.calls) {
+				t.Errorf("calls = %v, want %v", calls, tc.calls)
+			}
+			if strings.Contains(tc.name, "Retry-After") && err == nil && time.Since(start) < time.Second {
+				t.Errorf("retried after %s, sooner than Retry-After", time.Since(start))
 			}
 		})
+	}
+}
+
+// TestVerifyTokenStatus: a token that is not active does not work.
+func TestVerifyTokenStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, cloudflare.Config{})
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		writeEnvelope(w, 200, map[string]any{"id": strings.Repeat("a", 32), "status": "disabled"})
+	})
+	_, err := b.client.VerifyCredential(context.Background(), cloudflare.VerifyScopes{}, cloudflare.VerifyPolicy{})
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || !strings.Contains(ae.Message, `"disabled", not active`) {
+		t.Fatalf("disabled token: %v", err)
+	}
+	if obs := b.observations(); len(obs) != 1 || obs[0].endpoint != cloudflare.EndpointVerify || obs[0].status != 200 {
+		t.Fatalf("observations = %+v", obs)
 	}
 }
 

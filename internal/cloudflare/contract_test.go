@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,11 +190,28 @@ func TestContract(t *testing.T) {
 		return c
 	}
 	ctx := context.Background()
-	conf := "s3://mybucket/logs/{DATE}?region=us-west-2&access-key-id=AKIAEXAMPLE&secret-access-key=abc%2Fdef"
+	// AWS S3 without keys in the conf: the challenge is required.
+	conf := "s3://mybucket/logs/{DATE}?region=us-west-2&sse=AES256"
 
 	tc := client(cloudflare.Credentials{APIToken: token})
-	if err := tc.VerifyToken(ctx); err != nil {
+	if _, err := tc.VerifyCredential(ctx, cloudflare.VerifyScopes{}, cloudflare.VerifyPolicy{}); err != nil {
 		t.Fatal(err)
+	}
+	// An account-owned token: 401 at the user endpoint, 200 at its account's.
+	asrv := newSim(simulator.Config{APIToken: token, TokenAccountID: accountID})
+	act := newContract(t, asrv.URL+"/client/v4")
+	ac, err := cloudflare.New(cloudflare.Config{BaseURL: asrv.URL + "/client/v4", Credentials: cloudflare.Credentials{APIToken: token},
+		HTTPClient: &http.Client{Transport: act, Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ac.VerifyCredential(ctx, cloudflare.VerifyScopes{Accounts: []string{zoneID, accountID}}, cloudflare.VerifyPolicy{}); err != nil || v.AccountID != accountID {
+		t.Fatalf("account-owned token: %+v %v", v, err)
+	}
+	for _, a := range []string{"user-api-tokens-verify-token 401", "account-api-tokens-verify-token 401", "account-api-tokens-verify-token 200"} {
+		if act.answers[a] == 0 {
+			t.Errorf("%s not validated (got %v)", a, act.answers)
+		}
 	}
 	for _, target := range []cloudflare.Target{{Scope: "zone", ID: zoneID}, {Scope: "account", ID: accountID}} {
 		res, err := tc.Challenge(ctx, target, conf)
@@ -223,7 +239,7 @@ func TestContract(t *testing.T) {
 	}
 
 	// 4XX: credentials the simulator refuses, in both modes.
-	_, err := client(cloudflare.Credentials{APIToken: "wrong-token-value"}).Challenge(ctx, cloudflare.Target{Scope: "zone", ID: zoneID}, conf)
+	_, err = client(cloudflare.Credentials{APIToken: "wrong-token-value"}).Challenge(ctx, cloudflare.Target{Scope: "zone", ID: zoneID}, conf)
 	if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || ae.HTTPStatus != 403 {
 		t.Fatalf("wrong token: %v", err)
 	}
@@ -278,11 +294,14 @@ func TestContract(t *testing.T) {
 		t.Fatalf("bad identifier: %d", resp.StatusCode)
 	}
 
-	// Every Logpush operation the client uses was checked, and only the
-	// credential check went unchecked (the schema lacks /user).
+	// Every operation the client uses was checked, the credential checks
+	// included.
 	ops := map[string]int{}
 	statuses := map[int]int{}
-	for _, c := range []*contract{ct, kct} {
+	if _, err := kc.VerifyCredential(ctx, cloudflare.VerifyScopes{}, cloudflare.VerifyPolicy{Attempts: 1}); err == nil {
+		t.Fatal("email and key verified over the rate limit")
+	}
+	for _, c := range []*contract{ct, kct, act} {
 		for k, v := range c.operations {
 			ops[k] += v
 		}
@@ -290,9 +309,7 @@ func TestContract(t *testing.T) {
 			statuses[k] += v
 		}
 		for _, u := range c.unchecked {
-			if u != "GET /client/v4/user/tokens/verify" {
-				t.Errorf("unchecked call %s", u)
-			}
+			t.Errorf("unchecked call %s", u)
 		}
 	}
 	for _, op := range []string{
@@ -329,8 +346,8 @@ func TestContract(t *testing.T) {
 			t.Errorf("no %d answer validated (got %v)", s, statuses)
 		}
 	}
-	if !slices.Contains(ct.unchecked, "GET /client/v4/user/tokens/verify") {
-		t.Errorf("verify was not seen: %v", ct.unchecked)
+	if ct.operations["user-api-tokens-verify-token"] == 0 || kct.operations["user-user-details"] == 0 {
+		t.Errorf("a credential check was not validated: %v %v", ct.operations, kct.operations)
 	}
 }
 

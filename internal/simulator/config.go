@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 )
 
 // WriteFunc writes the challenge file named filename (relative to the
@@ -72,6 +74,12 @@ type Config struct {
 
 	// APIToken is the accepted bearer token.
 	APIToken string
+	// TokenAccountID, when set, makes APIToken an account-owned token of
+	// that account, as Cloudflare recommends for automation: GET
+	// /user/tokens/verify answers it 401 and GET
+	// /accounts/{TokenAccountID}/tokens/verify verifies it. Default "": a
+	// user token.
+	TokenAccountID string
 	// Email and APIKey are the accepted X-Auth-Email and X-Auth-Key.
 	// When APIToken, Email and APIKey are all empty, any well-formed
 	// non-empty bearer token, or email and key, is accepted.
@@ -185,6 +193,9 @@ func (c Config) validate() error {
 		if !slices.Contains(all, k) {
 			return fmt.Errorf("unknown hostile kind %q (known: %v)", k, all)
 		}
+	}
+	if c.TokenAccountID != "" && (c.APIToken == "" || !cloudflare.IsIdentifier(c.TokenAccountID)) {
+		return errors.New("token account id needs an api token and must be 32 hex characters")
 	}
 	if (c.Email == "") != (c.APIKey == "") {
 		return errors.New("email and api key must be set together")

@@ -36,6 +36,8 @@ const (
 	EndpointCreateJob = "create_job"
 	// EndpointVerify is GET /user/tokens/verify.
 	EndpointVerify = "verify"
+	// EndpointAccountVerify is GET /accounts/{account_id}/tokens/verify.
+	EndpointAccountVerify = "account_verify"
 	// EndpointUser is GET /user.
 	EndpointUser = "user"
 	// EndpointUnknown is any other path.
@@ -132,7 +134,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFailure(rec, rt.fail)
 		return
 	}
-	cred, fail := s.authenticate(r, rt.endpoint)
+	cred, fail := s.authenticate(r, rt)
 	if fail != nil {
 		writeFailure(rec, fail)
 		return
@@ -154,7 +156,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listJobs(rec, rt)
 	case EndpointCreateJob:
 		s.createJob(rec, r, rt)
-	case EndpointVerify:
+	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
 			Errors:   []message{},
@@ -205,6 +207,8 @@ func route(r *http.Request) target {
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
 		t.endpoint, method = EndpointVerify, http.MethodGet
+	case len(seg) == 4 && seg[0] == "accounts" && seg[2] == "tokens" && seg[3] == "verify":
+		t.endpoint, method, t.scope, t.id = EndpointAccountVerify, http.MethodGet, "account", seg[1]
 	case len(seg) == 1 && seg[0] == "user":
 		t.endpoint, method = EndpointUser, http.MethodGet
 	default:
@@ -248,24 +252,38 @@ type credential struct {
 
 // authenticate checks the auth headers like Cloudflare: malformed or missing
 // headers are 400 code 6003 with an error_chain naming the header, wrong
-// values 403 code 10000.
-func (s *Simulator) authenticate(r *http.Request, endpoint string) (credential, *failure) {
+// values 403 code 10000. The token checks answer like Cloudflare's: 401
+// code 1000 for a token they do not verify, which GET /user/tokens/verify
+// is for an account-owned token (Config.TokenAccountID), and GET
+// /accounts/{id}/tokens/verify for any token but an account-owned one of
+// that account.
+func (s *Simulator) authenticate(r *http.Request, rt target) (credential, *failure) {
+	endpoint := rt.endpoint
 	authz := r.Header.Get("Authorization")
 	email, key := r.Header.Get("X-Auth-Email"), r.Header.Get("X-Auth-Key")
 	anyAccepted := s.cfg.APIToken == "" && s.cfg.Email == "" && s.cfg.APIKey == ""
+	verify := endpoint == EndpointVerify || endpoint == EndpointAccountVerify
 	switch {
 	case authz != "":
 		scheme, tok, _ := strings.Cut(authz, " ")
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
 			return credential{}, badHeaders(6111, "Invalid format for Authorization header")
 		}
-		if !anyAccepted && !equal(tok, s.cfg.APIToken) {
+		known := anyAccepted || equal(tok, s.cfg.APIToken)
+		owner := "" // the account of an account-owned token; "" for a user token
+		if known && !anyAccepted {
+			owner = s.cfg.TokenAccountID
+		}
+		switch {
+		case verify && (!known || endpoint == EndpointVerify && owner != "" || endpoint == EndpointAccountVerify && owner != rt.id):
+			return credential{}, invalidToken()
+		case !known:
 			return credential{}, authError()
 		}
 		id := hash("token", tok)
 		return credential{key: "token:" + id[:16], id: id[:32], email: "simulator@example.com"}, nil
 	case email != "" || key != "":
-		if endpoint == EndpointVerify {
+		if verify {
 			return credential{}, badHeaders(6111, "Invalid format for Authorization header")
 		}
 		if email == "" {
@@ -282,6 +300,11 @@ func (s *Simulator) authenticate(r *http.Request, endpoint string) (credential, 
 	default:
 		return credential{}, badHeaders(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
 	}
+}
+
+// invalidToken is the token checks' answer to a token they do not verify.
+func invalidToken() *failure {
+	return fail(http.StatusUnauthorized, message{Code: 1000, Message: "Invalid API Token"})
 }
 
 // equal compares a presented secret with the configured one in constant

@@ -894,3 +894,48 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestAccountOwnedToken: like Cloudflare, the user endpoint answers 401 for
+// an account-owned token, which verifies at its own account's endpoint
+// only, and works on the Logpush routes; a user token verifies at the user
+// endpoint only; a wrong token verifies nowhere.
+func TestAccountOwnedToken(t *testing.T) {
+	t.Parallel()
+	chal := body(map[string]string{"destination_conf": conf})
+	other := strings.Repeat("b", 32)
+	verify := func(b *testBundle, path, tok string) answer {
+		return b.do(t, request("GET", path, "Bearer "+tok, ""))
+	}
+	ab := setup(t, simulator.Config{TokenAccountID: accountID})
+	for _, c := range []struct {
+		path, tok string
+		status    int
+	}{
+		{"/client/v4/user/tokens/verify", token, 401},
+		{"/client/v4/accounts/" + accountID + "/tokens/verify", token, 200},
+		{"/client/v4/accounts/" + other + "/tokens/verify", token, 401},
+		{"/client/v4/accounts/" + accountID + "/tokens/verify", "wrong-token", 401},
+		{"/client/v4/user/tokens/verify", "wrong-token", 401},
+	} {
+		a := verify(ab, c.path, c.tok)
+		if a.status != c.status || (c.status == 401 && fmt.Sprint(a.codes()) != "[1000]") || (c.status == 200 && !strings.Contains(a.body, `"status":"active"`)) {
+			t.Errorf("account-owned token, %s with %s: %d %s", c.path, c.tok, a.status, a.body)
+		}
+	}
+	if a := ab.do(t, request("POST", challengePath("accounts", accountID), "token", chal)); a.status != 200 {
+		t.Fatalf("challenge with an account-owned token: %d %s", a.status, a.body)
+	}
+	ub := setup(t, simulator.Config{})
+	if a := verify(ub, "/client/v4/user/tokens/verify", token); a.status != 200 {
+		t.Errorf("user token at the user endpoint: %d %s", a.status, a.body)
+	}
+	if a := verify(ub, "/client/v4/accounts/"+accountID+"/tokens/verify", token); a.status != 401 {
+		t.Errorf("user token at an account endpoint: %d %s", a.status, a.body)
+	}
+	if st := ab.sim.Stats(); st.Count(simulator.EndpointAccountVerify, 200) != 1 || st.Count(simulator.EndpointVerify, 401) != 2 {
+		t.Errorf("stats = %s", st)
+	}
+	if _, err := simulator.New(simulator.Config{Write: func(context.Context, string, string, []byte) error { return nil }, APIToken: "t", TokenAccountID: "x"}); err == nil {
+		t.Error("a token account id that is not an id was accepted")
+	}
+}
