@@ -258,3 +258,29 @@ func checkGolden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs (UPDATE_GOLDEN=1 to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+// TestAdvice: each code Cloudflare answers has the operator's action, 1004
+// by its message.
+func TestAdvice(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		codes []int
+		msg   string
+		want  string // substring; "" for no advice
+	}{
+		{[]int{1002}, "incorrect ownership challenge", "a fresh challenge is requested"},
+		{[]int{1004}, "Creating a new job is not allowed: exceeded max jobs allowed", "delete unused jobs"},
+		{[]int{1004}, "reading job for product 'gateway_dns' is not allowed", "Logs Edit"},
+		{[]int{1004}, "field ClientIP is not allowed on your plan", "plan does not include"},
+		{[]int{1004}, "not allowed", "check the API token's Logs Edit permission, the plan's entitlements and the job limit"},
+		{[]int{10000}, "Authentication error", "wrong, expired, or has no access"},
+		{[]int{6003, 9103}, "Unknown X-Auth-Key or X-Auth-Email", "CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY"},
+		{[]int{7003}, "Could not route", "check the row's zone_id or account_id"},
+		{[]int{1001}, "bad request", ""},
+	} {
+		got := cloudflare.Advice(cloudflare.EndpointCreateJob, c.codes, c.msg)
+		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
+			t.Errorf("Advice(%v, %q) = %q, want ~%q", c.codes, c.msg, got, c.want)
+		}
+	}
+}

@@ -360,7 +360,7 @@ func (c *Client) interpret(ctx context.Context, cl call, resp *http.Response, da
 	retryAfter := RetryAfter(resp.Header, time.Now())
 
 	if status < 200 || status > 299 {
-		e := &APIError{Endpoint: cl.endpoint, HTTPStatus: status, Codes: codes, Message: msg,
+		e := &APIError{Endpoint: cl.endpoint, HTTPStatus: status, Codes: codes, Message: msg, Action: Advice(cl.endpoint, codes, msg),
 			RetryAfter: retryAfter, Kind: statusKind(cl.endpoint, status, codes)}
 		if problem != "" {
 			e.Message, e.Err = problem, cause
@@ -379,7 +379,7 @@ func (c *Client) interpret(ctx context.Context, cl call, resp *http.Response, da
 	}
 	if env.Success == nil || !*env.Success {
 		e := garbage(cl.endpoint, status, cmp.Or(msg, "success is not true"), codes)
-		e.RetryAfter = retryAfter
+		e.RetryAfter, e.Action = retryAfter, Advice(cl.endpoint, codes, msg)
 		if k := codeKind(cl.endpoint, codes); k != 0 {
 			e.Kind = k // the API's own verdict, whatever the status
 		}

@@ -403,7 +403,7 @@ func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, 
 	}
 	// 4XX: the job limit, 403 yet Permanent.
 	_, err = c.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: "https://logs.example.com/over"})
-	if ae := asAPIError(t, err); ae.Kind != cloudflare.Permanent || ae.HTTPStatus != 403 || !ae.HasCode(cloudflare.CodeJobLimit) {
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.Permanent || ae.HTTPStatus != 403 || !ae.HasCode(cloudflare.CodeNotAllowed) {
 		t.Fatalf("%s: over the job limit: %v", target, err)
 	}
 	jobs, err := c.ListJobs(ctx, target)

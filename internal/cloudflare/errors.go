@@ -62,11 +62,20 @@ const (
 	// CodeIncorrectChallenge is validate's and create job's "incorrect
 	// ownership challenge".
 	CodeIncorrectChallenge = 1002
-	// CodeJobLimit is create job's "exceeded the job limit", answered with
-	// http 403: the zone or account has as many jobs as its plan allows. It
-	// is Permanent, not Auth: the credentials are fine, and pausing the
-	// queue would not free a job slot.
-	CodeJobLimit = 1004
+	// CodeNotAllowed is Cloudflare's "not allowed", answered with http 403:
+	// a missing permission ("reading job for product ... is not allowed"), a
+	// plan entitlement, or the job limit ("exceeded max jobs allowed"). On
+	// job creation it is Permanent, not Auth: whichever it is, retrying or
+	// pausing the queue does not help, and the credential works.
+	CodeNotAllowed = 1004
+	// CodeAuthentication is "Authentication error": the token or key is
+	// wrong, expired or without access to the zone or account.
+	CodeAuthentication = 10000
+	// CodeUnknownKey is "Unknown X-Auth-Key or X-Auth-Email".
+	CodeUnknownKey = 9103
+	// CodeBadIdentifier is "Could not route to ..., perhaps your object
+	// identifier is invalid?".
+	CodeBadIdentifier = 7003
 	// codeInvalidHeaders is "Invalid request headers"; its error_chain names
 	// the header (6102 X-Auth-Email, 6103 X-Auth-Key, 6111 Authorization).
 	codeInvalidHeaders = 6003
@@ -83,6 +92,9 @@ type APIError struct {
 	// Message joins Cloudflare's error messages, or describes what was wrong
 	// with the answer; always redacted.
 	Message string
+	// Action says what the operator can do about Cloudflare's codes (see
+	// Advice); "" when the codes call for nothing particular.
+	Action string
 	// RetryAfter is how long Cloudflare asked us to wait (Retry-After or
 	// Ratelimit headers), 0 when it did not say.
 	RetryAfter time.Duration
@@ -110,6 +122,11 @@ func (e *APIError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
+	if e.Action != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Action)
+		b.WriteString(")")
+	}
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(redact.String(e.Err.Error()))
@@ -132,7 +149,7 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 		return RateLimited
 	case status == 408 || status >= 500:
 		return Transient
-	case status == 403 && endpoint == EndpointCreateJob && has(CodeJobLimit):
+	case status == 403 && endpoint == EndpointCreateJob && has(CodeNotAllowed):
 		// Cloudflare answers the job limit with 403; it says nothing about
 		// the credentials. (Elsewhere 1004 has no documented meaning, and a
 		// 403 stays Auth.)
@@ -161,10 +178,38 @@ func codeKind(endpoint string, codes []int) Kind {
 	switch {
 	case (endpoint == EndpointValidate || endpoint == EndpointCreateJob) && has(CodeIncorrectChallenge):
 		return StaleChallenge
-	case endpoint == EndpointCreateJob && has(CodeJobLimit):
+	case endpoint == EndpointCreateJob && has(CodeNotAllowed):
 		return Permanent
 	}
 	return 0
+}
+
+// Advice returns what an operator can do about Cloudflare's answer with
+// codes and message (Cloudflare's text) on endpoint, or "". 1004 is told
+// apart by its message: the job limit, a plan entitlement or a missing
+// permission.
+func Advice(endpoint string, codes []int, message string) string {
+	has := func(code int) bool { return slices.Contains(codes, code) }
+	msg := strings.ToLower(message)
+	switch {
+	case has(CodeIncorrectChallenge) && (endpoint == EndpointValidate || endpoint == EndpointCreateJob):
+		return "the ownership token is wrong or stale: a fresh challenge is requested, at most twice"
+	case has(CodeNotAllowed) && (strings.Contains(msg, "max jobs") || strings.Contains(msg, "job limit")):
+		return "the zone or account has as many Logpush jobs as allowed, 4 per zone by default: delete unused jobs or ask Cloudflare to raise the limit, then retry --batch"
+	case has(CodeNotAllowed) && (strings.Contains(msg, "plan") || strings.Contains(msg, "entitle") || strings.Contains(msg, "field")):
+		return "the zone's plan does not include this dataset, field or option: change the job columns or the plan"
+	case has(CodeNotAllowed) && strings.Contains(msg, "product"):
+		return "the credential lacks a permission: give the API token Logs Edit on this zone or account; Zero Trust datasets also need Zero Trust: PII Read"
+	case has(CodeNotAllowed):
+		return "not allowed: check the API token's Logs Edit permission, the plan's entitlements and the job limit"
+	case has(CodeUnknownKey):
+		return "Cloudflare does not know this X-Auth-Email and X-Auth-Key: check CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or use an API token"
+	case has(CodeAuthentication):
+		return "the API token or key is wrong, expired, or has no access to this zone or account: check it with preflight"
+	case has(CodeBadIdentifier):
+		return "Cloudflare knows no such zone or account: check the row's zone_id or account_id"
+	}
+	return ""
 }
 
 // maxMessage caps Message: an error ends up in events and logs.

@@ -274,7 +274,7 @@ func (c *Client) ListJobs(ctx context.Context, t Target) ([]Job, error) {
 // CreateJob creates a Logpush job: POST .../logpush/jobs. A wrong, stale or
 // missing ownership challenge is a StaleChallenge error (400 code 1002); the
 // job limit of the zone or account is a Permanent error (403 code 1004,
-// CodeJobLimit).
+// CodeNotAllowed).
 //
 // CreateJob is not idempotent: Cloudflare accepts several jobs for one
 // destination, and a Transient error (a timeout, a 5xx, a garbled answer)

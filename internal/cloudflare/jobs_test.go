@@ -200,7 +200,22 @@ func jobClassifications() []jobClassification {
 		exists = cloudflare.EndpointDestinationExists
 		list   = cloudflare.EndpointJobs
 	)
+	cf := func(status, code int, msg string) http.HandlerFunc {
+		return raw(status, "application/json", fmt.Sprintf(`{"success":false,"errors":[{"code":%d,"message":%q}],"messages":[],"result":null}`, code, msg))
+	}
 	return []jobClassification{
+		// 1004 is "not allowed", told apart by Cloudflare's message; never
+		// an authentication failure on job creation.
+		{name: "create 403 1004 exceeded max jobs", endpoint: create, handler: cf(403, 1004, "Creating a new job is not allowed: exceeded max jobs allowed"),
+			kind: cloudflare.Permanent, status: 403, codes: []int{1004}, message: "exceeded max jobs allowed"},
+		{name: "create 403 1004 missing permission", endpoint: create, handler: cf(403, 1004, "reading job for product 'http_requests' is not allowed"),
+			kind: cloudflare.Permanent, status: 403, codes: []int{1004}, message: "is not allowed"},
+		{name: "create 403 1004 plan", endpoint: create, handler: cf(403, 1004, "creating a job with field ClientIP is not allowed on your plan"),
+			kind: cloudflare.Permanent, status: 403, codes: []int{1004}, message: "plan"},
+		{name: "create 403 9103", endpoint: create, handler: cf(403, 9103, "Unknown X-Auth-Key or X-Auth-Email"),
+			kind: cloudflare.Auth, status: 403, codes: []int{9103}},
+		{name: "list 400 7003", endpoint: list, handler: cf(400, 7003, "Could not route to /zones/x/logpush/jobs, perhaps your object identifier is invalid?"),
+			kind: cloudflare.Permanent, status: 400, codes: []int{7003}},
 		{name: "create 403 1004 job limit", endpoint: create, handler: raw(403, "application/json", failure(1004)),
 			kind: cloudflare.Permanent, status: 403, codes: []int{1004}},
 		{name: "create 403 10000", endpoint: create, handler: raw(403, "application/json", failure(10000)),
