@@ -130,6 +130,8 @@ type Handlers struct {
 	seen *appearance
 	// jobs keeps each zone's job listing for the job stage.
 	jobs *jobCache
+	// denials are the buckets found unreadable at a poll deadline.
+	denials deniedBuckets
 }
 
 // Deps are what the handlers talk to.
@@ -543,12 +545,16 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
 	case err != nil:
 		h.storage(r.conf.Type, err)
+		if maybeAbsent(err) {
+			return h.denied(ctx, r, p, loc, st.Attempts.Poll, err)
+		}
 		if classify(err) == permanent {
 			return h.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 		}
 		return h.retryOrFail(ctx, r, p.Filename, err)
 	}
 	h.storage(r.conf.Type, nil)
+	h.denials.forget(loc)
 	appeared := obj.ModTime
 	if appeared.Nanosecond() == 0 {
 		appeared = appeared.Add(time.Second) // S3's Last-Modified is truncated to the second
@@ -867,9 +873,13 @@ func (r *run) eventError(err error) *events.Error {
 	msg := strings.TrimSuffix(err.Error(), ": "+asynq.SkipRetry.Error())
 	e := &events.Error{Message: r.clean(msg)}
 	var ae *cloudflare.APIError
-	if errors.As(err, &ae) {
+	var de *destination.Error
+	switch {
+	case errors.As(err, &ae):
 		e.HTTPStatus = ae.HTTPStatus
 		e.Codes = ae.Codes
+	case errors.As(err, &de):
+		e.StorageStatus = de.HTTPStatus
 	}
 	return e
 }

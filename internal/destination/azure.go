@@ -488,7 +488,7 @@ func (a *Azure) classify(ctx context.Context, op string, loc Location, err error
 	if op == opRead && (code == "BlobNotFound" || (status == http.StatusNotFound && code != "ContainerNotFound")) {
 		return notFound(op, loc)
 	}
-	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause}
+	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause, HTTPStatus: status}
 	var terr *tokenError
 	var authErr *azidentity.AuthenticationFailedError
 	switch {

@@ -208,12 +208,23 @@ type Error struct {
 	// of this process lacks, such as "s3:GetObject". An access-denied error
 	// is always Permanent.
 	Permission string
+	// Principal is the identity that was denied as the storage named it
+	// (an IAM ARN, a service account), when it did; else "".
+	Principal string
+	// MaybeAbsent is set on an S3 read denied with AccessDenied: S3 answers
+	// so for a key that does not exist when the reader lacks s3:ListBucket,
+	// so the file may only be not written yet. The worker polls on until
+	// its deadline rather than fail at once.
+	MaybeAbsent bool
+	// HTTPStatus is the storage's HTTP status, 0 when no answer arrived.
+	HTTPStatus int
 	// Err is the cause.
 	Err error
 }
 
 // Error returns, for example, "read s3://b/k: access denied: the reading
-// identity needs s3:GetObject on arn:aws:s3:::b/k: <cause>".
+// identity arn:aws:iam::123456789012:role/r needs s3:GetObject on
+// arn:aws:s3:::b/k: <cause>".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
@@ -226,7 +237,15 @@ func (e *Error) Error() string {
 	if e.Permission != "" {
 		b.WriteString(": access denied: the ")
 		b.WriteString(actor(e.Op))
-		b.WriteString(" identity needs ")
+		b.WriteString(" identity ")
+		switch {
+		case e.Principal != "":
+			b.WriteString(e.Principal)
+			b.WriteByte(' ')
+		case e.Location.As == (Identity{}) && (e.Location.Scheme == "s3" || e.Location.Scheme == "gs"):
+			b.WriteString("(the default credentials of this process) ")
+		}
+		b.WriteString("needs ")
 		b.WriteString(e.Permission)
 		if r := e.Location.resource(); r != "" {
 			b.WriteString(" on ")

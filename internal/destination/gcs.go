@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -433,7 +434,7 @@ func (g *GCS) classify(ctx context.Context, client *storage.Client, op string, l
 	}
 	cause = redactErr(cause)
 
-	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause}
+	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause, HTTPStatus: f.status}
 	tokenStatus, tokenFailed := gcsTokenFailure(err)
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
@@ -464,6 +465,7 @@ func (g *GCS) classify(ctx context.Context, client *storage.Client, op string, l
 	case f.status == http.StatusUnauthorized:
 		e.Err = fmt.Errorf("storage rejected the credentials of this process: %w", cause)
 	case f.status == http.StatusForbidden:
+		e.Principal = gcsPrincipal(cause.Error())
 		if op == opRead {
 			e.Permission = "storage.objects.get"
 		} else {
@@ -587,4 +589,16 @@ func (t gcsProbeTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		p.record(resp.StatusCode, body)
 	}
 	return resp, nil
+}
+
+// gcsDenied finds the denied principal in GCS's 403 message: "x@p.iam.gserviceaccount.com does not have
+// storage.objects.get access to ...".
+var gcsDenied = regexp.MustCompile(`([\w.+-]+@[\w.-]+) does not have storage\.`)
+
+// gcsPrincipal returns the principal a GCS access-denied message names, or "".
+func gcsPrincipal(msg string) string {
+	if m := gcsDenied.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return ""
 }

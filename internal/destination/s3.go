@@ -367,7 +367,7 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 
 	cause := s.scrub(ctx, err)
 	class := codeClass(code)
-	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause}
+	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause, HTTPStatus: status}
 	var nce *noCredentialsError
 	switch {
 	case errors.As(err, &nce):
@@ -391,9 +391,10 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 	case class == codeBadCreds:
 		e.Err = fmt.Errorf("storage rejected the credentials of this process: %w", cause)
 	case code == "AccessDenied" || status == http.StatusForbidden:
+		e.Principal = deniedPrincipal(cause.Error())
 		if op == opRead {
-			e.Permission = "s3:GetObject"
-			e.Err = fmt.Errorf("without s3:ListBucket on %s, S3 also answers access denied for a file not yet written: %w", loc.bucketARN(), cause)
+			e.Permission, e.MaybeAbsent = "s3:GetObject", true
+			e.Err = fmt.Errorf("unless the file is not written yet: without s3:ListBucket on %s, S3 answers access denied for a missing file too: %w", loc.bucketARN(), cause)
 		} else {
 			e.Permission = "s3:PutObject"
 		}
@@ -408,6 +409,18 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 		e.Kind = Transient
 	}
 	return e
+}
+
+// principalARN finds the denied principal in AWS's access-denied message:
+// "User: arn:aws:sts::123456789012:assumed-role/r/s is not authorized ...".
+var principalARN = regexp.MustCompile(`User: (arn:aws[a-z-]*:(?:iam|sts)::[0-9]{12}:[\w+=,.@/-]{1,512}) is not authorized`)
+
+// deniedPrincipal returns the principal an access-denied message names, or "".
+func deniedPrincipal(msg string) string {
+	if m := principalARN.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // accessKeyID matches AWS access key IDs (long-term AKIA, temporary ASIA).

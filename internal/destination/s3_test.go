@@ -323,10 +323,10 @@ func TestS3ErrorMapping(t *testing.T) {
 		{name: "no such bucket", status: 404, code: "NoSuchBucket", op: opRead, kind: Permanent, requests: 1,
 			prefix: "read s3://bucket/k: bucket does not exist: "},
 		{name: "access denied read", status: 403, code: "AccessDenied", op: opRead, kind: Permanent, permission: "s3:GetObject", requests: 1,
-			prefix: "read s3://bucket/k: access denied: the reading identity needs s3:GetObject on arn:aws:s3:::bucket/k: " +
-				"without s3:ListBucket on arn:aws:s3:::bucket, S3 also answers access denied for a file not yet written: "},
+			prefix: "read s3://bucket/k: access denied: the reading identity (the default credentials of this process) needs s3:GetObject on arn:aws:s3:::bucket/k: " +
+				"unless the file is not written yet: without s3:ListBucket on arn:aws:s3:::bucket, S3 answers access denied for a missing file too: "},
 		{name: "access denied write", status: 403, code: "AccessDenied", op: opWrite, kind: Permanent, permission: "s3:PutObject", requests: 1,
-			prefix: "write s3://bucket/k: access denied: the writing identity needs s3:PutObject on arn:aws:s3:::bucket/k: "},
+			prefix: "write s3://bucket/k: access denied: the writing identity (the default credentials of this process) needs s3:PutObject on arn:aws:s3:::bucket/k: "},
 		{name: "bad key id", status: 403, code: "InvalidAccessKeyId", op: opRead, kind: Permanent, requests: 1,
 			prefix: "read s3://bucket/k: storage rejected the credentials of this process: "},
 		{name: "wrong region", status: 301, code: "PermanentRedirect", op: opRead, kind: Permanent, requests: 1,
@@ -599,5 +599,34 @@ func TestS3NoCredentials(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != Permanent || e.Permission != "" || !errors.Is(err, ErrNoAWSCredentials) ||
 		!strings.Contains(err.Error(), "no AWS credentials found: set AWS_PROFILE") {
 		t.Fatalf("read without credentials = %v", err)
+	}
+}
+
+// TestS3AccessDeniedNamesPrincipal: a read denied with AWS's message names
+// the principal AWS names, keeps the storage's status, and is marked as
+// possibly a file not written yet (S3's answer without s3:ListBucket).
+func TestS3AccessDeniedNamesPrincipal(t *testing.T) {
+	t.Parallel()
+	const principal = "arn:aws:sts::123456789012:assumed-role/logpush-reader/onboard"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>User: %s is not authorized to perform: `+
+			`s3:GetObject on resource: "arn:aws:s3:::bucket/k" because no identity-based policy allows the s3:GetObject action</Message></Error>`, principal)
+	}))
+	t.Cleanup(srv.Close)
+	b := setupS3Server(t, srv.URL, nil, S3Options{})
+	_, err := b.s3.Read(t.Context(), s3Loc("k"), time.Time{})
+	var e *Error
+	if !errors.As(err, &e) || e.Principal != principal || !e.MaybeAbsent || e.HTTPStatus != 403 || e.Permission != "s3:GetObject" {
+		t.Fatalf("err = %v (%+v)", err, e)
+	}
+	if want := "access denied: the reading identity " + principal + " needs s3:GetObject on arn:aws:s3:::bucket/k: unless"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want ~%q", err, want)
+	}
+	// Write is not ambiguous.
+	err = b.s3.Write(t.Context(), s3Loc("k"), []byte("x"))
+	if !errors.As(err, &e) || e.MaybeAbsent || e.Principal != principal {
+		t.Fatalf("write err = %v (%+v)", err, e)
 	}
 }

@@ -73,7 +73,11 @@ type Attempts struct {
 
 // Error says why a destination failed. Message is redacted.
 type Error struct {
-	HTTPStatus int    `json:"http_status,omitempty"`
-	Codes      []int  `json:"codes,omitempty"`
-	Message    string `json:"message"`
+	// HTTPStatus is Cloudflare's HTTP status, 0 when the failure was not an API call.
+	HTTPStatus int `json:"http_status,omitempty"`
+	// StorageStatus is the HTTP status of the destination's storage when
+	// reading the challenge file failed (403 for a denied read).
+	StorageStatus int    `json:"storage_status,omitempty"`
+	Codes         []int  `json:"codes,omitempty"`
+	Message       string `json:"message"`
 }
