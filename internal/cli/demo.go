@@ -154,6 +154,10 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "\ndone in %s: %d validated, %d failed, %d not_required of %d\n",
 		time.Since(start).Round(100*time.Millisecond), st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired], st.Total)
 	fmt.Fprintf(env.Stdout, "simulator: %s\n", stats)
+	if st.Total > 0 {
+		fmt.Fprintf(env.Stdout, "API calls per destination: %.2f (%d calls, %d destinations)\n",
+			float64(stats.Calls())/float64(st.Total), stats.Calls(), st.Total)
+	}
 	fmt.Fprintln(env.Stdout, "the demo's events and states go with its embedded Redis; `logpush-onboard run FILE` keeps a journal and a report of a real batch")
 	if st.Counts[events.Failed] > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed", st.Counts[events.Failed])}

@@ -363,47 +363,95 @@ func TestSubmitToken(t *testing.T) {
 	}
 }
 
-// TestCreateJob: with --create-job a validated destination gets its
-// Logpush job, once; a job Cloudflare already has is reported, not created
-// again; a bad job column is refused with its line and field.
+// TestCreateJob: with --create-job every row gets its Logpush job, once:
+// after validation, or at once for a destination that needs no challenge;
+// two datasets to one destination are two jobs; a job Cloudflare already
+// has is reported, not created again; the zone's jobs are listed once per
+// batch; a bad job column is refused with its line and field. It measures
+// the API calls per destination with and without --create-job.
 func TestCreateJob(t *testing.T) {
 	t.Parallel()
 	rdb, opt := testutil.Redis(t)
 	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
 	e := newE2E(t, rdb, e2eConfig{sim: simFlags{writeDelay: 50 * time.Millisecond}})
 	dir := t.TempDir()
+	const zone1, zone2, acct = "00000000000000000000000000000001", "00000000000000000000000000000002", "0000000000000000000000000000000a"
+	https := "https://logs.example.com/in?header_Authorization=Basic%20x"
+	rows := [][]string{
+		{zone1, "", "file://" + dir + "/0", "http_requests"},
+		{zone1, "", "file://" + dir + "/1", "http_requests"},
+		{zone1, "", https, "http_requests"},
+		{zone1, "", https, "firewall_events"}, // a second job to the same destination
+		{zone2, "", "file://" + dir + "/2", "http_requests"},
+		{zone2, "", "r2://logs/x?account-id=" + acct + "&access-key-id=a&secret-access-key=b", "dns_logs"},
+		{"", acct, "file://" + dir + "/3", "audit_logs"},
+	}
+	const challenged, noChallenge, scopes = 4, 3, 3
 	csv := "zone_id,account_id,destination_conf,dataset,job_name,output_options\n"
-	for i := range 3 {
-		csv += fmt.Sprintf("%032x,,file://%s/%d,http_requests,job-%d,\"{\"\"output_type\"\":\"\"ndjson\"\"}\"\n", i+1, dir, i, i)
+	for i, r := range rows {
+		csv += fmt.Sprintf("%s,%s,%s,%s,job-%d,\"{\"\"output_type\"\":\"\"ndjson\"\"}\"\n", r[0], r[1], r[2], r[3], i)
 	}
 	code, _, stderr := run(t, csv+"0000000000000000000000000000000a,,file:///tmp/x,,,\n", "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
-	if code != 1 || !strings.Contains(stderr, "line 5: dataset: required with --create-job") {
+	if code != 1 || !strings.Contains(stderr, "line 9: dataset: required with --create-job") {
 		t.Fatalf("enqueue without dataset = %d: %s", code, stderr)
 	}
 	code, out, stderr := run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
-	if code != 0 {
-		t.Fatalf("enqueue = %d: %s", code, stderr)
+	if code != 0 || !strings.Contains(out, "7 enqueued, 0 not_required") {
+		t.Fatalf("enqueue = %d: %s %s", code, out, stderr)
 	}
 	batch := strings.TrimSuffix(strings.Fields(out)[1], ":")
 	st := e.wait(t, batch, time.Minute)
-	if st.Counts[events.Validated] != 3 {
+	if st.Counts[events.Validated] != challenged || st.Counts[events.NotRequired] != noChallenge {
 		t.Fatalf("outcomes = %+v", st.Counts)
 	}
 	code, out, _ = run(t, "", "events", "--redis", url, "--batch", batch)
-	if code != 0 || strings.Count(out, `"job_id":`) != 3 || strings.Contains(out, "job_existed") {
+	if code != 0 || strings.Count(out, `"job_id":`) != len(rows) || strings.Contains(out, "job_existed") {
 		t.Fatalf("events = %s", out)
 	}
-	if got := e.sim.Stats().JobsCreated; got != 3 {
-		t.Fatalf("jobs created = %d, want 3", got)
+	sim := e.sim.Stats()
+	if sim.JobsCreated != len(rows) || sim.Total(simulator.EndpointJobs) != scopes || sim.Total(simulator.EndpointDestinationExists) != 0 {
+		t.Fatalf("jobs created %d, listings %d (want %d and one per zone or account): %s", sim.JobsCreated, sim.Total(simulator.EndpointJobs), len(rows), sim)
 	}
-	// The same destinations in a new batch: their jobs exist already.
+	// At most 3 calls per challenged row (challenge, validate, create), 1
+	// per row without a challenge, one listing per zone; a fresh challenge
+	// (a token superseded in flight) costs 2 more.
+	calls := sim.Calls()
+	bound := 3*challenged + noChallenge + scopes + 2*(sim.ChallengesIssued-challenged)
+	t.Logf("with --create-job: %d API calls for %d rows (%.2f per row; %d challenges)", calls, len(rows), float64(calls)/float64(len(rows)), sim.ChallengesIssued)
+	if calls > bound {
+		t.Fatalf("%d API calls, want at most %d: %s", calls, bound, sim)
+	}
+
+	// The same rows in a new batch: their jobs exist already; one listing
+	// per zone finds them all.
 	code, out, stderr = run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--batch-id", "again", "--redis", url, "-")
 	if code != 0 {
 		t.Fatalf("second enqueue = %d: %s", code, stderr)
 	}
 	e.wait(t, "again", time.Minute)
 	code, out, _ = run(t, "", "events", "--redis", url, "--batch", "again")
-	if strings.Count(out, `"job_existed":true`) != 3 || e.sim.Stats().JobsCreated != 3 {
-		t.Fatalf("second batch events = %s (jobs created %d)", out, e.sim.Stats().JobsCreated)
+	if strings.Count(out, `"job_existed":true`) != len(rows) || e.sim.Stats().JobsCreated != len(rows) || e.sim.Stats().Total(simulator.EndpointJobs) != 2*scopes {
+		t.Fatalf("second batch events = %s (%s)", out, e.sim.Stats())
+	}
+
+	// Without --create-job: two calls per challenged row, none for the rest.
+	before := e.sim.Stats()
+	plain := "zone_id,account_id,destination_conf\n"
+	for i, r := range rows {
+		if i != 3 { // the same destination as row 2 without its dataset
+			plain += fmt.Sprintf("%s,%s,%s\n", r[0], r[1], strings.Replace(r[2], "/in?", "/in2?", 1))
+		}
+	}
+	code, out, stderr = run(t, plain, "enqueue", "--skip-preflight", "--batch-id", "plain", "--redis", url, "-")
+	if code != 0 {
+		t.Fatalf("enqueue without --create-job = %d: %s", code, stderr)
+	}
+	e.wait(t, "plain", time.Minute)
+	after := e.sim.Stats()
+	calls = after.Calls() - before.Calls()
+	fresh := after.ChallengesIssued - before.ChallengesIssued - challenged
+	t.Logf("without --create-job: %d API calls for %d rows (%.2f per row)", calls, len(rows)-1, float64(calls)/float64(len(rows)-1))
+	if calls > 2*challenged+2*fresh {
+		t.Fatalf("%d API calls without --create-job, want %d", calls, 2*challenged)
 	}
 }

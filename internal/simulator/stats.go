@@ -71,6 +71,15 @@ func (s Stats) Total(endpoint string) int {
 	return n
 }
 
+// Calls returns the answers of every endpoint: the API calls made.
+func (s Stats) Calls() int {
+	n := 0
+	for _, v := range s.Requests {
+		n += v
+	}
+	return n
+}
+
 func newStats() Stats {
 	return Stats{Requests: map[RequestKey]int{}, HostileInjected: map[string]int{}}
 }
