@@ -58,6 +58,9 @@ type e2eConfig struct {
 	writers destination.WriterMux
 	// webUI serves /ui.
 	webUI bool
+	// azureKey gives the worker azurite's account key: a read identity of
+	// its own beside the write-only SAS of the destination_conf.
+	azureKey bool
 }
 
 func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
@@ -81,6 +84,9 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	// Azure goes to azurite's development account (started by the tests that
 	// use it); with its key, the simulator writes as Cloudflare would.
 	azOpts := destination.AzureOptions{Endpoint: azuriteEndpoint}
+	if c.azureKey {
+		azOpts.AccountName, azOpts.AccountKey = azuriteAccount, azuriteKey
+	}
 	azw, err := destination.NewAzure(ctx, destination.AzureOptions{Endpoint: azuriteEndpoint, AccountName: azuriteAccount, AccountKey: azuriteKey})
 	if err != nil {
 		t.Fatal(err)

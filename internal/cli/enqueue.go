@@ -91,7 +91,11 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	if !*skipPreflight {
-		perr := preflight(ctx, env, open, cfg.Input, pf, storageConfig{})
+		storage, err := storageFromEnv(env)
+		if err != nil {
+			return err
+		}
+		perr := preflight(ctx, env, open, cfg.Input, pf, storage)
 		if plan.ErrorCount > 0 {
 			return &exitError{code: 1} // printLineErrors and preflight said why
 		}
@@ -242,7 +246,11 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	if plan.ErrorCount > 0 {
 		printLineErrors(env.Stderr, plan)
 	}
-	perr := preflight(ctx, env, open, in, pf, storageConfig{})
+	storage, err := storageFromEnv(env)
+	if err != nil {
+		return err
+	}
+	perr := preflight(ctx, env, open, in, pf, storage)
 	if plan.ErrorCount > 0 {
 		return &exitError{code: 1} // printLineErrors and preflight said why
 	}

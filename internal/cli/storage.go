@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
@@ -15,6 +18,32 @@ type storageConfig struct {
 	s3    destination.S3Options
 	gcs   destination.GCSOptions
 	azure destination.AzureOptions
+}
+
+// storageFromEnv is the storage configuration of a worker or preflight:
+// the zero value plus the Azure read identity of the environment, which
+// reads the challenge file when the SAS of a destination_conf grants only
+// write (as Cloudflare advises): AZURE_STORAGE_CONNECTION_STRING, or
+// AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY, or, with
+// AZURE_DEFAULT_CREDENTIAL=true, the default Azure credential (managed or
+// workload identity, environment, Azure CLI) holding Storage Blob Data
+// Reader. Values are trimmed; none is ever shown.
+func storageFromEnv(env Env) (storageConfig, error) {
+	get := func(k string) string { return strings.TrimSpace(env.Getenv(k)) }
+	var c storageConfig
+	c.azure.ConnectionString = get("AZURE_STORAGE_CONNECTION_STRING")
+	c.azure.AccountName, c.azure.AccountKey = get("AZURE_STORAGE_ACCOUNT"), get("AZURE_STORAGE_KEY")
+	if (c.azure.AccountName == "") != (c.azure.AccountKey == "") {
+		return c, errors.New("AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY must be set together")
+	}
+	if v := get("AZURE_DEFAULT_CREDENTIAL"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, errors.New("AZURE_DEFAULT_CREDENTIAL: want true or false")
+		}
+		c.azure.DefaultCredential = b
+	}
+	return c, nil
 }
 
 // readers returns the reader for every destination type the worker reads.

@@ -100,12 +100,16 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if err := creds.Validate(); err != nil {
 		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
 	}
+	storage, err := storageFromEnv(env)
+	if err != nil {
+		return err
+	}
 	rdb, closeRedis, err := connectRedis(ctx, f.redisURL)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	w, err := startWorker(ctx, rdb, f, creds, storageConfig{}, log)
+	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
 		return err
 	}
