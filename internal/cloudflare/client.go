@@ -29,8 +29,6 @@ const (
 	// GET /accounts/{account_id}/tokens/verify for a token, GET /user for an
 	// email and key.
 	EndpointVerify = "verify"
-	// EndpointDestinationExists is POST .../logpush/validate/destination/exists.
-	EndpointDestinationExists = "destination_exists"
 	// EndpointJobs is GET .../logpush/jobs, the list of jobs.
 	EndpointJobs = "jobs"
 	// EndpointCreateJob is POST .../logpush/jobs.

@@ -154,8 +154,8 @@ func (c *contract) RoundTrip(req *http.Request) (*http.Response, error) {
 // TestContract runs the real Client against the real Simulator through the
 // schema validator: both sides conform to Cloudflare's published schema, for
 // both scopes, both auth modes, 200 and 4XX answers, on every operation the
-// client uses: the ownership challenge and its validation, then the
-// destination check, job creation and the job list.
+// client uses: the credential checks, the ownership challenge and its
+// validation, then job creation and the job list.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	const (
@@ -250,9 +250,8 @@ func TestContract(t *testing.T) {
 	for _, target := range []cloudflare.Target{{Scope: "zone", ID: zoneID}, {Scope: "account", ID: accountID}} {
 		wrong := client(cloudflare.Credentials{APIToken: "wrong-token-value"})
 		_, lerr := wrong.ListJobs(ctx, target)
-		_, eerr := wrong.DestinationExists(ctx, target, conf)
 		_, cerr := client(cloudflare.Credentials{Email: email, APIKey: key}).CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: conf})
-		for _, err := range []error{lerr, eerr, cerr} {
+		for _, err := range []error{lerr, cerr} {
 			if ae := asAPIError(t, err); ae.Kind != cloudflare.Auth || ae.HTTPStatus != 403 {
 				t.Fatalf("%s: refused credentials: %v", target, err)
 			}
@@ -320,11 +319,10 @@ func TestContract(t *testing.T) {
 			t.Errorf("operation %s never exercised (got %v)", op, ops)
 		}
 	}
-	// The job operations, each with a 200 and a 4XX answer. (Cloudflare's
-	// schema names the account destination check "delete-...".)
+	// The job operations, each with a 200 and a 4XX answer.
 	for _, op := range []string{
-		"post-zones-zone_id-logpush-validate-destination-exists", "get-zones-zone_id-logpush-jobs", "post-zones-zone_id-logpush-jobs",
-		"delete-accounts-account_id-logpush-validate-destination-exists", "get-accounts-account_id-logpush-jobs", "post-accounts-account_id-logpush-jobs",
+		"get-zones-zone_id-logpush-jobs", "post-zones-zone_id-logpush-jobs",
+		"get-accounts-account_id-logpush-jobs", "post-accounts-account_id-logpush-jobs",
 	} {
 		fourXX := 0
 		for k, v := range ct.answers {
@@ -358,9 +356,6 @@ func TestContract(t *testing.T) {
 func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, conf, tok string, maxJobs int) {
 	t.Helper()
 	ctx := context.Background()
-	if exists, err := c.DestinationExists(ctx, target, conf); err != nil || exists {
-		t.Fatalf("%s: exists before the job: %v %v", target, exists, err)
-	}
 	// 4XX: a token that is not the latest.
 	_, err := c.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: conf, OwnershipChallenge: "not.the.token"})
 	if ae := asAPIError(t, err); ae.Kind != cloudflare.StaleChallenge || ae.HTTPStatus != 400 {
@@ -382,9 +377,6 @@ func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, 
 	if job.ID < 1 || job.DestinationConf != conf || !job.Enabled || job.Dataset != "http_requests" || job.MaxUploadBytes != 1_000_000_000 ||
 		job.Filter != req.Filter || !json.Valid(job.OutputOptions) {
 		t.Fatalf("%s: created %s %+v", target, job, job.OutputOptions)
-	}
-	if exists, err := c.DestinationExists(ctx, target, conf); err != nil || !exists {
-		t.Fatalf("%s: exists after the job: %v %v", target, exists, err)
 	}
 	// 4XX: a second job for the destination.
 	_, err = c.CreateJob(ctx, target, req)

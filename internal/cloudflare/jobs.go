@@ -208,39 +208,6 @@ func (r JobRequest) check() error {
 	return errors.Join(errs...)
 }
 
-// DestinationExists reports whether the zone or account already has a
-// Logpush job pushing to destinationConf: POST
-// .../logpush/validate/destination/exists.
-//
-// Call it before CreateJob, and again before retrying a CreateJob that
-// failed Transient: Cloudflare accepts several jobs for one destination,
-// so a retried create can make a second job.
-func (c *Client) DestinationExists(ctx context.Context, t Target, destinationConf string) (bool, error) {
-	path, err := t.path()
-	if err == nil {
-		err = checkConf(destinationConf)
-	}
-	if err != nil {
-		return false, invalidRequest(EndpointDestinationExists, err)
-	}
-	body := struct {
-		DestinationConf string `json:"destination_conf"`
-	}{destinationConf}
-	cl := call{endpoint: EndpointDestinationExists, method: http.MethodPost, path: path + "/logpush/validate/destination/exists",
-		body: body, conf: destinationConf}
-	status, raw, err := c.do(ctx, cl)
-	if err != nil {
-		return false, err
-	}
-	var r struct {
-		Exists *bool `json:"exists"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil || r.Exists == nil {
-		return false, garbage(cl.endpoint, status, "result is not a destination check", nil)
-	}
-	return *r.Exists, nil
-}
-
 // ListJobs returns the Logpush jobs of the zone or account, of every
 // dataset: GET .../logpush/jobs. Each Job's DestinationConf is raw and may
 // hold secrets (see Job).
@@ -278,8 +245,7 @@ func (c *Client) ListJobs(ctx context.Context, t Target) ([]Job, error) {
 //
 // CreateJob is not idempotent: Cloudflare accepts several jobs for one
 // destination, and a Transient error (a timeout, a 5xx, a garbled answer)
-// may come after the job was created. Check DestinationExists (or
-// ListJobs) before trying again.
+// may come after the job was created. Look in ListJobs before trying again.
 func (c *Client) CreateJob(ctx context.Context, t Target, j JobRequest) (Job, error) {
 	path, err := t.path()
 	if err == nil {

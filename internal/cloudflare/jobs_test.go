@@ -101,9 +101,6 @@ func TestJobCallsScopesAndAuthModes(t *testing.T) {
 						return
 					}
 					switch {
-					case r.Method == http.MethodPost && r.URL.Path == base+"/validate/destination/exists" &&
-						string(body) == `{"destination_conf":"`+testConf+`"}`+"\n" && r.Header.Get("Content-Type") == "application/json":
-						writeEnvelope(w, 200, map[string]any{"exists": true})
 					case r.Method == http.MethodGet && r.URL.Path == base+"/jobs" && len(body) == 0 && r.Header.Get("Content-Type") == "":
 						w.Header().Set("Content-Type", "application/json")
 						_, _ = io.WriteString(w, `{"success":true,"errors":[],"messages":[],"result":[`+jobJSON+`,null,{"id":8,"dataset":null,"name":null,"destination_conf":"r2://b","enabled":false,"kind":null,"output_options":null,"last_complete":null,"last_error":null,"error_message":null}]}`)
@@ -115,10 +112,6 @@ func TestJobCallsScopesAndAuthModes(t *testing.T) {
 					}
 				})
 				ctx := context.Background()
-				exists, err := b.client.DestinationExists(ctx, target, testConf)
-				if err != nil || !exists {
-					t.Fatalf("DestinationExists = %v, %v", exists, err)
-				}
 				jobs, err := b.client.ListJobs(ctx, target)
 				if err != nil || len(jobs) != 2 {
 					t.Fatalf("ListJobs = %d jobs, %v", len(jobs), err)
@@ -137,7 +130,7 @@ func TestJobCallsScopesAndAuthModes(t *testing.T) {
 					}
 					eps = append(eps, o.endpoint)
 				}
-				if fmt.Sprint(eps) != "[destination_exists jobs create_job]" {
+				if fmt.Sprint(eps) != "[jobs create_job]" {
 					t.Fatalf("observed endpoints %v", eps)
 				}
 			})
@@ -197,7 +190,6 @@ func jobClassifications() []jobClassification {
 	}
 	const (
 		create = cloudflare.EndpointCreateJob
-		exists = cloudflare.EndpointDestinationExists
 		list   = cloudflare.EndpointJobs
 	)
 	cf := func(status, code int, msg string) http.HandlerFunc {
@@ -246,16 +238,6 @@ func jobClassifications() []jobClassification {
 			kind: cloudflare.Transient, status: 200, message: "job without an id"},
 		{name: "create 200 job with a string id", endpoint: create, handler: ok(`{"id":"7"}`),
 			kind: cloudflare.Transient, status: 200, message: "result is not a job"},
-		{name: "exists 403 1004", endpoint: exists, handler: raw(403, "application/json", failure(1004)),
-			kind: cloudflare.Auth, status: 403, codes: []int{1004}},
-		{name: "exists 400 1002", endpoint: exists, handler: raw(400, "application/json", failure(1002)),
-			kind: cloudflare.Permanent, status: 400, codes: []int{1002}},
-		{name: "exists 200 without exists", endpoint: exists, handler: ok(`{}`),
-			kind: cloudflare.Transient, status: 200, message: "result is not a destination check"},
-		{name: "exists 200 exists not a boolean", endpoint: exists, handler: ok(`{"exists":"yes"}`),
-			kind: cloudflare.Transient, status: 200, message: "result is not a destination check"},
-		{name: "exists 200 null result", endpoint: exists, handler: ok("null"),
-			kind: cloudflare.Transient, status: 200, message: "success without a result object"},
 		{name: "jobs 403 10000", endpoint: list, handler: raw(403, "application/json", failure(10000)),
 			kind: cloudflare.Auth, status: 403, codes: []int{10000}},
 		{name: "jobs 403 1004", endpoint: list, handler: raw(403, "application/json", failure(1004)),
@@ -285,12 +267,6 @@ func TestJobClassification(t *testing.T) {
 		switch tc.endpoint {
 		case cloudflare.EndpointCreateJob:
 			_, err = b.client.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: testConf, OwnershipChallenge: "token.value.sig"})
-		case cloudflare.EndpointDestinationExists:
-			var ok bool
-			ok, err = b.client.DestinationExists(ctx, target, testConf)
-			if ok {
-				t.Errorf("%s: exists", tc.name)
-			}
 		case cloudflare.EndpointJobs:
 			var jobs []cloudflare.Job
 			jobs, err = b.client.ListJobs(ctx, target)
@@ -338,14 +314,6 @@ func TestJobRequestsAreNotSent(t *testing.T) {
 		name string
 		call func() (endpoint string, err error)
 	}{
-		{"exists: bad target", func() (string, error) {
-			_, err := b.client.DestinationExists(ctx, bad, testConf)
-			return cloudflare.EndpointDestinationExists, err
-		}},
-		{"exists: empty conf", func() (string, error) {
-			_, err := b.client.DestinationExists(ctx, zone, "")
-			return cloudflare.EndpointDestinationExists, err
-		}},
 		{"jobs: bad scope", func() (string, error) {
 			_, err := b.client.ListJobs(ctx, cloudflare.Target{Scope: "user", ID: zoneID})
 			return cloudflare.EndpointJobs, err
@@ -443,10 +411,9 @@ func TestJobsNeverShowSecrets(t *testing.T) {
 		b := setup(t, cloudflare.Config{Credentials: creds})
 		for name, h := range answers {
 			b.handle(h)
-			_, eerr := b.client.DestinationExists(context.Background(), zone, conf)
 			_, cerr := b.client.CreateJob(context.Background(), zone, req)
 			_, lerr := b.client.ListJobs(context.Background(), zone)
-			for _, err := range []error{eerr, cerr, lerr} {
+			for _, err := range []error{cerr, lerr} {
 				if err == nil {
 					t.Fatalf("%s: no error", name)
 				}
