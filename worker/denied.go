@@ -72,7 +72,11 @@ func (h *Handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc 
 	case h.denials.known(loc):
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))
 	case h.now().Before(p.Deadline):
-		return &SnoozeError{Delay: h.pollDelay(polls), Reason: "access denied, as S3 also answers for a file not written yet"}
+		d := h.pollDelay(polls)
+		if r.contended {
+			d = min(d, h.cfg.PollContended) // others wait for this path, as in notYet
+		}
+		return &SnoozeError{Delay: d, Reason: "access denied, as S3 also answers for a file not written yet"}
 	}
 	h.denials.add(loc)
 	return h.fail(ctx, r, p.Filename, fmt.Errorf("still access denied at the poll deadline (%s): %w: %w", h.cfg.PollDeadline, err, asynq.SkipRetry))
