@@ -363,6 +363,54 @@ func TestSubmitToken(t *testing.T) {
 	}
 }
 
+// TestSubmitTokenWithJob: a Sumo Logic row of a --create-job batch gets its
+// job once its submitted token validates; the submission names the job
+// columns, which are part of the destination's identity.
+func TestSubmitTokenWithJob(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	sumo := &sumoSource{}
+	e := newE2E(t, rdb, e2eConfig{writers: destination.WriterMux{"sumo": sumo}})
+	const conf = "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/ZaVnC4dhaV3"
+	const zone = "023e105f4ecef8ad9ca31a8372d0c353"
+	code, out, stderr := run(t, "zone_id,account_id,destination_conf,dataset\n"+zone+",,"+conf+",http_requests\n",
+		"enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
+	if code != 0 {
+		t.Fatalf("enqueue = %d: %s", code, stderr)
+	}
+	batch := strings.TrimSuffix(strings.Fields(out)[1], ":")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := e.store.Batch(context.Background(), batch)
+		sumo.mu.Lock()
+		n := len(sumo.tokens)
+		sumo.mu.Unlock()
+		if st.Counts[events.AwaitingToken] == 1 && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not awaiting a token: %+v", st.Counts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tokens := filepath.Join(e.dir, "tokens.csv")
+	os.WriteFile(tokens, []byte("zone_id,account_id,destination_conf,token\n"+zone+",,"+conf+","+sumo.tokens[0]+"\n"), 0o600)
+	if code, _, stderr := run(t, "", "submit-token", "--redis", url, "--batch", batch, "--file", tokens); code != 1 || !strings.Contains(stderr, "the job columns must be exactly as enqueued") {
+		t.Fatalf("submit without the job columns = %d: %s", code, stderr)
+	}
+	os.WriteFile(tokens, []byte("zone_id,account_id,destination_conf,dataset,token\n"+zone+",,"+conf+",http_requests,"+sumo.tokens[0]+"\n"), 0o600)
+	if code, out, stderr := run(t, "", "submit-token", "--redis", url, "--batch", batch, "--file", tokens); code != 0 {
+		t.Fatalf("submit-token = %d: %s %s", code, out, stderr)
+	}
+	if st := e.wait(t, batch, 30*time.Second); st.Counts[events.Validated] != 1 {
+		t.Fatalf("after submit: %+v", st.Counts)
+	}
+	if code, evs, _ := run(t, "", "events", "--redis", url, "--batch", batch); code != 0 || !strings.Contains(evs, `"job_id":`) || e.sim.Stats().JobsCreated != 1 {
+		t.Fatalf("events = %s (%s)", evs, e.sim.Stats())
+	}
+}
+
 // TestCreateJob: with --create-job every row gets its Logpush job, once:
 // after validation, or at once for a destination that needs no challenge;
 // two datasets to one destination are two jobs; a job Cloudflare already
