@@ -23,11 +23,11 @@ const (
 	// answers) are retried with backoff.
 	Transient Kind = iota + 1
 	// Permanent failures (bad input: 400, 404, a challenge Cloudflare says is
-	// not valid, the job limit reached, an unexpected redirect) are not
-	// retried.
+	// not valid, 1004 "not allowed" on the job routes, an unexpected
+	// redirect) are not retried.
 	Permanent
-	// Auth failures (401, 403 other than the job limit, malformed auth
-	// headers) mean the credentials are wrong or lack Logs Edit; retrying
+	// Auth failures (401, 403 other than 1004 on the job routes, malformed
+	// auth headers) mean the credentials are wrong or lack Logs Edit; retrying
 	// does not help.
 	Auth
 	// RateLimited is a 429: retry no sooner than RetryAfter, and pause the
@@ -149,10 +149,11 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 		return RateLimited
 	case status == 408 || status >= 500:
 		return Transient
-	case status == 403 && endpoint == EndpointCreateJob && has(CodeNotAllowed):
-		// Cloudflare answers the job limit with 403; it says nothing about
-		// the credentials. (Elsewhere 1004 has no documented meaning, and a
-		// 403 stays Auth.)
+	case status == 403 && (endpoint == EndpointCreateJob || endpoint == EndpointJobs) && has(CodeNotAllowed):
+		// "Not allowed" on the job routes (the job limit, a plan
+		// entitlement, a permission missing for this zone's product): the
+		// credential works, and pausing the queue for every zone would not
+		// help this one. (Elsewhere a 403 stays Auth.)
 		return Permanent
 	case status == 401 || status == 403:
 		return Auth
@@ -178,7 +179,7 @@ func codeKind(endpoint string, codes []int) Kind {
 	switch {
 	case (endpoint == EndpointValidate || endpoint == EndpointCreateJob) && has(CodeIncorrectChallenge):
 		return StaleChallenge
-	case endpoint == EndpointCreateJob && has(CodeNotAllowed):
+	case (endpoint == EndpointCreateJob || endpoint == EndpointJobs) && has(CodeNotAllowed):
 		return Permanent
 	}
 	return 0

@@ -241,7 +241,7 @@ func jobClassifications() []jobClassification {
 		{name: "jobs 403 10000", endpoint: list, handler: raw(403, "application/json", failure(10000)),
 			kind: cloudflare.Auth, status: 403, codes: []int{10000}},
 		{name: "jobs 403 1004", endpoint: list, handler: raw(403, "application/json", failure(1004)),
-			kind: cloudflare.Auth, status: 403, codes: []int{1004}},
+			kind: cloudflare.Permanent, status: 403, codes: []int{1004}},
 		{name: "jobs 404 7000", endpoint: list, handler: raw(404, "application/json", failure(7000)),
 			kind: cloudflare.Permanent, status: 404, codes: []int{7000}},
 		{name: "jobs 200 object result", endpoint: list, handler: ok(jobJSON),
