@@ -93,3 +93,19 @@ func TestCreateJobTransientLooksAgain(t *testing.T) {
 		t.Fatalf("events = %+v", evs)
 	}
 }
+
+// TestChallengeWithoutFilename: result.filename is optional in
+// Cloudflare's schema; without it the poll looks for Cloudflare's fixed
+// name in the destination's path.
+func TestChallengeWithoutFilename(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.api.noFilename = true
+	if err := b.h.Challenge(context.Background(), challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	var p tasks.PollPayload
+	if err := tasks.Decode(b.enq.take(t, tasks.TypePoll), &p); err != nil || p.Filename != "logs/ownership-challenge.txt" {
+		t.Fatalf("poll filename %q, %v", p.Filename, err)
+	}
+}

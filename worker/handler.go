@@ -338,6 +338,8 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		return h.apiError(ctx, r, "", err)
 	}
 	h.auth.Success(ctx)
+	// filename is optional in Cloudflare's schema: then its fixed name.
+	res.Filename = cmp.Or(res.Filename, cloudflare.ChallengeFile(r.conf.Prefix, requestedAt))
 	if !r.conf.TokenReadable() {
 		// Sumo and the like: the token goes to the HTTP source; an operator
 		// submits it.

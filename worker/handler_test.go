@@ -43,6 +43,9 @@ type fakeAPI struct {
 	lists     int
 	creates   []cloudflare.JobRequest
 	createErr error
+	// noFilename answers challenges without result.filename, which the
+	// schema makes optional.
+	noFilename bool
 }
 
 var _ worker.API = (*fakeAPI)(nil)
@@ -56,6 +59,9 @@ func (f *fakeAPI) Challenge(_ context.Context, t cloudflare.Target, conf string)
 	}
 	if f.onChallenge != nil {
 		f.onChallenge(t, conf)
+	}
+	if f.noFilename {
+		return cloudflare.ChallengeResult{Valid: true}, nil
 	}
 	return cloudflare.ChallengeResult{Filename: "logs/ownership-challenge-1.txt", Valid: true}, nil
 }

@@ -130,9 +130,6 @@ func classifications() []classification {
 		{name: "200 challenge valid false", handler: raw(200, "application/json",
 			`{"success":true,"errors":[],"messages":[],"result":{"filename":"","message":"error writing object: AccessDenied","valid":false}}`),
 			kind: cloudflare.Permanent, status: 200, message: "error writing object: AccessDenied"},
-		{name: "200 challenge without filename", handler: raw(200, "application/json",
-			`{"success":true,"errors":[],"messages":[],"result":{"message":"","valid":true}}`),
-			kind: cloudflare.Transient, status: 200, message: "without filename"},
 		{name: "200 challenge filename escaping the bucket", handler: raw(200, "application/json",
 			`{"success":true,"errors":[],"messages":[],"result":{"filename":"logs/../../etc/passwd","message":"","valid":true}}`),
 			kind: cloudflare.Permanent, status: 200, message: `".." segment`},
@@ -282,5 +279,22 @@ func TestAdvice(t *testing.T) {
 		if c.want == "" && got != "" || !strings.Contains(got, c.want) {
 			t.Errorf("Advice(%v, %q) = %q, want ~%q", c.codes, c.msg, got, c.want)
 		}
+	}
+}
+
+// TestOptionalResultFields: result.filename, valid and message are optional
+// in Cloudflare's schema; a success without them is a success (the caller
+// names the file, Cloudflare's fixed name).
+func TestOptionalResultFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t, cloudflare.Config{})
+	b.handle(raw(200, "application/json", `{"success":true,"errors":[],"messages":[],"result":{}}`))
+	zone := cloudflare.Target{Scope: cloudflare.ScopeZone, ID: zoneID}
+	res, err := b.client.Challenge(context.Background(), zone, testConf)
+	if err != nil || !res.Valid || res.Filename != "" {
+		t.Fatalf("Challenge = %+v, %v", res, err)
+	}
+	if ok, err := b.client.Validate(context.Background(), zone, testConf, "token.value.sig"); err != nil || !ok {
+		t.Fatalf("Validate = %v, %v", ok, err)
 	}
 }

@@ -82,7 +82,9 @@ func (t Target) path() (string, error) {
 // ChallengeResult is Cloudflare's answer to an ownership challenge request.
 type ChallengeResult struct {
 	// Filename is where Cloudflare writes the token, relative to the
-	// destination's bucket (sometimes prefixed with the bucket name).
+	// destination's bucket (sometimes prefixed with the bucket name); ""
+	// when Cloudflare did not say (the schema makes it optional): then
+	// ChallengeFile names it.
 	Filename string
 	// Message is Cloudflare's message, usually empty; redacted.
 	Message string
@@ -167,16 +169,16 @@ func (c *Client) Challenge(ctx context.Context, t Target, destinationConf string
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return ChallengeResult{}, garbage(cl.endpoint, status, "result is not a challenge result", nil)
 	}
-	if r.Valid == nil {
-		return ChallengeResult{}, garbage(cl.endpoint, status, "challenge result without valid", nil)
-	}
-	res := ChallengeResult{Message: c.clean(r.Message, cl), Valid: *r.Valid}
+	// filename, valid and message are optional in the schema: a success
+	// without valid is valid, and one without filename leaves it to the
+	// caller (Cloudflare's fixed name, ChallengeFile).
+	res := ChallengeResult{Message: c.clean(r.Message, cl), Valid: r.Valid == nil || *r.Valid}
 	if !res.Valid {
 		return res, &APIError{Endpoint: cl.endpoint, HTTPStatus: status, Kind: Permanent,
 			Message: cmp.Or(res.Message, "destination rejected: challenge not valid")}
 	}
 	if r.Filename == nil || *r.Filename == "" {
-		return ChallengeResult{}, garbage(cl.endpoint, status, "challenge result without filename", nil)
+		return res, nil
 	}
 	if err := checkFilename(*r.Filename); err != nil {
 		return ChallengeResult{}, &APIError{Endpoint: cl.endpoint, HTTPStatus: status, Kind: Permanent, Message: err.Error()}
@@ -213,10 +215,11 @@ func (c *Client) Validate(ctx context.Context, t Target, destinationConf, owners
 	var r struct {
 		Valid *bool `json:"valid"`
 	}
-	if err := json.Unmarshal(raw, &r); err != nil || r.Valid == nil {
+	if err := json.Unmarshal(raw, &r); err != nil {
 		return false, garbage(cl.endpoint, status, "result is not a validation result", nil)
 	}
-	if !*r.Valid {
+	// valid is optional in the schema: a success without it is valid.
+	if r.Valid != nil && !*r.Valid {
 		return false, &APIError{Endpoint: cl.endpoint, HTTPStatus: status, Kind: StaleChallenge,
 			Message: "ownership challenge not valid"}
 	}
