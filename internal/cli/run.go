@@ -134,8 +134,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		}
 		skip = func(r input.Row) bool { return j.has(rowKey(r)) }
 	}
+	storage, err := storageFromEnv(env)
+	if err != nil {
+		return err
+	}
 	if !*skipPreflight {
-		if err := preflight(ctx, env, open, in, preflightFlags{apiURL: f.apiURL}, storageConfig{}); err != nil {
+		if err := preflight(ctx, env, open, in, preflightFlags{apiURL: f.apiURL}, storage); err != nil {
 			return err
 		}
 	}
@@ -153,7 +157,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	w, err := startWorker(ctx, rdb, f, creds, storageConfig{}, log)
+	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
 		return err
 	}
