@@ -194,10 +194,18 @@ func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 // Enqueue checks the input, then, if every line is good, enqueues the batch.
 func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 	plan, err := p.Check(ctx, open)
-	res := Result{Plan: plan}
 	if err != nil {
-		return res, err
+		return Result{Plan: plan}, err
 	}
+	return p.EnqueuePlan(ctx, open, plan)
+}
+
+// EnqueuePlan is Enqueue for a caller that has already run Check on the
+// same input (to show its line errors before slower checks): the input is
+// read once more, to enqueue.
+func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Result, error) {
+	res := Result{Plan: plan}
+	var err error
 	if plan.ErrorCount > 0 {
 		return res, ErrInvalid
 	}

@@ -114,7 +114,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)
-	res, err := p.Enqueue(ctx, open)
+	res, err := p.EnqueuePlan(ctx, open, plan) // checked above: no third pass over the input
 	if errors.Is(err, producer.ErrInvalid) {
 		printLineErrors(env.Stderr, res.Plan)
 		return &exitError{code: 1} // printLineErrors said why
