@@ -71,14 +71,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("-format: %w", err)}
 	}
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if err := creds.Validate(); err != nil {
-		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
-	}
-	if _, _, err := budgetConfig(f.apiRate, creds); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	rate, _ := budget.ParseRate(f.apiRate)
 	log, closeLog, err := lf.logger(env)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -103,6 +95,16 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if plan.Rows == 0 {
 		return fmt.Errorf("%s: %w", file, producer.ErrNoDestinations)
 	}
+	// The credentials after the line check: the file's own problems are
+	// shown whatever else is wrong.
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if err := creds.Validate(); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
+	}
+	if _, _, err := budgetConfig(f.apiRate, creds); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	rate, _ := budget.ParseRate(f.apiRate)
 
 	j, err := openJournal(journalFile)
 	if err != nil {
@@ -353,7 +355,7 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 	}
 	fmt.Fprintf(env.Stdout, "report: %s (one row per destination; line joins it to the input)\njournal: %s\n", reportFile, journalFile)
 	if n := counts[events.AwaitingToken]; n > 0 {
-		fmt.Fprintf(env.Stdout, "%s await a token (Sumo Logic: it went to the HTTP source); submit-token needs them on a shared Redis: run with --redis\n",
+		fmt.Fprintf(env.Stdout, "waiting for a token: %s (Sumo Logic: it went to the HTTP source); submit-token needs them on a shared Redis: run with --redis\n",
 			plural(int64(n), "destination"))
 	}
 	if interrupted {

@@ -362,3 +362,27 @@ func TestResumeCommand(t *testing.T) {
 		t.Fatalf("resumeCommand = %q, want %q", got, want)
 	}
 }
+
+// TestRunLineCheckBeforeCredentials: the file's own problems are shown even
+// without credentials, and missing credentials on a good file are a usage
+// error (exit 2) that says what to set.
+func TestRunLineCheckBeforeCredentials(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	if err := os.WriteFile(bad, []byte(fmt.Sprintf("zone_id,account_id,destination_conf\n%031x,,file://%s/x\n", 1, dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runEnv(t, map[string]string{}, "", "run", bad)
+	if code != 1 || !strings.Contains(stderr, "line 2: zone_id: must be 32 hex characters, got 31") {
+		t.Fatalf("run of a bad file without credentials = %d:\n%s", code, stderr)
+	}
+	good := filepath.Join(dir, "good.csv")
+	if err := os.WriteFile(good, []byte(fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/x\n", 1, dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runEnv(t, map[string]string{}, "", "run", good)
+	if code != 2 || !strings.Contains(stderr, "set CLOUDFLARE_API_TOKEN") {
+		t.Fatalf("run without credentials = %d:\n%s", code, stderr)
+	}
+}
