@@ -286,6 +286,12 @@ func (h *Handlers) enter(ctx context.Context, r *run, state, attempt string, fie
 	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, attempt, fields...)
 	if errors.Is(err, events.ErrSuperseded) {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
+		if events.Terminal(st.State) {
+			// A task of a finished destination (redelivered after a crash)
+			// that took its path lets go of it. A newer challenge of the
+			// same destination keeps it: same holder.
+			h.release(ctx, r)
+		}
 		return st, errSuperseded
 	}
 	if err != nil {
@@ -444,15 +450,11 @@ func (h *Handlers) acquire(ctx context.Context, r *run, loc destination.Location
 		r.lease, r.contended = id, g.Waiting > 0
 		return true, g.Record, nil
 	}
-	if st, err := h.enter(ctx, r, events.WaitingPath, ""); err != nil {
-		if errors.Is(err, errSuperseded) && events.Terminal(st.State) {
-			// Finished: out of the line, so that it holds nobody up. (A
-			// newer challenge of the same destination keeps its place.)
-			r.lease = id
-			h.release(ctx, r)
-		}
+	r.lease = id // a finished destination leaves the line in enter
+	if _, err := h.enter(ctx, r, events.WaitingPath, ""); err != nil {
 		return false, "", err
 	}
+	r.lease = ""
 	reason := fmt.Sprintf("challenge file %s is busy with another destination's challenge (%d waiting ahead)", r.clean(loc.String()), g.Ahead)
 	return false, "", &SnoozeError{Delay: g.Retry, Reason: reason}
 }

@@ -732,3 +732,33 @@ func TestContendedHolderPollsInline(t *testing.T) {
 		t.Fatalf("woken %v, want a, then b", got)
 	}
 }
+
+// TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath: after a
+// crash, asynq runs again a challenge task whose destination has finished
+// since: it takes the free path, finds the destination finished, and lets
+// go, so that the path is not leased until the lease expires.
+func TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{})
+	sb.api.onChallenge = func(tg cloudflare.Target, conf string) {
+		sb.api.token = claimToken(tg.Scope, tg.ID, conf, "1")
+		sb.rd.put("bucket/logs/ownership-challenge-1.txt", sb.api.token, time.Now())
+	}
+	task := challengeTask(t, sb.a)
+	if err := sb.h.Challenge(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.h.Poll(ctx, sb.enq.take(t, tasks.TypePoll)); err != nil {
+		t.Fatal(err)
+	}
+	if st := sb.state(t, sb.a); st != events.Validated {
+		t.Fatalf("state %q", st)
+	}
+	if err := sb.h.Challenge(ctx, task); err != nil { // redelivered: superseded, ends quietly
+		t.Fatal(err)
+	}
+	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder != "" {
+		t.Fatalf("path still leased by %q after a finished destination's challenge ran again", holder)
+	}
+}
