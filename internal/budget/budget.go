@@ -115,6 +115,9 @@ type Budget struct {
 	interval time.Duration // the emission interval T = Period/Rate
 	rateKey  string        // "rate:" + Prefix + Key, as redis_rate names it
 	coolKey  string
+	limitKey string // the shared rate (SharedRate)
+	// burst is Config.Burst as configured (0: the default of each rate).
+	burst int
 	maxWait  time.Duration
 	onWait   func(time.Duration)
 	take     *redis.Script
@@ -126,6 +129,9 @@ type Budget struct {
 	gate chan struct{}
 
 	mu sync.Mutex
+	// rate is the budget's rate: the configured one until a check reads
+	// another from the shared rate in Redis (an override by another process).
+	rate Rate
 	// slot is the local time at which the next slot opens, as the latest
 	// grant or refusal said (zero or past: now, or unknown). A Wait that
 	// takes the gate sleeps until then before its first check: right after a
@@ -173,7 +179,12 @@ end
 return {ttl, redis.call('GET', KEYS[1]) or ''}
 `
 
-// takeScript is one check of Wait. When KEYS[2] (the cooldown) is given and
+// takeScript is one check of Wait. Its last reply element is the shared
+// rate stored under KEYS[3] ('' when none), so that a rate another process
+// set (ClaimRate with override) reaches this one without a round trip of its
+// own; when it differs from the caller's (ARGV[4]) the script returns
+// {3, 0, '', rate} and touches nothing: the caller checks again at that
+// rate, so that no token is ever taken at a stale one. When KEYS[2] (the cooldown) is given and
 // a cooldown is on, it returns {2, µs left, reason} and leaves the GCRA state
 // alone. Otherwise it is redis_rate's allow_n with cost 1 on KEYS[1], the
 // GCRA state in redis_rate's own layout (TAT, seconds since 2017, as a
@@ -186,10 +197,14 @@ const takeScript = `
 -- this script has side-effects, so it requires replicate commands mode
 redis.replicate_commands()
 
+local shared = KEYS[3] and redis.call('GET', KEYS[3]) or ''
+if shared ~= '' and ARGV[4] and shared ~= ARGV[4] then
+  return {3, 0, '', shared}
+end
 if KEYS[2] then
   local ttl = redis.call('PTTL', KEYS[2])
   if ttl > 0 then
-    return {2, ttl * 1000, redis.call('GET', KEYS[2]) or ''}
+    return {2, ttl * 1000, redis.call('GET', KEYS[2]) or '', shared}
   end
 end
 
@@ -217,7 +232,7 @@ local new_tat = tat + emission_interval
 local allow_at = new_tat - burst_offset
 local diff = now - allow_at
 if diff < 0 then
-  return {1, math.ceil(-diff * 1000000), ''}
+  return {1, math.ceil(-diff * 1000000), '', shared}
 end
 
 local reset_after = new_tat - now
@@ -229,7 +244,7 @@ local next_in = new_tat - burst_offset + emission_interval - now
 if next_in < 0 then
   next_in = 0
 end
-return {0, math.ceil(next_in * 1000000), ''}
+return {0, math.ceil(next_in * 1000000), '', shared}
 `
 
 // New returns the budget cfg describes, stored in rdb. It does not talk to
@@ -238,6 +253,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
 	if rdb == nil {
 		return nil, errors.New("api budget: redis client is nil")
 	}
+	burst := cfg.Burst
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("api budget: %w", err)
@@ -245,10 +261,13 @@ func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
 	limit := cfg.gcra()
 	return &Budget{
 		rdb:      rdb,
+		rate:     cfg.Rate,
+		burst:    burst,
 		limit:    limit,
 		interval: limit.Period / time.Duration(limit.Rate),
 		rateKey:  "rate:" + cfg.Prefix + cfg.Key,
 		coolKey:  cfg.Prefix + cfg.Key + ":cooldown",
+		limitKey: limitKey(cfg),
 		maxWait:  cfg.MaxWait,
 		onWait:   cfg.OnWait,
 		take:     redis.NewScript(takeScript),
@@ -424,13 +443,16 @@ func (b *Budget) publish(at time.Time, reason string) {
 // could grant one and reason the cooldown's reason ("" when it is simply
 // spent).
 func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reason string, err error) {
-	// One script reads both keys: they must live on one node (the tool
+	// One script reads all three keys: they must live on one node (the tool
 	// refuses Redis Cluster; Sentinel and single nodes are fine).
-	v, err := b.take.Run(ctx, b.rdb, []string{b.rateKey, b.coolKey}, b.limit.Burst, b.limit.Rate, b.limit.Period.Seconds()).Slice()
+	b.mu.Lock()
+	limit, rate := b.limit, b.rate.String()
+	b.mu.Unlock()
+	v, err := b.take.Run(ctx, b.rdb, []string{b.rateKey, b.coolKey, b.limitKey}, limit.Burst, limit.Rate, limit.Period.Seconds(), rate).Slice()
 	if err != nil {
 		return false, 0, "", fmt.Errorf("take token: %w", err)
 	}
-	if len(v) != 3 {
+	if len(v) != 4 {
 		return false, 0, "", fmt.Errorf("take token: unexpected reply %v", v)
 	}
 	kind, _ := v[0].(int64)
@@ -442,6 +464,12 @@ func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reas
 		return true, d, "", nil
 	case 1:
 		reason = ""
+	case 3:
+		shared, _ := v[3].(string)
+		if !b.follow(shared) {
+			return false, 0, "", fmt.Errorf("take token: the shared rate %q in Redis is not a rate", shared)
+		}
+		return false, time.Millisecond, "", nil
 	}
 	// Positive by construction; guard against a busy loop all the same.
 	return false, max(d, time.Millisecond), reason, nil

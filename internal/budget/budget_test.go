@@ -726,7 +726,7 @@ func TestTakeMatchesRedisRate(t *testing.T) {
 				probe := b.rateKey + ":probe"
 				rdb.Set(ctx, probe, state, 0)
 				v, err := b.take.Run(ctx, rdb, []string{probe}, b.limit.Burst, b.limit.Rate, b.limit.Period.Seconds()).Slice()
-				if err != nil || len(v) != 3 {
+				if err != nil || len(v) != 4 {
 					t.Fatal(v, err)
 				}
 				kind, _ := v[0].(int64)

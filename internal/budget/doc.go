@@ -10,12 +10,19 @@
 //
 // # Keys
 //
-// For Config{Prefix: p, Key: k} the budget uses two Redis keys:
+// For Config{Prefix: p, Key: k} the budget uses three Redis keys:
 //
 //	rate:<p><k>    the GCRA state (named, and laid out, as redis_rate does)
 //	<p><k>:cooldown  the shared cooldown: value is the reason, PTTL the time left
+//	<p><k>:limit   the rate every process of the budget uses, e.g. "1200/5m"
 //
-// Wait reads the cooldown and updates the GCRA state in one Lua script, so
+// The rate lives in Redis with the budget ([ClaimRate]): processes started
+// with different rates on one budget would each spend the window at their own
+// pace. A process that comes with another rate is refused, or overrides the
+// shared rate for all; Wait's script reads the shared rate on every check, so
+// running processes follow an override at their next check.
+//
+// Wait reads the cooldown and the shared rate and updates the GCRA state in one Lua script, so
 // one check is one round trip (see Waiting). That script touches both keys,
 // so they must live on one node: a single Redis or a Sentinel-managed one
 // (the tool refuses Redis Cluster). The GCRA key keeps redis_rate's layout

@@ -1,0 +1,116 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The rate of a budget lives in Redis with it, under <Prefix><Key>:limit, as
+// Rate.String writes it: every worker and producer sharing the budget uses
+// that one rate. A process that came with another rate would spend the
+// window at its own pace and draw 429s for all (Cloudflare counts per user),
+// so ClaimRate refuses it unless it overrides the shared rate for all.
+
+// ClaimMode says what ClaimRate does when Redis already has a rate for the
+// budget.
+type ClaimMode int
+
+const (
+	// Adopt takes the shared rate (the caller's rate was a default), or
+	// stores the caller's when there is none.
+	Adopt ClaimMode = iota + 1
+	// Require stores the caller's rate when there is none, and returns a
+	// *RateConflictError when the shared one differs.
+	Require
+	// Override stores the caller's rate for everyone and starts the
+	// budget's window afresh (the GCRA state of the old rate is dropped):
+	// running processes follow at their next check.
+	Override
+)
+
+// RateConflictError is ClaimRate's answer, in Require mode, when the budget
+// already has another rate.
+type RateConflictError struct {
+	// Shared is the rate in Redis; Wanted the caller's.
+	Shared, Wanted Rate
+}
+
+func (e *RateConflictError) Error() string {
+	return fmt.Sprintf("api budget: rate %s differs from %s, the rate shared in Redis by every process of this budget", e.Wanted, e.Shared)
+}
+
+// claimScript stores ARGV[1] under KEYS[1] when there is none or ARGV[2] is
+// "override" (then the GCRA state KEYS[2] is dropped too), and returns the
+// rate in force.
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if ARGV[2] == 'override' or not cur then
+  if cur ~= ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1])
+    redis.call('DEL', KEYS[2])
+  end
+  return ARGV[1]
+end
+return cur
+`)
+
+func limitKey(cfg Config) string { return cfg.Prefix + cfg.Key + ":limit" }
+
+// ClaimRate settles the rate of the budget cfg names with the other
+// processes that share it, as mode says, and returns the rate in force (the
+// one to build the Budget and Pacer with).
+func ClaimRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, mode ClaimMode) (Rate, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Rate.validate(); err != nil {
+		return Rate{}, fmt.Errorf("api budget: %w", err)
+	}
+	if cfg.Key == "" {
+		return Rate{}, errors.New("api budget: key is required")
+	}
+	arg := ""
+	if mode == Override {
+		arg = "override"
+	}
+	s, err := claimScript.Run(ctx, rdb, []string{limitKey(cfg), "rate:" + cfg.Prefix + cfg.Key}, cfg.Rate.String(), arg).Text()
+	if err != nil {
+		return Rate{}, fmt.Errorf("api budget: read the shared rate: %w", err)
+	}
+	shared, err := ParseRate(s)
+	if err != nil {
+		return Rate{}, fmt.Errorf("api budget: the shared rate in Redis: %w", err)
+	}
+	if mode == Require && shared != cfg.Rate {
+		return shared, &RateConflictError{Shared: shared, Wanted: cfg.Rate}
+	}
+	return shared, nil
+}
+
+// follow switches the budget to the shared rate s when it differs from the
+// one in use (another process overrode it), and reports whether it did.
+func (b *Budget) follow(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s == b.rate.String() {
+		return false
+	}
+	r, err := ParseRate(s)
+	if err != nil {
+		return false // not ours to judge: ClaimRate reports it at the next start
+	}
+	cfg := Config{Rate: r, Key: "-", Burst: b.burst}
+	if cfg.Burst >= r.Limit && r.Limit > 1 || r.Limit == 1 {
+		cfg.Burst = 0 // the configured burst does not fit the new rate
+	}
+	cfg = cfg.WithDefaults()
+	if cfg.validate() != nil {
+		return false
+	}
+	b.rate, b.limit = r, cfg.gcra()
+	b.interval = b.limit.Period / time.Duration(b.limit.Rate)
+	b.slot = time.Time{}
+	return true
+}

@@ -1,0 +1,83 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestClaimRate: the first process stores its rate; a later one with a
+// default adopts it, one with another explicit rate is refused naming both,
+// and an override replaces it for everyone.
+func TestClaimRate(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	rdb := tb.client(t)
+	cfg := func(r string) Config {
+		return Config{Rate: must(ParseRate(r)), Key: "cred", Prefix: tb.prefix}
+	}
+	if got, err := ClaimRate(ctx, rdb, cfg("60/1m"), Require); err != nil || got.String() != "60/1m" {
+		t.Fatalf("first claim = %v, %v; want 60/1m", got, err)
+	}
+	if got, err := ClaimRate(ctx, rdb, cfg("1200/5m"), Adopt); err != nil || got.String() != "60/1m" {
+		t.Fatalf("adopt = %v, %v; want the shared 60/1m", got, err)
+	}
+	_, err := ClaimRate(ctx, rdb, cfg("600/1m"), Require)
+	var ce *RateConflictError
+	if !errors.As(err, &ce) || ce.Shared.String() != "60/1m" || ce.Wanted.String() != "600/1m" {
+		t.Fatalf("conflicting claim = %v, want a RateConflictError naming 60/1m and 600/1m", err)
+	}
+	if got, err := ClaimRate(ctx, rdb, cfg("600/1m"), Override); err != nil || got.String() != "600/1m" {
+		t.Fatalf("override = %v, %v", got, err)
+	}
+	if got, err := ClaimRate(ctx, rdb, cfg("600/1m"), Require); err != nil || got.String() != "600/1m" {
+		t.Fatalf("claim after override = %v, %v", got, err)
+	}
+	other := cfg("60/1m")
+	other.Key = "another-user"
+	if got, err := ClaimRate(ctx, rdb, other, Require); err != nil || got.String() != "60/1m" {
+		t.Fatalf("another key = %v, %v: keys must not share a rate", got, err)
+	}
+}
+
+// TestBudgetFollowsOverride: a running budget takes the rate another
+// process overrode at its next check (at the latest one slot of the old
+// rate later), and the override starts the window afresh.
+func TestBudgetFollowsOverride(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	slow := Config{Rate: must(ParseRate("2/2s")), MaxWait: 500 * time.Millisecond}
+	shared := slow
+	shared.Prefix, shared.Key = tb.prefix, "cred"
+	if _, err := ClaimRate(ctx, tb.client(t), shared, Require); err != nil {
+		t.Fatal(err)
+	}
+	b := tb.budget(t, slow)
+	if _, err := b.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Wait(ctx); !errors.Is(err, ErrMaxWait) {
+		t.Fatalf("second wait at 2/2s = %v, want ErrMaxWait", err)
+	}
+	fast := shared
+	fast.Rate = must(ParseRate("6000/1m"))
+	if _, err := ClaimRate(ctx, tb.client(t), fast, Override); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2100 * time.Millisecond) // the old rate's next slot
+	for i := range 10 {
+		if _, err := b.Wait(ctx); err != nil {
+			t.Fatalf("wait %d after the override to 6000/1m: %v", i, err)
+		}
+	}
+}
+
+func must(r Rate, err error) Rate {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
