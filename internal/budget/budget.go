@@ -117,7 +117,7 @@ type Budget struct {
 	coolKey  string
 	limitKey string // the shared rate (SharedRate)
 	// burst is Config.Burst as configured (0: the default of each rate).
-	burst int
+	burst    int
 	maxWait  time.Duration
 	onWait   func(time.Duration)
 	take     *redis.Script
@@ -180,10 +180,10 @@ return {ttl, redis.call('GET', KEYS[1]) or ''}
 `
 
 // takeScript is one check of Wait. Its last reply element is the shared
-// rate stored under KEYS[3] ('' when none), so that a rate another process
+// rate stored under KEYS[3] (” when none), so that a rate another process
 // set (ClaimRate with override) reaches this one without a round trip of its
 // own; when it differs from the caller's (ARGV[4]) the script returns
-// {3, 0, '', rate} and touches nothing: the caller checks again at that
+// {3, 0, ”, rate} and touches nothing: the caller checks again at that
 // rate, so that no token is ever taken at a stale one. When KEYS[2] (the cooldown) is given and
 // a cooldown is on, it returns {2, µs left, reason} and leaves the GCRA state
 // alone. Otherwise it is redis_rate's allow_n with cost 1 on KEYS[1], the
