@@ -115,7 +115,7 @@ type Budget struct {
 	interval time.Duration // the emission interval T = Period/Rate
 	rateKey  string        // "rate:" + Prefix + Key, as redis_rate names it
 	coolKey  string
-	limitKey string // the shared rate (SharedRate)
+	limitKey string // the shared rate (ClaimRate)
 	// burst is Config.Burst as configured (0: the default of each rate).
 	burst    int
 	maxWait  time.Duration

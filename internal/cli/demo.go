@@ -127,7 +127,11 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	store := events.NewStore(rdb, events.Config{})
-	pace, err := pacer(rdb, f.apiRate, cloudflare.Credentials{APIToken: token})
+	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, cloudflare.Credentials{APIToken: token}, log)
+	if err != nil {
+		return err
+	}
+	pace, err := pacer(rdb, bcfg, ok)
 	if err != nil {
 		return err
 	}

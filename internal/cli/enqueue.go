@@ -31,7 +31,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
-		"the workers' shared API budget (LIMIT/WINDOW): challenges are scheduled at its pace, two calls per destination, so that earlier destinations finish while later ones wait (0: all due at once); env API_RATE")
+		"the workers' shared API budget (LIMIT/WINDOW): challenges are scheduled at its pace, two calls per destination, so that earlier destinations finish while later ones wait (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
+	var bf budgetFlags
+	bf.register(fs, env)
 	var pf preflightFlags
 	pf.register(fs, env)
 	fs.Usage = func() {
@@ -48,8 +50,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if *retention < 0 {
 		return fmt.Errorf("-task-retention %s: must not be negative (0: keep none)", *retention)
 	}
+	bf.parsed(fs, env)
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if _, _, err := budgetConfig(*apiRate, creds); err != nil {
+	if _, _, err := bf.config(*apiRate, creds); err != nil {
 		return err
 	}
 	fmtv, err := input.ParseFormat(*format)
@@ -108,7 +111,11 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	if cfg.Pacer, err = pacer(rdb, *apiRate, creds); err != nil {
+	bcfg, ok, err := bf.shared(ctx, rdb, *apiRate, creds, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Pacer, err = pacer(rdb, bcfg, ok); err != nil {
 		return err
 	}
 	client := asynq.NewClientFromRedisClient(rdb)

@@ -20,15 +20,18 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	batch := fs.String("batch", "", "batch id (required)")
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
-		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); env API_RATE")
+		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
+	var bf budgetFlags
+	bf.register(fs, env)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	bf.parsed(fs, env)
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if _, _, err := budgetConfig(*apiRate, creds); err != nil {
+	if _, _, err := bf.config(*apiRate, creds); err != nil {
 		return err
 	}
 	if *batch == "" {
@@ -56,7 +59,15 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}); err != nil {
 		return err
 	}
-	pace, err := pacer(rdb, *apiRate, creds)
+	log, err := c.logger(env)
+	if err != nil {
+		return err
+	}
+	bcfg, ok, err := bf.shared(ctx, rdb, *apiRate, creds, log)
+	if err != nil {
+		return err
+	}
+	pace, err := pacer(rdb, bcfg, ok)
 	if err != nil {
 		return err
 	}

@@ -101,7 +101,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err := creds.Validate(); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
 	}
-	if _, _, err := budgetConfig(f.apiRate, creds); err != nil {
+	f.budget.parsed(fs, env)
+	if _, _, err := f.budget.config(f.apiRate, creds); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	rate, _ := budget.ParseRate(f.apiRate)
@@ -174,7 +175,11 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	store := events.NewStore(rdb, events.Config{})
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
-	pace, err := pacer(rdb, f.apiRate, creds)
+	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
+	if err != nil {
+		return err
+	}
+	pace, err := pacer(rdb, bcfg, ok)
 	if err != nil {
 		return err
 	}

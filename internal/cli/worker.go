@@ -23,7 +23,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
-	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -45,6 +44,7 @@ type workerFlags struct {
 	maxRetry     int
 	authPause    int
 	webUI        bool
+	budget       budgetFlags
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
@@ -61,7 +61,8 @@ func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 		"listen address for /metrics and /healthz (empty: off); env METRICS_ADDR")
 	fs.IntVar(&w.concurrency, "concurrency", 20, "tasks run at once by this process")
 	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", "1200/5m"),
-		"Cloudflare API budget shared by all workers on one credential, as LIMIT/WINDOW (e.g. 1100/5m for headroom; 0 = off); env API_RATE")
+		"Cloudflare API budget shared in Redis by all workers and producers of one --budget-key, as LIMIT/WINDOW (e.g. 1000/5m leaves headroom for the dashboard and Terraform; 0 = off); stored with the budget: a different value is refused unless --api-rate-override; env API_RATE")
+	w.budget.register(fs, env)
 	fs.DurationVar(&w.pollDeadline, "poll-deadline", 15*time.Minute, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
 	fs.DurationVar(&w.pollFirst, "poll-first", 4*time.Second,
 		"first look for a challenge file this long after the challenge (0: at once), until 8 files were seen; then the 75th percentile of their appearance delays")
@@ -92,6 +93,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if err := f.check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	f.budget.parsed(fs, env)
 	log, err := f.logger(env)
 	if err != nil {
 		return err
@@ -162,7 +164,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		return nil, err
 	}
 	var bud worker.Budget
-	bcfg, ok, err := budgetConfig(f.apiRate, creds)
+	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
 	if err != nil {
 		return nil, err
 	}
@@ -253,30 +255,6 @@ func (f workerFlags) check() error {
 		return fmt.Errorf("-poll-deadline %s: must be positive", f.pollDeadline)
 	}
 	return nil
-}
-
-// budgetConfig is the API budget of creds at rate (LIMIT/WINDOW, the
-// --api-rate flag), shared in Redis by every worker and producer of the
-// credential; ok is false for "0" or "" (no budget).
-func budgetConfig(rate string, creds cloudflare.Credentials) (cfg budget.Config, ok bool, err error) {
-	if rate == "0" || rate == "" {
-		return budget.Config{}, false, nil
-	}
-	r, err := budget.ParseRate(rate)
-	if err != nil {
-		return budget.Config{}, false, fmt.Errorf("-api-rate: %w", err)
-	}
-	return budget.Config{Rate: r, Key: creds.Digest()}, true, nil
-}
-
-// pacer is the producer's pacing for the budget of creds at rate; nil for
-// no budget.
-func pacer(rdb redis.UniversalClient, rate string, creds cloudflare.Credentials) (producer.Pacer, error) {
-	cfg, ok, err := budgetConfig(rate, creds)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return budget.NewPacer(rdb, cfg)
 }
 
 // queuePaused reports whether the logpush queue is paused. A queue that
