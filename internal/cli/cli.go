@@ -141,7 +141,8 @@ type common struct {
 // register registers --redis (env REDIS_URL, required: see shared) and the
 // logging flags.
 func (c *common) register(fs *flag.FlagSet, env Env) {
-	fs.StringVar(&c.redisURL, "redis", env.Getenv("REDIS_URL"),
+	c.redisURL = env.Getenv("REDIS_URL")
+	fs.Var(redisURLValue{&c.redisURL}, "redis",
 		"the Redis the workers share (redis://host:6379/0, rediss://..., redis-sentinel://host:26379,host2:26379/master); required; env REDIS_URL")
 	c.registerLog(fs, env)
 }

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 )
 
 // connectRedis returns a client for the Redis at url, once it answers.
@@ -21,7 +23,7 @@ func connectRedis(ctx context.Context, url string) (redis.UniversalClient, func(
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(url), err)
+		return nil, nil, fmt.Errorf("redis at %s does not answer: %s", redactURL(url), maskRedisURL(err.Error(), url))
 	}
 	return rdb, func() { rdb.Close() }, nil
 }
@@ -51,7 +53,8 @@ func newRedisClient(url string) (redis.UniversalClient, error) {
 	default:
 		opt, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, fmt.Errorf("-redis: %w", err)
+			// url.Parse quotes the whole URL, password and all.
+			return nil, fmt.Errorf("-redis: %s", maskRedisURL(err.Error(), url))
 		}
 		return redis.NewClient(opt), nil
 	}
@@ -80,6 +83,38 @@ func parseSentinel(rest string) (redis.UniversalClient, error) {
 	return redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName: master, SentinelAddrs: strings.Split(hosts, ","), Password: password, DB: db,
 	}), nil
+}
+
+// redisURLValue is the -redis flag: it shows the URL (as its default in
+// -h and in the usage printed after a flag error) with the password masked.
+type redisURLValue struct{ p *string }
+
+func (v redisURLValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return redactURL(*v.p)
+}
+
+func (v redisURLValue) Set(s string) error { *v.p = s; return nil }
+
+// maskRedisURL masks in s the credentials of the Redis URL u, raw or
+// unescaped, wherever they appear, and any other URL's userinfo.
+func maskRedisURL(s, u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	at := strings.LastIndex(rest, "@")
+	if !ok || at < 0 {
+		return redact.String(s)
+	}
+	info := rest[:at]
+	secrets := []string{info}
+	if _, pw, ok := strings.Cut(info, ":"); ok && pw != "" {
+		secrets = append(secrets, pw)
+		if dec, err := url.PathUnescape(pw); err == nil && dec != pw {
+			secrets = append(secrets, dec)
+		}
+	}
+	return redact.Values(redact.String(s), secrets...)
 }
 
 // redactURL hides a password in a Redis URL.

@@ -26,3 +26,38 @@ func TestNewRedisClient(t *testing.T) {
 		t.Errorf("redactURL = %q", got)
 	}
 }
+
+// TestRedisPasswordMasked: the password of REDIS_URL or -redis never shows:
+// not in -h (the flag's default), not in the usage after a flag error, not
+// in a URL parse error, not when Redis does not answer.
+func TestRedisPasswordMasked(t *testing.T) {
+	t.Parallel()
+	const pw = "Sup3rSecretPW"
+	env := map[string]string{"REDIS_URL": "redis://default:" + pw + "@127.0.0.1:1/0", "CLOUDFLARE_API_TOKEN": "tok"}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"help", env, []string{"status", "-h"}},
+		{"help of worker", env, []string{"worker", "-h"}},
+		{"flag error", env, []string{"report", "--no-such-flag"}},
+		{"bad flag value", env, []string{"enqueue", "--max-retry", "x", "f.csv"}},
+		{"parse error", nil, []string{"status", "--redis", "redis://user:" + pw + "@host:6379/0%zz"}},
+		{"parse error of REDIS_URL", map[string]string{"REDIS_URL": "redis://user:" + pw + "@host:6379/%zz"}, []string{"events"}},
+		{"escaped password", nil, []string{"status", "--redis", "redis://user:" + pw + "%2F@host:6379/%zz"}},
+		{"does not answer", env, []string{"status"}},
+	}
+	for _, c := range cases {
+		code, out, stderr := runEnv(t, c.env, "", c.args...)
+		if code == 0 && c.args[len(c.args)-1] != "-h" {
+			t.Errorf("%s: exit 0", c.name)
+		}
+		if strings.Contains(out+stderr, pw) {
+			t.Errorf("%s: the Redis password in the output:\n%s%s", c.name, out, stderr)
+		}
+		if c.name == "help" && !strings.Contains(stderr, "redis://REDACTED@127.0.0.1:1/0") {
+			t.Errorf("help does not show the masked default:\n%s", stderr)
+		}
+	}
+}
