@@ -205,6 +205,7 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s: METRICS_ADDR %q: %v", w, s.Environment["METRICS_ADDR"], err)
 		}
 		workerTargets = append(workerTargets, w+":"+port)
+		checkWebUIPrivate(t, w, s.Command, s.Environment)
 	}
 
 	// Prometheus scrapes exactly the workers, and loads the alert rules.

@@ -2,7 +2,9 @@ package deploy_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -321,4 +323,19 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// checkWebUIPrivate fails unless the web UI of a worker started with args
+// and env stays on loopback: --web-ui is served on --web-addr (WEB_ADDR),
+// default 127.0.0.1:9465, which must name a loopback host.
+func checkWebUIPrivate(t *testing.T, where string, args []string, env map[string]string) {
+	t.Helper()
+	addr := cmp.Or(env["WEB_ADDR"], "127.0.0.1:9465")
+	if i := slices.Index(args, "--web-addr"); i >= 0 && i+1 < len(args) {
+		addr = args[i+1]
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		t.Errorf("%s: web UI address %q is not on loopback: the page shows batch ids, file names, buckets and errors; keep it behind a port-forward", where, addr)
+	}
 }

@@ -518,8 +518,9 @@ func checkDeployment(t *testing.T, m manifests) {
 		t.Errorf("container %s: args %v, want the worker subcommand", w.Name, w.Args)
 	}
 	if len(w.Ports) != 1 || w.Ports[0].Name != "metrics" || w.Ports[0].ContainerPort != 9464 {
-		t.Errorf("container %s: want one port named metrics on 9464, got %+v", w.Name, w.Ports)
+		t.Errorf("container %s: want one port named metrics on 9464 (the web UI gets none), got %+v", w.Name, w.Ports)
 	}
+	checkWebUIPrivate(t, "container "+w.Name, w.Args, m.configMap.Data)
 	for name, p := range map[string]struct {
 		probe *probe
 		path  string

@@ -123,7 +123,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	t.Cleanup(simsrv.Close)
 
 	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
-		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI}
+		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI, webAddr: "127.0.0.1:0"}
 	var w *runningWorker
 	for range max(c.workers, 1) {
 		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts, gcs: gcsOpts, azure: azOpts}, log)

@@ -46,7 +46,14 @@ func TestWebUI(t *testing.T) {
 	res := e.enqueueFile(t, path)
 	e.wait(t, res.BatchID, time.Minute)
 
-	url := "http://" + e.worker.metricsAddr + "/ui"
+	// The page has its own listener: the metrics port (scraped, often
+	// exposed) does not serve it.
+	if resp, err := http.Get("http://" + e.worker.metricsAddr + "/ui"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/ui on the metrics listener = %v, %v; want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	url := "http://" + e.worker.webAddr + "/ui"
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,7 @@ type workerFlags struct {
 	maxRetry     int
 	authPause    int
 	webUI        bool
+	webAddr      string
 	budget       budgetFlags
 }
 
@@ -73,7 +74,9 @@ func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	fs.Int64Var(&w.eventsMaxLen, "events-max-len", 200000, "cap the logpush:events stream at about this many entries")
 	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
 	fs.IntVar(&w.maxRetry, "max-retry", 12, "retries of a transient error per task before the destination fails")
-	fs.BoolVar(&w.webUI, "web-ui", false, "serve a read-only page of the queue, batches and recent failures on /ui of --metrics-addr")
+	fs.BoolVar(&w.webUI, "web-ui", false, "serve a read-only page of the queue, batches and recent failures (batch ids, file names, buckets, error messages) on /ui of --web-addr")
+	fs.StringVar(&w.webAddr, "web-addr", envOr(env, "WEB_ADDR", "127.0.0.1:9465"),
+		"listen address of --web-ui, apart from --metrics-addr; keep it on loopback (reach it with kubectl port-forward or an SSH tunnel) or behind an authenticating proxy; env WEB_ADDR")
 	fs.IntVar(&w.authPause, "auth-pause-after", 10, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); 'resume' continues")
 }
 
@@ -129,6 +132,8 @@ type runningWorker struct {
 	client      *asynq.Client
 	httpSrv     *http.Server
 	metricsAddr string
+	webSrv      *http.Server
+	webAddr     string
 	registry    *prometheus.Registry
 	taking      atomic.Bool
 }
@@ -139,10 +144,12 @@ func (w *runningWorker) stop() {
 	w.taking.Store(false)
 	w.srv.Shutdown()
 	w.client.Close()
-	if w.httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = w.httpSrv.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range []*http.Server{w.httpSrv, w.webSrv} {
+		if s != nil {
+			_ = s.Shutdown(sctx)
+		}
 	}
 }
 
@@ -213,16 +220,18 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 			return nil, fmt.Errorf("-metrics-addr: %w", err)
 		}
 		w.metricsAddr = ln.Addr().String()
-		httpMux := w.probes(reg, rdb, insp)
-		if f.webUI {
-			httpMux.Handle("/ui", uiHandler(store, insp))
+		w.httpSrv = serveHTTP(ln, w.probes(reg, rdb, insp), "metrics", log)
+	}
+	if f.webUI {
+		ln, err := net.Listen("tcp", f.webAddr)
+		if err != nil {
+			w.stop()
+			return nil, fmt.Errorf("-web-addr: %w", err)
 		}
-		w.httpSrv = &http.Server{Handler: httpMux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := w.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server stopped", "err", err)
-			}
-		}()
+		w.webAddr = ln.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/ui", uiHandler(store, insp))
+		w.webSrv = serveHTTP(ln, mux, "web ui", log)
 	}
 	if err := srv.Start(mux); err != nil {
 		w.stop()
@@ -255,6 +264,17 @@ func (f workerFlags) check() error {
 		return fmt.Errorf("-poll-deadline %s: must be positive", f.pollDeadline)
 	}
 	return nil
+}
+
+// serveHTTP serves h on ln until the returned server is shut down.
+func serveHTTP(ln net.Listener, h http.Handler, what string, log *slog.Logger) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error(what+" server stopped", "err", err)
+		}
+	}()
+	return srv
 }
 
 // queuePaused reports whether the logpush queue is paused. A queue that
