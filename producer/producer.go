@@ -253,6 +253,22 @@ func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Res
 	return res, nil
 }
 
+// Dests reads the input as Enqueue does and calls fn with each good row's
+// line and destination (BatchID, EnqueuedAt and the rest unset): retry
+// rebuilds the tasks of failed destinations from it, since a failed task is
+// not kept (its payload holds the conf's secrets). A bad line makes it
+// return an error wrapping ErrInvalid.
+func (p *Producer) Dests(ctx context.Context, open Opener, fn func(line int, d tasks.Dest) error) error {
+	bad := 0
+	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
+		return fn(row.Line, tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, ReadAs: opt.readAs})
+	}, func(*input.LineError) { bad++ })
+	if err == nil && bad > 0 {
+		err = fmt.Errorf("%d bad lines: %w", bad, ErrInvalid)
+	}
+	return err
+}
+
 // item is a good input row and the job it asks for, if any.
 type item struct {
 	row input.Row

@@ -43,8 +43,8 @@ func TestAccessDeniedIsNotYet(t *testing.T) {
 	if evs := b.events(t); len(evs) != 0 {
 		t.Fatalf("events before the deadline = %+v", evs)
 	}
-	if err := b.h.Poll(ctx, pollTask(t, b.dest, time.Now().Add(-time.Second))); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("denied at the deadline = %v, want failed", err)
+	if err := b.h.Poll(ctx, pollTask(t, b.dest, time.Now().Add(-time.Second))); err != nil {
+		t.Fatalf("denied at the deadline = %v, want nil (failed, recorded)", err)
 	}
 	evs := b.events(t)
 	if len(evs) != 1 || evs[0].Event != events.Failed || evs[0].Error.StorageStatus != 403 || evs[0].Error.HTTPStatus != 0 ||
@@ -57,8 +57,11 @@ func TestAccessDeniedIsNotYet(t *testing.T) {
 	// Another destination of the bucket: failed at once.
 	other := b.dest
 	other.DestinationConf = "s3://bucket/other?region=us-east-1"
-	if err := b.h.Poll(ctx, pollTask(t, other, time.Now().Add(time.Hour))); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("second destination of a denied bucket = %v, want failed at once", err)
+	if err := b.h.Poll(ctx, pollTask(t, other, time.Now().Add(time.Hour))); err != nil {
+		t.Fatalf("second destination of a denied bucket = %v, want nil (failed, recorded)", err)
+	}
+	if evs := b.events(t); len(evs) != 2 || evs[1].Event != events.Failed {
+		t.Fatalf("second destination of a denied bucket: events %+v, want it failed at once", evs)
 	}
 	// A read that works clears the bucket: the next denial is "not yet" again.
 	b.rd.err = nil

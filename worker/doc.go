@@ -7,8 +7,9 @@
 //	logpush:validate   the same call for a token an operator submitted
 //
 // Each handler ends in one of three ways: done (nil), transient (a plain
-// error that asynq retries after RetryDelay), or permanent (wrapping
-// asynq.SkipRetry, archived, with a failed event). A missing challenge file
+// error that asynq retries after RetryDelay), or failed: the failure is
+// recorded (state and a failed event) and the task ends with nil, so that
+// asynq deletes it rather than archiving its payload and the conf's secrets. A missing challenge file
 // is a *SnoozeError: RetryDelay reads its delay and IsFailure returns false.
 // Every outcome goes through the events store, whose Lua scripts make a
 // handler that runs twice emit a single terminal event.

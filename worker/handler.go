@@ -205,7 +205,13 @@ const jobListTTL = 30 * time.Minute
 // challenge, or already finished): it ends without doing anything.
 var errSuperseded = errors.New("superseded")
 
-// observe runs fn and counts its outcome. A superseded task ends with nil.
+// errFailed marks a task whose destination failed and whose failure was
+// recorded (state and event): it ends with nil, so that asynq deletes it
+// instead of archiving it, and with it the payload and the conf's secrets.
+var errFailed = errors.New("destination failed")
+
+// observe runs fn and counts its outcome. A superseded task, and one whose
+// failure was recorded, ends with nil.
 func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
 	err := fn(ctx, t)
 	var s *SnoozeError
@@ -213,6 +219,8 @@ func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 	switch {
 	case errors.Is(err, errSuperseded):
 		outcome, err = "superseded", nil
+	case errors.Is(err, errFailed):
+		outcome, err = "failed", nil
 	case err == nil:
 	case errors.As(err, &s):
 		outcome = "snooze"
@@ -555,7 +563,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		if classify(err) == permanent {
 			return h.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 		}
-		return h.retryOrFail(ctx, r, p.Filename, err)
+		return h.unreadable(ctx, r, p, st.Attempts.Poll, err)
 	}
 	h.storage(r.conf.Type, nil)
 	h.denials.forget(loc)
@@ -610,6 +618,34 @@ func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 	}
 	r.d.Expired = true // one fresh challenge after a deadline, then fail
 	return h.rechallenge(ctx, r, p.Filename, why)
+}
+
+// unreadable handles a transient error reading the challenge file (a host
+// that does not resolve, a timeout, a 5xx). The poll deadline bounds it as
+// it bounds a missing file, rather than the retries with their backoff,
+// which can outlast any deadline: before it the poll snoozes like after a
+// miss, keeping the error for status and report; past it the destination
+// fails (a fresh challenge would not make the storage readable).
+func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+	if h.now().Before(p.Deadline) {
+		h.noteError(ctx, r, events.Polling, cause)
+		r.log.Warn("challenge file unreadable, will poll again", "err", r.clean(cause.Error()))
+		return &SnoozeError{Delay: min(h.pollDelay(polls), time.Until(p.Deadline)+time.Second), Reason: r.clean(cause.Error())}
+	}
+	return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s unreadable within %s: %w: %w", p.Filename, h.cfg.PollDeadline, cause, asynq.SkipRetry))
+}
+
+// noteError keeps cause as the destination's last error while it is in
+// flight; a failure to keep it only costs the display.
+func (h *Handlers) noteError(ctx context.Context, r *run, state string, cause error) {
+	e := r.eventError(cause)
+	le := events.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Time: h.now().UTC()}
+	if r.st != nil {
+		le.Line = r.st.Line
+	}
+	if err := h.store.NoteError(ctx, r.key, le); err != nil {
+		r.log.Debug("last error not kept", "err", err)
+	}
 }
 
 // pollDelay is the delay after the n-th miss: PollInterval growing by half
@@ -798,16 +834,24 @@ func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 	if ok && retried >= maxRetry {
 		return h.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
 	}
+	state := events.Queued
+	if r.st != nil {
+		state = r.st.State
+	}
+	h.noteError(ctx, r, state, err)
 	r.log.Warn("transient error, will retry", "err", r.clean(err.Error()))
 	return err
 }
 
-// fail records the failed outcome and returns err for asynq.
+// fail records the failed outcome (err, redacted, in the state and the
+// event) and returns errFailed: the task ends without being archived, so
+// that no archived task keeps the conf's secrets in Redis for months
+// (retry rebuilds the task from the input file instead).
 func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error) error {
 	if oerr := h.outcome(ctx, r, events.Failed, filename, err); oerr != nil {
 		return oerr // state not written: let asynq retry the whole task
 	}
-	return err
+	return errFailed
 }
 
 // outcome moves the destination to its outcome and emits its event, once.

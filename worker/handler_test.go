@@ -311,8 +311,8 @@ func TestPermanentAPIErrorFails(t *testing.T) {
 	b := setup(t)
 	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: http.StatusBadRequest, Codes: []int{1001}, Message: "bad destination", Kind: cloudflare.Permanent}
 	err := b.h.Challenge(context.Background(), challengeTask(t, b.dest))
-	if !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("Challenge = %v, want SkipRetry", err)
+	if err != nil {
+		t.Fatalf("Challenge = %v, want nil: the failure is recorded, the task not archived", err)
 	}
 	evs := b.events(t)
 	if len(evs) != 1 || evs[0].Event != events.Failed || evs[0].Error == nil || evs[0].Error.HTTPStatus != 400 || fmt.Sprint(evs[0].Error.Codes) != "[1001]" {
@@ -361,8 +361,8 @@ func TestStaleTokenRechallengesThenFails(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, asynq.SkipRetry) {
-			t.Fatalf("gen 2: Poll = %v, want failed", err)
+		if err != nil {
+			t.Fatalf("gen 2: Poll = %v, want nil (failed, recorded)", err)
 		}
 	}
 	evs := b.events(t)
@@ -428,8 +428,8 @@ func TestPermanentStorageErrorFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.rd.err = &destination.Error{Kind: destination.Permanent, Op: "read", Permission: "s3:GetObject", Err: errors.New("access denied")}
-	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("Poll = %v, want SkipRetry", err)
+	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); err != nil {
+		t.Fatalf("Poll = %v, want nil (failed, recorded)", err)
 	}
 	evs := b.events(t)
 	if len(evs) != 1 || evs[0].Event != events.Failed {
@@ -482,8 +482,8 @@ func TestPollDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("second deadline = %v, want failed", err)
+	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); err != nil {
+		t.Fatalf("second deadline = %v, want nil (failed, recorded)", err)
 	}
 	evs := b.events(t)
 	if len(evs) != 1 || evs[0].Event != events.Failed || !strings.Contains(evs[0].Error.Message, "not written within 1ms") || evs[0].Attempts.Challenge != 2 {
@@ -668,8 +668,8 @@ func TestSharedPathStuckHolderFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	if err := sb.h.Poll(ctx, sb.enq.take(t, tasks.TypePoll)); !errors.Is(err, asynq.SkipRetry) {
-		t.Fatalf("second deadline = %v, want failed", err)
+	if err := sb.h.Poll(ctx, sb.enq.take(t, tasks.TypePoll)); err != nil {
+		t.Fatalf("second deadline = %v, want nil (failed, recorded)", err)
 	}
 	evs, err := sb.store.Read(ctx, "0", 10, 0)
 	if err != nil || len(evs) != 1 || evs[0].Event.Event != events.Failed ||
@@ -760,5 +760,48 @@ func TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath(t *testing.T) {
 	}
 	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder != "" {
 		t.Fatalf("path still leased by %q after a finished destination's challenge ran again", holder)
+	}
+}
+
+// TestPollDeadlineOnReadErrors: a challenge file that cannot be read (a
+// storage host that does not resolve) is bounded by the poll deadline, not
+// by retries and their backoff: before it the poll snoozes without
+// spending a retry and keeps the (redacted) error as the destination's
+// last error; past it the destination fails.
+func TestPollDeadlineOnReadErrors(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, worker.HandlerConfig{PollDeadline: 300 * time.Millisecond})
+	const sig = "c2VjcmV0LXNhcy1zaWduYXR1cmU"
+	b.dest.DestinationConf = "azure://logs/http?sv=2022-11-02&sp=rw&sig=" + sig
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	b.rd.err = &destination.Error{Kind: destination.Transient, Op: "read",
+		Err: errors.New("Get https://acct.blob.core.windows.net/logs/x?sig=" + sig + ": dial tcp: lookup acct.blob.core.windows.net: no such host")}
+	var snooze *worker.SnoozeError
+	if err := b.h.Poll(ctx, poll); !errors.As(err, &snooze) || snooze.Delay > time.Second+300*time.Millisecond {
+		t.Fatalf("Poll of an unreadable file before the deadline = %v, want a snooze no later than the deadline", err)
+	}
+	last, err := b.store.LastErrors(ctx, b.dest.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le, ok := last[b.dest.Hash()]
+	if !ok || !strings.Contains(le.Message, "no such host") || strings.Contains(le.Message, sig) || le.State != events.Polling {
+		t.Fatalf("last error = %+v (found %t), want the redacted read error", le, ok)
+	}
+	time.Sleep(350 * time.Millisecond)
+	if err := b.h.Poll(ctx, poll); err != nil {
+		t.Fatalf("Poll past the deadline = %v, want the failure recorded", err)
+	}
+	evs := b.events(t)
+	if len(evs) != 1 || evs[0].Event != events.Failed || !strings.Contains(evs[0].Error.Message, "unreadable within 300ms") ||
+		!strings.Contains(evs[0].Error.Message, "no such host") || strings.Contains(evs[0].Error.Message, sig) {
+		t.Fatalf("events = %+v", evs)
+	}
+	if last, _ := b.store.LastErrors(ctx, b.dest.BatchID); len(last) != 0 {
+		t.Fatalf("last errors after the outcome = %+v, want none", last)
 	}
 }

@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
@@ -56,7 +59,8 @@ func waitEvents(t *testing.T, store *events.Store, n int) []events.Event {
 }
 
 // TestRetriesExhaustedFail: a transient error on the last allowed attempt
-// ends the destination with a failed event and an archived task.
+// ends the destination with a failed event, and asynq keeps no task: none
+// archived with the conf in its payload.
 func TestRetriesExhaustedFail(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
@@ -79,11 +83,11 @@ func TestRetriesExhaustedFail(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		info, err := insp.GetQueueInfo(tasks.Queue)
-		if err == nil && info.Archived == 1 {
+		if err == nil && info.Size == 0 && info.Archived == 0 && info.Completed == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("task not archived: %+v, %v", info, err)
+			t.Fatalf("a task is left: %+v, %v", info, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -139,5 +143,76 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 	}
 	if n, _ := rdb.Get(context.Background(), "test:auth_failures").Int(); n != 0 {
 		t.Fatalf("count after reset = %d", n)
+	}
+}
+
+// TestFailedTasksLeaveNoSecrets runs destinations whose confs carry secrets
+// to each kind of failure (a permanent API error, transient errors until
+// the retries run out, a permanent storage error), then scans every Redis
+// key and value for each secret: a failed destination leaves no task
+// payload behind, archived or otherwise.
+func TestFailedTasksLeaveNoSecrets(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	b.store = events.NewStore(rdb, events.Config{})
+	client := serve(t, rdb, b, nil)
+	secrets := []string{"SECRETSASSIG0001", "SECRETSASSIG0002", "SECRETSASSIG0003"}
+	confs := []string{
+		"azure://c/p1?sv=2022-11-02&sp=rw&sig=" + secrets[0],
+		"azure://c/p2?sv=2022-11-02&sp=rw&sig=" + secrets[1],
+		"azure://c/p3?sv=2022-11-02&sp=rw&sig=" + secrets[2],
+	}
+	phases := []func(){
+		func() {
+			b.api.mu.Lock()
+			b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 400, Codes: []int{1001}, Kind: cloudflare.Permanent, Message: "bad"}
+			b.api.mu.Unlock()
+		},
+		func() {
+			b.api.mu.Lock()
+			b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 502, Kind: cloudflare.Transient, Message: "bad gateway"}
+			b.api.mu.Unlock()
+		},
+		func() {
+			b.api.mu.Lock()
+			b.api.challengeErr = nil
+			b.api.mu.Unlock()
+			b.rd.mu.Lock()
+			b.rd.err = &destination.Error{Kind: destination.Permanent, Op: "read", Err: errors.New("access denied")}
+			b.rd.mu.Unlock()
+		},
+	}
+	for i, conf := range confs {
+		phases[i]()
+		d := b.dest
+		d.DestinationConf = conf
+		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+		if evs := waitEvents(t, b.store, i+1); evs[i].Event != events.Failed {
+			t.Fatalf("destination %d: event %+v, want failed", i, evs[i])
+		}
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	deadline := time.Now().Add(10 * time.Second)
+	for info, err := insp.GetQueueInfo(tasks.Queue); err != nil || info.Pending+info.Active+info.Scheduled+info.Retry > 0; info, err = insp.GetQueueInfo(tasks.Queue) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tasks still running: %+v, %v", info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dump := testutil.DumpRedis(t, rdb)
+	if !strings.Contains(dump, `"event":"failed"`) {
+		t.Fatalf("the dump lacks the failed events: the scan would prove nothing\n%s", dump)
+	}
+	for _, s := range secrets {
+		if i := strings.Index(dump, s); i >= 0 {
+			t.Errorf("secret %s at rest in Redis: ...%s...", s, dump[max(0, i-300):min(len(dump), i+50)])
+		}
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -18,15 +21,20 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	fs := newFlags("retry", env)
 	c.register(fs, env)
 	batch := fs.String("batch", "", "batch id (required)")
+	format := fs.String("format", "auto", "input format: auto, csv or jsonl (as enqueue was given)")
+	createJob := fs.Bool("create-job", false, "the batch was enqueued with --create-job: create the jobs of the retried destinations too")
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
 		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
 	var bf budgetFlags
 	bf.register(fs, env)
-	if err := parse(fs, args); err != nil {
-		return err
+	fs.Usage = func() {
+		fmt.Fprintln(env.Stderr, "usage: logpush-onboard retry --batch ID [flags] [FILE|-]\n\n"+
+			"FILE is the batch's input (default: the file enqueue read, if it is still there): a failed destination keeps\n"+
+			"no task in Redis, since its payload holds the destination_conf's secrets, so its task is rebuilt from its row.")
+		fs.PrintDefaults()
 	}
-	if err := noArgs(fs); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	bf.parsed(fs, env)
@@ -34,31 +42,69 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	if _, _, err := bf.config(*apiRate, creds); err != nil {
 		return err
 	}
-	if *batch == "" {
-		fmt.Fprintln(env.Stderr, "retry needs --batch ID")
+	if *batch == "" || fs.NArg() > 1 {
+		fs.Usage()
 		return errUsage
+	}
+	fmtv, err := input.ParseFormat(*format)
+	if err != nil {
+		return fmt.Errorf("-format: %w", err)
 	}
 	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	if _, err := store.Batch(ctx, *batch); err != nil {
+	bst, err := store.Batch(ctx, *batch)
+	if err != nil {
 		return err
 	}
 	type failed struct {
 		hash string
 		st   events.DestState
 	}
-	var todo []failed
+	todo := map[string]failed{}
 	if err := store.Dests(ctx, *batch, func(h string, st events.DestState) error {
 		if st.State == events.Failed {
-			todo = append(todo, failed{h, st})
+			todo[h] = failed{h, st}
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
+	if len(todo) == 0 {
+		fmt.Fprintf(env.Stdout, "batch %s: no failed destinations\n", *batch)
+		return nil
+	}
+	path := fs.Arg(0)
+	if path == "" {
+		path = bst.Source
+	}
+	if path == "" || path == "-" && fs.Arg(0) == "" {
+		fmt.Fprintf(env.Stderr, "retry: batch %s was read from standard input: give the same input again as FILE (or -)\n", *batch)
+		return errUsage
+	}
+	open, cleanup, err := opener(env, path)
+	if err != nil {
+		return fmt.Errorf("the batch's input (give it as FILE): %w", err)
+	}
+	defer cleanup()
+	found := map[string]tasks.Dest{}
+	p := producer.New(nil, nil, producer.Config{Input: input.Options{Format: fmtv}, CreateJob: *createJob})
+	if err := p.Dests(ctx, open, func(_ int, d tasks.Dest) error {
+		if h := d.Hash(); todo[h].hash != "" {
+			found[h] = d
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	order := make([]failed, 0, len(todo))
+	for _, f := range todo {
+		order = append(order, f)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i].st.Line < order[j].st.Line })
+
 	log, err := c.logger(env)
 	if err != nil {
 		return err
@@ -73,29 +119,25 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	var offset time.Duration
 	if pace != nil {
-		if offset, err = pace.Reserve(ctx, len(todo)); err != nil {
+		if offset, err = pace.Reserve(ctx, len(found)); err != nil {
 			return err
 		}
 	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	now := time.Now()
 	var retried, lost int
-	for _, f := range todo {
-		d, archived, err := archivedDest(insp, *batch, f.hash, f.st)
-		if err != nil {
-			return err
-		}
-		if archived == "" {
+	for _, f := range order {
+		d, ok := found[f.hash]
+		if !ok {
 			lost++
-			fmt.Fprintf(env.Stderr, "line %d: its archived task is gone (asynq keeps archived tasks up to 90 days, 10000 at most); enqueue that row again in a new batch\n", f.st.Line)
+			fmt.Fprintf(env.Stderr, "line %d: its destination is not in %s (was the file changed?); enqueue that row again in a new batch\n", f.st.Line, path)
 			continue
 		}
-		d.Gen, d.Round, d.EnqueuedAt = 0, f.st.Round+1, now
+		d.BatchID, d.Gen, d.Round, d.EnqueuedAt = *batch, 0, f.st.Round+1, now
 		var delay time.Duration
 		if pace != nil {
-			delay = offset + time.Duration(retried+lost)*pace.Interval()
+			delay = offset + time.Duration(retried)*pace.Interval()
 		}
 		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry}, delay)
 		if err != nil {
@@ -109,9 +151,6 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		if _, err := store.Reopen(ctx, events.Key{Batch: *batch, Hash: f.hash}, d.Round); err != nil {
 			return fmt.Errorf("line %d: %w", f.st.Line, err)
 		}
-		if err := insp.DeleteTask(tasks.Queue, archived); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("line %d: delete archived task: %w", f.st.Line, err)
-		}
 		retried++
 	}
 	fmt.Fprintf(env.Stdout, "batch %s: %d failed destinations re-enqueued", *batch, retried)
@@ -120,28 +159,4 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout)
 	return nil
-}
-
-// archivedDest finds the archived task of a failed destination and returns
-// its payload's destination and the task id.
-func archivedDest(insp *asynq.Inspector, batch, hash string, st events.DestState) (tasks.Dest, string, error) {
-	probe := tasks.Dest{BatchID: batch, Gen: st.Gen, Round: st.Round}
-	for _, id := range tasks.TaskIDsForHash(probe, hash) {
-		info, err := insp.GetTaskInfo(tasks.Queue, id)
-		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
-			continue
-		}
-		if err != nil {
-			return tasks.Dest{}, "", err
-		}
-		if info.State != asynq.TaskStateArchived {
-			continue
-		}
-		var p tasks.ChallengePayload // every payload embeds Dest
-		if err := tasks.Decode(asynq.NewTask(info.Type, info.Payload), &p); err != nil {
-			return tasks.Dest{}, "", err
-		}
-		return p.Dest, id, nil
-	}
-	return tasks.Dest{}, "", nil
 }

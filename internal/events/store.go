@@ -66,9 +66,14 @@ func (s *Store) destKey(k Key) string      { return s.cfg.Prefix + "dest:{" + k.
 func (s *Store) batchKey(id string) string { return s.cfg.Prefix + "batch:{" + id + "}" }
 func (s *Store) batchesKey() string        { return s.cfg.Prefix + "batches" }
 
+// errorsKey is the hash of a batch's in-flight destinations' last errors,
+// field the destination's hash (see NoteError).
+func (s *Store) errorsKey(batch string) string { return s.cfg.Prefix + "errors:{" + batch + "}" }
+
 // transitionScript moves a destination to ARGV[1] and, only when the state
 // actually changes, appends the event ARGV[2] to the stream: so a handler
-// that runs twice emits one event. A terminal state never changes again.
+// that runs twice emits one event. A terminal state never changes again,
+// and drops the destination's (ARGV[6]) last error from KEYS[4].
 // A destination not yet registered (the worker ran before the producer
 // recorded it) is registered on the way.
 var transitionScript = redis.NewScript(`
@@ -85,7 +90,7 @@ end
 if ARGV[5] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[5], 1)
 end
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local changed = 0
@@ -102,6 +107,7 @@ if ARGV[1] == 'validated' or ARGV[1] == 'failed' or ARGV[1] == 'not_required' th
   if tonumber(ARGV[4]) > 0 then
     redis.call('EXPIRE', KEYS[1], ARGV[4])
   end
+  redis.call('HDEL', KEYS[4], ARGV[6])
 end
 return {changed, cur}
 `)
@@ -190,8 +196,8 @@ func (s *Store) transitionCall(k Key, state string, ev *Event, attempt string, f
 	if attempt != "" {
 		attempt = "att_" + attempt
 	}
-	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream},
-		args: append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt}, fields...)}, nil
+	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream, s.errorsKey(k.Batch)},
+		args: append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt, k.Hash}, fields...)}, nil
 }
 
 // enterScript moves a destination into a stage in one round trip: unless
@@ -286,6 +292,58 @@ func (s *Store) Emit(ctx context.Context, ev Event) error {
 		return fmt.Errorf("emit %s event: %w", ev.Event, err)
 	}
 	return nil
+}
+
+// LastError is the latest error of a destination still in flight: one
+// that is retried, or a challenge file that cannot be read yet. Message is
+// redacted.
+type LastError struct {
+	Line       int       `json:"line,omitempty"`
+	State      string    `json:"state"`
+	HTTPStatus int       `json:"http_status,omitempty"`
+	Message    string    `json:"message"`
+	Time       time.Time `json:"time"`
+}
+
+// noteErrorScript records ARGV[2] as the last error of the destination
+// KEYS[1] under field ARGV[1] of KEYS[2], unless it finished meanwhile.
+var noteErrorScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'state')
+if cur == 'validated' or cur == 'failed' or cur == 'not_required' then
+  return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
+// NoteError keeps e as the last error of an in-flight destination, for
+// status, report and the web UI; its outcome drops it.
+func (s *Store) NoteError(ctx context.Context, k Key, e LastError) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode last error: %w", err)
+	}
+	if err := noteErrorScript.Run(ctx, s.rdb, []string{s.destKey(k), s.errorsKey(k.Batch)}, k.Hash, string(b)).Err(); err != nil {
+		return fmt.Errorf("note last error: %w", err)
+	}
+	return nil
+}
+
+// LastErrors returns the last errors of a batch's in-flight destinations,
+// by destination hash.
+func (s *Store) LastErrors(ctx context.Context, batch string) (map[string]LastError, error) {
+	m, err := s.rdb.HGetAll(ctx, s.errorsKey(batch)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read last errors of batch %s: %w", batch, err)
+	}
+	out := make(map[string]LastError, len(m))
+	for h, v := range m {
+		var e LastError
+		if json.Unmarshal([]byte(v), &e) == nil {
+			out[h] = e
+		}
+	}
+	return out, nil
 }
 
 // reopenScript moves a failed destination back to queued for a new round.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +82,45 @@ func Mini(t testing.TB) (*redis.Client, *embedded.Redis) {
 	c := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { c.Close(); mr.Close() })
 	return c, mr
+}
+
+// DumpRedis returns every key of rdb's database with its value, whatever
+// its type, as text: for scanning Redis for secrets at rest.
+func DumpRedis(t testing.TB, rdb redis.UniversalClient) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("type of %s: %v", k, err)
+		}
+		var v any
+		switch typ {
+		case "string":
+			v, err = rdb.Get(ctx, k).Result()
+		case "hash":
+			v, err = rdb.HGetAll(ctx, k).Result()
+		case "list":
+			v, err = rdb.LRange(ctx, k, 0, -1).Result()
+		case "set":
+			v, err = rdb.SMembers(ctx, k).Result()
+		case "zset":
+			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "stream":
+			v, err = rdb.XRange(ctx, k, "-", "+").Result()
+		default:
+			t.Fatalf("key %s of type %s: the dump cannot read it", k, typ)
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", k, err)
+		}
+		fmt.Fprintf(&b, "%s %s %v\n", typ, k, v)
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	return b.String()
 }
