@@ -26,6 +26,8 @@ type reportRow struct {
 	Attempts        events.Attempts `json:"attempts"`
 	Round           int             `json:"round,omitempty"`
 	Error           *events.Error   `json:"error,omitempty"`
+	// LastError is the latest error of a destination still in flight.
+	LastError *events.LastError `json:"last_error,omitempty"`
 }
 
 func runReport(ctx context.Context, env Env, args []string) error {
@@ -53,10 +55,18 @@ func runReport(ctx context.Context, env Env, args []string) error {
 	if _, err := store.Batch(ctx, *batch); err != nil {
 		return err
 	}
+	last, err := store.LastErrors(ctx, *batch)
+	if err != nil {
+		return err
+	}
 	var rows []reportRow
-	err = store.Dests(ctx, *batch, func(_ string, st events.DestState) error {
-		rows = append(rows, reportRow{Line: st.Line, Scope: st.Scope, ScopeID: st.ScopeID, Destination: st.Destination,
-			DestinationType: st.Type, State: st.State, Filename: st.Filename, Attempts: st.Attempts, Round: st.Round, Error: st.Error})
+	err = store.Dests(ctx, *batch, func(h string, st events.DestState) error {
+		row := reportRow{Line: st.Line, Scope: st.Scope, ScopeID: st.ScopeID, Destination: st.Destination,
+			DestinationType: st.Type, State: st.State, Filename: st.Filename, Attempts: st.Attempts, Round: st.Round, Error: st.Error}
+		if e, ok := last[h]; ok && !events.Terminal(st.State) {
+			row.LastError = &e
+		}
+		rows = append(rows, row)
 		return nil
 	})
 	if err != nil {
@@ -87,9 +97,12 @@ func runReport(ctx context.Context, env Env, args []string) error {
 func writeReportCSV(w io.Writer, rows []reportRow) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"line", "scope", "scope_id", "destination", "destination_type", "state", "filename",
-		"attempts_challenge", "attempts_poll", "attempts_validate", "round", "http_status", "error_codes", "error_message"})
+		"attempts_challenge", "attempts_poll", "attempts_validate", "round", "http_status", "error_codes", "error_message", "last_error"})
 	for _, r := range rows {
-		var status, codes, msg string
+		var status, codes, msg, last string
+		if r.LastError != nil {
+			last = r.LastError.Message
+		}
 		if r.Error != nil {
 			if r.Error.HTTPStatus != 0 {
 				status = strconv.Itoa(r.Error.HTTPStatus)
@@ -102,7 +115,7 @@ func writeReportCSV(w io.Writer, rows []reportRow) error {
 		}
 		cw.Write([]string{strconv.Itoa(r.Line), r.Scope, r.ScopeID, r.Destination, r.DestinationType, r.State, r.Filename,
 			strconv.Itoa(r.Attempts.Challenge), strconv.Itoa(r.Attempts.Poll), strconv.Itoa(r.Attempts.Validate),
-			strconv.Itoa(r.Round), status, codes, msg})
+			strconv.Itoa(r.Round), status, codes, msg, last})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
@@ -70,11 +71,43 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		}
 		return batchOutcome(env, st)
 	}
+	last, err := store.LastErrors(ctx, *batch)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
-		return json.NewEncoder(env.Stdout).Encode(st)
+		return json.NewEncoder(env.Stdout).Encode(struct {
+			events.BatchStatus
+			LastErrors []events.LastError `json:"last_errors,omitempty"`
+		}{st, newestErrors(last, 0)})
 	}
 	printStatus(env.Stdout, st)
+	printLastErrors(env.Stdout, last, 10)
 	return nil
+}
+
+// newestErrors lists last errors newest first, at most n (0: all).
+func newestErrors(last map[string]events.LastError, n int) []events.LastError {
+	out := make([]events.LastError, 0, len(last))
+	for _, e := range last {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// printLastErrors lists the newest last errors of in-flight destinations.
+func printLastErrors(w io.Writer, last map[string]events.LastError, n int) {
+	if len(last) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "in flight after an error: %d (newest first; 'report' lists all)\n", len(last))
+	for _, e := range newestErrors(last, n) {
+		fmt.Fprintf(w, "  line %d  %s  %s ago: %s\n", e.Line, e.State, time.Since(e.Time).Round(time.Second), e.Message)
+	}
 }
 
 func printStatus(w io.Writer, st events.BatchStatus) {

@@ -34,6 +34,11 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 {{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
 <td>{{.Done}}/{{.Total}}</td><td>{{index .Counts "validated"}}</td><td>{{index .Counts "failed"}}</td><td>{{index .Counts "not_required"}}</td><td>{{index .Counts "awaiting_token"}}</td><td>{{index .Counts "waiting_path"}}</td><td>{{.InFlight}}</td></tr>
 {{else}}<tr><td class="l" colspan="10">no batches</td></tr>{{end}}</table>
+<h2>In flight after an error</h2>
+<table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">state</th><th>http</th><th class="l">last error</th></tr>
+{{range .LastErrors}}<tr><td class="l">{{.Time.Format "15:04:05"}}</td><td class="l">{{.Batch}}</td><td>{{.Line}}</td><td class="l">{{.State}}</td>
+<td>{{with .HTTPStatus}}{{.}}{{end}}</td><td class="l">{{.Message}}</td></tr>
+{{else}}<tr><td class="l" colspan="6">none</td></tr>{{end}}</table>
 <h2>Recent failures</h2>
 <table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">destination</th><th>http</th><th class="l">codes</th><th class="l">message</th></tr>
 {{range .Failures}}<tr><td class="l">{{.Time.Format "15:04:05"}}</td><td class="l">{{.BatchID}}</td><td>{{.Line}}</td><td class="l">{{.Destination}}</td>
@@ -41,6 +46,12 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 {{else}}<tr><td class="l" colspan="7">none</td></tr>{{end}}</table>
 <p>Read-only. Refreshes every 5 s. {{.Now.Format "2006-01-02 15:04:05 MST"}}</p>
 </body></html>`))
+
+// uiLastError is an in-flight destination's last error with its batch.
+type uiLastError struct {
+	events.LastError
+	Batch string
+}
 
 type uiBatch struct {
 	events.BatchStatus
@@ -55,13 +66,14 @@ func uiHandler(store *events.Store, insp *asynq.Inspector) http.HandlerFunc {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		data := struct {
-			Queue    string
-			Paused   bool
-			Info     *asynq.QueueInfo
-			QueueErr string
-			Batches  []uiBatch
-			Failures []events.Event
-			Now      time.Time
+			Queue      string
+			Paused     bool
+			Info       *asynq.QueueInfo
+			QueueErr   string
+			Batches    []uiBatch
+			LastErrors []uiLastError
+			Failures   []events.Event
+			Now        time.Time
 		}{Queue: tasks.Queue, Now: time.Now()}
 		info, err := insp.GetQueueInfo(tasks.Queue)
 		switch {
@@ -88,6 +100,15 @@ func uiHandler(store *events.Store, insp *asynq.Inspector) http.HandlerFunc {
 			}
 			b.InFlight = st.Total - st.Done() - st.Counts[events.AwaitingToken]
 			data.Batches = append(data.Batches, b)
+			if b.InFlight > 0 && len(data.LastErrors) < 20 {
+				last, err := store.LastErrors(ctx, id)
+				if err != nil {
+					continue
+				}
+				for _, e := range newestErrors(last, 20-len(data.LastErrors)) {
+					data.LastErrors = append(data.LastErrors, uiLastError{e, id})
+				}
+			}
 		}
 		recent, err := store.Last(ctx, 500)
 		if err == nil {
