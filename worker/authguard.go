@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -46,25 +47,61 @@ func NewAuthGuard(rdb redis.UniversalClient, key string, threshold int, pause fu
 	return &AuthGuard{rdb: rdb, key: key, threshold: int64(threshold), pause: pause}
 }
 
-// Failure records one auth failure and reports whether the queue is now
-// paused because of it.
-func (g *AuthGuard) Failure(ctx context.Context, cause string) (bool, error) {
+// verdictWait bounds how long a failure below the threshold waits for the
+// fleet's verdict: the queue paused (the credential is broken: hold the
+// destination), or a success reset the count (the failure is the
+// destination's own: fail it).
+const verdictWait = 10 * time.Second
+
+// Failure records one auth failure. hold says the queue is paused, so the
+// destination goes back to the queue for after 'resume' instead of failing:
+// the failure that reaches the threshold pauses it (tripped: one pause, one
+// queue_paused event per incident, however many failures follow), later
+// ones find it paused, and one below the threshold waits up to verdictWait
+// for the count to reach the threshold (hold) or be reset by a success
+// elsewhere (the destination's own failure: not held).
+func (g *AuthGuard) Failure(ctx context.Context, cause string) (hold, tripped bool, err error) {
 	if g == nil || g.threshold <= 0 {
-		return false, nil
+		return false, false, nil
 	}
 	g.failed.Store(true)
 	n, err := g.rdb.Incr(ctx, g.key).Result()
 	if err != nil {
-		return false, fmt.Errorf("count auth failures: %w", err)
+		return false, false, fmt.Errorf("count auth failures: %w", err)
 	}
-	if n < g.threshold {
-		return false, nil
+	switch {
+	case n == g.threshold:
+		reason := fmt.Sprintf("%d consecutive authentication failures from Cloudflare (last: %s): check the API token's Logs Edit permission, then run 'logpush-onboard resume'", n, cause)
+		if err := g.pause(ctx, reason); err != nil {
+			return false, false, fmt.Errorf("pause queue: %w", err)
+		}
+		return true, true, nil
+	case n > g.threshold:
+		return true, false, nil
 	}
-	reason := fmt.Sprintf("%d consecutive authentication failures from Cloudflare (last: %s): check the API token's Logs Edit permission, then run 'logpush-onboard resume'", n, cause)
-	if err := g.pause(ctx, reason); err != nil {
-		return false, fmt.Errorf("pause queue: %w", err)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	timeout := time.After(verdictWait)
+	for {
+		select {
+		case <-ctx.Done():
+			return false, false, ctx.Err()
+		case <-timeout:
+			return false, false, nil
+		case <-t.C:
+		}
+		v, err := g.rdb.Get(ctx, g.key).Int64()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return false, false, nil // reset by a success
+		case err != nil:
+			return false, false, fmt.Errorf("count auth failures: %w", err)
+		case v >= g.threshold:
+			return true, false, nil
+		case v < n:
+			return false, false, nil
+		}
 	}
-	return true, nil
 }
 
 // Success resets the count: at once when this process counted a failure

@@ -807,16 +807,24 @@ func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err er
 		}
 	}
 	if errors.As(err, &ae) && ae.Kind == cloudflare.Auth {
-		paused, perr := h.auth.Failure(ctx, ae.Error())
+		hold, tripped, perr := h.auth.Failure(ctx, ae.Error())
 		if perr != nil {
 			return perr
 		}
-		if paused {
-			// The credential is broken for everyone: keep this destination
-			// for after 'resume' instead of failing it.
+		if tripped {
 			h.metrics.QueuePauses.WithLabelValues("auth").Inc()
 			r.log.Error("queue paused: repeated authentication failures", "err", ae.Error())
-			return fmt.Errorf("queue paused after repeated authentication failures: %w", err)
+		}
+		if hold {
+			// The credential is broken for everyone: keep this destination
+			// for after 'resume' instead of failing it. A snooze spends no
+			// retry, and the paused queue runs it again only after resume.
+			state := events.Queued
+			if r.st != nil {
+				state = r.st.State
+			}
+			h.noteError(ctx, r, state, err)
+			return &SnoozeError{Delay: time.Second, Reason: "queue paused after repeated authentication failures"}
 		}
 	}
 	if classify(err) == permanent {

@@ -93,8 +93,10 @@ func TestRetriesExhaustedFail(t *testing.T) {
 	}
 }
 
-// TestAuthFailuresPauseQueue: past the threshold of consecutive 403s the
-// queue is paused and the destination is kept for after resume.
+// TestAuthFailuresPauseQueue: a wrong token pauses the queue once (one
+// pause per incident, however many 403s follow), no destination fails with
+// the 403s that trip or follow the pause (nor those just before it), and
+// after resume every destination runs again.
 func TestAuthFailuresPauseQueue(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
@@ -132,17 +134,36 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 	if err != nil || !info.Paused {
 		t.Fatalf("queue info = %+v, %v; want paused", info, err)
 	}
-	// Fewer destinations failed than were enqueued: the rest wait.
-	time.Sleep(300 * time.Millisecond)
-	es, _ := b.store.Read(context.Background(), "0", 100, 0)
-	if len(es) >= 5 {
-		t.Fatalf("%d failed events: the pause did not keep the batch", len(es))
+	// Every running task has had its 403 and been held by now.
+	deadline := time.Now().Add(15 * time.Second)
+	for info.Active > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		info, _ = insp.GetQueueInfo(tasks.Queue)
 	}
+	if es, _ := b.store.Read(context.Background(), "0", 100, 0); len(es) != 0 {
+		t.Fatalf("%d events while paused, want none: %v", len(es), es)
+	}
+	if len(paused) != 0 {
+		t.Fatalf("the queue was paused %d more times in one incident", len(paused))
+	}
+	// Resume (as 'resume' does): every destination runs again and gets its
+	// own outcome, here a permanent 400.
+	b.api.mu.Lock()
+	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 400, Codes: []int{1001}, Kind: cloudflare.Permanent, Message: "bad"}
+	b.api.mu.Unlock()
 	if err := guard.Reset(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := rdb.Get(context.Background(), "test:auth_failures").Int(); n != 0 {
 		t.Fatalf("count after reset = %d", n)
+	}
+	if err := insp.UnpauseQueue(tasks.Queue); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range waitEvents(t, b.store, 5) {
+		if ev.Event != events.Failed || ev.Error == nil || ev.Error.HTTPStatus != 400 {
+			t.Errorf("after resume: %+v, want failed with the 400 of the run after resume", ev)
+		}
 	}
 }
 
