@@ -44,6 +44,9 @@ type Config struct {
 	RedisURL string
 	// RedisDB overrides the URL's database when >= 0. The bench flushes it.
 	RedisDB int
+	// Flush lets the bench empty a database that holds keys it did not
+	// write (without it such a database is refused).
+	Flush bool
 	// NoLease skips taking the test suite's lease on the database
 	// (logpush-test:dblease:<db> in database 0): for callers that hold it.
 	NoLease bool
@@ -179,7 +182,8 @@ func Main(ctx context.Context, env Env, args []string) error {
 	fs.SetOutput(env.Stderr)
 	fs.StringVar(&c.RedisURL, "redis", cmp.Or(env.Getenv("BENCH_REDIS_URL"), DefaultRedisURL),
 		`Redis to measure on; env BENCH_REDIS_URL; "" starts an embedded Redis (flagged in the output: no server-side counters)`)
-	fs.IntVar(&c.RedisDB, "redis-db", DefaultRedisDB, "database to use; the bench FLUSHES it first and between scenarios (-1: the URL's)")
+	fs.IntVar(&c.RedisDB, "redis-db", DefaultRedisDB, "database to use; the bench FLUSHES it first and between scenarios (-1: the URL's); one that holds keys the bench did not write is refused unless --flush")
+	fs.BoolVar(&c.Flush, "flush", false, "flush the --redis-db database even if it holds keys the bench did not write")
 	scen := fs.String("scenarios", "a,b,c,d,e,f", "scenarios to run: a overhead, b budget efficiency (+ naive baseline), c latency, d cost per destination, e enqueue, f shared paths")
 	fs.StringVar(&c.JSONPath, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&c.Quick, "quick", false, "small N everywhere, to prove the bench works (CI)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -137,5 +138,27 @@ func TestBenchFlags(t *testing.T) {
 	if err := bench.Main(context.Background(), bench.Env{Stderr: &errOut}, []string{"--no-such-flag"}); err == nil ||
 		!strings.Contains(err.Error(), "usage") {
 		t.Errorf("bad flag: %v", err)
+	}
+}
+
+// TestBenchRefusesForeignDatabase: the bench flushes its database, so it
+// refuses one that holds keys it did not write, says which, and leaves
+// them alone; --flush overrides (not run here: it would run the bench).
+func TestBenchRefusesForeignDatabase(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "customer:data", "precious", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	_, err := bench.Run(ctx, bench.Env{Stdout: &out, Stderr: &errOut, Worker: childWorker}, bench.Config{
+		RedisURL: testutil.RedisURL(), RedisDB: opt.DB, NoLease: true, Quick: true, Scenarios: []string{"e"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "--flush") || !strings.Contains(err.Error(), fmt.Sprintf("database %d", opt.DB)) {
+		t.Fatalf("bench on a database with foreign keys = %v, want a refusal naming the database and --flush", err)
+	}
+	if v, _ := rdb.Get(ctx, "customer:data").Result(); v != "precious" {
+		t.Fatalf("the foreign key is %q after the refusal", v)
 	}
 }

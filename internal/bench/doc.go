@@ -29,5 +29,7 @@
 // the load.
 //
 // Every scenario flushes the Redis database it is given: the command uses a
-// dedicated database (14 by default) and says so.
+// dedicated database (14 by default) and says so, and refuses one that holds
+// keys it did not write (its marker, logpush-bench:database, tells a database
+// a bench left behind) unless --flush.
 package bench

@@ -75,7 +75,31 @@ func (r *runner) connect(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.mini == nil {
+		if err := r.claim(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(r.env.Stderr, "bench: using database %d of the Redis at %s (flushed before and between scenarios, and after)\n", r.opts.DB, r.opts.Addr)
 	return nil
+}
+
+// markerKey marks a database as the bench's: a database holding other keys
+// is someone's data, and the bench refuses to flush it unless --flush.
+const markerKey = "logpush-bench:database"
+
+// claim refuses a database with keys the bench did not write (a database
+// left over by a bench that died holds its marker) unless Config.Flush,
+// then marks it.
+func (r *runner) claim(ctx context.Context) error {
+	n, err := r.admin.DBSize(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("size of database %d: %w", r.opts.DB, err)
+	}
+	if n > 0 && !r.cfg.Flush && r.admin.Exists(ctx, markerKey).Val() == 0 {
+		return fmt.Errorf("database %d of the Redis at %s holds %d keys the bench did not write, and the bench flushes its database: pick an empty one with --redis-db, or pass --flush to empty it", r.opts.DB, r.opts.Addr, n)
+	}
+	return r.admin.Set(ctx, markerKey, os.Getpid(), 0).Err()
 }
 
 // lease takes the test suite's lease on the database (internal/testutil:
@@ -146,6 +170,9 @@ func (r *runner) close() {
 func (r *runner) flush(ctx context.Context) error {
 	if err := r.admin.FlushDB(ctx).Err(); err != nil {
 		return fmt.Errorf("flush database %d: %w", r.opts.DB, err)
+	}
+	if r.mini == nil {
+		return r.admin.Set(ctx, markerKey, os.Getpid(), 0).Err()
 	}
 	return nil
 }
