@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -204,6 +205,11 @@ func TestPreflight(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Cloudflare credential works (user API token); 2 buckets readable") {
 		t.Fatalf("preflight of a good file = %d: %s %s", code, out, stderr)
 	}
+	missing := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file:///definitely/not/here\n", 5)
+	code, out, stderr = runEnv(t, env, missing, "preflight", "-")
+	if code == 0 || strings.Contains(out, "readable") || !strings.Contains(stderr, "/definitely does not exist") {
+		t.Fatalf("preflight of a missing directory = %d: %s %s; want it refused", code, out, stderr)
+	}
 	bad := good + fmt.Sprintf("%032x,,file://%s/c\n", 3, blocked)
 	code, _, stderr = runEnv(t, env, bad, "enqueue", "--redis", url, "-")
 	if code != 1 || !strings.Contains(stderr, "preflight: line 4") || !strings.Contains(stderr, "nothing was enqueued") {
@@ -214,8 +220,10 @@ func TestPreflight(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "the Cloudflare credential does not work") {
 		t.Fatalf("enqueue with a wrong token = %d: %s", code, stderr)
 	}
-	if n, _ := rdb.Keys(context.Background(), "logpush:*").Result(); len(n) != 0 {
-		t.Fatalf("a failed preflight wrote %v", n)
+	keys, _ := rdb.Keys(context.Background(), "logpush:*").Result()
+	keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k, "logpush:budget:") }) // the worker's shared rate
+	if len(keys) != 0 {
+		t.Fatalf("a failed preflight wrote %v", keys)
 	}
 	code, out, stderr = runEnv(t, env, good, "enqueue", "--redis", url, "-")
 	if code != 0 || !strings.Contains(out, "2 enqueued") {

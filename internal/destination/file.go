@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -57,6 +58,11 @@ func (f *File) Read(ctx context.Context, loc Location, notBefore time.Time) (obj
 	name := f.path(loc)
 	fi, err := os.Stat(name)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if derr := f.topMissing(opRead, loc); derr != nil {
+				return Object{}, derr
+			}
+		}
 		return Object{}, fileError(opRead, loc, err)
 	}
 	if err := f.check(loc, fi, notBefore); err != nil {
@@ -98,10 +104,28 @@ func (f *File) check(loc Location, fi fs.FileInfo, notBefore time.Time) error {
 	return nil
 }
 
-// Write writes body to a temporary file in the target's directory (created
-// with mode 0755 if missing) and renames it over the target, so that a
-// reader sees either the old file or the whole new one, never a partial
-// token. The file gets mode 0644.
+// topMissing is a Permanent error when the top-level directory of loc's
+// path under Root (/definitely of /definitely/not/here) does not exist: no
+// file will ever appear there, since Write does not create it.
+func (f *File) topMissing(op string, loc Location) error {
+	rel := strings.TrimPrefix(path.Clean("/"+loc.Key), "/")
+	top, _, _ := strings.Cut(rel, "/")
+	if top == "" {
+		return nil
+	}
+	dir := filepath.Join(cmp.Or(f.Root, "/"), top)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return &Error{Kind: Permanent, Op: op, Location: loc, Err: fmt.Errorf("directory %s does not exist", dir)}
+	}
+	return nil
+}
+
+// Write writes body to a temporary file in the target's directory and
+// renames it over the target, so that a reader sees either the old file or
+// the whole new one, never a partial token. The file gets mode 0644.
+// Missing directories are created (mode 0755) below an existing top-level
+// one only: /tmp/logs/x gets logs/x, /nonexistent/x is refused, whoever
+// runs it.
 func (f *File) Write(ctx context.Context, loc Location, body []byte) (err error) {
 	defer func() { f.Observe.observe(opWrite, err) }()
 	if err := ctx.Err(); err != nil {
@@ -112,6 +136,9 @@ func (f *File) Write(ctx context.Context, loc Location, body []byte) (err error)
 	}
 	name := f.path(loc)
 	dir := filepath.Dir(name)
+	if err := f.topMissing(opWrite, loc); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fileError(opWrite, loc, err)
 	}

@@ -274,3 +274,34 @@ func TestFileAtomicWrite(t *testing.T) {
 		t.Errorf("directory holds %q, want only challenge.txt", names)
 	}
 }
+
+// TestFileMissingTopDirectory: a path whose top-level directory does not
+// exist is an error, not "not found yet", and Write does not create it
+// (the simulator ran as root created /nonexistent/...); below an existing
+// top-level directory Write creates what is missing.
+func TestFileMissingTopDirectory(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	f := &File{Root: root}
+	loc := Location{Scheme: "file", Key: "definitely/not/here/ownership-challenge.txt"}
+	_, err := f.Read(t.Context(), loc, time.Time{})
+	var de *Error
+	if errors.Is(err, ErrNotFound) || !errors.As(err, &de) || de.Kind != Permanent || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Read under a missing top-level directory = %v, want a permanent error", err)
+	}
+	if err := f.Write(t.Context(), loc, []byte("token")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Write under a missing top-level directory = %v, want refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "definitely")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the directory was created: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "definitely"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Read(t.Context(), loc, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Read below an existing top-level directory = %v, want ErrNotFound", err)
+	}
+	if err := f.Write(t.Context(), loc, []byte("token")); err != nil {
+		t.Fatalf("Write below an existing top-level directory = %v", err)
+	}
+}
