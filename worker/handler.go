@@ -132,6 +132,10 @@ type Handlers struct {
 	jobs *jobCache
 	// denials are the buckets found unreadable at a poll deadline.
 	denials deniedBuckets
+	// ping checks that Redis answers (Deps.Ping); redisDown says it
+	// did not lately (Deps.RedisDown).
+	ping      func(ctx context.Context) error
+	redisDown func() bool
 }
 
 // Deps are what the handlers talk to.
@@ -152,6 +156,14 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
+	// Ping checks that Redis answers: a task that failed because Redis is
+	// unreachable waits for it before returning (see awaitRedis). nil:
+	// never waits.
+	Ping func(ctx context.Context) error
+	// RedisDown, if set, says Redis did not answer the latest commands:
+	// a task that ends then waits too, since asynq cannot write its
+	// outcome.
+	RedisDown func() bool
 }
 
 // NewHandlers returns the handlers.
@@ -164,7 +176,7 @@ func NewHandlers(d Deps, cfg HandlerConfig) *Handlers {
 	}
 	return &Handlers{api: d.API, reader: d.Reader, store: d.Store, enq: d.Enqueue, budget: d.Budget, auth: d.Auth,
 		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
-		jobs: newJobCache(jobListTTL, d.Now)}
+		jobs: newJobCache(jobListTTL, d.Now), ping: d.Ping, redisDown: d.RedisDown}
 }
 
 // Register adds the three handlers to mux.
@@ -235,6 +247,7 @@ func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 		}
 	}
 	h.metrics.Tasks.WithLabelValues(t.Type(), outcome).Inc()
+	h.awaitRedis(ctx, err)
 	return err
 }
 

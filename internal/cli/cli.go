@@ -182,13 +182,15 @@ func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *
 	if err := c.shared(); err != nil {
 		return nil, nil, nil, err
 	}
-	if _, err := c.logger(env); err != nil {
+	log, err := c.logger(env)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	rdb, closeRedis, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	routeRedisLog(log, c.redisURL)
 	return rdb, events.NewStore(rdb, events.Config{}), closeRedis, nil
 }
 

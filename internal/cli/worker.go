@@ -183,6 +183,11 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		bud = b
 	}
+	// One line per Redis outage, and whether Redis answers, for the
+	// handlers; go-redis's own lines at debug.
+	watch := &outageWatch{log: log, url: f.redisURL}
+	rdb.AddHook(watch)
+	routeRedisLog(log, f.redisURL)
 	client := asynq.NewClientFromRedisClient(rdb)
 	store := events.NewStore(rdb, events.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -197,16 +202,18 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		pollFirst = -1 // at once; HandlerConfig's zero is its default
 	}
 	h := worker.NewHandlers(worker.Deps{
-		Leases:  leases,
-		Waker:   insp,
-		API:     api,
-		Reader:  readers,
-		Store:   store,
-		Auth:    guard,
-		Enqueue: client,
-		Budget:  bud,
-		Metrics: m,
-		Logger:  log,
+		Leases:    leases,
+		Waker:     insp,
+		API:       api,
+		Reader:    readers,
+		Store:     store,
+		Auth:      guard,
+		Enqueue:   client,
+		Budget:    bud,
+		Metrics:   m,
+		Logger:    log,
+		Ping:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		RedisDown: watch.down,
 	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	mux := asynq.NewServeMux()
