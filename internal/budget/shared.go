@@ -26,6 +26,9 @@ const (
 	// Require stores the caller's rate when there is none, and returns a
 	// *RateConflictError when the shared one differs.
 	Require
+	// Follow takes the shared rate, or the caller's when there is none,
+	// and stores nothing (a producer that may stop at a bad input line).
+	Follow
 	// Override stores the caller's rate for everyone and starts the
 	// budget's window afresh (the GCRA state of the old rate is dropped):
 	// running processes follow at their next check.
@@ -45,9 +48,12 @@ func (e *RateConflictError) Error() string {
 
 // claimScript stores ARGV[1] under KEYS[1] when there is none or ARGV[2] is
 // "override" (then the GCRA state KEYS[2] is dropped too), and returns the
-// rate in force.
+// rate in force; with ARGV[2] "follow" it stores nothing.
 var claimScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
+if ARGV[2] == 'follow' then
+  return cur or ARGV[1]
+end
 if ARGV[2] == 'override' or not cur then
   if cur ~= ARGV[1] then
     redis.call('SET', KEYS[1], ARGV[1])
@@ -72,8 +78,11 @@ func ClaimRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, mode 
 		return Rate{}, errors.New("api budget: key is required")
 	}
 	arg := ""
-	if mode == Override {
+	switch mode {
+	case Override:
 		arg = "override"
+	case Follow:
+		arg = "follow"
 	}
 	s, err := claimScript.Run(ctx, rdb, []string{limitKey(cfg), "rate:" + cfg.Prefix + cfg.Key}, cfg.Rate.String(), arg).Text()
 	if err != nil {

@@ -18,8 +18,14 @@ func TestClaimRate(t *testing.T) {
 	cfg := func(r string) Config {
 		return Config{Rate: must(ParseRate(r)), Key: "cred", Prefix: tb.prefix}
 	}
+	if got, err := ClaimRate(ctx, rdb, cfg("30/1m"), Follow); err != nil || got.String() != "30/1m" {
+		t.Fatalf("follow without a shared rate = %v, %v; want its own", got, err)
+	}
 	if got, err := ClaimRate(ctx, rdb, cfg("60/1m"), Require); err != nil || got.String() != "60/1m" {
-		t.Fatalf("first claim = %v, %v; want 60/1m", got, err)
+		t.Fatalf("first claim = %v, %v; want 60/1m (follow stores nothing)", got, err)
+	}
+	if got, err := ClaimRate(ctx, rdb, cfg("30/1m"), Follow); err != nil || got.String() != "60/1m" {
+		t.Fatalf("follow = %v, %v; want the shared 60/1m", got, err)
 	}
 	if got, err := ClaimRate(ctx, rdb, cfg("1200/5m"), Adopt); err != nil || got.String() != "60/1m" {
 		t.Fatalf("adopt = %v, %v; want the shared 60/1m", got, err)

@@ -25,6 +25,9 @@ type budgetFlags struct {
 	// explicit: --api-rate or API_RATE was given, so it must agree with
 	// the shared rate; otherwise the shared rate is taken.
 	explicit bool
+	// producer: a command that enqueues (it takes the shared rate without
+	// storing its default, so that a file with a bad line writes nothing).
+	producer bool
 }
 
 var validBudgetKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
@@ -82,6 +85,8 @@ func (b budgetFlags) shared(ctx context.Context, rdb redis.UniversalClient, rate
 		mode = budget.Override
 	case b.explicit:
 		mode = budget.Require
+	case b.producer:
+		mode = budget.Follow
 	}
 	shared, err := budget.ClaimRate(ctx, rdb, cfg, mode)
 	var ce *budget.RateConflictError

@@ -32,7 +32,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
 		"the workers' shared API budget (LIMIT/WINDOW): challenges are scheduled at its pace, two calls per destination, so that earlier destinations finish while later ones wait (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
-	var bf budgetFlags
+	bf := budgetFlags{producer: true}
 	bf.register(fs, env)
 	var pf preflightFlags
 	pf.register(fs, env)

@@ -26,7 +26,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
 		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
-	var bf budgetFlags
+	bf := budgetFlags{producer: true}
 	bf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard retry --batch ID [flags] [FILE|-]\n\n"+
