@@ -516,6 +516,12 @@ func (h *Handlers) release(ctx context.Context, r *run) {
 		return
 	}
 	next, err := h.leases.Release(ctx, r.lease, holder(r), r.seen)
+	if RedisUnreachable(err) {
+		// A release lost in an outage would keep the path (and everyone
+		// waiting for it) until the lease expires: once Redis is back, again.
+		h.awaitRedis(ctx, err)
+		next, err = h.leases.Release(ctx, r.lease, holder(r), r.seen)
+	}
 	for i := 0; err == nil && next != nil && i < 100; i++ {
 		werr := h.waker.RunTask(next.Queue, next.TaskID)
 		if !errors.Is(werr, asynq.ErrTaskNotFound) && !errors.Is(werr, asynq.ErrQueueNotFound) {

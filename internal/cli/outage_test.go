@@ -104,7 +104,10 @@ func TestRedisRestartMidBatch(t *testing.T) {
 		if err == nil && st.Done() >= int64(res.Rows) {
 			break
 		}
-		if time.Since(back) > 30*time.Second && err == nil && int64(res.Rows)-st.Done() > max(1, inflight/20) {
+		// Destinations waiting for a busy path onboard one after another
+		// on it (seconds each), outage or not: the 3-minute deadline holds
+		// them to finishing, not this check.
+		if stuck := int64(res.Rows) - st.Done() - st.Counts[events.WaitingPath]; time.Since(back) > 30*time.Second && err == nil && stuck > max(1, inflight/20) {
 			t.Fatalf("30s after Redis came back %d of %d in-flight destinations are still not done: %+v", int64(res.Rows)-st.Done(), inflight, st.Counts)
 		}
 		if time.Now().After(deadline) {
