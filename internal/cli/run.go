@@ -342,13 +342,17 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 			states = append(states, s)
 		}
 	}
-	fmt.Fprintf(env.Stdout, "\n%-10s", "type")
+	w := len("total")
+	for _, t := range types {
+		w = max(w, len(t))
+	}
+	fmt.Fprintf(env.Stdout, "\n%-*s", w, "type")
 	for _, s := range states {
 		fmt.Fprintf(env.Stdout, " %14s", s)
 	}
 	fmt.Fprintln(env.Stdout)
 	for _, t := range append(types, "total") {
-		fmt.Fprintf(env.Stdout, "%-10s", t)
+		fmt.Fprintf(env.Stdout, "%-*s", w, t)
 		for _, s := range states {
 			n := counts[s]
 			if t != "total" {
