@@ -313,20 +313,7 @@ func TestSubmitToken(t *testing.T) {
 	path := filepath.Join(e.dir, "sumo.csv")
 	os.WriteFile(path, []byte("zone_id,account_id,destination_conf\n"+zone+",,"+conf+"\n"), 0o644)
 	res := e.enqueueFile(t, path)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, _ := e.store.Batch(context.Background(), res.BatchID)
-		sumo.mu.Lock()
-		n := len(sumo.tokens)
-		sumo.mu.Unlock()
-		if st.Counts[events.AwaitingToken] == 1 && n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not awaiting a token: %+v", st.Counts)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	awaitSumoToken(t, e, sumo, res.BatchID)
 	code, out, stderr := run(t, "", "status", "--redis", url, "--batch", res.BatchID, "--watch", "--interval", "100ms")
 	if code != 0 || !strings.Contains(out, "1 row waits for submit-token") {
 		t.Fatalf("status --watch of a batch waiting for a token = %d:\n%s\n%s", code, out, stderr)
@@ -398,20 +385,7 @@ func TestSubmitTokenWithJob(t *testing.T) {
 		t.Fatalf("enqueue = %d: %s", code, stderr)
 	}
 	batch := strings.TrimSuffix(strings.Fields(out)[1], ":")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, _ := e.store.Batch(context.Background(), batch)
-		sumo.mu.Lock()
-		n := len(sumo.tokens)
-		sumo.mu.Unlock()
-		if st.Counts[events.AwaitingToken] == 1 && n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not awaiting a token: %+v", st.Counts)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	awaitSumoToken(t, e, sumo, batch)
 	tokens := filepath.Join(e.dir, "tokens.csv")
 	os.WriteFile(tokens, []byte("zone_id,account_id,destination_conf,token\n"+zone+",,"+conf+","+sumo.tokens[0]+"\n"), 0o600)
 	if code, _, stderr := run(t, "", "submit-token", "--redis", url, "--batch", batch, "--file", tokens); code != 1 || !strings.Contains(stderr, "the job columns must be exactly as enqueued") {
@@ -519,5 +493,25 @@ func TestCreateJob(t *testing.T) {
 	t.Logf("without --create-job: %d API calls for %d rows (%.2f per row)", calls, len(rows)-1, float64(calls)/float64(len(rows)-1))
 	if calls > 2*challenged+2*fresh {
 		t.Fatalf("%d API calls without --create-job, want %d", calls, 2*challenged)
+	}
+}
+
+// awaitSumoToken waits until batch's one Sumo destination awaits its token
+// and the source has received it.
+func awaitSumoToken(t *testing.T, e *e2e, sumo *sumoSource, batch string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := e.store.Batch(context.Background(), batch)
+		sumo.mu.Lock()
+		n := len(sumo.tokens)
+		sumo.mu.Unlock()
+		if st.Counts[events.AwaitingToken] == 1 && n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not awaiting a token: %+v", st.Counts)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
