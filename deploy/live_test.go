@@ -25,7 +25,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -312,7 +313,7 @@ func waitQuery(ctx context.Context, t *testing.T, prom, expr string) {
 
 func waitBatch(ctx context.Context, t *testing.T, rdb *redis.Client, id string) events.BatchStatus {
 	t.Helper()
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	for {
 		st, err := store.Batch(ctx, id)
 		if err == nil && st.Total > 0 && st.Done() >= st.Total {

@@ -13,7 +13,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -58,7 +59,7 @@ func TestEnqueueChunks(t *testing.T) {
 				rdb := srv.rdb(t)
 				client := asynq.NewClientFromRedisClient(rdb)
 				t.Cleanup(func() { client.Close() })
-				store := events.NewStore(rdb, events.Config{})
+				store := ledger.NewStore(rdb, ledger.Config{})
 				p := producer.New(client, store, producer.Config{ChunkSize: size, Concurrency: 3})
 				res, err := p.Enqueue(ctx, open(chunkFile))
 				if err != nil {
@@ -113,7 +114,7 @@ func TestEnqueueChunks(t *testing.T) {
 // is enqueued, and fails the task of one destination.
 type orderEnqueuer struct {
 	producer.Enqueuer
-	store *events.Store
+	store *ledger.Store
 	fail  string // destination_conf whose enqueue fails
 
 	mu    sync.Mutex
@@ -128,7 +129,7 @@ func (e *orderEnqueuer) EnqueueContext(ctx context.Context, t *asynq.Task, opts 
 	if cp.Dest.DestinationConf == e.fail {
 		return nil, errors.New("boom")
 	}
-	if _, err := e.store.Get(ctx, events.Key{Batch: cp.Dest.BatchID, Hash: cp.Dest.Hash()}); !errors.Is(err, events.ErrNotFound) {
+	if _, err := e.store.Get(ctx, ledger.Key{Batch: cp.Dest.BatchID, Hash: cp.Dest.Hash()}); !errors.Is(err, ledger.ErrNotFound) {
 		e.mu.Lock()
 		e.early = append(e.early, cp.Dest.DestinationConf)
 		e.mu.Unlock()
@@ -155,7 +156,7 @@ func TestEnqueueFailureLineAndOrder(t *testing.T) {
 	rdb, _ := testutil.Redis(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	file := numbered(10) // p0 is line 2
 	enq := &orderEnqueuer{Enqueuer: client, store: store, fail: "s3://bucket/p5?region=us-east-1"}
 	// One enqueue in flight: in a chunk, p4 (line 6) goes before p5 (line
@@ -201,7 +202,7 @@ func TestEnqueueAfterCrashBeforeRegister(t *testing.T) {
 	rdb, _ := testutil.Redis(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	p := producer.New(client, store, producer.Config{ChunkSize: 7})
 	file := numbered(20)
 	if _, err := p.Enqueue(ctx, open(file)); err != nil {
@@ -240,7 +241,7 @@ func TestEnqueueScriptCacheFlushed(t *testing.T) {
 	rdb.AddHook(loads)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	p := producer.New(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
 	for i, f := range []string{file, chunkFile} {
 		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
@@ -283,7 +284,7 @@ func TestEnqueueCancelled(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	enq := cancelEnqueuer{Enqueuer: client, cancel: cancel}
 	_, err := producer.New(enq, store, producer.Config{Concurrency: 1}).Enqueue(ctx, open(numbered(5)))
@@ -313,7 +314,7 @@ func TestEnqueueWorkerRecordedFirst(t *testing.T) {
 	rdb, _ := testutil.Redis(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	p := producer.New(client, store, producer.Config{})
 	file := numbered(3)
 	res, err := p.Enqueue(ctx, open(file))

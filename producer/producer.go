@@ -15,7 +15,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -128,7 +129,7 @@ type Result struct {
 // Duplicate is a line whose destination the batch already had.
 type Duplicate struct {
 	Line, Of int
-	State    string
+	State    events.State
 }
 
 var validBatchID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -143,12 +144,12 @@ var ErrNoDestinations = errors.New("no destinations: the input has no rows")
 // Producer enqueues batches.
 type Producer struct {
 	enq   Enqueuer
-	store *events.Store
+	store *ledger.Store
 	cfg   Config
 }
 
 // New returns a Producer.
-func New(enq Enqueuer, store *events.Store, cfg Config) *Producer {
+func New(enq Enqueuer, store *ledger.Store, cfg Config) *Producer {
 	return &Producer{enq: enq, store: store, cfg: cfg.WithDefaults()}
 }
 
@@ -285,19 +286,19 @@ type rowOptions struct {
 type slot struct {
 	it  item
 	d   tasks.Dest
-	key events.Key
+	key ledger.Key
 	// first is the index of the chunk's earlier row of the same
 	// destination, or -1.
 	first int
 	// dup is set when the batch already had the destination.
 	dup  *Duplicate
-	meta events.Meta
+	meta ledger.Meta
 	// delay: when the challenge is due (Config.Pacer).
 	delay time.Duration
 	// ready: enqueued (or needs no task), to be registered.
 	ready bool
 	// outcome is events.Queued or events.NotRequired once recorded.
-	outcome string
+	outcome events.State
 	err     error
 }
 
@@ -320,7 +321,7 @@ type slot struct {
 func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item, now time.Time, res *Result) error {
 	slots := make([]slot, len(items))
 	seen := make(map[string]int, len(items))
-	look := make([]events.Key, 0, len(items))
+	look := make([]ledger.Key, 0, len(items))
 	lookIdx := make([]int, 0, len(items))
 	for i, it := range items {
 		s := &slots[i]
@@ -328,7 +329,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 		s.it = it
 		s.d = tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
 			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs}
-		s.key = events.Key{Batch: batch, Hash: s.d.Hash()}
+		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j
 			continue
@@ -365,15 +366,15 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 	p.enqueueTasks(ctx, slots, work, now)
 
 	// 3. Register.
-	regs := make([]events.Registration, 0, len(work))
+	regs := make([]ledger.Registration, 0, len(work))
 	regIdx := make([]int, 0, len(work))
 	for _, i := range work {
 		if slots[i].ready {
-			regs = append(regs, events.Registration{Key: slots[i].key, Meta: slots[i].meta})
+			regs = append(regs, ledger.Registration{Key: slots[i].key, Meta: slots[i].meta})
 			regIdx = append(regIdx, i)
 		}
 	}
-	var moves []events.Move
+	var moves []ledger.Move
 	var moveIdx []int
 	if len(regs) > 0 {
 		exs, errs := p.store.RegisterMany(ctx, regs)
@@ -388,7 +389,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 			case row.Conf.NeedsChallenge() || s.d.Job != nil:
 				s.outcome = events.Queued
 			default:
-				moves = append(moves, events.Move{Key: s.key, State: events.NotRequired, Event: &events.Event{
+				moves = append(moves, ledger.Move{Key: s.key, State: events.NotRequired, Event: &events.Event{
 					Event: events.NotRequired, BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID,
 					Destination: s.meta.Destination, DestinationType: row.Conf.Type, Time: now.UTC(), Line: row.Line,
 				}})
@@ -513,7 +514,7 @@ func (p *Producer) enqueueTasks(ctx context.Context, slots []slot, work []int, n
 // job, the job at once.
 func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
 	row := s.it.row
-	s.meta = events.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
+	s.meta = ledger.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
 		Type: row.Conf.Type, EnqueuedAt: now}
 	var task *asynq.Task
 	var err error
@@ -534,7 +535,7 @@ func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error
 	return nil
 }
 
-func dupOf(row input.Row, ex *events.Existing) *Duplicate {
+func dupOf(row input.Row, ex *ledger.Existing) *Duplicate {
 	if ex == nil {
 		return nil
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -35,7 +36,7 @@ func TestEnqueueDedupesAndIsIdempotent(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	p := producer.New(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
 	res, err := p.Enqueue(context.Background(), open(file))
 	if err != nil {
@@ -74,7 +75,7 @@ func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{})
+	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{})
 	res, err := p.Enqueue(context.Background(), open(file+"nothex,,s3://mybucket/c?region=us-east-1\n"))
 	if !errors.Is(err, producer.ErrInvalid) || res.ErrorCount != 1 || res.Errors[0].Line != 6 {
 		t.Fatalf("Enqueue = %+v, %v", res.Plan, err)
@@ -94,7 +95,7 @@ func TestReadAsColumns(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{})
+	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{})
 	in := "zone_id,account_id,destination_conf,aws_profile,aws_role_arn\n" +
 		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1,customer-a,arn:aws:iam::123456789012:role/logpush-reader\n"
 	res, err := p.Enqueue(context.Background(), open(in+"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/b?region=us-east-1,,not-an-arn\n"))
@@ -130,7 +131,7 @@ func TestPacedEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{Pacer: pace, ChunkSize: 2})
+	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, ChunkSize: 2})
 	var b strings.Builder
 	b.WriteString("zone_id,account_id,destination_conf\n")
 	for i := range 5 {
@@ -163,7 +164,7 @@ func TestPacedEnqueue(t *testing.T) {
 		}
 	}
 	// Another batch on the same credential: after the first one's slots.
-	p2 := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{Pacer: pace, BatchID: "second"})
+	p2 := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, BatchID: "second"})
 	if _, err := p2.Enqueue(context.Background(), open("zone_id,account_id,destination_conf\n023e105f4ecef8ad9ca31a8372d0c353,,gs://other/x\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestEnqueueNoDestinations(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	for _, in := range []string{"", "zone_id,account_id,destination_conf\n", "\n\n"} {
 		_, err := producer.New(client, store, producer.Config{}).Enqueue(context.Background(), open(in))
 		if !errors.Is(err, producer.ErrNoDestinations) {
@@ -203,7 +204,7 @@ func TestEnqueueSkip(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	whole, err := producer.New(nil, nil, producer.Config{}).Check(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +253,7 @@ func TestEnqueueCancelledAtEnd(t *testing.T) {
 		}
 		return io.NopCloser(cancelAtEOF{strings.NewReader(file), cancel}), nil
 	}
-	res, err := producer.New(client, events.NewStore(rdb, events.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
+	res, err := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Enqueue = %+v, %v; want context.Canceled", res, err)
 	}

@@ -13,10 +13,11 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
@@ -116,7 +117,7 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 type Handlers struct {
 	api     API
 	reader  destination.Reader
-	store   *events.Store
+	store   *ledger.Store
 	enq     Enqueuer
 	budget  Budget
 	auth    *AuthGuard
@@ -142,7 +143,7 @@ type Handlers struct {
 type Deps struct {
 	API     API
 	Reader  destination.Reader
-	Store   *events.Store
+	Store   *ledger.Store
 	Enqueue Enqueuer
 	Budget  Budget // nil: no shared budget
 	// Auth pauses the queue after consecutive 401/403 answers; nil: never.
@@ -254,15 +255,15 @@ func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 // run carries what every handler needs for one task.
 type run struct {
 	d       tasks.Dest
-	key     events.Key
+	key     ledger.Key
 	conf    tasks.Conf
 	secrets []string // the conf's secret values
 	log     *slog.Logger
 	// st is the destination's state as enter left it; nil before enter.
-	st *events.DestState
+	st *ledger.DestState
 	// attempt is a stage whose attempt the outcome counts (not counted by
 	// enter: the poll's validate call).
-	attempt string
+	attempt events.Stage
 	// job is the job the destination got, for its event.
 	jobID      int
 	jobExisted bool
@@ -288,7 +289,7 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		log.Error("undecodable payload", "err", err)
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	r := &run{d: *d, key: events.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
+	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
 	r.log = log.With("batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen, "round", d.Round)
 	conf, err := tasks.ParseConf(d.DestinationConf)
 	if err != nil {
@@ -303,11 +304,11 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 // enter moves the destination to stage and counts an attempt, in one round
 // trip. A destination that already finished, or that a newer round or
 // challenge generation took over, ends the task.
-func (h *Handlers) enter(ctx context.Context, r *run, state, attempt string, fields ...any) (events.DestState, error) {
-	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, attempt, fields...)
-	if errors.Is(err, events.ErrSuperseded) {
+func (h *Handlers) enter(ctx context.Context, r *run, state events.State, stage events.Stage, fields ...any) (ledger.DestState, error) {
+	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, stage, fields...)
+	if errors.Is(err, ledger.ErrSuperseded) {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
-		if events.Terminal(st.State) {
+		if events.State.Terminal(st.State) {
 			// A task of a finished destination (redelivered after a crash)
 			// that took its path lets go of it. A newer challenge of the
 			// same destination keeps it: same holder.
@@ -359,7 +360,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	requestedAt := h.now()
 	res, err := h.api.Challenge(ctx, target(r.d), r.d.DestinationConf)
 	if err != nil {
-		if _, eerr := h.enter(ctx, r, events.Challenging, "challenge"); eerr != nil {
+		if _, eerr := h.enter(ctx, r, events.Challenging, events.StageChallenge); eerr != nil {
 			return eerr
 		}
 		return h.apiError(ctx, r, "", err)
@@ -370,11 +371,11 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if !r.conf.TokenReadable() {
 		// Sumo and the like: the token goes to the HTTP source; an operator
 		// submits it.
-		r.attempt = "challenge"
+		r.attempt = events.StageChallenge
 		return h.outcome(ctx, r, events.AwaitingToken, res.Filename, nil)
 	}
 	deadline := requestedAt.Add(h.cfg.PollDeadline)
-	if _, err := h.enter(ctx, r, events.Polling, "challenge",
+	if _, err := h.enter(ctx, r, events.Polling, events.StageChallenge,
 		"gen", r.d.Gen, "filename", r.clean(res.Filename), "requested_at", requestedAt.UnixNano()); err != nil {
 		return err
 	}
@@ -544,7 +545,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.enter(ctx, r, events.Polling, "poll")
+	st, err := h.enter(ctx, r, events.Polling, events.StagePoll)
 	if err != nil {
 		return err
 	}
@@ -656,9 +657,9 @@ func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, 
 
 // noteError keeps cause as the destination's last error while it is in
 // flight; a failure to keep it only costs the display.
-func (h *Handlers) noteError(ctx context.Context, r *run, state string, cause error) {
+func (h *Handlers) noteError(ctx context.Context, r *run, state events.State, cause error) {
 	e := r.eventError(cause)
-	le := events.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Time: h.now().UTC()}
+	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Time: h.now().UTC()}
 	if r.st != nil {
 		le.Line = r.st.Line
 	}
@@ -686,7 +687,7 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 	if err := h.wait(ctx); err != nil {
 		return err
 	}
-	if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
+	if _, err := h.enter(ctx, r, events.Validating, events.StageValidate); err != nil {
 		return err
 	}
 	return h.submitToken(ctx, r, p.Filename, p.Token, false)
@@ -701,14 +702,14 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 	counted := !fromPoll
 	if !counted && r.d.Job != nil {
 		// The job stage is a task of its own: count before handing over.
-		if _, err := h.enter(ctx, r, events.Validating, "validate"); err != nil {
+		if _, err := h.enter(ctx, r, events.Validating, events.StageValidate); err != nil {
 			return err
 		}
 		counted = true
 	}
 	if _, err := h.api.Validate(ctx, target(r.d), r.d.DestinationConf, token); err != nil {
 		if !counted {
-			if _, eerr := h.enter(ctx, r, events.Polling, "validate"); eerr != nil {
+			if _, eerr := h.enter(ctx, r, events.Polling, events.StageValidate); eerr != nil {
 				return eerr
 			}
 		}
@@ -730,7 +731,7 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 		return h.enqueue(ctx, task)
 	}
 	if !counted {
-		r.attempt = "validate"
+		r.attempt = events.StageValidate
 	}
 	return h.outcome(ctx, r, events.Validated, filename, nil)
 }
@@ -755,7 +756,7 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	if r.d.Job == nil {
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("create job: payload has no job: %w", asynq.SkipRetry))
 	}
-	if _, err := h.enter(ctx, r, events.CreatingJob, "job"); err != nil {
+	if _, err := h.enter(ctx, r, events.CreatingJob, events.StageJob); err != nil {
 		return err
 	}
 	if r.conf.NeedsChallenge() && p.Token == "" {
@@ -882,13 +883,13 @@ func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error)
 }
 
 // outcome moves the destination to its outcome and emits its event, once.
-func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, cause error) error {
-	var st events.DestState
+func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
+	var st ledger.DestState
 	if r.st != nil {
 		st = *r.st // what enter left, with this attempt counted
 	} else {
 		var err error
-		if st, err = h.store.Get(ctx, r.key); err != nil && !errors.Is(err, events.ErrNotFound) {
+		if st, err = h.store.Get(ctx, r.key); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 			return err
 		}
 	}
@@ -909,9 +910,9 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 		JobExisted:      r.jobExisted,
 	}
 	switch r.attempt {
-	case "challenge":
+	case events.StageChallenge:
 		ev.Attempts.Challenge++
-	case "validate":
+	case events.StageValidate:
 		ev.Attempts.Validate++
 	case "":
 	default:
@@ -923,7 +924,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 	if cause != nil {
 		ev.Error = r.eventError(cause)
 	}
-	fields := events.ErrorFields(ev.Error)
+	fields := ledger.ErrorFields(ev.Error)
 	if ev.Filename != "" {
 		fields = append(fields, "filename", ev.Filename)
 	}
@@ -933,12 +934,12 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state, filename string, 
 	}
 	h.release(ctx, r)
 	if changed {
-		h.metrics.Destinations.WithLabelValues(state).Inc()
-		h.metrics.OnboardingDuration.WithLabelValues(state).Observe(ev.DurationSeconds)
+		h.metrics.Destinations.WithLabelValues(string(state)).Inc()
+		h.metrics.OnboardingDuration.WithLabelValues(string(state)).Observe(ev.DurationSeconds)
 		if cause != nil {
-			r.log.Warn("destination "+state, "err", ev.Error.Message, "codes", ev.Error.Codes)
+			r.log.Warn("destination "+string(state), "err", ev.Error.Message, "codes", ev.Error.Codes)
 		} else {
-			r.log.Info("destination "+state, "duration_seconds", ev.DurationSeconds)
+			r.log.Info("destination "+string(state), "duration_seconds", ev.DurationSeconds)
 		}
 	}
 	return nil

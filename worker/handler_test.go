@@ -16,9 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
@@ -180,7 +181,7 @@ type testBundle struct {
 	api   *fakeAPI
 	rd    *fakeReader
 	enq   *fakeEnqueuer
-	store *events.Store
+	store *ledger.Store
 	h     *worker.Handlers
 	m     *metrics.Metrics
 	now   time.Time
@@ -199,7 +200,7 @@ func setupWith(t *testing.T, cfg worker.HandlerConfig) *testBundle {
 		api:   &fakeAPI{token: jwt(time.Now())},
 		rd:    &fakeReader{objs: map[string]destination.Object{}},
 		enq:   &fakeEnqueuer{},
-		store: events.NewStore(rdb, events.Config{}),
+		store: ledger.NewStore(rdb, ledger.Config{}),
 		dest: tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353",
 			DestinationConf: "s3://bucket/logs?region=us-east-1", EnqueuedAt: time.Now()},
 	}
@@ -214,7 +215,7 @@ func jwt(iat time.Time) string {
 	return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2ln"
 }
 
-func (b *testBundle) key() events.Key { return events.Key{Batch: b.dest.BatchID, Hash: b.dest.Hash()} }
+func (b *testBundle) key() ledger.Key { return ledger.Key{Batch: b.dest.BatchID, Hash: b.dest.Hash()} }
 
 func (b *testBundle) events(t *testing.T) []events.Event {
 	t.Helper()
@@ -543,7 +544,7 @@ type sharedBundle struct {
 	api    *fakeAPI
 	rd     *fakeReader
 	enq    *fakeEnqueuer
-	store  *events.Store
+	store  *ledger.Store
 	leases *location.Leases
 	waker  *fakeWaker
 	a, b   tasks.Dest
@@ -557,7 +558,7 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 		t.Fatal(err)
 	}
 	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
-		store: events.NewStore(rdb, events.Config{}), leases: leases, waker: &fakeWaker{}}
+		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
 		Metrics: metrics.New(prometheus.NewRegistry()), Leases: leases, Waker: sb.waker}, cfg)
 	sb.a = tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf,
@@ -569,9 +570,9 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 
 const sharedConf = "s3://bucket/logs?region=us-east-1"
 
-func (sb *sharedBundle) state(t *testing.T, d tasks.Dest) string {
+func (sb *sharedBundle) state(t *testing.T, d tasks.Dest) events.State {
 	t.Helper()
-	st, err := sb.store.Get(context.Background(), events.Key{Batch: d.BatchID, Hash: d.Hash()})
+	st, err := sb.store.Get(context.Background(), ledger.Key{Batch: d.BatchID, Hash: d.Hash()})
 	if err != nil {
 		t.Fatal(err)
 	}

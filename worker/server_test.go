@@ -11,9 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -37,7 +38,7 @@ func serve(t *testing.T, rdb redis.UniversalClient, b *testBundle, guard *worker
 	return client
 }
 
-func waitEvents(t *testing.T, store *events.Store, n int) []events.Event {
+func waitEvents(t *testing.T, store *ledger.Store, n int) []events.Event {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -65,7 +66,7 @@ func TestRetriesExhaustedFail(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
 	b := setup(t)
-	b.store = events.NewStore(rdb, events.Config{})
+	b.store = ledger.NewStore(rdb, ledger.Config{})
 	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 502, Kind: cloudflare.Transient, Message: "bad gateway"}
 	client := serve(t, rdb, b, nil)
 	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{MaxRetry: 2}, 0)
@@ -101,7 +102,7 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
 	b := setup(t)
-	b.store = events.NewStore(rdb, events.Config{})
+	b.store = ledger.NewStore(rdb, ledger.Config{})
 	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 403, Codes: []int{10000}, Kind: cloudflare.Auth, Message: "Authentication error"}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	paused := make(chan string, 10)
@@ -176,7 +177,7 @@ func TestFailedTasksLeaveNoSecrets(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
 	b := setup(t)
-	b.store = events.NewStore(rdb, events.Config{})
+	b.store = ledger.NewStore(rdb, ledger.Config{})
 	client := serve(t, rdb, b, nil)
 	secrets := []string{"SECRETSASSIG0001", "SECRETSASSIG0002", "SECRETSASSIG0003"}
 	confs := []string{

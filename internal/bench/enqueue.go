@@ -6,7 +6,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 )
@@ -131,7 +132,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 			}
 		}
 	}()
-	store := events.NewStore(r.admin, events.Config{})
+	store := ledger.NewStore(r.admin, ledger.Config{})
 
 	ch, err := r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency)
 	if err != nil {

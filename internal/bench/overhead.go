@@ -13,7 +13,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -124,7 +125,7 @@ func (r *runner) enqueueWith(ctx context.Context, path string, cfg producer.Conf
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	cfg.Source, cfg.Input, cfg.Logger = path, input.Options{Format: input.CSV}, r.log
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)
+	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
 		return res, ClientCount{}, fmt.Errorf("enqueue: %w", err)
@@ -267,7 +268,7 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 			return err
 		}
 		start := time.Now()
-		st, end, err := waitBatch(ctx, events.NewStore(r.admin, events.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
+		st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
 		if err != nil {
 			w.stop()
 			return err
@@ -315,7 +316,7 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string
 	}
 	defer w.stop()
 	start := time.Now()
-	_, end, err := waitBatch(ctx, events.NewStore(r.admin, events.Config{}), res.BatchID, 10*time.Minute+time.Duration(res.Rows)*20*time.Millisecond)
+	_, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(res.Rows)*20*time.Millisecond)
 	if err != nil {
 		return sample{}, err
 	}

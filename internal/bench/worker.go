@@ -20,7 +20,8 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -81,7 +82,7 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 		bud = b
 	}
 	w.client = asynq.NewClientFromRedisClient(rdb)
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	authPause := 10 // the worker command's --auth-pause-after
 	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, authPause, worker.PauseQueue(insp, store))
@@ -333,7 +334,7 @@ func freeAddr() (string, error) {
 
 // waitBatch polls the batch until every destination has an outcome and
 // returns when it saw that.
-func waitBatch(ctx context.Context, store *events.Store, id string, timeout time.Duration) (events.BatchStatus, time.Time, error) {
+func waitBatch(ctx context.Context, store *ledger.Store, id string, timeout time.Duration) (events.BatchStatus, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := store.Batch(ctx, id)

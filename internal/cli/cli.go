@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 // Env is the process environment a command runs in.
@@ -178,7 +178,7 @@ func (c *common) logger(env Env) (*slog.Logger, error) {
 
 // connect opens the shared Redis of c and the events store on it, for the
 // commands that read or change a batch.
-func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *events.Store, func(), error) {
+func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *ledger.Store, func(), error) {
 	if err := c.shared(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -191,7 +191,7 @@ func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *
 		return nil, nil, nil, err
 	}
 	routeRedisLog(log, c.redisURL)
-	return rdb, events.NewStore(rdb, events.Config{}), closeRedis, nil
+	return rdb, ledger.NewStore(rdb, ledger.Config{}), closeRedis, nil
 }
 
 func envOr(env Env, key, def string) string {

@@ -16,9 +16,10 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -61,7 +62,7 @@ func startChildEnv(t *testing.T, logPath string, env []string, args ...string) *
 	return c
 }
 
-func waitDone(t *testing.T, store *events.Store, batch string, atLeast int64, timeout time.Duration) events.BatchStatus {
+func waitDone(t *testing.T, store *ledger.Store, batch string, atLeast int64, timeout time.Duration) events.BatchStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -81,7 +82,7 @@ func waitDone(t *testing.T, store *events.Store, batch string, atLeast int64, ti
 
 // checkOneTerminalEvent checks that each of the n destinations of batch has
 // exactly one terminal event on the stream.
-func checkOneTerminalEvent(t *testing.T, store *events.Store, batch string, n int) {
+func checkOneTerminalEvent(t *testing.T, store *ledger.Store, batch string, n int) {
 	t.Helper()
 	perDest := map[string]int{}
 	after := "0"
@@ -95,7 +96,7 @@ func checkOneTerminalEvent(t *testing.T, store *events.Store, batch string, n in
 		}
 		for _, e := range es {
 			after = e.ID
-			if e.Event.BatchID == batch && events.Terminal(e.Event.Event) {
+			if e.Event.BatchID == batch && e.Event.Event.Terminal() {
 				perDest[e.Event.Scope+e.Event.ScopeID+e.Event.Destination]++
 			}
 		}
@@ -152,7 +153,7 @@ func TestCrashSafety(t *testing.T) {
 
 	csv := filepath.Join(dir, "batch.csv")
 	writeFileCSV(t, csv, dir, n)
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	enqueue := func() producer.Result {

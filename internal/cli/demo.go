@@ -19,11 +19,12 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 )
@@ -126,7 +127,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, cloudflare.Credentials{APIToken: token}, log)
 	if err != nil {
 		return err

@@ -19,10 +19,11 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -33,7 +34,7 @@ import (
 type e2e struct {
 	rdb    redis.UniversalClient
 	sim    *simulator.Simulator
-	store  *events.Store
+	store  *ledger.Store
 	worker *runningWorker
 	simURL string
 	// s3URL and s3creds reach the in-process S3 server.
@@ -132,7 +133,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		}
 		t.Cleanup(w.stop)
 	}
-	return &e2e{rdb: rdb, sim: s, store: events.NewStore(rdb, events.Config{}), worker: w, simURL: simsrv.URL,
+	return &e2e{rdb: rdb, sim: s, store: ledger.NewStore(rdb, ledger.Config{}), worker: w, simURL: simsrv.URL,
 		s3URL: s3srv.URL, s3creds: s3opts.Credentials, gcs: gcs, azure: azw, dir: t.TempDir(), log: log}
 }
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
@@ -123,7 +123,7 @@ func TestTerminalView(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
 	v := &view{w: &b, terminal: true}
-	st := events.BatchStatus{ID: "b-1", Total: 10, Counts: map[string]int64{events.Validated: 5, events.Failed: 1, events.Polling: 4}}
+	st := events.BatchStatus{ID: "b-1", Total: 10, Counts: map[events.State]int64{events.Validated: 5, events.Failed: 1, events.Polling: 4}}
 	f := frame{st: st, eta: 3 * time.Second, retries: &retries{server: 21, limited: 16},
 		failures: []events.Event{{Event: events.Failed, Line: 7, Destination: "s3://b/p?region=x", Error: &events.Error{HTTPStatus: 403, Codes: []int{1004}, Message: "not allowed"}}}}
 	v.draw(f)

@@ -13,8 +13,9 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -120,7 +121,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)
+	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
 	res, err := p.EnqueuePlan(ctx, open, plan) // checked above: no third pass over the input
 	if errors.Is(err, producer.ErrInvalid) {
 		printLineErrors(env.Stderr, res.Plan)

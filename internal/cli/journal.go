@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 )
 

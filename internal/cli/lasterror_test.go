@@ -11,7 +11,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
@@ -23,9 +24,9 @@ func TestLastErrorShown(t *testing.T) {
 	rdb, opt := testutil.Redis(t)
 	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
 	ctx := context.Background()
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	const batch = "b-lasterror"
-	k := events.Key{Batch: batch, Hash: "0123456789abcdef0123456789abcdef"}
+	k := ledger.Key{Batch: batch, Hash: "0123456789abcdef0123456789abcdef"}
 	if err := store.CreateBatch(ctx, batch, "in.csv", time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestLastErrorShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	const msg = "read azure://c/p/ownership-challenge.txt: dial tcp: lookup acct.blob.core.windows.net: no such host"
-	if err := store.NoteError(ctx, k, events.LastError{Line: 7, State: events.Polling, Message: msg, Time: time.Now()}); err != nil {
+	if err := store.NoteError(ctx, k, ledger.LastError{Line: 7, State: events.Polling, Message: msg, Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, stderr := run(t, "", "status", "--redis", url, "--batch", batch)

@@ -17,8 +17,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -36,7 +37,10 @@ func TestMixedBatch(t *testing.T) {
 	e := newE2E(t, rdb, e2eConfig{writers: destination.WriterMux{"sumo": sumo},
 		sim: simFlags{writeDelay: 2 * time.Second, writeJitter: time.Second, errorRate: 0.05}})
 	dir := t.TempDir()
-	type row struct{ id, conf, profile, want string }
+	type row struct {
+		id, conf, profile string
+		want              events.State
+	}
 	var rows []row
 	add := func(n int, typ string, conf func(i int) string) {
 		for i := range n {
@@ -123,14 +127,14 @@ func TestMixedBatch(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	want := map[string]string{}
+	want := map[string]events.State{}
 	for i, r := range rows {
 		want[fmt.Sprint(i+2)] = r.want
 	}
-	table := map[string]map[string]int{}
-	err = e.store.Dests(context.Background(), res.BatchID, func(_ string, st events.DestState) error {
+	table := map[string]map[events.State]int{}
+	err = e.store.Dests(context.Background(), res.BatchID, func(_ string, st ledger.DestState) error {
 		if table[st.Type] == nil {
-			table[st.Type] = map[string]int{}
+			table[st.Type] = map[events.State]int{}
 		}
 		table[st.Type][st.State]++
 		if w := want[fmt.Sprint(st.Line)]; st.State != w {

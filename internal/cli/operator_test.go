@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
@@ -178,7 +179,7 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 			t.Errorf("enqueue --dry-run of %q = %d: %s", empty, code, stderr)
 		}
 	}
-	if ids, _ := events.NewStore(rdb, events.Config{}).Batches(context.Background(), 10); len(ids) != 0 {
+	if ids, _ := ledger.NewStore(rdb, ledger.Config{}).Batches(context.Background(), 10); len(ids) != 0 {
 		t.Errorf("an empty input made batches %v", ids)
 	}
 	if code, _, stderr := run(t, "", "enqueue", "--dry-run", "a.csv", "b.csv"); code != 2 || !strings.Contains(stderr, "one FILE only") {

@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
@@ -136,7 +137,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 }
 
 // doneOf is the batch's done count, retried until Redis answers.
-func doneOf(t *testing.T, store *events.Store, batch string) int64 {
+func doneOf(t *testing.T, store *ledger.Store, batch string) int64 {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		st, err := store.Batch(context.Background(), batch)

@@ -11,8 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 // The progress view of a batch, for run, demo and status --watch: on a
@@ -157,7 +158,7 @@ func (v *view) drawTerminal(f frame) {
 	st := f.st
 	lines := []string{fmt.Sprintf("%s  %d/%d done  %.0f%%  %.1f/s  ETA %s  (%s)",
 		st.ID, st.Done(), st.Total, percent(st), f.perSec, etaString(f.eta), f.elapsed.Round(time.Second))}
-	for _, s := range []string{events.Validated, events.Failed, events.NotRequired, events.AwaitingToken} {
+	for _, s := range []events.State{events.Validated, events.Failed, events.NotRequired, events.AwaitingToken} {
 		lines = append(lines, fmt.Sprintf("  %-15s %s %7d", s, bar(st.Counts[s], st.Total), st.Counts[s]))
 	}
 	lines = append(lines, fmt.Sprintf("  %-15s %s %7d  queued %d, waiting for a busy path %d, challenging %d, polling %d, validating %d", "in flight",
@@ -274,7 +275,7 @@ type watchConfig struct {
 	onEvents func([]events.Event) error
 	// prior are outcomes finished before this batch's destinations were
 	// enqueued (run's journal), by state: added to the counts.
-	prior map[string]int64
+	prior map[events.State]int64
 	// start is when the batch started; default now.
 	start time.Time
 	// timeout gives up after this long; 0: never.
@@ -283,12 +284,12 @@ type watchConfig struct {
 
 // outcome reports whether an event is a destination's outcome.
 func outcome(e events.Event) bool {
-	return events.Terminal(e.Event) || e.Event == events.AwaitingToken
+	return e.Event.Terminal() || e.Event == events.AwaitingToken
 }
 
 // watch draws the progress of batch id until every destination has an
 // outcome (or waits for a token), and returns the counts, prior included.
-func watch(ctx context.Context, store *events.Store, id string, cfg watchConfig) (events.BatchStatus, error) {
+func watch(ctx context.Context, store *ledger.Store, id string, cfg watchConfig) (events.BatchStatus, error) {
 	if cfg.start.IsZero() {
 		cfg.start = time.Now()
 	}
@@ -386,7 +387,7 @@ func watch(ctx context.Context, store *events.Store, id string, cfg watchConfig)
 }
 
 // batchWithPrior is the batch's status with prior outcomes added.
-func batchWithPrior(ctx context.Context, store *events.Store, id string, prior map[string]int64) (events.BatchStatus, error) {
+func batchWithPrior(ctx context.Context, store *ledger.Store, id string, prior map[events.State]int64) (events.BatchStatus, error) {
 	st, err := store.Batch(ctx, id)
 	if err != nil {
 		return st, err

@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 // reportRow is one input row's outcome; Line joins it back to the input.
@@ -21,13 +22,13 @@ type reportRow struct {
 	ScopeID         string          `json:"scope_id"`
 	Destination     string          `json:"destination"`
 	DestinationType string          `json:"destination_type"`
-	State           string          `json:"state"`
+	State           events.State    `json:"state"`
 	Filename        string          `json:"filename,omitempty"`
 	Attempts        events.Attempts `json:"attempts"`
 	Round           int             `json:"round,omitempty"`
 	Error           *events.Error   `json:"error,omitempty"`
 	// LastError is the latest error of a destination still in flight.
-	LastError *events.LastError `json:"last_error,omitempty"`
+	LastError *ledger.LastError `json:"last_error,omitempty"`
 }
 
 func runReport(ctx context.Context, env Env, args []string) error {
@@ -60,10 +61,10 @@ func runReport(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	var rows []reportRow
-	err = store.Dests(ctx, *batch, func(h string, st events.DestState) error {
+	err = store.Dests(ctx, *batch, func(h string, st ledger.DestState) error {
 		row := reportRow{Line: st.Line, Scope: st.Scope, ScopeID: st.ScopeID, Destination: st.Destination,
 			DestinationType: st.Type, State: st.State, Filename: st.Filename, Attempts: st.Attempts, Round: st.Round, Error: st.Error}
-		if e, ok := last[h]; ok && !events.Terminal(st.State) {
+		if e, ok := last[h]; ok && !st.State.Terminal() {
 			row.LastError = &e
 		}
 		rows = append(rows, row)
@@ -113,7 +114,7 @@ func writeReportCSV(w io.Writer, rows []reportRow) error {
 			}
 			codes, msg = strings.Join(cs, " "), r.Error.Message
 		}
-		cw.Write([]string{strconv.Itoa(r.Line), r.Scope, r.ScopeID, r.Destination, r.DestinationType, r.State, r.Filename,
+		cw.Write([]string{strconv.Itoa(r.Line), r.Scope, r.ScopeID, r.Destination, r.DestinationType, string(r.State), r.Filename,
 			strconv.Itoa(r.Attempts.Challenge), strconv.Itoa(r.Attempts.Poll), strconv.Itoa(r.Attempts.Validate),
 			strconv.Itoa(r.Round), status, codes, msg, last})
 	}

@@ -9,9 +9,10 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -61,10 +62,10 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	type failed struct {
 		hash string
-		st   events.DestState
+		st   ledger.DestState
 	}
 	todo := map[string]failed{}
-	if err := store.Dests(ctx, *batch, func(h string, st events.DestState) error {
+	if err := store.Dests(ctx, *batch, func(h string, st ledger.DestState) error {
 		if st.State == events.Failed {
 			todo[h] = failed{h, st}
 		}
@@ -148,7 +149,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		if _, err := client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return fmt.Errorf("line %d: %w", f.st.Line, err)
 		}
-		if _, err := store.Reopen(ctx, events.Key{Batch: *batch, Hash: f.hash}, d.Round); err != nil {
+		if _, err := store.Reopen(ctx, ledger.Key{Batch: *batch, Hash: f.hash}, d.Round); err != nil {
 			return fmt.Errorf("line %d: %w", f.st.Line, err)
 		}
 		retried++

@@ -14,10 +14,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -117,7 +118,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	// On the embedded Redis, the journal is all that is left of an earlier
 	// run: skip what it finished. A shared Redis keeps the batch itself.
-	var prior map[string]int64
+	var prior map[events.State]int64
 	var skip func(input.Row) bool
 	if f.redisURL == "" {
 		var left int
@@ -172,7 +173,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	defer stop()
-	store := events.NewStore(rdb, events.Config{})
+	store := ledger.NewStore(rdb, ledger.Config{})
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
@@ -235,7 +236,7 @@ func besideInput(file, report, journal string) (string, string) {
 
 // journaled counts, by outcome, the input's destinations the journal has,
 // and the rows still to do.
-func journaled(open producer.Opener, in input.Options, j *journal) (map[string]int64, int, error) {
+func journaled(open producer.Opener, in input.Options, j *journal) (map[events.State]int64, int, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, 0, err
@@ -243,7 +244,7 @@ func journaled(open producer.Opener, in input.Options, j *journal) (map[string]i
 	defer rc.Close()
 	in.Extra = append(in.Extra, tasks.ReadAsColumns...)
 	r := input.NewReader(rc, in)
-	prior := map[string]int64{}
+	prior := map[events.State]int64{}
 	seen := map[string]bool{}
 	left := 0
 	for {
@@ -267,7 +268,7 @@ func journaled(open producer.Opener, in input.Options, j *journal) (map[string]i
 
 // drainJournal journals the outcomes still on the stream after the worker
 // stopped: those of the tasks that ended while it drained.
-func drainJournal(store *events.Store, batch string, j *journal) {
+func drainJournal(store *ledger.Store, batch string, j *journal) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	after := "0"
@@ -293,7 +294,7 @@ func drainJournal(store *events.Store, batch string, j *journal) {
 // destination type and returns the run's outcome: an error (exit 1) when a
 // destination failed or the run was interrupted. store is nil when the
 // journal had everything.
-func finishRun(env Env, store *events.Store, batch string, j *journal, reportFile, journalFile string, interrupted bool, args []string) error {
+func finishRun(env Env, store *ledger.Store, batch string, j *journal, reportFile, journalFile string, interrupted bool, args []string) error {
 	rows := map[string]reportRow{}
 	for k, e := range j.done {
 		rows[k] = reportRow{Line: e.Line, Scope: e.Scope, ScopeID: e.ScopeID, Destination: e.Destination, DestinationType: e.DestinationType,
@@ -302,7 +303,7 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 	if store != nil && batch != "" {
 		// The batch's own states: the destinations still in flight, and on a
 		// shared Redis the latest round of each.
-		err := store.Dests(context.Background(), batch, func(_ string, st events.DestState) error {
+		err := store.Dests(context.Background(), batch, func(_ string, st ledger.DestState) error {
 			rows[destKey(st.Scope, st.ScopeID, st.Destination)] = reportRow{Line: st.Line, Scope: st.Scope, ScopeID: st.ScopeID,
 				Destination: st.Destination, DestinationType: st.Type, State: st.State, Filename: st.Filename, Attempts: st.Attempts,
 				Round: st.Round, Error: st.Error}
@@ -322,11 +323,11 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 	}
 
 	// The summary: destinations by type and state.
-	byType := map[string]map[string]int{}
-	counts := map[string]int{}
+	byType := map[string]map[events.State]int{}
+	counts := map[events.State]int{}
 	for _, r := range list {
 		if byType[r.DestinationType] == nil {
-			byType[r.DestinationType] = map[string]int{}
+			byType[r.DestinationType] = map[events.State]int{}
 		}
 		byType[r.DestinationType][r.State]++
 		counts[r.State]++
@@ -336,8 +337,8 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 		types = append(types, t)
 	}
 	sort.Strings(types)
-	var states []string
-	for _, s := range events.States {
+	var states []events.State
+	for _, s := range events.States() {
 		if counts[s] > 0 {
 			states = append(states, s)
 		}
@@ -370,7 +371,7 @@ func finishRun(env Env, store *events.Store, batch string, j *journal, reportFil
 	if interrupted {
 		var done int
 		for _, r := range list {
-			if events.Terminal(r.State) || r.State == events.AwaitingToken {
+			if r.State.Terminal() || r.State == events.AwaitingToken {
 				done++
 			}
 		}

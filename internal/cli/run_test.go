@@ -20,8 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/johannesboyne/gofakes3"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
@@ -140,7 +141,7 @@ func TestRunFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(strings.NewReader(string(rep))).ReadAll()
-	if err != nil || len(recs) != 36 || recs[0][0] != "line" || recs[1][0] != "2" || recs[1][5] != events.Validated || recs[35][5] != events.NotRequired {
+	if err != nil || len(recs) != 36 || recs[0][0] != "line" || recs[1][0] != "2" || recs[1][5] != string(events.Validated) || recs[35][5] != string(events.NotRequired) {
 		t.Fatalf("report (%v):\n%s", err, rep)
 	}
 	journal := readJournal(t, filepath.Join(dir, "dests.journal.jsonl"))
@@ -336,7 +337,7 @@ func TestRunS3(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("run not done after 2 minutes")
 	}
-	ids, _ := events.NewStore(rdb, events.Config{}).Batches(context.Background(), 10)
+	ids, _ := ledger.NewStore(rdb, ledger.Config{}).Batches(context.Background(), 10)
 	if len(ids) != 1 {
 		t.Fatalf("batches on the shared Redis: %v", ids)
 	}

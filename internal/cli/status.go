@@ -8,8 +8,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 func runStatus(ctx context.Context, env Env, args []string) error {
@@ -78,7 +79,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(env.Stdout).Encode(struct {
 			events.BatchStatus
-			LastErrors []events.LastError `json:"last_errors,omitempty"`
+			LastErrors []ledger.LastError `json:"last_errors,omitempty"`
 		}{st, newestErrors(last, 0)})
 	}
 	printStatus(env.Stdout, st)
@@ -87,8 +88,8 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 }
 
 // newestErrors lists last errors newest first, at most n (0: all).
-func newestErrors(last map[string]events.LastError, n int) []events.LastError {
-	out := make([]events.LastError, 0, len(last))
+func newestErrors(last map[string]ledger.LastError, n int) []ledger.LastError {
+	out := make([]ledger.LastError, 0, len(last))
 	for _, e := range last {
 		out = append(out, e)
 	}
@@ -100,7 +101,7 @@ func newestErrors(last map[string]events.LastError, n int) []events.LastError {
 }
 
 // printLastErrors lists the newest last errors of in-flight destinations.
-func printLastErrors(w io.Writer, last map[string]events.LastError, n int) {
+func printLastErrors(w io.Writer, last map[string]ledger.LastError, n int) {
 	if len(last) == 0 {
 		return
 	}
@@ -112,7 +113,7 @@ func printLastErrors(w io.Writer, last map[string]events.LastError, n int) {
 
 func printStatus(w io.Writer, st events.BatchStatus) {
 	fmt.Fprintf(w, "batch %s (%s), created %s\n", st.ID, st.Source, st.CreatedAt.Format(time.RFC3339))
-	for _, s := range events.States {
+	for _, s := range events.States() {
 		fmt.Fprintf(w, "  %-15s %d\n", s, st.Counts[s])
 	}
 	fmt.Fprintf(w, "  %-15s %d/%d\n", "done", st.Done(), st.Total)

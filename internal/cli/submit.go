@@ -13,8 +13,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -107,14 +108,14 @@ type sentToken struct {
 // awaitVerdicts waits until the workers validated each submitted token or
 // Cloudflare rejected it, says which were rejected and returns their number
 // with those without a verdict in time.
-func awaitVerdicts(ctx context.Context, env Env, store *events.Store, batch string, sent []sentToken, wait time.Duration) int {
+func awaitVerdicts(ctx context.Context, env Env, store *ledger.Store, batch string, sent []sentToken, wait time.Duration) int {
 	deadline := time.Now().Add(wait)
 	var validated, bad int
 	for len(sent) > 0 {
 		var open []sentToken
 		for _, s := range sent {
 			d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job}
-			st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
+			st, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: d.Hash()})
 			switch {
 			case err != nil:
 				bad++
@@ -154,10 +155,10 @@ func awaitVerdicts(ctx context.Context, env Env, store *events.Store, batch stri
 
 // submit enqueues the validation of one submitted token and returns the
 // challenges its destination had so far.
-func submit(ctx context.Context, store *events.Store, client *asynq.Client, batch string, s submission) (int, error) {
+func submit(ctx context.Context, store *ledger.Store, client *asynq.Client, batch string, s submission) (int, error) {
 	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job}
-	st, err := store.Get(ctx, events.Key{Batch: batch, Hash: d.Hash()})
-	if errors.Is(err, events.ErrNotFound) {
+	st, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: d.Hash()})
+	if errors.Is(err, ledger.ErrNotFound) {
 		return 0, fmt.Errorf("batch %s has no such destination (scope id, destination_conf and, with --create-job, the job columns must be exactly as enqueued)", batch)
 	}
 	if err != nil {

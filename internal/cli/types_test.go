@@ -10,7 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -32,7 +33,10 @@ func TestEveryDestinationType(t *testing.T) {
 	container := writeOnlyContainer(t)
 	secrets := []string{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMIK7MDENG", "eyJ0eXBlIjoic2VydmljZV9hY2NvdW50In0", "IBMKEY0123456789",
 		"NRAK-0123456789", "DDKEY0123456789", "SPLUNKTOKEN0123", "S1TOKEN0123456", "Code0123456789", container.sig}
-	rows := []struct{ typ, conf, want string }{
+	rows := []struct {
+		typ, conf string
+		want      events.State
+	}{
 		{"s3", "s3://" + demoBucket + "/types/aws?region=us-east-1", events.Validated},
 		{"s3", "s3://" + demoBucket + "/types/keys?region=us-east-1&access-key-id=AKIAIOSFODNN7EXAMPLE&secret-access-key=wJalrXUtnFEMIK7MDENG", events.NotRequired},
 		{"s3", "s3://gov-bucket/x?region=us-gov-west-1&endpoint=s3.us-gov-west-1.amazonaws.com&access-key-id=AKIAIOSFODNN7EXAMPLE&secret-access-key=wJalrXUtnFEMIK7MDENG", events.NotRequired},
@@ -75,7 +79,7 @@ func TestEveryDestinationType(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	err := e.store.Dests(context.Background(), batch, func(_ string, st events.DestState) error {
+	err := e.store.Dests(context.Background(), batch, func(_ string, st ledger.DestState) error {
 		r := rows[st.Line-2]
 		if st.Type != r.typ || st.State != r.want {
 			t.Errorf("line %d (%s): %s %s, want %s (error %+v)", st.Line, r.typ, st.Type, st.State, r.want, st.Error)

@@ -9,7 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -49,7 +50,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 
 // uiLastError is an in-flight destination's last error with its batch.
 type uiLastError struct {
-	events.LastError
+	ledger.LastError
 	Batch string
 }
 
@@ -61,7 +62,7 @@ type uiBatch struct {
 
 // uiHandler renders the queue, the recent batches and the recent failures.
 // Destinations on the page are the redacted ones of the events.
-func uiHandler(store *events.Store, insp *asynq.Inspector) http.HandlerFunc {
+func uiHandler(store *ledger.Store, insp *asynq.Inspector) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()

@@ -20,7 +20,8 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -189,7 +190,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	rdb.AddHook(watch)
 	routeRedisLog(log, f.redisURL)
 	client := asynq.NewClientFromRedisClient(rdb)
-	store := events.NewStore(rdb, events.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
+	store := ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
 	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, f.authPause, worker.PauseQueue(insp, store))

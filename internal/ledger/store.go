@@ -1,10 +1,11 @@
-package events
+package ledger
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"strconv"
 	"strings"
 	"time"
@@ -149,7 +150,7 @@ type Meta struct {
 
 // Existing says what a batch already knows of a destination.
 type Existing struct {
-	State string
+	State events.State
 	Line  int
 }
 
@@ -170,8 +171,8 @@ func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Tim
 // "validate"); fields are extra hash fields to set. ev, when not nil, is
 // appended to the stream if and only if the state changed. It reports
 // whether the state changed; a terminal destination never changes.
-func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, attempt string, fields ...any) (bool, error) {
-	c, err := s.transitionCall(k, state, ev, attempt, fields)
+func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *events.Event, stage events.Stage, fields ...any) (bool, error) {
+	c, err := s.transitionCall(k, state, ev, stage, fields)
 	if err != nil {
 		return false, err
 	}
@@ -184,7 +185,7 @@ func (s *Store) Transition(ctx context.Context, k Key, state string, ev *Event, 
 }
 
 // transitionCall is transitionScript's keys and arguments for Transition.
-func (s *Store) transitionCall(k Key, state string, ev *Event, attempt string, fields []any) (scriptCall, error) {
+func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stage events.Stage, fields []any) (scriptCall, error) {
 	payload := ""
 	if ev != nil {
 		b, err := json.Marshal(ev)
@@ -193,11 +194,9 @@ func (s *Store) transitionCall(k Key, state string, ev *Event, attempt string, f
 		}
 		payload = string(b)
 	}
-	if attempt != "" {
-		attempt = "att_" + attempt
-	}
+	attempt := attemptField(stage)
 	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream, s.errorsKey(k.Batch)},
-		args: append([]any{state, payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt, k.Hash}, fields...)}, nil
+		args: append([]any{string(state), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt, k.Hash}, fields...)}, nil
 }
 
 // enterScript moves a destination into a stage in one round trip: unless
@@ -248,15 +247,13 @@ var ErrSuperseded = errors.New("destination superseded")
 // change, or the current state and ErrSuperseded when the destination
 // finished or moved to a newer round or generation, in which case nothing
 // changes. A destination not yet registered is registered on the way.
-func (s *Store) Enter(ctx context.Context, k Key, state string, round, gen int, attempt string, fields ...any) (DestState, error) {
+func (s *Store) Enter(ctx context.Context, k Key, state events.State, round, gen int, stage events.Stage, fields ...any) (DestState, error) {
 	if len(fields)%2 != 0 {
 		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
 	}
-	if attempt != "" {
-		attempt = "att_" + attempt
-	}
+	attempt := attemptField(stage)
 	args := make([]any, 0, 5+len(fields)+len(stateFields))
-	args = append(args, state, round, gen, attempt, len(fields)/2)
+	args = append(args, string(state), round, gen, attempt, len(fields)/2)
 	args = append(args, fields...)
 	for _, f := range stateFields {
 		args = append(args, f)
@@ -282,7 +279,7 @@ func (s *Store) Enter(ctx context.Context, k Key, state string, round, gen int, 
 }
 
 // Emit appends a fleet event (queue paused or resumed) to the stream.
-func (s *Store) Emit(ctx context.Context, ev Event) error {
+func (s *Store) Emit(ctx context.Context, ev events.Event) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
@@ -299,7 +296,7 @@ func (s *Store) Emit(ctx context.Context, ev Event) error {
 // redacted.
 type LastError struct {
 	Line       int       `json:"line,omitempty"`
-	State      string    `json:"state"`
+	State      events.State   `json:"state"`
 	HTTPStatus int       `json:"http_status,omitempty"`
 	Message    string    `json:"message"`
 	Time       time.Time `json:"time"`
@@ -372,7 +369,7 @@ func (s *Store) Reopen(ctx context.Context, k Key, round int) (bool, error) {
 
 // DestState is what the store knows of one destination.
 type DestState struct {
-	State       string
+	State       events.State
 	Line        int
 	Scope       string
 	ScopeID     string
@@ -383,14 +380,14 @@ type DestState struct {
 	Filename    string
 	RequestedAt time.Time
 	EnqueuedAt  time.Time
-	Attempts    Attempts
+	Attempts    events.Attempts
 	// Error is why the destination failed, if it did.
-	Error *Error
+	Error *events.Error
 }
 
 // ErrorFields are the hash fields that record why a destination failed,
 // for Transition.
-func ErrorFields(e *Error) []any {
+func ErrorFields(e *events.Error) []any {
 	if e == nil {
 		return nil
 	}
@@ -425,9 +422,9 @@ func parseDestState(m map[string]string) DestState {
 		}
 		return time.Unix(0, v)
 	}
-	var e *Error
+	var e *events.Error
 	if msg, ok := m["error_message"]; ok {
-		e = &Error{HTTPStatus: n("error_status"), Message: msg}
+		e = &events.Error{HTTPStatus: n("error_status"), Message: msg}
 		for _, c := range strings.Split(m["error_codes"], ",") {
 			if v, err := strconv.Atoi(c); err == nil {
 				e.Codes = append(e.Codes, v)
@@ -435,7 +432,7 @@ func parseDestState(m map[string]string) DestState {
 		}
 	}
 	return DestState{
-		State:       m["state"],
+		State:       events.State(m["state"]),
 		Line:        n("line"),
 		Scope:       m["scope"],
 		ScopeID:     m["scope_id"],
@@ -447,7 +444,7 @@ func parseDestState(m map[string]string) DestState {
 		Filename:    m["filename"],
 		RequestedAt: t("requested_at"),
 		EnqueuedAt:  t("enqueued_at"),
-		Attempts:    Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate"), Job: n("att_job")},
+		Attempts:    events.Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate"), Job: n("att_job")},
 	}
 }
 
@@ -499,37 +496,23 @@ func escapeGlob(s string) string {
 	return r.Replace(s)
 }
 
-// BatchStatus counts a batch's destinations per state.
-type BatchStatus struct {
-	ID        string
-	Source    string
-	CreatedAt time.Time
-	Total     int64
-	Counts    map[string]int64
-}
-
-// Done is the number of destinations in a terminal state.
-func (b BatchStatus) Done() int64 {
-	return b.Counts[Validated] + b.Counts[Failed] + b.Counts[NotRequired]
-}
-
 // ErrNoBatch is returned for an unknown batch id.
 var ErrNoBatch = errors.New("no such batch")
 
 // Batch reads one batch's counters.
-func (s *Store) Batch(ctx context.Context, id string) (BatchStatus, error) {
+func (s *Store) Batch(ctx context.Context, id string) (events.BatchStatus, error) {
 	m, err := s.rdb.HGetAll(ctx, s.batchKey(id)).Result()
 	if err != nil {
-		return BatchStatus{}, fmt.Errorf("read batch %s: %w", id, err)
+		return events.BatchStatus{}, fmt.Errorf("read batch %s: %w", id, err)
 	}
 	if len(m) == 0 {
-		return BatchStatus{}, fmt.Errorf("batch %q: %w", id, ErrNoBatch)
+		return events.BatchStatus{}, fmt.Errorf("batch %q: %w", id, ErrNoBatch)
 	}
-	b := BatchStatus{ID: id, Source: m["source"], Counts: map[string]int64{}}
+	b := events.BatchStatus{ID: id, Source: m["source"], Counts: map[events.State]int64{}}
 	b.CreatedAt, _ = time.Parse(time.RFC3339Nano, m["created_at"])
 	b.Total, _ = strconv.ParseInt(m["total"], 10, 64)
-	for _, st := range States {
-		b.Counts[st], _ = strconv.ParseInt(m["state:"+st], 10, 64)
+	for _, st := range events.States() {
+		b.Counts[st], _ = strconv.ParseInt(m["state:"+string(st)], 10, 64)
 	}
 	return b, nil
 }
@@ -546,7 +529,7 @@ func (s *Store) Batches(ctx context.Context, n int64) ([]string, error) {
 // Entry is one event read back from the stream with its stream id.
 type Entry struct {
 	ID    string
-	Event Event
+	Event events.Event
 	Raw   string
 }
 
@@ -682,7 +665,8 @@ func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (known []
 // existing is what a script or HMGET answered for a known destination.
 func existing(state, line any) *Existing {
 	ex := &Existing{}
-	ex.State, _ = state.(string)
+	st, _ := state.(string)
+	ex.State = events.State(st)
 	if l, ok := line.(string); ok {
 		ex.Line, _ = strconv.Atoi(l)
 	}
@@ -692,9 +676,9 @@ func existing(state, line any) *Existing {
 // Move is one destination's Transition, for TransitionMany.
 type Move struct {
 	Key   Key
-	State string
+	State events.State
 	// Event, when not nil, is appended to the stream if the state changed.
-	Event *Event
+	Event *events.Event
 }
 
 // TransitionMany is Transition (without attempt or fields) for many
@@ -777,4 +761,13 @@ func (s *Store) evalMany(ctx context.Context, script *redis.Script, calls []scri
 	}
 	run(again)
 	return cmds
+}
+
+// attemptField is the destination hash field counting stage's runs; "" for
+// no stage.
+func attemptField(stage events.Stage) string {
+	if stage == "" {
+		return ""
+	}
+	return "att_" + string(stage)
 }

@@ -1,11 +1,12 @@
-package events_test
+package ledger_test
 
 import (
 	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 func benchEvent(failed bool) events.Event {
@@ -27,7 +28,7 @@ func benchEvent(failed bool) events.Event {
 func BenchmarkEventEncode(b *testing.B) {
 	for _, failed := range []bool{false, true} {
 		ev := benchEvent(failed)
-		b.Run(ev.Event, func(b *testing.B) {
+		b.Run(string(ev.Event), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := json.Marshal(&ev); err != nil {
@@ -60,6 +61,6 @@ func BenchmarkErrorFields(b *testing.B) {
 	e := &events.Error{HTTPStatus: 400, Codes: []int{1004, 1002}, Message: "job limit reached"}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = events.ErrorFields(e)
+		_ = ledger.ErrorFields(e)
 	}
 }

@@ -1,4 +1,4 @@
-package events_test
+package ledger_test
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
 type testBundle struct {
-	store *events.Store
+	store *ledger.Store
 	rdb   redis.UniversalClient
 }
 
@@ -27,7 +28,7 @@ func setup(t *testing.T, real bool) testBundle {
 	} else {
 		rdb, _ = testutil.Mini(t)
 	}
-	return testBundle{store: events.NewStore(rdb, events.Config{StateTTL: time.Hour}), rdb: rdb}
+	return testBundle{store: ledger.NewStore(rdb, ledger.Config{StateTTL: time.Hour}), rdb: rdb}
 }
 
 func both(t *testing.T, fn func(t *testing.T, b testBundle)) {
@@ -47,8 +48,8 @@ func TestTerminalEventOnce(t *testing.T) {
 	t.Parallel()
 	both(t, func(t *testing.T, b testBundle) {
 		ctx := context.Background()
-		k := events.Key{Batch: "b1", Hash: "h1"}
-		if ex, err := register(ctx, b.store, k, events.Meta{Line: 2, Type: "s3", EnqueuedAt: time.Now()}); err != nil || ex != nil {
+		k := ledger.Key{Batch: "b1", Hash: "h1"}
+		if ex, err := register(ctx, b.store, k, ledger.Meta{Line: 2, Type: "s3", EnqueuedAt: time.Now()}); err != nil || ex != nil {
 			t.Fatalf("Register = %v, %v", ex, err)
 		}
 		// A task delivered twice, concurrently: one event only.
@@ -103,13 +104,13 @@ func TestStagesAttemptsAndRegister(t *testing.T) {
 	t.Parallel()
 	both(t, func(t *testing.T, b testBundle) {
 		ctx := context.Background()
-		k := events.Key{Batch: "b2", Hash: "h2"}
+		k := ledger.Key{Batch: "b2", Hash: "h2"}
 		// The worker may run before the producer registered the destination.
 		if _, err := b.store.Transition(ctx, k, events.Challenging, nil, "challenge"); err != nil {
 			t.Fatal(err)
 		}
 		// Its registration still counts it as new (TestRegisterAfterWorker).
-		if ex, err := register(ctx, b.store, k, events.Meta{Line: 7}); err != nil || ex != nil {
+		if ex, err := register(ctx, b.store, k, ledger.Meta{Line: 7}); err != nil || ex != nil {
 			t.Fatalf("Register after the worker = %+v, %v; want new", ex, err)
 		}
 		now := time.Now()
@@ -130,7 +131,7 @@ func TestStagesAttemptsAndRegister(t *testing.T) {
 		if bs.Total != 1 || bs.Counts[events.Polling] != 1 || bs.Counts[events.Challenging] != 0 || bs.Counts[events.Queued] != 0 {
 			t.Fatalf("batch counts = %+v", bs)
 		}
-		if _, err := b.store.Get(ctx, events.Key{Batch: "b2", Hash: "nope"}); err != events.ErrNotFound {
+		if _, err := b.store.Get(ctx, ledger.Key{Batch: "b2", Hash: "nope"}); err != ledger.ErrNotFound {
 			t.Fatalf("Get unknown = %v, want ErrNotFound", err)
 		}
 	})
@@ -141,7 +142,7 @@ func TestReadFollowsStream(t *testing.T) {
 	both(t, func(t *testing.T, b testBundle) {
 		ctx := context.Background()
 		for i := range 5 {
-			k := events.Key{Batch: "b3", Hash: fmt.Sprint(i)}
+			k := ledger.Key{Batch: "b3", Hash: fmt.Sprint(i)}
 			if _, err := b.store.Transition(ctx, k, events.NotRequired, &events.Event{Event: events.NotRequired, BatchID: "b3", Line: i + 2}, ""); err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +166,7 @@ func TestEnter(t *testing.T) {
 	t.Parallel()
 	both(t, func(t *testing.T, b testBundle) {
 		ctx := context.Background()
-		k := events.Key{Batch: "b1", Hash: "h1"}
+		k := ledger.Key{Batch: "b1", Hash: "h1"}
 		// Not registered yet (the worker ran first): registered on the way.
 		st, err := b.store.Enter(ctx, k, events.Challenging, 0, 0, "challenge")
 		if err != nil || st.State != events.Challenging || st.Attempts.Challenge != 1 {
@@ -177,7 +178,7 @@ func TestEnter(t *testing.T) {
 		}
 		// A task of the older generation is superseded and changes nothing.
 		st, err = b.store.Enter(ctx, k, events.Validating, 0, 0, "validate")
-		if !errors.Is(err, events.ErrSuperseded) || st.State != events.Polling || st.Attempts.Validate != 0 {
+		if !errors.Is(err, ledger.ErrSuperseded) || st.State != events.Polling || st.Attempts.Validate != 0 {
 			t.Fatalf("older gen: Enter = %+v, %v; want ErrSuperseded, state unchanged", st, err)
 		}
 		bs, err := b.store.Batch(ctx, "b1")
@@ -188,15 +189,15 @@ func TestEnter(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A finished destination is never entered again, whatever its round.
-		if _, err := b.store.Enter(ctx, k, events.Challenging, 5, 0, "challenge"); !errors.Is(err, events.ErrSuperseded) {
+		if _, err := b.store.Enter(ctx, k, events.Challenging, 5, 0, "challenge"); !errors.Is(err, ledger.ErrSuperseded) {
 			t.Fatalf("finished: Enter err = %v; want ErrSuperseded", err)
 		}
 		// A newer round supersedes an older round's tasks.
-		k2 := events.Key{Batch: "b1", Hash: "h2"}
+		k2 := ledger.Key{Batch: "b1", Hash: "h2"}
 		if _, err := b.store.Enter(ctx, k2, events.Challenging, 0, 0, "challenge", "round", 2); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.store.Enter(ctx, k2, events.Polling, 1, 3, "poll"); !errors.Is(err, events.ErrSuperseded) {
+		if _, err := b.store.Enter(ctx, k2, events.Polling, 1, 3, "poll"); !errors.Is(err, ledger.ErrSuperseded) {
 			t.Fatalf("older round: Enter err = %v; want ErrSuperseded", err)
 		}
 	})
@@ -209,11 +210,11 @@ func TestRegisterAfterWorker(t *testing.T) {
 	t.Parallel()
 	both(t, func(t *testing.T, b testBundle) {
 		ctx := context.Background()
-		k := events.Key{Batch: "b1", Hash: "h1"}
+		k := ledger.Key{Batch: "b1", Hash: "h1"}
 		if _, err := b.store.Enter(ctx, k, events.Polling, 0, 0, "challenge"); err != nil {
 			t.Fatal(err)
 		}
-		ex, err := register(ctx, b.store, k, events.Meta{Line: 7, Type: "s3", EnqueuedAt: time.Now()})
+		ex, err := register(ctx, b.store, k, ledger.Meta{Line: 7, Type: "s3", EnqueuedAt: time.Now()})
 		if err != nil || ex != nil {
 			t.Fatalf("Register after the worker = %+v, %v; want new", ex, err)
 		}
@@ -221,7 +222,7 @@ func TestRegisterAfterWorker(t *testing.T) {
 		if err != nil || st.Line != 7 || st.State != events.Polling || st.Type != "s3" {
 			t.Fatalf("state = %+v, %v; want line 7, still polling", st, err)
 		}
-		if ex, err := register(ctx, b.store, k, events.Meta{Line: 9}); err != nil || ex == nil || ex.Line != 7 {
+		if ex, err := register(ctx, b.store, k, ledger.Meta{Line: 9}); err != nil || ex == nil || ex.Line != 7 {
 			t.Fatalf("second Register = %+v, %v; want the known line 7", ex, err)
 		}
 		bs, err := b.store.Batch(ctx, "b1")
@@ -232,8 +233,8 @@ func TestRegisterAfterWorker(t *testing.T) {
 }
 
 // register records one destination; nil Existing: it was new.
-func register(ctx context.Context, s *events.Store, k events.Key, m events.Meta) (*events.Existing, error) {
-	ex, errs := s.RegisterMany(ctx, []events.Registration{{Key: k, Meta: m}})
+func register(ctx context.Context, s *ledger.Store, k ledger.Key, m ledger.Meta) (*ledger.Existing, error) {
+	ex, errs := s.RegisterMany(ctx, []ledger.Registration{{Key: k, Meta: m}})
 	if errs != nil {
 		return nil, errs[0]
 	}

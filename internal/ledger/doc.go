@@ -1,4 +1,4 @@
-// Package events keeps the outcome of every destination: its state in Redis
+// Package ledger keeps the outcome of every destination: its state in Redis
 // (one hash per destination of a batch, counters per batch) and the result
 // events on the Redis Stream logpush:events.
 //
@@ -7,4 +7,4 @@
 // event, and a crash between the two cannot lose one. Producers register
 // destinations here, workers move them through their stages, and the status,
 // report and events commands read it back.
-package events
+package ledger

@@ -1,0 +1,17 @@
+package events
+
+import "time"
+
+// BatchStatus counts a batch's destinations per state.
+type BatchStatus struct {
+	ID        string
+	Source    string
+	CreatedAt time.Time
+	Total     int64
+	Counts    map[State]int64
+}
+
+// Done is the number of destinations in a terminal state.
+func (b BatchStatus) Done() int64 {
+	return b.Counts[Validated] + b.Counts[Failed] + b.Counts[NotRequired]
+}

@@ -1,0 +1,115 @@
+package events
+
+import "time"
+
+// State is where a destination is in its onboarding: a stage it passes
+// through (Queued ... CreatingJob), AwaitingToken, or an outcome
+// (Validated, Failed, NotRequired). States are the values of the state
+// field of a destination in Redis, the keys of BatchStatus.Counts, and,
+// for the outcomes and AwaitingToken, the event field of an Event. The
+// values are wire names: users build on them.
+type State string
+
+// Outcomes and AwaitingToken: the states that emit an event. Validated,
+// Failed and NotRequired are terminal; AwaitingToken waits for an operator
+// to submit the token.
+const (
+	Validated     State = "validated"
+	Failed        State = "failed"
+	NotRequired   State = "not_required"
+	AwaitingToken State = "awaiting_token"
+)
+
+// Fleet events concern the queue, not one destination: they carry no
+// destination fields, and Error.Message says why. They are Event names,
+// never a destination's state, and not in States.
+const (
+	QueuePaused  State = "queue_paused"
+	QueueResumed State = "queue_resumed"
+)
+
+// States a destination passes through before its outcome. They are states
+// of the destination hash and count keys of the batch, never events.
+const (
+	Queued State = "queued"
+	// WaitingPath: the destination waits for its challenge file's path,
+	// where another destination's challenge is in flight (one file per
+	// path, so one challenge at a time).
+	WaitingPath State = "waiting_path"
+	Challenging State = "challenging"
+	Polling     State = "polling"
+	Validating  State = "validating"
+	CreatingJob State = "creating_job"
+)
+
+// States lists every state of a destination in flow order, for status
+// output and counters.
+func States() []State {
+	return []State{Queued, WaitingPath, Challenging, Polling, Validating, CreatingJob, AwaitingToken, Validated, Failed, NotRequired}
+}
+
+// TerminalStates lists the states that end a destination's onboarding.
+func TerminalStates() []State { return []State{Validated, Failed, NotRequired} }
+
+// Terminal reports whether s ends a destination's onboarding.
+func (s State) Terminal() bool {
+	return s == Validated || s == Failed || s == NotRequired
+}
+
+// Stage is a step that calls out and is counted in Attempts: each run of
+// it adds one to its counter. The values are the JSON names of the
+// Attempts fields.
+type Stage string
+
+// The stages, in flow order.
+const (
+	StageChallenge Stage = "challenge"
+	StagePoll      Stage = "poll"
+	StageValidate  Stage = "validate"
+	StageJob       Stage = "job"
+)
+
+// Stages lists every stage in flow order.
+func Stages() []Stage { return []Stage{StageChallenge, StagePoll, StageValidate, StageJob} }
+
+// Event is one JSON entry of the logpush:events stream: the outcome of one
+// destination. Destination is always the redacted conf.
+type Event struct {
+	Event           State     `json:"event"`
+	BatchID         string    `json:"batch_id,omitempty"`
+	Scope           string    `json:"scope,omitempty"`
+	ScopeID         string    `json:"scope_id,omitempty"`
+	Destination     string    `json:"destination,omitempty"`
+	DestinationType string    `json:"destination_type,omitempty"`
+	Filename        string    `json:"filename,omitempty"`
+	Attempts        Attempts  `json:"attempts"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Error           *Error    `json:"error,omitempty"`
+	Time            time.Time `json:"time"`
+	// Line is the line of the input file the destination came from, so a
+	// result can be joined back to the input.
+	Line int `json:"line,omitempty"`
+	// JobID is the Logpush job of the destination (enqueue --create-job);
+	// JobExisted says it was there already and was not created again.
+	JobID      int  `json:"job_id,omitempty"`
+	JobExisted bool `json:"job_existed,omitempty"`
+}
+
+// Attempts counts the runs of each stage for one destination.
+type Attempts struct {
+	Challenge int `json:"challenge"`
+	Poll      int `json:"poll"`
+	Validate  int `json:"validate"`
+	Job       int `json:"job,omitempty"`
+}
+
+// Error says why a destination failed. Message is redacted.
+type Error struct {
+	// HTTPStatus is Cloudflare's HTTP status, 0 when the failure was not an API call.
+	HTTPStatus int `json:"http_status,omitempty"`
+	// StorageStatus is the HTTP status of the destination's storage when
+	// reading the challenge file failed (403 for a denied read).
+	StorageStatus int    `json:"storage_status,omitempty"`
+	Codes         []int  `json:"codes,omitempty"`
+	Message       string `json:"message"`
+}
