@@ -40,45 +40,18 @@ var (
 	ErrJSONArray   = errors.New("a JSON array is not JSONL: one object per line (jq -c '.[]' in.json > in.jsonl)")
 )
 
-// Format is the format of the input.
-type Format int
+// Format is the format of the input (tasks.Format).
+type Format = tasks.Format
 
-// Formats.
+// Formats (tasks.FormatAuto, tasks.FormatCSV, tasks.FormatJSONL).
 const (
-	// Auto picks JSONL if the first byte that is not white space (after an
-	// optional UTF-8 byte order mark) is '{', and CSV otherwise.
-	Auto Format = iota
-	// CSV has a header line naming the columns.
-	CSV
-	// JSONL has one JSON object per line.
-	JSONL
+	Auto  = tasks.FormatAuto
+	CSV   = tasks.FormatCSV
+	JSONL = tasks.FormatJSONL
 )
 
-// String returns the name ParseFormat accepts.
-func (f Format) String() string {
-	switch f {
-	case Auto:
-		return "auto"
-	case CSV:
-		return "csv"
-	case JSONL:
-		return "jsonl"
-	}
-	return "Format(" + strconv.Itoa(int(f)) + ")"
-}
-
 // ParseFormat parses "auto", "csv" or "jsonl", in any case.
-func ParseFormat(s string) (Format, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "auto":
-		return Auto, nil
-	case "csv":
-		return CSV, nil
-	case "jsonl":
-		return JSONL, nil
-	}
-	return Auto, fmt.Errorf("unknown input format %q (want auto, csv or jsonl)", s)
-}
+func ParseFormat(s string) (Format, error) { return tasks.ParseFormat(s) }
 
 // Options set how the input is read.
 type Options struct {
@@ -108,36 +81,8 @@ type Row struct {
 	Extra map[string]string
 }
 
-// LineError is a bad line: the caller reports it and may go on reading.
-type LineError struct {
-	// Line is the line where the record starts, from 1.
-	Line int
-	// Field names the column or key that is wrong; "" when the line as a
-	// whole is (bad CSV or JSON, too long, both ids or none).
-	Field string
-	// Err says why. It never holds a destination_conf or a secret.
-	Err error
-}
-
-// Error returns "line 12: zone_id: must be 32 hex characters, got 31", or
-// "line 12: <reason>" when Field is empty.
-func (e *LineError) Error() string {
-	msg := "invalid"
-	if e.Err != nil {
-		msg = e.Err.Error()
-	}
-	var fe *tasks.FieldError
-	if errors.As(e.Err, &fe) && fe.Field == e.Field {
-		msg = fe.Msg
-	}
-	if e.Field == "" {
-		return fmt.Sprintf("line %d: %s", e.Line, msg)
-	}
-	return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, msg)
-}
-
-// Unwrap returns Err.
-func (e *LineError) Unwrap() error { return e.Err }
+// LineError is a bad line of the input (tasks.LineError).
+type LineError = tasks.LineError
 
 // kind is what a column or key holds.
 type kind uint8
