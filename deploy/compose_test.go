@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // composeFile declares the Compose fields deploy/compose.yaml uses; x-
@@ -286,8 +286,8 @@ func TestCompose(t *testing.T) {
 // volume shared by the simulator and the workers.
 func checkDemoCSV(t *testing.T, path string, c composeFile) {
 	t.Helper()
-	plan, err := producer.New(nil, nil, producer.Config{Input: input.Options{Format: input.CSV}}).
-		Check(t.Context(), func() (io.ReadCloser, error) { return os.Open(path) })
+	plan, err := producer.Check(t.Context(), func() (io.ReadCloser, error) { return os.Open(path) },
+		producer.Config{Format: tasks.FormatCSV})
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

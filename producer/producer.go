@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,20 +10,22 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-// Enqueuer is the part of the asynq client the producer uses.
-type Enqueuer interface {
+// enqueuer is the part of the asynq client the producer uses.
+type enqueuer interface {
 	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
@@ -33,29 +36,40 @@ type Config struct {
 	BatchID string
 	// Source describes the input (a file name) in the batch record.
 	Source string
-	// Input sets the input format and the extra columns allowed.
-	Input input.Options
+	// Format is the input's format. Default FormatAuto: JSONL if the
+	// input starts with '{', CSV otherwise.
+	Format tasks.Format
+	// Columns lists extra columns (CSV) or keys (JSONL) to allow besides
+	// zone_id, account_id, destination_conf, the read-as columns
+	// (tasks.ReadAsColumns) and, with CreateJob, the job columns
+	// (tasks.JobColumns); they are read and ignored. Default: none.
+	Columns []string
 	// CreateJob creates each destination's Logpush job after validation,
 	// from the job columns of the input (tasks.JobColumns; dataset
 	// required).
 	CreateJob bool
 	// Task sets the options of the enqueued tasks.
 	Task tasks.Options
-	// Concurrency is the number of enqueue round trips in flight. Default 16.
+	// Concurrency is the number of enqueue round trips in flight. Default
+	// ConcurrencyDefault.
 	Concurrency int
 	// ChunkSize is the number of rows whose state lookups, and whose
-	// registrations, go to Redis in one pipelined round trip. Default 256.
+	// registrations, go to Redis in one pipelined round trip. Default
+	// ChunkSizeDefault.
 	ChunkSize int
-	// MaxErrors caps the line errors kept for the report. Default 1000.
+	// MaxErrors caps the line errors kept in a Plan. Default
+	// MaxErrorsDefault.
 	MaxErrors int
 	// Pacer, when set, schedules the challenges at the API budget's pace
 	// (budget.Pacer) instead of all at once, so that polls and validations
 	// do not queue behind a whole batch of challenges. nil: all at once.
 	Pacer Pacer
-	// Skip, when set, leaves out the good rows it returns true for: they
-	// count in the plan and the batch id, but are not enqueued (run skips
-	// the destinations its journal has finished). nil: none.
-	Skip func(input.Row) bool
+	// Skip, when set, leaves out the good rows whose destination (Scope,
+	// ScopeID, DestinationConf, Line; BatchID and the rest unset) it
+	// returns true for: they count in the plan and the batch id, but are
+	// not enqueued (run skips the destinations its journal has finished).
+	// nil: none.
+	Skip func(tasks.Dest) bool
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Now; default time.Now.
@@ -69,17 +83,18 @@ type Pacer interface {
 	Interval() time.Duration
 }
 
+// Defaults of Config.
+const (
+	ConcurrencyDefault = 16
+	ChunkSizeDefault   = 256
+	MaxErrorsDefault   = 1000
+)
+
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
-	}
-	if c.ChunkSize <= 0 {
-		c.ChunkSize = 256
-	}
-	if c.MaxErrors <= 0 {
-		c.MaxErrors = 1000
-	}
+	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
+	c.ChunkSize = cmp.Or(c.ChunkSize, ChunkSizeDefault)
+	c.MaxErrors = cmp.Or(c.MaxErrors, MaxErrorsDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,11 +102,38 @@ func (c Config) WithDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Task = c.Task.WithDefaults()
-	c.Input.Extra = append(c.Input.Extra, tasks.ReadAsColumns...)
-	if c.CreateJob {
-		c.Input.Extra = append(c.Input.Extra, tasks.JobColumns...)
-	}
 	return c
+}
+
+// validate refuses settings that cannot work, naming the field.
+func (c Config) validate() error {
+	switch {
+	case c.BatchID != "" && !validBatchID.MatchString(c.BatchID):
+		return fmt.Errorf("batch id %q: use 1 to 64 letters, digits, '.', '_' or '-'", c.BatchID)
+	case c.Concurrency < 0:
+		return fmt.Errorf("concurrency %d: must not be negative", c.Concurrency)
+	case c.ChunkSize < 0:
+		return fmt.Errorf("chunk size %d: must not be negative", c.ChunkSize)
+	case c.MaxErrors < 0:
+		return fmt.Errorf("max errors %d: must not be negative", c.MaxErrors)
+	case c.Task.MaxRetry < 0:
+		return fmt.Errorf("task max retry %d: must not be negative", c.Task.MaxRetry)
+	case c.Task.Retention < 0:
+		return fmt.Errorf("task retention %s: must not be negative", c.Task.Retention)
+	case c.Format < tasks.FormatAuto || c.Format > tasks.FormatJSONL:
+		return fmt.Errorf("format %s: want FormatAuto, FormatCSV or FormatJSONL", c.Format)
+	}
+	return nil
+}
+
+// input is the input reader's options: the format and the columns
+// allowed.
+func (c Config) input() input.Options {
+	extra := append(slices.Clip(c.Columns), tasks.ReadAsColumns...)
+	if c.CreateJob {
+		extra = append(extra, tasks.JobColumns...)
+	}
+	return input.Options{Format: c.Format, Extra: extra}
 }
 
 // Plan is what a validated file would do.
@@ -141,16 +183,55 @@ var ErrInvalid = errors.New("input has invalid lines; nothing was enqueued")
 // or a CSV header only): no batch is created.
 var ErrNoDestinations = errors.New("no destinations: the input has no rows")
 
-// Producer enqueues batches.
+// ErrNoRedis is returned by New without a Redis client.
+var ErrNoRedis = errors.New("producer: no redis client")
+
+// Producer enqueues batches: it checks an input, registers its
+// destinations in Redis and enqueues their tasks on the logpush queue,
+// where the workers (worker.New) of the same Redis take them.
 type Producer struct {
-	enq   Enqueuer
-	store *ledger.Store
-	cfg   Config
+	enq    enqueuer
+	store  *ledger.Store
+	cfg    Config
+	client *asynq.Client // closed by Close; nil when enq was given
 }
 
-// New returns a Producer.
-func New(enq Enqueuer, store *ledger.Store, cfg Config) *Producer {
-	return &Producer{enq: enq, store: store, cfg: cfg.WithDefaults()}
+// New returns a Producer that enqueues into rdb, or an error naming the
+// setting of cfg that cannot work. Close it to release its asynq client;
+// rdb stays open.
+func New(rdb redis.UniversalClient, cfg Config) (*Producer, error) {
+	if rdb == nil {
+		return nil, ErrNoRedis
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	return &Producer{enq: client, client: client, store: ledger.NewStore(rdb, ledger.Config{}), cfg: cfg.WithDefaults()}, nil
+}
+
+// Check reads the whole input once, without Redis: counts, line errors and
+// the batch id that Enqueue would use. It is Producer.Check for a program
+// that does not enqueue (yet).
+func Check(ctx context.Context, open Opener, cfg Config) (Plan, error) {
+	if err := cfg.validate(); err != nil {
+		return Plan{}, err
+	}
+	return (&Producer{cfg: cfg.WithDefaults()}).Check(ctx, open)
+}
+
+// Close releases the producer's asynq client.
+func (p *Producer) Close() error {
+	if p.client == nil {
+		return nil
+	}
+	return p.client.Close()
+}
+
+// Batch reads the counters of batch id: how many of its destinations are
+// in each state. A batch is done when BatchStatus.Done() equals Total.
+func (p *Producer) Batch(ctx context.Context, id string) (events.BatchStatus, error) {
+	return p.store.Batch(ctx, id)
 }
 
 // Opener opens the input again for each pass.
@@ -183,9 +264,6 @@ func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 		return plan, err
 	}
 	plan.BatchID = p.cfg.BatchID
-	if plan.BatchID != "" && !validBatchID.MatchString(plan.BatchID) {
-		return plan, fmt.Errorf("batch id %q: use 1 to 64 letters, digits, '.', '_' or '-'", plan.BatchID)
-	}
 	if plan.BatchID == "" {
 		plan.BatchID = "b-" + hex.EncodeToString(h.Sum(nil))[:12]
 	}
@@ -224,7 +302,7 @@ func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Res
 	chunk := make([]item, 0, p.cfg.ChunkSize)
 	var chunkErr error
 	err = p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		if p.cfg.Skip != nil && p.cfg.Skip(row) {
+		if p.cfg.Skip != nil && p.cfg.Skip(tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Line: row.Line}) {
 			res.Skipped++
 			return nil
 		}
@@ -254,12 +332,16 @@ func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Res
 	return res, nil
 }
 
-// Dests reads the input as Enqueue does and calls fn with each good row's
+// Dests reads the input as Enqueue with cfg does, without Redis, and calls fn with each good row's
 // line and destination (BatchID, EnqueuedAt and the rest unset): retry
 // rebuilds the tasks of failed destinations from it, since a failed task is
 // not kept (its payload holds the conf's secrets). A bad line makes it
 // return an error wrapping ErrInvalid.
-func (p *Producer) Dests(ctx context.Context, open Opener, fn func(line int, d tasks.Dest) error) error {
+func Dests(ctx context.Context, open Opener, cfg Config, fn func(line int, d tasks.Dest) error) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	p := &Producer{cfg: cfg.WithDefaults()}
 	bad := 0
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
 		return fn(row.Line, tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, ReadAs: opt.readAs})
@@ -550,7 +632,7 @@ func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, row
 		return err
 	}
 	defer rc.Close()
-	r := input.NewReader(rc, p.cfg.Input)
+	r := input.NewReader(rc, p.cfg.input())
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

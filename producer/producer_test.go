@@ -12,10 +12,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -37,7 +36,7 @@ func TestEnqueueDedupesAndIsIdempotent(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	p := producer.New(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
+	p := producer.NewWith(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
 	res, err := p.Enqueue(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +74,11 @@ func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{})
+	p, err := producer.New(rdb, producer.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
 	res, err := p.Enqueue(context.Background(), open(file+"nothex,,s3://mybucket/c?region=us-east-1\n"))
 	if !errors.Is(err, producer.ErrInvalid) || res.ErrorCount != 1 || res.Errors[0].Line != 6 {
 		t.Fatalf("Enqueue = %+v, %v", res.Plan, err)
@@ -83,8 +86,33 @@ func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
 	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
 		t.Fatalf("%d keys written for an invalid file", n)
 	}
-	if _, err := producer.New(client, nil, producer.Config{BatchID: "bad id!"}).Check(context.Background(), open(file)); err == nil {
+	if _, err := producer.Check(context.Background(), open(file), producer.Config{BatchID: "bad id!"}); err == nil {
 		t.Fatal("a batch id with spaces was accepted")
+	}
+}
+
+// TestNewRefusesWhatCannotWork: New names the setting that cannot work,
+// and refuses a missing Redis client.
+func TestNewRefusesWhatCannotWork(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	for _, c := range []struct {
+		cfg  producer.Config
+		want string
+	}{
+		{producer.Config{BatchID: "bad id!"}, `batch id "bad id!"`},
+		{producer.Config{Concurrency: -1}, "concurrency -1"},
+		{producer.Config{ChunkSize: -2}, "chunk size -2"},
+		{producer.Config{MaxErrors: -3}, "max errors -3"},
+		{producer.Config{Task: tasks.Options{Retention: -time.Second}}, "task retention -1s"},
+		{producer.Config{Format: tasks.Format(7)}, "format Format(7)"},
+	} {
+		if _, err := producer.New(rdb, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	if _, err := producer.New(nil, producer.Config{}); !errors.Is(err, producer.ErrNoRedis) {
+		t.Errorf("New(nil) = %v, want ErrNoRedis", err)
 	}
 }
 
@@ -95,7 +123,7 @@ func TestReadAsColumns(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{})
+	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{})
 	in := "zone_id,account_id,destination_conf,aws_profile,aws_role_arn\n" +
 		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1,customer-a,arn:aws:iam::123456789012:role/logpush-reader\n"
 	res, err := p.Enqueue(context.Background(), open(in+"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/b?region=us-east-1,,not-an-arn\n"))
@@ -131,7 +159,7 @@ func TestPacedEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, ChunkSize: 2})
+	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, ChunkSize: 2})
 	var b strings.Builder
 	b.WriteString("zone_id,account_id,destination_conf\n")
 	for i := range 5 {
@@ -164,7 +192,7 @@ func TestPacedEnqueue(t *testing.T) {
 		}
 	}
 	// Another batch on the same credential: after the first one's slots.
-	p2 := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, BatchID: "second"})
+	p2 := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, BatchID: "second"})
 	if _, err := p2.Enqueue(context.Background(), open("zone_id,account_id,destination_conf\n023e105f4ecef8ad9ca31a8372d0c353,,gs://other/x\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +215,7 @@ func TestEnqueueNoDestinations(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
 	for _, in := range []string{"", "zone_id,account_id,destination_conf\n", "\n\n"} {
-		_, err := producer.New(client, store, producer.Config{}).Enqueue(context.Background(), open(in))
+		_, err := producer.NewWith(client, store, producer.Config{}).Enqueue(context.Background(), open(in))
 		if !errors.Is(err, producer.ErrNoDestinations) {
 			t.Errorf("Enqueue(%q) = %v, want ErrNoDestinations", in, err)
 		}
@@ -205,12 +233,12 @@ func TestEnqueueSkip(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	whole, err := producer.New(nil, nil, producer.Config{}).Check(context.Background(), open(file))
+	whole, err := producer.NewWith(nil, nil, producer.Config{}).Check(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	skip := func(r input.Row) bool { return r.Conf.Type == tasks.TypeS3 }
-	res, err := producer.New(client, store, producer.Config{Skip: skip}).Enqueue(context.Background(), open(file))
+	skip := func(d tasks.Dest) bool { return strings.HasPrefix(d.DestinationConf, "s3:") }
+	res, err := producer.NewWith(client, store, producer.Config{Skip: skip}).Enqueue(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +281,7 @@ func TestEnqueueCancelledAtEnd(t *testing.T) {
 		}
 		return io.NopCloser(cancelAtEOF{strings.NewReader(file), cancel}), nil
 	}
-	res, err := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
+	res, err := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Enqueue = %+v, %v; want context.Canceled", res, err)
 	}

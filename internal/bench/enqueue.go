@@ -8,8 +8,8 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // Enqueue is scenario e: the producer enqueueing a large CSV.
@@ -46,7 +46,7 @@ func (r *runner) enqueue(ctx context.Context) error {
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(csv) }
 	t0 := time.Now()
-	if _, err := producer.New(nil, nil, producer.Config{Input: input.Options{Format: input.CSV}}).Check(ctx, open); err != nil {
+	if _, err := producer.Check(ctx, open, producer.Config{Format: tasks.FormatCSV}); err != nil {
 		return err
 	}
 	e.CheckSeconds = time.Since(t0).Seconds()

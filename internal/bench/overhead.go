@@ -15,7 +15,6 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -122,10 +121,12 @@ func (r *runner) enqueueFile(ctx context.Context, path string, concurrency int) 
 func (r *runner) enqueueWith(ctx context.Context, path string, cfg producer.Config) (producer.Result, ClientCount, error) {
 	rdb, cnt := r.newClient()
 	defer rdb.Close()
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
-	cfg.Source, cfg.Input, cfg.Logger = path, input.Options{Format: input.CSV}, r.log
-	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
+	cfg.Source, cfg.Format, cfg.Logger = path, tasks.FormatCSV, r.log
+	p, err := producer.New(rdb, cfg)
+	if err != nil {
+		return producer.Result{}, ClientCount{}, err
+	}
+	defer p.Close()
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
 		return res, ClientCount{}, fmt.Errorf("enqueue: %w", err)

@@ -18,11 +18,11 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // child is a worker process: this test binary running the worker command.
@@ -157,7 +157,7 @@ func TestCrashSafety(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	enqueue := func() producer.Result {
-		p := producer.New(client, store, producer.Config{Input: input.Options{Format: input.CSV}})
+		p := newProducer(t, rdb, producer.Config{Format: tasks.FormatCSV})
 		res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(csv) })
 		if err != nil {
 			t.Fatal(err)

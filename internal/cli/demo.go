@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/hibiken/asynq"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -23,10 +22,10 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 const demoBucket = "logpush-demo"
@@ -125,8 +124,6 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err := writeDemoCSV(csvPath, workDir, *n); err != nil {
 		return err
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
 	store := ledger.NewStore(rdb, ledger.Config{})
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, cloudflare.Credentials{APIToken: token}, log)
 	if err != nil {
@@ -136,7 +133,11 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := producer.New(client, store, producer.Config{Source: csvPath, Input: input.Options{Format: input.CSV}, Logger: log, Pacer: pace})
+	p, err := producer.New(rdb, producer.Config{Source: csvPath, Format: tasks.FormatCSV, Logger: log, Pacer: pace})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
 	start := time.Now()
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(csvPath) })
 	if err != nil {

@@ -15,18 +15,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"github.com/hibiken/asynq"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // e2e is a whole pipeline on one Redis: an S3 server, the simulator, a
@@ -146,11 +145,20 @@ func (e *e2e) enqueue(t *testing.T, n int) producer.Result {
 	return e.enqueueFile(t, path)
 }
 
+// newProducer is producer.New for a test, closed at its end.
+func newProducer(t *testing.T, rdb redis.UniversalClient, cfg producer.Config) *producer.Producer {
+	t.Helper()
+	p, err := producer.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func (e *e2e) enqueueFile(t *testing.T, path string) producer.Result {
 	t.Helper()
-	client := asynq.NewClientFromRedisClient(e.rdb)
-	t.Cleanup(func() { client.Close() })
-	p := producer.New(client, e.store, producer.Config{Source: path, Input: input.Options{Format: input.CSV}, Logger: e.log})
+	p := newProducer(t, e.rdb, producer.Config{Source: path, Format: tasks.FormatCSV, Logger: e.log})
 	res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
 		t.Fatal(err)

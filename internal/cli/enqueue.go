@@ -10,12 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -70,12 +67,12 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	defer cleanup()
 
-	cfg := producer.Config{BatchID: *batchID, Source: file, Input: input.Options{Format: fmtv},
+	cfg := producer.Config{BatchID: *batchID, Source: file, Format: fmtv,
 		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
 	// The cheap local check first, its errors shown at once: preflight's
 	// network calls and credential chains come after, and its findings
 	// follow the line errors rather than hide them.
-	plan, err := producer.New(nil, nil, cfg).Check(ctx, open)
+	plan, err := producer.Check(ctx, open, cfg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +96,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		perr := preflight(ctx, env, open, cfg.Input, pf, storage)
+		perr := preflight(ctx, env, open, input.Options{Format: fmtv}, pf, storage)
 		if plan.ErrorCount > 0 {
 			return &exitError{code: 1} // printLineErrors and preflight said why
 		}
@@ -119,9 +116,11 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if cfg.Pacer, err = pacer(rdb, bcfg, ok); err != nil {
 		return err
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
-	p := producer.New(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
+	p, err := producer.New(rdb, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
 	res, err := p.EnqueuePlan(ctx, open, plan) // checked above: no third pass over the input
 	if errors.Is(err, producer.ErrInvalid) {
 		printLineErrors(env.Stderr, res.Plan)
@@ -247,7 +246,7 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	// The line check first, as enqueue does; the job columns are allowed
 	// (a file for enqueue --create-job) but not required.
 	in := input.Options{Format: fmtv, Extra: tasks.JobColumns}
-	plan, err := producer.New(nil, nil, producer.Config{Input: in}).Check(ctx, open)
+	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Columns: tasks.JobColumns})
 	if err != nil {
 		return err
 	}

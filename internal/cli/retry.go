@@ -91,8 +91,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	defer cleanup()
 	found := map[string]tasks.Dest{}
-	p := producer.New(nil, nil, producer.Config{Input: input.Options{Format: fmtv}, CreateJob: *createJob})
-	if err := p.Dests(ctx, open, func(_ int, d tasks.Dest) error {
+	if err := producer.Dests(ctx, open, producer.Config{Format: fmtv, CreateJob: *createJob}, func(_ int, d tasks.Dest) error {
 		if h := d.Hash(); todo[h].hash != "" {
 			found[h] = d
 		}

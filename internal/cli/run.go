@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -19,6 +18,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -85,7 +85,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	defer cleanup()
 	in := input.Options{Format: fmtv}
-	plan, err := producer.New(nil, nil, producer.Config{Input: in}).Check(ctx, open)
+	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv})
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	// On the embedded Redis, the journal is all that is left of an earlier
 	// run: skip what it finished. A shared Redis keeps the batch itself.
 	var prior map[events.State]int64
-	var skip func(input.Row) bool
+	var skip func(tasks.Dest) bool
 	if f.redisURL == "" {
 		var left int
 		if prior, left, err = journaled(open, in, j); err != nil {
@@ -136,7 +136,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			}
 			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
 		}
-		skip = func(r input.Row) bool { return j.has(rowKey(r)) }
+		skip = func(d tasks.Dest) bool { return j.has(destKey(d.Scope, d.ScopeID, redact.String(d.DestinationConf))) }
 	}
 	storage, err := storageFromEnv(env)
 	if err != nil {
@@ -174,8 +174,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	defer stop()
 	store := ledger.NewStore(rdb, ledger.Config{})
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
 	if err != nil {
 		return err
@@ -184,8 +182,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := producer.New(client, store, producer.Config{Source: file, Input: in, Logger: log, Pacer: pace, Skip: skip,
+	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Logger: log, Pacer: pace, Skip: skip,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {

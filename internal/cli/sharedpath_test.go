@@ -17,12 +17,12 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // TestSharedPaths: 150 destinations push to 3 shared paths (zones, accounts,
@@ -99,7 +99,7 @@ func TestSharedPaths(t *testing.T) {
 	store := ledger.NewStore(rdb, ledger.Config{})
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := producer.New(client, store, producer.Config{Input: input.Options{Format: input.CSV}})
+	p := newProducer(t, rdb, producer.Config{Format: tasks.FormatCSV})
 	res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(csv) })
 	if err != nil {
 		t.Fatal(err)
