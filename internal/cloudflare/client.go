@@ -298,7 +298,7 @@ func (c *Client) do(ctx context.Context, cl call) (int, json.RawMessage, error) 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	c.creds.apply(req.Header)
+	applyCredentials(c.creds, req.Header)
 
 	start := time.Now()
 	resp, err := c.hc.Do(req)
