@@ -1,4 +1,5 @@
-// Package credentials holds the Cloudflare credential a worker calls the
-// API with: an API token, or an email with a global API key. It never
-// prints, logs or encodes the values, only the mode.
+// Package credentials holds what a worker authenticates with: the
+// Cloudflare credential it calls the API with (an API token, or an email
+// with a global API key), and how it reads challenge files from the
+// destinations' storage. Neither ever prints, logs or encodes a secret.
 package credentials

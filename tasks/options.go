@@ -8,29 +8,37 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Options are the per-task settings shared by all three task types.
+// Defaults of Options.
+const (
+	DefaultMaxRetry = 12
+	DefaultTimeout  = 2 * time.Minute
+)
+
+// Options are the per-task settings shared by every task type (challenge,
+// poll, validate, create_job).
 type Options struct {
 	// MaxRetry is how many times a transient failure is retried (snoozes of a
-	// poll do not count). Default 12.
+	// poll do not count). Default DefaultMaxRetry.
 	MaxRetry int
-	// Timeout bounds one run of a handler. Default 2m.
+	// Timeout bounds one run of a handler. Default DefaultTimeout.
 	Timeout time.Duration
 	// Retention keeps a finished task (and so its TaskID) this long. Default
 	// 0: asynq deletes a task when it finishes. Duplicates are kept out by
 	// the destination state, not by task ids (a stage that runs again finds
-	// its destination finished or moved on), so keeping tasks only costs
-	// Redis memory, and keeps the tokens of create_job and submitted
-	// validate tasks in Redis.
+	// its destination finished or moved on). Keeping tasks costs Redis
+	// memory, and keeps their payloads there for that long: the
+	// destination_conf with its secrets (SAS, keys), the challenge token of
+	// a validate task and the job spec of a create_job task.
 	Retention time.Duration
 }
 
 // WithDefaults fills unset fields.
 func (o Options) WithDefaults() Options {
 	if o.MaxRetry <= 0 {
-		o.MaxRetry = 12
+		o.MaxRetry = DefaultMaxRetry
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 2 * time.Minute
+		o.Timeout = DefaultTimeout
 	}
 	return o
 }

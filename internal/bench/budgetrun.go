@@ -161,7 +161,7 @@ func (r *runner) budgetRun(ctx context.Context) error {
 		b.PeakRSS = max(b.PeakRSS, ch.maxRSS())
 	}
 	for _, w := range inproc {
-		reads += float64(w.reads.Load())
+		reads += float64(w.reads())
 	}
 	if b.Validated > 0 {
 		b.StorageReads = reads / float64(b.Validated)

@@ -92,7 +92,7 @@ func (r *runner) latencyRun(ctx context.Context, o workerOptions) (*Latency, err
 	}
 	lat, _, _, _ := sim.results()
 	l := &Latency{N: c.LatencyN, Validated: st.Counts[events.Validated], Samples: len(lat),
-		StorageReads: w.reads.Load(), Seconds: end.Sub(start).Seconds()}
+		StorageReads: w.reads(), Seconds: end.Sub(start).Seconds()}
 	l.Median, l.P95, l.Max = quantile(lat, 0.5), quantile(lat, 0.95), quantile(lat, 1)
 	if l.Validated > 0 {
 		l.ReadsPerValidated = float64(l.StorageReads) / float64(l.Validated)

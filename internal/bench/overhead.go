@@ -284,7 +284,7 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 	cpu := (selfCPU() - cpu0).Seconds()
 	o.ProcessServer = delta(s1, r.serverSnapshot(ctx))
 	o.ProcessClient = w.count.snapshot()
-	o.StorageReads = w.reads.Load()
+	o.StorageReads = w.reads()
 	w.stop()
 	o.MemDone = r.memory(ctx)
 	k := 1000 / float64(c.N)

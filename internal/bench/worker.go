@@ -13,17 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
-	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/location"
-	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -45,72 +41,59 @@ type workerOptions struct {
 
 // procWorker is a worker running in the bench process.
 type procWorker struct {
-	srv    *asynq.Server
-	client *asynq.Client
-	rdb    *redis.Client
-	count  *counter
-	reads  atomic.Int64 // storage requests (challenge file reads)
+	w     *worker.Worker
+	rdb   *redis.Client
+	count *counter
+	reg   *prometheus.Registry
 }
 
-// startWorker starts a worker in this process, built as the worker
-// command's startWorker builds it (metrics, client, budget, events store,
-// auth guard, handlers, server), on its own Redis client, reading file://
-// destinations with a counting reader.
+// startWorker starts a worker in this process with worker.New, as the
+// worker command does, on its own Redis client, with a budget only when
+// o.Rate is set.
 func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error) {
 	rdb, cnt := r.newClientProto(o.RESP2)
-	w := &procWorker{rdb: rdb, count: cnt}
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	creds := cloudflare.Credentials{APIToken: benchToken}
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: apiURL, Credentials: creds, Observe: m.ObserveAPI})
-	if err != nil {
-		rdb.Close()
-		return nil, err
-	}
-	reader := destination.Mux{"file": &destination.File{Observe: func(op, _ string) {
-		if op == "read" {
-			w.reads.Add(1)
-		}
-	}}}
-	var bud worker.Budget
+	rate := "0"
 	if o.Rate.Limit > 0 {
-		b, err := budget.New(rdb, budget.Config{Rate: o.Rate, Key: creds.Digest(), MaxWait: 30 * time.Second})
-		if err != nil {
-			rdb.Close()
-			return nil, err
-		}
-		bud = b
+		rate = o.Rate.String()
 	}
-	w.client = asynq.NewClientFromRedisClient(rdb)
-	store := ledger.NewStore(rdb, ledger.Config{})
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	authPause := 10 // the worker command's --auth-pause-after
-	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, authPause, worker.PauseQueue(insp, store))
-	leases, err := location.New(rdb, location.Config{})
+	ww, err := worker.New(context.Background(), rdb, worker.Config{
+		Credentials: credentials.Cloudflare{APIToken: benchToken}, APIURL: apiURL, APIRate: rate, APIRateClaim: worker.RateRequire,
+		Handler: o.Handler, Logger: r.log, Registry: reg,
+		Server: worker.ServerConfig{Concurrency: max(o.Concurrency, 1), ShutdownTimeout: 5 * time.Second, TaskCheckInterval: o.TaskCheckInterval},
+	})
 	if err != nil {
 		rdb.Close()
 		return nil, err
 	}
-	h := worker.NewHandlers(worker.Deps{
-		API: api, Reader: reader, Store: store, Auth: guard, Enqueue: w.client, Budget: bud, Metrics: m, Logger: r.log,
-		Leases: leases, Waker: insp,
-	}, o.Handler)
-	mux := asynq.NewServeMux()
-	h.Register(mux)
-	conc := max(o.Concurrency, 1)
-	w.srv = worker.NewServer(rdb, worker.ServerConfig{Concurrency: conc, ShutdownTimeout: 5 * time.Second,
-		TaskCheckInterval: o.TaskCheckInterval, Logger: r.log})
-	if err := w.srv.Start(mux); err != nil {
-		w.client.Close()
-		return nil, fmt.Errorf("start worker: %w", err)
+	if err := ww.Start(); err != nil {
+		rdb.Close()
+		return nil, err
 	}
-	return w, nil
+	return &procWorker{w: ww, rdb: rdb, count: cnt, reg: reg}, nil
 }
 
-// stop drains the worker and closes its clients.
+// reads is the number of challenge-file reads the worker made, from its
+// logpush_onboard_storage_requests_total.
+func (w *procWorker) reads() int64 {
+	mfs, err := w.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "logpush_onboard_storage_requests_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int64(n)
+}
+
+// stop drains the worker and closes its Redis client.
 func (w *procWorker) stop() {
-	w.srv.Shutdown()
-	w.client.Close()
+	w.w.Shutdown()
 	w.rdb.Close()
 }
 

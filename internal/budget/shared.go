@@ -1,11 +1,14 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -122,4 +125,52 @@ func (b *Budget) follow(s string) bool {
 	b.interval = b.limit.Period / time.Duration(b.limit.Rate)
 	b.slot = time.Time{}
 	return true
+}
+
+// Claim is a process's claim on the budget it shares with the other
+// workers and producers of one key.
+type Claim struct {
+	// Rate is LIMIT/WINDOW, as ParseRate reads it; "0" or "": no budget.
+	Rate string
+	// Key names the budget; "": one per credential, Credentials' digest.
+	Key string
+	// Credentials name the default budget, never shown.
+	Credentials credentials.Cloudflare
+	// Mode says how Rate meets the stored rate.
+	Mode ClaimMode
+}
+
+// Describe names c's budget for messages, never by the credential's digest.
+func (c Claim) Describe() string {
+	if c.Key == "" {
+		return "this credential's budget"
+	}
+	return fmt.Sprintf("budget key %q", c.Key)
+}
+
+// Settle parses c.Rate and settles it with the rate stored in Redis for
+// the budget (ClaimRate in c.Mode), logging when the stored rate wins or
+// is overridden; ok is false for no budget. A conflict in Require mode is
+// a *RateConflictError.
+func Settle(ctx context.Context, rdb redis.UniversalClient, c Claim, log *slog.Logger) (cfg Config, ok bool, err error) {
+	if c.Rate == "0" || c.Rate == "" {
+		return Config{}, false, nil
+	}
+	r, err := ParseRate(c.Rate)
+	if err != nil {
+		return Config{}, false, fmt.Errorf("api rate: %w", err)
+	}
+	cfg = Config{Rate: r, Key: cmp.Or(c.Key, c.Credentials.Digest())}
+	shared, err := ClaimRate(ctx, rdb, cfg, c.Mode)
+	if err != nil {
+		return cfg, false, err
+	}
+	switch {
+	case c.Mode == Override:
+		log.Warn("api budget: this rate is now the one of every process of the budget", "api_rate", shared.String(), "budget", c.Describe())
+	case shared != cfg.Rate:
+		log.Info("api budget: using the shared rate", "api_rate", shared.String(), "budget", c.Describe())
+	}
+	cfg.Rate = shared
+	return cfg, true, nil
 }

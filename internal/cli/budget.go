@@ -13,6 +13,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/producer"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // budgetFlags name the API budget shared in Redis and say how a process's
@@ -49,71 +50,68 @@ func (b *budgetFlags) parsed(fs *flag.FlagSet, env Env) {
 	})
 }
 
-// config is the budget of creds at rate (LIMIT/WINDOW, the --api-rate
-// flag), as far as the flags say; ok is false for "0" or "" (no budget).
-// It does not talk to Redis.
-func (b budgetFlags) config(rate string, creds cloudflare.Credentials) (cfg budget.Config, ok bool, err error) {
+// claim is the budget claim of a process with these flags on creds at
+// rate (LIMIT/WINDOW, the --api-rate flag).
+func (b budgetFlags) claim(rate string, creds cloudflare.Credentials) (budget.Claim, error) {
 	if b.key != "" && !validBudgetKey.MatchString(b.key) {
-		return budget.Config{}, false, fmt.Errorf("-budget-key %q: use 1 to 64 letters, digits, '.', '_', ':' or '-'", b.key)
+		return budget.Claim{}, fmt.Errorf("-budget-key %q: use 1 to 64 letters, digits, '.', '_', ':' or '-'", b.key)
 	}
-	if rate == "0" || rate == "" {
-		return budget.Config{}, false, nil
+	if rate != "0" && rate != "" {
+		if _, err := budget.ParseRate(rate); err != nil {
+			return budget.Claim{}, fmt.Errorf("-api-rate: %w", err)
+		}
 	}
-	r, err := budget.ParseRate(rate)
-	if err != nil {
-		return budget.Config{}, false, fmt.Errorf("-api-rate: %w", err)
-	}
-	key := b.key
-	if key == "" {
-		key = creds.Digest()
-	}
-	return budget.Config{Rate: r, Key: key}, true, nil
+	return budget.Claim{Rate: rate, Key: b.key, Credentials: creds, Mode: b.mode()}, nil
 }
 
-// shared is config settled with the rate stored in Redis with the budget:
-// the shared rate when rate was a default, an exit-2 error naming both
-// rates when an explicit one differs, or rate for everyone with
-// --api-rate-override.
-func (b budgetFlags) shared(ctx context.Context, rdb redis.UniversalClient, rate string, creds cloudflare.Credentials, log *slog.Logger) (budget.Config, bool, error) {
-	cfg, ok, err := b.config(rate, creds)
-	if err != nil || !ok {
-		return cfg, ok, err
-	}
-	mode := budget.Adopt
+// mode is how this process's --api-rate meets the shared one.
+func (b budgetFlags) mode() budget.ClaimMode {
 	switch {
 	case b.override:
-		mode = budget.Override
+		return budget.Override
 	case b.explicit:
-		mode = budget.Require
+		return budget.Require
 	case b.producer:
-		mode = budget.Follow
+		return budget.Follow
 	}
-	shared, err := budget.ClaimRate(ctx, rdb, cfg, mode)
-	var ce *budget.RateConflictError
-	if errors.As(err, &ce) {
-		return cfg, false, &exitError{code: 2, err: fmt.Errorf(
-			"-api-rate %s differs from %s, the rate that every worker and producer of %s shares in Redis: run with -api-rate %s (or without -api-rate and API_RATE to take it), or add -api-rate-override to make %s the rate of all of them",
-			ce.Wanted, ce.Shared, b.describe(), ce.Shared, ce.Wanted)}
-	}
-	if err != nil {
-		return cfg, false, err
-	}
-	switch {
-	case mode == budget.Override:
-		log.Warn("api budget: this rate is now the one of every process of the budget", "api_rate", shared.String(), "budget", b.describe())
-	case shared != cfg.Rate:
-		log.Info("api budget: using the shared rate", "api_rate", shared.String(), "budget", b.describe())
-	}
-	cfg.Rate = shared
-	return cfg, true, nil
+	return budget.Adopt
 }
 
-// describe names the budget for messages (never the credential's digest).
-func (b budgetFlags) describe() string {
-	if b.key == "" {
-		return "this credential's budget"
+// rateClaim is mode for worker.Config (a worker never follows).
+func (b budgetFlags) rateClaim() worker.RateClaim {
+	switch b.mode() {
+	case budget.Override:
+		return worker.RateOverride
+	case budget.Require:
+		return worker.RateRequire
 	}
-	return fmt.Sprintf("budget key %q", b.key)
+	return worker.RateAdopt
+}
+
+// shared is the budget settled with the rate stored in Redis with it: the
+// shared rate when rate was a default, an exit-2 error naming both rates
+// when an explicit one differs, or rate for everyone with
+// --api-rate-override; ok is false for "0" (no budget).
+func (b budgetFlags) shared(ctx context.Context, rdb redis.UniversalClient, rate string, creds cloudflare.Credentials, log *slog.Logger) (budget.Config, bool, error) {
+	c, err := b.claim(rate, creds)
+	if err != nil {
+		return budget.Config{}, false, err
+	}
+	cfg, ok, err := budget.Settle(ctx, rdb, c, log)
+	return cfg, ok, b.explain(err)
+}
+
+// explain turns a rate conflict into the exit-2 error that says which
+// flags settle it; other errors pass.
+func (b budgetFlags) explain(err error) error {
+	var ce *budget.RateConflictError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	desc := budget.Claim{Key: b.key}.Describe()
+	return &exitError{code: 2, err: fmt.Errorf(
+		"-api-rate %s differs from %s, the rate that every worker and producer of %s shares in Redis: run with -api-rate %s (or without -api-rate and API_RATE to take it), or add -api-rate-override to make %s the rate of all of them",
+		ce.Wanted, ce.Shared, desc, ce.Shared, ce.Wanted)}
 }
 
 // pacer is the producer's pacing for the budget cfg; nil when ok is false

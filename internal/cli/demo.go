@@ -14,10 +14,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
@@ -29,6 +30,12 @@ import (
 )
 
 const demoBucket = "logpush-demo"
+
+// The demo S3 server's keys, which the worker signs with.
+const (
+	demoAccessKey = "demo-access-key"
+	demoSecretKey = "demo-secret-key"
+)
 
 func runDemo(ctx context.Context, env Env, args []string) error {
 	var f workerFlags
@@ -85,7 +92,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	}
 	defer stopS3()
 	s3opts := destination.S3Options{Endpoint: s3URL, UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("demo-access-key", "demo-secret-key", "")}
+		Credentials: awscreds.NewStaticCredentialsProvider(demoAccessKey, demoSecretKey, "")}
 	s3c, err := destination.NewS3(ctx, s3opts)
 	if err != nil {
 		return err
@@ -114,7 +121,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, storageConfig{s3: s3opts}, log)
+	w, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: token}, credentials.Storage{S3Endpoint: s3URL, S3UsePathStyle: true, S3AccessKeyID: demoAccessKey, S3SecretAccessKey: demoSecretKey}, log)
 	if err != nil {
 		return err
 	}

@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
@@ -69,7 +70,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	s3srv := httptest.NewServer(gofakes3.New(demoS3Backend()).Server())
 	t.Cleanup(s3srv.Close)
 	s3opts := destination.S3Options{Endpoint: s3srv.URL, UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAE2E", "e2e-secret", "")}
+		Credentials: awscreds.NewStaticCredentialsProvider("AKIAE2E", "e2e-secret", "")}
 	s3c, err := destination.NewS3(ctx, s3opts)
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +125,11 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 
 	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI, webAddr: "127.0.0.1:0"}
+	storage := credentials.Storage{S3Endpoint: s3srv.URL, S3UsePathStyle: true, S3AccessKeyID: "AKIAE2E", S3SecretAccessKey: "e2e-secret",
+		GCSEndpoint: gcsOpts.Endpoint, AzureEndpoint: azOpts.Endpoint, AzureAccountName: azOpts.AccountName, AzureAccountKey: azOpts.AccountKey}
 	var w *runningWorker
 	for range max(c.workers, 1) {
-		w, err = startWorker(ctx, rdb, f, c.creds, storageConfig{s3: s3opts, gcs: gcsOpts, azure: azOpts}, log)
+		w, err = startWorker(ctx, rdb, f, c.creds, storage, log)
 		if err != nil {
 			t.Fatal(err)
 		}

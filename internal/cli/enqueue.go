@@ -50,7 +50,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	bf.parsed(fs, env)
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if _, _, err := bf.config(*apiRate, creds); err != nil {
+	if _, err := bf.claim(*apiRate, creds); err != nil {
 		return err
 	}
 	fmtv, err := input.ParseFormat(*format)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
@@ -52,7 +53,7 @@ type bucketCheck struct {
 // be read. It prints one line per problem and returns an error when any. A
 // check that could not be made (the API unavailable, an account-owned token
 // and no account id to check it with) is said so, not counted as a problem.
-func preflight(ctx context.Context, env Env, open producer.Opener, in input.Options, pf preflightFlags, storage storageConfig) error {
+func preflight(ctx context.Context, env Env, open producer.Opener, in input.Options, pf preflightFlags, storage credentials.Storage) error {
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
 	if err := creds.Validate(); err != nil {
 		return fmt.Errorf("preflight: cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY; or --skip-preflight)", err)
@@ -92,7 +93,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 		fmt.Fprintf(env.Stderr, "preflight: the Cloudflare credential does not work: %v\n", err)
 	}
 
-	readers, err := storage.readers(ctx)
+	readers, err := destination.NewMux(ctx, destination.OptionsFor(storage))
 	if err != nil {
 		return err
 	}

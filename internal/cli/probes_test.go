@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -60,7 +61,7 @@ func TestBadTuningFlags(t *testing.T) {
 	for _, f := range []workerFlags{{pollFirst: -time.Second}, {pollInterval: -time.Second}, {retention: -time.Hour},
 		{stateTTL: -time.Hour}, {eventsMaxLen: -1}} {
 		f.concurrency, f.apiRate = 1, "0"
-		w, err := startWorker(context.Background(), rdb, f, cloudflare.Credentials{APIToken: "t"}, storageConfig{}, slog.New(slog.DiscardHandler))
+		w, err := startWorker(context.Background(), rdb, f, cloudflare.Credentials{APIToken: "t"}, credentials.Storage{}, slog.New(slog.DiscardHandler))
 		if err == nil {
 			w.stop()
 			t.Errorf("%+v: started", f)

@@ -28,7 +28,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	}
 	defer closeRedis()
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	paused, err := queuePaused(insp)
+	paused, err := worker.QueuePaused(insp)
 	if err != nil {
 		return err
 	}

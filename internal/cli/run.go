@@ -103,7 +103,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
 	}
 	f.budget.parsed(fs, env)
-	if _, _, err := f.budget.config(f.apiRate, creds); err != nil {
+	if _, err := f.budget.claim(f.apiRate, creds); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	rate, _ := budget.ParseRate(f.apiRate)

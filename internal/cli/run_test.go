@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/johannesboyne/gofakes3"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -310,7 +310,7 @@ func TestRunS3(t *testing.T) {
 	s3srv := httptest.NewServer(gofakes3.New(demoS3Backend()).Server())
 	t.Cleanup(s3srv.Close)
 	s3w, err := destination.NewS3(context.Background(), destination.S3Options{Endpoint: s3srv.URL, UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIARUNTEST", "run-secret", "")})
+		Credentials: awscreds.NewStaticCredentialsProvider("AKIARUNTEST", "run-secret", "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,8 +142,8 @@ func TestStorageFromEnv(t *testing.T) {
 	t.Parallel()
 	env := func(m map[string]string) Env { return Env{Getenv: func(k string) string { return m[k] }} }
 	c, err := storageFromEnv(env(map[string]string{"AZURE_STORAGE_ACCOUNT": " acct ", "AZURE_STORAGE_KEY": "a2V5", "AZURE_DEFAULT_CREDENTIAL": "true"}))
-	if err != nil || c.azure.AccountName != "acct" || c.azure.AccountKey != "a2V5" || !c.azure.DefaultCredential {
-		t.Fatalf("storageFromEnv = %+v, %v", c.azure.AccountName, err)
+	if err != nil || c.AzureAccountName != "acct" || c.AzureAccountKey != "a2V5" || !c.AzureDefaultCredential {
+		t.Fatalf("storageFromEnv = %+v, %v", c.AzureAccountName, err)
 	}
 	for _, m := range []map[string]string{{"AZURE_STORAGE_ACCOUNT": "acct"}, {"AZURE_DEFAULT_CREDENTIAL": "maybe"}} {
 		if _, err := storageFromEnv(env(m)); err == nil || strings.Contains(err.Error(), "a2V5") {

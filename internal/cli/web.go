@@ -33,7 +33,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 <h2>Batches</h2>
 <table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>awaiting token</th><th>waiting for a busy path</th><th>in flight</th></tr>
 {{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
-<td>{{.Done}}/{{.Total}}</td><td>{{index .Counts "validated"}}</td><td>{{index .Counts "failed"}}</td><td>{{index .Counts "not_required"}}</td><td>{{index .Counts "awaiting_token"}}</td><td>{{index .Counts "waiting_path"}}</td><td>{{.InFlight}}</td></tr>
+<td>{{.Done}}/{{.Total}}</td><td>{{.Count "validated"}}</td><td>{{.Count "failed"}}</td><td>{{.Count "not_required"}}</td><td>{{.Count "awaiting_token"}}</td><td>{{.Count "waiting_path"}}</td><td>{{.InFlight}}</td></tr>
 {{else}}<tr><td class="l" colspan="10">no batches</td></tr>{{end}}</table>
 <h2>In flight after an error</h2>
 <table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">state</th><th>http</th><th class="l">last error</th></tr>
@@ -59,6 +59,9 @@ type uiBatch struct {
 	Percent  int
 	InFlight int64
 }
+
+// Count is the batch's count of state s, for the template.
+func (b uiBatch) Count(s string) int64 { return b.Counts[events.State(s)] }
 
 // uiHandler renders the queue, the recent batches and the recent failures.
 // Destinations on the page are the redacted ones of the events.

@@ -8,22 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/location"
-	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -57,28 +52,28 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 // registerTuning registers the worker's flags but --redis and the logging
 // ones, for the commands that run a worker on a Redis of their own.
 func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
-	fs.StringVar(&w.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", "https://api.cloudflare.com/client/v4"),
+	fs.StringVar(&w.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault),
 		"Cloudflare API base URL; env CLOUDFLARE_API_URL")
 	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", ":9464"),
 		"listen address for /metrics and /healthz (empty: off); env METRICS_ADDR")
-	fs.IntVar(&w.concurrency, "concurrency", 20, "tasks run at once by this process")
-	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", "1200/5m"),
+	fs.IntVar(&w.concurrency, "concurrency", worker.ConcurrencyDefault, "tasks run at once by this process")
+	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"Cloudflare API budget shared in Redis by all workers and producers of one --budget-key, as LIMIT/WINDOW (e.g. 1000/5m leaves headroom for the dashboard and Terraform; 0 = off); stored with the budget: a different value is refused unless --api-rate-override; env API_RATE")
 	w.budget.register(fs, env)
-	fs.DurationVar(&w.pollDeadline, "poll-deadline", 15*time.Minute, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
-	fs.DurationVar(&w.pollFirst, "poll-first", 4*time.Second,
+	fs.DurationVar(&w.pollDeadline, "poll-deadline", worker.PollDeadlineDefault, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
+	fs.DurationVar(&w.pollFirst, "poll-first", worker.PollFirstDefault,
 		"first look for a challenge file this long after the challenge (0: at once), until 8 files were seen; then the 75th percentile of their appearance delays")
-	fs.DurationVar(&w.pollInterval, "poll-interval", time.Second, "delay after the first miss, growing by half each miss (up to 15s)")
+	fs.DurationVar(&w.pollInterval, "poll-interval", worker.PollIntervalDefault, "delay after the first miss, growing by half each miss (up to 15s)")
 	fs.DurationVar(&w.retention, "task-retention", 0,
 		"keep finished tasks this long (asynq retention of the tasks this worker enqueues, for inspecting them; 0: delete at once)")
-	fs.DurationVar(&w.stateTTL, "state-ttl", 7*24*time.Hour, "keep a finished destination's state (for status, report, retry) this long")
-	fs.Int64Var(&w.eventsMaxLen, "events-max-len", 200000, "cap the logpush:events stream at about this many entries")
-	fs.DurationVar(&w.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, wait this long for running tasks before returning them to the queue")
-	fs.IntVar(&w.maxRetry, "max-retry", 12, "retries of a transient error per task before the destination fails")
+	fs.DurationVar(&w.stateTTL, "state-ttl", worker.StateTTLDefault, "keep a finished destination's state (for status, report, retry) this long")
+	fs.Int64Var(&w.eventsMaxLen, "events-max-len", worker.EventsMaxLenDefault, "cap the logpush:events stream at about this many entries")
+	fs.DurationVar(&w.shutdown, "shutdown-timeout", worker.ShutdownTimeoutDefault, "on SIGTERM, wait this long for running tasks before returning them to the queue")
+	fs.IntVar(&w.maxRetry, "max-retry", worker.MaxRetryDefault, "retries of a transient error per task before the destination fails")
 	fs.BoolVar(&w.webUI, "web-ui", false, "serve a read-only page of the queue, batches and recent failures (batch ids, file names, buckets, error messages) on /ui of --web-addr")
 	fs.StringVar(&w.webAddr, "web-addr", envOr(env, "WEB_ADDR", "127.0.0.1:9465"),
 		"listen address of --web-ui, apart from --metrics-addr; keep it on loopback (reach it with kubectl port-forward or an SSH tunnel) or behind an authenticating proxy; env WEB_ADDR")
-	fs.IntVar(&w.authPause, "auth-pause-after", 10, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); 'resume' continues")
+	fs.IntVar(&w.authPause, "auth-pause-after", worker.AuthPauseAfterDefault, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); 'resume' continues")
 }
 
 func runWorker(ctx context.Context, env Env, args []string) error {
@@ -129,22 +124,18 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 
 // runningWorker is a started worker with its metrics server.
 type runningWorker struct {
-	srv         *asynq.Server
-	client      *asynq.Client
+	w           *worker.Worker
+	registry    *prometheus.Registry
 	httpSrv     *http.Server
 	metricsAddr string
 	webSrv      *http.Server
 	webAddr     string
-	registry    *prometheus.Registry
-	taking      atomic.Bool
 }
 
-// stop drains the asynq server (tasks still running after the shutdown
-// timeout go back to the queue) and closes the metrics server.
+// stop drains the worker (tasks still running after the shutdown timeout
+// go back to the queue) and closes the HTTP servers.
 func (w *runningWorker) stop() {
-	w.taking.Store(false)
-	w.srv.Shutdown()
-	w.client.Close()
+	w.w.Shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, s := range []*http.Server{w.httpSrv, w.webSrv} {
@@ -154,81 +145,48 @@ func (w *runningWorker) stop() {
 	}
 }
 
-// startWorker builds the handlers from f and starts serving the queue.
-func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, storage storageConfig, log *slog.Logger) (*runningWorker, error) {
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
-
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds, Observe: m.ObserveAPI})
-	if err != nil {
-		return nil, err
-	}
-	readers, err := storage.readers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var bud worker.Budget
-	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		bcfg.MaxWait = 30 * time.Second
-		b, err := budget.New(rdb, bcfg)
-		if err != nil {
-			return nil, err
-		}
-		bud = b
-	}
-	// One line per Redis outage, and whether Redis answers, for the
-	// handlers; go-redis's own lines at debug.
-	watch := &outageWatch{log: log, url: f.redisURL}
-	rdb.AddHook(watch)
-	routeRedisLog(log, f.redisURL)
-	client := asynq.NewClientFromRedisClient(rdb)
-	store := ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen})
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	reg.MustRegister(metrics.NewQueueCollector(insp))
-	guard := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, f.authPause, worker.PauseQueue(insp, store))
-	leases, err := location.New(rdb, location.Config{})
-	if err != nil {
-		return nil, err
-	}
+// config is the worker.Config of these flags.
+func (f workerFlags) config(creds cloudflare.Credentials, storage credentials.Storage, log *slog.Logger) worker.Config {
 	pollFirst := f.pollFirst
 	if pollFirst == 0 {
 		pollFirst = -1 // at once; HandlerConfig's zero is its default
 	}
-	h := worker.NewHandlers(worker.Deps{
-		Leases:    leases,
-		Waker:     insp,
-		API:       api,
-		Reader:    readers,
-		Store:     store,
-		Auth:      guard,
-		Enqueue:   client,
-		Budget:    bud,
-		Metrics:   m,
-		Logger:    log,
-		Ping:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		RedisDown: watch.down,
-	}, worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
-	mux := asynq.NewServeMux()
-	h.Register(mux)
-	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown, Logger: log})
-	w := &runningWorker{srv: srv, client: client, registry: reg}
+	authPause := f.authPause
+	if authPause == 0 {
+		authPause = -1 // never; Config's zero is its default
+	}
+	return worker.Config{
+		Credentials: creds, APIURL: f.apiURL, APIRate: f.apiRate, APIRateClaim: f.budget.rateClaim(), BudgetKey: f.budget.key,
+		AuthPauseAfter: authPause, StateTTL: f.stateTTL, EventsMaxLen: f.eventsMaxLen, Storage: storage, Logger: log,
+		Handler: worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
+			Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}},
+		Server: worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown},
+	}
+}
+
+// startWorker builds the worker from f with worker.New and starts serving
+// the queue, /metrics and, with --web-ui, the web UI.
+func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, creds cloudflare.Credentials, storage credentials.Storage, log *slog.Logger) (*runningWorker, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	routeRedisLog(log, f.redisURL)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg := f.config(creds, storage, log)
+	cfg.Registry = reg
+	ww, err := worker.New(ctx, rdb, cfg)
+	if err != nil {
+		return nil, f.budget.explain(err)
+	}
+	w := &runningWorker{w: ww, registry: reg}
 	if f.metricsAddr != "" {
 		ln, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
-			client.Close()
 			return nil, fmt.Errorf("-metrics-addr: %w", err)
 		}
 		w.metricsAddr = ln.Addr().String()
-		w.httpSrv = serveHTTP(ln, w.probes(reg, rdb, insp), "metrics", log)
+		w.httpSrv = serveHTTP(ln, ww.Handler(), "metrics", log)
 	}
 	if f.webUI {
 		ln, err := net.Listen("tcp", f.webAddr)
@@ -238,31 +196,20 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		w.webAddr = ln.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("/ui", uiHandler(store, insp))
+		mux.Handle("/ui", uiHandler(ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen}), asynq.NewInspectorFromRedisClient(rdb)))
 		w.webSrv = serveHTTP(ln, mux, "web ui", log)
 	}
-	if err := srv.Start(mux); err != nil {
+	if err := ww.Start(); err != nil {
 		w.stop()
-		return nil, fmt.Errorf("start worker: %w", err)
+		return nil, err
 	}
-	w.taking.Store(true)
 	return w, nil
 }
 
-// check refuses tuning values that cannot work, naming the flag: negative
-// durations and sizes, and no concurrency, retries or poll time at all.
+// check refuses tuning values that cannot work, naming the flag: those
+// that worker.Config.Validate refuses, and no concurrency, retries or poll
+// time at all (where a flag's 0 would be Config's default).
 func (f workerFlags) check() error {
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"poll-first", f.pollFirst}, {"poll-interval", f.pollInterval}, {"task-retention", f.retention}, {"state-ttl", f.stateTTL}} {
-		if d.v < 0 {
-			return fmt.Errorf("-%s %s: must not be negative", d.name, d.v)
-		}
-	}
-	if f.eventsMaxLen < 0 {
-		return fmt.Errorf("-events-max-len %d: must not be negative", f.eventsMaxLen)
-	}
 	switch {
 	case f.concurrency <= 0:
 		return fmt.Errorf("-concurrency %d: must be positive", f.concurrency)
@@ -270,8 +217,30 @@ func (f workerFlags) check() error {
 		return fmt.Errorf("-max-retry %d: must be positive", f.maxRetry)
 	case f.pollDeadline <= 0:
 		return fmt.Errorf("-poll-deadline %s: must be positive", f.pollDeadline)
+	case f.pollFirst < 0:
+		return fmt.Errorf("-poll-first %s: must not be negative", f.pollFirst)
+	case f.authPause < 0:
+		return fmt.Errorf("-auth-pause-after %d: must not be negative (0: never)", f.authPause)
 	}
-	return nil
+	err := f.config(cloudflare.Credentials{}, credentials.Storage{}, nil).Validate()
+	var ce *worker.ConfigError
+	if !errors.As(err, &ce) || ce.Field == "Credentials" { // checked apart, with where they come from
+		return nil
+	}
+	if flag, ok := configFlags[ce.Field]; ok {
+		if ce.Err != nil {
+			return fmt.Errorf("-%s: %w", flag, ce.Err)
+		}
+		return fmt.Errorf("-%s %v: %s", flag, ce.Value, ce.Reason)
+	}
+	return err
+}
+
+// configFlags names the flag of each worker.Config field that a flag sets.
+var configFlags = map[string]string{
+	"Handler.PollInterval": "poll-interval", "Handler.PollDeadline": "poll-deadline", "Handler.Task.Retention": "task-retention",
+	"Handler.Task.MaxRetry": "max-retry", "Server.ShutdownTimeout": "shutdown-timeout", "Server.Concurrency": "concurrency",
+	"StateTTL": "state-ttl", "EventsMaxLen": "events-max-len", "BudgetKey": "budget-key", "APIRate": "api-rate",
 }
 
 // serveHTTP serves h on ln until the returned server is shut down.
@@ -283,56 +252,4 @@ func serveHTTP(ln net.Listener, h http.Handler, what string, log *slog.Logger) *
 		}
 	}()
 	return srv
-}
-
-// queuePaused reports whether the logpush queue is paused. A queue that
-// does not exist yet (nothing was ever enqueued on this Redis) is not:
-// asynq answers GetQueueInfo for it with an error that is not
-// ErrQueueNotFound, so look it up in the list of queues first.
-func queuePaused(insp *asynq.Inspector) (bool, error) {
-	qs, err := insp.Queues()
-	if err != nil {
-		return false, err
-	}
-	if !slices.Contains(qs, tasks.Queue) {
-		return false, nil
-	}
-	info, err := insp.GetQueueInfo(tasks.Queue)
-	if err != nil {
-		return false, err
-	}
-	return info.Paused, nil
-}
-
-// probes serves /metrics, /healthz (Redis reachable) and /readyz (this
-// worker is taking tasks: started, not shutting down, queue not paused).
-func (w *runningWorker) probes(reg *prometheus.Registry, rdb redis.UniversalClient, insp *asynq.Inspector) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(rw, "ok")
-	})
-	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
-		if !w.taking.Load() {
-			http.Error(rw, "not taking tasks: starting or shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		paused, err := queuePaused(insp)
-		switch {
-		case err != nil:
-			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
-			return
-		case paused:
-			http.Error(rw, "queue "+tasks.Queue+" is paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(rw, "ready")
-	})
-	return mux
 }

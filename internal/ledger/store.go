@@ -16,15 +16,23 @@ import (
 // Stream is the Redis Stream that carries one JSON entry per outcome.
 const Stream = "logpush:events"
 
+// Defaults of Config.
+const (
+	DefaultStreamMaxLen int64 = 200000
+	DefaultStateTTL           = 7 * 24 * time.Hour
+)
+
 // Config sets where and for how long the store keeps state.
 type Config struct {
 	// Prefix of every key but the stream. Default "logpush:".
 	Prefix string
 	// Stream is the event stream's key. Default Stream (logpush:events).
 	Stream string
-	// StreamMaxLen caps the event stream (approximate trimming). Default 200000.
+	// StreamMaxLen caps the event stream (approximate trimming). Default
+	// DefaultStreamMaxLen.
 	StreamMaxLen int64
-	// StateTTL is how long a finished destination's state is kept. Default 7 days.
+	// StateTTL is how long a finished destination's state is kept. Default
+	// DefaultStateTTL.
 	StateTTL time.Duration
 }
 
@@ -37,10 +45,10 @@ func (c Config) WithDefaults() Config {
 		c.Stream = Stream
 	}
 	if c.StreamMaxLen <= 0 {
-		c.StreamMaxLen = 200000
+		c.StreamMaxLen = DefaultStreamMaxLen
 	}
 	if c.StateTTL <= 0 {
-		c.StateTTL = 7 * 24 * time.Hour
+		c.StateTTL = DefaultStateTTL
 	}
 	return c
 }
@@ -295,11 +303,11 @@ func (s *Store) Emit(ctx context.Context, ev events.Event) error {
 // that is retried, or a challenge file that cannot be read yet. Message is
 // redacted.
 type LastError struct {
-	Line       int       `json:"line,omitempty"`
-	State      events.State   `json:"state"`
-	HTTPStatus int       `json:"http_status,omitempty"`
-	Message    string    `json:"message"`
-	Time       time.Time `json:"time"`
+	Line       int          `json:"line,omitempty"`
+	State      events.State `json:"state"`
+	HTTPStatus int          `json:"http_status,omitempty"`
+	Message    string       `json:"message"`
+	Time       time.Time    `json:"time"`
 }
 
 // noteErrorScript records ARGV[2] as the last error of the destination

@@ -1,0 +1,388 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/credentials"
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// Defaults of Config, which the worker command's flags show.
+const (
+	// APIURLDefault is Cloudflare's API.
+	APIURLDefault = "https://api.cloudflare.com/client/v4"
+	// APIRateDefault is Cloudflare's documented limit per user: 1200
+	// requests per 5 minutes, over all of the user's API clients.
+	APIRateDefault = "1200/5m"
+	// ConcurrencyDefault is the number of tasks a worker runs at once.
+	ConcurrencyDefault = 20
+	// ShutdownTimeoutDefault bounds the drain on Shutdown.
+	ShutdownTimeoutDefault = 20 * time.Second
+	// PollFirstDefault is the delay from a challenge to the first look
+	// for its file, until the worker has seen 8 files appear.
+	PollFirstDefault = 4 * time.Second
+	// PollIntervalDefault is the delay after the first miss.
+	PollIntervalDefault = time.Second
+	// PollDeadlineDefault ends polling for one challenge.
+	PollDeadlineDefault = 15 * time.Minute
+	// MaxRetryDefault is the retries of a transient error per task.
+	MaxRetryDefault = tasks.DefaultMaxRetry
+	// StateTTLDefault keeps a finished destination's state.
+	StateTTLDefault = ledger.DefaultStateTTL
+	// EventsMaxLenDefault caps the logpush:events stream.
+	EventsMaxLenDefault = ledger.DefaultStreamMaxLen
+	// AuthPauseAfterDefault is the consecutive 401/403 answers, fleet-wide,
+	// after which the queue is paused.
+	AuthPauseAfterDefault = 10
+	// BudgetMaxWaitDefault is the longest a task waits for the API budget
+	// in its handler before it snoozes and frees its slot.
+	BudgetMaxWaitDefault = 30 * time.Second
+)
+
+// RateClaim says how Config.APIRate meets the rate that is already stored in
+// Redis with the budget, which every worker and producer of the budget
+// shares.
+type RateClaim int
+
+const (
+	// RateAdopt takes the stored rate, or stores APIRate when there is
+	// none: for an APIRate that is a default. The zero value.
+	RateAdopt RateClaim = iota
+	// RateRequire stores APIRate when there is none and refuses a
+	// different stored one (New returns an error naming both): for an
+	// APIRate that someone chose.
+	RateRequire
+	// RateOverride makes APIRate the rate of every process of the budget.
+	RateOverride
+)
+
+// Config configures a Worker. Every field has a default (the XxxDefault
+// constants); New refuses a value that cannot work, naming the field.
+type Config struct {
+	// Credentials call the Cloudflare API. Required.
+	Credentials credentials.Cloudflare
+	// APIURL is the API's base URL. Default APIURLDefault.
+	APIURL string
+	// APIRate is the API budget, LIMIT/WINDOW (e.g. "1000/5m" leaves
+	// headroom for the dashboard and Terraform), shared in Redis by every
+	// worker and producer of BudgetKey; "0": no budget. Default
+	// APIRateDefault.
+	APIRate string
+	// APIRateClaim says how APIRate meets the rate stored with the budget.
+	// Default RateAdopt.
+	APIRateClaim RateClaim
+	// BudgetKey names the shared budget: give every credential of one
+	// Cloudflare user the same key, since the limit counts all of them.
+	// Default: one budget per credential (a digest of it).
+	BudgetKey string
+	// AuthPauseAfter pauses the queue after this many consecutive 401/403
+	// answers fleet-wide. Default AuthPauseAfterDefault; -1: never.
+	AuthPauseAfter int
+	// StateTTL keeps a finished destination's state (for status, report
+	// and retry). Default StateTTLDefault.
+	StateTTL time.Duration
+	// EventsMaxLen caps the logpush:events stream at about this many
+	// entries. Default EventsMaxLenDefault.
+	EventsMaxLen int64
+	// Handler tunes the handlers: poll timing, deadline, retries and the
+	// options of the tasks they enqueue. Zero fields take their defaults.
+	Handler HandlerConfig
+	// Server tunes the asynq server: concurrency, shutdown timeout and
+	// dequeue intervals. Zero fields take their defaults; its Logger is
+	// Logger.
+	Server ServerConfig
+	// Storage says how challenge files are read. The zero value reads S3
+	// with the AWS default credential chain, GCS with Application Default
+	// Credentials, Azure with each destination's SAS, and local files.
+	Storage credentials.Storage
+	// Logger receives the worker's log lines. Default: discard.
+	Logger *slog.Logger
+	// Registry receives the worker's metrics. Default: a registry of its
+	// own with the Go and process collectors. Handler serves it.
+	Registry *prometheus.Registry
+}
+
+var validBudgetKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	c.APIURL = cmp.Or(c.APIURL, APIURLDefault)
+	c.APIRate = cmp.Or(c.APIRate, APIRateDefault)
+	c.AuthPauseAfter = cmp.Or(c.AuthPauseAfter, AuthPauseAfterDefault)
+	c.StateTTL = cmp.Or(c.StateTTL, StateTTLDefault)
+	c.EventsMaxLen = cmp.Or(c.EventsMaxLen, EventsMaxLenDefault)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Server.Logger = c.Logger
+	c.Handler = c.Handler.WithDefaults()
+	c.Server = c.Server.WithDefaults()
+	return c
+}
+
+// ConfigError is a setting of Config that cannot work.
+type ConfigError struct {
+	// Field is the Config field, as "Handler.PollFirst".
+	Field string
+	// Value is its value, "" for a secret.
+	Value any
+	// Reason says what would work.
+	Reason string
+	// Err is the cause, when there is one.
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate reports the first setting that cannot work as a *ConfigError:
+// negative durations and sizes, a bad rate, budget key or claim, storage
+// settings that do not go together, and, last, missing or malformed
+// credentials. New calls it.
+func (c Config) Validate() error {
+	bad := func(field string, v any, reason string) error {
+		return &ConfigError{Field: field, Value: v, Reason: reason}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Handler.PollInterval", c.Handler.PollInterval}, {"Handler.PollDeadline", c.Handler.PollDeadline},
+		{"Handler.PollMaxInterval", c.Handler.PollMaxInterval}, {"Handler.PollContended", c.Handler.PollContended},
+		{"Handler.ClockSkew", c.Handler.ClockSkew}, {"Handler.Task.Retention", c.Handler.Task.Retention},
+		{"Handler.Task.Timeout", c.Handler.Task.Timeout},
+		{"Server.ShutdownTimeout", c.Server.ShutdownTimeout}, {"Server.DelayedTaskCheckInterval", c.Server.DelayedTaskCheckInterval},
+		{"Server.TaskCheckInterval", c.Server.TaskCheckInterval}, {"StateTTL", c.StateTTL},
+	} {
+		if d.v < 0 {
+			return bad(d.name, d.v, "must not be negative")
+		}
+	}
+	switch {
+	case c.Handler.PollFirst < -1:
+		return bad("Handler.PollFirst", c.Handler.PollFirst, "must not be negative (-1ns: at once)")
+	case c.Handler.MaxRechallenges < 0:
+		return bad("Handler.MaxRechallenges", c.Handler.MaxRechallenges, "must not be negative")
+	case c.Handler.Task.MaxRetry < 0:
+		return bad("Handler.Task.MaxRetry", c.Handler.Task.MaxRetry, "must not be negative")
+	case c.Server.Concurrency < 0:
+		return bad("Server.Concurrency", c.Server.Concurrency, "must not be negative")
+	case c.EventsMaxLen < 0:
+		return bad("EventsMaxLen", c.EventsMaxLen, "must not be negative")
+	case c.AuthPauseAfter < -1:
+		return bad("AuthPauseAfter", c.AuthPauseAfter, "want a positive count, or -1 for never")
+	case c.BudgetKey != "" && !validBudgetKey.MatchString(c.BudgetKey):
+		return bad("BudgetKey", fmt.Sprintf("%q", c.BudgetKey), "use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+	case c.APIRateClaim < RateAdopt || c.APIRateClaim > RateOverride:
+		return bad("APIRateClaim", int(c.APIRateClaim), "want RateAdopt, RateRequire or RateOverride")
+	}
+	if c.APIRate != "" && c.APIRate != "0" {
+		if _, err := budget.ParseRate(c.APIRate); err != nil {
+			return &ConfigError{Field: "APIRate", Value: c.APIRate, Err: err}
+		}
+	}
+	if err := c.Storage.Validate(); err != nil {
+		return &ConfigError{Field: "Storage", Err: err}
+	}
+	if err := c.Credentials.Validate(); err != nil {
+		return &ConfigError{Field: "Credentials", Err: err}
+	}
+	return nil
+}
+
+// Worker runs the onboarding handlers on the logpush queue of one Redis:
+// challenge, poll, validate and create-job tasks, with the shared API
+// budget, the fleet-wide auth pause and one challenge at a time per
+// challenge-file location.
+type Worker struct {
+	cfg      Config
+	rdb      redis.UniversalClient
+	srv      *asynq.Server
+	mux      *asynq.ServeMux
+	client   *asynq.Client
+	insp     *asynq.Inspector
+	registry *prometheus.Registry
+	taking   atomic.Bool
+}
+
+// ErrNoRedis is returned by New without a Redis client.
+var ErrNoRedis = errors.New("worker: no redis client")
+
+// New builds a worker on rdb from cfg, or returns an error naming the
+// setting that cannot work. It talks to Redis once, to settle the API
+// rate with the one stored with the budget (see RateClaim; a conflict is a
+// *RateConflictError), and adds a hook to rdb that logs one line when Redis
+// stops answering and one when it is back. Start it with Start; rdb stays
+// open after Shutdown.
+func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, error) {
+	if rdb == nil {
+		return nil, ErrNoRedis
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m := metrics.New(reg)
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: cfg.APIURL, Credentials: cfg.Credentials, Observe: m.ObserveAPI})
+	if err != nil {
+		return nil, err
+	}
+	readers, err := destination.NewMux(ctx, destination.OptionsFor(cfg.Storage))
+	if err != nil {
+		return nil, err
+	}
+	var bud Budget
+	bcfg, ok, err := settleRate(ctx, rdb, cfg, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		bcfg.MaxWait = BudgetMaxWaitDefault
+		b, err := budget.New(rdb, bcfg)
+		if err != nil {
+			return nil, err
+		}
+		bud = b
+	}
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		return nil, err
+	}
+	watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb)}
+	rdb.AddHook(watch)
+	client := asynq.NewClientFromRedisClient(rdb)
+	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	reg.MustRegister(metrics.NewQueueCollector(insp))
+	pauseAfter := max(cfg.AuthPauseAfter, 0) // -1: never
+	h := NewHandlers(Deps{
+		Leases:    leases,
+		Waker:     insp,
+		API:       api,
+		Reader:    readers,
+		Store:     store,
+		Auth:      NewAuthGuard(rdb, AuthFailuresKey, pauseAfter, PauseQueue(insp, store)),
+		Enqueue:   client,
+		Budget:    bud,
+		Metrics:   m,
+		Logger:    cfg.Logger,
+		Ping:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		RedisDown: watch.down,
+	}, cfg.Handler)
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg}, nil
+}
+
+// Start starts taking tasks; it returns at once.
+func (w *Worker) Start() error {
+	if err := w.srv.Start(w.mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.taking.Store(true)
+	return nil
+}
+
+// Shutdown stops taking tasks and waits up to Server.ShutdownTimeout for
+// the running ones; those still running then go back to the queue.
+func (w *Worker) Shutdown() {
+	w.taking.Store(false)
+	w.srv.Shutdown()
+	w.client.Close()
+}
+
+// Handler serves /metrics (the worker's Registry), /healthz (Redis answers)
+// and /readyz (the worker is taking tasks: started, not shutting down, and
+// the queue is not paused).
+func (w *Worker) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(w.registry, promhttp.HandlerOpts{Registry: w.registry}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := w.rdb.Ping(ctx).Err(); err != nil {
+			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
+		if !w.taking.Load() {
+			http.Error(rw, "not taking tasks: starting or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		paused, err := QueuePaused(w.insp)
+		switch {
+		case err != nil:
+			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
+			return
+		case paused:
+			http.Error(rw, "queue "+tasks.Queue+" is paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	return mux
+}
+
+// QueuePaused reports whether the logpush queue is paused. A queue that
+// does not exist yet (nothing was ever enqueued on this Redis) is not:
+// asynq answers GetQueueInfo for it with an error that is not
+// ErrQueueNotFound, so look it up in the list of queues first.
+func QueuePaused(insp *asynq.Inspector) (bool, error) {
+	qs, err := insp.Queues()
+	if err != nil {
+		return false, err
+	}
+	if !slices.Contains(qs, tasks.Queue) {
+		return false, nil
+	}
+	info, err := insp.GetQueueInfo(tasks.Queue)
+	if err != nil {
+		return false, err
+	}
+	return info.Paused, nil
+}
+
+// RateConflictError is New's error when Config.APIRate differs from the
+// rate stored with the budget and APIRateClaim is RateRequire.
+type RateConflictError = budget.RateConflictError
+
+// settleRate is the budget of cfg settled with the rate stored in Redis;
+// ok is false for no budget (APIRate "0").
+func settleRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, log *slog.Logger) (budget.Config, bool, error) {
+	mode := map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[cfg.APIRateClaim]
+	return budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Credentials: cfg.Credentials, Mode: mode}, log)
+}
