@@ -39,9 +39,11 @@ type fakeAPI struct {
 	validations  []string
 	// jobs are the zone's Logpush jobs; lists counts ListJobs calls,
 	// creates the CreateJob calls; createErr fails them after the job is
-	// made (a timeout after Cloudflare created it).
+	// made (a timeout after Cloudflare created it); listErr fails the
+	// ListJobs calls while set.
 	jobs      []cloudflare.Job
 	lists     int
+	listErr   error
 	creates   []cloudflare.JobRequest
 	createErr error
 	// noFilename answers challenges without result.filename, which the
@@ -87,6 +89,9 @@ func (f *fakeAPI) ListJobs(context.Context, cloudflare.Target) ([]cloudflare.Job
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
 	return append([]cloudflare.Job(nil), f.jobs...), nil
 }
 
