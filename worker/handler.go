@@ -650,7 +650,7 @@ func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, 
 	if h.now().Before(p.Deadline) {
 		h.noteError(ctx, r, events.Polling, cause)
 		r.log.Warn("challenge file unreadable, will poll again", "err", r.clean(cause.Error()))
-		return &SnoozeError{Delay: min(h.pollDelay(polls), time.Until(p.Deadline)+time.Second), Reason: r.clean(cause.Error())}
+		return &SnoozeError{Delay: min(h.pollDelay(polls), p.Deadline.Sub(h.now())+time.Second), Reason: r.clean(cause.Error())}
 	}
 	return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s unreadable within %s: %w: %w", p.Filename, h.cfg.PollDeadline, cause, asynq.SkipRetry))
 }

@@ -39,9 +39,11 @@ type fakeAPI struct {
 	validations  []string
 	// jobs are the zone's Logpush jobs; lists counts ListJobs calls,
 	// creates the CreateJob calls; createErr fails them after the job is
-	// made (a timeout after Cloudflare created it).
+	// made (a timeout after Cloudflare created it); listErr fails the
+	// ListJobs calls while set.
 	jobs      []cloudflare.Job
 	lists     int
+	listErr   error
 	creates   []cloudflare.JobRequest
 	createErr error
 	// noFilename answers challenges without result.filename, which the
@@ -87,6 +89,9 @@ func (f *fakeAPI) ListJobs(context.Context, cloudflare.Target) ([]cloudflare.Job
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lists++
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
 	return append([]cloudflare.Job(nil), f.jobs...), nil
 }
 
@@ -177,6 +182,30 @@ func types(ts []*asynq.Task) []string {
 	return out
 }
 
+// fakeClock is the handlers' Deps.Now: it starts at the wall clock's time
+// and moves only when a test advances it, so that a test passes a poll
+// deadline or a second of S3's Last-Modified without sleeping.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+// Now returns the clock's time.
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock on by d.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 type testBundle struct {
 	api   *fakeAPI
 	rd    *fakeReader
@@ -184,7 +213,7 @@ type testBundle struct {
 	store *ledger.Store
 	h     *worker.Handlers
 	m     *metrics.Metrics
-	now   time.Time
+	clock *fakeClock
 	dest  tasks.Dest
 }
 
@@ -201,11 +230,12 @@ func setupWith(t *testing.T, cfg worker.HandlerConfig) *testBundle {
 		rd:    &fakeReader{objs: map[string]destination.Object{}},
 		enq:   &fakeEnqueuer{},
 		store: ledger.NewStore(rdb, ledger.Config{}),
+		clock: newFakeClock(),
 		dest: tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353",
 			DestinationConf: "s3://bucket/logs?region=us-east-1", EnqueuedAt: time.Now()},
 	}
 	b.m = metrics.New(prometheus.NewRegistry())
-	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Metrics: b.m}, cfg)
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Metrics: b.m, Now: b.clock.Now}, cfg)
 	return b
 }
 
@@ -409,9 +439,9 @@ func TestRetriedChallengeMovesPollFloor(t *testing.T) {
 	// The first token lands, then the same challenge task runs again (a
 	// crash after its request): Cloudflare issued a new token, so the file
 	// of the first request must not be read by the poll scheduled then.
-	first := time.Now()
+	first := b.clock.Now()
 	b.rd.put("bucket/logs/ownership-challenge-1.txt", jwt(first), first)
-	time.Sleep(2100 * time.Millisecond)
+	b.clock.Advance(2100 * time.Millisecond)
 	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +504,7 @@ func TestPollDeadline(t *testing.T) {
 	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
+	b.clock.Advance(5 * time.Millisecond)
 	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); err != nil {
 		t.Fatalf("Poll past the deadline = %v, want a fresh challenge", err)
 	}
@@ -482,7 +512,7 @@ func TestPollDeadline(t *testing.T) {
 	if err := b.h.Challenge(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
+	b.clock.Advance(5 * time.Millisecond)
 	if err := b.h.Poll(ctx, b.enq.take(t, tasks.TypePoll)); err != nil {
 		t.Fatalf("second deadline = %v, want nil (failed, recorded)", err)
 	}
@@ -547,6 +577,7 @@ type sharedBundle struct {
 	store  *ledger.Store
 	leases *location.Leases
 	waker  *fakeWaker
+	clock  *fakeClock
 	a, b   tasks.Dest
 }
 
@@ -558,9 +589,9 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 		t.Fatal(err)
 	}
 	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
-		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}}
+		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}, clock: newFakeClock()}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
-		Metrics: metrics.New(prometheus.NewRegistry()), Leases: leases, Waker: sb.waker}, cfg)
+		Metrics: metrics.New(prometheus.NewRegistry()), Leases: leases, Waker: sb.waker, Now: sb.clock.Now}, cfg)
 	sb.a = tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf,
 		EnqueuedAt: time.Now(), Line: 2}
 	sb.b = sb.a
@@ -661,14 +692,14 @@ func TestSharedPathStuckHolderFails(t *testing.T) {
 	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err == nil {
 		t.Fatal("b challenged while a held the path")
 	}
-	time.Sleep(5 * time.Millisecond)
+	sb.clock.Advance(5 * time.Millisecond)
 	if err := sb.h.Poll(ctx, pollA); err != nil { // deadline: one fresh challenge, keeping the path
 		t.Fatal(err)
 	}
 	if err := sb.h.Challenge(ctx, sb.enq.take(t, tasks.TypeChallenge)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
+	sb.clock.Advance(5 * time.Millisecond)
 	if err := sb.h.Poll(ctx, sb.enq.take(t, tasks.TypePoll)); err != nil {
 		t.Fatalf("second deadline = %v, want nil (failed, recorded)", err)
 	}
@@ -711,7 +742,7 @@ func TestContendedHolderPollsInline(t *testing.T) {
 			t.Fatalf("line %d challenged while x held the path", d.Line)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	sb.clock.Advance(50 * time.Millisecond)
 	if err := sb.h.Poll(ctx, pollX); err != nil {
 		t.Fatal(err)
 	}
@@ -793,7 +824,7 @@ func TestPollDeadlineOnReadErrors(t *testing.T) {
 	if !ok || !strings.Contains(le.Message, "no such host") || strings.Contains(le.Message, sig) || le.State != events.Polling {
 		t.Fatalf("last error = %+v (found %t), want the redacted read error", le, ok)
 	}
-	time.Sleep(350 * time.Millisecond)
+	b.clock.Advance(350 * time.Millisecond)
 	if err := b.h.Poll(ctx, poll); err != nil {
 		t.Fatalf("Poll past the deadline = %v, want the failure recorded", err)
 	}

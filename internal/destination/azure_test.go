@@ -327,65 +327,6 @@ func TestAzureReadSASExpired(t *testing.T) {
 	}
 }
 
-func TestAzureReadNotFound(t *testing.T) {
-	t.Parallel()
-	b := setupAzure(t, AzureOptions{})
-	loc := b.loc("logs/challenge.txt", b.readSAS(t))
-	_, err := b.reader.Read(t.Context(), loc, time.Time{})
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want ErrNotFound", err)
-	}
-	if IsTransient(err) {
-		t.Error("not found is transient, want not-yet")
-	}
-	if want := "read azure://" + b.container + "/logs/challenge.txt: object not found"; err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if got := b.observed.list(); fmt.Sprint(got) != "[read not_found]" {
-		t.Errorf("observed %q, want [read not_found]", got)
-	}
-	if n := b.requests.Load(); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
-}
-
-func TestAzureReadStale(t *testing.T) {
-	t.Parallel()
-	b := setupAzure(t, AzureOptions{})
-	// A body large enough that the transport would not have it all buffered.
-	b.write(t, "logs/challenge.txt", bytes.Repeat([]byte("x"), 32<<10))
-	obj, err := b.reader.Read(t.Context(), b.loc("logs/challenge.txt", b.readSAS(t)), time.Now().Add(2*time.Second))
-	if !errors.Is(err, ErrStale) {
-		t.Fatalf("err = %v, want ErrStale", err)
-	}
-	if IsTransient(err) {
-		t.Error("stale is transient, want not-yet")
-	}
-	if obj.Body != nil {
-		t.Errorf("stale read returned a body")
-	}
-	if n := b.bodyRead.Load(); n != 0 {
-		t.Errorf("read %d body bytes of a stale blob, want 0", n)
-	}
-	if n := b.requests.Load(); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
-	if !strings.HasPrefix(err.Error(), "read azure://"+b.container+"/logs/challenge.txt: last modified ") ||
-		!strings.HasSuffix(err.Error(), ": object last modified before the challenge request") {
-		t.Errorf("err = %q", err)
-	}
-}
-
-func TestAzureReadBodyCap(t *testing.T) {
-	t.Parallel()
-	b := setupAzure(t, AzureOptions{MaxBodyBytes: 16})
-	b.write(t, "exact", bytes.Repeat([]byte("a"), 16))
-	b.write(t, "over", bytes.Repeat([]byte("a"), 17))
-	s := b.readSAS(t)
-	checkBodyCap(t, b.reader, b.loc("exact", s), b.loc("over", s), b.bodyRead,
-		"read azure://"+b.container+"/over: challenge file larger than 16 bytes")
-}
-
 func TestAzureContainerMissing(t *testing.T) {
 	t.Parallel()
 	b := setupAzure(t, AzureOptions{AccountName: azuriteAccount, AccountKey: azuriteKey})
@@ -516,70 +457,20 @@ func azureErrorServer(t *testing.T, status int, code string) (url string, reques
 	requests = new(atomic.Int64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
-		w.Header().Set("Content-Type", "application/xml")
-		w.Header().Set("X-Ms-Error-Code", code)
-		w.Header().Set("X-Ms-Request-Id", "req-1")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, "\ufeff<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>%s</Code><Message>message for %s\nRequestId:req-1\nTime:2025-06-01T12:00:00.0000000Z</Message></Error>", code, code)
+		writeAzureError(w, status, code)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/account1", requests
 }
 
-func TestAzureErrorMapping(t *testing.T) {
-	t.Parallel()
-	const fakeSAS = "sv=2024-08-04&sr=c&sp=rcw&se=2099-01-01T00:00:00Z&sig=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
-	tests := []struct {
-		name       string
-		status     int
-		code       string
-		op         string
-		notFound   bool
-		kind       Kind
-		permission string
-		prefix     string // of the error text, after "<op> azure://c/k"
-		requests   int64  // with MaxAttempts 2
-	}{
-		{name: "blob not found", status: 404, code: "BlobNotFound", op: opRead, notFound: true, requests: 1},
-		{name: "container not found", status: 404, code: "ContainerNotFound", op: opRead, kind: Permanent, requests: 1,
-			prefix: ": container does not exist: HTTP 404 ContainerNotFound: message for ContainerNotFound"},
-		{name: "permission mismatch", status: 403, code: "AuthorizationPermissionMismatch", op: opRead, kind: Permanent, requests: 1,
-			permission: "Blob read (sp=r in the SAS, or Storage Blob Data Reader)",
-			prefix:     ": access denied: the reading identity needs Blob read (sp=r in the SAS, or Storage Blob Data Reader) on container c of storage account account1: HTTP 403 AuthorizationPermissionMismatch"},
-		{name: "authorization failure write", status: 403, code: "AuthorizationFailure", op: opWrite, kind: Permanent, requests: 1,
-			permission: "Blob write (sp=cw in the SAS, or Storage Blob Data Contributor)"},
-		{name: "authentication failed", status: 403, code: "AuthenticationFailed", op: opRead, kind: Permanent, requests: 1,
-			permission: "Blob read (sp=r in the SAS, or Storage Blob Data Reader)"},
-		{name: "server busy", status: 503, code: "ServerBusy", op: opRead, kind: Transient, requests: 2,
-			prefix: ": throttled by storage: HTTP 503 ServerBusy: message for ServerBusy"},
-		{name: "429", status: 429, code: "TooManyRequests", op: opRead, kind: Transient, requests: 2},
-		{name: "internal error", status: 500, code: "InternalError", op: opRead, kind: Transient, requests: 2,
-			prefix: ": storage unavailable: HTTP 500 InternalError"},
-		{name: "operation timed out write", status: 500, code: "OperationTimedOut", op: opWrite, kind: Transient, requests: 2},
-		{name: "account disabled", status: 403, code: "AccountIsDisabled", op: opRead, kind: Permanent, requests: 1,
-			permission: "Blob read (sp=r in the SAS, or Storage Blob Data Reader)"},
-		{name: "bad request", status: 400, code: "InvalidQueryParameterValue", op: opRead, kind: Permanent, requests: 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			url, requests := azureErrorServer(t, tt.status, tt.code)
-			r, err := NewAzure(t.Context(), AzureOptions{Endpoint: url})
-			if err != nil {
-				t.Fatal(err)
-			}
-			loc := Location{Scheme: "azure", Bucket: "c", Key: "k", Account: "account1", SAS: fakeSAS}
-			err = checkErrorCase(t, r, loc, requests, errorCase{op: tt.op, notFound: tt.notFound, kind: tt.kind,
-				permission: tt.permission, prefix: tt.op + " azure://c/k" + tt.prefix, code: tt.code, requests: tt.requests})
-			if err == nil {
-				return // not found, as expected
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("err = %q spans lines", err)
-			}
-			assertNoAzureSecrets(t, err, fakeSAS)
-		})
-	}
+// writeAzureError answers with an Azure Storage error: its code in a
+// header and in the XML body, whose message spans lines as Azure's do.
+func writeAzureError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("X-Ms-Error-Code", code)
+	w.Header().Set("X-Ms-Request-Id", "req-1")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "\ufeff<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>%s</Code><Message>message for %s\nRequestId:req-1\nTime:2025-06-01T12:00:00.0000000Z</Message></Error>", code, code)
 }
 
 // failingCredential is a token credential that gets no token.

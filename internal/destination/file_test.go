@@ -31,22 +31,6 @@ func (b *fileBundle) loc(name string) Location {
 	return Location{Scheme: "file", Key: strings.TrimPrefix(filepath.ToSlash(filepath.Join(b.dir, name)), "/")}
 }
 
-func TestFileReadNotFound(t *testing.T) {
-	t.Parallel()
-	b := setupFile(t)
-	loc := b.loc("logs/challenge.txt")
-	_, err := b.file.Read(t.Context(), loc, time.Time{})
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want ErrNotFound", err)
-	}
-	if want := "read file:///" + loc.Key + ": object not found"; err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if got := b.observed.list(); len(got) != 1 || got[0] != "read not_found" {
-		t.Errorf("observed %q", got)
-	}
-}
-
 func TestFileWriteThenRead(t *testing.T) {
 	t.Parallel()
 	b := setupFile(t)
@@ -85,47 +69,6 @@ func TestFileWriteThenRead(t *testing.T) {
 	}
 	if obj, err := b.file.Read(t.Context(), loc, time.Time{}); err != nil || string(obj.Body) != "token-2" {
 		t.Errorf("after overwrite: %q, %v", obj.Body, err)
-	}
-}
-
-func TestFileReadStale(t *testing.T) {
-	t.Parallel()
-	b := setupFile(t)
-	loc := b.loc("challenge.txt")
-	if err := b.file.Write(t.Context(), loc, []byte("old")); err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(filepath.Join(b.dir, "challenge.txt"), old, old); err != nil {
-		t.Fatal(err)
-	}
-	_, err := b.file.Read(t.Context(), loc, time.Now().Add(-time.Minute))
-	if !errors.Is(err, ErrStale) {
-		t.Fatalf("err = %v, want ErrStale", err)
-	}
-	if Outcome(err) != OutcomeStale {
-		t.Errorf("outcome %q", Outcome(err))
-	}
-}
-
-func TestFileReadBodyCap(t *testing.T) {
-	t.Parallel()
-	b := setupFile(t)
-	b.file.MaxBodyBytes = 4
-	exact, over := b.loc("exact"), b.loc("over")
-	if err := b.file.Write(t.Context(), exact, []byte("1234")); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.file.Write(t.Context(), over, []byte("12345")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.file.Read(t.Context(), exact, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := b.file.Read(t.Context(), over, time.Time{})
-	requireError(t, err, Permanent)
-	if !strings.HasSuffix(err.Error(), ": challenge file larger than 4 bytes") {
-		t.Errorf("err = %q", err)
 	}
 }
 
@@ -181,20 +124,6 @@ func TestFilePermissionDenied(t *testing.T) {
 	err = b.file.Write(t.Context(), b.loc("ro/x"), []byte("x"))
 	if e := requireError(t, err, Permanent); e.Permission != "write permission on the directory" {
 		t.Errorf("permission = %q", e.Permission)
-	}
-}
-
-func TestFileContextCanceled(t *testing.T) {
-	t.Parallel()
-	b := setupFile(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	_, err := b.file.Read(ctx, b.loc("x"), time.Time{})
-	requireError(t, err, Transient)
-	err = b.file.Write(ctx, b.loc("x"), nil)
-	requireError(t, err, Transient)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("err = %v", err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package destination
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -108,24 +107,6 @@ func gcsLoc(key string) Location {
 	return Location{Scheme: "gs", Bucket: testBucket, Key: key}
 }
 
-func TestGCSReadNotFound(t *testing.T) {
-	t.Parallel()
-	b := setupGCS(t, GCSOptions{})
-	_, err := b.gcs.Read(t.Context(), gcsLoc("logs/challenge.txt"), time.Time{})
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want ErrNotFound", err)
-	}
-	if IsTransient(err) {
-		t.Error("not found is transient, want not-yet")
-	}
-	if want := "read gs://bucket/logs/challenge.txt: object not found"; err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if got := b.observed.list(); len(got) != 1 || got[0] != "read not_found" {
-		t.Errorf("observed %q, want [read not_found]", got)
-	}
-}
-
 func TestGCSWriteThenRead(t *testing.T) {
 	t.Parallel()
 	b := setupGCS(t, GCSOptions{})
@@ -160,60 +141,6 @@ func TestGCSWriteThenRead(t *testing.T) {
 	}
 }
 
-func TestGCSReadStale(t *testing.T) {
-	t.Parallel()
-	b := setupGCS(t, GCSOptions{})
-	loc := gcsLoc("logs/challenge.txt")
-	// A body large enough that the transport would not have it all buffered.
-	if err := b.gcs.Write(t.Context(), loc, bytes.Repeat([]byte("x"), 32<<10)); err != nil {
-		t.Fatal(err)
-	}
-	notBefore := time.Now().Add(2 * time.Second)
-	b.bodyRead.Store(0)
-	b.requests.Store(0)
-	obj, err := b.gcs.Read(t.Context(), loc, notBefore)
-	if !errors.Is(err, ErrStale) {
-		t.Fatalf("err = %v, want ErrStale", err)
-	}
-	if IsTransient(err) {
-		t.Error("stale is transient, want not-yet")
-	}
-	if obj.Body != nil {
-		t.Errorf("stale read returned a body")
-	}
-	if n := b.bodyRead.Load(); n != 0 {
-		t.Errorf("read %d body bytes of a stale object, want 0", n)
-	}
-	if n := b.requests.Load(); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
-	if !strings.HasPrefix(err.Error(), "read gs://bucket/logs/challenge.txt: last modified ") ||
-		!strings.HasSuffix(err.Error(), ": object last modified before the challenge request") {
-		t.Errorf("err = %q", err)
-	}
-}
-
-func TestGCSReadBodyCap(t *testing.T) {
-	t.Parallel()
-	b := setupGCS(t, GCSOptions{MaxBodyBytes: 16})
-	exact, over := gcsLoc("exact"), gcsLoc("over")
-	if err := b.gcs.Write(t.Context(), exact, bytes.Repeat([]byte("a"), 16)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.gcs.Write(t.Context(), over, bytes.Repeat([]byte("a"), 17)); err != nil {
-		t.Fatal(err)
-	}
-	checkBodyCap(t, b.gcs, exact, over, b.bodyRead, "read gs://bucket/over: challenge file larger than 16 bytes")
-}
-
-// TestGCSReadBodyCapNoContentLength covers a response streamed without a
-// Content-Length: the cap holds while reading.
-func TestGCSReadBodyCapNoContentLength(t *testing.T) {
-	t.Parallel()
-	b := setupGCSServer(t, chunkedServer(t), GCSOptions{MaxBodyBytes: 100})
-	checkChunkedCap(t, b.gcs, gcsLoc("k"), b.bodyRead)
-}
-
 func TestGCSReadBucketMissing(t *testing.T) {
 	t.Parallel()
 	b := setupGCS(t, GCSOptions{})
@@ -230,101 +157,6 @@ func TestGCSReadBucketMissing(t *testing.T) {
 	requireError(t, err, Permanent)
 	if !strings.HasPrefix(err.Error(), "write gs://nobucket/k: bucket does not exist: HTTP 404") {
 		t.Errorf("err = %q", err)
-	}
-}
-
-// gcsErrorServer answers object requests with a GCS error, XML for the XML
-// API (reads) and JSON for the JSON API (uploads), and bucket metadata
-// requests with the bucket. It counts the object requests.
-func gcsErrorServer(t *testing.T, status int, code, message string) (url string, requests *atomic.Int64) {
-	t.Helper()
-	requests = new(atomic.Int64)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/storage/v1/b/"+testBucket {
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"kind":"storage#bucket","name":%q}`, testBucket)
-			return
-		}
-		requests.Add(1)
-		if strings.HasPrefix(r.URL.Path, "/upload/") {
-			w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
-				"code": status, "message": message,
-				"errors": []map[string]string{{"message": message, "domain": "global", "reason": code}},
-			}})
-			return
-		}
-		w.Header().Set("Content-Type", "application/xml; charset=UTF-8")
-		w.WriteHeader(status)
-		if code != "" {
-			fmt.Fprintf(w, `<?xml version='1.0' encoding='UTF-8'?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, message)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL, requests
-}
-
-func TestGCSErrorMapping(t *testing.T) {
-	t.Parallel()
-	const denied = "sa@p.iam.gserviceaccount.com does not have storage.objects.get access to the Google Cloud Storage object."
-	tests := []struct {
-		name       string
-		status     int
-		code, msg  string
-		op         string
-		notFound   bool
-		kind       Kind
-		permission string
-		prefix     string // of the error text
-		requests   int64  // with MaxAttempts 2
-	}{
-		{name: "no such key", status: 404, code: "NoSuchKey", msg: "The specified key does not exist.", op: opRead, notFound: true, requests: 1},
-		{name: "bare 404", status: 404, op: opRead, notFound: true, requests: 1},
-		{name: "no such bucket", status: 404, code: "NoSuchBucket", msg: "The specified bucket does not exist.", op: opRead, kind: Permanent, requests: 1,
-			prefix: "read gs://bucket/k: bucket does not exist: HTTP 404 NoSuchBucket: The specified bucket does not exist."},
-		{name: "no bucket write", status: 404, code: "notFound", msg: "The specified bucket does not exist.", op: opWrite, kind: Permanent, requests: 1,
-			prefix: "write gs://bucket/k: bucket does not exist: HTTP 404 notFound: "},
-		{name: "access denied read", status: 403, code: "AccessDenied", msg: "Access denied.", op: opRead, kind: Permanent, permission: "storage.objects.get", requests: 1,
-			prefix: "read gs://bucket/k: access denied: the reading identity (the default credentials of this process) needs storage.objects.get: HTTP 403 AccessDenied: Access denied."},
-		{name: "access denied write", status: 403, code: "forbidden", msg: denied, op: opWrite, kind: Permanent, requests: 1,
-			permission: "storage.objects.create (and storage.objects.delete to replace a file)",
-			prefix:     "write gs://bucket/k: access denied: the writing identity sa@p.iam.gserviceaccount.com needs storage.objects.create (and storage.objects.delete to replace a file): HTTP 403 forbidden: " + denied},
-		{name: "unauthorized", status: 401, code: "AuthenticationRequired", msg: "Invalid Credentials", op: opRead, kind: Permanent, requests: 1,
-			prefix: "read gs://bucket/k: storage rejected the credentials of this process: HTTP 401"},
-		{name: "other 400", status: 400, code: "InvalidArgument", msg: "Invalid argument.", op: opRead, kind: Permanent, requests: 1},
-		{name: "429", status: 429, code: "SlowDown", msg: "Please reduce your request rate.", op: opRead, kind: Transient, requests: 2,
-			prefix: "read gs://bucket/k: throttled by storage: HTTP 429 SlowDown: Please reduce your request rate."},
-		{name: "rate limit write", status: 429, code: "rateLimitExceeded", msg: "The object exceeded the rate limit.", op: opWrite, kind: Transient, requests: 1,
-			prefix: "write gs://bucket/k: throttled by storage: "},
-		{name: "service unavailable", status: 503, code: "ServiceUnavailable", msg: "Service unavailable.", op: opRead, kind: Transient, requests: 2,
-			prefix: "read gs://bucket/k: storage unavailable: HTTP 503 ServiceUnavailable"},
-		{name: "internal error", status: 500, code: "InternalError", msg: "We encountered an internal error.", op: opRead, kind: Transient, requests: 2},
-		{name: "bad gateway write", status: 502, code: "backendError", msg: "Backend Error", op: opWrite, kind: Transient, requests: 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			url, requests := gcsErrorServer(t, tt.status, tt.code, tt.msg)
-			b := setupGCSServer(t, url, GCSOptions{})
-			err := checkErrorCase(t, b.gcs, gcsLoc("k"), requests, errorCase{op: tt.op, notFound: tt.notFound, kind: tt.kind,
-				permission: tt.permission, prefix: tt.prefix, code: tt.code, requests: tt.requests})
-			if err != nil && strings.Contains(err.Error(), "\n") {
-				t.Errorf("err = %q spans lines", err)
-			}
-		})
-	}
-}
-
-func TestGCSReadContextCanceled(t *testing.T) {
-	t.Parallel()
-	b := setupGCS(t, GCSOptions{})
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	_, err := b.gcs.Read(ctx, gcsLoc("k"), time.Time{})
-	requireError(t, err, Transient)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("err = %v does not wrap context.Canceled", err)
 	}
 }
 

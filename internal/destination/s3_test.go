@@ -1,7 +1,6 @@
 package destination
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -141,24 +140,6 @@ func requireError(t *testing.T, err error, kind Kind) *Error {
 	return e
 }
 
-func TestS3ReadNotFound(t *testing.T) {
-	t.Parallel()
-	b := setupS3(t, s3Config{})
-	_, err := b.s3.Read(t.Context(), s3Loc("logs/challenge.txt"), time.Time{})
-	if !errors.Is(err, ErrNotFound) {
-		t.Fatalf("err = %v, want ErrNotFound", err)
-	}
-	if IsTransient(err) {
-		t.Error("not found is transient, want not-yet")
-	}
-	if want := "read s3://bucket/logs/challenge.txt: object not found"; err.Error() != want {
-		t.Errorf("err = %q, want %q", err, want)
-	}
-	if got := b.observed.list(); len(got) != 1 || got[0] != "read not_found" {
-		t.Errorf("observed %q, want [read not_found]", got)
-	}
-}
-
 func TestS3WriteThenRead(t *testing.T) {
 	t.Parallel()
 	b := setupS3(t, s3Config{})
@@ -214,56 +195,6 @@ func TestS3LastModifiedPrecision(t *testing.T) {
 	}
 }
 
-func TestS3ReadStale(t *testing.T) {
-	t.Parallel()
-	b := setupS3(t, s3Config{})
-	loc := s3Loc("logs/challenge.txt")
-	// A body large enough that the transport would not have it all buffered.
-	if err := b.s3.Write(t.Context(), loc, bytes.Repeat([]byte("x"), 32<<10)); err != nil {
-		t.Fatal(err)
-	}
-	notBefore := time.Now().Add(2 * time.Second)
-	b.bodyRead.Store(0)
-	obj, err := b.s3.Read(t.Context(), loc, notBefore)
-	if !errors.Is(err, ErrStale) {
-		t.Fatalf("err = %v, want ErrStale", err)
-	}
-	if IsTransient(err) {
-		t.Error("stale is transient, want not-yet")
-	}
-	if obj.Body != nil {
-		t.Errorf("stale read returned a body")
-	}
-	if n := b.bodyRead.Load(); n != 0 {
-		t.Errorf("read %d body bytes of a stale object, want 0", n)
-	}
-	if !strings.HasPrefix(err.Error(), "read s3://bucket/logs/challenge.txt: last modified ") ||
-		!strings.HasSuffix(err.Error(), ": object last modified before the challenge request") {
-		t.Errorf("err = %q", err)
-	}
-}
-
-func TestS3ReadBodyCap(t *testing.T) {
-	t.Parallel()
-	b := setupS3(t, s3Config{opts: S3Options{MaxBodyBytes: 16}})
-	exact, over := s3Loc("exact"), s3Loc("over")
-	if err := b.s3.Write(t.Context(), exact, bytes.Repeat([]byte("a"), 16)); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.s3.Write(t.Context(), over, bytes.Repeat([]byte("a"), 17)); err != nil {
-		t.Fatal(err)
-	}
-	checkBodyCap(t, b.s3, exact, over, b.bodyRead, "read s3://bucket/over: challenge file larger than 16 bytes")
-}
-
-// TestS3ReadBodyCapNoContentLength covers a response streamed without a
-// Content-Length: the cap holds while reading.
-func TestS3ReadBodyCapNoContentLength(t *testing.T) {
-	t.Parallel()
-	b := setupS3Server(t, chunkedServer(t), nil, S3Options{MaxBodyBytes: 100})
-	checkChunkedCap(t, b.s3, s3Loc("k"), b.bodyRead)
-}
-
 func TestS3ReadBucketMissing(t *testing.T) {
 	t.Parallel()
 	b := setupS3(t, s3Config{})
@@ -289,79 +220,23 @@ func errorServer(t *testing.T, status int, code string, header http.Header) (url
 	requests = new(atomic.Int64)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
-		for k, v := range header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Type", "application/xml")
-		w.Header().Set("X-Amz-Request-Id", "REQ123")
-		w.WriteHeader(status)
-		if r.Method != http.MethodHead {
-			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+
-				`<Error><Code>%s</Code><Message>message for %s</Message><RequestId>REQ123</RequestId></Error>`, code, code)
-		}
+		writeS3Error(w, r, status, code, header)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, requests
 }
 
-func TestS3ErrorMapping(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name       string
-		status     int
-		code       string
-		header     http.Header
-		op         string
-		notFound   bool
-		kind       Kind
-		permission string
-		prefix     string // of the error text
-		requests   int64  // with MaxAttempts 2
-	}{
-		{name: "no such key", status: 404, code: "NoSuchKey", op: opRead, notFound: true, requests: 1},
-		{name: "bare 404", status: 404, code: "NotFound", op: opRead, notFound: true, requests: 1},
-		{name: "no such bucket", status: 404, code: "NoSuchBucket", op: opRead, kind: Permanent, requests: 1,
-			prefix: "read s3://bucket/k: bucket does not exist: "},
-		{name: "access denied read", status: 403, code: "AccessDenied", op: opRead, kind: Permanent, permission: "s3:GetObject", requests: 1,
-			prefix: "read s3://bucket/k: access denied: the reading identity (the default credentials of this process) needs s3:GetObject on arn:aws:s3:::bucket/k: " +
-				"unless the file is not written yet: without s3:ListBucket on arn:aws:s3:::bucket, S3 answers access denied for a missing file too: "},
-		{name: "access denied write", status: 403, code: "AccessDenied", op: opWrite, kind: Permanent, permission: "s3:PutObject", requests: 1,
-			prefix: "write s3://bucket/k: access denied: the writing identity (the default credentials of this process) needs s3:PutObject on arn:aws:s3:::bucket/k: "},
-		{name: "bad key id", status: 403, code: "InvalidAccessKeyId", op: opRead, kind: Permanent, requests: 1,
-			prefix: "read s3://bucket/k: storage rejected the credentials of this process: "},
-		{name: "wrong region", status: 301, code: "PermanentRedirect", op: opRead, kind: Permanent, requests: 1,
-			header: http.Header{"X-Amz-Bucket-Region": {"eu-west-1"}},
-			prefix: "read s3://bucket/k: bucket is in region eu-west-1, not us-east-1: fix the region of the destination: "},
-		{name: "other 400", status: 400, code: "InvalidRequest", op: opRead, kind: Permanent, requests: 1},
-		{name: "slow down", status: 503, code: "SlowDown", op: opRead, kind: Transient, requests: 2,
-			prefix: "read s3://bucket/k: throttled by storage: "},
-		// The SDK retries neither of these by itself; the queue does.
-		{name: "429", status: 429, code: "TooManyRequests", op: opRead, kind: Transient, requests: 1},
-		{name: "internal error", status: 500, code: "InternalError", op: opRead, kind: Transient, requests: 2,
-			prefix: "read s3://bucket/k: storage unavailable: "},
-		{name: "bad gateway", status: 502, code: "BadGateway", op: opWrite, kind: Transient, requests: 2},
-		{name: "expired token", status: 400, code: "ExpiredToken", op: opRead, kind: Transient, requests: 1},
+// writeS3Error answers r with an S3 XML error.
+func writeS3Error(w http.ResponseWriter, r *http.Request, status int, code string, header http.Header) {
+	for k, v := range header {
+		w.Header()[k] = v
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			url, requests := errorServer(t, tt.status, tt.code, tt.header)
-			b := setupS3Server(t, url, nil, S3Options{})
-			checkErrorCase(t, b.s3, s3Loc("k"), requests, errorCase{op: tt.op, notFound: tt.notFound, kind: tt.kind,
-				permission: tt.permission, prefix: tt.prefix, code: tt.code, requests: tt.requests})
-		})
-	}
-}
-
-func TestS3ReadContextCanceled(t *testing.T) {
-	t.Parallel()
-	b := setupS3(t, s3Config{})
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	_, err := b.s3.Read(ctx, s3Loc("k"), time.Time{})
-	requireError(t, err, Transient)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("err = %v does not wrap context.Canceled", err)
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("X-Amz-Request-Id", "REQ123")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+			`<Error><Code>%s</Code><Message>message for %s</Message><RequestId>REQ123</RequestId></Error>`, code, code)
 	}
 }
 
