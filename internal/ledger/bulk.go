@@ -15,14 +15,22 @@ import (
 // chunked enqueue: each call is one pipelined round trip for many
 // destinations (plus one SCRIPT LOAD when the server lacks a script).
 
-// registerScript records a destination of a batch once. It returns
-// {1, "", ""} when it was new, or {0, state, line} when the batch already has
-// it. A destination whose task ran before the producer registered it (the
+// registerScript records a destination of a batch once, as queued. A
+// destination whose task ran before the producer registered it (the
 // producer enqueues first, so that no registered destination lacks a task)
 // was registered on the way without a line: it gets its line and metadata
-// now and counts as new.
-var registerScript = redis.NewScript(`
-if redis.call('HSETNX', KEYS[1], 'state', 'queued') == 0 then
+// now, keeps its state, and counts as new.
+//
+// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// --
+// ARGV[1 ..] -> the destination's metadata (Meta), name and value
+//
+// Output:
+// Returns {1, "", ""} when the destination is new to the batch.
+// Returns {0, state, line} when the batch already has it, and nothing changed.
+var registerScript = newScript(`
+if redis.call('HSETNX', KEYS[1], 'state', QUEUED) == 0 then
   if redis.call('HEXISTS', KEYS[1], 'line') == 1 then
     return {0, redis.call('HGET', KEYS[1], 'state'), redis.call('HGET', KEYS[1], 'line')}
   end
@@ -35,7 +43,7 @@ for i = 1, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('HINCRBY', KEYS[2], 'total', 1)
-redis.call('HINCRBY', KEYS[2], 'state:queued', 1)
+redis.call('HINCRBY', KEYS[2], 'state:' .. QUEUED, 1)
 return {1, '', ''}
 `)
 

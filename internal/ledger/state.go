@@ -14,27 +14,48 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 )
 
-// transitionScript moves a destination to ARGV[1] and, only when the state
-// actually changes, appends the event ARGV[2] to the stream: so a handler
-// that runs twice emits one event. A terminal state never changes again,
-// and drops the destination's (ARGV[6]) last error from KEYS[4].
-// A destination not yet registered (the worker ran before the producer
-// recorded it) is registered on the way.
-var transitionScript = redis.NewScript(`
+// transitionScript moves a destination to a state and, only when the state
+// actually changes, appends its event to the stream: so a handler that runs
+// twice emits one event. A terminal state never changes again; reaching one
+// starts the destination's expiry and drops its last error. A destination
+// not yet registered (the worker ran before the producer recorded it) is
+// registered on the way, as queued.
+//
+// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// KEYS[3] -> the event stream (Config.Stream)
+// KEYS[4] -> <prefix>errors:{<batch>}, the batch's last errors
+// --
+// ARGV[1] -> the new state
+// ARGV[2] -> the attempt counter to add one to (att_<stage>), "" for none
+// ARGV[3] -> the event's JSON, "" for none
+// ARGV[4] -> the stream's approximate maximum length
+// ARGV[5] -> how long a finished destination is kept, in seconds (0: forever)
+// ARGV[6] -> the destination's hash, its field in KEYS[4]
+// ARGV[7] -> n, the number of fields to set
+// ARGV[8 .. 7+2n] -> the fields to set, name and value
+//
+// Output:
+// Returns {1, previous state} when the state changed.
+// Returns {0, state} when it did not: the destination was in that state
+// already (the counter and fields are still written) or is finished
+// (nothing is written).
+var transitionScript = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
-  cur = 'queued'
+  cur = QUEUED
   redis.call('HSET', KEYS[1], 'state', cur)
   redis.call('HINCRBY', KEYS[2], 'total', 1)
   redis.call('HINCRBY', KEYS[2], 'state:' .. cur, 1)
 end
-if cur == 'validated' or cur == 'failed' or cur == 'not_required' then
+if TERMINAL[cur] then
   return {0, cur}
 end
-if ARGV[5] ~= '' then
-  redis.call('HINCRBY', KEYS[1], ARGV[5], 1)
+if ARGV[2] ~= '' then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
-for i = 7, #ARGV, 2 do
+local n = tonumber(ARGV[7])
+for i = 8, 7 + 2 * n, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local changed = 0
@@ -43,13 +64,13 @@ if cur ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', ARGV[1])
   redis.call('HINCRBY', KEYS[2], 'state:' .. cur, -1)
   redis.call('HINCRBY', KEYS[2], 'state:' .. ARGV[1], 1)
-  if ARGV[2] ~= '' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
+  if ARGV[3] ~= '' then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])
   end
 end
-if ARGV[1] == 'validated' or ARGV[1] == 'failed' or ARGV[1] == 'not_required' then
-  if tonumber(ARGV[4]) > 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[4])
+if TERMINAL[ARGV[1]] then
+  if tonumber(ARGV[5]) > 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
   end
   redis.call('HDEL', KEYS[4], ARGV[6])
 end
@@ -76,6 +97,9 @@ func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *e
 
 // transitionCall is transitionScript's keys and arguments for Transition.
 func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stage events.Stage, fields []any) (scriptCall, error) {
+	if len(fields)%2 != 0 {
+		return scriptCall{}, fmt.Errorf("move destination to %s: odd number of fields", state)
+	}
 	payload := ""
 	if ev != nil {
 		b, err := json.Marshal(ev)
@@ -84,34 +108,52 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 		}
 		payload = string(b)
 	}
-	attempt := attemptField(stage)
-	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream, s.errorsKey(k.Batch)},
-		args: append([]any{string(state), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL / time.Second), attempt, k.Hash}, fields...)}, nil
+	args := make([]any, 0, 7+len(fields))
+	args = append(args, string(state), attemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, len(fields)/2)
+	args = append(args, fields...)
+	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream, s.errorsKey(k.Batch)}, args: args}, nil
 }
 
 // enterScript moves a destination into a stage in one round trip: unless
-// it is finished or a newer round or challenge generation (ARGV[2], ARGV[3])
-// took it over, it counts an attempt (field ARGV[4]), sets the fields from
-// ARGV[5] on and moves the state to ARGV[1]. It returns {entered, fields}
-// with fields as in stateFields, read after the change.
-var enterScript = redis.NewScript(`
+// it is finished or a newer round or challenge generation took it over, it
+// counts an attempt, sets the fields and moves the state, and it reads the
+// destination back either way. A destination not yet registered is
+// registered on the way, as queued.
+//
+// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// --
+// ARGV[1] -> the new state
+// ARGV[2] -> the attempt counter to add one to (att_<stage>), "" for none
+// ARGV[3] -> the task's round
+// ARGV[4] -> the task's challenge generation
+// ARGV[5] -> n, the number of fields to set
+// ARGV[6 .. 5+2n] -> the fields to set, name and value
+// ARGV[6+2n ..] -> the fields to read back (stateFields)
+//
+// Output:
+// Returns {1, values} when it entered, values those of the fields read
+// back, after the change.
+// Returns {0, values} when the destination is finished or superseded, and
+// nothing changed.
+var enterScript = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0') or 0
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
-local myround, mygen = tonumber(ARGV[2]), tonumber(ARGV[3])
-if cur == 'validated' or cur == 'failed' or cur == 'not_required' or round > myround or (round == myround and gen > mygen) then
-  return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 5 + 2 * tonumber(ARGV[5]) + 1))}
+local myround, mygen = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+if TERMINAL[cur] or round > myround or (round == myround and gen > mygen) then
+  return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 6 + 2 * n))}
 end
 if not cur then
-  cur = 'queued'
+  cur = QUEUED
   redis.call('HSET', KEYS[1], 'state', cur)
   redis.call('HINCRBY', KEYS[2], 'total', 1)
   redis.call('HINCRBY', KEYS[2], 'state:' .. cur, 1)
 end
-if ARGV[4] ~= '' then
-  redis.call('HINCRBY', KEYS[1], ARGV[4], 1)
+if ARGV[2] ~= '' then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
-local n = tonumber(ARGV[5])
 for i = 6, 5 + 2 * n, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
@@ -120,12 +162,13 @@ if cur ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], 'state:' .. cur, -1)
   redis.call('HINCRBY', KEYS[2], 'state:' .. ARGV[1], 1)
 end
-return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 5 + 2 * n + 1))}
+return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 6 + 2 * n))}
 `)
 
-// stateFields are the hash fields Enter returns, in DestState.
-var stateFields = []string{"state", "line", "scope", "scope_id", "destination", "type", "gen", "round",
-	"filename", "requested_at", "enqueued_at", "att_challenge", "att_poll", "att_validate", "att_job"}
+// stateFields are the hash fields Enter reads back: every field of
+// DestState but the error, the attempt counters those of events.Stages().
+var stateFields = append([]string{"state", "line", "scope", "scope_id", "destination", "type", "gen", "round",
+	"filename", "requested_at", "enqueued_at"}, attemptFields()...)
 
 // ErrSuperseded is returned by Enter for a destination that finished, or
 // that a newer round or challenge generation took over.
@@ -141,9 +184,8 @@ func (s *Store) Enter(ctx context.Context, k Key, state events.State, round, gen
 	if len(fields)%2 != 0 {
 		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
 	}
-	attempt := attemptField(stage)
 	args := make([]any, 0, 5+len(fields)+len(stateFields))
-	args = append(args, string(state), round, gen, attempt, len(fields)/2)
+	args = append(args, string(state), attemptField(stage), round, gen, len(fields)/2)
 	args = append(args, fields...)
 	for _, f := range stateFields {
 		args = append(args, f)
@@ -179,11 +221,19 @@ type LastError struct {
 	Time       time.Time    `json:"time"`
 }
 
-// noteErrorScript records ARGV[2] as the last error of the destination
-// KEYS[1] under field ARGV[1] of KEYS[2], unless it finished meanwhile.
-var noteErrorScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'state')
-if cur == 'validated' or cur == 'failed' or cur == 'not_required' then
+// noteErrorScript records the last error of a destination still in
+// flight; a finished destination keeps none.
+//
+// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> <prefix>errors:{<batch>}, the batch's last errors
+// --
+// ARGV[1] -> the destination's hash, its field in KEYS[2]
+// ARGV[2] -> the error's JSON (LastError)
+//
+// Output:
+// Returns 1 when it recorded the error, 0 when the destination is finished.
+var noteErrorScript = newScript(`
+if TERMINAL[redis.call('HGET', KEYS[1], 'state')] then
   return 0
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
@@ -220,16 +270,28 @@ func (s *Store) LastErrors(ctx context.Context, batch string) (map[string]LastEr
 	return out, nil
 }
 
-// reopenScript moves a failed destination back to queued for a new round.
-var reopenScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'failed' then
+// reopenScript moves a failed destination back to queued for a new
+// round: it forgets what the failed round recorded (its error, challenge
+// file and generation) and its expiry, and keeps its registration and
+// attempt counters.
+//
+// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// --
+// ARGV[1] -> the new round
+//
+// Output:
+// Returns 1 when it reopened the destination, 0 when the destination is
+// not failed (or unknown), and nothing changed.
+var reopenScript = newScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= FAILED then
   return 0
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'round', ARGV[1], 'gen', 0)
+redis.call('HSET', KEYS[1], 'state', QUEUED, 'round', ARGV[1], 'gen', 0)
 redis.call('HDEL', KEYS[1], 'error_status', 'error_codes', 'error_message', 'filename', 'requested_at')
 redis.call('PERSIST', KEYS[1])
-redis.call('HINCRBY', KEYS[2], 'state:failed', -1)
-redis.call('HINCRBY', KEYS[2], 'state:queued', 1)
+redis.call('HINCRBY', KEYS[2], 'state:' .. FAILED, -1)
+redis.call('HINCRBY', KEYS[2], 'state:' .. QUEUED, 1)
 return 1
 `)
 
@@ -321,7 +383,7 @@ func parseDestState(m map[string]string) DestState {
 		Filename:    m["filename"],
 		RequestedAt: t("requested_at"),
 		EnqueuedAt:  t("enqueued_at"),
-		Attempts:    events.Attempts{Challenge: n("att_challenge"), Poll: n("att_poll"), Validate: n("att_validate"), Job: n("att_job")},
+		Attempts:    attempts(n),
 	}
 }
 
@@ -333,3 +395,65 @@ func attemptField(stage events.Stage) string {
 	}
 	return "att_" + string(stage)
 }
+
+// attemptFields are the hash fields of every stage's counter, in flow order.
+func attemptFields() []string {
+	fs := make([]string, 0, len(events.Stages()))
+	for _, st := range events.Stages() {
+		fs = append(fs, attemptField(st))
+	}
+	return fs
+}
+
+// attempts reads every stage's counter with field, which reads a hash field
+// as a number.
+func attempts(field func(name string) int) events.Attempts {
+	var a events.Attempts
+	for _, st := range events.Stages() {
+		if c := counter(&a, st); c != nil {
+			*c = field(attemptField(st))
+		}
+	}
+	return a
+}
+
+// counter is stage's counter in a, nil for an unknown stage.
+func counter(a *events.Attempts, stage events.Stage) *int {
+	switch stage {
+	case events.StageChallenge:
+		return &a.Challenge
+	case events.StagePoll:
+		return &a.Poll
+	case events.StageValidate:
+		return &a.Validate
+	case events.StageJob:
+		return &a.Job
+	}
+	return nil
+}
+
+// luaNames starts every script of the store (newScript): the state names
+// the scripts compare with, written from package events once, so that no
+// script spells a state of its own. A Go-quoted ASCII string reads the same
+// in Lua.
+//
+//	local QUEUED, FAILED = "queued", "failed"
+//	local TERMINAL = {["validated"] = true, ...} -- events.TerminalStates()
+var luaNames = luaNamesSource()
+
+func luaNamesSource() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "local QUEUED, FAILED = %q, %q\n", events.Queued, events.Failed)
+	b.WriteString("local TERMINAL = {")
+	for i, st := range events.TerminalStates() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "[%q] = true", st)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// newScript is a script of the store: luaNames, then body.
+func newScript(body string) *redis.Script { return redis.NewScript(luaNames + body) }
