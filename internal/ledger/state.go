@@ -77,9 +77,9 @@ end
 return {changed, cur}
 `)
 
-// Transition moves a destination to state. attempt, when not empty, is the
-// stage whose attempt counter goes up by one ("challenge", "poll",
-// "validate"); fields are extra hash fields to set. ev, when not nil, is
+// Transition moves a destination to state. stage, when not empty, is the
+// stage whose attempt counter goes up by one (one of events.Stages());
+// fields are extra hash fields to set, name and value. ev, when not nil, is
 // appended to the stream if and only if the state changed. It reports
 // whether the state changed; a terminal destination never changes.
 func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *events.Event, stage events.Stage, fields ...any) (bool, error) {
@@ -175,8 +175,8 @@ var stateFields = append([]string{"state", "line", "scope", "scope_id", "destina
 var ErrSuperseded = errors.New("destination superseded")
 
 // Enter moves a destination into state for a task of round and gen in one
-// round trip, counting an attempt of stage attempt (when not empty) and
-// setting fields (name, value pairs). It returns the state after the
+// round trip, counting an attempt of stage (when not empty) and setting
+// fields (name, value pairs). It returns the state after the
 // change, or the current state and ErrSuperseded when the destination
 // finished or moved to a newer round or generation, in which case nothing
 // changes. A destination not yet registered is registered on the way.

@@ -6,7 +6,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Stream is the Redis Stream that carries one JSON entry per outcome.
+// Stream is the default Redis Stream of the events: one JSON entry
+// (events.Event) per outcome, per destination that awaits its token, and
+// per fleet event (queue paused or resumed).
 const Stream = "logpush:events"
 
 // Config sets where and for how long the store keeps state.
@@ -55,7 +57,11 @@ type Key struct {
 	Hash  string
 }
 
-// The batch id is a hash tag, so a batch's keys share a Redis Cluster slot.
+// A destination's dest key, and its batch's batch and errors keys, carry the
+// batch id as a Redis Cluster hash tag ({<batch>}), so they share one slot.
+// The batches index and the stream carry none, and transitionScript writes
+// the stream with the batch's keys: the store needs all its keys on one node
+// (a single Redis, or Sentinel; internal/cli refuses Cluster).
 func (s *Store) destKey(k Key) string      { return s.cfg.Prefix + "dest:{" + k.Batch + "}:" + k.Hash }
 func (s *Store) batchKey(id string) string { return s.cfg.Prefix + "batch:{" + id + "}" }
 func (s *Store) batchesKey() string        { return s.cfg.Prefix + "batches" }
