@@ -156,8 +156,16 @@ type queuedWait struct {
 	giveUp   chan struct{}
 }
 
-// pauseScript extends the cooldown to ARGV[1] ms with reason ARGV[2] unless
-// it already lasts at least that long: a Pause never shortens a cooldown.
+// pauseScript extends the cooldown unless it already lasts at least that
+// long: a Pause never shortens a cooldown.
+//
+// KEYS[1] -> <prefix><key>:cooldown, the cooldown (its reason, with an expiry)
+// --
+// ARGV[1] -> the cooldown's length in ms
+// ARGV[2] -> its reason
+//
+// Output:
+// Returns 1 when it extended the cooldown, 0 when it already lasts as long.
 const pauseScript = `
 local d = tonumber(ARGV[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -168,9 +176,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', d)
 return 1
 `
 
-// cooldownScript returns {ms left, reason}, {0, ""} when there is no
-// cooldown (a key without expiry is ignored, and overwritten by the next
-// Pause).
+// cooldownScript reads the cooldown. A key without expiry is ignored (and
+// overwritten by the next Pause).
+//
+// KEYS[1] -> <prefix><key>:cooldown, the cooldown
+//
+// Output:
+// Returns {ms left, reason} during a cooldown, {0, ""} when there is none.
 const cooldownScript = `
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then
@@ -179,20 +191,32 @@ end
 return {ttl, redis.call('GET', KEYS[1]) or ''}
 `
 
-// takeScript is one check of Wait. Its last reply element is the shared
-// rate stored under KEYS[3] (” when none), so that a rate another process
-// set (ClaimRate with override) reaches this one without a round trip of its
-// own; when it differs from the caller's (ARGV[4]) the script returns
-// {3, 0, ”, rate} and touches nothing: the caller checks again at that
-// rate, so that no token is ever taken at a stale one. When KEYS[2] (the cooldown) is given and
-// a cooldown is on, it returns {2, µs left, reason} and leaves the GCRA state
-// alone. Otherwise it is redis_rate's allow_n with cost 1 on KEYS[1], the
-// GCRA state in redis_rate's own layout (TAT, seconds since 2017, as a
-// string), so that processes running either share one budget. When the call
-// is allowed it sets TAT := max(TAT, now) + T and returns {0, µs until the
-// slot after it, ""}; when it is not, {1, µs until the next slot, ""}. ARGV:
-// burst, rate, period in seconds (Config.gcra). Times are rounded up to the
-// microsecond, so that a waiter never wakes before its slot.
+// takeScript is one check of Wait. Every reply ends with the shared rate
+// stored under KEYS[3] ("" when none), so that a rate another process set
+// (ClaimRate with override) reaches this one without a round trip of its
+// own; when it differs from the caller's the script touches nothing: the
+// caller checks again at that rate, so that no token is ever taken at a
+// stale one. During a cooldown it leaves the GCRA state alone. Otherwise it
+// is redis_rate's allow_n with cost 1 on KEYS[1], the GCRA state in
+// redis_rate's own layout (TAT, seconds since 2017, as a string), so that
+// processes running either share one budget: an allowed call sets
+// TAT := max(TAT, now) + T. Times are rounded up to the microsecond, so
+// that a waiter never wakes before its slot.
+//
+// KEYS[1] -> rate:<prefix><key>, the GCRA state
+// KEYS[2] -> <prefix><key>:cooldown, the cooldown (optional)
+// KEYS[3] -> <prefix><key>:limit, the shared rate (optional)
+// --
+// ARGV[1] -> burst (Config.gcra)
+// ARGV[2] -> rate, calls per period
+// ARGV[3] -> period in seconds
+// ARGV[4] -> the caller's rate, as Rate.String writes it (optional)
+//
+// Output:
+// Returns {0, µs until the slot after this one, "", shared} when allowed.
+// Returns {1, µs until the next slot, "", shared} when spent.
+// Returns {2, µs left, reason, shared} during a cooldown.
+// Returns {3, 0, "", shared} when the shared rate is not the caller's.
 const takeScript = `
 -- this script has side-effects, so it requires replicate commands mode
 redis.replicate_commands()

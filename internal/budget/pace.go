@@ -48,10 +48,18 @@ func NewPacer(rdb redis.UniversalClient, cfg Config) (*Pacer, error) {
 // Interval is the time between two paced challenges.
 func (p *Pacer) Interval() time.Duration { return p.interval }
 
-// reserveScript takes ARGV[1] slots of ARGV[2] ms from the pace key: the
-// first at the key's next free slot, but no earlier than ARGV[3] ms before
-// now. It returns the first slot's distance from now in ms (negative: due
-// already). Time is the Redis server's.
+// reserveScript takes consecutive slots from the pace key: the first at the
+// key's next free slot, but no earlier than the lead before now. Time is the
+// Redis server's.
+//
+// KEYS[1] -> <prefix><key>:pace, the next free slot in Unix ms
+// --
+// ARGV[1] -> how many slots
+// ARGV[2] -> a slot's length in ms (Interval)
+// ARGV[3] -> the lead in ms
+//
+// Output:
+// Returns the first slot's distance from now in ms (negative: due already).
 var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)

@@ -49,9 +49,18 @@ func (e *RateConflictError) Error() string {
 	return fmt.Sprintf("api budget: rate %s differs from %s, the rate shared in Redis by every process of this budget", e.Wanted, e.Shared)
 }
 
-// claimScript stores ARGV[1] under KEYS[1] when there is none or ARGV[2] is
-// "override" (then the GCRA state KEYS[2] is dropped too), and returns the
-// rate in force; with ARGV[2] "follow" it stores nothing.
+// claimScript stores the caller's rate when there is none or the mode is
+// "override"; storing another rate drops the GCRA state too, spent at the
+// old one. With mode "follow" it stores nothing.
+//
+// KEYS[1] -> <prefix><key>:limit, the shared rate
+// KEYS[2] -> rate:<prefix><key>, the GCRA state
+// --
+// ARGV[1] -> the caller's rate, as Rate.String writes it
+// ARGV[2] -> the mode: "override", "follow", or "" (Require)
+//
+// Output:
+// Returns the rate in force (with "follow" and none stored, the caller's).
 var claimScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[2] == 'follow' then

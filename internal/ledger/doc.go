@@ -1,10 +1,16 @@
 // Package ledger keeps the outcome of every destination: its state in Redis
 // (one hash per destination of a batch, counters per batch) and the result
-// events on the Redis Stream logpush:events.
+// events on a Redis Stream (logpush:events unless Config.Stream says
+// otherwise).
 //
 // A state change and its event are written by one Lua script, so a task that
 // runs twice (asynq delivers at least once) cannot emit a second terminal
 // event, and a crash between the two cannot lose one. Producers register
 // destinations here, workers move them through their stages, and the status,
 // report and events commands read it back.
+//
+// The scripts name states and stages only as package events does: the
+// states they compare with are written into every script once, from the
+// constants (luaNames), and a stage's attempt counter is the hash field
+// att_<stage> for each of events.Stages().
 package ledger

@@ -155,22 +155,37 @@ func (l *Leases) keys(loc string) []string {
 	return []string{k, k + ":line", k + ":wake", k + ":last"}
 }
 
-// acquireScript takes the lease for ARGV[1] when it holds it already, or
-// when it is free and no live waiter comes first in the line (a waiter is
-// live until the look-in time it promised); otherwise it puts ARGV[1] in
-// the line at order ARGV[2] and records its task and next look-in:
+// acquireScript takes the lease for the holder when it holds it already,
+// or when it is free and no live waiter comes first in the line (a waiter
+// is live until the look-in time it promised; the dead ones ahead are
+// dropped); otherwise it puts the holder in the line at its order and
+// records its task and next look-in:
 // now + recheck * min(rank + 1, 20) + grace.
 //
-// KEYS: lease, line, wake, last. ARGV: holder, order, "queue|taskID",
-// lease ttl ms, now ms, line ttl ms, recheck ms, grace ms. Returns
-// {1, record or false, waiting} when held, {0, rank, sleep ms} when waiting.
+// KEYS[1] -> <prefix>loc:<id>, the lease (its holder, with an expiry)
+// KEYS[2] -> <prefix>loc:<id>:line, the waiters by input order
+// KEYS[3] -> <prefix>loc:<id>:wake, waiter -> "lookMs|queue|taskID"
+// KEYS[4] -> <prefix>loc:<id>:last, what the location held last
+// --
+// ARGV[1] -> the holder
+// ARGV[2] -> the lease's TTL in ms
+// ARGV[3] -> the holder's order in the line
+// ARGV[4] -> the holder's challenge task, "queue|taskID"
+// ARGV[5] -> now, Unix ms
+// ARGV[6] -> the line's TTL in ms
+// ARGV[7] -> recheck in ms
+// ARGV[8] -> grace in ms
+//
+// Output:
+// Returns {1, record or false, waiting} when the holder holds the lease.
+// Returns {0, rank, sleep ms} when it waits, rank the waiters ahead of it.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {1, redis.call('GET', KEYS[4]), redis.call('ZCARD', KEYS[2])}
 end
-local now, mine = tonumber(ARGV[5]), tonumber(ARGV[2])
+local now, mine = tonumber(ARGV[5]), tonumber(ARGV[3])
 if not cur then
   local free = true
   while true do
@@ -183,16 +198,16 @@ if not cur then
     redis.call('HDEL', KEYS[3], head[1])
   end
   if free then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
     redis.call('ZREM', KEYS[2], ARGV[1])
     redis.call('HDEL', KEYS[3], ARGV[1])
     return {1, redis.call('GET', KEYS[4]), redis.call('ZCARD', KEYS[2])}
   end
 end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
 local sleep = tonumber(ARGV[7]) * math.min(rank + 1, 20)
-redis.call('HSET', KEYS[3], ARGV[1], string.format('%d', now + sleep + tonumber(ARGV[8])) .. '|' .. ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], string.format('%d', now + sleep + tonumber(ARGV[8])) .. '|' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
 return {0, rank, sleep}
@@ -200,8 +215,8 @@ return {0, rank, sleep}
 
 // Acquire takes location loc (an ID) for w, or puts w in its line.
 func (l *Leases) Acquire(ctx context.Context, loc string, w Waiter) (Grant, error) {
-	res, err := acquireScript.Run(ctx, l.rdb, l.keys(loc), w.Holder, w.Order, w.Queue+"|"+w.TaskID,
-		l.cfg.LeaseTTL.Milliseconds(), l.cfg.Now().UnixMilli(), lineTTL.Milliseconds(),
+	res, err := acquireScript.Run(ctx, l.rdb, l.keys(loc), w.Holder, l.cfg.LeaseTTL.Milliseconds(), w.Order,
+		w.Queue+"|"+w.TaskID, l.cfg.Now().UnixMilli(), lineTTL.Milliseconds(),
 		l.cfg.Recheck.Milliseconds(), grace.Milliseconds()).Slice()
 	if err != nil {
 		return Grant{}, fmt.Errorf("acquire challenge location: %w", err)
@@ -216,9 +231,18 @@ func (l *Leases) Acquire(ctx context.Context, loc string, w Waiter) (Grant, erro
 	return Grant{Ahead: rank, Retry: time.Duration(sleep) * time.Millisecond}, nil
 }
 
-// renewScript extends ARGV[1]'s lease, or takes a free one back (the
-// holder outlived its lease). KEYS: lease, line. ARGV: holder, ttl ms.
-// Returns {1, waiting} when held, {0, waiting} when another holds it.
+// renewScript extends the holder's lease, or takes a free one back (the
+// holder outlived its lease).
+//
+// KEYS[1] -> <prefix>loc:<id>, the lease
+// KEYS[2] -> <prefix>loc:<id>:line, the waiters
+// --
+// ARGV[1] -> the holder
+// ARGV[2] -> the lease's TTL in ms
+//
+// Output:
+// Returns {1, waiting} when the holder holds the lease.
+// Returns {0, waiting} when another holds it.
 var renewScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 local waiting = redis.call('ZCARD', KEYS[2])
@@ -240,12 +264,23 @@ func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, wait
 	return n == 1, waiting, nil
 }
 
-// releaseScript lets go of ARGV[1]'s lease (only its own), records what the
-// location held (ARGV[2], unless "") and, when the location is free,
-// returns the head of the line to wake.
+// releaseScript lets go of the holder's lease (only its own), records what
+// the location held (unless the record is ""), takes the holder out of the
+// line and, when the location is free, returns the head of the line to
+// wake.
 //
-// KEYS: lease, line, wake, last. ARGV: holder, record, record ttl ms.
-// Returns {} or {head, wake record}.
+// KEYS[1] -> <prefix>loc:<id>, the lease
+// KEYS[2] -> <prefix>loc:<id>:line, the waiters
+// KEYS[3] -> <prefix>loc:<id>:wake, waiter -> "lookMs|queue|taskID"
+// KEYS[4] -> <prefix>loc:<id>:last, what the location held last
+// --
+// ARGV[1] -> the holder
+// ARGV[2] -> what the location held (a digest or Absent), "" for unknown
+// ARGV[3] -> the record's TTL in ms
+//
+// Output:
+// Returns {head, its wake record} when the location is free and has a waiter.
+// Returns {} otherwise.
 var releaseScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
