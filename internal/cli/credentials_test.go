@@ -141,10 +141,10 @@ func TestPreflightOncePerCredential(t *testing.T) {
 	}
 	got := vc.calls()
 	want := map[string]int{
-		"alice GET /user/tokens/verify":   1,
-		"bob GET /user/tokens/verify":     1,
-		"carol GET /user":                 1,
-		"default GET /user/tokens/verify": 1,
+		"alice GET /user/tokens/verify":                      1,
+		"bob GET /user/tokens/verify":                        1,
+		"carol GET /user":                                    1,
+		"default GET /user/tokens/verify":                    1,
 		"bob GET /accounts/" + bobAccount + "/tokens/verify": 1,
 	}
 	for i := range 4 { // bob's other accounts, tried before its own, once each
