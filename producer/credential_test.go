@@ -8,8 +8,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -23,10 +21,11 @@ import (
 func TestCredentialColumn(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
-	client := asynq.NewClientFromRedisClient(rdb)
-	t.Cleanup(func() { client.Close() })
-	cfg := producer.Config{Input: input.Options{Credentials: &input.CredentialNames{Names: []string{"alice", "bob"}, Default: true}}}
-	p := producer.New(client, events.NewStore(rdb, events.Config{}), cfg)
+	cfg := producer.Config{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}, Default: true}}
+	p, err := producer.New(rdb, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const a, b = "023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1", "023e105f4ecef8ad9ca31a8372d0c354,,gs://gbucket/b"
 	plain := "zone_id,account_id,destination_conf\n" + a + "\n" + b + "\n" + a + "\n"
 	in := "zone_id,account_id,destination_conf,credential\n" + a + ",alice\n" + b + ",\n" + a + ",bob\n"
@@ -38,7 +37,7 @@ func TestCredentialColumn(t *testing.T) {
 	if le := res.Errors[0]; le.Line != 5 || le.Field != "credential" || le.Error() != `line 5: credential: unknown credential "carol" (known: alice, bob)` {
 		t.Fatalf("line error = %v", le)
 	}
-	planPlain, err := producer.New(nil, nil, producer.Config{}).Check(context.Background(), open(plain))
+	planPlain, err := producer.Check(context.Background(), open(plain), producer.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +72,7 @@ func TestCredentialColumn(t *testing.T) {
 
 	// retry rebuilds tasks from the rows: the name comes along.
 	var dests []tasks.Dest
-	if err := p.Dests(context.Background(), open(in), func(_ int, d tasks.Dest) error { dests = append(dests, d); return nil }); err != nil {
+	if err := producer.Dests(context.Background(), open(in), cfg, func(_ int, d tasks.Dest) error { dests = append(dests, d); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(dests) != 3 || dests[0].Credential != "alice" || dests[1].Credential != "" || dests[2].Credential != "bob" {

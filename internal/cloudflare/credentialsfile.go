@@ -69,7 +69,7 @@ func (n NamedCredential) String() string {
 	if name == "" {
 		name = "(default)"
 	}
-	return "cloudflare.NamedCredential{name: " + name + ", mode: " + n.Credentials.mode() + "}"
+	return "cloudflare.NamedCredential{name: " + name + ", mode: " + credMode(n.Credentials) + "}"
 }
 
 // GoString is String.
@@ -80,8 +80,21 @@ func (n NamedCredential) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, 
 
 // LogValue logs the name, the mode and the budget settings.
 func (n NamedCredential) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("name", n.Name), slog.String("mode", n.Credentials.mode()),
+	return slog.GroupValue(slog.String("name", n.Name), slog.String("mode", credMode(n.Credentials)),
 		slog.String("api_rate", n.APIRate), slog.String("budget_key", n.BudgetKey))
+}
+
+// credMode names c's authentication mode without revealing any value.
+func credMode(c Credentials) string {
+	switch token, email, key := c.APIToken != "", c.Email != "", c.APIKey != ""; {
+	case token && !email && !key:
+		return "api_token"
+	case !token && email && key:
+		return "email_key"
+	case !token && !email && !key:
+		return "none"
+	}
+	return "invalid"
 }
 
 // Digest is Credentials.Digest: what a Redis key may use for this
