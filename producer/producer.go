@@ -44,6 +44,12 @@ type Config struct {
 	// (tasks.ReadAsColumns) and, with CreateJob, the job columns
 	// (tasks.JobColumns); they are read and ignored. Default: none.
 	Columns []string
+	// Credentials, when set, are the credential names rows may give in
+	// their credential column (names only, never a secret): another name
+	// is a line error, and so is a row naming none without a default.
+	// nil: a name is only checked to be one. The name travels in the
+	// tasks (tasks.Dest.Credential).
+	Credentials *tasks.CredentialNames
 	// CreateJob creates each destination's Logpush job after validation,
 	// from the job columns of the input (tasks.JobColumns; dataset
 	// required).
@@ -133,7 +139,7 @@ func (c Config) input() input.Options {
 	if c.CreateJob {
 		extra = append(extra, tasks.JobColumns...)
 	}
-	return input.Options{Format: c.Format, Extra: extra}
+	return input.Options{Format: c.Format, Extra: extra, Credentials: c.Credentials}
 }
 
 // Plan is what a validated file would do.
@@ -344,7 +350,8 @@ func Dests(ctx context.Context, open Opener, cfg Config, fn func(line int, d tas
 	p := &Producer{cfg: cfg.WithDefaults()}
 	bad := 0
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		return fn(row.Line, tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, ReadAs: opt.readAs})
+		return fn(row.Line, tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, ReadAs: opt.readAs,
+			Credential: row.Credential})
 	}, func(*input.LineError) { bad++ })
 	if err == nil && bad > 0 {
 		err = fmt.Errorf("%d bad lines: %w", bad, ErrInvalid)
@@ -410,7 +417,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 		row := it.row
 		s.it = it
 		s.d = tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
-			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs}
+			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs, Credential: row.Credential}
 		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j

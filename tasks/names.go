@@ -40,6 +40,14 @@ type Dest struct {
 	ReadAs *ReadAs `json:"read_as,omitempty"`
 	// Job, when set, is created after validation (enqueue --create-job).
 	Job *JobSpec `json:"job,omitempty"`
+	// Credential names the Cloudflare credential of the destination's API
+	// calls, from the credentials file every worker reads; "" for the
+	// default credential. It is a name, never a token. It is no part of
+	// Hash: one destination named under two credentials is still one
+	// destination (one challenge file, one job per dataset), so the later
+	// row is a duplicate, and the batch id of a file does not change when
+	// a credential column is added to it.
+	Credential string `json:"credential,omitempty"`
 }
 
 // Hash identifies a destination independently of the batch: 32 hex

@@ -34,6 +34,8 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	bf.register(fs, env)
 	var pf preflightFlags
 	pf.register(fs, env)
+	var cf credentialsFlag
+	cf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard enqueue [flags] FILE|-\n\nFILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.")
 		fs.PrintDefaults()
@@ -67,7 +69,10 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	defer cleanup()
 
-	cfg := producer.Config{BatchID: *batchID, Source: file, Format: fmtv,
+	if pf.creds, err = cf.load(env, nil); err != nil {
+		return err
+	}
+	cfg := producer.Config{BatchID: *batchID, Source: file, Format: fmtv, Credentials: inputCredentials(pf.creds),
 		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
 	// The cheap local check first, its errors shown at once: preflight's
 	// network calls and credential chains come after, and its findings
@@ -96,7 +101,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		perr := preflight(ctx, env, open, input.Options{Format: fmtv}, pf, storage)
+		perr := preflight(ctx, env, open, input.Options{Format: fmtv, Credentials: cfg.Credentials}, pf, storage)
 		if plan.ErrorCount > 0 {
 			return &exitError{code: 1} // printLineErrors and preflight said why
 		}
@@ -226,6 +231,8 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
 	var pf preflightFlags
 	pf.register(fs, env)
+	var cf credentialsFlag
+	cf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard preflight [flags] FILE|-")
 		fs.PrintDefaults()
@@ -245,8 +252,11 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	defer cleanup()
 	// The line check first, as enqueue does; the job columns are allowed
 	// (a file for enqueue --create-job) but not required.
-	in := input.Options{Format: fmtv, Extra: tasks.JobColumns}
-	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Columns: tasks.JobColumns})
+	if pf.creds, err = cf.load(env, nil); err != nil {
+		return err
+	}
+	in := input.Options{Format: fmtv, Extra: tasks.JobColumns, Credentials: inputCredentials(pf.creds)}
+	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Columns: tasks.JobColumns, Credentials: in.Credentials})
 	if err != nil {
 		return err
 	}

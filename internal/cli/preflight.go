@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,11 +30,17 @@ type preflightFlags struct {
 	apiURL string
 	// verify bounds the retries of the credential check (tests shorten it).
 	verify cloudflare.VerifyPolicy
+	// creds are the credentials rows may name (credentialsFlag.load); nil:
+	// the environment's only.
+	creds *cloudflare.CredentialSet
 }
 
 // maxAccountChecks bounds the accounts an API token is checked against as
 // an account-owned token: each is a call of the user's rate limit.
 const maxAccountChecks = 10
+
+// maxCredentialChecks bounds the credentials checked at once.
+const maxCredentialChecks = 4
 
 func (p *preflightFlags) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&p.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", cloudflare.DefaultBaseURL),
@@ -48,49 +55,92 @@ type bucketCheck struct {
 	err  error
 }
 
-// preflight checks, before a batch is enqueued, that the Cloudflare
-// credential works and that every distinct bucket the batch needs read can
-// be read. It prints one line per problem and returns an error when any. A
-// check that could not be made (the API unavailable, an account-owned token
-// and no account id to check it with) is said so, not counted as a problem.
+// preflight checks, before a batch is enqueued, that every Cloudflare
+// credential the batch uses works, each once, against the accounts and
+// zones of its own rows, and that every distinct bucket the batch needs
+// read can be read. It prints one line per problem and returns an error
+// when any. A check that could not be made (the API unavailable, an
+// account-owned token and no account id to check it with) is said so, not
+// counted as a problem.
 func preflight(ctx context.Context, env Env, open producer.Opener, in input.Options, pf preflightFlags, storage credentials.Storage) error {
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if err := creds.Validate(); err != nil {
-		return fmt.Errorf("preflight: cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY; or --skip-preflight)", err)
-	}
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: pf.apiURL, Credentials: creds})
-	if err != nil {
-		return err
+	set := pf.creds
+	if set == nil {
+		set = &cloudflare.CredentialSet{}
+		_ = set.SetDefault(cloudflare.CredentialsFromEnv(env.Getenv)) // a broken one is reported below
 	}
 	scan, err := scanBatch(open, in)
 	if err != nil {
 		return err
 	}
-	var problems int
-	credential := "not checked"
-	v, err := api.VerifyCredential(ctx, cloudflare.VerifyScopes{Accounts: scan.accounts, Zones: scan.zones}, pf.verify)
-	var ae *cloudflare.APIError
-	switch {
-	case err == nil && creds.APIToken == "":
-		credential = "works (email and global API key)"
-	case err == nil && v.AccountID != "":
-		credential = "works (account-owned API token of account " + v.AccountID + ")"
-	case err == nil && v.ZoneID != "":
-		credential = "works (an API token that lists the Logpush jobs of zone " + v.ZoneID + ")"
-	case err == nil:
-		credential = "works (user API token)"
-	case errors.Is(err, cloudflare.ErrNoAccountToCheck):
-		fmt.Fprintln(env.Stderr, "preflight: Cloudflare credential not checked: GET /user/tokens/verify answers 401, as it does for an account-owned API token, "+
-			"and the batch names no account or zone to check it with")
-	case errors.As(err, &ae) && (ae.Kind == cloudflare.Transient || ae.Kind == cloudflare.RateLimited):
-		status := "no answer"
-		if ae.HTTPStatus > 0 {
-			status = fmt.Sprint(ae.HTTPStatus)
+	if len(scan.creds) == 0 && set.Len() == 0 { // no good row: the default, as ever
+		scan.creds = []*credScan{{}}
+	}
+	for _, cs := range scan.creds {
+		if cs.name == "" && !set.HasDefault() { // Validate says why: none set, or a broken one
+			err := cloudflare.CredentialsFromEnv(env.Getenv).Validate()
+			return fmt.Errorf("preflight: cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY; or --skip-preflight)", err)
 		}
-		fmt.Fprintf(env.Stderr, "preflight: Cloudflare credential not checked: API unavailable (%s) after retries: %v\n", status, err)
-	default:
-		problems++
-		fmt.Fprintf(env.Stderr, "preflight: the Cloudflare credential does not work: %v\n", err)
+	}
+	sem := make(chan struct{}, maxCredentialChecks)
+	var wg sync.WaitGroup
+	for _, cs := range scan.creds {
+		nc, ok := set.Lookup(cs.name)
+		if !ok {
+			cs.skip = true
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			api, err := cloudflare.New(cloudflare.Config{BaseURL: pf.apiURL, Credentials: nc.Credentials})
+			if err != nil {
+				cs.err = err
+				return
+			}
+			cs.token = nc.Credentials.APIToken != ""
+			cs.v, cs.err = api.VerifyCredential(ctx, cloudflare.VerifyScopes{Accounts: cs.accounts, Zones: cs.zones}, pf.verify)
+		})
+	}
+	wg.Wait()
+	var problems int
+	var works []string
+	for _, cs := range scan.creds {
+		if cs.skip {
+			continue
+		}
+		what := "Cloudflare credential"
+		if cs.name != "" || len(scan.creds) > 1 {
+			what += " " + credLabel(cs.name)
+		}
+		credential := "not checked"
+		var ae *cloudflare.APIError
+		switch err := cs.err; {
+		case err == nil && !cs.token:
+			credential = "works (email and global API key)"
+		case err == nil && cs.v.AccountID != "":
+			credential = "works (account-owned API token of account " + cs.v.AccountID + ")"
+		case err == nil && cs.v.ZoneID != "":
+			credential = "works (an API token that lists the Logpush jobs of zone " + cs.v.ZoneID + ")"
+		case err == nil:
+			credential = "works (user API token)"
+		case errors.Is(err, cloudflare.ErrNoAccountToCheck):
+			fmt.Fprintf(env.Stderr, "preflight: %s not checked: GET /user/tokens/verify answers 401, as it does for an account-owned API token, "+
+				"and the batch names no account or zone to check it with\n", what)
+		case errors.As(err, &ae) && (ae.Kind == cloudflare.Transient || ae.Kind == cloudflare.RateLimited):
+			status := "no answer"
+			if ae.HTTPStatus > 0 {
+				status = fmt.Sprint(ae.HTTPStatus)
+			}
+			fmt.Fprintf(env.Stderr, "preflight: %s not checked: API unavailable (%s) after retries: %v\n", what, status, err)
+		default:
+			problems++
+			the := "the " + what
+			if cs.rows > 0 && (cs.name != "" || len(scan.creds) > 1) {
+				the += fmt.Sprintf(" (line %d and %d more rows)", cs.line, cs.rows-1)
+			}
+			fmt.Fprintf(env.Stderr, "preflight: %s does not work: %v\n", the, err)
+		}
+		works = append(works, what+" "+credential)
 	}
 
 	readers, err := destination.NewMux(ctx, destination.OptionsFor(storage))
@@ -107,8 +157,40 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 	if problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
 	}
-	fmt.Fprintf(env.Stdout, "preflight: Cloudflare credential %s; %d buckets readable\n", credential, len(scan.buckets))
+	if len(works) == 1 {
+		fmt.Fprintf(env.Stdout, "preflight: %s; %d buckets readable\n", works[0], len(scan.buckets))
+		return nil
+	}
+	for _, w := range works {
+		fmt.Fprintln(env.Stdout, "preflight: "+w)
+	}
+	fmt.Fprintf(env.Stdout, "preflight: %d Cloudflare credentials checked; %d buckets readable\n", len(works), len(scan.buckets))
 	return nil
+}
+
+// credLabel names a credential for preflight's lines: its name, or the
+// environment's for the default.
+func credLabel(name string) string {
+	if name == "" {
+		return "default (environment)"
+	}
+	return strconv.Quote(name)
+}
+
+// credScan is one credential the batch uses, and its check.
+type credScan struct {
+	name string // "" for the default
+	line int    // first input line that uses it
+	rows int
+	// accounts are its rows' first distinct account ids, to check an
+	// account-owned API token against; zones its rows' first zone id.
+	accounts, zones []string
+	seen            map[string]bool
+
+	skip  bool // not in the set: the line check says why
+	token bool
+	v     cloudflare.Verification
+	err   error
 }
 
 // batchScan is what preflight checks of a batch.
@@ -116,14 +198,14 @@ type batchScan struct {
 	// buckets are the buckets and containers whose challenge files the
 	// worker will read.
 	buckets []*bucketCheck
-	// accounts are the first distinct account ids of the batch, to check an
-	// account-owned API token against; zones its first zone id.
-	accounts, zones []string
+	// creds are the credentials the batch's rows name, in the order of
+	// their first row, each with its rows' accounts and zones.
+	creds []*credScan
 }
 
 // scanBatch lists the buckets and containers whose challenge files the
-// worker will read, and the batch's first account ids. Bad lines are
-// skipped: the line check reports them.
+// worker will read, and the credentials of the batch with their rows'
+// first account ids. Bad lines are skipped: the line check reports them.
 func scanBatch(open producer.Opener, in input.Options) (batchScan, error) {
 	rc, err := open()
 	if err != nil {
@@ -132,7 +214,7 @@ func scanBatch(open producer.Opener, in input.Options) (batchScan, error) {
 	defer rc.Close()
 	seen := map[destination.Location]*bucketCheck{}
 	var scan batchScan
-	accounts := map[string]bool{}
+	creds := map[string]*credScan{}
 	in.Extra = append(in.Extra, tasks.ReadAsColumns...)
 	in.Extra = append(in.Extra, tasks.JobColumns...)
 	r := input.NewReader(rc, in)
@@ -151,12 +233,19 @@ func scanBatch(open producer.Opener, in input.Options) (batchScan, error) {
 		case err != nil:
 			return batchScan{}, err
 		}
+		cs := creds[row.Credential]
+		if cs == nil {
+			cs = &credScan{name: row.Credential, line: row.Line, seen: map[string]bool{}}
+			creds[row.Credential] = cs
+			scan.creds = append(scan.creds, cs)
+		}
+		cs.rows++
 		switch {
-		case row.Scope == tasks.ScopeAccount && !accounts[row.ScopeID] && len(scan.accounts) < maxAccountChecks:
-			accounts[row.ScopeID] = true
-			scan.accounts = append(scan.accounts, row.ScopeID)
-		case row.Scope == tasks.ScopeZone && len(scan.zones) == 0:
-			scan.zones = append(scan.zones, row.ScopeID)
+		case row.Scope == tasks.ScopeAccount && !cs.seen[row.ScopeID] && len(cs.accounts) < maxAccountChecks:
+			cs.seen[row.ScopeID] = true
+			cs.accounts = append(cs.accounts, row.ScopeID)
+		case row.Scope == tasks.ScopeZone && len(cs.zones) == 0:
+			cs.zones = append(cs.zones, row.ScopeID)
 		}
 		c := row.Conf
 		if !c.NeedsChallenge() || !c.TokenReadable() {

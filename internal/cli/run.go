@@ -54,6 +54,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
 	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
 	every := fs.Duration("progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
+	var cf credentialsFlag
+	cf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, runUsage+"\n")
 		fs.PrintDefaults()
@@ -84,8 +86,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	in := input.Options{Format: fmtv}
-	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv})
+	set, err := cf.load(env, log)
+	if err != nil {
+		return err
+	}
+	in := input.Options{Format: fmtv, Credentials: inputCredentials(set)}
+	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Credentials: in.Credentials})
 	if err != nil {
 		return err
 	}
@@ -143,7 +149,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if !*skipPreflight {
-		if err := preflight(ctx, env, open, in, preflightFlags{apiURL: f.apiURL}, storage); err != nil {
+		if err := preflight(ctx, env, open, in, preflightFlags{apiURL: f.apiURL, creds: set}, storage); err != nil {
 			return err
 		}
 	}
@@ -182,7 +188,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Logger: log, Pacer: pace, Skip: skip,
+	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Skip: skip,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
@@ -130,4 +132,106 @@ func TestSecretsNeverLeak(t *testing.T) {
 				len(logs.String()), len(entries), len(m), len(keys), len(secrets))
 		})
 	}
+}
+
+// TestCredentialsFileSecretsNeverLeak enqueues (with preflight) and runs
+// batches whose rows name the credentials of a credentials file, and fails
+// if a token, key or email of the file or the environment appears in the
+// output, the log, the journal, the report, or any Redis key or value
+// (asynq's task payloads included), while the tasks do carry the names.
+func TestCredentialsFileSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	vc := newVerifyCounter(t)
+	dir := t.TempDir()
+	creds := credFile(t, dir)
+	batch := func(name string, base int) string {
+		var b strings.Builder
+		b.WriteString("zone_id,account_id,destination_conf,credential\n")
+		for i, cred := range []string{"alice", "carol", "", "alice", "carol", ""} {
+			fmt.Fprintf(&b, "%032x,,file://%s/%s/%d,%s\n", base+i, dir, name, i, cred)
+		}
+		fmt.Fprintf(&b, ",%s,https://logs.example.com/%s,bob\n", bobAccount, name)
+		path := filepath.Join(dir, name+".csv")
+		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": credTokenEnv}
+	secrets := []string{credTokenAlice, credTokenBob, credKeyCarol, credTokenDave, credTokenEnv, "carol@example.com"}
+	var out strings.Builder
+
+	// Enqueued with no worker running: the tasks wait in Redis.
+	code, stdout, stderr := runEnv(t, env, "", "enqueue", "--redis", url, "--cloudflare-api-url", vc.url, "--credentials", creds,
+		"--api-rate", "0", "--log-level", "debug", batch("queued", 0x100))
+	if code != 0 || !strings.Contains(stdout, "4 Cloudflare credentials checked") {
+		t.Fatalf("enqueue = %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	out.WriteString(stdout + stderr)
+	queued := dumpRedis(t, rdb)
+	if !strings.Contains(queued, `"credential":"alice"`) || !strings.Contains(queued, `"credential":"carol"`) {
+		t.Fatalf("the waiting tasks do not name their credentials:\n%s", queued)
+	}
+	out.WriteString(queued)
+
+	// Run on the same Redis: its worker finishes both batches.
+	logFile := filepath.Join(dir, "run.log")
+	in := batch("run", 0x200)
+	code, stdout, stderr = runEnv(t, env, "", "run", "--redis", url, "--cloudflare-api-url", vc.url, "--credentials", creds,
+		"--api-rate", "0", "--poll-first", "0", "--poll-interval", "100ms", "--progress-interval", "100ms",
+		"--log-level", "debug", "--log-file", logFile, in)
+	if code != 0 {
+		t.Fatalf("run = %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	out.WriteString(stdout + stderr)
+	for _, f := range []string{logFile, filepath.Join(dir, "run.journal.jsonl"), filepath.Join(dir, "run.results.csv")} {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("%s: %v (%d bytes)", f, err, len(b))
+		}
+		out.Write(b)
+	}
+	out.WriteString(dumpRedis(t, rdb))
+	text := out.String()
+	if !strings.Contains(text, `"event":"validated"`) {
+		t.Fatalf("no validated destination in the capture: the test would prove nothing\n%s", text)
+	}
+	for _, s := range secrets {
+		if i := strings.Index(text, s); i >= 0 {
+			t.Errorf("secret %q leaked: ...%s...", s, text[max(0, i-200):min(len(text), i+len(s)+50)])
+		}
+	}
+	t.Logf("checked %d bytes of output, log, journal, report and Redis against %d secrets", len(text), len(secrets))
+}
+
+// dumpRedis prints every key of rdb's database with its value.
+func dumpRedis(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		var v any
+		switch typ, _ := rdb.Type(ctx, k).Result(); typ {
+		case "string":
+			v, _ = rdb.Get(ctx, k).Result()
+		case "hash":
+			v, _ = rdb.HGetAll(ctx, k).Result()
+		case "list":
+			v, _ = rdb.LRange(ctx, k, 0, -1).Result()
+		case "set":
+			v, _ = rdb.SMembers(ctx, k).Result()
+		case "zset":
+			v, _ = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "stream":
+			v, _ = rdb.XRange(ctx, k, "-", "+").Result()
+		}
+		fmt.Fprintf(&b, "%s %v\n", k, v)
+	}
+	return b.String()
 }

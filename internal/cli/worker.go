@@ -80,6 +80,8 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	var f workerFlags
 	fs := newFlags("worker", env)
 	f.register(fs, env)
+	var cf credentialsFlag
+	cf.register(fs, env)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -100,6 +102,13 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
 	if err := creds.Validate(); err != nil {
 		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
+	}
+	// Loaded and checked at start, so that a broken file stops the worker
+	// at once; the tasks' credential names are not acted on yet.
+	if set, err := cf.load(env, log); err != nil {
+		return err
+	} else if set.File != "" {
+		log.Info("credentials file loaded", "credentials", set)
 	}
 	storage, err := storageFromEnv(env)
 	if err != nil {

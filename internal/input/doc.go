@@ -2,7 +2,9 @@
 // step of the flow.
 //
 // A batch is CSV with the header zone_id,account_id,destination_conf (in any
-// order) or JSONL with the same keys, one destination per record. Reader
+// order) or JSONL with the same keys, one destination per record; an
+// optional credential column (key) names the Cloudflare credential of the
+// row, from a credentials file (Options.Credentials). Reader
 // streams it in constant memory, whatever its size or content: each call to
 // Next returns one checked Row (scope, lower-cased scope id, parsed
 // destination_conf) or a *LineError naming the line and the field that is

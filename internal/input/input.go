@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -28,6 +29,10 @@ const (
 	FieldZoneID          = "zone_id"
 	FieldAccountID       = "account_id"
 	FieldDestinationConf = "destination_conf"
+	// FieldCredential names, per row, the Cloudflare credential its calls
+	// use (a name of the credentials file, never a secret); optional, like
+	// the column.
+	FieldCredential = "credential"
 )
 
 // Errors that a LineError may wrap, and ErrHeader, which the fatal error for
@@ -58,12 +63,21 @@ type Options struct {
 	// Format of the input. Default Auto.
 	Format Format
 	// Extra lists the columns (CSV) or keys (JSONL) allowed besides zone_id,
-	// account_id and destination_conf, such as a per-row "dataset"; names
-	// are matched without regard to case and surrounding spaces, and the
-	// three core names are ignored here. Any other column is a fatal header
+	// account_id, destination_conf and credential, such as a per-row
+	// "dataset"; names are matched without regard to case and surrounding
+	// spaces, and the core names are ignored here. Any other column is a fatal header
 	// error, any other key a LineError. Default: none.
 	Extra []string
+	// Credentials, when set, are the credentials a row may name in its
+	// credential column: another name is a LineError, and so is a row that
+	// names none when there is no default. nil: a name is only checked to
+	// be one (cloudflare.ValidCredentialName).
+	Credentials *CredentialNames
 }
+
+// CredentialNames are the credentials rows may name (Options.Credentials;
+// tasks.CredentialNames).
+type CredentialNames = tasks.CredentialNames
 
 // Row is one destination of the batch.
 type Row struct {
@@ -75,6 +89,9 @@ type Row struct {
 	ScopeID string
 	// Conf is the parsed destination_conf.
 	Conf tasks.Conf
+	// Credential names the Cloudflare credential of the row's calls; "" for
+	// the default credential.
+	Credential string
 	// Extra holds the extra columns or keys present in the input, by their
 	// lower-case name as listed in Options.Extra; nil when Options.Extra is
 	// empty.
@@ -92,6 +109,7 @@ const (
 	kindZone
 	kindAccount
 	kindConf
+	kindCredential
 	kindExtra
 )
 
@@ -104,6 +122,7 @@ type column struct {
 // fields are the values of one record.
 type fields struct {
 	zone, account, conf string
+	credential          string
 	hasConf             bool
 	extra               map[string]string
 }
@@ -113,7 +132,8 @@ type fields struct {
 type Reader struct {
 	lr      *lineReader
 	format  Format
-	extra   []string // lower-case names allowed besides the three fields
+	extra   []string // lower-case names allowed besides the core fields
+	creds   *CredentialNames
 	started bool
 	err     error // sticky: io.EOF or a fatal error
 
@@ -125,7 +145,7 @@ type Reader struct {
 // NewReader returns a Reader of r. It reads nothing until the first call to
 // Next.
 func NewReader(r io.Reader, opt Options) *Reader {
-	rd := &Reader{lr: newLineReader(r), format: opt.Format}
+	rd := &Reader{lr: newLineReader(r), format: opt.Format, creds: opt.Credentials}
 	for _, name := range opt.Extra {
 		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "" || coreKind(name) != kindUnknown || slices.Contains(rd.extra, name) {
@@ -239,6 +259,8 @@ func (r *Reader) nextCSV() (Row, error) {
 				f.account = v
 			case kindConf:
 				f.conf, f.hasConf = v, true
+			case kindCredential:
+				f.credential = v
 			case kindExtra:
 				f.extra[c.name] = v
 			}
@@ -309,6 +331,8 @@ func coreKind(name string) kind {
 		return kindAccount
 	case FieldDestinationConf:
 		return kindConf
+	case FieldCredential:
+		return kindCredential
 	}
 	return kindUnknown
 }
@@ -326,7 +350,7 @@ func (r *Reader) kindOf(name string) kind {
 
 // want lists the allowed names, for error messages.
 func (r *Reader) want() string {
-	return strings.Join(append([]string{FieldZoneID, FieldAccountID, FieldDestinationConf}, r.extra...), ", ")
+	return strings.Join(append([]string{FieldZoneID, FieldAccountID, FieldDestinationConf, FieldCredential}, r.extra...), ", ")
 }
 
 // showName quotes a column or key name from the input for an error
@@ -422,6 +446,8 @@ func (r *Reader) decode(b []byte, line int) (fields, *LineError) {
 			f.account = v
 		case kindConf:
 			f.conf, f.hasConf = v, true
+		case kindCredential:
+			f.credential = v
 		case kindExtra:
 			f.extra[name] = v
 		}
@@ -485,7 +511,7 @@ func (r *Reader) row(line int, f fields) (Row, error) {
 	bad := func(field string, err error) (Row, error) {
 		return Row{}, &LineError{Line: line, Field: field, Err: err}
 	}
-	for _, c := range []struct{ name, v string }{{FieldZoneID, f.zone}, {FieldAccountID, f.account}, {FieldDestinationConf, f.conf}} {
+	for _, c := range []struct{ name, v string }{{FieldZoneID, f.zone}, {FieldAccountID, f.account}, {FieldDestinationConf, f.conf}, {FieldCredential, f.credential}} {
 		if !utf8.ValidString(c.v) {
 			return bad(c.name, errors.New("is not valid UTF-8"))
 		}
@@ -520,7 +546,56 @@ func (r *Reader) row(line int, f fields) (Row, error) {
 			return bad(name, fmt.Errorf("contains a control character at byte %d", i))
 		}
 	}
-	return Row{Line: line, Scope: scope, ScopeID: strings.ToLower(id), Conf: conf, Extra: f.extra}, nil
+	cred := strings.TrimSpace(f.credential)
+	if err := r.checkCredential(cred); err != nil {
+		return bad(FieldCredential, err)
+	}
+	return Row{Line: line, Scope: scope, ScopeID: strings.ToLower(id), Conf: conf, Credential: cred, Extra: f.extra}, nil
+}
+
+// maxListedNames bounds the credential names a line error lists.
+const maxListedNames = 10
+
+// checkCredential checks a row's credential name against
+// Options.Credentials.
+func (r *Reader) checkCredential(name string) error {
+	known := r.creds
+	switch {
+	case name != "" && !cloudflare.ValidCredentialName(name):
+		// Not shown: what is no name may be a pasted secret.
+		return errors.New("not a credential name (1 to 64 letters, digits, '.', '_' or '-')")
+	case known == nil:
+		return nil
+	case name == "" && !known.Default:
+		if len(known.Names) == 0 {
+			return errors.New("none given, and there is no default credential (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)")
+		}
+		return fmt.Errorf("none given, and there is no default credential (name one of %s, or set CLOUDFLARE_API_TOKEN)", listNames(known.Names))
+	case name != "" && !slices.Contains(known.Names, name):
+		if len(known.Names) == 0 {
+			return fmt.Errorf("unknown credential %s: no credentials file names any", showCredential(name))
+		}
+		return fmt.Errorf("unknown credential %s (known: %s)", showCredential(name), listNames(known.Names))
+	}
+	return nil
+}
+
+// showCredential quotes an unknown credential name for an error. A long
+// one is cut short: a name has the shape of an API token, and a token
+// pasted into the column would otherwise be printed whole.
+func showCredential(name string) string {
+	if len(name) > 24 {
+		return strconv.Quote(name[:6]+"...") + fmt.Sprintf(" (%d characters)", len(name))
+	}
+	return strconv.Quote(name)
+}
+
+// listNames lists credential names for an error, at most maxListedNames.
+func listNames(names []string) string {
+	if len(names) <= maxListedNames {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:maxListedNames], ", ") + fmt.Sprintf(" and %d more", len(names)-maxListedNames)
 }
 
 // checkID checks a zone or account id: 32 hex characters.
