@@ -335,7 +335,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	var loc destination.Location
 	before := ""
 	if r.conf.TokenReadable() && h.leases != nil {
-		loc = Location(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
+		loc = destination.For(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
 		held, record, err := h.acquire(ctx, r, loc)
 		if err != nil || !held {
 			return err
@@ -566,7 +566,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		r.contended = waiting > 0
 	}
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
-	loc := Location(r.conf, r.d.ReadAs, p.Filename)
+	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	obj, err := h.reader.Read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
@@ -597,7 +597,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 		// written yet.
 		return h.notYet(ctx, r, p, st.Attempts.Poll, errUnchanged)
 	}
-	token, err := CleanToken(string(obj.Body))
+	token, err := cloudflare.CleanToken(string(obj.Body))
 	if err != nil {
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
 	}
@@ -995,17 +995,4 @@ func (h *Handlers) storage(typ string, err error) {
 
 func target(d tasks.Dest) cloudflare.Target {
 	return cloudflare.Target{Scope: d.Scope, ID: d.ScopeID}
-}
-
-// Location is where the challenge file filename of destination c lives,
-// read as the row's identity (nil: the worker's default credentials).
-func Location(c tasks.Conf, as *tasks.ReadAs, filename string) destination.Location {
-	loc := destination.Location{Scheme: c.Type, Bucket: c.Bucket, Key: c.Key(filename), Region: c.Region, Account: c.Account}
-	if c.Type == tasks.TypeAzure {
-		_, loc.SAS, _ = strings.Cut(c.Raw, "?") // the reader tries the SAS the user granted Cloudflare first
-	}
-	if as != nil {
-		loc.As = destination.Identity{AWSProfile: as.AWSProfile, AWSRoleARN: as.AWSRoleARN, GCPCredentialsFile: as.GCPCredentialsFile}
-	}
-	return loc
 }

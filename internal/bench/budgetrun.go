@@ -15,7 +15,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // Budget is scenario b: worker processes sharing the API budget against a
@@ -242,7 +241,7 @@ func naiveOne(ctx context.Context, api *cloudflare.Client, reader destination.Re
 	if err != nil {
 		return err
 	}
-	loc := worker.Location(pc, nil, res.Filename)
+	loc := destination.For(pc, nil, res.Filename)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		select {
@@ -253,7 +252,7 @@ func naiveOne(ctx context.Context, api *cloudflare.Client, reader destination.Re
 		obj, err := reader.Read(ctx, loc, requested.Truncate(time.Second).Add(-time.Second))
 		switch {
 		case err == nil:
-			tok, err := worker.CleanToken(string(obj.Body))
+			tok, err := cloudflare.CleanToken(string(obj.Body))
 			if err != nil {
 				return err
 			}

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // benchToken is the API token the workers present and the simulator
@@ -158,7 +158,7 @@ func writeFile(conf, filename string, body []byte) error {
 	if c.Type != tasks.TypeFile {
 		return fmt.Errorf("bench simulator writes file:// destinations only, got %s", c.Type)
 	}
-	loc := worker.Location(c, nil, filename)
+	loc := destination.For(c, nil, filename)
 	name := filepath.Join("/", filepath.FromSlash(path.Clean("/"+loc.Key)))
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err

@@ -22,7 +22,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // TestMixedBatch onboards 300 destinations of every kind, 10% of the
@@ -100,7 +99,7 @@ func TestMixedBatch(t *testing.T) {
 			name = c.Prefix + "/" + name
 		}
 		old := jwtIssued(time.Now().Add(-time.Hour))
-		if err := writers.Write(context.Background(), worker.Location(c, nil, name), []byte(old)); err != nil {
+		if err := writers.Write(context.Background(), destination.For(c, nil, name), []byte(old)); err != nil {
 			t.Fatal(err)
 		}
 		stale++

@@ -17,7 +17,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // preflightProbe is the object name preflight asks for in each bucket: it
@@ -255,7 +254,7 @@ func scanBatch(open producer.Opener, in input.Options) (batchScan, error) {
 		if err != nil {
 			continue // the line check reports it
 		}
-		loc := worker.Location(c, as, preflightKey(c))
+		loc := destination.For(c, as, preflightKey(c))
 		id := loc
 		if c.Type != tasks.TypeFile {
 			id.Key = "" // one probe per bucket, whatever the prefix; a file:// "bucket" is its directory

@@ -15,7 +15,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // simFlags are the simulator's settings, shared by simulate and demo.
@@ -54,7 +53,7 @@ func writeFunc(w destination.Writer) simulator.WriteFunc {
 		if err != nil {
 			return err
 		}
-		return w.Write(ctx, worker.Location(c, nil, filename), body)
+		return w.Write(ctx, destination.For(c, nil, filename), body)
 	}
 }
 

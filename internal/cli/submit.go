@@ -14,10 +14,10 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // submission is one token an operator read from a destination the worker
@@ -194,7 +194,7 @@ func readSubmissions(env Env, file, zone, account, conf, token string) ([]submis
 		if err != nil {
 			return nil, err
 		}
-		tok, err := worker.CleanToken(token)
+		tok, err := cloudflare.CleanToken(token)
 		if err != nil {
 			return nil, err
 		}
@@ -247,7 +247,7 @@ func readSubmissions(env Env, file, zone, account, conf, token string) ([]submis
 		}
 		if err == nil {
 			var tok string
-			if tok, err = worker.CleanToken(get(rec, "token")); err == nil {
+			if tok, err = cloudflare.CleanToken(get(rec, "token")); err == nil {
 				subs = append(subs, submission{line: line, row: row, token: tok, job: job})
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 )
@@ -102,4 +103,20 @@ func TokenFor(token, scope, id, conf string, now time.Time) TokenVerdict {
 		return TokenExpired
 	}
 	return TokenMatches
+}
+
+// maxTokenLen caps an ownership challenge token.
+const maxTokenLen = 4096
+
+// errNoToken is CleanToken's error: it never repeats the text.
+var errNoToken = errors.New("not an ownership challenge token (letters, digits and / + . - _, at most 4096)")
+
+// CleanToken trims surrounding space from an ownership token and checks it
+// against Cloudflare's schema. The error never repeats the token.
+func CleanToken(s string) (string, error) {
+	tok := strings.TrimSpace(s)
+	if tok == "" || len(tok) > maxTokenLen || !IsChallengeText(tok) {
+		return "", errNoToken
+	}
+	return tok, nil
 }
