@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 )
 
 // TypeCreateJob creates the Logpush job once ownership is validated (opt-in:
@@ -42,10 +44,10 @@ func ParseJobSpec(extra map[string]string) (*JobSpec, error) {
 	if j.Dataset == "" {
 		return nil, &FieldError{Field: "dataset", Msg: "required with --create-job (e.g. http_requests)"}
 	}
-	if !validName(j.Dataset, "_-") {
+	if !cloudflare.OnlyChars(j.Dataset, "_-") {
 		return nil, &FieldError{Field: "dataset", Msg: "use letters, digits, '_' and '-'"}
 	}
-	if j.Name != "" && (!validName(j.Name, ".-") || len(j.Name) > 512) {
+	if j.Name != "" && (!cloudflare.OnlyChars(j.Name, ".-") || len(j.Name) > 512) {
 		return nil, &FieldError{Field: "job_name", Msg: "use letters, digits, '.' and '-', at most 512"}
 	}
 	if v := get("enabled"); v != "" {
@@ -87,15 +89,6 @@ func ParseJobSpec(extra map[string]string) (*JobSpec, error) {
 		*n.dst = x
 	}
 	return j, nil
-}
-
-func validName(s, extra string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(extra, r)) {
-			return false
-		}
-	}
-	return true
 }
 
 // CreateJobPayload asks for the job of a validated destination.

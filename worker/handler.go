@@ -113,7 +113,8 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 	return c
 }
 
-// Handlers serves the three task types.
+// Handlers serves the task types: challenge, poll, validate and
+// create_job.
 type Handlers struct {
 	api     API
 	reader  destination.Reader

@@ -121,10 +121,8 @@ func (r *runner) childLogTail() string {
 }
 
 // startChild starts a worker process on the measured database and waits
-// until it serves /healthz. (Not /readyz: on a Redis where the queue does
-// not exist yet, /readyz answers 503 "redis unreachable", because asynq's
-// GetQueueInfo error for a missing queue does not match
-// asynq.ErrQueueNotFound.)
+// until it serves /readyz: started, taking tasks, the queue not paused (a
+// queue that does not exist yet is not paused).
 func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurrency int) (*child, error) {
 	addr, err := freeAddr()
 	if err != nil {
@@ -163,7 +161,7 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 	go c.sampleRSS()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -539,16 +539,6 @@ func (b *Budget) Pause(ctx context.Context, d time.Duration, reason string) erro
 	return nil
 }
 
-// Cooldown returns how long the shared cooldown has left and the reason its
-// latest extension gave; 0 and "" when there is none.
-func (b *Budget) Cooldown(ctx context.Context) (remaining time.Duration, reason string, err error) {
-	remaining, reason, err = b.readCooldown(ctx)
-	if err != nil {
-		return 0, "", fmt.Errorf("api budget cooldown: %w", err)
-	}
-	return remaining, reason, nil
-}
-
 func (b *Budget) readCooldown(ctx context.Context) (time.Duration, string, error) {
 	v, err := b.cooldown.Run(ctx, b.rdb, []string{b.coolKey}).Slice()
 	if err != nil {

@@ -105,7 +105,7 @@ func TestSlidingWindow(t *testing.T) {
 	// The processes are running before the clock starts: connections dialled,
 	// scripts loaded (on a key of their own).
 	for _, b := range budgets {
-		if _, _, err := b.Cooldown(context.Background()); err != nil {
+		if _, _, err := b.cooldownLeft(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		w, err := New(b.rdb, Config{Rate: rate, Prefix: tb.prefix, Key: "warmup"})
@@ -183,7 +183,7 @@ func TestPauseBlocksEveryProcess(t *testing.T) {
 	if err := a.Pause(ctx, pause, "429 from validate"); err != nil {
 		t.Fatal(err)
 	}
-	left, reason, err := others[0].Cooldown(ctx)
+	left, reason, err := others[0].cooldownLeft(ctx)
 	if err != nil || left <= 0 || left > pause || reason != "429 from validate" {
 		t.Fatalf("Cooldown() = %s, %q, %v; want (0, %s], the reason", left, reason, err, pause)
 	}
@@ -203,7 +203,7 @@ func TestPauseBlocksEveryProcess(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if left, reason, err := a.Cooldown(ctx); err != nil || left != 0 || reason != "" {
+	if left, reason, err := a.cooldownLeft(ctx); err != nil || left != 0 || reason != "" {
 		t.Errorf("after the pause: Cooldown() = %s, %q, %v; want none", left, reason, err)
 	}
 	// Once it passed, Wait does not block.
@@ -220,7 +220,7 @@ func TestPauseNeverShortens(t *testing.T) {
 
 	check := func(step string, min, max time.Duration, wantReason string) {
 		t.Helper()
-		left, reason, err := b.Cooldown(ctx)
+		left, reason, err := b.cooldownLeft(ctx)
 		if err != nil || left < min || left > max || reason != wantReason {
 			t.Errorf("%s: Cooldown() = %s, %q, %v; want [%s, %s], %q", step, left, reason, err, min, max, wantReason)
 		}
@@ -377,7 +377,7 @@ func TestKeyIsolation(t *testing.T) {
 	if err := a.Pause(ctx, 10*time.Second, "429"); err != nil {
 		t.Fatal(err)
 	}
-	if left, _, err := b.Cooldown(ctx); err != nil || left != 0 {
+	if left, _, err := b.cooldownLeft(ctx); err != nil || left != 0 {
 		t.Errorf("another key's cooldown = %s, %v; want none", left, err)
 	}
 	// The same key under another prefix is another budget too.
@@ -466,13 +466,13 @@ func TestMiniredis(t *testing.T) {
 	if err := b.Pause(ctx, 300*time.Millisecond, "429"); err != nil {
 		t.Fatal(err)
 	}
-	if left, reason, err := b.Cooldown(ctx); err != nil || left <= 0 || reason != "429" {
+	if left, reason, err := b.cooldownLeft(ctx); err != nil || left <= 0 || reason != "429" {
 		t.Fatalf("Cooldown() = %s, %q, %v", left, reason, err)
 	}
 	if err := b.Pause(ctx, 100*time.Millisecond, "shorter"); err != nil {
 		t.Fatal(err)
 	}
-	if _, reason, _ := b.Cooldown(ctx); reason != "429" {
+	if _, reason, _ := b.cooldownLeft(ctx); reason != "429" {
 		t.Errorf("a shorter Pause replaced the reason: %q", reason)
 	}
 	if waited, err := b.Wait(ctx); err != nil || waited < 240*time.Millisecond {

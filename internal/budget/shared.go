@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 )
 
 // The rate of a budget lives in Redis with it, under <Prefix><Key>:limit, as

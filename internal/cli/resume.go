@@ -32,7 +32,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := rdb.Del(ctx, worker.AuthFailuresKey).Err(); err != nil {
+	if err := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, 0, nil).Reset(ctx); err != nil {
 		return err
 	}
 	if !paused {

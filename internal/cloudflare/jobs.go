@@ -168,10 +168,10 @@ func (r JobRequest) check() error {
 		}
 	}
 	var errs []error
-	if len(r.Dataset) > MaxDataset || !onlyChars(r.Dataset, "_-") {
+	if len(r.Dataset) > MaxDataset || !OnlyChars(r.Dataset, "_-") {
 		errs = append(errs, fmt.Errorf("dataset %q is not up to %d characters of [a-zA-Z0-9_-]", truncate(r.Dataset, 64), MaxDataset))
 	}
-	if len(r.Name) > MaxJobName || !onlyChars(r.Name, ".-") {
+	if len(r.Name) > MaxJobName || !OnlyChars(r.Name, ".-") {
 		errs = append(errs, fmt.Errorf("name %q is not up to %d characters of [a-zA-Z0-9.-]", truncate(r.Name, 64), MaxJobName))
 	}
 	if r.Frequency != "" && r.Frequency != "high" && r.Frequency != "low" {
@@ -326,9 +326,9 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// onlyChars reports whether s holds only ASCII letters, digits and the
+// OnlyChars reports whether s holds only ASCII letters, digits and the
 // bytes of extra.
-func onlyChars(s, extra string) bool {
+func OnlyChars(s, extra string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte(extra, c) >= 0) {

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 )
 
 // Codes of the job routes (see doc.go).
@@ -203,10 +204,10 @@ func decodeJob(w http.ResponseWriter, r *http.Request) (*job, string, *failure) 
 		LogpullOptions:  req.LogpullOptions,
 		Filter:          req.Filter,
 	}
-	if len(deref(req.Dataset)) > maxDataset || !onlyChars(deref(req.Dataset), "_-") {
+	if len(deref(req.Dataset)) > maxDataset || !cloudflare.OnlyChars(deref(req.Dataset), "_-") {
 		return invalid("dataset is invalid")
 	}
-	if len(deref(req.Name)) > maxJobName || !onlyChars(deref(req.Name), ".-") {
+	if len(deref(req.Name)) > maxJobName || !cloudflare.OnlyChars(deref(req.Name), ".-") {
 		return invalid("name is invalid: only letters, digits, '-' and '.' are allowed")
 	}
 	switch k := deref(req.Kind); k {
@@ -332,16 +333,4 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
-}
-
-// onlyChars reports whether s holds only ASCII letters, digits and the
-// bytes of extra.
-func onlyChars(s, extra string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte(extra, c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
