@@ -154,7 +154,7 @@ type Plan struct {
 	// Jobs counts the rows that get a Logpush job (Config.CreateJob).
 	Jobs int
 	// Errors are the bad lines (at most MaxErrors); ErrorCount counts all.
-	Errors     []*input.LineError
+	Errors     []*tasks.LineError
 	ErrorCount int
 }
 

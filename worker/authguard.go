@@ -127,7 +127,7 @@ func (g *AuthGuard) Success(ctx context.Context) {
 // PauseQueue is the pause of the workers' guard: it pauses the logpush
 // queue through insp (a queue paused already is fine) and emits a
 // queue_paused event with the reason into store.
-func PauseQueue(insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
+func pauseQueue(insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
 	return func(ctx context.Context, reason string) error {
 		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
 			return err

@@ -24,8 +24,8 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-// API is the part of the Cloudflare client the handlers use.
-type API interface {
+// cloudflareAPI is the part of the Cloudflare client the handlers use.
+type cloudflareAPI interface {
 	Challenge(ctx context.Context, t cloudflare.Target, destinationConf string) (cloudflare.ChallengeResult, error)
 	Validate(ctx context.Context, t cloudflare.Target, destinationConf, ownershipChallenge string) (bool, error)
 	ListJobs(ctx context.Context, t cloudflare.Target) ([]cloudflare.Job, error)
@@ -116,7 +116,7 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 // Handlers serves the task types: challenge, poll, validate and
 // create_job.
 type Handlers struct {
-	api     API
+	api     cloudflareAPI
 	reader  destination.Reader
 	store   *ledger.Store
 	enq     Enqueuer
@@ -134,15 +134,15 @@ type Handlers struct {
 	jobs *jobCache
 	// denials are the buckets found unreadable at a poll deadline.
 	denials deniedBuckets
-	// ping checks that Redis answers (Deps.Ping); redisDown says it
-	// did not lately (Deps.RedisDown).
+	// ping checks that Redis answers (deps.Ping); redisDown says it
+	// did not lately (deps.RedisDown).
 	ping      func(ctx context.Context) error
 	redisDown func() bool
 }
 
-// Deps are what the handlers talk to.
-type Deps struct {
-	API     API
+// deps are what the handlers talk to.
+type deps struct {
+	API     cloudflareAPI
 	Reader  destination.Reader
 	Store   *ledger.Store
 	Enqueue Enqueuer
@@ -169,7 +169,7 @@ type Deps struct {
 }
 
 // NewHandlers returns the handlers.
-func NewHandlers(d Deps, cfg HandlerConfig) *Handlers {
+func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}

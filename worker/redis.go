@@ -42,7 +42,7 @@ const redisWait = 20 * time.Second
 const redisSettle = 1500 * time.Millisecond
 
 // awaitRedis holds a task that failed because Redis is unreachable, or that
-// ends while Redis is (Deps.RedisDown), until Redis answers again for
+// ends while Redis is (deps.RedisDown), until Redis answers again for
 // redisSettle (at most redisWait, or until ctx is done). asynq
 // writes a task's outcome (done, retry, snooze) after the handler returns,
 // and a write that fails is never retried (asynq v0.26 retries it with a

@@ -49,9 +49,9 @@ const (
 	// MaxRetryDefault is the retries of a transient error per task.
 	MaxRetryDefault = tasks.DefaultMaxRetry
 	// StateTTLDefault keeps a finished destination's state.
-	StateTTLDefault = ledger.DefaultStateTTL
+	StateTTLDefault = 7 * 24 * time.Hour
 	// EventsMaxLenDefault caps the logpush:events stream.
-	EventsMaxLenDefault = ledger.DefaultStreamMaxLen
+	EventsMaxLenDefault int64 = 200000
 	// AuthPauseAfterDefault is the consecutive 401/403 answers, fleet-wide,
 	// after which the queue is paused.
 	AuthPauseAfterDefault = 10
@@ -287,13 +287,13 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
 	pauseAfter := max(cfg.AuthPauseAfter, 0) // -1: never
-	h := NewHandlers(Deps{
+	h := newHandlers(deps{
 		Leases:    leases,
 		Waker:     insp,
 		API:       api,
 		Reader:    readers,
 		Store:     store,
-		Auth:      NewAuthGuard(rdb, AuthFailuresKey, pauseAfter, PauseQueue(insp, store)),
+		Auth:      NewAuthGuard(rdb, AuthFailuresKey, pauseAfter, pauseQueue(insp, store)),
 		Enqueue:   client,
 		Budget:    bud,
 		Metrics:   m,
@@ -378,11 +378,23 @@ func QueuePaused(insp *asynq.Inspector) (bool, error) {
 
 // RateConflictError is New's error when Config.APIRate differs from the
 // rate stored with the budget and APIRateClaim is RateRequire.
-type RateConflictError = budget.RateConflictError
+type RateConflictError struct {
+	// Shared is the rate in Redis; Wanted is Config.APIRate, both as
+	// LIMIT/WINDOW.
+	Shared, Wanted string
+}
+
+func (e *RateConflictError) Error() string {
+	return fmt.Sprintf("api budget: rate %s differs from %s, the rate shared in Redis by every process of this budget", e.Wanted, e.Shared)
+}
 
 // settleRate is the budget of cfg settled with the rate stored in Redis;
 // ok is false for no budget (APIRate "0").
 func settleRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, log *slog.Logger) (budget.Config, bool, error) {
 	mode := map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[cfg.APIRateClaim]
-	return budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Credentials: cfg.Credentials, Mode: mode}, log)
+	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Credentials: cfg.Credentials, Mode: mode}, log)
+	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
+		return bcfg, ok, &RateConflictError{Shared: ce.Shared.String(), Wanted: ce.Wanted.String()}
+	}
+	return bcfg, ok, err
 }

@@ -104,14 +104,21 @@ func (b budgetFlags) shared(ctx context.Context, rdb redis.UniversalClient, rate
 // explain turns a rate conflict into the exit-2 error that says which
 // flags settle it; other errors pass.
 func (b budgetFlags) explain(err error) error {
+	var wanted, shared string
 	var ce *budget.RateConflictError
-	if !errors.As(err, &ce) {
+	var we *worker.RateConflictError
+	switch {
+	case errors.As(err, &ce):
+		wanted, shared = ce.Wanted.String(), ce.Shared.String()
+	case errors.As(err, &we):
+		wanted, shared = we.Wanted, we.Shared
+	default:
 		return err
 	}
 	desc := budget.Claim{Key: b.key}.Describe()
 	return &exitError{code: 2, err: fmt.Errorf(
 		"-api-rate %s differs from %s, the rate that every worker and producer of %s shares in Redis: run with -api-rate %s (or without -api-rate and API_RATE to take it), or add -api-rate-override to make %s the rate of all of them",
-		ce.Wanted, ce.Shared, desc, ce.Shared, ce.Wanted)}
+		wanted, shared, desc, shared, wanted)}
 }
 
 // pacer is the producer's pacing for the budget cfg; nil when ok is false
