@@ -168,7 +168,7 @@ type deps struct {
 	RedisDown func() bool
 }
 
-// NewHandlers returns the handlers.
+// newHandlers returns the handlers on d (New builds d).
 func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
