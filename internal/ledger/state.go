@@ -43,10 +43,7 @@ import (
 var transitionScript = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
-  cur = QUEUED
-  redis.call('HSET', KEYS[1], 'state', cur)
-  redis.call('HINCRBY', KEYS[2], 'total', 1)
-  redis.call('HINCRBY', KEYS[2], 'state:' .. cur, 1)
+  cur = register(KEYS[1], KEYS[2])
 end
 if TERMINAL[cur] then
   return {0, cur}
@@ -146,10 +143,7 @@ if TERMINAL[cur] or round > myround or (round == myround and gen > mygen) then
   return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 6 + 2 * n))}
 end
 if not cur then
-  cur = QUEUED
-  redis.call('HSET', KEYS[1], 'state', cur)
-  redis.call('HINCRBY', KEYS[2], 'total', 1)
-  redis.call('HINCRBY', KEYS[2], 'state:' .. cur, 1)
+  cur = register(KEYS[1], KEYS[2])
 end
 if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
@@ -434,11 +428,12 @@ func counter(a *events.Attempts, stage events.Stage) *int {
 
 // luaNames starts every script of the store (newScript): the state names
 // the scripts compare with, written from package events once, so that no
-// script spells a state of its own. A Go-quoted ASCII string reads the same
-// in Lua.
+// script spells a state of its own (a Go-quoted ASCII string reads the same
+// in Lua), and register, which counts a new destination as queued.
 //
 //	local QUEUED, FAILED = "queued", "failed"
 //	local TERMINAL = {["validated"] = true, ...} -- events.TerminalStates()
+//	local function register(dest, batch) ... end
 var luaNames = luaNamesSource()
 
 func luaNamesSource() string {
@@ -452,6 +447,14 @@ func luaNamesSource() string {
 		fmt.Fprintf(&b, "[%q] = true", st)
 	}
 	b.WriteString("}\n")
+	// register counts a destination the batch did not have yet, as queued.
+	b.WriteString(`local function register(dest, batch)
+  redis.call('HSET', dest, 'state', QUEUED)
+  redis.call('HINCRBY', batch, 'total', 1)
+  redis.call('HINCRBY', batch, 'state:' .. QUEUED, 1)
+  return QUEUED
+end
+`)
 	return b.String()
 }
 
