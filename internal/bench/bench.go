@@ -83,8 +83,11 @@ type Config struct {
 	SharedN, SharedPaths int
 	// BudgetN is scenario b's number of destinations. Default 600 (quick 24).
 	BudgetN int
-	// Workers is the number of worker processes of b. Default 3.
+	// Workers is the number of worker processes of b and g. Default 3.
 	Workers int
+	// TenantsN is scenario g's number of destinations, of Tenants tenants.
+	// Default 2000 of 20 (quick 60 of 4).
+	TenantsN, Tenants int
 	// RateLimit is the simulator's enforced limit in b, and the workers'
 	// --api-rate. Default 120/10s (quick 40/4s).
 	RateLimit budget.Rate
@@ -120,7 +123,7 @@ func (c Config) WithDefaults() Config {
 		return full
 	}
 	if len(c.Scenarios) == 0 {
-		c.Scenarios = []string{"a", "b", "c", "d", "e", "f"}
+		c.Scenarios = []string{"a", "b", "c", "d", "e", "f", "g"}
 	}
 	setInt := func(p *int, v int) {
 		if *p <= 0 {
@@ -140,6 +143,8 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.SharedPaths, 3)
 	setInt(&c.BudgetN, q(600, 24))
 	setInt(&c.Workers, 3)
+	setInt(&c.TenantsN, q(2000, 60))
+	setInt(&c.Tenants, q(20, 4))
 	if c.RateLimit == (budget.Rate{}) {
 		c.RateLimit = budget.Rate{Limit: q(120, 40), Window: qd(10*time.Second, 4*time.Second)}
 	}
@@ -154,8 +159,8 @@ func (c Config) WithDefaults() Config {
 
 func (c Config) validate() error {
 	for _, s := range c.Scenarios {
-		if !slices.Contains([]string{"a", "b", "c", "d", "e", "f"}, s) {
-			return fmt.Errorf("unknown scenario %q: want a comma-separated subset of a,b,c,d,e,f", s)
+		if !slices.Contains([]string{"a", "b", "c", "d", "e", "f", "g"}, s) {
+			return fmt.Errorf("unknown scenario %q: want a comma-separated subset of a,b,c,d,e,f,g", s)
 		}
 	}
 	if c.RedisURL != "" && c.RedisDB == 0 {
@@ -184,7 +189,7 @@ func Main(ctx context.Context, env Env, args []string) error {
 		`Redis to measure on; env BENCH_REDIS_URL; "" starts an embedded Redis (flagged in the output: no server-side counters)`)
 	fs.IntVar(&c.RedisDB, "redis-db", DefaultRedisDB, "database to use; the bench FLUSHES it first and between scenarios (-1: the URL's); one that holds keys the bench did not write is refused unless --flush")
 	fs.BoolVar(&c.Flush, "flush", false, "flush the --redis-db database even if it holds keys the bench did not write")
-	scen := fs.String("scenarios", "a,b,c,d,e,f", "scenarios to run: a overhead, b budget efficiency (+ naive baseline), c latency, d cost per destination, e enqueue, f shared paths")
+	scen := fs.String("scenarios", "a,b,c,d,e,f,g", "scenarios to run: a overhead, b budget efficiency (+ naive baseline), c latency, d cost per destination, e enqueue, f shared paths, g many tenants")
 	fs.StringVar(&c.JSONPath, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&c.Quick, "quick", false, "small N everywhere, to prove the bench works (CI)")
 	fs.StringVar(&c.Dir, "dir", "", "working directory for CSVs and file:// destinations (default: a temporary one, removed after)")
@@ -198,7 +203,9 @@ func Main(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&c.SharedN, "shared-n", 0, "f: destinations (default 90; quick 12)")
 	fs.IntVar(&c.SharedPaths, "shared-paths", 0, "f: shared paths they spread over (default 3)")
 	fs.IntVar(&c.BudgetN, "budget-n", 0, "b: destinations (default 600; quick 24)")
-	fs.IntVar(&c.Workers, "workers", 3, "b: worker processes")
+	fs.IntVar(&c.Workers, "workers", 3, "b, g: worker processes")
+	fs.IntVar(&c.TenantsN, "tenants-n", 0, "g: destinations (default 2000; quick 60)")
+	fs.IntVar(&c.Tenants, "tenants", 0, "g: tenants, each with its own token and --rate-limit (default 20; quick 4)")
 	rate := fs.String("rate-limit", "", "b: the simulator's enforced limit and the workers' --api-rate, LIMIT/WINDOW (default 120/10s; quick 40/4s)")
 	fs.DurationVar(&c.Penalty, "penalty", 0, "b: once the limit is exceeded, every call gets 429 for this long (default: the rate's window)")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "b, c: the challenge file appears after this (default 1s; quick 200ms) ...")
@@ -245,6 +252,7 @@ func Run(ctx context.Context, env Env, c Config) (*Report, error) {
 		v    int64
 	}{{"n", int64(c.N)}, {"repeat", int64(c.Repeat)}, {"concurrency", int64(c.Concurrency)},
 		{"latency-n", int64(c.LatencyN)}, {"shared-n", int64(c.SharedN)}, {"shared-paths", int64(c.SharedPaths)}, {"budget-n", int64(c.BudgetN)}, {"workers", int64(c.Workers)},
+		{"tenants-n", int64(c.TenantsN)}, {"tenants", int64(c.Tenants)},
 		{"enqueue-n", int64(c.EnqueueN)}, {"penalty", int64(c.Penalty)}, {"naive-time", int64(c.NaiveTime)},
 		{"window", int64(c.Window)}} {
 		if f.v < 0 {
@@ -308,6 +316,7 @@ func Run(ctx context.Context, env Env, c Config) (*Report, error) {
 		{"c", c.has("c") || c.has("d"), r.latency},
 		{"b", c.has("b"), r.budgetRun},
 		{"f", c.has("f"), r.sharedRun},
+		{"g", c.has("g"), r.tenantsRun},
 		{"e", c.has("e") || c.has("d"), r.enqueue},
 		{"d", c.has("d"), r.workerProcess},
 	}

@@ -28,6 +28,7 @@ type Report struct {
 	Budget   *Budget    `json:"b_budget,omitempty"`
 	Latency  []*Latency `json:"c_latency,omitempty"`
 	Shared   *Shared    `json:"f_shared_paths,omitempty"`
+	Tenants  *Tenants   `json:"g_tenants,omitempty"`
 	Enqueue  *Enqueue   `json:"e_enqueue,omitempty"`
 	Process  *Process   `json:"d_worker_process,omitempty"`
 
@@ -308,6 +309,20 @@ func (r *runner) rows() []Row {
 			fmt.Sprintf("%.3f s / %.3f s", f.WriteMedian, f.DetectMedian), "", "")
 		add("f", "validate calls with another destination's token; challenges per destination",
 			fmt.Sprintf("%d; %s", f.Foreign, f2(f.Challenges)), "0", verdict(f.Foreign == 0))
+	}
+	if g := rep.Tenants; g != nil && c.has("g") {
+		add("g", fmt.Sprintf("tenants: %d destinations of %d tenants (one with half), %d worker processes, %s each (penalty %s), files after %s, validated",
+			g.N, g.Tenants, g.Workers, g.Rate, g.Penalty, g.Writes), fmt.Sprint(g.Validated), fmt.Sprint(g.N), verdict(g.Validated == int64(g.N)))
+		add("g", "makespan / bound (the slowest tenant's 2N/rate + the longest file delay)",
+			fmt.Sprintf("%s (%.1f s / %.1f s)", f2(g.Ratio), g.Makespan, g.Bound), "<= 1.10", verdict(g.Ratio <= 1.1))
+		add("g", "429 answers, all tenants", fmt.Sprint(g.RateLimited), "0", verdict(g.RateLimited == 0))
+		add("g", "small tenants (under a tenth of the rows): worst done / own bound",
+			f2(g.SmallWorst), "<= 1.20", verdict(g.SmallWorst <= 1.2 && g.Unseen == 0))
+		add("g", "tenants whose own token validated nothing", fmt.Sprint(g.Unseen), "0", verdict(g.Unseen == 0))
+		for _, t := range g.PerTenant {
+			add("g", fmt.Sprintf("  %s: %d destinations, done / bound, 429s", t.Name, t.N),
+				fmt.Sprintf("%.1f s / %.1f s = %s; %d", t.Done, t.Bound, f2(t.Ratio), t.RateLimited), "", "")
+		}
 	}
 	return rows
 }

@@ -39,6 +39,16 @@ type simOptions struct {
 	// Track records, per destination_conf, every successful challenge,
 	// file write and successful validate (scenario f).
 	Track bool
+	// AnyToken accepts every well-formed token, each a credential of its
+	// own for RateLimit, and records 429s and the last successful
+	// validate per token (scenario g).
+	AnyToken bool
+}
+
+// tokenStats is one token's share of the calls (AnyToken).
+type tokenStats struct {
+	limited   int
+	lastValid time.Time
 }
 
 // track is one destination_conf's timeline (one shared path).
@@ -67,7 +77,8 @@ type simHarness struct {
 
 	tracking bool
 	track    map[string]*track
-	callTime []time.Duration // durations of tracked calls
+	perToken map[string]*tokenStats // nil unless AnyToken
+	callTime []time.Duration        // durations of tracked calls
 }
 
 func newSim(o simOptions) (*simHarness, error) {
@@ -77,6 +88,9 @@ func newSim(o simOptions) (*simHarness, error) {
 		WriteDelay:  o.WriteDelay,
 		WriteJitter: o.WriteJitter,
 		APIToken:    benchToken,
+	}
+	if o.AnyToken {
+		cfg.APIToken, h.perToken = "", map[string]*tokenStats{}
 	}
 	if o.RateLimit.Limit > 0 {
 		cfg.RateLimit, cfg.RateWindow, cfg.Penalty = o.RateLimit.Limit, o.RateLimit.Window, o.Penalty
@@ -190,6 +204,20 @@ func (h *simHarness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls++
+	if h.perToken != nil {
+		tok := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
+		ts := h.perToken[tok]
+		if ts == nil {
+			ts = &tokenStats{}
+			h.perToken[tok] = ts
+		}
+		switch {
+		case sw.status == http.StatusTooManyRequests:
+			ts.limited++
+		case validate && sw.status == http.StatusOK:
+			ts.lastValid = arrival
+		}
+	}
 	if h.tracking && sw.status == http.StatusOK && (validate || challenge) {
 		h.callTime = append(h.callTime, time.Since(arrival))
 		if tr := h.trackOf(conf); validate {
@@ -211,6 +239,17 @@ func (h *simHarness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 	}
+}
+
+// byToken returns the per-token records of AnyToken.
+func (h *simHarness) byToken() map[string]tokenStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]tokenStats, len(h.perToken))
+	for k, v := range h.perToken {
+		out[k] = *v
+	}
+	return out
 }
 
 // results returns the latencies and the span of the API calls.

@@ -123,26 +123,15 @@ func (r *runner) childLogTail() string {
 // startChild starts a worker process on the measured database and waits
 // until it serves /readyz: started, taking tasks, the queue not paused (a
 // queue that does not exist yet is not paused).
-func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurrency int) (*child, error) {
+func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurrency int, extra ...string) (*child, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"worker", "--redis", r.url, "--cloudflare-api-url", apiURL, "--metrics-addr", addr,
 		"--api-rate", apiRate, "--concurrency", strconv.Itoa(concurrency), "--shutdown-timeout", "10s", "--log-level", "warn"}
-	cmd := r.env.Worker(args)
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	// The bench's credential only, whatever the environment holds.
-	kept := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "CLOUDFLARE_") && !strings.HasPrefix(kv, "API_RATE=") && !strings.HasPrefix(kv, "REDIS_URL=") {
-			kept = append(kept, kv)
-		}
-	}
-	cmd.Env = append(kept, "CLOUDFLARE_API_TOKEN="+benchToken)
+	cmd := r.env.Worker(append(args, extra...))
+	cmd.Env = benchEnv(cmd.Env)
 	logf, err := os.OpenFile(r.childLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -181,6 +170,22 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 			return nil, fmt.Errorf("worker process not ready after 20s: %s", r.childLogTail())
 		}
 	}
+}
+
+// benchEnv is env (os.Environ when nil) with the bench's credential only,
+// whatever the environment holds, and no Redis or rate of its own.
+func benchEnv(env []string) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "CLOUDFLARE_") && !strings.HasPrefix(kv, "API_RATE=") && !strings.HasPrefix(kv, "REDIS_URL=") &&
+			!strings.HasPrefix(kv, "CREDENTIALS_FILE=") && !strings.HasPrefix(kv, "BUDGET_KEY=") {
+			kept = append(kept, kv)
+		}
+	}
+	return append(kept, "CLOUDFLARE_API_TOKEN="+benchToken)
 }
 
 // sampleRSS records the process's peak resident set size and peak

@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+)
+
+// Tenants is scenario g: many Cloudflare users in one fleet, each with its
+// own token and limit, one of them with half of the destinations.
+type Tenants struct {
+	N       int    `json:"n"`
+	Tenants int    `json:"tenants"`
+	Workers int    `json:"workers"`
+	Rate    string `json:"rate_per_tenant"`
+	Penalty string `json:"penalty"`
+	Writes  string `json:"writes"`
+	// Validated counts the batch's validated destinations.
+	Validated int64 `json:"validated"`
+	// Makespan runs from the enqueue to the last outcome; Bound is the
+	// slowest tenant's bound.
+	Makespan float64 `json:"makespan_seconds"`
+	Bound    float64 `json:"bound_seconds"`
+	Ratio    float64 `json:"makespan_over_bound"`
+	// RateLimited counts the simulator's 429s over all tenants.
+	RateLimited int      `json:"rate_limited_429"`
+	PerTenant   []Tenant `json:"per_tenant"`
+	// SmallWorst is the largest done/bound of the tenants with less than a
+	// tenth of the destinations.
+	SmallWorst float64 `json:"small_tenants_worst_ratio"`
+	// Unseen counts the tenants whose token validated nothing: their rows
+	// went out under another credential.
+	Unseen int `json:"tenants_unseen"`
+}
+
+// Tenant is one tenant's share of scenario g.
+type Tenant struct {
+	Name string `json:"name"`
+	N    int    `json:"n"`
+	// Bound is 2N/rate (a challenge and a validate per destination at the
+	// tenant's own limit) plus the longest file delay, which the last
+	// destination waits for after its challenge.
+	Bound float64 `json:"bound_seconds"`
+	// Done is when its last destination validated, from the enqueue.
+	Done        float64 `json:"done_seconds"`
+	Ratio       float64 `json:"done_over_bound"`
+	RateLimited int     `json:"rate_limited_429"`
+}
+
+// tenantsRun runs scenario g: TenantsN destinations of Tenants tenants
+// (one with half of them, the rest uneven), each tenant with its own token
+// and its own enforced limit, named by a credentials file; Workers worker
+// processes of the logpush-onboard binary, and its enqueue command.
+func (r *runner) tenantsRun(ctx context.Context) error {
+	c := r.cfg
+	if r.env.Worker == nil {
+		return fmt.Errorf("scenario g runs the logpush-onboard binary's worker and enqueue commands: no binary")
+	}
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	csv, dests, err := r.scenarioDir("g")
+	if err != nil {
+		return err
+	}
+	shares := tenantShares(c.TenantsN, c.Tenants)
+	credFile := filepath.Join(filepath.Dir(csv), "credentials.yaml")
+	if err := writeTenants(csv, credFile, dests, shares, c.RateLimit); err != nil {
+		return err
+	}
+	rate := float64(c.RateLimit.Limit) / c.RateLimit.Window.Seconds()
+	g := &Tenants{N: c.TenantsN, Tenants: c.Tenants, Workers: c.Workers, Rate: c.RateLimit.String(), Penalty: c.Penalty.String(),
+		Writes: fmt.Sprintf("%s + [0, %s)", c.WriteDelay, c.WriteJitter)}
+	r.rep.Tenants = g
+	sim, err := newSim(simOptions{RateLimit: c.RateLimit, Penalty: c.Penalty, WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter, AnyToken: true})
+	if err != nil {
+		return err
+	}
+	defer sim.close()
+	var children []*child
+	defer func() {
+		for _, ch := range children {
+			ch.stop()
+		}
+	}()
+	for range c.Workers {
+		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency, "--credentials", credFile)
+		if err != nil {
+			return err
+		}
+		children = append(children, ch)
+	}
+	const batch = "bench-g"
+	start := time.Now()
+	if err := r.runCommand(ctx, "enqueue", "--redis", r.url, "--credentials", credFile, "--api-rate", c.RateLimit.String(),
+		"--batch-id", batch, "--skip-preflight", "--format", "csv", csv); err != nil {
+		return err
+	}
+	timeout := 3*time.Duration(float64(c.TenantsN)/rate*float64(time.Second)) + 5*time.Minute
+	st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), batch, timeout)
+	if err != nil {
+		return err
+	}
+	g.Validated, g.Makespan = st.Counts[events.Validated], end.Sub(start).Seconds()
+	byToken := sim.byToken()
+	for i, n := range shares {
+		t := Tenant{Name: tenantName(i), N: n, Bound: 2*float64(n)/rate + (c.WriteDelay + c.WriteJitter).Seconds()}
+		if tt, ok := byToken[tenantToken(i)]; ok {
+			t.RateLimited = tt.limited
+			if !tt.lastValid.IsZero() {
+				t.Done = tt.lastValid.Sub(start).Seconds()
+			}
+		}
+		if t.Done == 0 {
+			g.Unseen++
+		}
+		t.Ratio = t.Done / t.Bound
+		g.RateLimited += t.RateLimited
+		g.Bound = max(g.Bound, t.Bound)
+		if n*10 < c.TenantsN {
+			g.SmallWorst = max(g.SmallWorst, t.Ratio)
+		}
+		g.PerTenant = append(g.PerTenant, t)
+	}
+	if g.Bound > 0 {
+		g.Ratio = g.Makespan / g.Bound
+	}
+	return nil
+}
+
+// tenantShares spreads n destinations over k tenants: the first has half,
+// the others share the rest in proportion to 1, 2, ..., k-1, each at
+// least one.
+func tenantShares(n, k int) []int {
+	shares := make([]int, k)
+	shares[0] = n / 2
+	if k == 1 {
+		shares[0] = n
+		return shares
+	}
+	rest, weights := n-shares[0], k*(k-1)/2
+	left := rest
+	for i := 1; i < k; i++ {
+		shares[i] = max(1, rest*i/weights)
+		left -= shares[i]
+	}
+	shares[k-1] += left // rounding
+	return shares
+}
+
+func tenantName(i int) string  { return fmt.Sprintf("tenant-%02d", i) }
+func tenantToken(i int) string { return fmt.Sprintf("bench-tenant-%02d-token", i) }
+
+// writeTenants writes the CSV (zone_id, destination_conf, credential) and
+// the credentials file: each tenant its own token, at rate.
+func writeTenants(csv, credFile, dests string, shares []int, rate budget.Rate) error {
+	var cf strings.Builder
+	for i := range shares {
+		fmt.Fprintf(&cf, "%s:\n  token: %s\n  api_rate: %s\n", tenantName(i), tenantToken(i), rate)
+	}
+	if err := os.WriteFile(credFile, []byte(cf.String()), 0o600); err != nil {
+		return err
+	}
+	f, err := os.Create(csv)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "zone_id,destination_conf,credential")
+	row := 0
+	// Interleaved, so that the big tenant's rows do not all come first.
+	left := slices.Clone(shares)
+	for more := true; more; {
+		more = false
+		for i := range left {
+			if left[i] == 0 {
+				continue
+			}
+			left[i]--
+			more = true
+			row++
+			fmt.Fprintf(w, "%032x,file://%s,%s\n", row, filepath.ToSlash(filepath.Join(dests, fmt.Sprintf("g-%05d", row))), tenantName(i))
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// runCommand runs the logpush-onboard binary with args, as the bench's
+// worker processes run (the environment's Cloudflare and Redis settings
+// replaced), and returns its error with the end of its output.
+func (r *runner) runCommand(ctx context.Context, args ...string) error {
+	cmd := r.env.Worker(args)
+	cmd.Env = benchEnv(cmd.Env)
+	out, err := cmd.CombinedOutput()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("logpush-onboard %s: %w: %s", args[0], err, tail(string(out), 2000))
+	}
+	return nil
+}
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string { return strings.TrimSpace(s[max(len(s)-n, 0):]) }
