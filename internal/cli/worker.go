@@ -220,29 +220,36 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 // time at all (where a flag's 0 would be Config's default).
 func (f workerFlags) check() error {
 	switch {
+	case f.pollFirst < 0:
+		return fmt.Errorf("-poll-first %s: must not be negative", f.pollFirst)
+	case f.authPause < 0:
+		return fmt.Errorf("-auth-pause-after %d: must not be negative (0: never)", f.authPause)
+	}
+	if err := f.config(cloudflare.Credentials{}, credentials.Storage{}, nil).Validate(); err != nil {
+		var ce *worker.ConfigError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		flag, ok := configFlags[ce.Field]
+		switch {
+		case ce.Field == "Credentials": // checked apart, with where they come from
+		case !ok:
+			return err
+		case ce.Err != nil:
+			return fmt.Errorf("-%s: %w", flag, ce.Err)
+		default:
+			return fmt.Errorf("-%s %v: %s", flag, ce.Value, ce.Reason)
+		}
+	}
+	switch {
 	case f.concurrency <= 0:
 		return fmt.Errorf("-concurrency %d: must be positive", f.concurrency)
 	case f.maxRetry <= 0:
 		return fmt.Errorf("-max-retry %d: must be positive", f.maxRetry)
 	case f.pollDeadline <= 0:
 		return fmt.Errorf("-poll-deadline %s: must be positive", f.pollDeadline)
-	case f.pollFirst < 0:
-		return fmt.Errorf("-poll-first %s: must not be negative", f.pollFirst)
-	case f.authPause < 0:
-		return fmt.Errorf("-auth-pause-after %d: must not be negative (0: never)", f.authPause)
 	}
-	err := f.config(cloudflare.Credentials{}, credentials.Storage{}, nil).Validate()
-	var ce *worker.ConfigError
-	if !errors.As(err, &ce) || ce.Field == "Credentials" { // checked apart, with where they come from
-		return nil
-	}
-	if flag, ok := configFlags[ce.Field]; ok {
-		if ce.Err != nil {
-			return fmt.Errorf("-%s: %w", flag, ce.Err)
-		}
-		return fmt.Errorf("-%s %v: %s", flag, ce.Value, ce.Reason)
-	}
-	return err
+	return nil
 }
 
 // configFlags names the flag of each worker.Config field that a flag sets.
