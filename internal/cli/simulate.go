@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,16 +122,36 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.StripPrefix("/client/v4", sim), ReadHeaderTimeout: 5 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/client/v4/", http.StripPrefix("/client/v4", sim))
+	mux.HandleFunc("GET /debug/stats", func(w http.ResponseWriter, _ *http.Request) { writeSimStats(w, sim.Stats()) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Fprintf(env.Stdout, "Cloudflare API simulator on http://%s/client/v4 (use --cloudflare-api-url)\n", ln.Addr())
+	fmt.Fprintf(env.Stdout, "Cloudflare API simulator on http://%s/client/v4 (use --cloudflare-api-url); its counters on /debug/stats\n", ln.Addr())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// writeSimStats answers GET /debug/stats: the simulator's counters as JSON,
+// for the bench, which runs the simulator in a process of its own.
+// Requests is keyed "endpoint status" (JSON has no struct keys).
+func writeSimStats(w http.ResponseWriter, st simulator.Stats) {
+	req := make(map[string]int, len(st.Requests))
+	for k, v := range st.Requests {
+		req[k.Endpoint+" "+strconv.Itoa(k.Status)] = v
+	}
+	out := struct {
+		simulator.Stats
+		Requests map[string]int
+		Calls    int
+	}{Stats: st, Requests: req, Calls: st.Calls()}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
 }
