@@ -29,7 +29,9 @@ type Overhead struct {
 	Concurrency int `json:"concurrency"`
 	Repeat      int `json:"repeat"`
 	// Pipeline: a worker in this process onboards N pre-enqueued
-	// destinations with instant challenge files and no API budget.
+	// destinations with instant challenge files and no API budget, against
+	// the simulator in its own process (SimulatorProcess; in this process
+	// when the bench cannot start one).
 	Pipeline AltRate `json:"pipeline"`
 	// Floor: asynq alone, three chained no-op tasks per destination, same
 	// concurrency and Redis.
@@ -37,9 +39,16 @@ type Overhead struct {
 	// Ratio is the pipeline's median rate over the floor's.
 	Ratio float64 `json:"ratio"`
 	// CPURatio is the floor's CPU (this process and Redis) over the
-	// pipeline's: what the ratio would be if CPU were the only limit.
-	CPURatio  float64 `json:"cpu_ratio"`
-	Validated int64   `json:"validated"`
+	// pipeline's (this process and Redis): what the ratio would be if CPU
+	// were the only limit. With SimulatorProcess, the pipeline's process
+	// no longer includes the simulator; CPURatioWithSimulator adds the
+	// simulator process's CPU to the pipeline's, as this process's CPU
+	// did before.
+	CPURatio              float64 `json:"cpu_ratio"`
+	CPURatioWithSimulator float64 `json:"cpu_ratio_with_simulator"`
+	// SimulatorProcess is set when the simulator ran in its own process.
+	SimulatorProcess bool  `json:"simulator_process"`
+	Validated        int64 `json:"validated"`
 
 	// The first pipeline run also counts its Redis commands and memory.
 	EnqueueSeconds float64     `json:"enqueue_seconds"`
@@ -66,17 +75,22 @@ type AltRate struct {
 	Ratio float64   `json:"ratio_to_floor"`
 	// RoundTrips is this process's Redis round trips per destination.
 	RoundTrips float64 `json:"round_trips_per_destination"`
-	// CPU is this process's (worker + simulator, or asynq for the floor)
-	// and RedisCPU the Redis server's CPU seconds per 1000 destinations,
-	// medians.
+	// CPU is this process's (the worker, and the simulator when it runs
+	// in this process; asynq for the floor), SimCPU the simulator
+	// process's (0 for the floor, or when the simulator runs in this
+	// process) and RedisCPU the Redis server's CPU seconds per 1000
+	// destinations, medians.
 	CPU      float64 `json:"cpu_seconds_per_1000"`
+	SimCPU   float64 `json:"simulator_cpu_seconds_per_1000"`
 	RedisCPU float64 `json:"redis_cpu_seconds_per_1000"`
+	// APICalls is the API calls per destination the simulator answered.
+	APICalls float64 `json:"api_calls_per_destination,omitempty"`
 	// MemDoneBytes is the Redis memory per destination after completion.
 	MemDoneBytes float64 `json:"memory_done_bytes_per_destination"`
 	// Retention marks the task retention alternative.
 	Retention bool `json:"retention_alternative,omitempty"`
 
-	cpus, redis []float64
+	cpus, sims, redis []float64
 }
 
 // add records one run.
@@ -84,7 +98,11 @@ func (a *AltRate) add(s sample) {
 	a.Rates = append(a.Rates, s.rate)
 	a.cpus = append(a.cpus, s.cpu)
 	a.redis = append(a.redis, s.redisCPU)
-	a.Rate, a.CPU, a.RedisCPU = median(a.Rates), median(a.cpus), median(a.redis)
+	a.sims = append(a.sims, s.simCPU)
+	a.Rate, a.CPU, a.RedisCPU, a.SimCPU = median(a.Rates), median(a.cpus), median(a.redis), median(a.sims)
+	if s.apiCalls > 0 {
+		a.APICalls = s.apiCalls
+	}
 	if s.roundTrips > 0 {
 		a.RoundTrips = s.roundTrips
 	}
@@ -95,7 +113,7 @@ func (a *AltRate) add(s sample) {
 
 // sample is one run's figures.
 type sample struct {
-	rate, cpu, redisCPU, roundTrips, memDone float64
+	rate, cpu, simCPU, redisCPU, roundTrips, memDone, apiCalls float64
 }
 
 func median(v []float64) float64 {
@@ -142,11 +160,12 @@ func (r *runner) overhead(ctx context.Context) error {
 	c := r.cfg
 	o := &Overhead{N: c.N, Concurrency: c.Concurrency, Repeat: c.Repeat}
 	r.rep.Overhead = o
-	sim, err := newSim(simOptions{})
+	sim, err := r.startAPISim(ctx)
 	if err != nil {
 		return err
 	}
 	defer sim.close()
+	o.SimulatorProcess = sim.Own
 	// Files are instant, so the worker polls at once (--poll-first 0), as
 	// an operator would set it for such destinations; the defaults' 4s
 	// first poll (until 8 files were seen) is an alternative row.
@@ -155,11 +174,11 @@ func (r *runner) overhead(ctx context.Context) error {
 	// The first run in a process pays for heap growth, connection pools
 	// and cold directories: warm up, unmeasured.
 	if !c.Quick {
-		if _, err := r.pipeline(ctx, "a-warmup", min(c.N, 500), sim.URL, def); err != nil {
+		if _, err := r.pipeline(ctx, "a-warmup", min(c.N, 500), sim, def); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	if err := r.accountedPipeline(ctx, sim.URL); err != nil {
+	if err := r.accountedPipeline(ctx, sim); err != nil {
 		return err
 	}
 
@@ -203,14 +222,14 @@ func (r *runner) overhead(ctx context.Context) error {
 			return fmt.Errorf("floor: %w", err)
 		}
 		if k > 0 { // the accounted run was the first
-			s, err := r.pipeline(ctx, fmt.Sprintf("a-%d", k+1), c.N, sim.URL, def)
+			s, err := r.pipeline(ctx, fmt.Sprintf("a-%d", k+1), c.N, sim, def)
 			if err != nil {
 				return err
 			}
 			o.Pipeline.add(s)
 		}
 		for i, a := range alts {
-			s, err := r.pipeline(ctx, fmt.Sprintf("a-alt%d-%d", i+1, k+1), c.N, sim.URL, a.o)
+			s, err := r.pipeline(ctx, fmt.Sprintf("a-alt%d-%d", i+1, k+1), c.N, sim, a.o)
 			if err != nil {
 				return fmt.Errorf("%s: %w", a.name, err)
 			}
@@ -221,6 +240,7 @@ func (r *runner) overhead(ctx context.Context) error {
 	o.Ratio = o.Pipeline.Rate / o.Floor.Rate
 	if pc := o.Pipeline.CPU + o.Pipeline.RedisCPU; pc > 0 {
 		o.CPURatio = (o.Floor.CPU + o.Floor.RedisCPU) / pc
+		o.CPURatioWithSimulator = (o.Floor.CPU + o.Floor.RedisCPU) / (pc + o.Pipeline.SimCPU)
 	}
 	for i := range o.Alternatives {
 		o.Alternatives[i].Ratio = o.Alternatives[i].Rate / o.Floor.Rate
@@ -237,7 +257,7 @@ func instantOptions(concurrency int) workerOptions {
 	return workerOptions{Concurrency: concurrency, Handler: worker.HandlerConfig{PollFirst: -1}}
 }
 
-func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
+func (r *runner) accountedPipeline(ctx context.Context, sim *apiSim) error {
 	c := r.cfg
 	o := r.rep.Overhead
 	if err := r.flush(ctx); err != nil {
@@ -259,12 +279,12 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 	o.MemPending = r.memory(ctx)
 
 	s1 := r.serverSnapshot(ctx)
-	cpu0 := selfCPU()
+	cpu0, sim0, calls0 := selfCPU(), sim.cpu(), sim.calls()
 	var w *procWorker
 	var seconds float64
 	err = r.profile("a-pipeline", func() error {
 		var err error
-		w, err = r.startWorker(apiURL, instantOptions(c.Concurrency))
+		w, err = r.startWorker(sim.URL, instantOptions(c.Concurrency))
 		if err != nil {
 			return err
 		}
@@ -281,14 +301,15 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 	if err != nil {
 		return err
 	}
-	cpu := (selfCPU() - cpu0).Seconds()
+	cpu, simCPU, calls := (selfCPU() - cpu0).Seconds(), (sim.cpu() - sim0).Seconds(), sim.calls()-calls0
 	o.ProcessServer = delta(s1, r.serverSnapshot(ctx))
 	o.ProcessClient = w.count.snapshot()
 	o.StorageReads = w.reads()
 	w.stop()
 	o.MemDone = r.memory(ctx)
 	k := 1000 / float64(c.N)
-	o.Pipeline.add(sample{rate: float64(c.N) / seconds, cpu: cpu * k, redisCPU: o.ProcessServer.CPUSeconds * k,
+	o.Pipeline.add(sample{rate: float64(c.N) / seconds, cpu: cpu * k, simCPU: simCPU * k, apiCalls: float64(calls) / float64(c.N),
+		redisCPU:   o.ProcessServer.CPUSeconds * k,
 		roundTrips: float64(o.ProcessClient.RoundTrips) / float64(c.N), memDone: float64(o.MemDone.Bytes) / float64(c.N)})
 	return nil
 }
@@ -296,7 +317,7 @@ func (r *runner) accountedPipeline(ctx context.Context, apiURL string) error {
 // pipeline writes n fresh destinations under the scenario directory name,
 // enqueues them into a flushed database and measures a worker with options
 // o onboarding them.
-func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string, o workerOptions) (sample, error) {
+func (r *runner) pipeline(ctx context.Context, name string, n int, sim *apiSim, o workerOptions) (sample, error) {
 	if err := r.flush(ctx); err != nil {
 		return sample{}, err
 	}
@@ -310,8 +331,8 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string
 		return sample{}, err
 	}
 	s0 := r.serverSnapshot(ctx)
-	cpu0 := selfCPU()
-	w, err := r.startWorker(apiURL, o)
+	cpu0, sim0, calls0 := selfCPU(), sim.cpu(), sim.calls()
+	w, err := r.startWorker(sim.URL, o)
 	if err != nil {
 		return sample{}, err
 	}
@@ -323,6 +344,7 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, apiURL string
 	}
 	k := 1000 / float64(res.Rows)
 	s := sample{rate: float64(res.Rows) / end.Sub(start).Seconds(), cpu: (selfCPU() - cpu0).Seconds() * k,
+		simCPU: (sim.cpu() - sim0).Seconds() * k, apiCalls: float64(sim.calls()-calls0) / float64(res.Rows),
 		roundTrips: float64(w.count.snapshot().RoundTrips) / float64(res.Rows)}
 	if d := delta(s0, r.serverSnapshot(ctx)); d.Available {
 		s.redisCPU = d.CPUSeconds * k

@@ -181,21 +181,35 @@ func (r *runner) rows() []Row {
 			}
 			return " [" + strings.Join(parts, ", ") + "]"
 		}
-		add("a", fmt.Sprintf("pipeline: %d destinations, instant files, no budget, first poll at once, worker in-process, concurrency %d (median of %d runs)",
-			o.N, o.Concurrency, len(o.Pipeline.Rates)), fmt.Sprintf("%s dest/s%s", f1(o.Pipeline.Rate), runs(o.Pipeline)), "", "")
+		simWhere := "simulator in its own process"
+		if !o.SimulatorProcess {
+			simWhere = "simulator IN-PROCESS"
+		}
+		add("a", fmt.Sprintf("pipeline: %d destinations, instant files, no budget, first poll at once, worker in-process, %s, concurrency %d (median of %d runs)",
+			o.N, simWhere, o.Concurrency, len(o.Pipeline.Rates)), fmt.Sprintf("%s dest/s%s", f1(o.Pipeline.Rate), runs(o.Pipeline)), "", "")
 		add("a", "asynq floor: 3 chained no-op tasks per destination, same Redis and concurrency",
 			fmt.Sprintf("%s dest/s%s", f1(o.Floor.Rate), runs(o.Floor)), "", "")
 		add("a", "pipeline / floor", f2(o.Ratio), ">= 0.70", verdict(o.Ratio >= 0.7))
-		add("a", "CPU per 1000 destinations, this process (worker + simulator | asynq): pipeline / floor",
-			fmt.Sprintf("%s / %s", secs(o.Pipeline.CPU), secs(o.Floor.CPU)), "", "")
+		if o.SimulatorProcess {
+			add("a", "CPU per 1000 destinations, this process (worker | asynq): pipeline / floor",
+				fmt.Sprintf("%s / %s", secs(o.Pipeline.CPU), secs(o.Floor.CPU)), "", "")
+			add("a", fmt.Sprintf("CPU per 1000 destinations, simulator process (answers %.1f API calls/dest, writes the files)", o.Pipeline.APICalls),
+				secs(o.Pipeline.SimCPU), "", "")
+		} else {
+			add("a", "CPU per 1000 destinations, this process (worker + simulator | asynq): pipeline / floor",
+				fmt.Sprintf("%s / %s", secs(o.Pipeline.CPU), secs(o.Floor.CPU)), "", "")
+		}
 		if o.ProcessServer.Available {
 			add("a", "CPU per 1000 destinations, Redis server: pipeline / floor",
 				fmt.Sprintf("%s / %s", secs(o.Pipeline.RedisCPU), secs(o.Floor.RedisCPU)), "", "")
-			add("a", "floor CPU / pipeline CPU, both processes (the ratio if CPU were the only limit)", f2(o.CPURatio), "", "")
+			add("a", "floor CPU / pipeline CPU, this process and Redis (the ratio if CPU were the only limit)", f2(o.CPURatio), "", "")
+			if o.SimulatorProcess {
+				add("a", "the same with the simulator's CPU added to the pipeline's", f2(o.CPURatioWithSimulator), "", "")
+			}
 		}
 		for _, a := range o.Alternatives {
-			add("a", "alternative: "+a.Name, fmt.Sprintf("%s dest/s (/ floor %s)%s; %.1f round trips/dest; CPU/1000 %s + Redis %s",
-				f1(a.Rate), f2(a.Ratio), runs(a), a.RoundTrips, secs(a.CPU), secs(a.RedisCPU)), ">= 0.70", verdict(a.Ratio >= 0.7))
+			add("a", "alternative: "+a.Name, fmt.Sprintf("%s dest/s (/ floor %s)%s; %.1f round trips/dest; CPU/1000 %s + simulator %s + Redis %s",
+				f1(a.Rate), f2(a.Ratio), runs(a), a.RoundTrips, secs(a.CPU), secs(a.SimCPU), secs(a.RedisCPU)), ">= 0.70", verdict(a.Ratio >= 0.7))
 		}
 	}
 	if b := rep.Budget; b != nil {

@@ -130,7 +130,14 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 	}
 	args := []string{"worker", "--redis", r.url, "--cloudflare-api-url", apiURL, "--metrics-addr", addr,
 		"--api-rate", apiRate, "--concurrency", strconv.Itoa(concurrency), "--shutdown-timeout", "10s", "--log-level", "warn"}
-	cmd := r.env.Worker(append(args, extra...))
+	return r.startProc(ctx, "worker", append(args, extra...), addr, "/readyz")
+}
+
+// startProc starts the binary with args (its kind, "worker" or
+// "simulator", names it in errors) and waits until http://addr+ready
+// answers 200.
+func (r *runner) startProc(ctx context.Context, kind string, args []string, addr, ready string) (*child, error) {
+	cmd := r.env.Worker(args)
 	cmd.Env = benchEnv(cmd.Env)
 	logf, err := os.OpenFile(r.childLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -139,7 +146,7 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start worker process: %w", err)
+		return nil, fmt.Errorf("start %s process: %w", kind, err)
 	}
 	c := &child{cmd: cmd, metricsAddr: addr, done: make(chan struct{})}
 	go func() {
@@ -150,7 +157,7 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 	go c.sampleRSS()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := http.Get("http://" + addr + ready)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -159,7 +166,7 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 		}
 		select {
 		case <-c.done:
-			return nil, fmt.Errorf("worker process exited at start (%v): %s", c.err, r.childLogTail())
+			return nil, fmt.Errorf("%s process exited at start (%v): %s", kind, c.err, r.childLogTail())
 		case <-ctx.Done():
 			c.kill()
 			return nil, ctx.Err()
@@ -167,7 +174,7 @@ func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurr
 		}
 		if time.Now().After(deadline) {
 			c.kill()
-			return nil, fmt.Errorf("worker process not ready after 20s: %s", r.childLogTail())
+			return nil, fmt.Errorf("%s process not ready after 20s: %s", kind, r.childLogTail())
 		}
 	}
 }
