@@ -68,6 +68,9 @@ func maybeAbsent(err error) bool {
 // then failed with the explanation; at once when an earlier destination of
 // the bucket stayed denied until its deadline.
 func (h *Handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc destination.Location, polls int, err error) error {
+	if rerr := h.renew(ctx, r); rerr != nil {
+		return rerr
+	}
 	switch {
 	case h.denials.known(loc):
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))

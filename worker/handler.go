@@ -556,16 +556,10 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if st.Round == r.d.Round && st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
 		requestedAt = st.RequestedAt
 	}
-	if r.lease = p.Lease; r.lease != "" && h.leases != nil {
-		held, waiting, err := h.leases.Renew(ctx, r.lease, holder(r))
-		if err != nil {
-			return err
-		}
-		if !held {
-			r.log.Warn("another destination took this challenge location after its lease expired; its challenge may overwrite this one's file")
-		}
-		r.contended = waiting > 0
-	}
+	// The lease is renewed only by a poll that looks again (notYet,
+	// denied, unreadable): the poll that finds the file releases it with
+	// the outcome, and reading it needs no lease.
+	r.lease = p.Lease
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	obj, err := h.reader.Read(ctx, loc, notBefore)
@@ -622,9 +616,29 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	return h.submitToken(ctx, r, p.Filename, token, true)
 }
 
+// renew extends the lease of a poll that will look again and learns
+// whether others wait for the path (r.contended).
+func (h *Handlers) renew(ctx context.Context, r *run) error {
+	if r.lease == "" || h.leases == nil {
+		return nil
+	}
+	held, waiting, err := h.leases.Renew(ctx, r.lease, holder(r))
+	if err != nil {
+		return err
+	}
+	if !held {
+		r.log.Warn("another destination took this challenge location after its lease expired; its challenge may overwrite this one's file")
+	}
+	r.contended = waiting > 0
+	return nil
+}
+
 // notYet snoozes the poll, or, past the deadline, asks for one fresh
 // challenge and then gives up.
 func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+	if err := h.renew(ctx, r); err != nil {
+		return err
+	}
 	if h.now().Before(p.Deadline) {
 		d := h.pollDelay(polls)
 		if r.contended {
@@ -648,6 +662,9 @@ func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 // miss, keeping the error for status and report; past it the destination
 // fails (a fresh challenge would not make the storage readable).
 func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+	if err := h.renew(ctx, r); err != nil {
+		return err
+	}
 	if h.now().Before(p.Deadline) {
 		h.noteError(ctx, r, events.Polling, cause)
 		r.log.Warn("challenge file unreadable, will poll again", "err", r.clean(cause.Error()))
