@@ -285,20 +285,27 @@ func (r *run) clean(s string) string {
 func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tasks.Dest) (*run, error) {
 	id, _ := asynq.GetTaskID(ctx)
 	retry, _ := asynq.GetRetryCount(ctx)
-	log := h.log.With("task_id", id, "retry", retry, "type", t.Type())
 	if err := tasks.Decode(t, payload); err != nil {
-		log.Error("undecodable payload", "err", err)
+		h.log.Error("undecodable payload", "task_id", id, "retry", retry, "type", t.Type(), "err", err)
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
-	r.log = log.With("batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen, "round", d.Round)
 	conf, err := tasks.ParseConf(d.DestinationConf)
+	// One With per task, none when nothing is logged: the attributes are
+	// converted (and, by a text or JSON handler, formatted) on every task.
+	r.log = h.log
+	if h.log.Enabled(ctx, slog.LevelError) {
+		attrs := []any{"task_id", id, "retry", retry, "type", t.Type(), "batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen, "round", d.Round}
+		if err == nil {
+			attrs = append(attrs, "destination_type", conf.Type)
+		}
+		r.log = h.log.With(attrs...)
+	}
 	if err != nil {
 		// The producer validated it, so this payload was not made by us.
 		return nil, h.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
 	r.conf = conf
-	r.log = r.log.With("destination_type", conf.Type)
 	return r, nil
 }
 
