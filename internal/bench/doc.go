@@ -20,7 +20,9 @@
 // built from the same packages and defaults as the worker command
 // (internal/cli startWorker), so that knobs the command does not expose yet
 // can be measured as alternative rows. b and the CPU and RSS figures of d run
-// the real worker command in child processes (Env.Worker).
+// the real worker command in child processes (Env.Worker); a runs the
+// simulator as the simulate command in a child process the same way, so that
+// this process's CPU is the worker's alone.
 //
 // The machine may be shared with other work: a runs the floor, the pipeline
 // and each alternative several times in turn and reports medians, and every
