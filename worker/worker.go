@@ -392,7 +392,7 @@ func (e *RateConflictError) Error() string {
 // ok is false for no budget (APIRate "0").
 func settleRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, log *slog.Logger) (budget.Config, bool, error) {
 	mode := map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[cfg.APIRateClaim]
-	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Credentials: cfg.Credentials, Mode: mode}, log)
+	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Digest: cfg.Credentials.Digest(), Mode: mode}, log)
 	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
 		return bcfg, ok, &RateConflictError{Shared: ce.Shared.String(), Wanted: ce.Wanted.String()}
 	}

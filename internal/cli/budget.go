@@ -61,7 +61,7 @@ func (b budgetFlags) claim(rate string, creds cloudflare.Credentials) (budget.Cl
 			return budget.Claim{}, fmt.Errorf("-api-rate: %w", err)
 		}
 	}
-	return budget.Claim{Rate: rate, Key: b.key, Credentials: creds, Mode: b.mode()}, nil
+	return budget.Claim{Rate: rate, Key: b.key, Digest: creds.Digest(), Mode: b.mode()}, nil
 }
 
 // mode is how this process's --api-rate meets the shared one.
