@@ -268,7 +268,7 @@ func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 
 // run carries what every handler needs for one task.
 type run struct {
-	d       tasks.Dest
+	d tasks.Dest
 	// t is the tenant of the row's credential.
 	t       *tenant
 	key     ledger.Key
