@@ -26,6 +26,11 @@ const (
 const (
 	QueuePaused  State = "queue_paused"
 	QueueResumed State = "queue_resumed"
+	// CredentialPaused: repeated 401/403 answers for one named credential
+	// hold its rows (the others go on) until resume; Credential names it.
+	CredentialPaused State = "credential_paused"
+	// CredentialResumed: resume released a paused credential's rows.
+	CredentialResumed State = "credential_resumed"
 )
 
 // States a destination passes through before its outcome. They are states
@@ -93,6 +98,10 @@ type Event struct {
 	// JobExisted says it was there already and was not created again.
 	JobID      int  `json:"job_id,omitempty"`
 	JobExisted bool `json:"job_existed,omitempty"`
+	// Credential names the credential of a credential_paused or
+	// credential_resumed event ("(default)": the environment's); a name,
+	// never a secret.
+	Credential string `json:"credential,omitempty"`
 }
 
 // Attempts counts the runs of each stage for one destination.

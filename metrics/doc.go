@@ -2,5 +2,8 @@
 // the logpush_onboard_ prefix: Cloudflare API calls, task and destination
 // outcomes, polling, storage reads, the shared API budget and the time from
 // enqueue to outcome. Labels are bounded (endpoint, status code, task type,
-// outcome, destination type); never a zone, account, bucket or destination.
+// outcome, destination type, and the credential of API calls and budget
+// waits: a name from the credentials file, "" for the default credential,
+// so that the number of series is bounded by configuration, never by input
+// rows); never a zone, account, bucket or destination, never a secret.
 package metrics

@@ -12,8 +12,9 @@ const namespace = "logpush_onboard"
 
 // Metrics holds every collector of the pipeline.
 type Metrics struct {
-	// APIRequests counts Cloudflare API calls by endpoint and HTTP status
-	// code ("error" when no answer came back).
+	// APIRequests counts Cloudflare API calls by endpoint, HTTP status
+	// code ("error" when no answer came back) and credential (the name of
+	// a credentials file's credential; "" for the default one).
 	APIRequests *prometheus.CounterVec
 	// APIDuration is the latency of Cloudflare API calls by endpoint.
 	APIDuration *prometheus.HistogramVec
@@ -31,10 +32,11 @@ type Metrics struct {
 	// StorageRequests counts reads of destinations by destination type and
 	// outcome (ok, not_found, stale, transient_error, permanent_error).
 	StorageRequests *prometheus.CounterVec
-	// BudgetWait is the time workers waited for the shared API budget.
-	BudgetWait prometheus.Histogram
-	// Cooldowns counts shared pauses started after a 429.
-	Cooldowns prometheus.Counter
+	// BudgetWait is the time workers waited for the shared API budget, by
+	// credential.
+	BudgetWait *prometheus.HistogramVec
+	// Cooldowns counts shared pauses started after a 429, by credential.
+	Cooldowns *prometheus.CounterVec
 	// QueuePauses counts pauses of the queue by reason (auth: repeated
 	// 401/403 answers).
 	QueuePauses *prometheus.CounterVec
@@ -46,8 +48,8 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		APIRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "api_requests_total",
-			Help: "Cloudflare API requests by endpoint and HTTP status code (error: no answer).",
-		}, []string{"endpoint", "code"}),
+			Help: "Cloudflare API requests by endpoint, HTTP status code (error: no answer) and credential (a credentials file's name; empty: the default).",
+		}, []string{"endpoint", "code", "credential"}),
 		APIDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "api_request_duration_seconds",
 			Help:    "Cloudflare API request latency by endpoint.",
@@ -75,15 +77,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "storage_requests_total",
 			Help: "Reads of challenge files by destination type and outcome (ok, not_found, stale, transient_error, permanent_error).",
 		}, []string{"type", "outcome"}),
-		BudgetWait: f.NewHistogram(prometheus.HistogramOpts{
+		BudgetWait: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "budget_wait_seconds",
-			Help:    "Time a worker waited for the shared Cloudflare API budget before a call.",
+			Help:    "Time a worker waited for the shared Cloudflare API budget before a call, by credential (empty: the default).",
 			Buckets: []float64{.001, .01, .1, .5, 1, 2, 5, 10, 30, 60, 300},
-		}),
-		Cooldowns: f.NewCounter(prometheus.CounterOpts{
+		}, []string{"credential"}),
+		Cooldowns: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "budget_cooldowns_total",
-			Help: "Shared pauses of all API calls on a credential after a 429 or Retry-After.",
-		}),
+			Help: "Shared pauses of all API calls on a credential after a 429 or Retry-After, by credential (empty: the default).",
+		}, []string{"credential"}),
 		QueuePauses: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "queue_pauses_total",
 			Help: "Pauses of the logpush queue by reason (auth: repeated authentication failures).",
@@ -95,15 +97,35 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.Destinations.WithLabelValues(o)
 	}
 	m.QueuePauses.WithLabelValues("auth")
+	m.Credential("")
 	return m
 }
 
-// ObserveAPI records one Cloudflare API call; status 0 means no answer.
+// Credential makes the per-credential series of the credential called
+// name ("" the default) exist, so that increase() and rate() see their
+// first increment. Names come from configuration (a credentials file),
+// never from input rows: the label stays bounded.
+func (m *Metrics) Credential(name string) {
+	m.BudgetWait.WithLabelValues(name)
+	m.Cooldowns.WithLabelValues(name)
+}
+
+// ObserveAPI records one Cloudflare API call of the default credential;
+// status 0 means no answer.
 func (m *Metrics) ObserveAPI(endpoint string, status int, d time.Duration) {
+	m.observeAPI("", endpoint, status, d)
+}
+
+// ObserveAPIFor is ObserveAPI for the calls of the credential called name.
+func (m *Metrics) ObserveAPIFor(name string) func(endpoint string, status int, d time.Duration) {
+	return func(endpoint string, status int, d time.Duration) { m.observeAPI(name, endpoint, status, d) }
+}
+
+func (m *Metrics) observeAPI(name, endpoint string, status int, d time.Duration) {
 	code := "error"
 	if status > 0 {
 		code = strconv.Itoa(status)
 	}
-	m.APIRequests.WithLabelValues(endpoint, code).Inc()
+	m.APIRequests.WithLabelValues(endpoint, code, name).Inc()
 	m.APIDuration.WithLabelValues(endpoint).Observe(d.Seconds())
 }

@@ -70,6 +70,14 @@ type Config struct {
 	// (budget.Pacer) instead of all at once, so that polls and validations
 	// do not queue behind a whole batch of challenges. nil: all at once.
 	Pacer Pacer
+	// Pacers, when set, gives the pacer of each credential's rows (a row's
+	// Credential, "" for the rows that name none) and takes the place of
+	// Pacer: each credential's challenges are scheduled at its own
+	// budget's pace, so that one tenant's 10,000 rows do not push back
+	// another's 10. It is called once per credential and chunk; a nil
+	// Pacer leaves that credential's rows due at once. Credentials that
+	// share a budget must share their Pacer (or pacers of one budget key).
+	Pacers func(credential string) (Pacer, error)
 	// Skip, when set, leaves out the good rows whose destination (Scope,
 	// ScopeID, DestinationConf, Line; BatchID and the rest unset) it
 	// returns true for: they count in the plan and the batch id, but are
@@ -534,26 +542,44 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 	return firstErr
 }
 
-// pace sets the due times of the challenges among work, in file order.
+// pace sets the due times of the challenges among work, in file order,
+// reserving the slots of each credential's rows from its own pacer.
 func (p *Producer) pace(ctx context.Context, slots []slot, work []int) error {
-	if p.cfg.Pacer == nil {
+	if p.cfg.Pacer == nil && p.cfg.Pacers == nil {
 		return nil
 	}
-	var need []int
+	var order []string
+	need := map[string][]int{}
 	for _, i := range work {
 		if slots[i].it.row.Conf.NeedsChallenge() {
-			need = append(need, i)
+			c := ""
+			if p.cfg.Pacers != nil {
+				c = slots[i].d.Credential
+			}
+			if _, ok := need[c]; !ok {
+				order = append(order, c)
+			}
+			need[c] = append(need[c], i)
 		}
 	}
-	if len(need) == 0 {
-		return nil
-	}
-	off, err := p.cfg.Pacer.Reserve(ctx, len(need))
-	if err != nil {
-		return err
-	}
-	for k, i := range need {
-		slots[i].delay = off + time.Duration(k)*p.cfg.Pacer.Interval()
+	for _, c := range order {
+		pacer := p.cfg.Pacer
+		if p.cfg.Pacers != nil {
+			var err error
+			if pacer, err = p.cfg.Pacers(c); err != nil {
+				return err
+			}
+		}
+		if pacer == nil {
+			continue
+		}
+		off, err := pacer.Reserve(ctx, len(need[c]))
+		if err != nil {
+			return err
+		}
+		for k, i := range need[c] {
+			slots[i].delay = off + time.Duration(k)*pacer.Interval()
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -284,5 +285,60 @@ func TestEnqueueCancelledAtEnd(t *testing.T) {
 	res, err := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Enqueue = %+v, %v; want context.Canceled", res, err)
+	}
+}
+
+// TestPacedPerCredential: with Pacers, each credential's challenges are
+// paced by its own pacer: alice's five rows spread over her budget, and
+// bob's row after them is due at once instead of behind hers.
+func TestPacedPerCredential(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Redis(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	pacers := map[string]producer.Pacer{}
+	for _, name := range []string{"alice", "bob"} {
+		pc, err := budget.NewPacer(rdb, budget.Config{Rate: budget.Rate{Limit: 2, Window: 10 * time.Second}, Key: "paced-" + name}) // 10s apart
+		if err != nil {
+			t.Fatal(err)
+		}
+		pacers[name] = pc
+	}
+	var asked []string
+	cfg := producer.Config{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}},
+		Pacers: func(c string) (producer.Pacer, error) { asked = append(asked, c); return pacers[c], nil }}
+	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf,credential\n")
+	for i := range 5 {
+		fmt.Fprintf(&b, "023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/p%d?region=us-east-1,alice\n", i)
+	}
+	b.WriteString("023e105f4ecef8ad9ca31a8372d0c354,,s3://bobbucket/x?region=us-east-1,bob\n")
+	res, err := p.Enqueue(context.Background(), open(b.String()))
+	if err != nil || res.Enqueued != 6 {
+		t.Fatalf("Enqueue = %+v, %v", res, err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	pending, err := insp.ListPendingTasks(tasks.Queue)
+	if err != nil || len(pending) != 3 {
+		t.Fatalf("pending = %d, %v; want alice's first two and bob's", len(pending), err)
+	}
+	bobDue := false
+	for _, ti := range pending {
+		var cp tasks.ChallengePayload
+		if err := json.Unmarshal(ti.Payload, &cp); err != nil {
+			t.Fatal(err)
+		}
+		bobDue = bobDue || cp.Credential == "bob"
+	}
+	if !bobDue {
+		t.Error("bob's row waits behind alice's")
+	}
+	if sched, _ := insp.ListScheduledTasks(tasks.Queue); len(sched) != 3 {
+		t.Errorf("scheduled = %d, want alice's last three", len(sched))
+	}
+	slices.Sort(asked)
+	if strings.Join(asked, ",") != "alice,bob" {
+		t.Errorf("Pacers asked for %v, want alice and bob once", asked)
 	}
 }

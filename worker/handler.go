@@ -116,12 +116,13 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 // Handlers serves the task types: challenge, poll, validate and
 // create_job.
 type Handlers struct {
-	api     cloudflareAPI
+	// def is the default credential's tenant (nil: none); named those of
+	// the credentials file, by name.
+	def     *tenant
+	named   map[string]*tenant
 	reader  destination.Reader
 	store   *ledger.Store
 	enq     Enqueuer
-	budget  Budget
-	auth    *AuthGuard
 	leases  *location.Leases
 	waker   Waker
 	metrics *metrics.Metrics
@@ -142,6 +143,8 @@ type Handlers struct {
 
 // deps are what the handlers talk to.
 type deps struct {
+	// API, Budget and Auth are the default credential's (the rows that
+	// name none); API nil: no default credential.
 	API     cloudflareAPI
 	Reader  destination.Reader
 	Store   *ledger.Store
@@ -149,6 +152,12 @@ type deps struct {
 	Budget  Budget // nil: no shared budget
 	// Auth pauses the queue after consecutive 401/403 answers; nil: never.
 	Auth *AuthGuard
+	// DefaultPause, when set, pauses the default credential's rows alone
+	// (a fleet with named credentials) instead of the queue.
+	DefaultPause *credentialPause
+	// Named are the tenants of the named credentials, by name: the rows
+	// that name one call through it.
+	Named map[string]*tenant
 	// Leases hold one challenge in flight per challenge-file location
 	// across the fleet, and Waker starts the next waiter when one frees.
 	// nil: no serialisation, for tests whose destinations never share a
@@ -176,7 +185,11 @@ func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handlers{api: d.API, reader: d.Reader, store: d.Store, enq: d.Enqueue, budget: d.Budget, auth: d.Auth,
+	var def *tenant
+	if d.API != nil {
+		def = &tenant{API: d.API, Budget: d.Budget, Auth: d.Auth, Pause: d.DefaultPause}
+	}
+	return &Handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
 		jobs: newJobCache(jobListTTL, d.Now), ping: d.Ping, redisDown: d.RedisDown}
 }
@@ -255,7 +268,9 @@ func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 
 // run carries what every handler needs for one task.
 type run struct {
-	d       tasks.Dest
+	d tasks.Dest
+	// t is the tenant of the row's credential.
+	t       *tenant
 	key     ledger.Key
 	conf    tasks.Conf
 	secrets []string // the conf's secret values
@@ -306,6 +321,23 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		return nil, h.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
 	r.conf = conf
+	if r.t, err = h.tenantOf(d.Credential); err != nil {
+		// The credentials file changed between enqueue and worker: no
+		// retry brings the credential back.
+		return nil, h.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+	}
+	if d.Credential != "" {
+		r.log = r.log.With("credential", d.Credential)
+	}
+	if p := r.t.Pause; p != nil {
+		paused, err := p.isPaused(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if paused {
+			return nil, p.park(ctx)
+		}
+	}
 	return r, nil
 }
 
@@ -351,7 +383,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		before = record
 	}
 	// The budget first: a snooze for the budget is no attempt.
-	if err := h.wait(ctx); err != nil {
+	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
 	if r.lease != "" && before == "" {
@@ -366,14 +398,14 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	// moves it to polling. A task that turns out superseded (rare: a
 	// redelivery after a crash) has spent one call.
 	requestedAt := h.now()
-	res, err := h.api.Challenge(ctx, target(r.d), r.d.DestinationConf)
+	res, err := r.t.API.Challenge(ctx, target(r.d), r.d.DestinationConf)
 	if err != nil {
 		if _, eerr := h.enter(ctx, r, events.Challenging, events.StageChallenge); eerr != nil {
 			return eerr
 		}
 		return h.apiError(ctx, r, "", err)
 	}
-	h.auth.Success(ctx)
+	r.t.Auth.Success(ctx)
 	// filename is optional in Cloudflare's schema: then its fixed name.
 	res.Filename = cmp.Or(res.Filename, cloudflare.ChallengeFile(r.conf.Prefix, requestedAt))
 	if !r.conf.TokenReadable() {
@@ -617,7 +649,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	// fewer per destination (4 Redis round trips and a hand-off), and the
 	// token is never stored in Redis. A transient error retries this poll,
 	// which reads the file again.
-	if err := h.wait(ctx); err != nil {
+	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
 	return h.submitToken(ctx, r, p.Filename, token, true)
@@ -709,7 +741,7 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if err := h.wait(ctx); err != nil {
+	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
 	if _, err := h.enter(ctx, r, events.Validating, events.StageValidate); err != nil {
@@ -732,7 +764,7 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 		}
 		counted = true
 	}
-	if _, err := h.api.Validate(ctx, target(r.d), r.d.DestinationConf, token); err != nil {
+	if _, err := r.t.API.Validate(ctx, target(r.d), r.d.DestinationConf, token); err != nil {
 		if !counted {
 			if _, eerr := h.enter(ctx, r, events.Polling, events.StageValidate); eerr != nil {
 				return eerr
@@ -743,7 +775,7 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 		}
 		return h.apiError(ctx, r, filename, err)
 	}
-	h.auth.Success(ctx)
+	r.t.Auth.Success(ctx)
 	if fromPoll {
 		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll))
 	}
@@ -793,10 +825,10 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	j := r.d.Job
 	existing, found, err := h.jobs.find(ctx, key, j.Dataset, r.d.DestinationConf, retried > 0,
 		func(ctx context.Context) ([]cloudflare.Job, error) {
-			if err := h.wait(ctx); err != nil {
+			if err := h.wait(ctx, r); err != nil {
 				return nil, err
 			}
-			return h.api.ListJobs(ctx, tg)
+			return r.t.API.ListJobs(ctx, tg)
 		})
 	if err != nil {
 		return h.apiError(ctx, r, p.Filename, err)
@@ -805,10 +837,10 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 		r.jobID, r.jobExisted = existing.ID, true
 		return h.outcome(ctx, r, done, p.Filename, nil)
 	}
-	if err := h.wait(ctx); err != nil {
+	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
-	job, err := h.api.CreateJob(ctx, tg, cloudflare.JobRequest{
+	job, err := r.t.API.CreateJob(ctx, tg, cloudflare.JobRequest{
 		DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
 		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
 		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter,
@@ -846,19 +878,32 @@ func (h *Handlers) rechallenge(ctx context.Context, r *run, filename string, cau
 // apiError turns a Cloudflare error into the task's outcome.
 func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err error) error {
 	var ae *cloudflare.APIError
-	if errors.As(err, &ae) && ae.Kind == cloudflare.RateLimited && ae.RetryAfter > 0 && h.budget != nil {
-		if perr := h.budget.Pause(ctx, ae.RetryAfter, "429 from "+ae.Endpoint); perr == nil {
-			h.metrics.Cooldowns.Inc()
+	if errors.As(err, &ae) && ae.Kind == cloudflare.RateLimited && ae.RetryAfter > 0 && r.t.Budget != nil {
+		if perr := r.t.Budget.Pause(ctx, ae.RetryAfter, "429 from "+ae.Endpoint); perr == nil {
+			h.metrics.Cooldowns.WithLabelValues(r.t.label()).Inc()
 		}
 	}
 	if errors.As(err, &ae) && ae.Kind == cloudflare.Auth {
-		hold, tripped, perr := h.auth.Failure(ctx, ae.Error())
+		hold, tripped, perr := r.t.Auth.Failure(ctx, ae.Error())
 		if perr != nil {
 			return perr
 		}
-		if tripped {
+		switch {
+		case tripped && r.t.Pause != nil:
+			// The pause counted the queue's pause, if every credential in
+			// use is paused now.
+			r.log.Error("credential paused: repeated authentication failures", "err", ae.Error())
+		case tripped:
 			h.metrics.QueuePauses.WithLabelValues("auth").Inc()
 			r.log.Error("queue paused: repeated authentication failures", "err", ae.Error())
+		}
+		if hold && r.t.Pause != nil {
+			state := events.Queued
+			if r.st != nil {
+				state = r.st.State
+			}
+			h.noteError(ctx, r, state, err)
+			return r.t.Pause.park(ctx)
 		}
 		if hold {
 			// The credential is broken for everyone: keep this destination
@@ -988,12 +1033,12 @@ func (r *run) eventError(err error) *events.Error {
 // wait takes one call from the shared API budget. When the budget cannot
 // be had soon (a long cooldown after a 429), the task snoozes instead of
 // holding a worker slot: no retry is spent.
-func (h *Handlers) wait(ctx context.Context) error {
-	if h.budget == nil {
+func (h *Handlers) wait(ctx context.Context, r *run) error {
+	if r.t.Budget == nil {
 		return nil
 	}
-	waited, err := h.budget.Wait(ctx)
-	h.metrics.BudgetWait.Observe(waited.Seconds())
+	waited, err := r.t.Budget.Wait(ctx)
+	h.metrics.BudgetWait.WithLabelValues(r.t.label()).Observe(waited.Seconds())
 	var mw *budget.MaxWaitError
 	if errors.As(err, &mw) {
 		return &SnoozeError{Delay: mw.RetryIn, Reason: "api budget: " + cmp.Or(mw.Reason, "exhausted")}

@@ -80,8 +80,24 @@ const (
 // Config configures a Worker. Every field has a default (the XxxDefault
 // constants); New refuses a value that cannot work, naming the field.
 type Config struct {
-	// Credentials call the Cloudflare API. Required.
+	// Credentials call the Cloudflare API for the rows that name no
+	// credential (tasks.Dest.Credential ""). Required, unless
+	// NamedCredentials holds a credential: then, when unset, the set's
+	// default (credentials.Set.SetDefault) if it has one, and otherwise
+	// the rows that name none fail, naming the cause.
 	Credentials credentials.Cloudflare
+	// NamedCredentials are the credentials rows name in their credential
+	// column (a credentials file, credentials.LoadFile): each row's calls
+	// go through the client of its credential, with a budget and an auth
+	// pause of its own. A credential's budget is its BudgetKey (else its
+	// digest) at its APIRate (else Config.APIRate; a file's api_rate is
+	// required of the budget, as RateRequire, unless APIRateClaim is
+	// RateOverride). Repeated 401/403 answers for one credential hold its
+	// rows alone (a credential_paused event; 'resume' releases them), and
+	// pause the queue once every credential used lately is paused. A row
+	// naming a credential the set lacks fails, naming it. nil: every row
+	// uses Credentials, and 401/403 answers pause the queue.
+	NamedCredentials *credentials.Set
 	// APIURL is the API's base URL. Default APIURLDefault.
 	APIURL string
 	// APIRate is the API budget, LIMIT/WINDOW (e.g. "1000/5m" leaves
@@ -92,9 +108,10 @@ type Config struct {
 	// APIRateClaim says how APIRate meets the rate stored with the budget.
 	// Default RateAdopt.
 	APIRateClaim RateClaim
-	// BudgetKey names the shared budget: give every credential of one
-	// Cloudflare user the same key, since the limit counts all of them.
-	// Default: one budget per credential (a digest of it).
+	// BudgetKey names the shared budget of Credentials: give every
+	// credential of one Cloudflare user the same key, since the limit
+	// counts all of them. Default: one budget per credential (a digest of
+	// it). Named credentials take their own budget_key instead.
 	BudgetKey string
 	// AuthPauseAfter pauses the queue after this many consecutive 401/403
 	// answers fleet-wide. Default AuthPauseAfterDefault; -1: never.
@@ -211,6 +228,23 @@ func (c Config) Validate() error {
 	if err := c.Storage.Validate(); err != nil {
 		return &ConfigError{Field: "Storage", Err: err}
 	}
+	for _, name := range c.NamedCredentials.Names() {
+		n, _ := c.NamedCredentials.Lookup(name)
+		if err := n.Credentials.Validate(); err != nil {
+			return &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: %w", name, err)}
+		}
+		if n.APIRate != "" {
+			if _, err := budget.ParseRate(n.APIRate); err != nil {
+				return &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: api_rate: %w", name, err)}
+			}
+		}
+		if n.BudgetKey != "" && !validBudgetKey.MatchString(n.BudgetKey) {
+			return &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: budget_key: use 1 to 64 letters, digits, '.', '_', ':' or '-'", name)}
+		}
+	}
+	if c.Credentials == (credentials.Cloudflare{}) && c.NamedCredentials.Len() > 0 {
+		return nil // the set's default, or none
+	}
 	if err := c.Credentials.Validate(); err != nil {
 		return &ConfigError{Field: "Credentials", Err: err}
 	}
@@ -255,26 +289,16 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	m := metrics.New(reg)
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: cfg.APIURL, Credentials: cfg.Credentials, Observe: m.ObserveAPI})
-	if err != nil {
-		return nil, err
-	}
 	readers, err := destination.NewMux(ctx, destination.OptionsFor(cfg.Storage))
 	if err != nil {
 		return nil, err
 	}
-	var bud Budget
-	bcfg, ok, err := settleRate(ctx, rdb, cfg, cfg.Logger)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
+	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]budgetOf{}}
+	def, named, err := tb.build()
 	if err != nil {
 		return nil, err
-	}
-	if ok {
-		bcfg.MaxWait = BudgetMaxWaitDefault
-		b, err := budget.New(rdb, bcfg)
-		if err != nil {
-			return nil, err
-		}
-		bud = b
 	}
 	leases, err := location.New(rdb, location.Config{})
 	if err != nil {
@@ -283,24 +307,23 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb)}
 	rdb.AddHook(watch)
 	client := asynq.NewClientFromRedisClient(rdb)
-	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
-	insp := asynq.NewInspectorFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
-	pauseAfter := max(cfg.AuthPauseAfter, 0) // -1: never
-	h := newHandlers(deps{
+	d := deps{
 		Leases:    leases,
 		Waker:     insp,
-		API:       api,
 		Reader:    readers,
 		Store:     store,
-		Auth:      NewAuthGuard(rdb, AuthFailuresKey, pauseAfter, pauseQueue(insp, store)),
 		Enqueue:   client,
-		Budget:    bud,
+		Named:     named,
 		Metrics:   m,
 		Logger:    cfg.Logger,
 		Ping:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		RedisDown: watch.down,
-	}, cfg.Handler)
+	}
+	if def != nil {
+		d.API, d.Budget, d.Auth, d.DefaultPause = def.API, def.Budget, def.Auth, def.Pause
+	}
+	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg}, nil
@@ -392,9 +415,137 @@ func (e *RateConflictError) Error() string {
 // ok is false for no budget (APIRate "0").
 func settleRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, log *slog.Logger) (budget.Config, bool, error) {
 	mode := map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[cfg.APIRateClaim]
-	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Credentials: cfg.Credentials, Mode: mode}, log)
+	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Digest: cfg.Credentials.Digest(), Mode: mode}, log)
 	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
 		return bcfg, ok, &RateConflictError{Shared: ce.Shared.String(), Wanted: ce.Wanted.String()}
 	}
 	return bcfg, ok, err
+}
+
+// budgetOf is a budget built for one budget key, with the rate it was
+// built at.
+type budgetOf struct {
+	b    Budget
+	rate string
+}
+
+// tenantBuilder builds the tenants of a Config: a client, a budget (one
+// per budget key, shared by the credentials that name the same key) and
+// an auth guard per credential.
+type tenantBuilder struct {
+	ctx     context.Context
+	rdb     redis.UniversalClient
+	cfg     Config
+	metrics *metrics.Metrics
+	insp    *asynq.Inspector
+	store   *ledger.Store
+	budgets map[string]budgetOf
+	hc      *http.Client
+}
+
+// build returns the default tenant (nil: no default credential) and the
+// named ones.
+func (tb *tenantBuilder) build() (*tenant, map[string]*tenant, error) {
+	cfg := tb.cfg
+	set := cfg.NamedCredentials
+	perCredential := set.Len() > 0
+	// One transport for every client: they all call the same host.
+	tb.hc = &http.Client{Timeout: cloudflare.DefaultRequestTimeout, Transport: cloudflare.NewTransport()}
+	defCreds := cfg.Credentials
+	if defCreds == (credentials.Cloudflare{}) {
+		if n, ok := set.Lookup(""); ok {
+			defCreds = n.Credentials
+		}
+	}
+	var def *tenant
+	if defCreds != (credentials.Cloudflare{}) {
+		bcfg := cfg
+		bcfg.Credentials = defCreds
+		api, err := cloudflare.New(cloudflare.Config{BaseURL: cfg.APIURL, Credentials: defCreds, Observe: tb.metrics.ObserveAPI, HTTPClient: tb.hc})
+		if err != nil {
+			return nil, nil, err
+		}
+		bc, ok, err := settleRate(tb.ctx, tb.rdb, bcfg, cfg.Logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		def = &tenant{API: api}
+		if ok {
+			if def.Budget, err = tb.budget(bc); err != nil {
+				return nil, nil, err
+			}
+		}
+		def.Auth, def.Pause = tb.guard("", perCredential)
+	}
+	named := make(map[string]*tenant, set.Len())
+	for _, name := range set.Names() {
+		n, _ := set.Lookup(name)
+		t, err := tb.named(n)
+		if err != nil {
+			return nil, nil, &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: %w", name, err)}
+		}
+		named[name] = t
+	}
+	return def, named, nil
+}
+
+// named builds the tenant of one named credential.
+func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
+	cfg := tb.cfg
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: cfg.APIURL, Credentials: n.Credentials, Observe: tb.metrics.ObserveAPIFor(n.Name), HTTPClient: tb.hc})
+	if err != nil {
+		return nil, err
+	}
+	tb.metrics.Credential(n.Name)
+	t := &tenant{Name: n.Name, API: api}
+	rate, mode := cfg.APIRate, cfg.APIRateClaim
+	if n.APIRate != "" {
+		rate = n.APIRate
+		if mode != RateOverride {
+			mode = RateRequire // the file chose it
+		}
+	}
+	claim := budget.Claim{Rate: rate, Key: n.BudgetKey, Digest: n.Digest(),
+		Mode: map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[mode]}
+	bc, ok, err := budget.Settle(tb.ctx, tb.rdb, claim, cfg.Logger.With("credential", n.Name))
+	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
+		return nil, fmt.Errorf("api_rate %s differs from %s, the rate shared in Redis by every process of its budget: make them agree in the credentials file, or run with the rate override", ce.Wanted, ce.Shared)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if t.Budget, err = tb.budget(bc); err != nil {
+			return nil, err
+		}
+	}
+	t.Auth, t.Pause = tb.guard(n.Name, true)
+	return t, nil
+}
+
+// budget is the budget of bc's key, built once per key.
+func (tb *tenantBuilder) budget(bc budget.Config) (Budget, error) {
+	if b, ok := tb.budgets[bc.Key]; ok {
+		return b.b, nil
+	}
+	bc.MaxWait = BudgetMaxWaitDefault
+	b, err := budget.New(tb.rdb, bc)
+	if err != nil {
+		return nil, err
+	}
+	tb.budgets[bc.Key] = budgetOf{b: b, rate: bc.Rate.String()}
+	return b, nil
+}
+
+// guard is the auth guard of the credential called name: with
+// perCredential, it pauses the credential's rows (and the queue once every
+// credential in use is paused); otherwise the queue, as a single-credential
+// fleet always did.
+func (tb *tenantBuilder) guard(name string, perCredential bool) (*AuthGuard, *credentialPause) {
+	pauseAfter := max(tb.cfg.AuthPauseAfter, 0) // -1: never
+	if !perCredential {
+		return NewAuthGuard(tb.rdb, AuthFailuresKey, pauseAfter, pauseQueue(tb.insp, tb.store)), nil
+	}
+	p := &credentialPause{rdb: tb.rdb, name: redisName(name), insp: tb.insp, store: tb.store, metrics: tb.metrics}
+	return NewAuthGuard(tb.rdb, authKey(name), pauseAfter, p.pause), p
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/logpush-onboard/logpush-onboard/credentials"
 )
 
 // The rate of a budget lives in Redis with it, under <Prefix><Key>:limit, as
@@ -144,8 +142,9 @@ type Claim struct {
 	Rate string
 	// Key names the budget; "": one per credential, Credentials' digest.
 	Key string
-	// Credentials name the default budget, never shown.
-	Credentials credentials.Cloudflare
+	// Digest names the default budget (credentials.Cloudflare.Digest): the
+	// credential itself never reaches this package.
+	Digest string
 	// Mode says how Rate meets the stored rate.
 	Mode ClaimMode
 }
@@ -170,7 +169,7 @@ func Settle(ctx context.Context, rdb redis.UniversalClient, c Claim, log *slog.L
 	if err != nil {
 		return Config{}, false, fmt.Errorf("api rate: %w", err)
 	}
-	cfg = Config{Rate: r, Key: cmp.Or(c.Key, c.Credentials.Digest())}
+	cfg = Config{Rate: r, Key: cmp.Or(c.Key, c.Digest)}
 	shared, err := ClaimRate(ctx, rdb, cfg, c.Mode)
 	if err != nil {
 		return cfg, false, err

@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -61,7 +64,7 @@ func (b budgetFlags) claim(rate string, creds cloudflare.Credentials) (budget.Cl
 			return budget.Claim{}, fmt.Errorf("-api-rate: %w", err)
 		}
 	}
-	return budget.Claim{Rate: rate, Key: b.key, Credentials: creds, Mode: b.mode()}, nil
+	return budget.Claim{Rate: rate, Key: b.key, Digest: creds.Digest(), Mode: b.mode()}, nil
 }
 
 // mode is how this process's --api-rate meets the shared one.
@@ -128,4 +131,53 @@ func pacer(rdb redis.UniversalClient, cfg budget.Config, ok bool) (producer.Pace
 		return nil, nil
 	}
 	return budget.NewPacer(rdb, cfg)
+}
+
+// pacers is the producer's pacing per credential of set (producer.Config.Pacers):
+// the rows that name none take def, the default credential's pacer; a named
+// credential's rows the pacer of its own budget (its budget_key, else its
+// digest) at its api_rate, else rate, built on first use and shared by the
+// credentials of one budget key. nil without named credentials: def paces
+// every row, as before credentials files.
+func (b budgetFlags) pacers(ctx context.Context, rdb redis.UniversalClient, rate string, set *credentials.Set, def producer.Pacer, log *slog.Logger) func(string) (producer.Pacer, error) {
+	if set.Len() == 0 {
+		return nil
+	}
+	{
+		var mu sync.Mutex
+		byKey := map[string]producer.Pacer{}
+		return func(name string) (producer.Pacer, error) {
+			if name == "" {
+				return def, nil
+			}
+			n, ok := set.Lookup(name)
+			if !ok {
+				return nil, fmt.Errorf("credential %s: not in the credentials file", name)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			key := cmp.Or(n.BudgetKey, n.Digest())
+			if p, ok := byKey[key]; ok {
+				return p, nil
+			}
+			mode := budget.Follow // a producer stores no rate
+			if b.override {
+				mode = budget.Override
+			}
+			cfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cmp.Or(n.APIRate, rate), Key: n.BudgetKey, Digest: n.Digest(), Mode: mode}, log.With("credential", name))
+			if err != nil {
+				return nil, fmt.Errorf("credential %s: %w", name, err)
+			}
+			var p producer.Pacer
+			if ok {
+				bp, err := budget.NewPacer(rdb, cfg)
+				if err != nil {
+					return nil, fmt.Errorf("credential %s: %w", name, err)
+				}
+				p = bp
+			}
+			byKey[key] = p
+			return p, nil
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 )
@@ -31,10 +32,10 @@ func (c *credentialsFlag) register(fs *flag.FlagSet, env Env) {
 // each command made before credentials files (the set has no default
 // then), so that a command that needs none, such as enqueue --dry-run,
 // runs as it did.
-func (c credentialsFlag) load(env Env, log *slog.Logger) (*cloudflare.CredentialSet, error) {
-	set := &cloudflare.CredentialSet{}
+func (c credentialsFlag) load(env Env, log *slog.Logger) (*credentials.Set, error) {
+	set := &credentials.Set{}
 	if c.path != "" {
-		s, err := cloudflare.LoadCredentialsFile(c.path)
+		s, err := credentials.LoadFile(c.path)
 		if err != nil {
 			return nil, &exitError{code: 2, err: fmt.Errorf("-credentials: %w", err)}
 		}
@@ -56,6 +57,6 @@ func (c credentialsFlag) load(env Env, log *slog.Logger) (*cloudflare.Credential
 // inputCredentials is what the line check needs of set: the names, and
 // whether a row may name none. Without a credentials file every row may:
 // the environment's credential is checked as it always was.
-func inputCredentials(set *cloudflare.CredentialSet) *input.CredentialNames {
+func inputCredentials(set *credentials.Set) *input.CredentialNames {
 	return &input.CredentialNames{Names: set.Names(), Default: set.HasDefault() || set.File == ""}
 }

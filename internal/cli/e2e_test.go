@@ -62,6 +62,16 @@ type e2eConfig struct {
 	// azureKey gives the worker azurite's account key: a read identity of
 	// its own beside the write-only SAS of the destination_conf.
 	azureKey bool
+	// named are the workers' named credentials (--credentials); the
+	// simulator then accepts any token but revoked ones.
+	named *credentials.Set
+	// revoked tokens get 403 code 10000; tokenLimits are per-token rate
+	// limits over rateWindow.
+	revoked     []string
+	tokenLimits map[string]int
+	rateWindow  time.Duration
+	// authPause is --auth-pause-after; default 10.
+	authPause int
 }
 
 func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
@@ -115,6 +125,12 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		t.Fatal(err)
 	}
 	cfg.Email, cfg.APIKey = c.creds.Email, c.creds.APIKey
+	if c.named != nil {
+		cfg.APIToken, cfg.Email, cfg.APIKey = "", "", ""
+		cfg.RevokedTokens, cfg.TokenRateLimits = c.revoked, c.tokenLimits
+		cfg.RateWindow = cmp.Or(c.rateWindow, cfg.RateWindow)
+		cfg.Penalty = cmp.Or(cfg.Penalty, 10*time.Second)
+	}
 	s, err := simulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +140,8 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	t.Cleanup(simsrv.Close)
 
 	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
-		shutdown: 5 * time.Second, maxRetry: 12, authPause: 10, metricsAddr: "127.0.0.1:0", webUI: c.webUI, webAddr: "127.0.0.1:0"}
+		shutdown: 5 * time.Second, maxRetry: 12, authPause: cmp.Or(c.authPause, 10), metricsAddr: "127.0.0.1:0", webUI: c.webUI, webAddr: "127.0.0.1:0",
+		named: c.named}
 	storage := credentials.Storage{S3Endpoint: s3srv.URL, S3UsePathStyle: true, S3AccessKeyID: "AKIAE2E", S3SecretAccessKey: "e2e-secret",
 		GCSEndpoint: gcsOpts.Endpoint, AzureEndpoint: azOpts.Endpoint, AzureAccountName: azOpts.AccountName, AzureAccountKey: azOpts.AccountKey}
 	var w *runningWorker

@@ -121,6 +121,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if cfg.Pacer, err = pacer(rdb, bcfg, ok); err != nil {
 		return err
 	}
+	cfg.Pacers = bf.pacers(ctx, rdb, *apiRate, pf.creds, cfg.Pacer, log)
 	p, err := producer.New(rdb, cfg)
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ type preflightFlags struct {
 	verify cloudflare.VerifyPolicy
 	// creds are the credentials rows may name (credentialsFlag.load); nil:
 	// the environment's only.
-	creds *cloudflare.CredentialSet
+	creds *credentials.Set
 }
 
 // maxAccountChecks bounds the accounts an API token is checked against as
@@ -64,7 +64,7 @@ type bucketCheck struct {
 func preflight(ctx context.Context, env Env, open producer.Opener, in input.Options, pf preflightFlags, storage credentials.Storage) error {
 	set := pf.creds
 	if set == nil {
-		set = &cloudflare.CredentialSet{}
+		set = &credentials.Set{}
 		_ = set.SetDefault(cloudflare.CredentialsFromEnv(env.Getenv)) // a broken one is reported below
 	}
 	scan, err := scanBatch(open, in)

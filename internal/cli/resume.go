@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -16,6 +17,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	var c common
 	fs := newFlags("resume", env)
 	c.register(fs, env)
+	only := fs.String("credential", "", "release only this credential's rows (paused after repeated 401/403 answers for it; "+worker.DefaultCredentialName+": the environment's), and the queue if it is paused; default: every paused credential and the queue")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,8 +37,37 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, 0, nil).Reset(ctx); err != nil {
 		return err
 	}
+	// The credentials paused on their own: their rows are parked, and
+	// resuming wakes them.
+	creds, err := worker.PausedCredentials(ctx, rdb)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(creds))
+	for n := range creds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if *only != "" {
+		names = []string{*only}
+	}
+	released := 0
+	for _, n := range names {
+		was, err := worker.ResumeCredential(ctx, rdb, store, n)
+		if err != nil {
+			return err
+		}
+		if was {
+			released++
+			fmt.Fprintf(env.Stdout, "credential %s resumed\n", n)
+		} else if *only != "" {
+			fmt.Fprintf(env.Stdout, "credential %s was not paused\n", n)
+		}
+	}
 	if !paused {
-		fmt.Fprintf(env.Stdout, "queue %s was not paused: nothing to resume\n", tasks.Queue)
+		if released == 0 && *only == "" {
+			fmt.Fprintf(env.Stdout, "queue %s was not paused: nothing to resume\n", tasks.Queue)
+		}
 		return nil
 	}
 	if err := insp.UnpauseQueue(tasks.Queue); err != nil {

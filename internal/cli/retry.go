@@ -29,6 +29,8 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
 	bf := budgetFlags{producer: true}
 	bf.register(fs, env)
+	var cf credentialsFlag
+	cf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard retry --batch ID [flags] [FILE|-]\n\n"+
 			"FILE is the batch's input (default: the file enqueue read, if it is still there): a failed destination keeps\n"+
@@ -90,8 +92,12 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("the batch's input (give it as FILE): %w", err)
 	}
 	defer cleanup()
+	set, err := cf.load(env, nil)
+	if err != nil {
+		return err
+	}
 	found := map[string]tasks.Dest{}
-	if err := producer.Dests(ctx, open, producer.Config{Format: fmtv, CreateJob: *createJob}, func(_ int, d tasks.Dest) error {
+	if err := producer.Dests(ctx, open, producer.Config{Format: fmtv, CreateJob: *createJob, Credentials: inputCredentials(set)}, func(_ int, d tasks.Dest) error {
 		if h := d.Hash(); todo[h].hash != "" {
 			found[h] = d
 		}
@@ -117,11 +123,33 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var offset time.Duration
-	if pace != nil {
-		if offset, err = pace.Reserve(ctx, len(found)); err != nil {
+	// Each credential's fresh challenges at its own budget's pace.
+	pacers := bf.pacers(ctx, rdb, *apiRate, set, pace, log)
+	if pacers == nil {
+		pacers = func(string) (producer.Pacer, error) { return pace, nil }
+	}
+	perCred := map[string]int{}
+	for _, d := range found {
+		perCred[d.Credential]++
+	}
+	type paced struct {
+		p      producer.Pacer
+		offset time.Duration
+		next   int
+	}
+	pacing := map[string]*paced{}
+	for name, n := range perCred {
+		p, err := pacers(name)
+		if err != nil {
 			return err
 		}
+		pc := &paced{p: p}
+		if p != nil {
+			if pc.offset, err = p.Reserve(ctx, n); err != nil {
+				return err
+			}
+		}
+		pacing[name] = pc
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
@@ -136,8 +164,9 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		}
 		d.BatchID, d.Gen, d.Round, d.EnqueuedAt = *batch, 0, f.st.Round+1, now
 		var delay time.Duration
-		if pace != nil {
-			delay = offset + time.Duration(retried)*pace.Interval()
+		if pc := pacing[d.Credential]; pc.p != nil {
+			delay = pc.offset + time.Duration(pc.next)*pc.p.Interval()
+			pc.next++
 		}
 		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry}, delay)
 		if err != nil {

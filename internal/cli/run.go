@@ -104,8 +104,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	// The credentials after the line check: the file's own problems are
 	// shown whatever else is wrong.
+	// With a credentials file the environment's is optional: the line
+	// check refused the rows that name none without it.
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if err := creds.Validate(); err != nil {
+	if set.File != "" {
+		f.named = set
+	} else if err := creds.Validate(); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
 	}
 	f.budget.parsed(fs, env)
@@ -188,7 +192,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Skip: skip,
+	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
+	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Pacers: pacers, Skip: skip,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
@@ -29,6 +30,9 @@ type submission struct {
 	// job is the row's job when the batch was enqueued with --create-job:
 	// part of the destination's identity, and created after validation.
 	job *tasks.JobSpec
+	// credential names the row's credential (its credential column), whose
+	// client validates the token; "": the default.
+	credential string
 }
 
 func runSubmitToken(ctx context.Context, env Env, args []string) error {
@@ -42,6 +46,9 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	conf := fs.String("destination-conf", "", "single destination: its destination_conf, exactly as in the input")
 	token := fs.String("token", "-", "single destination: the ownership token, or - to read it from standard input")
 	wait := fs.Duration("wait", time.Minute, "wait this long for the workers' verdict on the tokens (0: do not wait)")
+	credential := fs.String("credential", "", "single destination: the name of its credential, as in the input's credential column (a --file gives it in a credential column)")
+	var cf credentialsFlag
+	cf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: logpush-onboard submit-token --batch ID (--file TOKENS.csv | --zone-id|--account-id ID --destination-conf CONF [--token TOKEN|-])")
 		fs.PrintDefaults()
@@ -63,9 +70,23 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	if err := c.shared(); err != nil {
 		return err
 	}
-	subs, err := readSubmissions(env, *file, *zone, *account, *conf, *token)
+	subs, err := readSubmissions(env, *file, *zone, *account, *conf, *token, *credential)
 	if err != nil {
 		return err
+	}
+	// The names are checked against the file the workers read: a token
+	// validated under another credential than its row's would be refused.
+	set, err := cf.load(env, nil)
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		switch {
+		case s.credential != "" && !credentials.ValidName(s.credential):
+			return &exitError{code: 2, err: fmt.Errorf("line %d: credential: names are 1 to 64 letters, digits, '.', '_' or '-'", s.line)}
+		case set.File != "" && s.credential != "" && !set.Has(s.credential):
+			return &exitError{code: 2, err: fmt.Errorf("line %d: credential: unknown credential %q (known: %s)", s.line, s.credential, strings.Join(set.Names(), ", "))}
+		}
 	}
 	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
@@ -156,7 +177,7 @@ func awaitVerdicts(ctx context.Context, env Env, store *ledger.Store, batch stri
 // submit enqueues the validation of one submitted token and returns the
 // challenges its destination had so far.
 func submit(ctx context.Context, store *ledger.Store, client *asynq.Client, batch string, s submission) (int, error) {
-	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job}
+	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job, Credential: s.credential}
 	st, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: d.Hash()})
 	if errors.Is(err, ledger.ErrNotFound) {
 		return 0, fmt.Errorf("batch %s has no such destination (scope id, destination_conf and, with --create-job, the job columns must be exactly as enqueued)", batch)
@@ -181,7 +202,7 @@ func submit(ctx context.Context, store *ledger.Store, client *asynq.Client, batc
 }
 
 // readSubmissions reads the tokens: a CSV file, or one destination from flags.
-func readSubmissions(env Env, file, zone, account, conf, token string) ([]submission, error) {
+func readSubmissions(env Env, file, zone, account, conf, token, credential string) ([]submission, error) {
 	if file == "" {
 		if token == "-" {
 			line, err := bufio.NewReader(env.Stdin).ReadString('\n')
@@ -198,7 +219,7 @@ func readSubmissions(env Env, file, zone, account, conf, token string) ([]submis
 		if err != nil {
 			return nil, err
 		}
-		return []submission{{line: 1, row: row, token: tok}}, nil
+		return []submission{{line: 1, row: row, token: tok, credential: strings.TrimSpace(credential)}}, nil
 	}
 	f, err := os.Open(file)
 	if err != nil {
@@ -248,7 +269,7 @@ func readSubmissions(env Env, file, zone, account, conf, token string) ([]submis
 		if err == nil {
 			var tok string
 			if tok, err = cloudflare.CleanToken(get(rec, "token")); err == nil {
-				subs = append(subs, submission{line: line, row: row, token: tok, job: job})
+				subs = append(subs, submission{line: line, row: row, token: tok, job: job, credential: strings.TrimSpace(get(rec, "credential"))})
 				continue
 			}
 		}

@@ -42,6 +42,9 @@ type workerFlags struct {
 	webUI        bool
 	webAddr      string
 	budget       budgetFlags
+	// named are the credentials of --credentials (not a flag of its own:
+	// each command loads them with credentialsFlag); nil: none.
+	named *credentials.Set
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
@@ -73,7 +76,7 @@ func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	fs.BoolVar(&w.webUI, "web-ui", false, "serve a read-only page of the queue, batches and recent failures (batch ids, file names, buckets, error messages) on /ui of --web-addr")
 	fs.StringVar(&w.webAddr, "web-addr", envOr(env, "WEB_ADDR", "127.0.0.1:9465"),
 		"listen address of --web-ui, apart from --metrics-addr; keep it on loopback (reach it with kubectl port-forward or an SSH tunnel) or behind an authenticating proxy; env WEB_ADDR")
-	fs.IntVar(&w.authPause, "auth-pause-after", worker.AuthPauseAfterDefault, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); 'resume' continues")
+	fs.IntVar(&w.authPause, "auth-pause-after", worker.AuthPauseAfterDefault, "pause the queue after this many consecutive 401/403 answers fleet-wide (0: never); with --credentials, those of one credential hold its rows alone, and the queue pauses once every credential in use is held; 'resume' continues")
 }
 
 func runWorker(ctx context.Context, env Env, args []string) error {
@@ -99,16 +102,19 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if err := creds.Validate(); err != nil {
-		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
-	}
 	// Loaded and checked at start, so that a broken file stops the worker
-	// at once; the tasks' credential names are not acted on yet.
-	if set, err := cf.load(env, log); err != nil {
+	// at once. With a file, the environment's credential is optional: the
+	// default of the rows that name none (which fail without it).
+	set, err := cf.load(env, log)
+	if err != nil {
 		return err
-	} else if set.File != "" {
+	}
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if set.File != "" {
 		log.Info("credentials file loaded", "credentials", set)
+		f.named = set
+	} else if err := creds.Validate(); err != nil {
+		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
 	}
 	storage, err := storageFromEnv(env)
 	if err != nil {
@@ -165,7 +171,7 @@ func (f workerFlags) config(creds cloudflare.Credentials, storage credentials.St
 		authPause = -1 // never; Config's zero is its default
 	}
 	return worker.Config{
-		Credentials: creds, APIURL: f.apiURL, APIRate: f.apiRate, APIRateClaim: f.budget.rateClaim(), BudgetKey: f.budget.key,
+		Credentials: creds, NamedCredentials: f.named, APIURL: f.apiURL, APIRate: f.apiRate, APIRateClaim: f.budget.rateClaim(), BudgetKey: f.budget.key,
 		AuthPauseAfter: authPause, StateTTL: f.stateTTL, EventsMaxLen: f.eventsMaxLen, Storage: storage, Logger: log,
 		Handler: worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
 			Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}},
@@ -232,7 +238,7 @@ func (f workerFlags) check() error {
 		}
 		flag, ok := configFlags[ce.Field]
 		switch {
-		case ce.Field == "Credentials": // checked apart, with where they come from
+		case ce.Field == "Credentials", ce.Field == "NamedCredentials": // checked apart, with where they come from
 		case !ok:
 			return err
 		case ce.Err != nil:

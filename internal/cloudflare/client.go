@@ -114,7 +114,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HTTPClient != nil {
 		hc = *cfg.HTTPClient
 	} else {
-		hc = http.Client{Timeout: cfg.RequestTimeout, Transport: newTransport()}
+		hc = http.Client{Timeout: cfg.RequestTimeout, Transport: NewTransport()}
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Client{
@@ -128,10 +128,11 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// newTransport clones the standard transport (proxy from the environment,
+// NewTransport clones the standard transport (proxy from the environment,
 // HTTP/2), keeping more idle connections per host: every call goes to the
-// same host, from many workers at once.
-func newTransport() http.RoundTripper {
+// same host, from many workers at once. Clients of several credentials may
+// share one.
+func NewTransport() http.RoundTripper {
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
 		return &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 32}

@@ -13,7 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -71,7 +71,7 @@ type Options struct {
 	// Credentials, when set, are the credentials a row may name in its
 	// credential column: another name is a LineError, and so is a row that
 	// names none when there is no default. nil: a name is only checked to
-	// be one (cloudflare.ValidCredentialName).
+	// be one (credentials.ValidName).
 	Credentials *CredentialNames
 }
 
@@ -561,7 +561,7 @@ const maxListedNames = 10
 func (r *Reader) checkCredential(name string) error {
 	known := r.creds
 	switch {
-	case name != "" && !cloudflare.ValidCredentialName(name):
+	case name != "" && !credentials.ValidName(name):
 		// Not shown: what is no name may be a pasted secret.
 		return errors.New("not a credential name (1 to 64 letters, digits, '.', '_' or '-')")
 	case known == nil:

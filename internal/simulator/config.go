@@ -84,6 +84,14 @@ type Config struct {
 	// When APIToken, Email and APIKey are all empty, any well-formed
 	// non-empty bearer token, or email and key, is accepted.
 	Email, APIKey string
+	// RevokedTokens are bearer tokens answered as Cloudflare answers a
+	// revoked token (403 code 10000), even when any token is accepted:
+	// one tenant's broken credential among good ones.
+	RevokedTokens []string
+	// TokenRateLimits sets RateLimit per bearer token: the limit of the
+	// tokens it names, over RateWindow (DefaultRateWindow when unset).
+	// Tokens it does not name take RateLimit.
+	TokenRateLimits map[string]int
 
 	// ErrorRate is the fraction of calls answered 500, 502 or 503 (a 502 is
 	// sometimes an HTML page; a 503 carries Retry-After: 1). Default 0.
@@ -142,7 +150,7 @@ type Config struct {
 // WithDefaults returns c with every unset field given its default.
 func (c Config) WithDefaults() Config {
 	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
-	if c.RateLimit > 0 {
+	if c.RateLimit > 0 || len(c.TokenRateLimits) > 0 {
 		c.RateWindow = cmp.Or(c.RateWindow, DefaultRateWindow)
 		c.Penalty = cmp.Or(c.Penalty, DefaultPenalty)
 	}

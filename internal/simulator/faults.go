@@ -68,7 +68,7 @@ func (s *Simulator) rateLimited(w http.ResponseWriter, cred credential) bool {
 	}
 	n := win.add(now, s.cfg.RateWindow)
 	s.stats.MaxInWindow = max(s.stats.MaxInWindow, n)
-	limit := s.cfg.RateLimit
+	limit := cred.limit
 	var wait time.Duration
 	limited := false
 	if limit > 0 {

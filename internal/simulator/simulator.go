@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -248,6 +249,8 @@ type credential struct {
 	key   string // rate-limit key: mode and a hash, never the secret
 	id    string // 32 hex, the token or user id answered by verify
 	email string
+	// limit is this credential's RateLimit (Config.TokenRateLimits).
+	limit int
 }
 
 // authenticate checks the auth headers like Cloudflare: malformed or missing
@@ -269,7 +272,7 @@ func (s *Simulator) authenticate(r *http.Request, rt target) (credential, *failu
 		if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
 			return credential{}, badHeaders(6111, "Invalid format for Authorization header")
 		}
-		known := anyAccepted || equal(tok, s.cfg.APIToken)
+		known := (anyAccepted || equal(tok, s.cfg.APIToken)) && !slices.Contains(s.cfg.RevokedTokens, tok)
 		owner := "" // the account of an account-owned token; "" for a user token
 		if known && !anyAccepted {
 			owner = s.cfg.TokenAccountID
@@ -281,7 +284,11 @@ func (s *Simulator) authenticate(r *http.Request, rt target) (credential, *failu
 			return credential{}, authError()
 		}
 		id := hash("token", tok)
-		return credential{key: "token:" + id[:16], id: id[:32], email: "simulator@example.com"}, nil
+		limit, ok := s.cfg.TokenRateLimits[tok]
+		if !ok {
+			limit = s.cfg.RateLimit
+		}
+		return credential{key: "token:" + id[:16], id: id[:32], email: "simulator@example.com", limit: limit}, nil
 	case email != "" || key != "":
 		if verify {
 			return credential{}, badHeaders(6111, "Invalid format for Authorization header")
@@ -296,7 +303,7 @@ func (s *Simulator) authenticate(r *http.Request, rt target) (credential, *failu
 			return credential{}, authError()
 		}
 		id := hash("key", email, key)
-		return credential{key: "key:" + id[:16], id: id[:32], email: email}, nil
+		return credential{key: "key:" + id[:16], id: id[:32], email: email, limit: s.cfg.RateLimit}, nil
 	default:
 		return credential{}, badHeaders(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
 	}

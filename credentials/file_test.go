@@ -1,4 +1,4 @@
-package cloudflare_test
+package credentials_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 )
 
 // Recognisable secrets of the credentials files below: no error, string or
@@ -39,24 +39,24 @@ func writeCredFile(t *testing.T, name, content string, mode os.FileMode) string 
 }
 
 // checkCredFile checks the set of every good file below.
-func checkCredFile(t *testing.T, s *cloudflare.CredentialSet) {
+func checkCredFile(t *testing.T, s *credentials.Set) {
 	t.Helper()
 	if got, want := s.Names(), []string{"alice", "bob.ops", "carol_2"}; !slices.Equal(got, want) {
 		t.Fatalf("Names = %v, want %v", got, want)
 	}
 	a, ok := s.Lookup("alice")
-	if !ok || a.Credentials != (cloudflare.Credentials{APIToken: fileTokenA}) || a.APIRate != "" || a.BudgetKey != "" || a.Name != "alice" {
+	if !ok || a.Credentials != (credentials.Cloudflare{APIToken: fileTokenA}) || a.APIRate != "" || a.BudgetKey != "" || a.Name != "alice" {
 		t.Errorf("alice = %+v (%v)", a.Credentials.Digest(), ok)
 	}
 	b, ok := s.Lookup("bob.ops")
-	if !ok || b.Credentials != (cloudflare.Credentials{Email: fileEmailB, APIKey: fileKeyB}) || b.APIRate != "1000/5m" || b.BudgetKey != "bob:user" {
+	if !ok || b.Credentials != (credentials.Cloudflare{Email: fileEmailB, APIKey: fileKeyB}) || b.APIRate != "1000/5m" || b.BudgetKey != "bob:user" {
 		t.Errorf("bob.ops = %v %q %q (%v)", b, b.APIRate, b.BudgetKey, ok)
 	}
 	c, ok := s.Lookup("carol_2")
-	if !ok || c.Credentials != (cloudflare.Credentials{APIToken: fileTokenC}) || c.APIRate != "60/m" {
+	if !ok || c.Credentials != (credentials.Cloudflare{APIToken: fileTokenC}) || c.APIRate != "60/m" {
 		t.Errorf("carol_2 = %v %q (%v)", c, c.APIRate, ok)
 	}
-	if a.Digest() == c.Digest() || a.Digest() != (cloudflare.Credentials{APIToken: fileTokenA}).Digest() {
+	if a.Digest() == c.Digest() || a.Digest() != (credentials.Cloudflare{APIToken: fileTokenA}).Digest() {
 		t.Error("Digest: want Credentials.Digest, one per credential")
 	}
 	if s.HasDefault() || s.Has("") || s.Has("dave") || !s.Has("alice") {
@@ -94,7 +94,7 @@ carol_2:
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			path := writeCredFile(t, tc.file, tc.content, 0o600)
-			s, err := cloudflare.LoadCredentialsFile(path)
+			s, err := credentials.LoadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,17 +111,17 @@ carol_2:
 // one is an error.
 func TestCredentialSetDefault(t *testing.T) {
 	t.Parallel()
-	s, err := cloudflare.ParseCredentials([]byte("alice: " + fileTokenA))
+	s, err := credentials.Parse([]byte("alice: " + fileTokenA))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetDefault(cloudflare.Credentials{}); err != nil || s.HasDefault() {
+	if err := s.SetDefault(credentials.Cloudflare{}); err != nil || s.HasDefault() {
 		t.Fatalf("SetDefault(zero) = %v, HasDefault %v", err, s.HasDefault())
 	}
-	if err := s.SetDefault(cloudflare.Credentials{APIToken: fileTokenC, APIKey: "SECRETX"}); err == nil || strings.Contains(err.Error(), "SECRETX") {
+	if err := s.SetDefault(credentials.Cloudflare{APIToken: fileTokenC, APIKey: "SECRETX"}); err == nil || strings.Contains(err.Error(), "SECRETX") {
 		t.Fatalf("SetDefault(both modes) = %v", err)
 	}
-	if err := s.SetDefault(cloudflare.Credentials{APIToken: fileTokenC}); err != nil {
+	if err := s.SetDefault(credentials.Cloudflare{APIToken: fileTokenC}); err != nil {
 		t.Fatal(err)
 	}
 	d, ok := s.Lookup("")
@@ -131,7 +131,7 @@ func TestCredentialSetDefault(t *testing.T) {
 	if got := s.Names(); !slices.Equal(got, []string{"alice"}) {
 		t.Errorf("Names = %v: the default is not a name", got)
 	}
-	var none cloudflare.CredentialSet
+	var none credentials.Set
 	if none.Has("") || none.Has("alice") || none.Len() != 0 {
 		t.Error("the zero CredentialSet must be empty")
 	}
@@ -180,11 +180,11 @@ func TestCredentialsFileErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			path := writeCredFile(t, "creds.yaml", tc.content, 0o600)
-			s, err := cloudflare.LoadCredentialsFile(path)
+			s, err := credentials.LoadFile(path)
 			if err == nil {
 				t.Fatalf("loaded %v, want an error", s)
 			}
-			if !errors.Is(err, cloudflare.ErrCredentialsFile) {
+			if !errors.Is(err, credentials.ErrFile) {
 				t.Errorf("%v does not wrap ErrCredentialsFile", err)
 			}
 			want := "credentials file " + path + ": invalid credentials file: " + tc.want
@@ -205,14 +205,14 @@ func TestCredentialsFileErrors(t *testing.T) {
 func TestCredentialsFileAccess(t *testing.T) {
 	t.Parallel()
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
-	if _, err := cloudflare.LoadCredentialsFile(missing); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+	if _, err := credentials.LoadFile(missing); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := cloudflare.LoadCredentialsFile(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if _, err := credentials.LoadFile(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("directory: %v", err)
 	}
 	path := writeCredFile(t, "open.yaml", "alice: "+fileTokenA+"\n", 0o644)
-	s, err := cloudflare.LoadCredentialsFile(path)
+	s, err := credentials.LoadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestCredentialsFileAccess(t *testing.T) {
 		t.Errorf("Warnings = %q", s.Warnings)
 	}
 	group := writeCredFile(t, "group.yaml", "alice: "+fileTokenA+"\n", 0o440)
-	if s, err := cloudflare.LoadCredentialsFile(group); err != nil || len(s.Warnings) != 0 {
+	if s, err := credentials.LoadFile(group); err != nil || len(s.Warnings) != 0 {
 		t.Errorf("a group-readable file (a Secret volume with defaultMode 0440): %v, %q", err, s.Warnings)
 	}
 }
@@ -229,18 +229,18 @@ func TestCredentialsFileAccess(t *testing.T) {
 // credentials every way there is: no secret may appear, the names must.
 func TestCredentialSetRedacted(t *testing.T) {
 	t.Parallel()
-	s, err := cloudflare.ParseCredentials([]byte("alice: " + fileTokenA + "\nbob.ops: {email: " + fileEmailB + ", key: '" + fileKeyB + "'}\n"))
+	s, err := credentials.Parse([]byte("alice: " + fileTokenA + "\nbob.ops: {email: " + fileEmailB + ", key: '" + fileKeyB + "'}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetDefault(cloudflare.Credentials{APIToken: fileTokenC}); err != nil {
+	if err := s.SetDefault(credentials.Cloudflare{APIToken: fileTokenC}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := s.Lookup("alice")
 	b, _ := s.Lookup("bob.ops")
 	d, _ := s.Lookup("")
 	var out bytes.Buffer
-	for _, v := range []any{s, *s, a, b, d, &a, []cloudflare.NamedCredential{a, b}} {
+	for _, v := range []any{s, *s, a, b, d, &a, []credentials.Named{a, b}} {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 			fmt.Fprintf(&out, verb+"\n", v)
 		}

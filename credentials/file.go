@@ -1,4 +1,4 @@
-package cloudflare
+package credentials
 
 import (
 	"encoding/json"
@@ -16,13 +16,13 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 )
 
-// ErrCredentialsFile is wrapped by every error of LoadCredentialsFile about
+// ErrFile is wrapped by every error of LoadFile about
 // the file's content (not about opening it).
-var ErrCredentialsFile = errors.New("invalid credentials file")
+var ErrFile = errors.New("invalid credentials file")
 
-// MaxCredentialsFileBytes caps a credentials file: a name and a token take
+// MaxFileBytes caps a credentials file: a name and a token take
 // about a hundred bytes, so ten thousand credentials fit well within it.
-const MaxCredentialsFileBytes = 4 << 20
+const MaxFileBytes = 4 << 20
 
 // Fields of an entry of a credentials file.
 const (
@@ -41,20 +41,20 @@ var (
 	budgetKeyName = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 )
 
-// ValidCredentialName reports whether name can name a credential in a
+// ValidName reports whether name can name a credential in a
 // credentials file and in an input row: 1 to 64 letters, digits, '.', '_'
 // or '-'.
-func ValidCredentialName(name string) bool { return credentialName.MatchString(name) }
+func ValidName(name string) bool { return credentialName.MatchString(name) }
 
-// NamedCredential is one credential of a CredentialSet.
+// Named is one credential of a Set.
 //
-// Like Credentials, it never prints, logs or encodes a secret value.
-type NamedCredential struct {
+// Like Cloudflare, it never prints, logs or encodes a secret value.
+type Named struct {
 	// Name is what input rows give in their credential column; "" for the
 	// default credential (from the environment).
 	Name string
 	// Credentials authenticate the calls made for the rows that name it.
-	Credentials Credentials
+	Credentials Cloudflare
 	// APIRate is this credential's API budget, LIMIT/WINDOW as the
 	// --api-rate flag takes it ("1000/5m"); "": the process's --api-rate.
 	APIRate string
@@ -64,44 +64,31 @@ type NamedCredential struct {
 }
 
 // String names the credential and its mode, never a value.
-func (n NamedCredential) String() string {
+func (n Named) String() string {
 	name := n.Name
 	if name == "" {
 		name = "(default)"
 	}
-	return "cloudflare.NamedCredential{name: " + name + ", mode: " + credMode(n.Credentials) + "}"
+	return "credentials.Named{name: " + name + ", mode: " + n.Credentials.mode() + "}"
 }
 
 // GoString is String.
-func (n NamedCredential) GoString() string { return n.String() }
+func (n Named) GoString() string { return n.String() }
 
 // Format prints String for every verb.
-func (n NamedCredential) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, n.String()) }
+func (n Named) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, n.String()) }
 
 // LogValue logs the name, the mode and the budget settings.
-func (n NamedCredential) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("name", n.Name), slog.String("mode", credMode(n.Credentials)),
+func (n Named) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", n.Name), slog.String("mode", n.Credentials.mode()),
 		slog.String("api_rate", n.APIRate), slog.String("budget_key", n.BudgetKey))
-}
-
-// credMode names c's authentication mode without revealing any value.
-func credMode(c Credentials) string {
-	switch token, email, key := c.APIToken != "", c.Email != "", c.APIKey != ""; {
-	case token && !email && !key:
-		return "api_token"
-	case !token && email && key:
-		return "email_key"
-	case !token && !email && !key:
-		return "none"
-	}
-	return "invalid"
 }
 
 // Digest is Credentials.Digest: what a Redis key may use for this
 // credential.
-func (n NamedCredential) Digest() string { return n.Credentials.Digest() }
+func (n Named) Digest() string { return n.Credentials.Digest() }
 
-// CredentialSet holds the credentials a batch may use: an optional default
+// Set holds the credentials a batch may use: an optional default
 // (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY), used
 // by the rows that name none, and the named credentials of a credentials
 // file. Input rows, tasks and events carry names only; every process reads
@@ -109,7 +96,7 @@ func (n NamedCredential) Digest() string { return n.Credentials.Digest() }
 //
 // The zero value is an empty set without a default. It prints and logs its
 // names only.
-type CredentialSet struct {
+type Set struct {
 	// File is the credentials file the named credentials come from; "" when
 	// none was loaded.
 	File string
@@ -117,59 +104,59 @@ type CredentialSet struct {
 	// other users may read; the caller logs them. They hold no secret.
 	Warnings []string
 
-	// Pointers, so that even printing a CredentialSet value, whose
+	// Pointers, so that even printing a Set value, whose
 	// unexported fields fmt shows without their methods, shows addresses.
-	def    *NamedCredential
-	byName map[string]*NamedCredential
+	def    *Named
+	byName map[string]*Named
 	names  []string // sorted
 }
 
 // SetDefault makes c the credential of the rows that name none, after
 // checking it with Validate; a zero c (nothing set in the environment)
 // leaves the set without a default.
-func (s *CredentialSet) SetDefault(c Credentials) error {
-	if c == (Credentials{}) {
+func (s *Set) SetDefault(c Cloudflare) error {
+	if c == (Cloudflare{}) {
 		s.def = nil
 		return nil
 	}
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("default credential: %w", err)
 	}
-	s.def = &NamedCredential{Credentials: c}
+	s.def = &Named{Credentials: c}
 	return nil
 }
 
 // HasDefault reports whether the set has a default credential.
-func (s *CredentialSet) HasDefault() bool { return s != nil && s.def != nil }
+func (s *Set) HasDefault() bool { return s != nil && s.def != nil }
 
 // Lookup returns the credential called name; "" is the default. ok is
 // false when there is no such credential.
-func (s *CredentialSet) Lookup(name string) (NamedCredential, bool) {
+func (s *Set) Lookup(name string) (Named, bool) {
 	if s == nil {
-		return NamedCredential{}, false
+		return Named{}, false
 	}
 	if name == "" {
 		if s.def == nil {
-			return NamedCredential{}, false
+			return Named{}, false
 		}
 		return *s.def, true
 	}
 	c, ok := s.byName[name]
 	if !ok {
-		return NamedCredential{}, false
+		return Named{}, false
 	}
 	return *c, true
 }
 
 // Has reports whether Lookup(name) would find a credential.
-func (s *CredentialSet) Has(name string) bool {
+func (s *Set) Has(name string) bool {
 	_, ok := s.Lookup(name)
 	return ok
 }
 
 // Names returns the names of the named credentials, sorted (not the
 // default's ""). Names are not secrets: errors may list them.
-func (s *CredentialSet) Names() []string {
+func (s *Set) Names() []string {
 	if s == nil {
 		return nil
 	}
@@ -177,7 +164,7 @@ func (s *CredentialSet) Names() []string {
 }
 
 // Len is the number of named credentials.
-func (s *CredentialSet) Len() int {
+func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
@@ -185,24 +172,24 @@ func (s *CredentialSet) Len() int {
 }
 
 // String lists the names, never a value. The printing methods take a
-// value, so that a CredentialSet printed by value is covered too.
-func (s CredentialSet) String() string {
-	return fmt.Sprintf("cloudflare.CredentialSet{default: %t, names: [%s]}", s.def != nil, strings.Join(s.names, " "))
+// value, so that a Set printed by value is covered too.
+func (s Set) String() string {
+	return fmt.Sprintf("credentials.Set{default: %t, names: [%s]}", s.def != nil, strings.Join(s.names, " "))
 }
 
 // GoString is String.
-func (s CredentialSet) GoString() string { return s.String() }
+func (s Set) GoString() string { return s.String() }
 
 // Format prints String for every verb.
-func (s CredentialSet) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
+func (s Set) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, s.String()) }
 
 // LogValue logs the file, whether there is a default and the names.
-func (s CredentialSet) LogValue() slog.Value {
+func (s Set) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("file", s.File), slog.Bool("default", s.def != nil), slog.Any("names", slices.Clone(s.names)))
 }
 
 // MarshalJSON encodes what LogValue logs.
-func (s CredentialSet) MarshalJSON() ([]byte, error) {
+func (s Set) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		File    string   `json:"file"`
 		Default bool     `json:"default"`
@@ -210,7 +197,7 @@ func (s CredentialSet) MarshalJSON() ([]byte, error) {
 	}{s.File, s.def != nil, slices.Clone(s.names)})
 }
 
-// LoadCredentialsFile reads a credentials file: YAML, or JSON (which is
+// LoadFile reads a credentials file: YAML, or JSON (which is
 // YAML too), mapping each credential's name to either an API token or an
 // entry with these fields:
 //
@@ -233,7 +220,7 @@ func (s CredentialSet) MarshalJSON() ([]byte, error) {
 // (any permission bit for others) is loaded with a warning in Warnings:
 // a Kubernetes Secret volume is mounted 0644 unless told otherwise, and
 // refusing it would break the common setup for little gain.
-func LoadCredentialsFile(path string) (*CredentialSet, error) {
+func LoadFile(path string) (*Set, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("credentials file: %w", err)
@@ -244,16 +231,16 @@ func LoadCredentialsFile(path string) (*CredentialSet, error) {
 		return nil, fmt.Errorf("credentials file: %w", err)
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("credentials file %s: %w: is a directory", path, ErrCredentialsFile)
+		return nil, fmt.Errorf("credentials file %s: %w: is a directory", path, ErrFile)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxCredentialsFileBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("credentials file %s: %w", path, err)
 	}
-	if len(b) > MaxCredentialsFileBytes {
-		return nil, fmt.Errorf("credentials file %s: %w: larger than %d bytes", path, ErrCredentialsFile, MaxCredentialsFileBytes)
+	if len(b) > MaxFileBytes {
+		return nil, fmt.Errorf("credentials file %s: %w: larger than %d bytes", path, ErrFile, MaxFileBytes)
 	}
-	s, err := ParseCredentials(b)
+	s, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("credentials file %s: %w", path, err)
 	}
@@ -264,9 +251,9 @@ func LoadCredentialsFile(path string) (*CredentialSet, error) {
 	return s, nil
 }
 
-// ParseCredentials is LoadCredentialsFile for the content of a file.
-// Its errors wrap ErrCredentialsFile and name no file.
-func ParseCredentials(b []byte) (*CredentialSet, error) {
+// Parse is LoadFile for the content of a file.
+// Its errors wrap ErrFile and name no file.
+func Parse(b []byte) (*Set, error) {
 	var doc yaml.Node
 	ld, err := yaml.NewLoader(strings.NewReader(string(b)))
 	if err == nil {
@@ -274,46 +261,46 @@ func ParseCredentials(b []byte) (*CredentialSet, error) {
 	}
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("%w: empty: it names no credential", ErrCredentialsFile)
+		return nil, fmt.Errorf("%w: empty: it names no credential", ErrFile)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %s", ErrCredentialsFile, yamlReason(err))
+		return nil, fmt.Errorf("%w: %s", ErrFile, yamlReason(err))
 	}
 	var more yaml.Node
 	if err := ld.Load(&more); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: more than one YAML document (want one mapping of names to credentials)", ErrCredentialsFile)
+		return nil, fmt.Errorf("%w: more than one YAML document (want one mapping of names to credentials)", ErrFile)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			return nil, fmt.Errorf("%w: empty: it names no credential", ErrCredentialsFile)
+			return nil, fmt.Errorf("%w: empty: it names no credential", ErrFile)
 		}
 		root = root.Content[0]
 	}
 	root = deref(root)
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
-		return nil, fmt.Errorf("%w: empty: it names no credential", ErrCredentialsFile)
+		return nil, fmt.Errorf("%w: empty: it names no credential", ErrFile)
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%w: line %d: want a mapping of credential names to credentials, got %s", ErrCredentialsFile, root.Line, kindName(root))
+		return nil, fmt.Errorf("%w: line %d: want a mapping of credential names to credentials, got %s", ErrFile, root.Line, kindName(root))
 	}
 	if len(root.Content) == 0 {
-		return nil, fmt.Errorf("%w: it names no credential", ErrCredentialsFile)
+		return nil, fmt.Errorf("%w: it names no credential", ErrFile)
 	}
-	s := &CredentialSet{byName: make(map[string]*NamedCredential, len(root.Content)/2)}
+	s := &Set{byName: make(map[string]*Named, len(root.Content)/2)}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := deref(root.Content[i]), deref(root.Content[i+1])
-		if k.Kind != yaml.ScalarNode || !ValidCredentialName(k.Value) {
+		if k.Kind != yaml.ScalarNode || !ValidName(k.Value) {
 			// The name is not shown: what stands where a name should may be
 			// a pasted secret.
-			return nil, fmt.Errorf("%w: line %d: credential names are 1 to 64 letters, digits, '.', '_' or '-'", ErrCredentialsFile, k.Line)
+			return nil, fmt.Errorf("%w: line %d: credential names are 1 to 64 letters, digits, '.', '_' or '-'", ErrFile, k.Line)
 		}
 		name := k.Value
 		if _, dup := s.byName[name]; dup {
-			return nil, fmt.Errorf("%w: line %d: credential %s appears twice", ErrCredentialsFile, k.Line, name)
+			return nil, fmt.Errorf("%w: line %d: credential %s appears twice", ErrFile, k.Line, name)
 		}
 		c, err := parseEntry(name, v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrCredentialsFile, err)
+			return nil, fmt.Errorf("%w: %w", ErrFile, err)
 		}
 		s.byName[name] = &c
 		s.names = append(s.names, name)
@@ -323,14 +310,14 @@ func ParseCredentials(b []byte) (*CredentialSet, error) {
 }
 
 // parseEntry reads the credential called name.
-func parseEntry(name string, v *yaml.Node) (NamedCredential, error) {
-	c := NamedCredential{Name: name}
-	bad := func(n *yaml.Node, field, format string, args ...any) (NamedCredential, error) {
+func parseEntry(name string, v *yaml.Node) (Named, error) {
+	c := Named{Name: name}
+	bad := func(n *yaml.Node, field, format string, args ...any) (Named, error) {
 		where := fmt.Sprintf("line %d: credential %s", n.Line, name)
 		if field != "" {
 			where += ": " + field
 		}
-		return NamedCredential{}, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...))
+		return Named{}, fmt.Errorf("%s: %s", where, fmt.Sprintf(format, args...))
 	}
 	switch v.Kind {
 	case yaml.ScalarNode:
@@ -398,7 +385,7 @@ func parseEntry(name string, v *yaml.Node) (NamedCredential, error) {
 		return bad(v, credFieldToken, "missing: give a token, or email and key")
 	}
 	for _, f := range []struct{ field, v string }{{credFieldToken, cr.APIToken}, {credFieldEmail, cr.Email}, {credFieldKey, cr.APIKey}} {
-		if f.v != "" && hasControl(f.v, false) {
+		if f.v != "" && hasControl(f.v) {
 			return bad(v, f.field, "contains whitespace or control characters")
 		}
 	}
@@ -444,4 +431,42 @@ func yamlReason(err error) string {
 		return "invalid YAML or JSON: " + msg
 	}
 	return "invalid YAML or JSON"
+}
+
+// hasControl reports whether s holds a space or a control character.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+// NewSet returns a set of the named credentials given, checked as Parse
+// checks a file's entries (a valid and unique name, one authentication
+// mode, a valid api_rate and budget_key), without a default: SetDefault
+// gives it one. It is the set of a program that holds its credentials
+// elsewhere than in a file. Errors name the credential, never a value.
+func NewSet(named ...Named) (*Set, error) {
+	s := &Set{byName: make(map[string]*Named, len(named))}
+	for _, n := range named {
+		if !ValidName(n.Name) {
+			return nil, fmt.Errorf("%w: credential names are 1 to 64 letters, digits, '.', '_' or '-'", ErrInvalid)
+		}
+		if _, dup := s.byName[n.Name]; dup {
+			return nil, fmt.Errorf("%w: credential %s appears twice", ErrInvalid, n.Name)
+		}
+		if err := n.Credentials.Validate(); err != nil {
+			return nil, fmt.Errorf("credential %s: %w", n.Name, err)
+		}
+		if n.APIRate != "" {
+			if _, err := budget.ParseRate(n.APIRate); err != nil {
+				return nil, fmt.Errorf("%w: credential %s: %s: %w", ErrInvalid, n.Name, credFieldAPIRate, err)
+			}
+		}
+		if n.BudgetKey != "" && !budgetKeyName.MatchString(n.BudgetKey) {
+			return nil, fmt.Errorf("%w: credential %s: %s: use 1 to 64 letters, digits, '.', '_', ':' or '-'", ErrInvalid, n.Name, credFieldBudgetKey)
+		}
+		c := n
+		s.byName[n.Name] = &c
+		s.names = append(s.names, n.Name)
+	}
+	slices.Sort(s.names)
+	return s, nil
 }
