@@ -88,6 +88,9 @@ type Config struct {
 	// TenantsN is scenario g's number of destinations, of Tenants tenants.
 	// Default 2000 of 20 (quick 60 of 4).
 	TenantsN, Tenants int
+	// TenantsPollFirst is g's workers' --poll-first; zero: the worker's
+	// default.
+	TenantsPollFirst time.Duration
 	// RateLimit is the simulator's enforced limit in b, and the workers'
 	// --api-rate. Default 120/10s (quick 40/4s).
 	RateLimit budget.Rate
@@ -206,6 +209,7 @@ func Main(ctx context.Context, env Env, args []string) error {
 	fs.IntVar(&c.Workers, "workers", 3, "b, g: worker processes")
 	fs.IntVar(&c.TenantsN, "tenants-n", 0, "g: destinations (default 2000; quick 60)")
 	fs.IntVar(&c.Tenants, "tenants", 0, "g: tenants, each with its own token and --rate-limit (default 20; quick 4)")
+	fs.DurationVar(&c.TenantsPollFirst, "tenants-poll-first", 0, "g: the workers' --poll-first (default: the worker's)")
 	rate := fs.String("rate-limit", "", "b: the simulator's enforced limit and the workers' --api-rate, LIMIT/WINDOW (default 120/10s; quick 40/4s)")
 	fs.DurationVar(&c.Penalty, "penalty", 0, "b: once the limit is exceeded, every call gets 429 for this long (default: the rate's window)")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "b, c: the challenge file appears after this (default 1s; quick 200ms) ...")
@@ -254,7 +258,7 @@ func Run(ctx context.Context, env Env, c Config) (*Report, error) {
 		{"latency-n", int64(c.LatencyN)}, {"shared-n", int64(c.SharedN)}, {"shared-paths", int64(c.SharedPaths)}, {"budget-n", int64(c.BudgetN)}, {"workers", int64(c.Workers)},
 		{"tenants-n", int64(c.TenantsN)}, {"tenants", int64(c.Tenants)},
 		{"enqueue-n", int64(c.EnqueueN)}, {"penalty", int64(c.Penalty)}, {"naive-time", int64(c.NaiveTime)},
-		{"window", int64(c.Window)}} {
+		{"window", int64(c.Window)}, {"tenants-poll-first", int64(c.TenantsPollFirst)}} {
 		if f.v < 0 {
 			return nil, fmt.Errorf("-%s: must not be negative (0: the default)", f.name)
 		}

@@ -325,8 +325,8 @@ func (r *runner) rows() []Row {
 			fmt.Sprintf("%d; %s", f.Foreign, f2(f.Challenges)), "0", verdict(f.Foreign == 0))
 	}
 	if g := rep.Tenants; g != nil && c.has("g") {
-		add("g", fmt.Sprintf("tenants: %d destinations of %d tenants (one with half), %d worker processes, %s each (penalty %s), files after %s, validated",
-			g.N, g.Tenants, g.Workers, g.Rate, g.Penalty, g.Writes), fmt.Sprint(g.Validated), fmt.Sprint(g.N), verdict(g.Validated == int64(g.N)))
+		add("g", fmt.Sprintf("tenants: %d destinations of %d tenants (one with half), %d worker processes, %s each (penalty %s), files after %s, --poll-first %s, validated",
+			g.N, g.Tenants, g.Workers, g.Rate, g.Penalty, g.Writes, g.PollFirst), fmt.Sprint(g.Validated), fmt.Sprint(g.N), verdict(g.Validated == int64(g.N)))
 		add("g", "makespan / bound (the slowest tenant's 2N/rate + the longest file delay)",
 			fmt.Sprintf("%s (%.1f s / %.1f s)", f2(g.Ratio), g.Makespan, g.Bound), "<= 1.10", verdict(g.Ratio <= 1.1))
 		add("g", "429 answers, all tenants", fmt.Sprint(g.RateLimited), "0", verdict(g.RateLimited == 0))

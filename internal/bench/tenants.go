@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // Tenants is scenario g: many Cloudflare users in one fleet, each with its
@@ -24,6 +26,9 @@ type Tenants struct {
 	Rate    string `json:"rate_per_tenant"`
 	Penalty string `json:"penalty"`
 	Writes  string `json:"writes"`
+	// PollFirst is the workers' --poll-first, the first look for a file
+	// until 8 files were seen.
+	PollFirst string `json:"poll_first"`
 	// Validated counts the batch's validated destinations.
 	Validated int64 `json:"validated"`
 	// Makespan runs from the enqueue to the last outcome; Bound is the
@@ -92,8 +97,13 @@ func (r *runner) tenantsRun(ctx context.Context) error {
 			ch.stop()
 		}
 	}()
+	extra := []string{"--credentials", credFile}
+	if c.TenantsPollFirst > 0 {
+		extra = append(extra, "--poll-first", c.TenantsPollFirst.String())
+	}
+	g.PollFirst = cmp.Or(c.TenantsPollFirst, worker.PollFirstDefault).String()
 	for range c.Workers {
-		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency, "--credentials", credFile)
+		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency, extra...)
 		if err != nil {
 			return err
 		}
