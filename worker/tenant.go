@@ -199,7 +199,7 @@ func PausedCredentials(ctx context.Context, rdb redis.UniversalClient) (map[stri
 // count of authentication failures, emits a credential_resumed event when
 // it was paused, and wakes its parked rows. It reports whether the
 // credential was paused.
-func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, store *ledger.Store, name string) (bool, error) {
+func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, name string) (bool, error) {
 	n, err := rdb.HDel(ctx, PausedCredentialsKey, name).Result()
 	if err != nil {
 		return false, fmt.Errorf("resume credential %s: %w", name, err)
@@ -211,8 +211,8 @@ func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, store *led
 	if err := rdb.Del(ctx, authKey(plain)).Err(); err != nil {
 		return false, fmt.Errorf("resume credential %s: %w", name, err)
 	}
-	if n > 0 && store != nil {
-		if err := store.Emit(ctx, events.Event{Event: events.CredentialResumed, Credential: name, Time: time.Now().UTC()}); err != nil {
+	if n > 0 {
+		if err := ledger.NewStore(rdb, ledger.Config{}).Emit(ctx, events.Event{Event: events.CredentialResumed, Credential: name, Time: time.Now().UTC()}); err != nil {
 			return true, err
 		}
 	}

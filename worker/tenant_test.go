@@ -220,7 +220,7 @@ func TestCredentialAuthPause(t *testing.T) {
 	if strings.Join(kinds, " ") != "credential_paused:alice" {
 		t.Errorf("events = %v, want one credential_paused for alice and no failure", kinds)
 	}
-	was, err := worker.ResumeCredential(ctx, rdb, store, "alice")
+	was, err := worker.ResumeCredential(ctx, rdb, "alice")
 	if err != nil || !was {
 		t.Fatalf("ResumeCredential = %v, %v", was, err)
 	}

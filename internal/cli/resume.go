@@ -53,7 +53,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	}
 	released := 0
 	for _, n := range names {
-		was, err := worker.ResumeCredential(ctx, rdb, store, n)
+		was, err := worker.ResumeCredential(ctx, rdb, n)
 		if err != nil {
 			return err
 		}
