@@ -47,8 +47,8 @@ type simOptions struct {
 
 // tokenStats is one token's share of the calls (AnyToken).
 type tokenStats struct {
-	limited   int
-	lastValid time.Time
+	limited                   int
+	firstChallenge, lastValid time.Time
 }
 
 // track is one destination_conf's timeline (one shared path).
@@ -216,6 +216,8 @@ func (h *simHarness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			ts.limited++
 		case validate && sw.status == http.StatusOK:
 			ts.lastValid = arrival
+		case challenge && sw.status == http.StatusOK && ts.firstChallenge.IsZero():
+			ts.firstChallenge = arrival
 		}
 	}
 	if h.tracking && sw.status == http.StatusOK && (validate || challenge) {

@@ -55,8 +55,10 @@ type Tenant struct {
 	// tenant's own limit) plus the longest file delay, which the last
 	// destination waits for after its challenge.
 	Bound float64 `json:"bound_seconds"`
-	// Done is when its last destination validated, from the enqueue.
+	// Done is when its last destination validated, from the enqueue;
+	// First when its first challenge arrived.
 	Done        float64 `json:"done_seconds"`
+	First       float64 `json:"first_challenge_seconds"`
 	Ratio       float64 `json:"done_over_bound"`
 	RateLimited int     `json:"rate_limited_429"`
 }
@@ -128,6 +130,9 @@ func (r *runner) tenantsRun(ctx context.Context) error {
 			t.RateLimited = tt.limited
 			if !tt.lastValid.IsZero() {
 				t.Done = tt.lastValid.Sub(start).Seconds()
+			}
+			if !tt.firstChallenge.IsZero() {
+				t.First = tt.firstChallenge.Sub(start).Seconds()
 			}
 		}
 		if t.Done == 0 {
