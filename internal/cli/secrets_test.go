@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
@@ -170,7 +168,7 @@ func TestCredentialsFileSecretsNeverLeak(t *testing.T) {
 		t.Fatalf("enqueue = %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	out.WriteString(stdout + stderr)
-	queued := dumpRedis(t, rdb)
+	queued := testutil.DumpRedis(t, rdb)
 	if !strings.Contains(queued, `"credential":"alice"`) || !strings.Contains(queued, `"credential":"carol"`) {
 		t.Fatalf("the waiting tasks do not name their credentials:\n%s", queued)
 	}
@@ -193,7 +191,7 @@ func TestCredentialsFileSecretsNeverLeak(t *testing.T) {
 		}
 		out.Write(b)
 	}
-	out.WriteString(dumpRedis(t, rdb))
+	out.WriteString(testutil.DumpRedis(t, rdb))
 	text := out.String()
 	if !strings.Contains(text, `"event":"validated"`) {
 		t.Fatalf("no validated destination in the capture: the test would prove nothing\n%s", text)
@@ -204,34 +202,4 @@ func TestCredentialsFileSecretsNeverLeak(t *testing.T) {
 		}
 	}
 	t.Logf("checked %d bytes of output, log, journal, report and Redis against %d secrets", len(text), len(secrets))
-}
-
-// dumpRedis prints every key of rdb's database with its value.
-func dumpRedis(t *testing.T, rdb *redis.Client) string {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, k := range keys {
-		var v any
-		switch typ, _ := rdb.Type(ctx, k).Result(); typ {
-		case "string":
-			v, _ = rdb.Get(ctx, k).Result()
-		case "hash":
-			v, _ = rdb.HGetAll(ctx, k).Result()
-		case "list":
-			v, _ = rdb.LRange(ctx, k, 0, -1).Result()
-		case "set":
-			v, _ = rdb.SMembers(ctx, k).Result()
-		case "zset":
-			v, _ = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-		case "stream":
-			v, _ = rdb.XRange(ctx, k, "-", "+").Result()
-		}
-		fmt.Fprintf(&b, "%s %v\n", k, v)
-	}
-	return b.String()
 }

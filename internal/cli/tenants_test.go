@@ -178,7 +178,7 @@ func TestMixedTenants(t *testing.T) {
 		t.Errorf("bob still paused after resume: %v", p)
 	}
 
-	text := logs.String() + dumpRedis(t, rdb) + string(metricsText)
+	text := logs.String() + testutil.DumpRedis(t, rdb) + string(metricsText)
 	for _, s := range []string{tenantTokenAlice, tenantTokenBob, tenantTokenCarol, tenantTokenEnv} {
 		if i := strings.Index(text, s); i >= 0 {
 			t.Errorf("token leaked: ...%s...", text[max(0, i-200):min(len(text), i+len(s)+50)])
