@@ -295,7 +295,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
-	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]budgetOf{}}
+	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]Budget{}}
 	def, named, err := tb.build()
 	if err != nil {
 		return nil, err
@@ -414,19 +414,22 @@ func (e *RateConflictError) Error() string {
 // settleRate is the budget of cfg settled with the rate stored in Redis;
 // ok is false for no budget (APIRate "0").
 func settleRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, log *slog.Logger) (budget.Config, bool, error) {
-	mode := map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[cfg.APIRateClaim]
-	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Digest: cfg.Credentials.Digest(), Mode: mode}, log)
+	bcfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cfg.APIRate, Key: cfg.BudgetKey, Digest: cfg.Credentials.Digest(), Mode: cfg.APIRateClaim.mode()}, log)
 	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
 		return bcfg, ok, &RateConflictError{Shared: ce.Shared.String(), Wanted: ce.Wanted.String()}
 	}
 	return bcfg, ok, err
 }
 
-// budgetOf is a budget built for one budget key, with the rate it was
-// built at.
-type budgetOf struct {
-	b    Budget
-	rate string
+// mode is the budget's claim mode of c.
+func (c RateClaim) mode() budget.ClaimMode {
+	switch c {
+	case RateRequire:
+		return budget.Require
+	case RateOverride:
+		return budget.Override
+	}
+	return budget.Adopt
 }
 
 // tenantBuilder builds the tenants of a Config: a client, a budget (one
@@ -439,7 +442,7 @@ type tenantBuilder struct {
 	metrics *metrics.Metrics
 	insp    *asynq.Inspector
 	store   *ledger.Store
-	budgets map[string]budgetOf
+	budgets map[string]Budget // by budget key
 	hc      *http.Client
 }
 
@@ -506,7 +509,7 @@ func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
 		}
 	}
 	claim := budget.Claim{Rate: rate, Key: n.BudgetKey, Digest: n.Digest(),
-		Mode: map[RateClaim]budget.ClaimMode{RateAdopt: budget.Adopt, RateRequire: budget.Require, RateOverride: budget.Override}[mode]}
+		Mode: mode.mode()}
 	bc, ok, err := budget.Settle(tb.ctx, tb.rdb, claim, cfg.Logger.With("credential", n.Name))
 	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
 		return nil, fmt.Errorf("api_rate %s differs from %s, the rate shared in Redis by every process of its budget: make them agree in the credentials file, or run with the rate override", ce.Wanted, ce.Shared)
@@ -526,14 +529,14 @@ func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
 // budget is the budget of bc's key, built once per key.
 func (tb *tenantBuilder) budget(bc budget.Config) (Budget, error) {
 	if b, ok := tb.budgets[bc.Key]; ok {
-		return b.b, nil
+		return b, nil
 	}
 	bc.MaxWait = BudgetMaxWaitDefault
 	b, err := budget.New(tb.rdb, bc)
 	if err != nil {
 		return nil, err
 	}
-	tb.budgets[bc.Key] = budgetOf{b: b, rate: bc.Rate.String()}
+	tb.budgets[bc.Key] = b
 	return b, nil
 }
 
