@@ -7,14 +7,36 @@ import (
 	"time"
 )
 
-// Task type names and the queue. They are wire names: users build dashboards
-// and scripts on them, so they never change.
+// Task type names and the queues. They are wire names: users build
+// dashboards and scripts on them, so they never change.
+//
+// Challenges, the start of a destination, go to Queue; every later stage
+// of a destination already started (its polls, its validation, its job) to
+// FollowUpQueue, which workers serve first (strict priority). One FIFO for
+// both made a due poll wait behind every challenge queued before it: with
+// many credentials, each pacer's lead of challenges adds up to hundreds,
+// waiting for their own budgets, and a tenant with ten rows finished half
+// again later than its own limit allows.
 const (
 	TypeChallenge = "logpush:challenge"
 	TypePoll      = "logpush:poll"
 	TypeValidate  = "logpush:validate"
 	Queue         = "logpush"
+	FollowUpQueue = "logpush_followup"
 )
+
+// Queues are the workers' queues, served in this order: FollowUpQueue
+// first.
+func Queues() []string { return []string{FollowUpQueue, Queue} }
+
+// QueueOf is the queue of tasks of type typ: Queue for a challenge,
+// FollowUpQueue for the rest.
+func QueueOf(typ string) string {
+	if typ == TypeChallenge {
+		return Queue
+	}
+	return FollowUpQueue
+}
 
 // Dest identifies one destination of one batch, as every payload carries it.
 // DestinationConf is the raw conf, sent byte-identical to Cloudflare.
@@ -95,10 +117,3 @@ func taskIDHash(stage string, d Dest, hash string) string {
 
 // ChallengeTaskID is the TaskID of d's challenge task, to wake it.
 func ChallengeTaskID(d Dest) string { return taskID("ch", d) }
-
-// TaskIDsForHash are the IDs of the stages of the destination with
-// hash in d's batch, generation and round, for finding its tasks when only
-// its hash is known.
-func TaskIDsForHash(d Dest, hash string) []string {
-	return []string{taskIDHash("ch", d, hash), taskIDHash("po", d, hash), taskIDHash("va", d, hash), taskIDHash("jo", d, hash)}
-}

@@ -50,7 +50,7 @@ func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Durat
 	}
 	o = o.WithDefaults()
 	opts := []asynq.Option{
-		asynq.Queue(Queue),
+		asynq.Queue(QueueOf(typ)),
 		asynq.TaskID(taskID(stage, d)),
 		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(o.Timeout),

@@ -124,13 +124,15 @@ func (g *AuthGuard) Success(ctx context.Context) {
 	g.rdb.Del(ctx, g.key)
 }
 
-// PauseQueue is the pause of the workers' guard: it pauses the logpush
-// queue through insp (a queue paused already is fine) and emits a
+// pauseQueue is the pause of the workers' guard: it pauses the logpush
+// queues through insp (a queue paused already is fine) and emits a
 // queue_paused event with the reason into store.
 func pauseQueue(insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
 	return func(ctx context.Context, reason string) error {
-		if err := insp.PauseQueue(tasks.Queue); err != nil && !strings.Contains(err.Error(), "already paused") {
-			return err
+		for _, q := range tasks.Queues() {
+			if err := insp.PauseQueue(q); err != nil && !strings.Contains(err.Error(), "already paused") {
+				return err
+			}
 		}
 		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
 	}

@@ -58,14 +58,16 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 	return c
 }
 
-// NewServer returns an asynq server for the logpush queue with the
-// handlers' retry policy. Start it with Start(mux) and stop it with
+// NewServer returns an asynq server for the logpush queues with the
+// handlers' retry policy: the follow-up queue first (strict priority), so
+// that a destination under way never waits behind challenges. Start it with Start(mux) and stop it with
 // Shutdown.
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 	cfg = cfg.WithDefaults()
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
-		Queues:                   map[string]int{tasks.Queue: 1},
+		Queues:                   queuePriorities(),
+		StrictPriority:           true,
 		RetryDelayFunc:           cfg.Backoff.RetryDelayFunc(),
 		IsFailure:                IsFailure,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
@@ -74,6 +76,16 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 		Logger:                   AsynqLogger(cfg.Logger.With("component", "asynq")),
 		LogLevel:                 asynq.WarnLevel,
 	})
+}
+
+// queuePriorities gives tasks.Queues descending priorities, in their order.
+func queuePriorities() map[string]int {
+	qs := tasks.Queues()
+	m := make(map[string]int, len(qs))
+	for i, q := range qs {
+		m[q] = len(qs) - i
+	}
+	return m
 }
 
 // AsynqLogger adapts l to asynq's Logger.

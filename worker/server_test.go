@@ -3,7 +3,10 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,17 +83,156 @@ func TestRetriesExhaustedFail(t *testing.T) {
 	if evs[0].Event != events.Failed || evs[0].Error.HTTPStatus != 502 || evs[0].Attempts.Challenge != 3 {
 		t.Fatalf("event = %+v, want failed after 3 attempts", evs[0])
 	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
+	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
+		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
+	})
+}
+
+// waitQueues waits up to 10 s until done holds for every logpush queue
+// (a queue that never held a task holds none), and fails with what.
+func waitQueues(t *testing.T, insp *asynq.Inspector, what string, done func(*asynq.QueueInfo) bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		info, err := insp.GetQueueInfo(tasks.Queue)
-		if err == nil && info.Size == 0 && info.Archived == 0 && info.Completed == 0 {
-			break
+		var left []string
+		qs, err := insp.Queues()
+		for _, q := range tasks.Queues() {
+			if err != nil || !slices.Contains(qs, q) {
+				continue
+			}
+			if info, ierr := insp.GetQueueInfo(q); ierr != nil || !done(info) {
+				left = append(left, fmt.Sprintf("%s: %+v, %v", q, info, ierr))
+			}
+		}
+		if err == nil && len(left) == 0 {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a task is left: %+v, %v", info, err)
+			t.Fatalf("%s: %v %v", what, left, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFollowUpsBeforeChallenges: a destination under way (its poll) runs
+// before challenges that were queued before it, and the tasks of a
+// destination go to the queues tasks.QueueOf names.
+func TestFollowUpsBeforeChallenges(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	b := setup(t)
+	var ids []string
+	for i := range 5 {
+		d := b.dest
+		d.ScopeID = fmt.Sprintf("023e105f4ecef8ad9ca31a8372d0c35%d", i)
+		task, err := tasks.NewChallengeTask(d, tasks.Options{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := client.Enqueue(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Queue != tasks.Queue {
+			t.Fatalf("challenge in queue %q, want %q", info.Queue, tasks.Queue)
+		}
+		ids = append(ids, info.ID)
+	}
+	poll, err := tasks.NewPollTask(tasks.PollPayload{Dest: b.dest}, tasks.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := client.Enqueue(poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Queue != tasks.FollowUpQueue {
+		t.Fatalf("poll in queue %q, want %q", info.Queue, tasks.FollowUpQueue)
+	}
+	var mu sync.Mutex
+	var order []string
+	all := make(chan struct{})
+	record := func(_ context.Context, task *asynq.Task) error {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, task.Type())
+		if len(order) == 6 {
+			close(all)
+		}
+		return nil
+	}
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeChallenge, record)
+	mux.HandleFunc(tasks.TypePoll, record)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 1})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	select {
+	case <-all:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the six tasks did not all run")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if order[0] != tasks.TypePoll {
+		t.Fatalf("order = %v: the poll ran behind challenges queued before it", order)
+	}
+}
+
+// TestPauseBothQueues: the guard's pause stops both queues, the follow-up
+// queue even before any task went into it, and UnpauseQueues (resume)
+// releases both.
+func TestPauseBothQueues(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	ctx := context.Background()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	b := setup(t)
+	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	store := ledger.NewStore(rdb, ledger.Config{})
+	if err := worker.PauseQueue(insp, store)(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.PauseQueue(insp, store)(ctx, "again"); err != nil {
+		t.Fatalf("a second pause: %v", err)
+	}
+	if p, err := worker.QueuePaused(insp); err != nil || !p {
+		t.Fatalf("QueuePaused = %v, %v; want true", p, err)
+	}
+	// The follow-up queue is paused before its first task.
+	poll, err := tasks.NewPollTask(tasks.PollPayload{Dest: b.dest}, tasks.Options{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(poll); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range tasks.Queues() {
+		if info, err := insp.GetQueueInfo(q); err != nil || !info.Paused {
+			t.Fatalf("queue %s: %+v, %v; want paused", q, info, err)
+		}
+	}
+	resumed, err := worker.UnpauseQueues(insp)
+	if err != nil || !slices.Equal(resumed, tasks.Queues()) {
+		t.Fatalf("UnpauseQueues = %v, %v; want %v", resumed, err, tasks.Queues())
+	}
+	if p, err := worker.QueuePaused(insp); err != nil || p {
+		t.Fatalf("QueuePaused after resume = %v, %v", p, err)
+	}
+	if resumed, err := worker.UnpauseQueues(insp); err != nil || len(resumed) != 0 {
+		t.Fatalf("UnpauseQueues of queues not paused = %v, %v; want none", resumed, err)
 	}
 }
 
@@ -220,14 +362,9 @@ func TestFailedTasksLeaveNoSecrets(t *testing.T) {
 			t.Fatalf("destination %d: event %+v, want failed", i, evs[i])
 		}
 	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	deadline := time.Now().Add(10 * time.Second)
-	for info, err := insp.GetQueueInfo(tasks.Queue); err != nil || info.Pending+info.Active+info.Scheduled+info.Retry > 0; info, err = insp.GetQueueInfo(tasks.Queue) {
-		if time.Now().After(deadline) {
-			t.Fatalf("tasks still running: %+v, %v", info, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "tasks still running", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Scheduled+info.Retry == 0
+	})
 	dump := testutil.DumpRedis(t, rdb)
 	if !strings.Contains(dump, `"event":"failed"`) {
 		t.Fatalf("the dump lacks the failed events: the scan would prove nothing\n%s", dump)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -372,7 +373,7 @@ func (w *Worker) Handler() http.Handler {
 			http.Error(rw, "redis unreachable", http.StatusServiceUnavailable)
 			return
 		case paused:
-			http.Error(rw, "queue "+tasks.Queue+" is paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
+			http.Error(rw, "the logpush queues are paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(rw, "ready")
@@ -380,23 +381,46 @@ func (w *Worker) Handler() http.Handler {
 	return mux
 }
 
-// QueuePaused reports whether the logpush queue is paused. A queue that
-// does not exist yet (nothing was ever enqueued on this Redis) is not:
-// asynq answers GetQueueInfo for it with an error that is not
-// ErrQueueNotFound, so look it up in the list of queues first.
+// QueuePaused reports whether any of the logpush queues (tasks.Queues) is
+// paused. A queue that does not exist yet (nothing was ever enqueued into
+// it on this Redis) is not: asynq answers GetQueueInfo for it with an
+// error that is not ErrQueueNotFound, so look it up in the list of queues
+// first.
 func QueuePaused(insp *asynq.Inspector) (bool, error) {
 	qs, err := insp.Queues()
 	if err != nil {
 		return false, err
 	}
-	if !slices.Contains(qs, tasks.Queue) {
-		return false, nil
+	for _, q := range tasks.Queues() {
+		if !slices.Contains(qs, q) {
+			continue
+		}
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			return false, err
+		}
+		if info.Paused {
+			return true, nil
+		}
 	}
-	info, err := insp.GetQueueInfo(tasks.Queue)
-	if err != nil {
-		return false, err
+	return false, nil
+}
+
+// UnpauseQueues unpauses every logpush queue that is paused, whether or
+// not a task was ever enqueued into it (a pause sets a queue's flag before
+// its first task), and returns those it unpaused.
+func UnpauseQueues(insp *asynq.Inspector) ([]string, error) {
+	var resumed []string
+	for _, q := range tasks.Queues() {
+		err := insp.UnpauseQueue(q)
+		switch {
+		case err == nil:
+			resumed = append(resumed, q)
+		case !strings.Contains(err.Error(), "not paused"):
+			return resumed, fmt.Errorf("resume queue %s: %w", q, err)
+		}
 	}
-	return info.Paused, nil
+	return resumed, nil
 }
 
 // RateConflictError is New's error when Config.APIRate differs from the

@@ -102,7 +102,7 @@ func TestOperatorCommands(t *testing.T) {
 	if code, _, stderr := run(t, "", "events", "--redis", url, "--batch", "nope"); code != 1 || !strings.Contains(stderr, "no such batch") {
 		t.Errorf("events --batch nope = %d: %s", code, stderr)
 	}
-	if code, out, _ := run(t, "", "resume", "--redis", url); code != 0 || !strings.Contains(out, "was not paused") {
+	if code, out, _ := run(t, "", "resume", "--redis", url); code != 0 || !strings.Contains(out, "were not paused") {
 		t.Errorf("resume of a queue not paused = %d: %s", code, out)
 	}
 	// Enqueueing the file again: one line for the repeated rows; flags may

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -29,11 +30,6 @@ func runResume(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	paused, err := worker.QueuePaused(insp)
-	if err != nil {
-		return err
-	}
 	if err := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, 0, nil).Reset(ctx); err != nil {
 		return err
 	}
@@ -64,18 +60,19 @@ func runResume(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "credential %s was not paused\n", n)
 		}
 	}
-	if !paused {
+	resumed, err := worker.UnpauseQueues(asynq.NewInspectorFromRedisClient(rdb))
+	if err != nil {
+		return err
+	}
+	if len(resumed) == 0 {
 		if released == 0 && *only == "" {
-			fmt.Fprintf(env.Stdout, "queue %s was not paused: nothing to resume\n", tasks.Queue)
+			fmt.Fprintf(env.Stdout, "queues %s were not paused: nothing to resume\n", strings.Join(tasks.Queues(), ", "))
 		}
 		return nil
-	}
-	if err := insp.UnpauseQueue(tasks.Queue); err != nil {
-		return fmt.Errorf("resume queue %s: %w", tasks.Queue, err)
 	}
 	if err := store.Emit(ctx, events.Event{Event: events.QueueResumed, Time: time.Now().UTC()}); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "queue %s resumed\n", tasks.Queue)
+	fmt.Fprintf(env.Stdout, "queues %s resumed\n", strings.Join(resumed, ", "))
 	return nil
 }

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -26,10 +26,11 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .paused{color:#b00;font-weight:bold}.err{color:#b00}
 </style></head><body>
 <h1>logpush-onboard</h1>
-<h2>Queue {{.Queue}}{{if .Paused}} <span class="paused">PAUSED</span>{{end}}</h2>
-{{if .QueueErr}}<p class="err">{{.QueueErr}}</p>{{else}}
-<table><tr><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>archived</th><th>completed</th><th>processed today</th><th>failed today</th><th>latency</th></tr>
-<tr><td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Info.Retry}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td></tr></table>{{end}}
+<h2>Queues</h2>
+<table><tr><th class="l">queue</th><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>archived</th><th>completed</th><th>processed today</th><th>failed today</th><th>latency</th></tr>
+{{range .Queues}}<tr><td class="l">{{.Name}}{{if .Paused}} <span class="paused">PAUSED</span>{{end}}</td>{{if .Err}}<td class="l err" colspan="9">{{.Err}}</td>{{else}}
+<td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Info.Retry}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td>{{end}}</tr>
+{{end}}</table>
 <h2>Batches</h2>
 <table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>awaiting token</th><th>waiting for a busy path</th><th>in flight</th></tr>
 {{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
@@ -60,6 +61,14 @@ type uiBatch struct {
 	InFlight int64
 }
 
+// uiQueue is one queue's row on the page.
+type uiQueue struct {
+	Name   string
+	Paused bool
+	Info   *asynq.QueueInfo
+	Err    string
+}
+
 // Count is the batch's count of state s, for the template.
 func (b uiBatch) Count(s string) int64 { return b.Counts[events.State(s)] }
 
@@ -70,23 +79,31 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector) http.HandlerFunc {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		data := struct {
-			Queue      string
-			Paused     bool
-			Info       *asynq.QueueInfo
-			QueueErr   string
+			Queues     []uiQueue
 			Batches    []uiBatch
 			LastErrors []uiLastError
 			Failures   []events.Event
 			Now        time.Time
-		}{Queue: tasks.Queue, Now: time.Now()}
-		info, err := insp.GetQueueInfo(tasks.Queue)
-		switch {
-		case errors.Is(err, asynq.ErrQueueNotFound):
-			data.QueueErr = "no task was ever enqueued"
-		case err != nil:
-			data.QueueErr = "queue unavailable: redis unreachable"
-		default:
-			data.Info, data.Paused = info, info.Paused
+		}{Now: time.Now()}
+		// asynq answers GetQueueInfo for a queue that never held a task
+		// with an error that is not ErrQueueNotFound: list them first.
+		known, qerr := insp.Queues()
+		for _, q := range tasks.Queues() {
+			uq := uiQueue{Name: q}
+			var info *asynq.QueueInfo
+			err := qerr
+			if err == nil && slices.Contains(known, q) {
+				info, err = insp.GetQueueInfo(q)
+			}
+			switch {
+			case err != nil:
+				uq.Err = "queue unavailable: redis unreachable"
+			case info == nil:
+				uq.Err = "no task was ever enqueued"
+			default:
+				uq.Info, uq.Paused = info, info.Paused
+			}
+			data.Queues = append(data.Queues, uq)
 		}
 		ids, err := store.Batches(ctx, 20)
 		if err != nil {

@@ -61,10 +61,14 @@ func TestWebUI(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	page := string(body)
-	for _, want := range []string{res.BatchID, "Recent failures", "100%", "5/5", "not a directory"} {
+	for _, want := range []string{res.BatchID, "Recent failures", "100%", "5/5", "not a directory",
+		`<td class="l">logpush</td>`, `<td class="l">logpush_followup</td>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("/ui lacks %q", want)
 		}
+	}
+	if strings.Contains(page, "unavailable") || strings.Contains(page, "never enqueued") {
+		t.Errorf("/ui shows a queue without its figures")
 	}
 	if t.Failed() {
 		t.Fatalf("page:\n%s", page)
