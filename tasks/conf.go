@@ -3,7 +3,6 @@ package tasks
 import (
 	"errors"
 	"fmt"
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 )
 
