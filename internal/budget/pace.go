@@ -10,17 +10,17 @@ import (
 )
 
 // Pacer schedules challenges at the pace a budget allows. Without it a
-// producer puts a whole batch in the queue at once; the queue is FIFO, so
-// every destination's poll waits behind every challenge of the batch, and at
-// 1200 calls per 5 minutes a batch of 10,000 validates its first destination
-// after more than an hour. Paced, a challenge becomes due every Interval,
+// producer puts a whole batch in the queue at once, and at 1200 calls per 5
+// minutes the budget spends the first hour on challenges alone: a batch of
+// 10,000 validates its first destination after more than an hour (polls run
+// first, from the follow-up queue, but every validation waits for the
+// budget behind the challenges). Paced, a challenge becomes due every Interval,
 // polls and validations of earlier destinations run in between, and
 // destinations finish steadily from the start. The budget stays the limit:
 // Interval is two calls at the full rate, a little faster than the budget's
 // steady rate, and an idle pacer lets the first Lead of challenges go at
 // once, so that the budget has challenges to serve while the last files are
 // being written (without it the batch ends with a tail of one write delay).
-// Polls wait behind at most about Lead of challenges.
 type Pacer struct {
 	rdb      redis.UniversalClient
 	key      string
