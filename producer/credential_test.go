@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -68,6 +69,18 @@ func TestCredentialColumn(t *testing.T) {
 	}
 	if got[2] != "alice" || got[3] != "" {
 		t.Errorf("credentials in the tasks = %v, want line 2 alice, line 3 the default", got)
+	}
+	// The ledger records the name too, for submit-token.
+	store := ledger.NewStore(rdb, ledger.Config{})
+	for _, ti := range pending {
+		var cp tasks.ChallengePayload
+		if err := tasks.Decode(asynq.NewTask(ti.Type, ti.Payload), &cp); err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Get(context.Background(), ledger.Key{Batch: res.BatchID, Hash: cp.Hash()})
+		if err != nil || st.Credential != got[cp.Line] {
+			t.Errorf("line %d: ledger credential %q, %v; want %q", cp.Line, st.Credential, err, got[cp.Line])
+		}
 	}
 
 	// retry rebuilds tasks from the rows: the name comes along.

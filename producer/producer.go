@@ -630,7 +630,7 @@ func (p *Producer) enqueueTasks(ctx context.Context, slots []slot, work []int, n
 func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
 	row := s.it.row
 	s.meta = ledger.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
-		Type: row.Conf.Type, EnqueuedAt: now}
+		Type: row.Conf.Type, EnqueuedAt: now, Credential: row.Credential}
 	var task *asynq.Task
 	var err error
 	switch {

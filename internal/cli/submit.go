@@ -31,7 +31,8 @@ type submission struct {
 	// part of the destination's identity, and created after validation.
 	job *tasks.JobSpec
 	// credential names the row's credential (its credential column), whose
-	// client validates the token; "": the default.
+	// client validates the token; "": the one the batch recorded for the
+	// destination (the default credential when it recorded none).
 	credential string
 }
 
@@ -46,7 +47,7 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	conf := fs.String("destination-conf", "", "single destination: its destination_conf, exactly as in the input")
 	token := fs.String("token", "-", "single destination: the ownership token, or - to read it from standard input")
 	wait := fs.Duration("wait", time.Minute, "wait this long for the workers' verdict on the tokens (0: do not wait)")
-	credential := fs.String("credential", "", "single destination: the name of its credential, as in the input's credential column (a --file gives it in a credential column)")
+	credential := fs.String("credential", "", "single destination: the name of its credential, as in the input's credential column (a --file gives it in a credential column); default: the one the batch recorded at enqueue")
 	var cf credentialsFlag
 	cf.register(fs, env)
 	fs.Usage = func() {
@@ -187,6 +188,14 @@ func submit(ctx context.Context, store *ledger.Store, client *asynq.Client, batc
 	}
 	if st.State != events.AwaitingToken {
 		return 0, fmt.Errorf("destination is %s, not awaiting a token", st.State)
+	}
+	// The ledger knows the row's credential (a batch enqueued before it
+	// recorded them does not: then the operator's name stands).
+	switch {
+	case s.credential == "":
+		d.Credential = st.Credential
+	case st.Credential != "" && st.Credential != s.credential:
+		return 0, fmt.Errorf("credential: the destination was enqueued under credential %q, not %q (leave the credential out: the batch knows it)", st.Credential, s.credential)
 	}
 	d.Gen, d.Round, d.EnqueuedAt = st.Gen, st.Round, st.EnqueuedAt
 	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: d, Filename: st.Filename, Token: s.token}, tasks.Options{})

@@ -56,6 +56,9 @@ type Meta struct {
 	Destination string
 	Type        string
 	EnqueuedAt  time.Time
+	// Credential names the row's credential ("" for the default one), for
+	// submit-token; a name, never a token.
+	Credential string
 }
 
 // Existing says what a batch already knows of a destination.
@@ -115,6 +118,9 @@ func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (known []
 		calls[i] = scriptCall{keys: []string{s.destKey(r.Key), s.batchKey(r.Key.Batch)},
 			args: []any{"line", m.Line, "scope", m.Scope, "scope_id", m.ScopeID, "destination", m.Destination,
 				"type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()}}
+		if m.Credential != "" {
+			calls[i].args = append(calls[i].args, "credential", m.Credential)
+		}
 	}
 	for i, c := range s.evalMany(ctx, registerScript, calls) {
 		res, err := c.Slice()

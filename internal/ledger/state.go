@@ -316,6 +316,10 @@ type DestState struct {
 	Attempts    events.Attempts
 	// Error is why the destination failed, if it did.
 	Error *events.Error
+	// Credential is the credential its producer enqueued it under ("" for
+	// the default one, and for destinations registered before the ledger
+	// recorded it). Get reads it; Enter, on the workers' path, does not.
+	Credential string
 }
 
 // ErrorFields are the hash fields that record why a destination failed,
@@ -378,6 +382,7 @@ func parseDestState(m map[string]string) DestState {
 		RequestedAt: t("requested_at"),
 		EnqueuedAt:  t("enqueued_at"),
 		Attempts:    attempts(n),
+		Credential:  m["credential"],
 	}
 }
 
