@@ -15,8 +15,8 @@ import (
 // FollowUpQueue, which workers serve first (strict priority). One FIFO for
 // both made a due poll wait behind every challenge queued before it: with
 // many credentials, each pacer's lead of challenges adds up to hundreds,
-// waiting for their own budgets, and a tenant with ten rows finished half
-// again later than its own limit allows.
+// waiting for their own budgets, and a tenant with five rows finished at
+// 1.5 times the bound of its own limit.
 const (
 	TypeChallenge = "logpush:challenge"
 	TypePoll      = "logpush:poll"

@@ -60,8 +60,8 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 
 // NewServer returns an asynq server for the logpush queues with the
 // handlers' retry policy: the follow-up queue first (strict priority), so
-// that a destination under way never waits behind challenges. Start it with Start(mux) and stop it with
-// Shutdown.
+// that a destination under way never waits behind challenges. Start it
+// with Start(mux) and stop it with Shutdown.
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 	cfg = cfg.WithDefaults()
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{

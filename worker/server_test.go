@@ -95,13 +95,10 @@ func waitQueues(t *testing.T, insp *asynq.Inspector, what string, done func(*asy
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var left []string
-		qs, err := insp.Queues()
-		for _, q := range tasks.Queues() {
-			if err != nil || !slices.Contains(qs, q) {
-				continue
-			}
-			if info, ierr := insp.GetQueueInfo(q); ierr != nil || !done(info) {
-				left = append(left, fmt.Sprintf("%s: %+v, %v", q, info, ierr))
+		infos, err := worker.QueueInfos(insp)
+		for i, info := range infos {
+			if info != nil && !done(info) {
+				left = append(left, fmt.Sprintf("%s: %+v", tasks.Queues()[i], info))
 			}
 		}
 		if err == nil && len(left) == 0 {
@@ -123,7 +120,6 @@ func TestFollowUpsBeforeChallenges(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	b := setup(t)
-	var ids []string
 	for i := range 5 {
 		d := b.dest
 		d.ScopeID = fmt.Sprintf("023e105f4ecef8ad9ca31a8372d0c35%d", i)
@@ -138,7 +134,6 @@ func TestFollowUpsBeforeChallenges(t *testing.T) {
 		if info.Queue != tasks.Queue {
 			t.Fatalf("challenge in queue %q, want %q", info.Queue, tasks.Queue)
 		}
-		ids = append(ids, info.ID)
 	}
 	poll, err := tasks.NewPollTask(tasks.PollPayload{Dest: b.dest}, tasks.Options{}, 0)
 	if err != nil {

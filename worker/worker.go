@@ -382,28 +382,40 @@ func (w *Worker) Handler() http.Handler {
 }
 
 // QueuePaused reports whether any of the logpush queues (tasks.Queues) is
-// paused. A queue that does not exist yet (nothing was ever enqueued into
-// it on this Redis) is not: asynq answers GetQueueInfo for it with an
-// error that is not ErrQueueNotFound, so look it up in the list of queues
-// first.
+// paused.
 func QueuePaused(insp *asynq.Inspector) (bool, error) {
-	qs, err := insp.Queues()
+	infos, err := QueueInfos(insp)
 	if err != nil {
 		return false, err
 	}
-	for _, q := range tasks.Queues() {
-		if !slices.Contains(qs, q) {
-			continue
-		}
-		info, err := insp.GetQueueInfo(q)
-		if err != nil {
-			return false, err
-		}
-		if info.Paused {
+	for _, info := range infos {
+		if info != nil && info.Paused {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// QueueInfos are the logpush queues' infos, in tasks.Queues order; nil for
+// a queue that does not exist yet (nothing was ever enqueued into it on
+// this Redis). asynq answers GetQueueInfo for such a queue with an error
+// that is not ErrQueueNotFound, so they are looked up in the list of
+// queues first.
+func QueueInfos(insp *asynq.Inspector) ([]*asynq.QueueInfo, error) {
+	known, err := insp.Queues()
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]*asynq.QueueInfo, len(tasks.Queues()))
+	for i, q := range tasks.Queues() {
+		if !slices.Contains(known, q) {
+			continue
+		}
+		if infos[i], err = insp.GetQueueInfo(q); err != nil {
+			return nil, err
+		}
+	}
+	return infos, nil
 }
 
 // UnpauseQueues unpauses every logpush queue that is paused, whether or

@@ -4,7 +4,6 @@ import (
 	"context"
 	"html/template"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -12,6 +11,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // uiPage is the read-only queue view served on /ui with worker --web-ui.
@@ -85,23 +85,16 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector) http.HandlerFunc {
 			Failures   []events.Event
 			Now        time.Time
 		}{Now: time.Now()}
-		// asynq answers GetQueueInfo for a queue that never held a task
-		// with an error that is not ErrQueueNotFound: list them first.
-		known, qerr := insp.Queues()
-		for _, q := range tasks.Queues() {
+		infos, qerr := worker.QueueInfos(insp)
+		for i, q := range tasks.Queues() {
 			uq := uiQueue{Name: q}
-			var info *asynq.QueueInfo
-			err := qerr
-			if err == nil && slices.Contains(known, q) {
-				info, err = insp.GetQueueInfo(q)
-			}
 			switch {
-			case err != nil:
+			case qerr != nil:
 				uq.Err = "queue unavailable: redis unreachable"
-			case info == nil:
+			case infos[i] == nil:
 				uq.Err = "no task was ever enqueued"
 			default:
-				uq.Info, uq.Paused = info, info.Paused
+				uq.Info, uq.Paused = infos[i], infos[i].Paused
 			}
 			data.Queues = append(data.Queues, uq)
 		}
