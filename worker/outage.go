@@ -25,11 +25,21 @@ type outageWatch struct {
 
 	mu    sync.Mutex
 	since time.Time // zero: reachable
+	// upAt is when Redis started answering in the current outage, with no
+	// failure since; zero: it has not.
+	upAt time.Time
 	// backAt is when Redis answered again after the latest outage.
 	backAt time.Time
 }
 
 const outageSettle = 2 * time.Second
+
+// outageBack is how long Redis must answer, with no command failing,
+// before an outage is over. A Redis that is shutting down still answers
+// on connections it has not closed yet for a few milliseconds after it
+// refuses new ones: without it, that answer ended the outage, the next
+// failure began another, and one restart logged two.
+const outageBack = 500 * time.Millisecond
 
 // down reports whether Redis did not answer the latest commands.
 func (o *outageWatch) down() bool {
@@ -86,9 +96,18 @@ func (o *outageWatch) observe(err error) {
 	case isDown && o.since.IsZero():
 		o.since = time.Now()
 		o.log.Warn("Redis unreachable since "+o.since.UTC().Format(time.RFC3339)+"; retrying", "err", o.mask(err.Error()))
+	case isDown && !o.since.IsZero():
+		o.upAt = time.Time{} // still down: an answer before it was a closing connection's
 	case isUp && !o.since.IsZero():
-		o.log.Info("Redis reachable again", "unreachable_for", time.Since(o.since).Round(time.Millisecond).String())
-		o.since, o.backAt = time.Time{}, time.Now()
+		now := time.Now()
+		if o.upAt.IsZero() {
+			o.upAt = now
+		}
+		if now.Sub(o.upAt) < outageBack {
+			return
+		}
+		o.log.Info("Redis reachable again", "unreachable_for", o.upAt.Sub(o.since).Round(time.Millisecond).String())
+		o.since, o.upAt, o.backAt = time.Time{}, time.Time{}, now
 	}
 }
 
