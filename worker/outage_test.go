@@ -26,7 +26,7 @@ func TestOutageWatchOneRestartOneOutage(t *testing.T) {
 		t.Fatal("an answer a moment after a refused dial ended the outage")
 	}
 	o.observe(nil) // back
-	time.Sleep(outageBack)
+	time.Sleep(outageBack + 100*time.Millisecond)
 	o.observe(nil)
 	if o.down() {
 		t.Fatalf("Redis answering for %s did not end the outage", outageBack)
