@@ -563,21 +563,63 @@ func (h *Handlers) release(ctx context.Context, r *run) {
 		h.awaitRedis(ctx, err)
 		next, err = h.leases.Release(ctx, r.lease, holder(r), r.seen)
 	}
-	for i := 0; err == nil && next != nil && i < 100; i++ {
-		werr := h.waker.RunTask(next.Queue, next.TaskID)
-		if !errors.Is(werr, asynq.ErrTaskNotFound) && !errors.Is(werr, asynq.ErrQueueNotFound) {
-			// Woken, or running already (RunTask refuses an active or
-			// pending task): its own look decides.
-			break
-		}
-		// Its task is gone: take it out of the line, wake the next.
-		next, err = h.leases.Leave(ctx, r.lease, next.Holder)
+	if err == nil && next != nil {
+		err = h.wake(ctx, r.lease, next)
 	}
 	if err != nil {
 		r.log.Warn("releasing the challenge location failed; it frees when its lease expires", "err", err)
 	}
 	r.lease = ""
 }
+
+// wakeRetry is how often, and for how long, a release tries again to wake
+// a waiter whose task was running when the location freed: longer than
+// asynq takes to recover a task an outage left counted as active (its 30 s
+// lease, then a recoverer that looks once a minute).
+var wakeRetry = struct{ every, upTo time.Duration }{time.Second, 3 * time.Minute}
+
+// wake runs the task of next, the waiter the free location lease wants,
+// taking waiters whose task is gone out of the line. A task that is
+// running cannot be woken: it either looked just before the release and
+// is about to sleep out its look-in (up to 20 rechecks for a waiter far
+// back in the line), or an outage cut its dequeue off and asynq counts it
+// active until it recovers it. Either way the line would wait for it, so
+// a goroutine tries again until the task can be run.
+func (h *Handlers) wake(ctx context.Context, lease string, next *location.Next) error {
+	for i := 0; next != nil && i < 100; i++ {
+		werr := h.waker.RunTask(next.Queue, next.TaskID)
+		switch {
+		case running(werr):
+			go h.wakeLater(*next)
+			return nil
+		case !errors.Is(werr, asynq.ErrTaskNotFound) && !errors.Is(werr, asynq.ErrQueueNotFound):
+			return nil // woken, or pending already
+		}
+		// Its task is gone: take it out of the line, wake the next.
+		var err error
+		if next, err = h.leases.Leave(ctx, lease, next.Holder); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wakeLater tries to wake next every wakeRetry.every, for at most
+// wakeRetry.upTo, until its task is no longer running. It wakes or stops;
+// it never takes the waiter out of the line: by then the waiter may hold
+// the lease (its own look took it), and a waiter that is gone is presumed
+// so by the line itself, after its look-in and a grace.
+func (h *Handlers) wakeLater(next location.Next) {
+	for end := time.Now().Add(wakeRetry.upTo); time.Now().Before(end); {
+		time.Sleep(wakeRetry.every)
+		if werr := h.waker.RunTask(next.Queue, next.TaskID); !running(werr) {
+			return
+		}
+	}
+}
+
+// running reports whether RunTask refused because the task is running.
+func running(err error) bool { return err != nil && strings.Contains(err.Error(), "already running") }
 
 func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	var p tasks.PollPayload
