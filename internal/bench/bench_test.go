@@ -63,6 +63,16 @@ func TestBenchQuick(t *testing.T) {
 	c := bench.Config{Quick: true}.WithDefaults()
 	if o := rep.Overhead; o == nil || o.Validated != int64(c.N) || o.Pipeline.Rate <= 0 || o.Floor.Rate <= 0 || !o.MemDone.Available || len(o.Alternatives) != 3 {
 		t.Errorf("overhead = %+v", o)
+	} else {
+		// The users' path: the files are read from S3 through the AWS SDK,
+		// and the enqueue command runs in a process of its own within the
+		// timed span.
+		if got := o.StorageReadsByType; got["s3"] < o.Validated || len(got) != 1 {
+			t.Errorf("scenario a's storage reads by type = %v, want s3 only, at least one per destination (%d)", got, o.Validated)
+		}
+		if o.Pipeline.EnqueueCPU <= 0 || len(o.Pipeline.Rates) != c.Repeat {
+			t.Errorf("scenario a's pipeline = %+v, want the enqueue command's CPU and %d runs", o.Pipeline, c.Repeat)
+		}
 	}
 	if b := rep.Budget; b == nil || b.InProcess || b.Validated != int64(c.BudgetN) || b.Makespan <= 0 || b.Naive == nil || b.Naive.Done == 0 {
 		t.Errorf("budget = %+v", b)
