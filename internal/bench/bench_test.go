@@ -175,3 +175,29 @@ func TestBenchRefusesForeignDatabase(t *testing.T) {
 		t.Fatalf("the foreign key is %q after the refusal", v)
 	}
 }
+
+// TestBenchOverheadWithoutBinary: with no binary to start, scenario a runs
+// the simulator, its S3 server and the enqueue in this process, and still
+// reads the challenge files from S3 through the AWS SDK.
+func TestBenchOverheadWithoutBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs scenario a at small N")
+	}
+	t.Parallel()
+	_, opt := testutil.Redis(t)
+	var out, errOut bytes.Buffer
+	rep, err := bench.Run(context.Background(), bench.Env{Stdout: &out, Stderr: &errOut}, bench.Config{
+		RedisURL: testutil.RedisURL(), RedisDB: opt.DB, NoLease: true, Quick: true, Scenarios: []string{"a"}, NoAlternatives: true,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	c := bench.Config{Quick: true}.WithDefaults()
+	o := rep.Overhead
+	if o == nil || o.SimulatorProcess || o.Validated != int64(c.N) || len(o.Pipeline.Rates) != c.Repeat {
+		t.Fatalf("overhead = %+v", o)
+	}
+	if got := o.StorageReadsByType; got["s3"] < o.Validated || len(got) != 1 {
+		t.Errorf("storage reads by type = %v, want s3 only, at least one per destination (%d)", got, o.Validated)
+	}
+}
