@@ -63,6 +63,16 @@ func TestBenchQuick(t *testing.T) {
 	c := bench.Config{Quick: true}.WithDefaults()
 	if o := rep.Overhead; o == nil || o.Validated != int64(c.N) || o.Pipeline.Rate <= 0 || o.Floor.Rate <= 0 || !o.MemDone.Available || len(o.Alternatives) != 3 {
 		t.Errorf("overhead = %+v", o)
+	} else {
+		// The users' path: the files are read from S3 through the AWS SDK,
+		// and the enqueue command runs in a process of its own within the
+		// timed span.
+		if got := o.StorageReadsByType; got["s3"] < o.Validated || len(got) != 1 {
+			t.Errorf("scenario a's storage reads by type = %v, want s3 only, at least one per destination (%d)", got, o.Validated)
+		}
+		if o.Pipeline.EnqueueCPU <= 0 || len(o.Pipeline.Rates) != c.Repeat {
+			t.Errorf("scenario a's pipeline = %+v, want the enqueue command's CPU and %d runs", o.Pipeline, c.Repeat)
+		}
 	}
 	if b := rep.Budget; b == nil || b.InProcess || b.Validated != int64(c.BudgetN) || b.Makespan <= 0 || b.Naive == nil || b.Naive.Done == 0 {
 		t.Errorf("budget = %+v", b)
@@ -163,5 +173,31 @@ func TestBenchRefusesForeignDatabase(t *testing.T) {
 	}
 	if v, _ := rdb.Get(ctx, "customer:data").Result(); v != "precious" {
 		t.Fatalf("the foreign key is %q after the refusal", v)
+	}
+}
+
+// TestBenchOverheadWithoutBinary: with no binary to start, scenario a runs
+// the simulator, its S3 server and the enqueue in this process, and still
+// reads the challenge files from S3 through the AWS SDK.
+func TestBenchOverheadWithoutBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs scenario a at small N")
+	}
+	t.Parallel()
+	_, opt := testutil.Redis(t)
+	var out, errOut bytes.Buffer
+	rep, err := bench.Run(context.Background(), bench.Env{Stdout: &out, Stderr: &errOut}, bench.Config{
+		RedisURL: testutil.RedisURL(), RedisDB: opt.DB, NoLease: true, Quick: true, Scenarios: []string{"a"}, NoAlternatives: true,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	c := bench.Config{Quick: true}.WithDefaults()
+	o := rep.Overhead
+	if o == nil || o.SimulatorProcess || o.Validated != int64(c.N) || len(o.Pipeline.Rates) != c.Repeat {
+		t.Fatalf("overhead = %+v", o)
+	}
+	if got := o.StorageReadsByType; got["s3"] < o.Validated || len(got) != 1 {
+		t.Errorf("storage reads by type = %v, want s3 only, at least one per destination (%d)", got, o.Validated)
 	}
 }

@@ -3,10 +3,12 @@
 //
 // It is not part of the onboarding flow; it puts numbers on it, in one run:
 //
-//   - a, overhead: destinations/s of the whole pipeline (producer, then a
-//     worker: challenge, poll, validate) with instant challenge files and no
-//     API budget, beside asynq's own floor on the same Redis (three chained
-//     no-op tasks per destination);
+//   - a, overhead: destinations/s of the path users run (the enqueue
+//     command and a worker: challenge, poll, validate; the challenge files
+//     on an S3 server, read through the AWS SDK), enqueue included, with
+//     instant challenge files and no API budget, beside asynq's own floor
+//     on the same Redis (three chained no-op tasks per destination, its
+//     enqueue included), and CPU per destination of each process;
 //   - b, budget efficiency: worker processes share the API budget against a
 //     simulator that enforces a scaled Cloudflare rate limit with its
 //     penalty; makespan against the lower bound 2N/rate, 429s, utilisation;
@@ -21,8 +23,9 @@
 // (internal/cli startWorker), so that knobs the command does not expose yet
 // can be measured as alternative rows. b and the CPU and RSS figures of d run
 // the real worker command in child processes (Env.Worker); a runs the
-// simulator as the simulate command in a child process the same way, so that
-// this process's CPU is the worker's alone.
+// simulator (and its S3 server) as the simulate command and the enqueue
+// command in child processes the same way, so that this process's CPU is
+// the worker's alone.
 //
 // The machine may be shared with other work: a runs the floor, the pipeline
 // and each alternative several times in turn and reports medians, and every

@@ -28,19 +28,22 @@ type Overhead struct {
 	N           int `json:"n"`
 	Concurrency int `json:"concurrency"`
 	Repeat      int `json:"repeat"`
-	// Pipeline: a worker in this process onboards N pre-enqueued
-	// destinations with instant challenge files and no API budget, against
-	// the simulator in its own process (SimulatorProcess; in this process
-	// when the bench cannot start one).
+	// Pipeline: a worker in this process onboards N s3:// destinations
+	// that the enqueue command enqueues while it runs, with instant
+	// challenge files and no API budget, against the simulator in its own
+	// process (SimulatorProcess; in this process, and the enqueue too,
+	// when the bench cannot start one). The simulator writes the files to
+	// an S3 server in its process; the worker reads them through the AWS
+	// SDK. The rate runs from the start of the enqueue to the last outcome.
 	Pipeline AltRate `json:"pipeline"`
 	// Floor: asynq alone, three chained no-op tasks per destination, same
-	// concurrency and Redis.
+	// concurrency and Redis, its enqueue included.
 	Floor AltRate `json:"floor"`
 	// Ratio is the pipeline's median rate over the floor's.
 	Ratio float64 `json:"ratio"`
-	// CPURatio is the floor's CPU (this process and Redis) over the
-	// pipeline's (this process and Redis): what the ratio would be if CPU
-	// were the only limit. With SimulatorProcess, the pipeline's process
+	// CPURatio is the floor's CPU (this process, its enqueue included, and
+	// Redis) over the pipeline's (the worker, the enqueue process and
+	// Redis): what the ratio would be if CPU were the only limit. With SimulatorProcess, the pipeline's process
 	// no longer includes the simulator; CPURatioWithSimulator adds the
 	// simulator process's CPU to the pipeline's, as this process's CPU
 	// did before.
@@ -50,7 +53,8 @@ type Overhead struct {
 	SimulatorProcess bool  `json:"simulator_process"`
 	Validated        int64 `json:"validated"`
 
-	// The first pipeline run also counts its Redis commands and memory.
+	// An extra pipeline run, enqueue first and then the worker, counts
+	// the Redis commands and memory of each.
 	EnqueueSeconds float64     `json:"enqueue_seconds"`
 	EnqueueClient  ClientCount `json:"enqueue_client"`
 	EnqueueServer  ServerDelta `json:"enqueue_server"`
@@ -61,6 +65,8 @@ type Overhead struct {
 	MemPending     Memory      `json:"memory_pending"`
 	MemDone        Memory      `json:"memory_done"`
 	StorageReads   int64       `json:"storage_reads"`
+	// StorageReadsByType is StorageReads by destination type: s3 alone.
+	StorageReadsByType map[string]int64 `json:"storage_reads_by_type"`
 	// Alternatives are the pipeline with knobs the worker command does not
 	// expose (yet), measured the same way.
 	Alternatives []AltRate `json:"alternatives,omitempty"`
@@ -83,6 +89,10 @@ type AltRate struct {
 	CPU      float64 `json:"cpu_seconds_per_1000"`
 	SimCPU   float64 `json:"simulator_cpu_seconds_per_1000"`
 	RedisCPU float64 `json:"redis_cpu_seconds_per_1000"`
+	// EnqueueCPU is the enqueue's CPU seconds per 1000 destinations
+	// (the enqueue command's process; 0 for the floor, whose enqueue is
+	// this process's), median.
+	EnqueueCPU float64 `json:"enqueue_cpu_seconds_per_1000"`
 	// APICalls is the API calls per destination the simulator answered.
 	APICalls float64 `json:"api_calls_per_destination,omitempty"`
 	// MemDoneBytes is the Redis memory per destination after completion.
@@ -90,7 +100,7 @@ type AltRate struct {
 	// Retention marks the task retention alternative.
 	Retention bool `json:"retention_alternative,omitempty"`
 
-	cpus, sims, redis []float64
+	cpus, sims, redis, enqs []float64
 }
 
 // add records one run.
@@ -99,7 +109,8 @@ func (a *AltRate) add(s sample) {
 	a.cpus = append(a.cpus, s.cpu)
 	a.redis = append(a.redis, s.redisCPU)
 	a.sims = append(a.sims, s.simCPU)
-	a.Rate, a.CPU, a.RedisCPU, a.SimCPU = median(a.Rates), median(a.cpus), median(a.redis), median(a.sims)
+	a.enqs = append(a.enqs, s.enqueueCPU)
+	a.Rate, a.CPU, a.RedisCPU, a.SimCPU, a.EnqueueCPU = median(a.Rates), median(a.cpus), median(a.redis), median(a.sims), median(a.enqs)
 	if s.apiCalls > 0 {
 		a.APICalls = s.apiCalls
 	}
@@ -113,7 +124,7 @@ func (a *AltRate) add(s sample) {
 
 // sample is one run's figures.
 type sample struct {
-	rate, cpu, simCPU, redisCPU, roundTrips, memDone, apiCalls float64
+	rate, cpu, simCPU, redisCPU, enqueueCPU, roundTrips, memDone, apiCalls float64
 }
 
 func median(v []float64) float64 {
@@ -221,13 +232,16 @@ func (r *runner) overhead(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("floor: %w", err)
 		}
-		if k > 0 { // the accounted run was the first
-			s, err := r.pipeline(ctx, fmt.Sprintf("a-%d", k+1), c.N, sim, def)
-			if err != nil {
-				return err
-			}
-			o.Pipeline.add(s)
+		var s sample
+		err = r.profile(fmt.Sprintf("a-%d", k+1), func() error {
+			var err error
+			s, err = r.pipeline(ctx, fmt.Sprintf("a-%d", k+1), c.N, sim, def)
+			return err
+		})
+		if err != nil {
+			return err
 		}
+		o.Pipeline.add(s)
 		for i, a := range alts {
 			s, err := r.pipeline(ctx, fmt.Sprintf("a-alt%d-%d", i+1, k+1), c.N, sim, a.o)
 			if err != nil {
@@ -238,7 +252,7 @@ func (r *runner) overhead(ctx context.Context) error {
 	}
 	o.Floor.Name, o.Pipeline.Name = "floor", "pipeline"
 	o.Ratio = o.Pipeline.Rate / o.Floor.Rate
-	if pc := o.Pipeline.CPU + o.Pipeline.RedisCPU; pc > 0 {
+	if pc := o.Pipeline.CPU + o.Pipeline.RedisCPU + o.Pipeline.EnqueueCPU; pc > 0 {
 		o.CPURatio = (o.Floor.CPU + o.Floor.RedisCPU) / pc
 		o.CPURatioWithSimulator = (o.Floor.CPU + o.Floor.RedisCPU) / (pc + o.Pipeline.SimCPU)
 	}
@@ -248,23 +262,29 @@ func (r *runner) overhead(ctx context.Context) error {
 	return r.flush(ctx)
 }
 
-// accountedPipeline runs the pipeline once with the worker's defaults and
-// counts its Redis commands, bytes and memory, pending and done (a CPU
-// profile of it goes to a-pipeline.cpu.pprof).
 // instantOptions are scenario a's worker settings: the defaults, without a
 // budget, polling at once.
 func instantOptions(concurrency int) workerOptions {
 	return workerOptions{Concurrency: concurrency, Handler: worker.HandlerConfig{PollFirst: -1}}
 }
 
+// accountedPipeline runs the pipeline once, enqueue first and then the
+// worker, to count the Redis commands, bytes and memory of each, pending
+// and done (a CPU profile of the worker goes to a-accounted.cpu.pprof).
+// Its rate is not one of the pipeline's samples: those include the
+// enqueue.
 func (r *runner) accountedPipeline(ctx context.Context, sim *apiSim) error {
 	c := r.cfg
 	o := r.rep.Overhead
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	csv, err := r.scenarioCSV("a", c.N)
+	csv, _, err := r.scenarioDir("a-accounted")
 	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Dir(csv))
+	if err := writeS3CSV(csv, "a-accounted", c.N); err != nil {
 		return err
 	}
 	s0 := r.serverSnapshot(ctx)
@@ -279,57 +299,53 @@ func (r *runner) accountedPipeline(ctx context.Context, sim *apiSim) error {
 	o.MemPending = r.memory(ctx)
 
 	s1 := r.serverSnapshot(ctx)
-	cpu0, sim0, calls0 := selfCPU(), sim.cpu(), sim.calls()
 	var w *procWorker
-	var seconds float64
-	err = r.profile("a-pipeline", func() error {
+	err = r.profile("a-accounted", func() error {
 		var err error
-		w, err = r.startWorker(sim.URL, instantOptions(c.Concurrency))
+		opts := instantOptions(c.Concurrency)
+		opts.Storage = sim.S3
+		w, err = r.startWorker(sim.URL, opts)
 		if err != nil {
 			return err
 		}
-		start := time.Now()
-		st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
+		st, _, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
 		if err != nil {
 			w.stop()
 			return err
 		}
-		seconds = end.Sub(start).Seconds()
 		o.Validated = st.Counts[events.Validated]
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	cpu, simCPU, calls := (selfCPU() - cpu0).Seconds(), (sim.cpu() - sim0).Seconds(), sim.calls()-calls0
 	o.ProcessServer = delta(s1, r.serverSnapshot(ctx))
 	o.ProcessClient = w.count.snapshot()
-	o.StorageReads = w.reads()
+	o.StorageReads, o.StorageReadsByType = w.reads(), w.readsByType()
 	w.stop()
 	o.MemDone = r.memory(ctx)
-	k := 1000 / float64(c.N)
-	o.Pipeline.add(sample{rate: float64(c.N) / seconds, cpu: cpu * k, simCPU: simCPU * k, apiCalls: float64(calls) / float64(c.N),
-		redisCPU:   o.ProcessServer.CPUSeconds * k,
-		roundTrips: float64(o.ProcessClient.RoundTrips) / float64(c.N), memDone: float64(o.MemDone.Bytes) / float64(c.N)})
 	return nil
 }
 
-// pipeline writes n fresh destinations under the scenario directory name,
-// enqueues them into a flushed database and measures a worker with options
-// o onboarding them.
+// pipeline writes n fresh s3:// destinations under the scenario
+// directory name, starts a worker with options o on a flushed database and
+// measures, from the start of the enqueue to the last outcome, the users'
+// path: the enqueue command (a process of its own, so that this process's
+// CPU is the worker's; in this process when there is no binary) and the
+// worker reading the challenge files from S3 through the AWS SDK.
 func (r *runner) pipeline(ctx context.Context, name string, n int, sim *apiSim, o workerOptions) (sample, error) {
 	if err := r.flush(ctx); err != nil {
 		return sample{}, err
 	}
-	path, err := r.scenarioCSV(name, n)
+	csv, _, err := r.scenarioDir(name)
 	if err != nil {
 		return sample{}, err
 	}
-	defer os.RemoveAll(filepath.Dir(path))
-	res, _, err := r.enqueueWith(ctx, path, producer.Config{Task: o.Handler.Task})
-	if err != nil {
+	defer os.RemoveAll(filepath.Dir(csv))
+	if err := writeS3CSV(csv, name, n); err != nil {
 		return sample{}, err
 	}
+	o.Storage = sim.S3
 	s0 := r.serverSnapshot(ctx)
 	cpu0, sim0, calls0 := selfCPU(), sim.cpu(), sim.calls()
 	w, err := r.startWorker(sim.URL, o)
@@ -338,31 +354,69 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, sim *apiSim, 
 	}
 	defer w.stop()
 	start := time.Now()
-	_, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(res.Rows)*20*time.Millisecond)
+	enqCPU, err := r.enqueueCommand(ctx, csv, name, o.Handler.Task)
 	if err != nil {
 		return sample{}, err
 	}
-	k := 1000 / float64(res.Rows)
-	s := sample{rate: float64(res.Rows) / end.Sub(start).Seconds(), cpu: (selfCPU() - cpu0).Seconds() * k,
-		simCPU: (sim.cpu() - sim0).Seconds() * k, apiCalls: float64(sim.calls()-calls0) / float64(res.Rows),
-		roundTrips: float64(w.count.snapshot().RoundTrips) / float64(res.Rows)}
+	_, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), name, 10*time.Minute+time.Duration(n)*20*time.Millisecond)
+	if err != nil {
+		return sample{}, err
+	}
+	k := 1000 / float64(n)
+	s := sample{rate: float64(n) / end.Sub(start).Seconds(), cpu: (selfCPU() - cpu0 - enqCPU.inProcess).Seconds() * k,
+		enqueueCPU: enqCPU.total().Seconds() * k,
+		simCPU:     (sim.cpu() - sim0).Seconds() * k, apiCalls: float64(sim.calls()-calls0) / float64(n),
+		roundTrips: float64(w.count.snapshot().RoundTrips) / float64(n)}
 	if d := delta(s0, r.serverSnapshot(ctx)); d.Available {
 		s.redisCPU = d.CPUSeconds * k
 	}
 	if m := r.memory(ctx); m.Available {
-		s.memDone = float64(m.Bytes) / float64(res.Rows)
+		s.memDone = float64(m.Bytes) / float64(n)
 	}
 	return s, nil
+}
+
+// enqueueCPU is the CPU an enqueue took: in a process of its own, or in
+// this one (measured around it, so only approximately its own while a
+// worker runs beside it).
+type enqueueCPU struct{ child, inProcess time.Duration }
+
+func (e enqueueCPU) total() time.Duration { return e.child + e.inProcess }
+
+// enqueueCommand enqueues the CSV at path as batch id as users do: the
+// enqueue command, without a budget or preflight, in a child process; with
+// the producer in this process when there is no binary.
+func (r *runner) enqueueCommand(ctx context.Context, path, id string, task tasks.Options) (enqueueCPU, error) {
+	if r.env.Worker == nil {
+		cpu := selfCPU()
+		_, _, err := r.enqueueWith(ctx, path, producer.Config{BatchID: id, Task: task})
+		return enqueueCPU{inProcess: selfCPU() - cpu}, err
+	}
+	args := []string{"enqueue", "--redis", r.url, "--api-rate", "0", "--batch-id", id, "--skip-preflight", "--format", "csv"}
+	if task.Retention > 0 {
+		args = append(args, "--task-retention", task.Retention.String())
+	}
+	cmd := r.env.Worker(append(args, path))
+	cmd.Env = benchEnv(cmd.Env)
+	out, err := cmd.CombinedOutput()
+	if err := ctx.Err(); err != nil {
+		return enqueueCPU{}, err
+	}
+	if err != nil {
+		return enqueueCPU{}, fmt.Errorf("logpush-onboard enqueue: %w: %s", err, tail(string(out), 2000))
+	}
+	return enqueueCPU{child: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }
 
 // floorQueue is the queue of the floor's no-op tasks.
 const floorQueue = "bench-floor"
 
 // floor measures asynq alone: n destinations of three chained no-op tasks
-// (the first enqueues the second, which enqueues the third), pre-enqueued,
-// processed by one server of the given concurrency on its own client, with
-// the worker's delayed-task check interval. It returns the time from the
-// server's start to the last third task.
+// (the first enqueues the second, which enqueues the third), processed by
+// one server of the given concurrency on its own client, with the worker's
+// delayed-task check interval. Like the pipeline's, the enqueue is
+// included: it returns the time from the start of the enqueue (16 at a
+// time, the server running) to the last third task.
 func (r *runner) floor(ctx context.Context, n, concurrency int) (time.Duration, ClientCount, ServerDelta, error) {
 	rdb, cnt := r.newClient()
 	defer rdb.Close()
@@ -372,12 +426,6 @@ func (r *runner) floor(ctx context.Context, n, concurrency int) (time.Duration, 
 	payload := make([]byte, 220)
 	for i := range payload {
 		payload[i] = 'x'
-	}
-	if err := parallel(ctx, n, 16, func(ctx context.Context, i int) error {
-		_, err := client.EnqueueContext(ctx, asynq.NewTask("floor:1", payload, asynq.Queue(floorQueue)))
-		return err
-	}); err != nil {
-		return 0, ClientCount{}, ServerDelta{}, fmt.Errorf("floor: enqueue: %w", err)
 	}
 	var done atomic.Int64
 	finished := make(chan struct{})
@@ -402,11 +450,17 @@ func (r *runner) floor(ctx context.Context, n, concurrency int) (time.Duration, 
 	})
 	c0 := cnt.snapshot()
 	s0 := r.serverSnapshot(ctx)
-	start := time.Now()
 	if err := srv.Start(mux); err != nil {
 		return 0, ClientCount{}, ServerDelta{}, err
 	}
 	defer srv.Shutdown()
+	start := time.Now()
+	if err := parallel(ctx, n, 16, func(ctx context.Context, i int) error {
+		_, err := client.EnqueueContext(ctx, asynq.NewTask("floor:1", payload, asynq.Queue(floorQueue)))
+		return err
+	}); err != nil {
+		return 0, ClientCount{}, ServerDelta{}, fmt.Errorf("floor: enqueue: %w", err)
+	}
 	select {
 	case <-finished:
 	case <-ctx.Done():

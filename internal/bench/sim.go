@@ -19,6 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
@@ -43,6 +46,10 @@ type simOptions struct {
 	// own for RateLimit, and records 429s and the last successful
 	// validate per token (scenario g).
 	AnyToken bool
+	// S3 serves an in-memory S3 (gofakes3) on loopback and writes the
+	// challenge files of s3:// destinations there (scenario a without a
+	// simulator process).
+	S3 bool
 }
 
 // tokenStats is one token's share of the calls (AnyToken).
@@ -65,6 +72,10 @@ type simHarness struct {
 	URL       string
 	srv       *http.Server
 	closeOnce sync.Once
+	// s3URL and s3 are the S3 server and its writer (S3).
+	s3URL string
+	s3    *destination.S3
+	s3srv *http.Server
 
 	mu        sync.Mutex
 	written   map[string]time.Time // conf: when its latest challenge file appeared
@@ -100,9 +111,15 @@ func newSim(o simOptions) (*simHarness, error) {
 		return nil, err
 	}
 	h.sim = sim
+	if o.S3 {
+		if err := h.serveS3(); err != nil {
+			sim.Close()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		sim.Close()
+		h.close()
 		return nil, err
 	}
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
@@ -113,15 +130,43 @@ func newSim(o simOptions) (*simHarness, error) {
 
 func (h *simHarness) close() {
 	h.closeOnce.Do(func() {
-		h.srv.Close()
+		if h.srv != nil {
+			h.srv.Close()
+		}
+		if h.s3srv != nil {
+			h.s3srv.Close()
+		}
 		h.sim.Close()
 	})
+}
+
+// serveS3 serves an in-memory S3 in which every bucket exists, as the
+// simulate command's --serve-s3 does, and makes its writer.
+func (h *simHarness) serveS3() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	h.s3srv = &http.Server{Handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = h.s3srv.Serve(ln) }()
+	h.s3URL = "http://" + ln.Addr().String()
+	st := benchS3(h.s3URL)
+	h.s3, err = destination.NewS3(context.Background(), destination.OptionsFor(st).S3)
+	return err
 }
 
 // write plays Cloudflare writing the challenge file, then records when it
 // appeared.
 func (h *simHarness) write(ctx context.Context, conf, filename string, body []byte) error {
-	if err := writeFile(conf, filename, body); err != nil {
+	if h.s3 != nil && strings.HasPrefix(conf, "s3://") {
+		c, err := tasks.ParseConf(conf)
+		if err != nil {
+			return err
+		}
+		if err := h.s3.Write(ctx, destination.For(c, nil, filename), body); err != nil {
+			return err
+		}
+	} else if err := writeFile(conf, filename, body); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -291,6 +336,32 @@ func writeCSV(path, destDir string, n int) error {
 			fmt.Fprintf(bw, ",%032x,file://%s/%d\n", i+1, destDir, i)
 		} else {
 			fmt.Fprintf(bw, "%032x,,file://%s/%d\n", i+1, destDir, i)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// s3Bucket is the bucket of scenario a's destinations.
+const s3Bucket = "logpush-bench"
+
+// writeS3CSV writes n s3:// destinations under prefix in s3Bucket, all of
+// which need a challenge: a quarter account-scoped, as in writeCSV.
+func writeS3CSV(path, prefix string, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<16)
+	fmt.Fprintln(bw, "zone_id,account_id,destination_conf")
+	for i := range n {
+		if i%4 == 3 {
+			fmt.Fprintf(bw, ",%032x,s3://%s/%s/%d?region=us-east-1\n", i+1, s3Bucket, prefix, i)
+		} else {
+			fmt.Fprintf(bw, "%032x,,s3://%s/%s/%d?region=us-east-1\n", i+1, s3Bucket, prefix, i)
 		}
 	}
 	if err := bw.Flush(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 )
 
 // apiSim is scenario a's simulator: in a process of its own (the binary's
@@ -16,6 +18,10 @@ import (
 type apiSim struct {
 	// URL is the API base URL, ".../client/v4".
 	URL string
+	// S3 is the storage the simulator writes challenge files to and the
+	// worker reads them from: an in-memory S3 (gofakes3) served by the
+	// simulator's process.
+	S3 credentials.Storage
 	// Own is set when the simulator runs in its own process.
 	Own  bool
 	proc *child
@@ -23,25 +29,37 @@ type apiSim struct {
 }
 
 // startAPISim starts scenario a's simulator: instant challenge files, no
-// rate limit, file:// destinations written by the simulator process.
+// rate limit, s3:// destinations written through the AWS SDK to an S3
+// server in the simulator's process (simulate --serve-s3), read by the
+// worker through the AWS SDK as users' workers do.
 func (r *runner) startAPISim(ctx context.Context) (*apiSim, error) {
 	if r.env.Worker == nil {
-		h, err := newSim(simOptions{})
+		h, err := newSim(simOptions{S3: true})
 		if err != nil {
 			return nil, err
 		}
-		return &apiSim{URL: h.URL, in: h}, nil
+		return &apiSim{URL: h.URL, S3: benchS3(h.s3URL), in: h}, nil
 	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"simulate", "--addr", addr, "--write-delay", "0", "--write-jitter", "0", "--log-level", "warn"}
+	s3Addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"simulate", "--addr", addr, "--serve-s3", s3Addr, "--write-delay", "0", "--write-jitter", "0", "--log-level", "warn"}
 	c, err := r.startProc(ctx, "simulator", args, addr, "/debug/stats")
 	if err != nil {
 		return nil, err
 	}
-	return &apiSim{URL: "http://" + addr + "/client/v4", Own: true, proc: c}, nil
+	return &apiSim{URL: "http://" + addr + "/client/v4", S3: benchS3("http://" + s3Addr), Own: true, proc: c}, nil
+}
+
+// benchS3 is how a worker reads the bench's S3 at url: path-style, with a
+// static key (the server checks none).
+func benchS3(url string) credentials.Storage {
+	return credentials.Storage{S3Endpoint: url, S3UsePathStyle: true, S3AccessKeyID: "bench-access-key", S3SecretAccessKey: "bench-secret-key"}
 }
 
 // cpu is the simulator process's user plus system CPU time so far; 0 when

@@ -37,6 +37,9 @@ type workerOptions struct {
 	// RESP2 sets the Redis client's protocol to 2 (go-redis defaults to
 	// RESP3 and checks for push notifications around every command).
 	RESP2 bool
+	// Storage says how the worker reads challenge files (scenario a: the
+	// simulator's S3); zero: the worker command's defaults.
+	Storage credentials.Storage
 }
 
 // procWorker is a worker running in the bench process.
@@ -59,7 +62,7 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	}
 	ww, err := worker.New(context.Background(), rdb, worker.Config{
 		Credentials: credentials.Cloudflare{APIToken: benchToken}, APIURL: apiURL, APIRate: rate, APIRateClaim: worker.RateRequire,
-		Handler: o.Handler, Logger: r.log, Registry: reg,
+		Handler: o.Handler, Logger: r.log, Registry: reg, Storage: o.Storage,
 		Server: worker.ServerConfig{Concurrency: max(o.Concurrency, 1), ShutdownTimeout: 5 * time.Second, TaskCheckInterval: o.TaskCheckInterval},
 	})
 	if err != nil {
@@ -76,19 +79,35 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 // reads is the number of challenge-file reads the worker made, from its
 // logpush_onboard_storage_requests_total.
 func (w *procWorker) reads() int64 {
+	var n int64
+	for _, v := range w.readsByType() {
+		n += v
+	}
+	return n
+}
+
+// readsByType is reads by destination type (the metric's type label).
+func (w *procWorker) readsByType() map[string]int64 {
+	out := map[string]int64{}
 	mfs, err := w.reg.Gather()
 	if err != nil {
-		return 0
+		return out
 	}
-	var n float64
 	for _, mf := range mfs {
-		if mf.GetName() == "logpush_onboard_storage_requests_total" {
-			for _, m := range mf.GetMetric() {
-				n += m.GetCounter().GetValue()
+		if mf.GetName() != "logpush_onboard_storage_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			typ := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "type" {
+					typ = l.GetValue()
+				}
 			}
+			out[typ] += int64(m.GetCounter().GetValue())
 		}
 	}
-	return int64(n)
+	return out
 }
 
 // stop drains the worker and closes its Redis client.

@@ -13,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
@@ -93,6 +97,7 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	c.registerLog(fs, env)
 	s.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
+	s3Addr := fs.String("serve-s3", "", "also serve an in-memory S3 (every bucket exists) on this address, and write s3:// challenge files there; empty: off")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -103,7 +108,17 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s3w, err := destination.NewS3(ctx, destination.S3Options{})
+	var s3opts destination.S3Options
+	if *s3Addr != "" {
+		stop, err := serveS3(*s3Addr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		s3opts = destination.S3Options{Endpoint: "http://" + *s3Addr, UsePathStyle: true,
+			Credentials: awscreds.NewStaticCredentialsProvider(demoAccessKey, demoSecretKey, "")}
+	}
+	s3w, err := destination.NewS3(ctx, s3opts)
 	if err != nil {
 		return err
 	}
@@ -133,10 +148,25 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(env.Stdout, "Cloudflare API simulator on http://%s/client/v4 (use --cloudflare-api-url); its counters on /debug/stats\n", ln.Addr())
+	if *s3Addr != "" {
+		fmt.Fprintf(env.Stdout, "S3 on http://%s (path-style; any bucket; access key %s)\n", *s3Addr, demoAccessKey)
+	}
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// serveS3 serves an in-memory S3 on addr in which every bucket exists
+// (gofakes3, as in demo), until stop.
+func serveS3(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-serve-s3: %w", err)
+	}
+	srv := &http.Server{Handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { srv.Close() }, nil
 }
 
 // writeSimStats answers GET /debug/stats: the simulator's counters as JSON,

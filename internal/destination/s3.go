@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -27,6 +28,10 @@ import (
 
 // DefaultS3Region is the region of a Location whose Region is empty.
 const DefaultS3Region = "us-east-1"
+
+// DefaultS3MaxIdleConnsPerHost is S3Options.MaxIdleConnsPerHost's default:
+// a worker's concurrency and then some.
+const DefaultS3MaxIdleConnsPerHost = 100
 
 // S3Options configures NewS3. The zero value reads AWS S3 with the default
 // credential chain.
@@ -50,8 +55,16 @@ type S3Options struct {
 	// the error back; retrying beyond that belongs to the queue. Default: 2.
 	MaxAttempts int
 	// HTTPClient sends the requests. Default: the SDK's, which trusts
-	// AWS_CA_BUNDLE when set; a client given here must do that itself.
+	// AWS_CA_BUNDLE when set, keeping MaxIdleConnsPerHost idle connections;
+	// a client given here must do both itself.
 	HTTPClient aws.HTTPClient
+	// MaxIdleConnsPerHost is how many idle connections to one S3 endpoint
+	// the default HTTPClient keeps for the next reads. Default:
+	// DefaultS3MaxIdleConnsPerHost. The SDK's own 10 is below a worker's
+	// concurrency (20 by default): every burst of reads closed the
+	// connections beyond 10 and the next opened new ones, each a TCP and
+	// TLS handshake with AWS.
+	MaxIdleConnsPerHost int
 	// Observe, when set, is called once per Read and once per Write with the
 	// operation and its Outcome. One call may cover up to MaxAttempts HTTP
 	// requests (the SDK's own retries). Default: nil.
@@ -62,12 +75,16 @@ type S3Options struct {
 func (o S3Options) WithDefaults() S3Options {
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
 	o.MaxAttempts = cmp.Or(o.MaxAttempts, 2)
+	o.MaxIdleConnsPerHost = cmp.Or(o.MaxIdleConnsPerHost, DefaultS3MaxIdleConnsPerHost)
 	return o
 }
 
 func (o S3Options) validate() error {
 	if err := checkLimits(o.MaxBodyBytes, o.MaxAttempts); err != nil {
 		return err
+	}
+	if o.MaxIdleConnsPerHost < 0 {
+		return fmt.Errorf("max idle connections per host %d is negative", o.MaxIdleConnsPerHost)
 	}
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
@@ -105,6 +122,13 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	// The SDK's own log lines would go to the user's terminal: its
 	// failures reach the caller as errors.
 	load := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	if opts.HTTPClient == nil {
+		// A BuildableClient, which LoadDefaultConfig still gives the
+		// AWS_CA_BUNDLE to.
+		load = append(load, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = opts.MaxIdleConnsPerHost
+		})))
+	}
 	if opts.Credentials != nil {
 		load = append(load, config.WithCredentialsProvider(opts.Credentials))
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -503,5 +504,38 @@ func TestS3AccessDeniedNamesPrincipal(t *testing.T) {
 	err = b.s3.Write(t.Context(), s3Loc("k"), []byte("x"))
 	if !errors.As(err, &e) || e.MaybeAbsent || e.Principal != principal {
 		t.Fatalf("write err = %v (%+v)", err, e)
+	}
+}
+
+// TestS3KeepsAWorkersConnections: the default HTTP client keeps enough idle
+// connections per endpoint for a worker's concurrent reads (the SDK's own
+// default, 10, closed and reopened connections beyond it on every burst),
+// and still is the SDK's buildable client, which AWS_CA_BUNDLE applies to.
+func TestS3KeepsAWorkersConnections(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		opts S3Options
+		want int
+	}{
+		{S3Options{Credentials: testCreds}, DefaultS3MaxIdleConnsPerHost},
+		{S3Options{Credentials: testCreds, MaxIdleConnsPerHost: 7}, 7},
+	} {
+		s, err := NewS3(context.Background(), tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc, ok := s.cfg.HTTPClient.(*awshttp.BuildableClient)
+		if !ok {
+			t.Fatalf("HTTP client %T, want the SDK's *BuildableClient", s.cfg.HTTPClient)
+		}
+		if got := bc.GetTransport().MaxIdleConnsPerHost; got != tc.want {
+			t.Errorf("MaxIdleConnsPerHost = %d, want %d", got, tc.want)
+		}
+	}
+	if DefaultS3MaxIdleConnsPerHost < 20 {
+		t.Errorf("DefaultS3MaxIdleConnsPerHost %d is below the worker's default concurrency", DefaultS3MaxIdleConnsPerHost)
+	}
+	if _, err := NewS3(context.Background(), S3Options{MaxIdleConnsPerHost: -1}); err == nil {
+		t.Error("NewS3 accepted a negative MaxIdleConnsPerHost")
 	}
 }
