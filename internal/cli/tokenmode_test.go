@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"flag"
 	"testing"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 )
 
@@ -37,5 +39,29 @@ func checkTokens(t *testing.T, st simulator.Stats) {
 	t.Helper()
 	if st.ForeignTokens != 0 || st.StaleTokens != 0 {
 		t.Errorf("validate calls with another destination's token: %d, with a stale one: %d; want 0 and 0", st.ForeignTokens, st.StaleTokens)
+	}
+}
+
+// TestSimulateTokenModeFlags: simulate (and demo) set the token modes from
+// --opaque-tokens and --latest-token-only; both are off by default.
+func TestSimulateTokenModeFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args           []string
+		opaque, latest bool
+	}{{nil, false, false}, {[]string{"--opaque-tokens"}, true, false}, {[]string{"--latest-token-only", "--opaque-tokens"}, true, true}} {
+		var s simFlags
+		fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+		s.register(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := s.config(&destination.File{}, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.OpaqueTokens != c.opaque || cfg.LatestTokenOnly != c.latest {
+			t.Errorf("%v: opaque %t latest %t, want %t %t", c.args, cfg.OpaqueTokens, cfg.LatestTokenOnly, c.opaque, c.latest)
+		}
 	}
 }
