@@ -129,6 +129,9 @@ type Handlers struct {
 	log     *slog.Logger
 	cfg     HandlerConfig
 	now     func() time.Time
+	// challenges records each challenge before it is made and has an
+	// earlier run's records (nil: none).
+	challenges ChallengeLog
 	// seen learns when challenge files appear, for the first poll.
 	seen *appearance
 	// jobs keeps each zone's job listing for the job stage.
@@ -175,6 +178,9 @@ type deps struct {
 	// a task that ends then waits too, since asynq cannot write its
 	// outcome.
 	RedisDown func() bool
+	// Challenges records each challenge before it is made, and has an
+	// earlier run's records; nil: none.
+	Challenges ChallengeLog
 }
 
 // newHandlers returns the handlers on d (New builds d).
@@ -191,7 +197,7 @@ func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	}
 	return &Handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
-		jobs: newJobCache(jobListTTL, d.Now), ping: d.Ping, redisDown: d.RedisDown}
+		jobs: newJobCache(jobListTTL, d.Now), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
 }
 
 // Register adds the three handlers to mux.
@@ -382,6 +388,11 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		}
 		before = record
 	}
+	if done, seen, err := h.resume(ctx, r, loc); done {
+		return err
+	} else if seen != "" {
+		before = seen
+	}
 	// The budget first: a snooze for the budget is no attempt.
 	if err := h.wait(ctx, r); err != nil {
 		return err
@@ -398,6 +409,9 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	// moves it to polling. A task that turns out superseded (rare: a
 	// redelivery after a crash) has spent one call.
 	requestedAt := h.now()
+	if err := h.record(ctx, r, loc, before, requestedAt); err != nil {
+		return err
+	}
 	res, err := r.t.API.Challenge(ctx, target(r.d), r.d.DestinationConf)
 	if err != nil {
 		if _, eerr := h.enter(ctx, r, events.Challenging, events.StageChallenge); eerr != nil {

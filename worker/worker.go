@@ -139,6 +139,12 @@ type Config struct {
 	// Registry receives the worker's metrics. Default: a registry of its
 	// own with the Go and process collectors. Handler serves it.
 	Registry *prometheus.Registry
+	// Challenges, when set, records each challenge before it is made and
+	// has an earlier run's records, so that a challenge in flight when a
+	// run was killed is taken up rather than asked again (see
+	// ChallengeLog). Only for a worker alone on its Redis with the log:
+	// run's journal on its embedded Redis. Default nil: none.
+	Challenges ChallengeLog
 }
 
 var validBudgetKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
@@ -320,6 +326,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 		Logger:    cfg.Logger,
 		Ping:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		RedisDown: watch.down,
+
+		Challenges: cfg.Challenges,
 	}
 	if def != nil {
 		d.API, d.Budget, d.Auth, d.DefaultPause = def.API, def.Budget, def.Auth, def.Pause

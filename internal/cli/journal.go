@@ -3,14 +3,17 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 // journal is run's record of the destinations that have an outcome: one
@@ -19,10 +22,26 @@ import (
 // Ctrl-C, a crash or kill -9 skips what is finished. Each destination is in
 // it once, unless run --retry-failed redid a failed one: its latest line
 // wins.
+//
+// It is also the worker's ChallengeLog: a line {"challenge":{...}} per
+// challenge, fsync'd before the call is made (no token: where it is
+// written and what the path held before), so that a re-run takes up the
+// challenges that were in flight rather than asking again.
 type journal struct {
+	mu   sync.Mutex
 	f    *os.File
 	path string
 	done map[string]events.Event // by destKey
+	// prior is the last challenge recorded at each location by earlier
+	// runs; touched the locations challenged by this one.
+	prior   map[string]ledger.Challenge
+	touched map[string]bool
+}
+
+// journalLine is a line of the journal: a challenge record, or else an
+// event.
+type journalLine struct {
+	Challenge *ledger.Challenge `json:"challenge,omitempty"`
 }
 
 // destKey identifies a destination in the journal: scope, id and the
@@ -42,7 +61,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-journal: %w", err)
 	}
-	j := &journal{f: f, path: path, done: map[string]events.Event{}}
+	j := &journal{f: f, path: path, done: map[string]events.Event{}, prior: map[string]ledger.Challenge{}, touched: map[string]bool{}}
 	r := bufio.NewReader(f)
 	var good int64 // bytes up to the end of the last whole line
 	for n := 1; ; n++ {
@@ -56,6 +75,11 @@ func openJournal(path string) (*journal, error) {
 		}
 		good += int64(len(line))
 		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var c journalLine
+		if json.Unmarshal(line, &c) == nil && c.Challenge != nil && c.Challenge.Location != "" {
+			j.prior[c.Challenge.Location] = *c.Challenge
 			continue
 		}
 		var e events.Event
@@ -88,17 +112,48 @@ func (j *journal) forgetFailed() {
 
 // has reports whether the journal has an outcome for the destination.
 func (j *journal) has(key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	_, ok := j.done[key]
 	return ok
+}
+
+// Record writes the challenge about to be made and syncs the file, for
+// worker.ChallengeLog: from now on no earlier run's challenge at its
+// location is taken up (the file will hold this one's token).
+func (j *journal) Record(_ context.Context, c ledger.Challenge) error {
+	b, err := json.Marshal(journalLine{Challenge: &c})
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.touched[c.Location] = true
+	return j.write(append(b, '\n'))
+}
+
+// Prior returns the last challenge earlier runs recorded at loc, when it
+// was dest's and this run has challenged nothing there, for
+// worker.ChallengeLog.
+func (j *journal) Prior(dest, loc string) (ledger.Challenge, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.prior[loc]
+	if !ok || c.Dest != dest || j.touched[loc] {
+		return ledger.Challenge{}, false
+	}
+	return c, true
 }
 
 // append writes the events of destinations the journal does not have yet
 // and syncs the file: once it returns, they survive a crash.
 func (j *journal) append(evs []events.Event) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	var buf bytes.Buffer
 	for _, e := range evs {
 		k := eventKey(e)
-		if j.has(k) {
+		if _, ok := j.done[k]; ok {
 			continue
 		}
 		b, err := json.Marshal(e)
@@ -112,7 +167,12 @@ func (j *journal) append(evs []events.Event) error {
 	if buf.Len() == 0 {
 		return nil
 	}
-	if _, err := j.f.Write(buf.Bytes()); err != nil {
+	return j.write(buf.Bytes())
+}
+
+// write appends b and syncs the file; the caller holds j.mu.
+func (j *journal) write(b []byte) error {
+	if _, err := j.f.Write(b); err != nil {
 		return fmt.Errorf("write journal %s: %w", j.path, err)
 	}
 	if err := j.f.Sync(); err != nil {

@@ -147,6 +147,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
 		}
 		skip = func(d tasks.Dest) bool { return j.has(destKey(d.Scope, d.ScopeID, redact.String(d.DestinationConf))) }
+		// The worker is alone on this Redis: the journal keeps its
+		// challenges, and takes up those a killed run had in flight.
+		f.challenges = j
 	}
 	storage, err := storageFromEnv(env)
 	if err != nil {

@@ -3,7 +3,9 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,10 +23,13 @@ import (
 	"github.com/johannesboyne/gofakes3"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 const runToken = "run-test-token"
@@ -33,6 +38,7 @@ const runToken = "run-test-token"
 // scope ids were challenged.
 type runSim struct {
 	url string
+	sim *simulator.Simulator
 	mu  sync.Mutex
 	ids []string // scope ids of POST .../ownership, in order
 }
@@ -48,7 +54,7 @@ func newRunSim(t *testing.T, cfg simulator.Config) *runSim {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	rs := &runSim{}
+	rs := &runSim{sim: sim}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/"); r.Method == http.MethodPost && len(parts) == 4 && parts[3] == "ownership" {
 			rs.mu.Lock()
@@ -91,6 +97,9 @@ func readJournal(t *testing.T, path string) []events.Event {
 		var e events.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			continue // a line cut short by kill -9
+		}
+		if e.Event == "" {
+			continue // a challenge record
 		}
 		evs = append(evs, e)
 	}
@@ -234,15 +243,41 @@ func TestRunExitCodes(t *testing.T) {
 }
 
 // TestRunResumeAfterKill kills a run with SIGKILL in the middle of its
-// batch and runs it again: the re-run challenges none of the destinations
-// the journal had, and every destination ends exactly once in the journal.
+// batch, destinations on shared paths and on their own, and runs it again,
+// in every token mode of the simulator: the re-run challenges none of the
+// destinations the journal had, takes up the challenges that were in flight
+// (their tokens are in their files) rather than asking again, at most 1.1
+// challenges per destination over both runs, no validate call carries
+// another destination's token or a stale one, and every destination ends
+// exactly once in the journal.
 func TestRunResumeAfterKill(t *testing.T) {
 	t.Parallel()
-	const n = 120
-	rs := newRunSim(t, simulator.Config{WriteDelay: 200 * time.Millisecond, WriteJitter: 800 * time.Millisecond})
+	for _, m := range tokenModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			testRunResumeAfterKill(t, m)
+		})
+	}
+}
+
+func testRunResumeAfterKill(t *testing.T, m tokenMode) {
+	const own, paths, perPath = 80, 4, 10
+	const n = own + paths*perPath
+	rs := newRunSim(t, m.apply(simulator.Config{WriteDelay: 200 * time.Millisecond, WriteJitter: 800 * time.Millisecond}))
 	dir := t.TempDir()
 	in := filepath.Join(dir, "batch.csv")
-	writeFileCSV(t, in, dir, n)
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf\n")
+	for i := range n {
+		p := filepath.Join(dir, "dest", fmt.Sprint(i))
+		if i%3 == 0 && i/3 < paths*perPath {
+			p = filepath.Join(dir, "shared", fmt.Sprint(i/3%paths))
+		}
+		fmt.Fprintf(&b, "%032x,,file://%s\n", i+1, p)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	journal := filepath.Join(dir, "batch.journal.jsonl")
 	args := rs.runArgs("--skip-preflight", "--concurrency", "4", in)
 	c := startChildEnv(t, filepath.Join(dir, "run1.log"), []string{"CLOUDFLARE_API_TOKEN=" + runToken}, args...)
@@ -270,6 +305,51 @@ func TestRunResumeAfterKill(t *testing.T) {
 	for _, e := range first {
 		finished[e.ScopeID] = true
 	}
+	// Cloudflare writes the files of the challenges in flight whether the
+	// run lives or not: the re-run comes after them.
+	for st := rs.sim.Stats(); st.FilesWritten+st.WriteErrors < st.ChallengesIssued; st = rs.sim.Stats() {
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatalf("simulator: %d challenges, %d files written", st.ChallengesIssued, st.FilesWritten)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The challenges to take up: the last recorded at each location, of a
+	// destination the journal has not finished, whose file holds a new
+	// write since the recorded fingerprint.
+	hashes := map[string]string{} // destination hash -> scope id
+	confs := map[string]string{}  // scope id -> conf
+	for i := range n {
+		id := fmt.Sprintf("%032x", i+1)
+		conf := "file://" + filepath.Join(dir, "dest", fmt.Sprint(i))
+		if i%3 == 0 && i/3 < paths*perPath {
+			conf = "file://" + filepath.Join(dir, "shared", fmt.Sprint(i/3%paths))
+		}
+		hashes[tasks.DestHash(tasks.ScopeZone, id, conf, "")] = id
+		confs[id] = conf
+	}
+	last := map[string]ledger.Challenge{}
+	jb, _ := os.ReadFile(journal)
+	for _, line := range strings.Split(string(jb), "\n") {
+		var l journalLine
+		if json.Unmarshal([]byte(line), &l) == nil && l.Challenge != nil {
+			last[l.Challenge.Location] = *l.Challenge
+		}
+	}
+	toTakeUp := map[string]bool{}
+	for _, c := range last {
+		id := hashes[c.Dest]
+		if id == "" {
+			t.Fatalf("a challenge record of an unknown destination: %+v", c)
+		}
+		seen := location.Absent
+		if b, err := os.ReadFile("/" + c.Filename); err == nil {
+			sum := sha256.Sum256(b)
+			seen = hex.EncodeToString(sum[:])
+		}
+		if !finished[id] && seen != c.Before {
+			toTakeUp[id] = true
+		}
+	}
 	already := len(rs.challenged())
 
 	code, out, stderr := runEnv(t, map[string]string{"CLOUDFLARE_API_TOKEN": runToken}, "", args...)
@@ -279,16 +359,28 @@ func TestRunResumeAfterKill(t *testing.T) {
 	if want := fmt.Sprintf("resuming: %d destinations finished already", len(first)); !strings.Contains(out, want) {
 		t.Errorf("re-run output lacks %q:\n%s", want, out)
 	}
+	// A challenge to take up is asked again only once another destination
+	// of its path was challenged first (its outcome lost with the kill):
+	// the file no longer holds its token.
+	pathChallenged := map[string]bool{}
 	for _, id := range rs.challenged()[already:] {
 		if finished[id] {
 			t.Errorf("the re-run challenged %s, which the journal had finished", id)
 		}
+		if toTakeUp[id] && !pathChallenged[confs[id]] {
+			t.Errorf("the re-run challenged %s again, whose token the killed run's challenge had written", id)
+		}
+		pathChallenged[confs[id]] = true
 	}
 	per := map[string]int{}
+	takenUp := 0
 	for _, e := range readJournal(t, journal) {
 		per[eventKey(e)]++
 		if e.Event != events.Validated {
 			t.Errorf("journal: %s %s", e.ScopeID, e.Event)
+		}
+		if e.Attempts.Challenge == 0 {
+			takenUp++
 		}
 	}
 	if len(per) != n {
@@ -299,7 +391,22 @@ func TestRunResumeAfterKill(t *testing.T) {
 			t.Errorf("%s is %d times in the journal", k, c)
 		}
 	}
-	t.Logf("killed with %d of %d journaled; the re-run challenged %d", len(first), n, len(rs.challenged())-already)
+	st := rs.sim.Stats()
+	checkTokens(t, st)
+	if perDest := float64(st.ChallengesIssued) / n; perDest > 1.1 {
+		t.Errorf("%.2f challenges per destination over both runs (%d for %d), want at most 1.1", perDest, st.ChallengesIssued, n)
+	}
+	jb, _ = os.ReadFile(journal)
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == cloudflare.ChallengeFileName {
+			if tok, _ := os.ReadFile(path); len(tok) > 0 && strings.Contains(string(jb), strings.TrimSpace(string(tok))) {
+				t.Errorf("the journal holds the token of %s", path)
+			}
+		}
+		return nil
+	})
+	t.Logf("killed with %d of %d journaled, %d challenges to take up; the re-run challenged %d and took up %d; %d challenges in all",
+		len(first), n, len(toTakeUp), len(rs.challenged())-already, takenUp, st.ChallengesIssued)
 }
 
 // TestRunS3 onboards S3 destinations with run in a child process, whose AWS

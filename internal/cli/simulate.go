@@ -35,6 +35,9 @@ type simFlags struct {
 	hostileKinds  string
 	// tokenAccount makes the token an account-owned token of this account.
 	tokenAccount string
+	// opaqueTokens and latestTokenOnly are the token modes where
+	// Cloudflare's docs are silent (simulator.Config).
+	opaqueTokens, latestTokenOnly bool
 }
 
 func (s *simFlags) register(fs *flag.FlagSet) {
@@ -49,6 +52,10 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 		"simulator: comma-separated hostile answers to draw from: "+strings.Join(simulator.HostileKinds(), ", "))
 	fs.StringVar(&s.tokenAccount, "token-account", "",
 		"simulator: make CLOUDFLARE_API_TOKEN an account-owned token of this account id (GET /user/tokens/verify answers 401, /accounts/{id}/tokens/verify verifies it)")
+	fs.BoolVar(&s.opaqueTokens, "opaque-tokens", false,
+		"simulator: issue challenge tokens with no claims to decode (Cloudflare does not document the claims' names)")
+	fs.BoolVar(&s.latestTokenOnly, "latest-token-only", false,
+		"simulator: validate only the latest token issued for a destination; an earlier one gets 400 code 1002 (Cloudflare's docs do not say)")
 }
 
 // writeFunc plays Cloudflare's side of the challenge: it writes the token
@@ -75,7 +82,9 @@ func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (
 		Hostile:       s.hostile,
 		Logger:        log,
 
-		TokenAccountID: s.tokenAccount,
+		TokenAccountID:  s.tokenAccount,
+		OpaqueTokens:    s.opaqueTokens,
+		LatestTokenOnly: s.latestTokenOnly,
 	}
 	if s.hostile > 0 && s.hostileKinds != "" {
 		cfg.HostileKinds = strings.Split(s.hostileKinds, ",")

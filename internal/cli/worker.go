@@ -45,6 +45,9 @@ type workerFlags struct {
 	// named are the credentials of --credentials (not a flag of its own:
 	// each command loads them with credentialsFlag); nil: none.
 	named *credentials.Set
+	// challenges is run's journal on its embedded Redis (not a flag);
+	// nil: none.
+	challenges worker.ChallengeLog
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
@@ -175,7 +178,8 @@ func (f workerFlags) config(creds cloudflare.Credentials, storage credentials.St
 		AuthPauseAfter: authPause, StateTTL: f.stateTTL, EventsMaxLen: f.eventsMaxLen, Storage: storage, Logger: log,
 		Handler: worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
 			Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}},
-		Server: worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown},
+		Server:     worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown},
+		Challenges: f.challenges,
 	}
 }
 

@@ -9,6 +9,10 @@
 // destinations here, workers move them through their stages, and the status,
 // report and events commands read it back.
 //
+// Challenge is the record of one ownership challenge, kept before the call
+// (by worker.ChallengeLog: run's journal) so that a re-run takes up a
+// challenge that was in flight instead of asking again; it holds no token.
+//
 // The scripts name states and stages only as package events does: the
 // states they compare with are written into every script once, from the
 // constants (luaNames), and a stage's attempt counter is the hash field

@@ -124,6 +124,19 @@ type Config struct {
 	// TokenTTL is how long a challenge token validates. Default
 	// DefaultTokenTTL.
 	TokenTTL time.Duration
+	// OpaqueTokens issues tokens with no claims to decode (random
+	// base64url text the simulator looks up). Cloudflare documents that a
+	// token binds the object type, the object id, the destination_conf and
+	// a destination fingerprint, not the names of its claims: a client
+	// must onboard without decoding them. Default false: JWT-shaped tokens
+	// with the simulator's claims (cloudflare.Claims).
+	OpaqueTokens bool
+	// LatestTokenOnly validates only the latest token issued for a
+	// destination: an earlier one, however recent, is answered 400 code
+	// 1002 like a wrong token. Cloudflare's docs do not say whether an
+	// earlier unexpired token still validates, so the simulator offers
+	// both. Default false: any unexpired token of the destination does.
+	LatestTokenOnly bool
 
 	// MaxJobsPerScope is how many Logpush jobs one zone or account can
 	// hold; creating one more is answered 403 code 1004. Default

@@ -11,11 +11,15 @@
 //	    resolved path, <path>/ownership-challenge.txt ({DATE} filled as
 //	    YYYYMMDD): destinations that share a path share the file, and each
 //	    challenge overwrites it. The token's claims name the scope, the id
-//	    and a digest of the conf, and expire after TokenTTL (no iat).
+//	    and a digest of the conf, and expire after TokenTTL (no iat). The
+//	    claims' names are the simulator's own: with Config.OpaqueTokens the
+//	    token has nothing to decode.
 //	POST .../logpush/ownership/validate
 //	    accepts any unexpired token issued for that (scope, id,
-//	    byte-identical destination_conf); another destination's token is
-//	    400 code 1002.
+//	    byte-identical destination_conf), or with Config.LatestTokenOnly
+//	    only the latest; another destination's token, an expired or a
+//	    superseded one is 400 code 1002 (Stats.ForeignTokens and
+//	    Stats.StaleTokens count them).
 //	POST .../logpush/validate/destination/exists
 //	    exists is true when a job of the zone or account has the
 //	    byte-identical destination_conf.

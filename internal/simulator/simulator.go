@@ -66,6 +66,7 @@ type Simulator struct {
 	rnd     *rand.Rand
 	closed  bool
 	dests   map[[32]byte]*dest
+	issued  map[string]issued // opaque tokens (Config.OpaqueTokens)
 	windows map[string]*window
 	jobs    map[string][]*job // by scopeKey, in creation order
 	lastJob int               // the last job id given, across scopes
@@ -76,6 +77,8 @@ type Simulator struct {
 type dest struct {
 	gen   uint64 // challenges issued, to tell timers apart
 	timer *time.Timer
+	// latest is the last token issued (Config.LatestTokenOnly).
+	latest string
 }
 
 // New returns a Simulator for cfg, with defaults applied.
@@ -101,6 +104,7 @@ func New(cfg Config) (*Simulator, error) {
 		cancel:  cancel,
 		rnd:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		dests:   make(map[[32]byte]*dest),
+		issued:  make(map[string]issued),
 		windows: make(map[string]*window),
 		jobs:    make(map[string][]*job),
 		stats:   newStats(),
@@ -385,16 +389,14 @@ func (s *Simulator) challenge(w http.ResponseWriter, r *http.Request, t target) 
 	if s.cfg.WriteJitter > 0 {
 		delay += time.Duration(s.rnd.Int64N(int64(s.cfg.WriteJitter)))
 	}
-	s.mu.Unlock()
 	token := s.token(t, conf, now, jti)
-
-	s.mu.Lock()
 	d := s.dests[key]
 	if d == nil {
 		d = &dest{}
 		s.dests[key] = d
 	}
 	d.gen++
+	d.latest = token
 	if d.timer != nil {
 		// A later challenge of the same destination supersedes its pending
 		// write: on Cloudflare the earlier file would already be there, and
@@ -448,22 +450,27 @@ func (s *Simulator) write(key [32]byte, gen uint64, conf, filename, token string
 }
 
 // validate accepts any unexpired token issued for this exact scope, id and
-// destination_conf; a token for another destination, an expired one or one
-// the simulator never issued is answered 400 code 1002.
+// destination_conf (only the latest with Config.LatestTokenOnly); a token
+// for another destination, an expired or superseded one, or one the
+// simulator never issued is answered 400 code 1002.
 func (s *Simulator) validate(w http.ResponseWriter, r *http.Request, t target) {
 	req, f := decode(w, r, true)
 	if f != nil {
 		writeFailure(w, f)
 		return
 	}
-	verdict := s.check(*req.OwnershipChallenge, t, *req.DestinationConf, s.cfg.Now())
+	now := s.cfg.Now()
 	s.mu.Lock()
+	verdict := s.check(*req.OwnershipChallenge, t, *req.DestinationConf, now)
 	switch verdict {
 	case tokenValid:
 		s.stats.ValidationsOK++
 	case tokenForeign:
 		s.stats.ValidationsFailed++
 		s.stats.ForeignTokens++
+	case tokenExpired, tokenSuperseded:
+		s.stats.ValidationsFailed++
+		s.stats.StaleTokens++
 	default:
 		s.stats.ValidationsFailed++
 	}

@@ -37,6 +37,12 @@ type Stats struct {
 	// reads a shared challenge file carelessly sends the previous
 	// destination's token.
 	ForeignTokens int
+	// StaleTokens counts validate calls (among ValidationsFailed) with a
+	// token the simulator issued for this destination that no longer
+	// validates: expired, or, with Config.LatestTokenOnly, superseded by a
+	// later challenge. A client that takes an earlier challenge's file for
+	// its latest sends one.
+	StaleTokens int
 	// FilesWritten and WriteErrors count delayed writes.
 	FilesWritten, WriteErrors int
 	// Destinations counts the distinct (scope, id, destination_conf)
