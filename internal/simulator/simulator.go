@@ -41,6 +41,9 @@ const (
 	EndpointAccountVerify = "account_verify"
 	// EndpointUser is GET /user.
 	EndpointUser = "user"
+	// EndpointFields is GET .../logpush/datasets/{dataset}/fields.
+	EndpointFields = "fields"
+
 	// EndpointUnknown is any other path.
 	EndpointUnknown = "unknown"
 )
@@ -157,6 +160,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listJobs(rec, rt)
 	case EndpointCreateJob:
 		s.createJob(rec, r, rt)
+	case EndpointFields:
+		s.fields(rec, rt)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -181,6 +186,7 @@ type target struct {
 	endpoint string
 	scope    string // "zone" or "account"
 	id       string
+	dataset  string // of EndpointFields
 	fail     *failure
 }
 
@@ -195,6 +201,10 @@ func route(r *http.Request) target {
 	var t target
 	method := http.MethodPost
 	switch {
+	case len(seg) == 6 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
+		seg[3] == "datasets" && seg[5] == "fields":
+		t.scope, t.id, t.dataset = strings.TrimSuffix(seg[0], "s"), seg[1], seg[4]
+		t.endpoint, method = EndpointFields, http.MethodGet
 	case len(seg) >= 4 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
 		logpushEndpoint(seg[3:]) != "":
 		t.scope, t.id = strings.TrimSuffix(seg[0], "s"), seg[1]
