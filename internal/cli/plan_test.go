@@ -420,3 +420,33 @@ func TestRunSelection(t *testing.T) {
 		t.Fatalf("the second run planned or created again")
 	}
 }
+
+// TestDemoAccount (issue 24, point 5): demo --account-zones onboards an
+// account from a template: every active zone without the job gets it.
+func TestDemoAccount(t *testing.T) {
+	t.Parallel()
+	code, out, stderr := runEnv(t, nil, "", "demo", "--account-zones", "60", "-write-delay", "10ms", "-write-jitter", "10ms", "-error-rate", "0",
+		"-rate-limit-rate", "0", "-poll-first", "0", "-progress-interval", "1s")
+	if code != 0 {
+		t.Fatalf("demo = %d:\n%s\n%s", code, out, stderr)
+	}
+	active, existing := 0, 0
+	for i, z := range demoZones(60) {
+		if z.Status == "active" {
+			active++
+			if i%25 == 7 {
+				existing++
+			}
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf("plan: %d zones listed (status active) over 2 pages", active),
+		fmt.Sprintf("left out: %d rows exists", existing),
+		fmt.Sprintf("%d/%d done (100%%)", active-existing, active-existing),
+		fmt.Sprintf("jobs created: %d (of 60 zones", active-existing),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
