@@ -450,3 +450,42 @@ func TestDemoAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanRetries: 5xx and 429 answers to the zone pages and job listings
+// are retried (the worker's backoff, Retry-After honoured); the plan is the
+// same as without them, and its count of calls includes the retries.
+func TestPlanRetries(t *testing.T) {
+	t.Parallel()
+	var zones []simulator.Zone
+	for i := range 70 {
+		zones = append(zones, planZone(i))
+	}
+	ps := newPlanSim(t, simulator.Config{Zones: zones, ErrorRate: 0.15, RateLimitRate: 0.05, Seed: 7})
+	ps.sim.AddJob("zone", zones[0].ID, "http_requests", "https://logs.example.com/"+zones[0].Name)
+	code, stdout, stderr := runEnv(t, map[string]string{"CLOUDFLARE_API_TOKEN": runToken}, "", "plan", "--cloudflare-api-url", ps.url, "--api-rate", "0",
+		"--account", planAccount, "--dataset", "http_requests", "--destination", "https://logs.example.com/{zone_name}")
+	if code != 0 {
+		t.Fatalf("plan = %d:\n%s", code, stderr)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := 0
+	for _, z := range zones {
+		if z.Status == "active" {
+			active++
+		}
+	}
+	if len(recs)-1 != active-1 {
+		t.Fatalf("%d rows, want %d:\n%s", len(recs)-1, active-1, stderr)
+	}
+	st := ps.sim.Stats()
+	failed := st.ServerErrorsInjected + st.RateLimitedInjected
+	if failed == 0 || st.Count(simulator.EndpointZones, 200) != 2 || st.Count(simulator.EndpointJobs, 200) != active {
+		t.Fatalf("%d injected failures; %d zone pages and %d listings answered 200", failed, st.Count(simulator.EndpointZones, 200), st.Count(simulator.EndpointJobs, 200))
+	}
+	if want := fmt.Sprintf("API calls spent: %d (2 zone pages, %d job listings", 2+active+failed, active); !strings.Contains(stderr, want) {
+		t.Fatalf("summary lacks %q:\n%s", want, stderr)
+	}
+}
