@@ -362,6 +362,7 @@ func badPlan(format string, a ...any) error { return &planError{fmt.Errorf(forma
 func (p *planner) makePlan(ctx context.Context, s planSpec) (*planResult, error) {
 	res := &planResult{leftOut: map[string]int{}, credential: s.credential}
 	var zones []cloudflare.Zone
+	seen := map[string]bool{} // a zone added while paging shifts the pages: one may come twice
 	for _, acct := range s.accounts {
 		listed := 0
 		for page, total := 1, 1; page <= total; page++ {
@@ -382,6 +383,10 @@ func (p *planner) makePlan(ctx context.Context, s planSpec) (*planResult, error)
 					continue // not this account's: Cloudflare filtered; trust no more
 				}
 				z.ID, z.AccountID = strings.ToLower(z.ID), acct
+				if seen[z.ID] {
+					continue
+				}
+				seen[z.ID] = true
 				if len(s.patterns) > 0 && !matchAny(s.patterns, strings.ToLower(z.Name)) {
 					res.leftOut[leftPattern]++
 					continue

@@ -489,3 +489,35 @@ func TestPlanRetries(t *testing.T) {
 		t.Fatalf("summary lacks %q:\n%s", want, stderr)
 	}
 }
+
+// fakeZonesAPI answers pages that overlap, as when a zone is added while
+// the pages are followed, and lists no jobs.
+type fakeZonesAPI struct{ pages [][]cloudflare.Zone }
+
+func (f *fakeZonesAPI) ListZones(_ context.Context, _ cloudflare.ZoneFilter, page int) (cloudflare.ZonePage, error) {
+	return cloudflare.ZonePage{Zones: f.pages[page-1], Page: page, TotalPages: len(f.pages)}, nil
+}
+func (f *fakeZonesAPI) ListJobs(context.Context, cloudflare.Target) ([]cloudflare.Job, error) {
+	return nil, nil
+}
+func (f *fakeZonesAPI) Fields(context.Context, cloudflare.Target, string) (map[string]string, error) {
+	return nil, nil
+}
+
+// TestPlanShiftedPages: a zone that comes on two pages gets one row.
+func TestPlanShiftedPages(t *testing.T) {
+	t.Parallel()
+	z := func(i int) cloudflare.Zone {
+		return cloudflare.Zone{ID: fmt.Sprintf("%032x", 0xc00+i), Name: fmt.Sprintf("z%02d.example.com", i), Status: "active", AccountID: planAccount}
+	}
+	api := &fakeZonesAPI{pages: [][]cloudflare.Zone{{z(0), z(1), z(2)}, {z(2), z(3)}}}
+	p := &planner{api: api}
+	res, err := p.makePlan(context.Background(), planSpec{accounts: []string{planAccount}, concurrency: 2, tsFormat: "rfc3339",
+		datasets: []planDataset{{name: "http_requests", scope: cloudflare.ScopeZone}}, zoneTmpl: "https://logs.example.com/{zone_id}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.rows) != 4 || res.zones != 4 || res.pages != 2 || res.listings != 4 {
+		t.Fatalf("%d rows of %d zones, %d pages, %d listings", len(res.rows), res.zones, res.pages, res.listings)
+	}
+}
