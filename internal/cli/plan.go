@@ -29,6 +29,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 const planUsage = `usage: logpush-onboard plan --account ID --dataset DATASET[,DATASET] --destination TEMPLATE [flags]
@@ -68,10 +69,6 @@ const (
 	leftJobLimit = "at the job limit"
 	leftPattern  = "zone name not matching --zones"
 )
-
-// maxJobsPerZone is Cloudflare's limit of Logpush jobs per zone ("exceeded
-// max jobs allowed").
-const maxJobsPerZone = 4
 
 // planFlags is the selection of a plan: what plan and run --account take.
 type planFlags struct {
@@ -531,7 +528,7 @@ func (p *planner) leaveOutExisting(ctx context.Context, s planSpec, rows []planR
 			res.leftOut[leftExists]++
 			continue
 		}
-		if r.scope == cloudflare.ScopeZone && held[t] >= maxJobsPerZone {
+		if r.scope == cloudflare.ScopeZone && held[t] >= cloudflare.MaxJobsPerZone {
 			res.leftOut[leftJobLimit]++
 			continue
 		}
@@ -822,8 +819,8 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	var f workerFlags
 	fs := newFlags("plan", env)
 	pf.register(fs)
-	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", "https://api.cloudflare.com/client/v4"), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
-	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", "1000/5m"),
+	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
+	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"the API budget the plan's calls take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
 	f.budget.register(fs, env)
 	fs.StringVar(&f.redisURL, "redis", "", "take the plan's calls from the budget the workers share in this Redis (default: a budget of this process alone)")

@@ -2,6 +2,10 @@ package cloudflare
 
 import "slices"
 
+// MaxJobsPerZone is Cloudflare's limit of Logpush jobs per zone: one more is
+// 403 code 1004, "exceeded max jobs allowed".
+const MaxJobsPerZone = 4
+
 // Datasets by the scope that pushes them, from Cloudflare's log fields
 // reference (developers.cloudflare.com/logs/reference/log-fields/, "zone"
 // and "account"). firewall_events is both: a zone's job, or since
