@@ -32,6 +32,7 @@ func commands() []command {
 	return []command{
 		{"run", "onboard a file of destinations in this one process, with a progress view, a journal to resume from and a report", runRun},
 		{"worker", "run a worker: challenge, poll and validate tasks from Redis", runWorker},
+		{"plan", "write the batch that onboards every zone of an account (GET /zones, templates), leaving out the jobs that exist", runPlan},
 		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},
 		{"preflight", "check the Cloudflare credential and access to every bucket of a file, without enqueueing", runPreflight},
 		{"status", "show a batch's counts per state (or list batches)", runStatus},

@@ -17,6 +17,7 @@ import (
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -49,6 +50,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up if the batch is not done by then")
 	dir := fs.String("dir", "", "directory for the generated CSV and file:// destinations (default: a temporary one, removed after)")
 	every := fs.Duration("progress-interval", 2*time.Second, "when standard output is not a terminal, print a progress line this often")
+	accountZones := fs.Int("account-zones", 0, "instead of -n destinations, onboard an account of this many zones (e.g. 200) as plan and run --account do: the zones the simulator lists, the S3 template "+demoTemplate+", http_requests jobs created")
 	// The demo's defaults show retries at work, keep the metrics port free
 	// and give the local simulator a larger budget. It always runs on a
 	// Redis of its own: REDIS_URL would send its fake destinations to the
@@ -66,8 +68,8 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	if *n <= 0 {
-		return fmt.Errorf("-n must be positive")
+	if *n <= 0 || *accountZones < 0 {
+		return fmt.Errorf("-n must be positive, -account-zones not negative")
 	}
 	if *every <= 0 {
 		return fmt.Errorf("-progress-interval %s: must be positive", *every)
@@ -104,6 +106,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	simCfg.Zones = demoZones(*accountZones)
 	sim, err := simulator.New(simCfg)
 	if err != nil {
 		return err
@@ -128,19 +131,30 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	defer w.stop()
 
 	csvPath := filepath.Join(workDir, "destinations.csv")
-	if err := writeDemoCSV(csvPath, workDir, *n); err != nil {
-		return err
-	}
 	store := ledger.NewStore(rdb, ledger.Config{})
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, cloudflare.Credentials{APIToken: token}, log)
 	if err != nil {
+		return err
+	}
+	if *accountZones > 0 {
+		// A few jobs made earlier (the dashboard, Terraform): plan leaves
+		// them out.
+		for i, z := range simCfg.Zones {
+			if i%25 == 7 && z.Status == "active" {
+				sim.AddJob("zone", z.ID, "http_requests", render(demoTemplate, map[string]string{"zone_name": z.Name, "dataset": "http_requests"}))
+			}
+		}
+		if err := demoPlan(ctx, env, f.apiURL, token, rdb, bcfg, ok, csvPath); err != nil {
+			return err
+		}
+	} else if err := writeDemoCSV(csvPath, workDir, *n); err != nil {
 		return err
 	}
 	pace, err := pacer(rdb, bcfg, ok)
 	if err != nil {
 		return err
 	}
-	p, err := producer.New(rdb, producer.Config{Source: csvPath, Format: tasks.FormatCSV, Logger: log, Pacer: pace})
+	p, err := producer.New(rdb, producer.Config{Source: csvPath, Format: tasks.FormatCSV, Logger: log, Pacer: pace, CreateJob: *accountZones > 0})
 	if err != nil {
 		return err
 	}
@@ -167,6 +181,9 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "\ndone in %s: %d validated, %d failed, %d not_required of %d\n",
 		time.Since(start).Round(100*time.Millisecond), st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired], st.Total)
 	fmt.Fprintf(env.Stdout, "simulator: %s\n", stats)
+	if *accountZones > 0 {
+		fmt.Fprintf(env.Stdout, "jobs created: %d (of %d zones; the rest were pending or had their job already)\n", stats.JobsCreated, *accountZones)
+	}
 	if st.Total > 0 {
 		fmt.Fprintf(env.Stdout, "API calls per destination: %.2f (%d calls, %d destinations)\n",
 			float64(stats.Calls())/float64(st.Total), stats.Calls(), st.Total)
@@ -176,6 +193,49 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed", st.Counts[events.Failed])}
 	}
 	return nil
+}
+
+// demoAccount is the account of demo --account-zones.
+const demoAccount = "0de0000000000000000000000000acc1"
+
+// demoTemplate is the destination template of demo --account-zones.
+const demoTemplate = "s3://" + demoBucket + "/zones/{zone_name}/{dataset}/{DATE}?region=us-east-1"
+
+// demoZones are n zones of demoAccount, one in 20 pending.
+func demoZones(n int) []simulator.Zone {
+	zones := make([]simulator.Zone, 0, n)
+	for i := range n {
+		st := "active"
+		if i%20 == 19 {
+			st = "pending"
+		}
+		sum := sha256.Sum256(fmt.Appendf(nil, "demo-zone-%d", i))
+		zones = append(zones, simulator.Zone{ID: hex.EncodeToString(sum[:16]), Name: fmt.Sprintf("site%04d.example.com", i), Status: st, AccountID: demoAccount})
+	}
+	return zones
+}
+
+// demoPlan plans demoAccount's zones into path, as plan does, on the
+// demo's budget.
+func demoPlan(ctx context.Context, env Env, apiURL, token string, rdb redis.UniversalClient, bcfg budget.Config, on bool, path string) error {
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: apiURL, Credentials: cloudflare.Credentials{APIToken: token}})
+	if err != nil {
+		return err
+	}
+	p := &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: time.Minute}}
+	if on {
+		if p.budget, err = budget.New(rdb, bcfg); err != nil {
+			return err
+		}
+	}
+	spec := planSpec{accounts: []string{demoAccount}, datasets: []planDataset{{name: "http_requests", scope: cloudflare.ScopeZone}},
+		zoneTmpl: demoTemplate, status: "active", fields: "default", tsFormat: "rfc3339", concurrency: 8}
+	res, err := p.makePlan(ctx, spec)
+	if err != nil {
+		return err
+	}
+	res.summary(env.Stdout, spec)
+	return writePlanFile(path, res)
 }
 
 func demoS3Backend() *s3mem.Backend {

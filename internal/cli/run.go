@@ -24,6 +24,7 @@ import (
 )
 
 const runUsage = `usage: logpush-onboard run [flags] FILE|-
+       logpush-onboard run [flags] --account ID --dataset DATASET --destination TEMPLATE
 
 Onboards every destination of FILE in this process: checks every line, runs
 preflight, then a worker and the producer on an embedded Redis (or on the
@@ -36,6 +37,11 @@ awaiting_token; 1 when any failed (or the run was interrupted); 2 on usage
 errors.
 
 FILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.
+
+With --account instead of FILE, run plans first (see plan -h: the zones
+Cloudflare lists, the jobs that exist left out), writes the plan beside the
+journal, and onboards it with --create-job; run the same command again and
+it goes on with that plan.
 `
 
 func runRun(ctx context.Context, env Env, args []string) error {
@@ -54,13 +60,16 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
 	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
 	every := fs.Duration("progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
+	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter (on with --account)")
+	var pf planFlags
+	pf.register(fs)
 	var cf credentialsFlag
 	cf.register(fs, env)
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, runUsage+"\n")
 		fs.PrintDefaults()
 	}
-	file, err := parseFile(fs, args)
+	file, err := parseFileOrSelection(fs, args, &pf)
 	if err != nil {
 		return err
 	}
@@ -79,6 +88,17 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer closeLog()
+	set, err := cf.load(env, log)
+	if err != nil {
+		return err
+	}
+	if pf.given() {
+		f.budget.parsed(fs, env)
+		if file, err = planForRun(ctx, env, &pf, f, set, *journalPath, log); err != nil || file == "" {
+			return err
+		}
+		*createJob = true
+	}
 	reportFile, journalFile := besideInput(file, *reportPath, *journalPath)
 
 	open, cleanup, err := opener(env, file)
@@ -86,12 +106,11 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	set, err := cf.load(env, log)
-	if err != nil {
-		return err
-	}
 	in := input.Options{Format: fmtv, Credentials: inputCredentials(set)}
-	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Credentials: in.Credentials})
+	if *createJob {
+		in.Extra = tasks.JobColumns
+	}
+	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob})
 	if err != nil {
 		return err
 	}
@@ -196,7 +215,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
-	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Pacers: pacers, Skip: skip,
+	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Pacers: pacers, Skip: skip, CreateJob: *createJob,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return err

@@ -11,6 +11,8 @@
 //	logpush:validate  ──► Client.Validate for a token an operator submitted
 //	(creating the job)──► Client.ListJobs   GET  .../logpush/jobs (once per zone)
 //	                      Client.CreateJob  POST .../logpush/jobs
+//	(plan)            ──► Client.ListZones  GET /zones?account.id=... (page by page)
+//	                      Client.Fields     GET .../logpush/datasets/{dataset}/fields
 //	(preflight)       ──► Client.VerifyCredential  GET /user/tokens/verify,
 //	                      /accounts/{id}/tokens/verify or /user
 //

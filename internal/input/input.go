@@ -33,6 +33,9 @@ const (
 	// use (a name of the credentials file, never a secret); optional, like
 	// the column.
 	FieldCredential = "credential"
+	// FieldZoneName is the zone's domain, for people reading the file (plan
+	// writes it); optional and never used.
+	FieldZoneName = "zone_name"
 )
 
 // Errors that a LineError may wrap, and ErrHeader, which the fatal error for
@@ -110,6 +113,7 @@ const (
 	kindAccount
 	kindConf
 	kindCredential
+	kindNote // read and ignored: zone_name
 	kindExtra
 )
 
@@ -333,6 +337,8 @@ func coreKind(name string) kind {
 		return kindConf
 	case FieldCredential:
 		return kindCredential
+	case FieldZoneName:
+		return kindNote
 	}
 	return kindUnknown
 }

@@ -32,6 +32,13 @@
 //	    destination_conf unless Config.AllowDuplicateJobs.
 //	GET .../logpush/jobs
 //	    lists the jobs of the zone or account, oldest first.
+//	GET .../logpush/datasets/{dataset}/fields
+//	    a subset of the dataset's fields, name to description (fields.go);
+//	    a dataset of the other scope is 400 code 1001.
+//	GET /zones
+//	    Config.Zones, filtered by account.id, status and name, by name,
+//	    per_page 5 to 50 with result_info (zones.go); without Zone Read
+//	    (Config.ZoneRead) 403 code 9109 or no zones, both being possible.
 //	GET /user/tokens/verify, GET /user
 //	    credential checks.
 //

@@ -41,6 +41,10 @@ const (
 	EndpointAccountVerify = "account_verify"
 	// EndpointUser is GET /user.
 	EndpointUser = "user"
+	// EndpointFields is GET .../logpush/datasets/{dataset}/fields.
+	EndpointFields = "fields"
+	// EndpointZones is GET /zones.
+	EndpointZones = "zones"
 	// EndpointUnknown is any other path.
 	EndpointUnknown = "unknown"
 )
@@ -70,6 +74,7 @@ type Simulator struct {
 	windows map[string]*window
 	jobs    map[string][]*job // by scopeKey, in creation order
 	lastJob int               // the last job id given, across scopes
+	zones   []Zone            // Config.Zones by name, then id
 	stats   Stats
 }
 
@@ -107,6 +112,7 @@ func New(cfg Config) (*Simulator, error) {
 		issued:  make(map[string]issued),
 		windows: make(map[string]*window),
 		jobs:    make(map[string][]*job),
+		zones:   sortZones(cfg.Zones),
 		stats:   newStats(),
 	}, nil
 }
@@ -161,6 +167,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listJobs(rec, rt)
 	case EndpointCreateJob:
 		s.createJob(rec, r, rt)
+	case EndpointFields:
+		s.fields(rec, rt)
+	case EndpointZones:
+		s.listZones(rec, r, cred)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -185,6 +195,7 @@ type target struct {
 	endpoint string
 	scope    string // "zone" or "account"
 	id       string
+	dataset  string // of EndpointFields
 	fail     *failure
 }
 
@@ -199,6 +210,12 @@ func route(r *http.Request) target {
 	var t target
 	method := http.MethodPost
 	switch {
+	case len(seg) == 6 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
+		seg[3] == "datasets" && seg[5] == "fields":
+		t.scope, t.id, t.dataset = strings.TrimSuffix(seg[0], "s"), seg[1], seg[4]
+		t.endpoint, method = EndpointFields, http.MethodGet
+	case len(seg) == 1 && seg[0] == "zones":
+		t.endpoint, method = EndpointZones, http.MethodGet
 	case len(seg) >= 4 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
 		logpushEndpoint(seg[3:]) != "":
 		t.scope, t.id = strings.TrimSuffix(seg[0], "s"), seg[1]

@@ -114,12 +114,12 @@ func (s Stats) String() string {
 		hostile += v
 	}
 	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, destination_exists %d, jobs %d, create_job %d, "+
-		"verify %d, account_verify %d, user %d, unknown %d); "+
+		"verify %d, account_verify %d, user %d, zones %d, fields %d, unknown %d); "+
 		"injected 5xx %d, 429 %d, hostile %d; rate-limit 429 %d; challenges %d, validations %d ok %d failed; "+
 		"files written %d, write errors %d; destinations %d; jobs created %d, refused %d challenge %d duplicate %d limit; "+
 		"max %d requests in a window",
 		total, s.Total(EndpointChallenge), s.Total(EndpointValidate), s.Total(EndpointDestinationExists), s.Total(EndpointJobs),
-		s.Total(EndpointCreateJob), s.Total(EndpointVerify), s.Total(EndpointAccountVerify), s.Total(EndpointUser), s.Total(EndpointUnknown),
+		s.Total(EndpointCreateJob), s.Total(EndpointVerify), s.Total(EndpointAccountVerify), s.Total(EndpointUser), s.Total(EndpointZones), s.Total(EndpointFields), s.Total(EndpointUnknown),
 		s.ServerErrorsInjected, s.RateLimitedInjected, hostile, s.RateLimitedLimit, s.ChallengesIssued,
 		s.ValidationsOK, s.ValidationsFailed, s.FilesWritten, s.WriteErrors, s.Destinations,
 		s.JobsCreated, s.JobsRejectedChallenge, s.JobsRejectedDuplicate, s.JobsRejectedLimit, s.MaxInWindow)
