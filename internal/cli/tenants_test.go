@@ -102,7 +102,7 @@ func TestMixedTenants(t *testing.T) {
 		if st.Counts[events.Validated] >= good {
 			break
 		}
-		if time.Since(start) > 90*time.Second {
+		if time.Since(start) > hangAfter { // a hang; the time it takes is not asserted
 			t.Fatalf("after %s: %+v, want %d validated", time.Since(start), st.Counts, good)
 		}
 		time.Sleep(100 * time.Millisecond)
