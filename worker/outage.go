@@ -30,6 +30,17 @@ type outageWatch struct {
 	upAt time.Time
 	// backAt is when Redis answered again after the latest outage.
 	backAt time.Time
+	// onBack, if set, is called (without blocking) when an outage ends.
+	onBack func(at time.Time)
+	// now is the clock; nil: time.Now.
+	now func() time.Time
+}
+
+func (o *outageWatch) clock() time.Time {
+	if o.now != nil {
+		return o.now()
+	}
+	return time.Now()
 }
 
 const outageSettle = 2 * time.Second
@@ -91,15 +102,15 @@ func (o *outageWatch) observe(err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch {
-	case isDown && o.since.IsZero() && time.Since(o.backAt) < outageSettle:
+	case isDown && o.since.IsZero() && o.clock().Sub(o.backAt) < outageSettle:
 		// the pool's remembered dial error, just after Redis came back
 	case isDown && o.since.IsZero():
-		o.since = time.Now()
+		o.since = o.clock()
 		o.log.Warn("Redis unreachable since "+o.since.UTC().Format(time.RFC3339)+"; retrying", "err", o.mask(err.Error()))
 	case isDown && !o.since.IsZero():
 		o.upAt = time.Time{} // still down: an answer before it was a closing connection's
 	case isUp && !o.since.IsZero():
-		now := time.Now()
+		now := o.clock()
 		if o.upAt.IsZero() {
 			o.upAt = now
 		}
@@ -108,6 +119,9 @@ func (o *outageWatch) observe(err error) {
 		}
 		o.log.Info("Redis reachable again", "unreachable_for", o.upAt.Sub(o.since).Round(time.Millisecond).String())
 		o.since, o.upAt, o.backAt = time.Time{}, time.Time{}, now
+		if o.onBack != nil {
+			o.onBack(now)
+		}
 	}
 }
 

@@ -36,7 +36,7 @@ func (w *runningWaker) RunTask(_, id string) error {
 // woken once its task can run, instead of sleeping out its look-in.
 func TestWakeRunningWaiter(t *testing.T) {
 	saved := wakeRetry
-	wakeRetry.every, wakeRetry.upTo = 10*time.Millisecond, 5*time.Second
+	wakeRetry.every, wakeRetry.upTo = 10*time.Millisecond, time.Minute // upTo: far above 3 retries, however slow the machine
 	t.Cleanup(func() { wakeRetry = saved })
 	w := &runningWaker{refuse: 3, woken: make(chan string, 1)}
 	h := &Handlers{waker: w}
@@ -48,7 +48,7 @@ func TestWakeRunningWaiter(t *testing.T) {
 		if id != "ch:b:h:0" {
 			t.Fatalf("woke %s", id)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Minute): // a hang
 		t.Fatal("the running waiter was never woken")
 	}
 	w.mu.Lock()

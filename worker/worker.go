@@ -271,6 +271,11 @@ type Worker struct {
 	insp     *asynq.Inspector
 	registry *prometheus.Registry
 	taking   atomic.Bool
+	// sweep requeues what an outage left active without a worker; it runs
+	// from Start to Shutdown (stopSweep).
+	sweep     *orphanSweep
+	stopSweep context.CancelFunc
+	swept     chan struct{} // closed when the sweep has stopped
 }
 
 // ErrNoRedis is returned by New without a Redis client.
@@ -311,7 +316,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	if err != nil {
 		return nil, err
 	}
-	watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb)}
+	sweep := newOrphanSweep(rdb, tasks.Queues(), cfg.Logger)
+	watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb), onBack: sweep.outageEnded}
 	rdb.AddHook(watch)
 	client := asynq.NewClientFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
@@ -335,7 +341,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg, sweep: sweep}, nil
 }
 
 // Start starts taking tasks; it returns at once.
@@ -343,6 +349,12 @@ func (w *Worker) Start() error {
 	if err := w.srv.Start(w.mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopSweep, w.swept = cancel, make(chan struct{})
+	go func() {
+		defer close(w.swept)
+		w.sweep.run(ctx)
+	}()
 	w.taking.Store(true)
 	return nil
 }
@@ -352,6 +364,10 @@ func (w *Worker) Start() error {
 func (w *Worker) Shutdown() {
 	w.taking.Store(false)
 	w.srv.Shutdown()
+	if w.stopSweep != nil {
+		w.stopSweep()
+		<-w.swept
+	}
 	w.client.Close()
 }
 

@@ -186,8 +186,20 @@ func (e *e2e) enqueueFile(t *testing.T, path string) producer.Result {
 	return res
 }
 
+// hangAfter is the least time a test waits for an outcome before it
+// fails as hung. It is a guard against a hang, never what a test asserts:
+// CI's machine runs many packages at once, and a batch that finishes is
+// correct however long it took (time is measured in benchmarks).
+const hangAfter = 10 * time.Minute
+
+// hangBound is the bound of a wait a test gives as d: at least hangAfter.
+func hangBound(d time.Duration) time.Duration { return max(d, hangAfter) }
+
+// wait waits until batch is done; timeout (at least hangAfter) fails a
+// hang.
 func (e *e2e) wait(t *testing.T, batch string, timeout time.Duration) events.BatchStatus {
 	t.Helper()
+	timeout = hangBound(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := e.store.Batch(context.Background(), batch)

@@ -115,7 +115,7 @@ func TestMixedBatch(t *testing.T) {
 	os.WriteFile(path, []byte(csv.String()), 0o644)
 	res := e.enqueueFile(t, path)
 
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(hangAfter)
 	for {
 		st, _ := e.store.Batch(context.Background(), res.BatchID)
 		if st.Done()+st.Counts[events.AwaitingToken] == st.Total {

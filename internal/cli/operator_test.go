@@ -348,7 +348,7 @@ func TestSubmitToken(t *testing.T) {
 	path2 := filepath.Join(e.dir, "sumo2.csv")
 	os.WriteFile(path2, []byte("zone_id,account_id,destination_conf\n"+zone+",,"+other+"\n"), 0o644)
 	res2 := e.enqueueFile(t, path2)
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(hangAfter); ; {
 		st, _ := e.store.Batch(context.Background(), res2.BatchID)
 		if st.Counts[events.AwaitingToken] == 1 {
 			break
@@ -501,7 +501,7 @@ func TestCreateJob(t *testing.T) {
 // and the source has received it.
 func awaitSumoToken(t *testing.T, e *e2e, sumo *sumoSource, batch string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangAfter)
 	for {
 		st, _ := e.store.Batch(context.Background(), batch)
 		sumo.mu.Lock()

@@ -74,10 +74,12 @@ func (s *redisServer) stop() {
 }
 
 // TestRedisRestartMidBatch restarts the Redis (append-only) for 5 s while
-// a batch is in flight: afterwards the in-flight destinations resume within
-// seconds, not after asynq's lease recovery (30 s lease, 30 s grace, a check
-// a minute), and the worker logs one line for the outage and one when Redis
-// is back, instead of go-redis's own lines.
+// a batch is in flight: afterwards every destination ends, none failed and
+// none twice, including those whose dequeue the outage cut off (asynq
+// marked them active, the worker never got them: the worker's orphan sweep
+// requeues them once their lease expires, rather than asynq's recoverer a
+// minute or two later); and the worker logs one line for the outage and
+// one when Redis is back, instead of go-redis's own lines.
 func TestRedisRestartMidBatch(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t)
@@ -89,36 +91,30 @@ func TestRedisRestartMidBatch(t *testing.T) {
 	t.Cleanup(closeRedis)
 	e := newE2E(t, rdb, e2eConfig{logw: logs, sim: simFlags{writeDelay: 2 * time.Second, writeJitter: 3 * time.Second}})
 	res := e.enqueue(t, 200)
-	waitDone(t, e.store, res.BatchID, int64(res.NotRequired+10), time.Minute)
+	waitDone(t, e.store, res.BatchID, int64(res.NotRequired+10), hangAfter)
 	srv.stop()
-	time.Sleep(5 * time.Second)
+	time.Sleep(5 * time.Second) // the outage
 	srv.start()
 	back := time.Now()
-	// Almost every in-flight destination resumes within seconds. A task
-	// whose dequeue reply the outage cut off (asynq marked it active, the
-	// worker never got it) waits for asynq's own lease recovery, a minute
-	// or two: allow a few of those, and wait for them.
 	inflight := int64(res.Rows) - doneOf(t, e.store, res.BatchID)
 	var st events.BatchStatus
-	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	// Every destination ends, however long the machine takes: a hang fails
+	// at hangAfter.
+	for deadline := time.Now().Add(hangAfter); ; time.Sleep(100 * time.Millisecond) {
 		st, err = e.store.Batch(context.Background(), res.BatchID)
 		if err == nil && st.Done() >= int64(res.Rows) {
 			break
 		}
-		// Destinations waiting for a busy path onboard one after another
-		// on it (seconds each), outage or not: the 3-minute deadline holds
-		// them to finishing, not this check.
-		if stuck := int64(res.Rows) - st.Done() - st.Counts[events.WaitingPath]; time.Since(back) > 30*time.Second && err == nil && stuck > max(1, inflight/20) {
-			t.Fatalf("30s after Redis came back %d of %d in-flight destinations are still not done: %+v", int64(res.Rows)-st.Done(), inflight, st.Counts)
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("batch not done 3m after Redis came back: %+v, %v", st.Counts, err)
+			t.Fatalf("batch not done %s after Redis came back: %+v, %v", hangAfter, st.Counts, err)
 		}
 	}
-	t.Logf("batch done %s after Redis came back (%d in flight then): %+v", time.Since(back).Round(time.Millisecond), inflight, st.Counts)
-	if st.Counts[events.Failed] != 0 {
-		t.Errorf("%d destinations failed over a 5 s restart", st.Counts[events.Failed])
+	t.Logf("batch done %s after Redis came back (%d in flight then, %d requeued by the orphan sweep): %+v", time.Since(back).Round(time.Millisecond),
+		inflight, strings.Count(logs.String(), "requeued a task that the Redis outage left without a worker"), st.Counts)
+	if st.Counts[events.Failed] != 0 || st.Counts[events.Validated] != int64(res.Enqueued) || st.Counts[events.NotRequired] != int64(res.NotRequired) {
+		t.Errorf("outcomes %+v over a 5 s restart, want %d validated, %d not_required, none failed", st.Counts, res.Enqueued, res.NotRequired)
 	}
+	checkOneTerminalEvent(t, e.store, res.BatchID, res.Rows)
 	out := logs.String()
 	if n := strings.Count(out, "Redis unreachable since"); n != 1 {
 		t.Errorf("%d 'Redis unreachable' lines for one outage, want 1", n)
@@ -139,7 +135,7 @@ func TestRedisRestartMidBatch(t *testing.T) {
 // doneOf is the batch's done count, retried until Redis answers.
 func doneOf(t *testing.T, store *ledger.Store, batch string) int64 {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(hangAfter); ; time.Sleep(50 * time.Millisecond) {
 		st, err := store.Batch(context.Background(), batch)
 		if err == nil {
 			return st.Done()

@@ -281,11 +281,11 @@ func testRunResumeAfterKill(t *testing.T, m tokenMode) {
 	journal := filepath.Join(dir, "batch.journal.jsonl")
 	args := rs.runArgs("--skip-preflight", "--concurrency", "4", in)
 	c := startChildEnv(t, filepath.Join(dir, "run1.log"), []string{"CLOUDFLARE_API_TOKEN=" + runToken}, args...)
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(hangAfter)
 	for len(readJournal(t, journal)) < n/4 {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "run1.log"))
-			t.Fatalf("journal has %d events after a minute:\n%s", len(readJournal(t, journal)), b)
+			t.Fatalf("journal has %d events after %s:\n%s", len(readJournal(t, journal)), hangAfter, b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -441,8 +441,8 @@ func TestRunS3(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "20/20 done (100%)") || summaryRow(string(out), "s3") != "20" {
 			t.Fatalf("run: %v\n%s", err, out)
 		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("run not done after 2 minutes")
+	case <-time.After(hangAfter):
+		t.Fatalf("run not done after %s", hangAfter)
 	}
 	ids, _ := ledger.NewStore(rdb, ledger.Config{}).Batches(context.Background(), 10)
 	if len(ids) != 1 {

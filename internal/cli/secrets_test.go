@@ -55,7 +55,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 				t.Fatal(err)
 			}
 			res := e.enqueueFile(t, csv)
-			deadline := time.Now().Add(2 * time.Minute)
+			deadline := time.Now().Add(hangAfter)
 			for {
 				st, err := e.store.Batch(context.Background(), res.BatchID)
 				if err != nil {

@@ -102,7 +102,7 @@ func TestMixedTenants(t *testing.T) {
 		if st.Counts[events.Validated] >= good {
 			break
 		}
-		if time.Since(start) > 90*time.Second {
+		if time.Since(start) > hangAfter { // a hang; the time it takes is not asserted
 			t.Fatalf("after %s: %+v, want %d validated", time.Since(start), st.Counts, good)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -174,8 +174,21 @@ func TestMixedTenants(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "credential bob resumed") {
 		t.Errorf("resume --credential bob = %d\n%s%s", code, stdout, stderr)
 	}
-	if p, _ := worker.PausedCredentials(ctx, rdb); p["bob"] != "" {
-		t.Errorf("bob still paused after resume: %v", p)
+	// Whether bob is paused when the test looks is a race with his rows,
+	// which fail again at once (his token is still revoked): the resume's
+	// own record is what it guarantees.
+	resumed := 0
+	after, err := e.store.Read(ctx, "0", 10000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range after {
+		if en.Event.Event == events.CredentialResumed && en.Event.Credential == "bob" {
+			resumed++
+		}
+	}
+	if resumed != 1 {
+		t.Errorf("%d credential_resumed events for bob after resume, want 1", resumed)
 	}
 
 	text := logs.String() + testutil.DumpRedis(t, rdb) + string(metricsText)

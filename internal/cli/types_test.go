@@ -68,7 +68,7 @@ func TestEveryDestinationType(t *testing.T) {
 		t.Fatalf("enqueue = %d: %s %s", code, out, stderr)
 	}
 	batch := strings.TrimSuffix(strings.Fields(out)[1], ":")
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(hangAfter)
 	for {
 		st, _ := e.store.Batch(context.Background(), batch)
 		if st.Done()+st.Counts[events.AwaitingToken] == st.Total {

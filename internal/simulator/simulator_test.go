@@ -433,9 +433,8 @@ func TestDelayedWriteHappensOnce(t *testing.T) {
 	b := setup(t, simulator.Config{WriteDelay: delay, WriteJitter: 20 * time.Millisecond})
 	start := time.Now()
 	filename := b.challenge(t, "zones", zoneID, conf)
-	if w := b.w.all(); len(w) != 0 {
-		t.Fatalf("written before the delay: %+v", w)
-	}
+	// Not before the delay: the write's time says so, however long the
+	// challenge call took on a loaded machine.
 	waitFor(t, func() bool { return len(b.w.all()) > 0 })
 	time.Sleep(3 * delay)
 	w := b.w.all()
@@ -883,13 +882,14 @@ func BenchmarkChallenge(b *testing.B) {
 	}
 }
 
-// waitFor polls cond for up to 5 seconds.
+// waitFor polls cond until it holds; 10 minutes fail a hang (a guard,
+// not what a test asserts).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
+			t.Fatal("condition not met in 10m")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
