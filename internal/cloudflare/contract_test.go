@@ -323,6 +323,8 @@ func TestContract(t *testing.T) {
 	for _, op := range []string{
 		"get-zones-zone_id-logpush-jobs", "post-zones-zone_id-logpush-jobs",
 		"get-accounts-account_id-logpush-jobs", "post-accounts-account_id-logpush-jobs",
+		"get-zones-zone_id-logpush-jobs-job_id", "put-zones-zone_id-logpush-jobs-job_id",
+		"get-accounts-account_id-logpush-jobs-job_id", "put-accounts-account_id-logpush-jobs-job_id",
 	} {
 		fourXX := 0
 		for k, v := range ct.answers {
@@ -401,5 +403,26 @@ func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, 
 	jobs, err := c.ListJobs(ctx, target)
 	if err != nil || len(jobs) != maxJobs || jobs[0].ID != job.ID || jobs[0].DestinationConf != conf || jobs[1].Kind != "edge" {
 		t.Fatalf("%s: jobs %v, %v", target, jobs, err)
+	}
+	// One job, and one the scope does not have (4XX).
+	got, err := c.GetJob(ctx, target, job.ID)
+	if err != nil || got.DestinationConf != conf || got.Filter != req.Filter || got.Name != "example.com" {
+		t.Fatalf("%s: get job: %v %v", target, got, err)
+	}
+	if _, err := c.GetJob(ctx, target, 99999); asAPIError(t, err).Kind != cloudflare.Permanent {
+		t.Fatalf("%s: get a job that is not there: %v", target, err)
+	}
+	// 4XX: a new conf that needs a challenge, with a token that is not its.
+	moved := "s3://otherbucket/logs?region=us-west-2"
+	_, err = c.UpdateJob(ctx, target, job.ID, cloudflare.UpdateFrom(got, moved, tok))
+	if ae := asAPIError(t, err); ae.Kind != cloudflare.StaleChallenge || ae.HTTPStatus != 400 {
+		t.Fatalf("%s: update with another conf's token: %v", target, err)
+	}
+	// A conf that needs none, every other setting as read.
+	r2 := "r2://bucket/moved?account-id=" + accountID
+	up, err := c.UpdateJob(ctx, target, job.ID, cloudflare.UpdateFrom(got, r2, ""))
+	if err != nil || up.DestinationConf != r2 || up.Filter != req.Filter || !up.Enabled || up.MaxUploadBytes != got.MaxUploadBytes ||
+		string(up.OutputOptions) != string(got.OutputOptions) {
+		t.Fatalf("%s: update: %v %v", target, up, err)
 	}
 }

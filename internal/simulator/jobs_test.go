@@ -408,3 +408,59 @@ func TestConcurrentJobCreation(t *testing.T) {
 		t.Fatalf("%d jobs listed", len(seen))
 	}
 }
+
+// TestUpdateJob: a PUT as Cloudflare documents it. A new conf needs the
+// fresh token of that conf; the dataset and kind cannot change; what the
+// body leaves out is reset (output_options replaced whole); a refused PUT
+// leaves the job as it was; the job's id stays.
+func TestUpdateJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t, simulator.Config{})
+	id, err := b.sim.AddJob("zone", zoneID, []byte(`{"destination_conf":"`+conf+`","dataset":"http_requests","name":"a.example",`+
+		`"enabled":true,"kind":"edge","output_options":{"field_names":["RayID"],"timestamp_format":"rfc3339"},"max_upload_records":5000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := jobsPath("zones", zoneID) + fmt.Sprintf("/%d", id)
+	put := func(req map[string]any) answer {
+		return b.do(t, request("PUT", path, "token", jsonBody(req)))
+	}
+	before := b.do(t, request("GET", path, "token", ""))
+	if before.status != 200 {
+		t.Fatalf("get: %d %s", before.status, before.body)
+	}
+	moved := "s3://newbucket/logs?region=us-west-2"
+	failed(t, "no token", put(map[string]any{"destination_conf": moved, "kind": "edge"}), 400, 1002)
+	failed(t, "the old conf's token", put(map[string]any{"destination_conf": moved, "kind": "edge",
+		"ownership_challenge": b.token(t, "zones", zoneID, conf)}), 400, 1002)
+	tok := b.token(t, "zones", zoneID, moved)
+	failed(t, "dataset", put(map[string]any{"destination_conf": moved, "ownership_challenge": tok, "dataset": "dns_logs", "kind": "edge"}), 400, 1001)
+	failed(t, "kind", put(map[string]any{"destination_conf": moved, "ownership_challenge": tok, "kind": "other"}), 400, 1001)
+	if a := b.do(t, request("GET", path, "token", "")); a.body != before.body {
+		t.Fatalf("refused PUTs changed the job:\n%s\n%s", before.body, a.body)
+	}
+	if b.do(t, request("GET", jobsPath("zones", zoneID)+"/99", "token", "")).status != 404 {
+		t.Error("unknown job answered")
+	}
+	a := put(map[string]any{"destination_conf": moved, "ownership_challenge": tok, "dataset": "http_requests", "kind": "edge", "enabled": true,
+		"output_options": map[string]any{"field_names": []string{"ClientIP"}}})
+	if a.status != 200 {
+		t.Fatalf("update: %d %s", a.status, a.body)
+	}
+	var j map[string]any
+	if err := json.Unmarshal(a.env.Result, &j); err != nil {
+		t.Fatal(err)
+	}
+	oo, _ := json.Marshal(j["output_options"])
+	if j["destination_conf"] != moved || j["id"] != float64(id) || j["dataset"] != "http_requests" || j["kind"] != "edge" ||
+		string(oo) != `{"field_names":["ClientIP"]}` || j["name"] != nil || j["max_upload_records"] != nil {
+		t.Errorf("updated job %s", a.env.Result)
+	}
+	// The same conf again needs no token.
+	if a := put(map[string]any{"destination_conf": moved, "kind": "edge"}); a.status != 200 {
+		t.Errorf("same conf: %d %s", a.status, a.body)
+	}
+	if st := b.sim.Stats(); st.JobsUpdated != 2 || st.JobMoves[id] != 1 {
+		t.Errorf("updated %d, moves %v", st.JobsUpdated, st.JobMoves)
+	}
+}

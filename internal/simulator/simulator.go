@@ -35,6 +35,10 @@ const (
 	EndpointJobs = "jobs"
 	// EndpointCreateJob is POST .../logpush/jobs.
 	EndpointCreateJob = "create_job"
+	// EndpointJob is GET .../logpush/jobs/{job_id}.
+	EndpointJob = "job"
+	// EndpointUpdateJob is PUT .../logpush/jobs/{job_id}.
+	EndpointUpdateJob = "update_job"
 	// EndpointVerify is GET /user/tokens/verify.
 	EndpointVerify = "verify"
 	// EndpointAccountVerify is GET /accounts/{account_id}/tokens/verify.
@@ -157,6 +161,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listJobs(rec, rt)
 	case EndpointCreateJob:
 		s.createJob(rec, r, rt)
+	case EndpointJob:
+		s.getJob(rec, rt)
+	case EndpointUpdateJob:
+		s.updateJob(rec, r, rt)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -181,6 +189,7 @@ type target struct {
 	endpoint string
 	scope    string // "zone" or "account"
 	id       string
+	job      int // the job id of EndpointJob and EndpointUpdateJob
 	fail     *failure
 }
 
@@ -205,6 +214,13 @@ func route(r *http.Request) target {
 			if r.Method == http.MethodPost {
 				t.endpoint, method = EndpointCreateJob, http.MethodPost
 			}
+		}
+	case len(seg) == 5 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" && seg[3] == "jobs" && jobID(seg[4]) > 0:
+		// One path, two endpoints: GET reads, PUT updates.
+		t.scope, t.id, t.job = strings.TrimSuffix(seg[0], "s"), seg[1], jobID(seg[4])
+		t.endpoint, method = EndpointJob, http.MethodGet
+		if r.Method == http.MethodPut {
+			t.endpoint, method = EndpointUpdateJob, http.MethodPut
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
 		t.endpoint, method = EndpointVerify, http.MethodGet

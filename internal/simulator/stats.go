@@ -49,6 +49,10 @@ type Stats struct {
 	// challenge (400 code 1002), a second job to a destination (400 code
 	// 1003) and the job limit (403 code 1004).
 	JobsRejectedChallenge, JobsRejectedDuplicate, JobsRejectedLimit int
+	// JobsUpdated counts the PUTs that changed a job; JobMoves counts, by
+	// job id, those that changed its destination_conf.
+	JobsUpdated int
+	JobMoves    map[int]int
 	// MaxInWindow is the most requests any one credential made in any
 	// RateWindow (0 when RateWindow is 0). A client that honours the limit
 	// keeps it at or below RateLimit.
@@ -81,12 +85,13 @@ func (s Stats) Calls() int {
 }
 
 func newStats() Stats {
-	return Stats{Requests: map[RequestKey]int{}, HostileInjected: map[string]int{}}
+	return Stats{Requests: map[RequestKey]int{}, HostileInjected: map[string]int{}, JobMoves: map[int]int{}}
 }
 
 func (s Stats) clone() Stats {
 	s.Requests = maps.Clone(s.Requests)
 	s.HostileInjected = maps.Clone(s.HostileInjected)
+	s.JobMoves = maps.Clone(s.JobMoves)
 	return s
 }
 
