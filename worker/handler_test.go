@@ -49,6 +49,8 @@ type fakeAPI struct {
 	// noFilename answers challenges without result.filename, which the
 	// schema makes optional.
 	noFilename bool
+	// updates are the UpdateJob calls (updatejob_test.go).
+	updates []cloudflare.JobRequest
 }
 
 var _ worker.API = (*fakeAPI)(nil)
