@@ -112,14 +112,14 @@ func (s Stats) String() string {
 	for _, v := range s.HostileInjected {
 		hostile += v
 	}
-	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, destination_exists %d, jobs %d, create_job %d, "+
+	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, destination_exists %d, jobs %d, create_job %d, job %d, update_job %d, "+
 		"verify %d, account_verify %d, user %d, unknown %d); "+
 		"injected 5xx %d, 429 %d, hostile %d; rate-limit 429 %d; challenges %d, validations %d ok %d failed; "+
-		"files written %d, write errors %d; destinations %d; jobs created %d, refused %d challenge %d duplicate %d limit; "+
+		"files written %d, write errors %d; destinations %d; jobs created %d, refused %d challenge %d duplicate %d limit; jobs updated %d; "+
 		"max %d requests in a window",
 		total, s.Total(EndpointChallenge), s.Total(EndpointValidate), s.Total(EndpointDestinationExists), s.Total(EndpointJobs),
-		s.Total(EndpointCreateJob), s.Total(EndpointVerify), s.Total(EndpointAccountVerify), s.Total(EndpointUser), s.Total(EndpointUnknown),
+		s.Total(EndpointCreateJob), s.Total(EndpointJob), s.Total(EndpointUpdateJob), s.Total(EndpointVerify), s.Total(EndpointAccountVerify), s.Total(EndpointUser), s.Total(EndpointUnknown),
 		s.ServerErrorsInjected, s.RateLimitedInjected, hostile, s.RateLimitedLimit, s.ChallengesIssued,
 		s.ValidationsOK, s.ValidationsFailed, s.FilesWritten, s.WriteErrors, s.Destinations,
-		s.JobsCreated, s.JobsRejectedChallenge, s.JobsRejectedDuplicate, s.JobsRejectedLimit, s.MaxInWindow)
+		s.JobsCreated, s.JobsRejectedChallenge, s.JobsRejectedDuplicate, s.JobsRejectedLimit, s.JobsUpdated, s.MaxInWindow)
 }
