@@ -149,6 +149,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err := f.check(); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	f.budget.parsed(fs, env)
 	fmtv, err := input.ParseFormat(mf.format)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("-format: %w", err)}
@@ -230,12 +231,10 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if finished > 0 {
 		fmt.Fprintf(env.Stdout, "migrate: %d of %d jobs finished already (journal %s), %d to go\n", finished, len(ms), journalFile, len(todo))
 	}
-	if err := j.plan(todo); err != nil {
-		return err
-	}
+	// Until the first job is planned nothing started: exit 2.
 	storage, err := storageFromEnv(env)
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	var rdb redis.UniversalClient
 	var closeRedis func()
@@ -245,12 +244,12 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		rdb, closeRedis, err = embeddedRedis()
 	}
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	defer closeRedis()
 	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	stopped := false
 	stop := func() {
@@ -261,23 +260,25 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	}
 	defer stop()
 	store := ledger.NewStore(rdb, ledger.Config{})
-	f.budget.parsed(fs, env)
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	pace, err := pacer(rdb, bcfg, ok)
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
 	p, err := producer.New(rdb, producer.Config{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
-		return err
+		return &exitError{code: 2, err: err}
 	}
 	defer p.Close()
+	if err := j.plan(todo); err != nil {
+		return err
+	}
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {

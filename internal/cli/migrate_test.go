@@ -262,3 +262,115 @@ func jobFields(j cloudflare.Job) []any {
 	return []any{j.ID, j.Dataset, j.Name, j.DestinationConf, j.Enabled, j.Kind, j.Frequency, j.LogpullOptions, string(j.OutputOptions),
 		j.Filter, j.MaxUploadBytes, j.MaxUploadIntervalSeconds, j.MaxUploadRecords}
 }
+
+// runMigrateCmd runs migrate in this process and returns its exit code,
+// standard output and error.
+func runMigrateCmd(t *testing.T, f *migrateFleet, stdin string, args ...string) (int, string) {
+	t.Helper()
+	var out testutil.Buffer
+	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out, Getenv: func(k string) string {
+		if k == "CLOUDFLARE_API_TOKEN" {
+			return migrateToken
+		}
+		return ""
+	}}
+	base := []string{"migrate", "--cloudflare-api-url", f.url, "--api-rate", "0", "--poll-first", "0", "--poll-interval", "50ms",
+		"--log-level", "warn", "--progress-interval", "1s", "--journal", filepath.Join(t.TempDir(), "j.jsonl")}
+	code := Run(context.Background(), append(base, args...), env)
+	return code, out.String()
+}
+
+// TestMigrateSelect: selection by zone, dataset and --match, the template's
+// placeholders, --dry-run (redacted, nothing changed, the calls counted),
+// S3 key rotation (a PUT only), a failed migration leaving its job as it
+// was (exit 1), --copy within the job limit, and secrets never shown.
+func TestMigrateSelect(t *testing.T) {
+	t.Parallel()
+	f := newMigrateFleet(t)
+	zones := func(zs ...int) string {
+		var ids []string
+		for _, z := range zs {
+			ids = append(ids, f.zones[z])
+		}
+		return strings.Join(ids, ",")
+	}
+	// Two azure jobs, on one container.
+	for _, z := range []int{0, 1} {
+		if _, err := f.sim.AddJob("zone", f.zones[z], []byte(fmt.Sprintf(`{"destination_conf":"azure://acct.blob.core.windows.net/cont/z%d?sv=2020-02-10&sp=w&sig=OLDSIGxyz","dataset":"nel_reports"}`, z))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := f.list(t)
+	secrets := regexp.MustCompile(`(OLD|NEW)SECRET|AKIA(OLD|NEW)KEY|(OLD|NEW)SIG|eyJ`)
+
+	// Dry run: the own-path jobs of zones 0-3, their new confs, the calls.
+	code, out := runMigrateCmd(t, f, "", "--zone", zones(0, 1, 2, 3), "--dataset", "firewall_events", "--match", `/own/\d+/old$`,
+		"--to", "file://"+f.dir+"/moved/{zone_id}/{dataset}", "--dry-run")
+	if code != 0 || strings.Count(out, "before:") != 4 || !strings.Contains(out, "/moved/"+f.zones[2]+"/firewall_events") ||
+		!strings.Contains(out, "4 spent listing jobs, about 16 to migrate") {
+		t.Fatalf("dry run: %d\n%s", code, out)
+	}
+	if st := f.sim.Stats(); st.JobsUpdated != 0 || st.ChallengesIssued != 0 {
+		t.Fatalf("dry run changed something: %s", st)
+	}
+	// An azure SAS rotation, dry: both jobs, the SAS never shown.
+	code, out = runMigrateCmd(t, f, "sv=2022-11-02&sp=w&sig=NEWSIGxyz", "--zone", zones(0, 1, 2), "--azure-sas", "-", "--dry-run")
+	if code != 0 || strings.Count(out, "before:") != 2 || secrets.MatchString(out) {
+		t.Fatalf("azure dry run: %d\n%s", code, out)
+	}
+
+	// The S3 keys of zones 0-9: PUTs, no challenge.
+	code, out = runMigrateCmd(t, f, "access-key-id=AKIANEWKEYzz&secret-access-key=NEWSECRETzz", "--zone", zones(0, 1, 2, 3, 4, 5, 6, 7, 8, 9), "--s3-keys", "-")
+	st := f.sim.Stats()
+	if code != 0 || st.JobsUpdated != 10 || st.ChallengesIssued != 0 || secrets.MatchString(out) || !strings.Contains(out, "migrated 10") {
+		t.Fatalf("s3 keys: %d, %s\n%s", code, st, out)
+	}
+
+	// The own paths of zones 0-3 move; a run again finds them unchanged.
+	args := []string{"--zone", zones(0, 1, 2, 3), "--match", `/own/\d+/old$`, "--to", "file://" + f.dir + "/moved/{zone_id}/{dataset}"}
+	if code, out = runMigrateCmd(t, f, "", args...); code != 0 || !strings.Contains(out, "migrated 4") {
+		t.Fatalf("move: %d\n%s", code, out)
+	}
+	// A target the simulator cannot write to: the challenge file never
+	// comes, the job fails and stays as it was.
+	code, out = runMigrateCmd(t, f, "", "--zone", zones(5), "--dataset", "firewall_events", "--to", "file:///dev/null/cannot/{zone_id}",
+		"--poll-deadline", "1s")
+	if code != 1 || !strings.Contains(out, "failed 1") {
+		t.Fatalf("failing move: %d\n%s", code, out)
+	}
+	// A copy of zone 6's own-path job: a second job, the first untouched;
+	// a second copy would pass the 4 jobs of the zone: failed, no call.
+	if code, out = runMigrateCmd(t, f, "", "--zone", zones(6), "--dataset", "firewall_events", "--to", "file://"+f.dir+"/copy/{zone_id}", "--copy"); code != 0 || !strings.Contains(out, "copied 1") {
+		t.Fatalf("copy: %d\n%s", code, out)
+	}
+	creates := f.sim.Stats().Total(simulator.EndpointCreateJob)
+	if code, out = runMigrateCmd(t, f, "", "--zone", zones(6), "--dataset", "http_requests", "--to", "file://"+f.dir+"/copy2/{zone_id}", "--copy"); code != 1 || !strings.Contains(out, "failed 1") {
+		t.Fatalf("copy over the limit: %d\n%s", code, out)
+	}
+	if rb, _ := os.ReadFile(filepath.Join(filepath.Dir(strings.TrimSpace(out[strings.LastIndex(out, "report: ")+8:strings.LastIndex(out, "\njournal")])), "j.results.csv")); !strings.Contains(string(rb), "more than 4 jobs") {
+		t.Errorf("copy over the limit: report\n%s", rb)
+	}
+	if f.sim.Stats().Total(simulator.EndpointCreateJob) != creates {
+		t.Error("a copy over the limit was tried")
+	}
+
+	now := f.list(t)
+	for z, zone := range f.zones {
+		for id, was := range before[zone] {
+			want := was
+			switch {
+			case was.Dataset == "dns_logs" && z < 10:
+				want.DestinationConf = strings.NewReplacer(fmt.Sprintf("AKIAOLDKEY%04d", z), "AKIANEWKEYzz", fmt.Sprintf("OLDSECRET%04dxyz", z), "NEWSECRETzz").Replace(was.DestinationConf)
+			case was.Dataset == "firewall_events" && z < 4:
+				want.DestinationConf = "file://" + f.dir + "/moved/" + zone + "/firewall_events"
+			}
+			if fmt.Sprint(jobFields(now[zone][id])) != fmt.Sprint(jobFields(want)) {
+				t.Errorf("zone %d job %d:\n got %v\nwant %v", z, id, jobFields(now[zone][id]), jobFields(want))
+			}
+		}
+	}
+	if n := len(now[f.zones[6]]); n != 4 {
+		t.Errorf("zone 6 has %d jobs, want 4 (3 and the copy)", n)
+	}
+	t.Logf("simulator: %s", f.sim.Stats())
+}
