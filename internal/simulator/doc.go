@@ -28,6 +28,14 @@
 //	    destination_conf unless Config.AllowDuplicateJobs.
 //	GET .../logpush/jobs
 //	    lists the jobs of the zone or account, oldest first.
+//	GET .../logpush/jobs/{job_id}
+//	    one job; 404 code 1000 for a job the zone or account does not have.
+//	PUT .../logpush/jobs/{job_id}
+//	    updates a job: a new destination_conf that needs a challenge needs
+//	    that conf's unexpired token (400 code 1002); the dataset and kind
+//	    cannot change (400 code 1001); what the body leaves out is reset
+//	    (output_options replaced whole); Stats.JobMoves counts each job's
+//	    conf changes. AddJob seeds jobs for tests.
 //	GET /user/tokens/verify, GET /user
 //	    credential checks.
 //
