@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -189,8 +190,9 @@ type target struct {
 	endpoint string
 	scope    string // "zone" or "account"
 	id       string
-	job      int // the job id of EndpointJob and EndpointUpdateJob
-	fail     *failure
+	// job is the job id of EndpointJob and EndpointUpdateJob.
+	job  int
+	fail *failure
 }
 
 // route maps a request to an endpoint; fail is set for unknown routes,
@@ -215,12 +217,18 @@ func route(r *http.Request) target {
 				t.endpoint, method = EndpointCreateJob, http.MethodPost
 			}
 		}
-	case len(seg) == 5 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" && seg[3] == "jobs" && jobID(seg[4]) > 0:
-		// One path, two endpoints: GET reads, PUT updates.
-		t.scope, t.id, t.job = strings.TrimSuffix(seg[0], "s"), seg[1], jobID(seg[4])
-		t.endpoint, method = EndpointJob, http.MethodGet
-		if r.Method == http.MethodPut {
-			t.endpoint, method = EndpointUpdateJob, http.MethodPut
+		if t.endpoint == EndpointJob {
+			method = http.MethodGet
+			n, err := strconv.Atoi(seg[4])
+			if err != nil || n < 1 {
+				t.fail = fail(http.StatusBadRequest, message{Code: 1001, Message: "job_id must be a positive integer"})
+				return t
+			}
+			t.job = n
+			if r.Method == http.MethodPut {
+				// One path, two endpoints: GET reads, PUT updates.
+				t.endpoint, method = EndpointUpdateJob, http.MethodPut
+			}
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
 		t.endpoint, method = EndpointVerify, http.MethodGet
@@ -256,6 +264,9 @@ func logpushEndpoint(seg []string) string {
 		return EndpointDestinationExists
 	case "jobs":
 		return EndpointJobs
+	}
+	if len(seg) == 2 && seg[0] == "jobs" && seg[1] != "" {
+		return EndpointJob
 	}
 	return ""
 }

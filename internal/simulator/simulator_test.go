@@ -223,7 +223,7 @@ func TestRoutesAndErrorShapes(t *testing.T) {
 			return request("POST", "/zones/"+zoneID+"/logpush/jobs", "token", chal)
 		}, 400, []int{1002}, "incorrect ownership challenge"},
 		{"unknown route", func() *http.Request {
-			return request("GET", "/client/v4/zones/"+zoneID+"/logpush/nowhere", "token", "")
+			return request("GET", "/client/v4/zones/"+zoneID+"/logpush/nothing", "token", "")
 		}, 404, []int{7000}, "No route for that URI"},
 		{"unknown logpush route", func() *http.Request {
 			return request("POST", "/client/v4/zones/"+zoneID+"/logpush/validate/origin", "token", `{}`)
