@@ -59,7 +59,7 @@ func newMigrateFleet(t *testing.T) *migrateFleet {
 			fmt.Sprintf(`{"destination_conf":"s3://logs-bucket/z%d?region=us-east-1&access-key-id=AKIAOLDKEY%04d&secret-access-key=OLDSECRET%04dxyz",`+
 				`"dataset":"dns_logs","enabled":true,"kind":"edge","logpull_options":"fields=RayID&timestamps=unix"}`, z, z, z),
 		} {
-			if _, err := sim.AddJob("zone", zone, []byte(body)); err != nil {
+			if _, err := sim.AddJobJSON("zone", zone, []byte(body)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -296,7 +296,7 @@ func TestMigrateSelect(t *testing.T) {
 	}
 	// Two azure jobs, on one container.
 	for _, z := range []int{0, 1} {
-		if _, err := f.sim.AddJob("zone", f.zones[z], []byte(fmt.Sprintf(`{"destination_conf":"azure://acct.blob.core.windows.net/cont/z%d?sv=2020-02-10&sp=w&sig=OLDSIGxyz","dataset":"nel_reports"}`, z))); err != nil {
+		if _, err := f.sim.AddJobJSON("zone", f.zones[z], []byte(fmt.Sprintf(`{"destination_conf":"azure://acct.blob.core.windows.net/cont/z%d?sv=2020-02-10&sp=w&sig=OLDSIGxyz","dataset":"nel_reports"}`, z))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -35,7 +35,7 @@
 //	    that conf's unexpired token (400 code 1002); the dataset and kind
 //	    cannot change (400 code 1001); what the body leaves out is reset
 //	    (output_options replaced whole); Stats.JobMoves counts each job's
-//	    conf changes. AddJob seeds jobs for tests.
+//	    conf changes. AddJobJSON seeds jobs for tests.
 //	GET /user/tokens/verify, GET /user
 //	    credential checks.
 //

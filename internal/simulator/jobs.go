@@ -498,11 +498,13 @@ func (s *Simulator) updateJob(w http.ResponseWriter, r *http.Request, t target) 
 	writeJSON(w, http.StatusOK, success(s.withHealth(old, now)))
 }
 
-// AddJob stores a job of the zone or account (scope "zone" or "account")
-// as if created earlier, without a challenge: body is a job creation's
-// JSON. It returns the job id. For tests and demos that start from jobs
-// that exist.
-func (s *Simulator) AddJob(scope, id string, body []byte) (int, error) {
+// AddJobJSON stores a job of the zone or account (scope "zone" or
+// "account") as if created earlier, without a challenge or the job limit:
+// body is a job creation's JSON, every setting included (output_options,
+// filter, upload bounds...). It returns the job id. For tests and demos
+// that start from jobs that exist and check that a change keeps their
+// settings.
+func (s *Simulator) AddJobJSON(scope, id string, body []byte) (int, error) {
 	j, _, f := decodeJob(nil, &http.Request{Body: io.NopCloser(bytes.NewReader(body))})
 	if f != nil {
 		return 0, fmt.Errorf("simulator: add job: %s", f.errors[0].Message)

@@ -416,7 +416,7 @@ func TestConcurrentJobCreation(t *testing.T) {
 func TestUpdateJob(t *testing.T) {
 	t.Parallel()
 	b := setup(t, simulator.Config{})
-	id, err := b.sim.AddJob("zone", zoneID, []byte(`{"destination_conf":"`+conf+`","dataset":"http_requests","name":"a.example",`+
+	id, err := b.sim.AddJobJSON("zone", zoneID, []byte(`{"destination_conf":"`+conf+`","dataset":"http_requests","name":"a.example",`+
 		`"enabled":true,"kind":"edge","output_options":{"field_names":["RayID"],"timestamp_format":"rfc3339"},"max_upload_records":5000}`))
 	if err != nil {
 		t.Fatal(err)
