@@ -16,8 +16,10 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // migrateFleet is a simulator holding 120 jobs over 40 zones, three per
@@ -373,4 +375,51 @@ func TestMigrateSelect(t *testing.T) {
 		t.Errorf("zone 6 has %d jobs, want 4 (3 and the copy)", n)
 	}
 	t.Logf("simulator: %s", f.sim.Stats())
+}
+
+// TestRotationApply: a new SAS replaces an azure conf's whole query, new
+// keys replace only the key parameters of an s3 conf that has them; every
+// other byte stays; other confs are not the rotation's.
+func TestRotationApply(t *testing.T) {
+	t.Parallel()
+	sas := &rotation{azure: true, raw: "sv=2022-11-02&sp=w&sig=NEW%2Bsig"}
+	keys := &rotation{raw: "access-key-id=AKIANEW&secret-access-key=new/secret", keys: map[string][]string{
+		"access-key-id": {"AKIANEW"}, "secret-access-key": {"new/secret"}}}
+	for _, tc := range []struct {
+		r        *rotation
+		old, new string
+	}{
+		{sas, "azure://acct.blob.core.windows.net/cont/logs/{DATE}?sv=2020-02-10&sp=w&sig=old", "azure://acct.blob.core.windows.net/cont/logs/{DATE}?sv=2022-11-02&sp=w&sig=NEW%2Bsig"},
+		{sas, "s3://bkt/p?region=us-east-1", ""},
+		{keys, "s3://bkt/p/{DATE}?region=eu-west-1&access-key-id=AKIAOLD&secret-access-key=old&sse=AES256",
+			"s3://bkt/p/{DATE}?region=eu-west-1&access-key-id=AKIANEW&secret-access-key=new%2Fsecret&sse=AES256"},
+		{keys, "s3://bkt/p?region=us-east-1", ""},
+		{keys, "azure://acct.blob.core.windows.net/cont/x?sig=old", ""},
+	} {
+		c, err := tasks.ParseConf(tc.old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := tc.r.apply(c)
+		if ok != (tc.new != "") || got != tc.new {
+			t.Errorf("%s:\n got %q %v\nwant %q", redact.String(tc.old), got, ok, tc.new)
+		}
+	}
+}
+
+// TestExpand: the template's placeholders, and the current query kept
+// when the template has none.
+func TestExpand(t *testing.T) {
+	t.Parallel()
+	old, _ := tasks.ParseConf("s3://old/team/http/{DATE}?region=us-east-1&sse=AES256")
+	job := cloudflare.Job{ID: 3, Dataset: "http_requests"}
+	if got := expand("s3://new/{zone_id}/{dataset}/{path}", "zone", "0123", job, old); got != "s3://new/0123/http_requests/team/http/{DATE}?region=us-east-1&sse=AES256" {
+		t.Errorf("got %q", got)
+	}
+	if got := expand("gs://new/{account_id}{zone_id}", "account", "ab", job, old); got != "gs://new/ab?region=us-east-1&sse=AES256" {
+		t.Errorf("got %q", got)
+	}
+	if got := expand("s3://new/x?region=eu-west-1", "zone", "z", job, old); got != "s3://new/x?region=eu-west-1" {
+		t.Errorf("got %q", got)
+	}
 }
