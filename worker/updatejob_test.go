@@ -27,6 +27,10 @@ func (f *fakeAPI) UpdateJob(_ context.Context, _ cloudflare.Target, id int, j cl
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.updates = append(f.updates, j)
+	if err := f.updateErr; err != nil {
+		f.updateErr = nil
+		return cloudflare.Job{}, err
+	}
 	for i, old := range f.jobs {
 		if old.ID == id {
 			f.jobs[i] = cloudflare.Job{ID: id, Dataset: old.Dataset, Name: j.Name, DestinationConf: j.DestinationConf, Enabled: j.Enabled,
@@ -104,5 +108,32 @@ func TestUpdateJobLeavesChangedJob(t *testing.T) {
 				t.Fatalf("updates %d, events %+v", len(b.api.updates), evs)
 			}
 		})
+	}
+}
+
+// TestUpdateJobStaleToken: a PUT refused for a stale token (400 code 1002)
+// asks for a fresh challenge of the new conf; the job is not reported and
+// stays as it was.
+func TestUpdateJobStaleToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.api.jobs = []cloudflare.Job{{ID: 7, Dataset: "http_requests", DestinationConf: "s3://old/logs?region=us-east-1"}}
+	b.api.updateErr = &cloudflare.APIError{Endpoint: cloudflare.EndpointUpdateJob, HTTPStatus: 400, Codes: []int{1002}, Kind: cloudflare.StaleChallenge}
+	d := b.dest
+	d.Update = &tasks.JobUpdate{ID: 7}
+	task, err := tasks.NewUpdateJobTask(tasks.UpdateJobPayload{Dest: d, Token: b.api.token}, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.h.UpdateJob(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	next := b.enq.take(t, tasks.TypeChallenge)
+	var p tasks.ChallengePayload
+	if err := json.Unmarshal(next.Payload(), &p); err != nil || p.Gen != 1 || p.Update == nil || p.Update.ID != 7 {
+		t.Fatalf("fresh challenge %s: %v", next.Payload(), err)
+	}
+	if evs := b.events(t); len(evs) != 0 || b.api.jobs[0].DestinationConf != "s3://old/logs?region=us-east-1" {
+		t.Fatalf("events %+v, job %v", evs, b.api.jobs[0])
 	}
 }
