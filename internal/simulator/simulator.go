@@ -46,6 +46,9 @@ const (
 	EndpointAccountVerify = "account_verify"
 	// EndpointUser is GET /user.
 	EndpointUser = "user"
+	// EndpointFields is GET .../logpush/datasets/{dataset}/fields.
+	EndpointFields = "fields"
+
 	// EndpointUnknown is any other path.
 	EndpointUnknown = "unknown"
 )
@@ -166,6 +169,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.getJob(rec, rt)
 	case EndpointUpdateJob:
 		s.updateJob(rec, r, rt)
+	case EndpointFields:
+		s.fields(rec, rt)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -190,6 +195,7 @@ type target struct {
 	endpoint string
 	scope    string // "zone" or "account"
 	id       string
+	dataset  string // of EndpointFields
 	// job is the job id of EndpointJob and EndpointUpdateJob.
 	job  int
 	fail *failure
@@ -206,6 +212,10 @@ func route(r *http.Request) target {
 	var t target
 	method := http.MethodPost
 	switch {
+	case len(seg) == 6 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
+		seg[3] == "datasets" && seg[5] == "fields":
+		t.scope, t.id, t.dataset = strings.TrimSuffix(seg[0], "s"), seg[1], seg[4]
+		t.endpoint, method = EndpointFields, http.MethodGet
 	case len(seg) >= 4 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
 		logpushEndpoint(seg[3:]) != "":
 		t.scope, t.id = strings.TrimSuffix(seg[0], "s"), seg[1]

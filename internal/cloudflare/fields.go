@@ -1,0 +1,48 @@
+package cloudflare
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// EndpointFields is GET .../logpush/datasets/{dataset}/fields, the fields of
+// a dataset.
+const EndpointFields = "fields"
+
+// Fields returns the fields of the dataset, name to description, as the zone
+// or account t sees them: GET {zones|accounts}/{id}/logpush/datasets/{dataset}/fields.
+// Cloudflare has no "all fields" option: a job lists the fields it pushes
+// in output_options.field_names, and these are the names it may list.
+// A description Cloudflare answers null is "".
+func (c *Client) Fields(ctx context.Context, t Target, dataset string) (map[string]string, error) {
+	path, err := t.path()
+	if err == nil && (dataset == "" || len(dataset) > MaxDataset || !OnlyChars(dataset, "_-")) {
+		err = fmt.Errorf("dataset %q is not 1 to %d characters of [a-zA-Z0-9_-]", truncate(dataset, 64), MaxDataset)
+	}
+	if err != nil {
+		return nil, invalidRequest(EndpointFields, err)
+	}
+	cl := call{endpoint: EndpointFields, method: http.MethodGet, path: path + "/logpush/datasets/" + dataset + "/fields"}
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	var r map[string]*string
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, garbage(cl.endpoint, status, "result is not an object of field names", nil)
+	}
+	out := make(map[string]string, len(r))
+	for name, desc := range r {
+		if name == "" {
+			continue
+		}
+		if desc != nil {
+			out[name] = *desc
+		} else {
+			out[name] = ""
+		}
+	}
+	return out, nil
+}
