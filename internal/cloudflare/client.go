@@ -243,6 +243,8 @@ type call struct {
 	// conf and challenge are masked in anything Cloudflare echoes back.
 	conf      string
 	challenge string
+	// info, when set, receives the envelope's result_info.
+	info *json.RawMessage
 }
 
 // envelope is Cloudflare's response wrapper.
@@ -251,6 +253,8 @@ type envelope struct {
 	Errors   []apiMessage    `json:"errors"`
 	Messages []apiMessage    `json:"messages"`
 	Result   json.RawMessage `json:"result"`
+	// ResultInfo is the pagination of list answers (GET /zones).
+	ResultInfo json.RawMessage `json:"result_info"`
 }
 
 // apiMessage is an entry of errors or messages; error_chain nests the
@@ -398,6 +402,9 @@ func (c *Client) interpret(ctx context.Context, cl call, resp *http.Response, da
 	}
 	if r := bytes.TrimSpace(env.Result); len(r) == 0 || bytes.Equal(r, []byte("null")) || r[0] != open {
 		return status, nil, garbage(cl.endpoint, status, "success without a result "+shape, nil)
+	}
+	if cl.info != nil {
+		*cl.info = env.ResultInfo
 	}
 	return status, env.Result, nil
 }

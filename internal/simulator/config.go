@@ -156,6 +156,13 @@ type Config struct {
 	// neither last_complete nor last_error. Default nil: every zone has
 	// traffic.
 	NoTraffic func(scope, id string) bool
+	// Zones are the zones GET /zones lists (zones.go). Default none.
+	Zones []Zone
+	// ZoneRead is how GET /zones answers a credential without Zone Read,
+	// which Cloudflare does not document: ZoneReadAllowed (default),
+	// ZoneReadEmpty (success, no zones) or ZoneReadForbidden (403 code
+	// 9109). Callers must cope with both.
+	ZoneRead string
 	// Now is the clock of token expiry and rate windows. Default time.Now.
 	// (Write delays run on real timers.)
 	Now func() time.Time
@@ -226,6 +233,16 @@ func (c Config) validate() error {
 	for _, k := range c.HostileKinds {
 		if !slices.Contains(all, k) {
 			return fmt.Errorf("unknown hostile kind %q (known: %v)", k, all)
+		}
+	}
+	switch c.ZoneRead {
+	case ZoneReadAllowed, ZoneReadEmpty, ZoneReadForbidden:
+	default:
+		return fmt.Errorf("zone read must be %q, %q or %q, got %q", ZoneReadAllowed, ZoneReadEmpty, ZoneReadForbidden, c.ZoneRead)
+	}
+	for i, z := range c.Zones {
+		if !cloudflare.IsIdentifier(z.ID) || !cloudflare.IsIdentifier(z.AccountID) || z.Name == "" || !slices.Contains(zoneStatuses, z.Status) {
+			return fmt.Errorf("zone %d: want 32-hex id and account id, a name and a status of %v", i, zoneStatuses)
 		}
 	}
 	if c.TokenAccountID != "" && (c.APIToken == "" || !cloudflare.IsIdentifier(c.TokenAccountID)) {

@@ -48,7 +48,8 @@ const (
 	EndpointUser = "user"
 	// EndpointFields is GET .../logpush/datasets/{dataset}/fields.
 	EndpointFields = "fields"
-
+	// EndpointZones is GET /zones.
+	EndpointZones = "zones"
 	// EndpointUnknown is any other path.
 	EndpointUnknown = "unknown"
 )
@@ -77,6 +78,7 @@ type Simulator struct {
 	windows map[string]*window
 	jobs    map[string][]*job // by scopeKey, in creation order
 	lastJob int               // the last job id given, across scopes
+	zones   []Zone            // Config.Zones by name, then id
 	stats   Stats
 }
 
@@ -111,6 +113,7 @@ func New(cfg Config) (*Simulator, error) {
 		dests:   make(map[[32]byte]*dest),
 		windows: make(map[string]*window),
 		jobs:    make(map[string][]*job),
+		zones:   sortZones(cfg.Zones),
 		stats:   newStats(),
 	}, nil
 }
@@ -171,6 +174,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.updateJob(rec, r, rt)
 	case EndpointFields:
 		s.fields(rec, rt)
+	case EndpointZones:
+		s.listZones(rec, r, cred)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -216,6 +221,8 @@ func route(r *http.Request) target {
 		seg[3] == "datasets" && seg[5] == "fields":
 		t.scope, t.id, t.dataset = strings.TrimSuffix(seg[0], "s"), seg[1], seg[4]
 		t.endpoint, method = EndpointFields, http.MethodGet
+	case len(seg) == 1 && seg[0] == "zones":
+		t.endpoint, method = EndpointZones, http.MethodGet
 	case len(seg) >= 4 && (seg[0] == "zones" || seg[0] == "accounts") && seg[2] == "logpush" &&
 		logpushEndpoint(seg[3:]) != "":
 		t.scope, t.id = strings.TrimSuffix(seg[0], "s"), seg[1]
