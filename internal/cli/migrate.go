@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -32,7 +33,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-const migrateUsage = `usage: logpush-onboard migrate [flags] (--zone ID... | --account ID) (--match REGEXP --to TEMPLATE | --azure-sas FILE | --s3-keys FILE)
+const migrateUsage = `usage: logpush-onboard migrate [flags] (--zone ID... | --account ID [--zones PATTERN]) (--match REGEXP --to TEMPLATE | --azure-sas FILE | --s3-keys FILE)
        logpush-onboard migrate [flags] FILE
 
 Moves existing Logpush jobs to a new destination_conf. Each job's new conf is
@@ -42,11 +43,13 @@ and PUT with the new conf, its token and every other setting as read
 (output_options whole). A job changes only after its new conf validated;
 a failure leaves it as it was. A job already on its target is unchanged.
 
-Selection: the jobs of each --zone (and of --account's account-level
-jobs), of --dataset if given, whose destination_conf (with its secrets
-redacted) matches --match, a regular expression. --to is the new conf,
-with {zone_id}, {account_id}, {dataset} and {path} (the current path,
-without bucket) filled in; without a '?', the current conf's query
+Selection: the jobs of each --zone, or of --account's active zones (GET
+/zones; --zones keeps those whose name matches a pattern) and its
+account-level jobs (without --zones), of --dataset if given, whose
+destination_conf (with its secrets redacted) matches --match, a regular
+expression. --to is the new conf, with {zone_name} (with --account),
+{zone_id}, {account_id}, {dataset} and {path} (the current path, without
+bucket) filled in; without a '?', the current conf's query
 (region, keys, SAS) is kept. --azure-sas replaces the SAS of the selected
 azure jobs (one container) with the SAS in FILE (- reads stdin); --s3-keys
 replaces access-key-id and secret-access-key of the selected s3 jobs that
@@ -89,6 +92,7 @@ func migKey(scope, scopeID string, job int) string {
 // migrateFlags are migrate's own flags.
 type migrateFlags struct {
 	zones                   []string
+	zoneNames               []string // --zones patterns
 	account, dataset        string
 	match, to               string
 	azureSAS, s3Keys        string
@@ -122,7 +126,18 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		}
 		return nil
 	})
-	fs.StringVar(&mf.account, "account", "", "an account whose account-level jobs to select")
+	fs.StringVar(&mf.account, "account", "", "an account: the jobs of its active zones (GET /zones), and its account-level jobs unless --zones")
+	fs.Func("zones", "with --account, only zones whose name matches one of these patterns, comma-separated (*.example.com, shop-*)", func(s string) error {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				if _, err := path.Match(p, ""); err != nil {
+					return fmt.Errorf("pattern %q: %w", p, err)
+				}
+				mf.zoneNames = append(mf.zoneNames, p)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&mf.dataset, "dataset", "", "select only the jobs of this dataset")
 	fs.StringVar(&mf.match, "match", "", "select the jobs whose destination_conf, secrets redacted, matches this regular expression")
 	fs.StringVar(&mf.to, "to", "", "the new destination_conf: {zone_id}, {account_id}, {dataset}, {path} filled in; without '?' the current query is kept")
@@ -344,11 +359,14 @@ func (mf *migrateFlags) check(file string) error {
 			return fmt.Errorf("-match: %w", err)
 		}
 	}
-	if strings.Contains(mf.to, "{zone_name}") {
-		return errors.New("-to: {zone_name} needs the zone listing (GET /zones), not in this build yet: use {zone_id}")
+	if strings.Contains(mf.to, "{zone_name}") && mf.account == "" {
+		return errors.New("-to: {zone_name} needs --account (zone names come from the account's zone listing): use {zone_id} with --zone")
+	}
+	if len(mf.zoneNames) > 0 && mf.account == "" {
+		return errors.New("-zones: needs --account (its zones are matched by name)")
 	}
 	h := sha256.New()
-	for _, s := range append([]string{mf.account, mf.dataset, mf.match, mf.to, mf.azureSAS, mf.s3Keys, strconv.FormatBool(mf.copy)}, mf.zones...) {
+	for _, s := range append(append([]string{mf.account, mf.dataset, mf.match, mf.to, mf.azureSAS, mf.s3Keys, strconv.FormatBool(mf.copy)}, mf.zones...), mf.zoneNames...) {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -426,13 +444,25 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 	if mf.match != "" {
 		re = regexp.MustCompile(mf.match)
 	}
-	type scope struct{ scope, id string }
+	type scope struct{ scope, id, name, account string }
 	var scopes []scope
 	for _, z := range mf.zones {
-		scopes = append(scopes, scope{tasks.ScopeZone, z})
+		scopes = append(scopes, scope{scope: tasks.ScopeZone, id: z})
 	}
 	if mf.account != "" {
-		scopes = append(scopes, scope{tasks.ScopeAccount, mf.account})
+		zones, calls, err := accountZones(ctx, api, mf.account)
+		l.calls += calls
+		if err != nil {
+			return nil, err
+		}
+		for _, z := range zones {
+			if nameMatches(mf.zoneNames, z.Name) {
+				scopes = append(scopes, scope{scope: tasks.ScopeZone, id: strings.ToLower(z.ID), name: z.Name, account: z.AccountID})
+			}
+		}
+		if len(mf.zoneNames) == 0 {
+			scopes = append(scopes, scope{scope: tasks.ScopeAccount, id: mf.account, account: mf.account})
+		}
 	}
 	var ms []*migration
 	var errs []error
@@ -461,6 +491,10 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 				}
 			default:
 				to = expand(mf.to, s.scope, s.id, job, old)
+				to = strings.ReplaceAll(to, "{zone_name}", s.name)
+				if s.account != "" {
+					to = strings.ReplaceAll(to, "{account_id}", s.account) // a zone's account, from the listing
+				}
 			}
 			m, err := newMigration(s.scope, s.id, job, to, 0)
 			if err != nil {
@@ -483,6 +517,44 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 	}
 	mf.listedCalls = l.calls
 	return ms, errors.Join(errs...)
+}
+
+// accountZones lists the active zones of account, every page, and returns
+// them with the calls spent. Cloudflare does not say whether a credential
+// without Zone Read is refused or shown no zones: no zone is an error
+// that says so.
+func accountZones(ctx context.Context, api *cloudflare.Client, account string) ([]cloudflare.Zone, int, error) {
+	var zones []cloudflare.Zone
+	calls := 0
+	for page := 1; ; page++ {
+		calls++
+		p, err := api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: account, Status: "active"}, page)
+		if err != nil {
+			return nil, calls, fmt.Errorf("list the zones of account %s: %w", account, err)
+		}
+		zones = append(zones, p.Zones...)
+		if page >= p.TotalPages || len(p.Zones) == 0 {
+			break
+		}
+	}
+	if len(zones) == 0 {
+		return nil, calls, fmt.Errorf("account %s lists no active zone: check the id, and that the API token has Zone Read", account)
+	}
+	return zones, calls, nil
+}
+
+// nameMatches reports whether name matches one of pats (path.Match), or
+// pats is empty.
+func nameMatches(pats []string, name string) bool {
+	if len(pats) == 0 {
+		return true
+	}
+	for _, p := range pats {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // newMigration checks the new conf of job.

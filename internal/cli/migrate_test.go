@@ -35,13 +35,24 @@ type migrateFleet struct {
 	jobs map[string]map[int]cloudflare.Job
 }
 
-const migrateToken = "migrate-test-token"
+const (
+	migrateToken   = "migrate-test-token"
+	migrateAccount = "0123456789abcdef0123456789abcdef"
+)
 
 func newMigrateFleet(t *testing.T) *migrateFleet {
 	t.Helper()
 	dir := t.TempDir()
+	var zones []simulator.Zone
+	for z := range 40 {
+		name := fmt.Sprintf("blog-%d.example.com", z)
+		if z%2 == 0 {
+			name = fmt.Sprintf("shop-%d.example.com", z)
+		}
+		zones = append(zones, simulator.Zone{ID: fmt.Sprintf("%032x", 0xa000+z), Name: name, Status: "active", AccountID: migrateAccount})
+	}
 	sim, err := simulator.New(simulator.Config{Write: writeFunc(&destination.File{}), WriteDelay: 20 * time.Millisecond,
-		WriteJitter: 30 * time.Millisecond, APIToken: migrateToken})
+		WriteJitter: 30 * time.Millisecond, APIToken: migrateToken, Zones: zones})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,6 +326,13 @@ func TestMigrateSelect(t *testing.T) {
 	if st := f.sim.Stats(); st.JobsUpdated != 0 || st.ChallengesIssued != 0 {
 		t.Fatalf("dry run changed something: %s", st)
 	}
+	// By account and zone name: shop-10 ... shop-18, {zone_name} filled.
+	code, out = runMigrateCmd(t, f, "", "--account", migrateAccount, "--zones", "shop-1*", "--dataset", "firewall_events",
+		"--to", "file://"+f.dir+"/byname/{zone_name}", "--dry-run")
+	if code != 0 || strings.Count(out, "before:") != 5 || !strings.Contains(out, "/byname/shop-14.example.com") ||
+		!strings.Contains(out, "6 spent listing jobs") {
+		t.Fatalf("account dry run: %d\n%s", code, out)
+	}
 	// An azure SAS rotation, dry: both jobs, the SAS never shown.
 	code, out = runMigrateCmd(t, f, "sv=2022-11-02&sp=w&sig=NEWSIGxyz", "--zone", zones(0, 1, 2), "--azure-sas", "-", "--dry-run")
 	if code != 0 || strings.Count(out, "before:") != 2 || secrets.MatchString(out) {
@@ -332,6 +350,10 @@ func TestMigrateSelect(t *testing.T) {
 	args := []string{"--zone", zones(0, 1, 2, 3), "--match", `/own/\d+/old$`, "--to", "file://" + f.dir + "/moved/{zone_id}/{dataset}"}
 	if code, out = runMigrateCmd(t, f, "", args...); code != 0 || !strings.Contains(out, "migrated 4") {
 		t.Fatalf("move: %d\n%s", code, out)
+	}
+	if code, out = runMigrateCmd(t, f, "", "--account", migrateAccount, "--zones", "shop-2*", "--dataset", "firewall_events",
+		"--to", "file://"+f.dir+"/byname/{zone_name}"); code != 0 || !strings.Contains(out, "migrated 6") { // shop-2 and shop-20 ... shop-28
+		t.Fatalf("account move: %d\n%s", code, out)
 	}
 	// A target the simulator cannot write to: the challenge file never
 	// comes, the job fails and stays as it was.
@@ -363,6 +385,8 @@ func TestMigrateSelect(t *testing.T) {
 			switch {
 			case was.Dataset == "dns_logs" && z < 10:
 				want.DestinationConf = strings.NewReplacer(fmt.Sprintf("AKIAOLDKEY%04d", z), "AKIANEWKEYzz", fmt.Sprintf("OLDSECRET%04dxyz", z), "NEWSECRETzz").Replace(was.DestinationConf)
+			case was.Dataset == "firewall_events" && (z == 2 || z >= 20 && z < 30) && z%2 == 0:
+				want.DestinationConf = fmt.Sprintf("file://%s/byname/shop-%d.example.com", f.dir, z)
 			case was.Dataset == "firewall_events" && z < 4:
 				want.DestinationConf = "file://" + f.dir + "/moved/" + zone + "/firewall_events"
 			}
