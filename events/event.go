@@ -18,6 +18,12 @@ const (
 	Failed        State = "failed"
 	NotRequired   State = "not_required"
 	AwaitingToken State = "awaiting_token"
+	// Migrated, Copied and Unchanged are the outcomes of a job of the
+	// migrate command: moved to its new destination_conf (PUT), copied to
+	// a second job on it (--copy), or already on its target, left alone.
+	Migrated  State = "migrated"
+	Copied    State = "copied"
+	Unchanged State = "unchanged"
 )
 
 // Fleet events concern the queue, not one destination: they carry no
@@ -45,20 +51,30 @@ const (
 	Polling     State = "polling"
 	Validating  State = "validating"
 	CreatingJob State = "creating_job"
+	// UpdatingJob: the job of a migration is read and updated (or copied)
+	// once its new destination validated.
+	UpdatingJob State = "updating_job"
 )
 
 // States lists every state of a destination in flow order, for status
 // output and counters.
 func States() []State {
-	return []State{Queued, WaitingPath, Challenging, Polling, Validating, CreatingJob, AwaitingToken, Validated, Failed, NotRequired}
+	return []State{Queued, WaitingPath, Challenging, Polling, Validating, CreatingJob, UpdatingJob, AwaitingToken, Validated, Failed, NotRequired,
+		Migrated, Copied, Unchanged}
 }
 
 // TerminalStates lists the states that end a destination's onboarding.
-func TerminalStates() []State { return []State{Validated, Failed, NotRequired} }
+func TerminalStates() []State {
+	return []State{Validated, Failed, NotRequired, Migrated, Copied, Unchanged}
+}
 
 // Terminal reports whether s ends a destination's onboarding.
 func (s State) Terminal() bool {
-	return s == Validated || s == Failed || s == NotRequired
+	switch s {
+	case Validated, Failed, NotRequired, Migrated, Copied, Unchanged:
+		return true
+	}
+	return false
 }
 
 // Stage is a step that calls out and is counted in Attempts: each run of
@@ -98,6 +114,8 @@ type Event struct {
 	// JobExisted says it was there already and was not created again.
 	JobID      int  `json:"job_id,omitempty"`
 	JobExisted bool `json:"job_existed,omitempty"`
+	// NewJobID is the second job a copied job got (migrate --copy).
+	NewJobID int `json:"new_job_id,omitempty"`
 	// Credential names the credential of a credential_paused or
 	// credential_resumed event ("(default)": the environment's); a name,
 	// never a secret.

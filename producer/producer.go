@@ -54,6 +54,15 @@ type Config struct {
 	// from the job columns of the input (tasks.JobColumns; dataset
 	// required).
 	CreateJob bool
+	// Migrate reads each row as an existing job that moves to the row's
+	// destination_conf (the migrate command): the columns
+	// tasks.MigrateColumns, job_id required. After validation (or at
+	// once, for a conf that needs no challenge) the job is read and
+	// updated with the new conf and every other setting as read.
+	Migrate bool
+	// Copy, with Migrate, creates a second job like each row's on the new
+	// conf instead of moving it.
+	Copy bool
 	// Task sets the options of the enqueued tasks.
 	Task tasks.Options
 	// Concurrency is the number of enqueue round trips in flight. Default
@@ -134,6 +143,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("task max retry %d: must not be negative", c.Task.MaxRetry)
 	case c.Task.Retention < 0:
 		return fmt.Errorf("task retention %s: must not be negative", c.Task.Retention)
+	case c.Migrate && c.CreateJob:
+		return errors.New("migrate and create job: choose one")
+	case c.Copy && !c.Migrate:
+		return errors.New("copy without migrate")
 	case c.Format < tasks.FormatAuto || c.Format > tasks.FormatJSONL:
 		return fmt.Errorf("format %s: want FormatAuto, FormatCSV or FormatJSONL", c.Format)
 	}
@@ -146,6 +159,9 @@ func (c Config) input() input.Options {
 	extra := append(slices.Clip(c.Columns), tasks.ReadAsColumns...)
 	if c.CreateJob {
 		extra = append(extra, tasks.JobColumns...)
+	}
+	if c.Migrate {
+		extra = append(extra, tasks.MigrateColumns...)
 	}
 	return input.Options{Format: c.Format, Extra: extra, Credentials: c.Credentials}
 }
@@ -261,12 +277,11 @@ func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 		if row.Conf.NeedsChallenge() {
 			plan.NeedChallenge++
 		}
-		var dataset string
-		if opt.job != nil {
-			dataset = opt.job.Dataset
+		if opt.job != nil || opt.update != nil {
 			plan.Jobs++
 		}
-		h.Write([]byte(tasks.DestHash(row.Scope, row.ScopeID, row.Conf.Raw, dataset)))
+		d := tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, Update: opt.update}
+		h.Write([]byte(d.Hash()))
 		return nil
 	}, func(le *input.LineError) {
 		plan.ErrorCount++
@@ -359,7 +374,7 @@ func Dests(ctx context.Context, open Opener, cfg Config, fn func(line int, d tas
 	bad := 0
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
 		return fn(row.Line, tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, ReadAs: opt.readAs,
-			Credential: row.Credential})
+			Update: opt.update, Credential: row.Credential})
 	}, func(*input.LineError) { bad++ })
 	if err == nil && bad > 0 {
 		err = fmt.Errorf("%d bad lines: %w", bad, ErrInvalid)
@@ -377,6 +392,7 @@ type item struct {
 type rowOptions struct {
 	job    *tasks.JobSpec
 	readAs *tasks.ReadAs
+	update *tasks.JobUpdate
 }
 
 // slot is one row of a chunk on its way.
@@ -425,7 +441,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 		row := it.row
 		s.it = it
 		s.d = tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
-			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs, Credential: row.Credential}
+			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs, Update: it.opt.update, Credential: row.Credential}
 		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j
@@ -483,7 +499,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 				s.err = errs[j]
 			case exs[j] != nil:
 				s.dup = dupOf(row, exs[j])
-			case row.Conf.NeedsChallenge() || s.d.Job != nil:
+			case row.Conf.NeedsChallenge() || s.d.Job != nil || s.d.Update != nil:
 				s.outcome = events.Queued
 			default:
 				moves = append(moves, ledger.Move{Key: s.key, State: events.NotRequired, Event: &events.Event{
@@ -638,6 +654,8 @@ func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error
 		task, err = tasks.NewChallengeTask(s.d, p.cfg.Task, s.delay)
 	case s.d.Job != nil:
 		task, err = tasks.NewCreateJobTask(tasks.CreateJobPayload{Dest: s.d}, p.cfg.Task)
+	case s.d.Update != nil:
+		task, err = tasks.NewUpdateJobTask(tasks.UpdateJobPayload{Dest: s.d}, p.cfg.Task)
 	default:
 		return nil
 	}
@@ -704,6 +722,12 @@ func (p *Producer) options(row input.Row) (rowOptions, *tasks.FieldError) {
 		if opt.job, err = tasks.ParseJobSpec(row.Extra); errors.As(err, &fe) {
 			return opt, fe
 		}
+	}
+	if p.cfg.Migrate {
+		if opt.update, err = tasks.ParseJobUpdate(row.Extra); errors.As(err, &fe) {
+			return opt, fe
+		}
+		opt.update.Copy = p.cfg.Copy
 	}
 	return opt, nil
 }

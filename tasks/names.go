@@ -62,6 +62,9 @@ type Dest struct {
 	ReadAs *ReadAs `json:"read_as,omitempty"`
 	// Job, when set, is created after validation (enqueue --create-job).
 	Job *JobSpec `json:"job,omitempty"`
+	// Update, when set, is the existing job that moves to (or is copied
+	// onto) DestinationConf after validation (migrate).
+	Update *JobUpdate `json:"update,omitempty"`
 	// Credential names the Cloudflare credential of the destination's API
 	// calls, from the credentials file every worker reads; "" for the
 	// default credential. It is a name, never a token. It is no part of
@@ -80,6 +83,14 @@ func (d Dest) Hash() string {
 	var dataset string
 	if d.Job != nil {
 		dataset = d.Job.Dataset
+	}
+	if d.Update != nil {
+		// One destination per job moved: two jobs of a zone may move to
+		// one conf.
+		dataset = "job:" + strconv.Itoa(d.Update.ID)
+		if d.Update.Copy {
+			dataset += ":copy"
+		}
 	}
 	return DestHash(d.Scope, d.ScopeID, d.DestinationConf, dataset)
 }

@@ -5,6 +5,9 @@
 //	                   snooze (no retry spent, no worker slot held); found:
 //	                   POST .../logpush/ownership/validate with its token
 //	logpush:validate   the same call for a token an operator submitted
+//	logpush:create_job the job of a validated destination (--create-job)
+//	logpush:update_job an existing job moved to its validated new conf:
+//	                   GET it, PUT it with every setting as read (migrate)
 //
 // Each handler ends in one of three ways: done (nil), transient (a plain
 // error that asynq retries after RetryDelay), or failed: the failure is

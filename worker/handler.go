@@ -30,6 +30,8 @@ type cloudflareAPI interface {
 	Validate(ctx context.Context, t cloudflare.Target, destinationConf, ownershipChallenge string) (bool, error)
 	ListJobs(ctx context.Context, t cloudflare.Target) ([]cloudflare.Job, error)
 	CreateJob(ctx context.Context, t cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error)
+	GetJob(ctx context.Context, t cloudflare.Target, id int) (cloudflare.Job, error)
+	UpdateJob(ctx context.Context, t cloudflare.Target, id int, j cloudflare.JobRequest) (cloudflare.Job, error)
 }
 
 // Budget is the shared Cloudflare API budget: Wait before every call, Pause
@@ -206,6 +208,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypePoll, h.Poll)
 	mux.HandleFunc(tasks.TypeValidate, h.Validate)
 	mux.HandleFunc(tasks.TypeCreateJob, h.CreateJob)
+	mux.HandleFunc(tasks.TypeUpdateJob, h.UpdateJob)
 }
 
 // Challenge handles logpush:challenge: POST .../logpush/ownership, then
@@ -289,6 +292,8 @@ type run struct {
 	// job is the job the destination got, for its event.
 	jobID      int
 	jobExisted bool
+	// newJobID is the second job of a copied job (migrate --copy).
+	newJobID int
 	// lease is the challenge location this task's destination holds ("":
 	// none), released with its outcome; seen is what it read there last
 	// (a digest, location.Absent, or "" unknown), left for the next holder.
@@ -311,6 +316,9 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
+	if d.Update != nil {
+		r.jobID = d.Update.ID // every event of a migration names its job
+	}
 	conf, err := tasks.ParseConf(d.DestinationConf)
 	// One With per task, none when nothing is logged: the attributes are
 	// converted (and, by a text or JSON handler, formatted) on every task.
@@ -813,7 +821,7 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 // stage, which counted the attempt.
 func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token string, fromPoll bool) error {
 	counted := !fromPoll
-	if !counted && r.d.Job != nil {
+	if !counted && (r.d.Job != nil || r.d.Update != nil) {
 		// The job stage is a task of its own: count before handing over.
 		if _, err := h.enter(ctx, r, events.Validating, events.StageValidate); err != nil {
 			return err
@@ -834,6 +842,9 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 	r.t.Auth.Success(ctx)
 	if fromPoll {
 		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll))
+	}
+	if r.d.Update != nil {
+		return h.handOver(ctx, r, filename, token)
 	}
 	if r.d.Job != nil {
 		h.release(ctx, r) // the job stage reads no file
@@ -1034,6 +1045,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, file
 		Line:            st.Line,
 		JobID:           r.jobID,
 		JobExisted:      r.jobExisted,
+		NewJobID:        r.newJobID,
 	}
 	switch r.attempt {
 	case events.StageChallenge:

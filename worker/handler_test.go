@@ -49,6 +49,10 @@ type fakeAPI struct {
 	// noFilename answers challenges without result.filename, which the
 	// schema makes optional.
 	noFilename bool
+	// updates are the UpdateJob calls (updatejob_test.go); updateErr
+	// answers the next one.
+	updates   []cloudflare.JobRequest
+	updateErr error
 }
 
 var _ worker.API = (*fakeAPI)(nil)

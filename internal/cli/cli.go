@@ -31,6 +31,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "onboard a file of destinations in this one process, with a progress view, a journal to resume from and a report", runRun},
+		{"migrate", "move existing Logpush jobs to a new destination_conf (or rotate their SAS or keys), each challenged and validated first", runMigrate},
 		{"worker", "run a worker: challenge, poll and validate tasks from Redis", runWorker},
 		{"plan", "write the batch that onboards every zone of an account (GET /zones, templates), leaving out the jobs that exist", runPlan},
 		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},

@@ -33,6 +33,11 @@ const (
 	EndpointJobs = "jobs"
 	// EndpointCreateJob is POST .../logpush/jobs.
 	EndpointCreateJob = "create_job"
+	// EndpointJob is GET .../logpush/jobs/{job_id}, one job with its
+	// health (last_complete, last_error, error_message).
+	EndpointJob = "job"
+	// EndpointUpdateJob is PUT .../logpush/jobs/{job_id}.
+	EndpointUpdateJob = "update_job"
 )
 
 // Scopes of a Target.

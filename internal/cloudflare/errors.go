@@ -149,7 +149,7 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 		return RateLimited
 	case status == 408 || status >= 500:
 		return Transient
-	case status == 403 && (endpoint == EndpointCreateJob || endpoint == EndpointJobs) && has(CodeNotAllowed):
+	case status == 403 && jobRoute(endpoint) && has(CodeNotAllowed):
 		// "Not allowed" on the job routes (the job limit, a plan
 		// entitlement, a permission missing for this zone's product): the
 		// credential works, and pausing the queue for every zone would not
@@ -157,7 +157,7 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 		return Permanent
 	case status == 401 || status == 403:
 		return Auth
-	case status == 400 && (endpoint == EndpointValidate || endpoint == EndpointCreateJob) && has(CodeIncorrectChallenge):
+	case status == 400 && takesToken(endpoint) && has(CodeIncorrectChallenge):
 		return StaleChallenge
 	case status == 400 && has(codeInvalidHeaders):
 		// Malformed auth headers: a credentials problem, not a bad
@@ -171,15 +171,27 @@ func statusKind(endpoint string, status int, codes []int) Kind {
 	}
 }
 
+// takesToken reports whether endpoint's request carries an ownership
+// challenge: Cloudflare answers a wrong or stale one with 400 code 1002.
+func takesToken(endpoint string) bool {
+	return endpoint == EndpointValidate || endpoint == EndpointCreateJob || endpoint == EndpointUpdateJob
+}
+
+// jobRoute reports whether endpoint is one of the job routes, where 403
+// code 1004 is "not allowed" for this zone or job, not a broken credential.
+func jobRoute(endpoint string) bool {
+	return endpoint == EndpointCreateJob || endpoint == EndpointJobs || endpoint == EndpointJob || endpoint == EndpointUpdateJob
+}
+
 // codeKind is the Kind that Cloudflare's error codes decide on an endpoint,
 // whatever the status (a 2xx with success=false included), or 0 when the
 // codes decide nothing.
 func codeKind(endpoint string, codes []int) Kind {
 	has := func(code int) bool { return slices.Contains(codes, code) }
 	switch {
-	case (endpoint == EndpointValidate || endpoint == EndpointCreateJob) && has(CodeIncorrectChallenge):
+	case takesToken(endpoint) && has(CodeIncorrectChallenge):
 		return StaleChallenge
-	case (endpoint == EndpointCreateJob || endpoint == EndpointJobs) && has(CodeNotAllowed):
+	case jobRoute(endpoint) && has(CodeNotAllowed):
 		return Permanent
 	}
 	return 0
@@ -193,7 +205,7 @@ func Advice(endpoint string, codes []int, message string) string {
 	has := func(code int) bool { return slices.Contains(codes, code) }
 	msg := strings.ToLower(message)
 	switch {
-	case has(CodeIncorrectChallenge) && (endpoint == EndpointValidate || endpoint == EndpointCreateJob):
+	case has(CodeIncorrectChallenge) && takesToken(endpoint):
 		return "the ownership token is wrong or stale: a fresh challenge is requested, at most twice"
 	case has(CodeNotAllowed) && (strings.Contains(msg, "max jobs") || strings.Contains(msg, "job limit")):
 		return "the zone or account has as many Logpush jobs as allowed, 4 per zone by default: delete unused jobs or ask Cloudflare to raise the limit, then retry --batch"

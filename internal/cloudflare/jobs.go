@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,6 +239,34 @@ func (c *Client) ListJobs(ctx context.Context, t Target) ([]Job, error) {
 	return jobs, nil
 }
 
+// GetJob returns one Logpush job of the zone or account, with its health
+// (LastComplete, LastError, ErrorMessage): GET .../logpush/jobs/{job_id}.
+// A job that is not there is a Permanent error. The Job's DestinationConf
+// is raw and may hold secrets (see Job); ErrorMessage is redacted.
+func (c *Client) GetJob(ctx context.Context, t Target, id int) (Job, error) {
+	path, err := t.path()
+	if err == nil && id < 1 {
+		err = fmt.Errorf("job id must be at least 1, got %d", id)
+	}
+	if err != nil {
+		return Job{}, invalidRequest(EndpointJob, err)
+	}
+	cl := call{endpoint: EndpointJob, method: http.MethodGet, path: path + "/logpush/jobs/" + strconv.Itoa(id)}
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return Job{}, err
+	}
+	var r jobResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
+	}
+	if r.ID != id {
+		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("asked for job %d, answered job %d", id, r.ID), nil)
+	}
+	cl.conf = r.DestinationConf
+	return c.job(&r, cl), nil
+}
+
 // CreateJob creates a Logpush job: POST .../logpush/jobs. A wrong, stale or
 // missing ownership challenge is a StaleChallenge error (400 code 1002); the
 // job limit of the zone or account is a Permanent error (403 code 1004,
@@ -336,4 +365,58 @@ func OnlyChars(s, extra string) bool {
 		}
 	}
 	return true
+}
+
+// UpdateFrom is the PUT body that moves j to conf with token (the
+// ownership challenge of conf; "" for a conf that needs none) and keeps
+// every other setting of j as read: output_options whole (a PUT replaces
+// it as a whole: cloudflare-docs #31523), and the dataset, which Cloudflare
+// does not let a PUT change, as it is.
+func UpdateFrom(j Job, conf, token string) JobRequest {
+	return JobRequest{
+		DestinationConf: conf, OwnershipChallenge: token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
+		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency,
+		MaxUploadBytes: j.MaxUploadBytes, MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds,
+		MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter, Kind: j.Kind,
+	}
+}
+
+// UpdateJob replaces the settings of job id with j: PUT
+// .../logpush/jobs/{job_id}. What j leaves unset is sent unset: build j
+// with UpdateFrom from the job as GetJob read it, so that no setting is
+// reset. A new destination_conf that needs a challenge needs its fresh
+// ownership challenge in j; a wrong or stale one is a StaleChallenge error
+// (400 code 1002), and the job is left as it was.
+//
+// UpdateJob is idempotent: the same PUT twice leaves the job the same.
+func (c *Client) UpdateJob(ctx context.Context, t Target, id int, j JobRequest) (Job, error) {
+	path, err := t.path()
+	if err == nil && id < 1 {
+		err = fmt.Errorf("job id must be at least 1, got %d", id)
+	}
+	if err == nil {
+		err = j.check()
+	}
+	if err != nil {
+		return Job{}, invalidRequest(EndpointUpdateJob, err)
+	}
+	cl := call{endpoint: EndpointUpdateJob, method: http.MethodPut, path: path + "/logpush/jobs/" + strconv.Itoa(id),
+		body: j, conf: j.DestinationConf, challenge: j.OwnershipChallenge}
+	return c.oneJob(ctx, cl, id)
+}
+
+// oneJob makes cl, whose result is job id.
+func (c *Client) oneJob(ctx context.Context, cl call, id int) (Job, error) {
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return Job{}, err
+	}
+	var r jobResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
+	}
+	if r.ID != id {
+		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("result is job %d, not %d", r.ID, id), nil)
+	}
+	return c.job(&r, cl), nil
 }

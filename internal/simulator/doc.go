@@ -39,6 +39,14 @@
 //	    Config.Zones, filtered by account.id, status and name, by name,
 //	    per_page 5 to 50 with result_info (zones.go); without Zone Read
 //	    (Config.ZoneRead) 403 code 9109 or no zones, both being possible.
+//	GET .../logpush/jobs/{job_id}
+//	    one job; 404 code 1000 for a job the zone or account does not have.
+//	PUT .../logpush/jobs/{job_id}
+//	    updates a job: a new destination_conf that needs a challenge needs
+//	    that conf's unexpired token (400 code 1002); the dataset and kind
+//	    cannot change (400 code 1001); what the body leaves out is reset
+//	    (output_options replaced whole); Stats.JobMoves counts each job's
+//	    conf changes. AddJobJSON seeds jobs for tests.
 //	GET /user/tokens/verify, GET /user
 //	    credential checks.
 //

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,10 @@ const (
 	EndpointJobs = "jobs"
 	// EndpointCreateJob is POST .../logpush/jobs.
 	EndpointCreateJob = "create_job"
+	// EndpointJob is GET .../logpush/jobs/{job_id}.
+	EndpointJob = "job"
+	// EndpointUpdateJob is PUT .../logpush/jobs/{job_id}.
+	EndpointUpdateJob = "update_job"
 	// EndpointVerify is GET /user/tokens/verify.
 	EndpointVerify = "verify"
 	// EndpointAccountVerify is GET /accounts/{account_id}/tokens/verify.
@@ -167,6 +172,10 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listJobs(rec, rt)
 	case EndpointCreateJob:
 		s.createJob(rec, r, rt)
+	case EndpointJob:
+		s.getJob(rec, rt)
+	case EndpointUpdateJob:
+		s.updateJob(rec, r, rt)
 	case EndpointFields:
 		s.fields(rec, rt)
 	case EndpointZones:
@@ -196,7 +205,9 @@ type target struct {
 	scope    string // "zone" or "account"
 	id       string
 	dataset  string // of EndpointFields
-	fail     *failure
+	// job is the job id of EndpointJob and EndpointUpdateJob.
+	job  int
+	fail *failure
 }
 
 // route maps a request to an endpoint; fail is set for unknown routes,
@@ -225,6 +236,19 @@ func route(r *http.Request) target {
 			method = http.MethodGet
 			if r.Method == http.MethodPost {
 				t.endpoint, method = EndpointCreateJob, http.MethodPost
+			}
+		}
+		if t.endpoint == EndpointJob {
+			method = http.MethodGet
+			n, err := strconv.Atoi(seg[4])
+			if err != nil || n < 1 {
+				t.fail = fail(http.StatusBadRequest, message{Code: 1001, Message: "job_id must be a positive integer"})
+				return t
+			}
+			t.job = n
+			if r.Method == http.MethodPut {
+				// One path, two endpoints: GET reads, PUT updates.
+				t.endpoint, method = EndpointUpdateJob, http.MethodPut
 			}
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
@@ -261,6 +285,9 @@ func logpushEndpoint(seg []string) string {
 		return EndpointDestinationExists
 	case "jobs":
 		return EndpointJobs
+	}
+	if len(seg) == 2 && seg[0] == "jobs" && seg[1] != "" {
+		return EndpointJob
 	}
 	return ""
 }

@@ -55,6 +55,10 @@ type Stats struct {
 	// challenge (400 code 1002), a second job to a destination (400 code
 	// 1003) and the job limit (403 code 1004).
 	JobsRejectedChallenge, JobsRejectedDuplicate, JobsRejectedLimit int
+	// JobsUpdated counts the PUTs that changed a job; JobMoves counts, by
+	// job id, those that changed its destination_conf.
+	JobsUpdated int
+	JobMoves    map[int]int
 	// MaxInWindow is the most requests any one credential made in any
 	// RateWindow (0 when RateWindow is 0). A client that honours the limit
 	// keeps it at or below RateLimit.
@@ -87,12 +91,13 @@ func (s Stats) Calls() int {
 }
 
 func newStats() Stats {
-	return Stats{Requests: map[RequestKey]int{}, HostileInjected: map[string]int{}}
+	return Stats{Requests: map[RequestKey]int{}, HostileInjected: map[string]int{}, JobMoves: map[int]int{}}
 }
 
 func (s Stats) clone() Stats {
 	s.Requests = maps.Clone(s.Requests)
 	s.HostileInjected = maps.Clone(s.HostileInjected)
+	s.JobMoves = maps.Clone(s.JobMoves)
 	return s
 }
 
@@ -113,14 +118,14 @@ func (s Stats) String() string {
 	for _, v := range s.HostileInjected {
 		hostile += v
 	}
-	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, destination_exists %d, jobs %d, create_job %d, "+
+	return fmt.Sprintf("%d requests (ownership %d, ownership_validate %d, destination_exists %d, jobs %d, create_job %d, job %d, update_job %d, "+
 		"verify %d, account_verify %d, user %d, zones %d, fields %d, unknown %d); "+
 		"injected 5xx %d, 429 %d, hostile %d; rate-limit 429 %d; challenges %d, validations %d ok %d failed; "+
-		"files written %d, write errors %d; destinations %d; jobs created %d, refused %d challenge %d duplicate %d limit; "+
+		"files written %d, write errors %d; destinations %d; jobs created %d, refused %d challenge %d duplicate %d limit; jobs updated %d; "+
 		"max %d requests in a window",
 		total, s.Total(EndpointChallenge), s.Total(EndpointValidate), s.Total(EndpointDestinationExists), s.Total(EndpointJobs),
-		s.Total(EndpointCreateJob), s.Total(EndpointVerify), s.Total(EndpointAccountVerify), s.Total(EndpointUser), s.Total(EndpointZones), s.Total(EndpointFields), s.Total(EndpointUnknown),
+		s.Total(EndpointCreateJob), s.Total(EndpointJob), s.Total(EndpointUpdateJob), s.Total(EndpointVerify), s.Total(EndpointAccountVerify), s.Total(EndpointUser), s.Total(EndpointZones), s.Total(EndpointFields), s.Total(EndpointUnknown),
 		s.ServerErrorsInjected, s.RateLimitedInjected, hostile, s.RateLimitedLimit, s.ChallengesIssued,
 		s.ValidationsOK, s.ValidationsFailed, s.FilesWritten, s.WriteErrors, s.Destinations,
-		s.JobsCreated, s.JobsRejectedChallenge, s.JobsRejectedDuplicate, s.JobsRejectedLimit, s.MaxInWindow)
+		s.JobsCreated, s.JobsRejectedChallenge, s.JobsRejectedDuplicate, s.JobsRejectedLimit, s.JobsUpdated, s.MaxInWindow)
 }
