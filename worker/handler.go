@@ -289,6 +289,11 @@ type run struct {
 	lease, seen string
 	// contended: other destinations wait for the lease.
 	contended bool
+	// stage is the task's type; deadline, when set, ends the retries of
+	// its transient errors (a poll's), else they end --poll-deadline after
+	// the stage first failed (see Handlers.deadline).
+	stage    string
+	deadline time.Time
 }
 
 // clean removes the conf's secrets from s: from a file name derived from
@@ -304,7 +309,7 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		h.log.Error("undecodable payload", "task_id", id, "retry", retry, "type", t.Type(), "err", err)
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
+	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf), stage: t.Type()}
 	conf, err := tasks.ParseConf(d.DestinationConf)
 	// One With per task, none when nothing is logged: the attributes are
 	// converted (and, by a text or JSON handler, formatted) on every task.
@@ -389,9 +394,11 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if r.lease != "" && before == "" {
 		// What the path holds now is not the file this challenge writes,
 		// however recent it looks (S3 dates are whole seconds).
-		if before, err = h.fingerprint(ctx, r, loc); err != nil {
+		record, done, err := h.readBefore(ctx, r, loc)
+		if done {
 			return err
 		}
+		before = record
 	}
 	// The call comes before the state check: on success one script checks
 	// that the destination is still this task's, counts the attempt and
@@ -527,22 +534,6 @@ func order(d tasks.Dest) float64 {
 	return float64(d.EnqueuedAt.Unix())*1e6 + float64(min(d.Line, 999_999))
 }
 
-// fingerprint reads what loc holds: the digest of the file, or
-// location.Absent. A location this identity may not read (no
-// s3:ListBucket answers access denied for a missing object) counts as
-// absent: the poll then reads the same way and says what is missing.
-func (h *Handlers) fingerprint(ctx context.Context, r *run, loc destination.Location) (string, error) {
-	obj, err := h.reader.Read(ctx, loc, time.Time{})
-	h.storage(r.conf.Type, err)
-	switch {
-	case err == nil:
-		return digest(obj.Body), nil
-	case errors.Is(err, destination.ErrNotFound), classify(err) == permanent:
-		return location.Absent, nil
-	}
-	return "", fmt.Errorf("read %s before the challenge: %w", loc, err)
-}
-
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -640,7 +631,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	// The lease is renewed only by a poll that looks again (notYet,
 	// denied, unreadable): the poll that finds the file releases it with
 	// the outcome, and reading it needs no lease.
-	r.lease = p.Lease
+	r.lease, r.deadline = p.Lease, p.Deadline
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	obj, err := h.reader.Read(ctx, loc, notBefore)
@@ -965,14 +956,22 @@ func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err er
 	return h.retryOrFail(ctx, r, filename, err)
 }
 
-// retryOrFail returns a transient error for asynq to retry, and on the last
-// allowed attempt records the failure first, so that the archived task and
-// the failed event say the same thing.
+// retryOrFail returns a transient error for asynq to retry no later than
+// the stage's deadline (see Handlers.deadline); on the last allowed
+// attempt, or past the deadline, it records the failure instead, and the
+// task ends without keeping the conf in Redis.
 func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err error) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if ok && retried >= maxRetry {
 		return h.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
+	}
+	until, derr := h.deadline(ctx, r)
+	if derr != nil {
+		return derr
+	}
+	if !h.now().Before(until) {
+		return h.fail(ctx, r, filename, fmt.Errorf("still failing after %s (the poll deadline): %w", h.cfg.PollDeadline, err))
 	}
 	state := events.Queued
 	if r.st != nil {
@@ -980,7 +979,7 @@ func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 	}
 	h.noteError(ctx, r, state, err)
 	r.log.Warn("transient error, will retry", "err", r.clean(err.Error()))
-	return err
+	return &retryError{err: err, until: until}
 }
 
 // fail records the failed outcome (err, redacted, in the state and the
