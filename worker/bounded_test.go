@@ -189,3 +189,58 @@ func TestRedisOutageRetryIsPrompt(t *testing.T) {
 		t.Fatalf("delay of another error at retry 10 = %v, want asynq's long backoff", d)
 	}
 }
+
+// TestStaleRecordIsReadAgain: what the previous holder of a path read
+// there is trusted for its successor's challenge only within ClockSkew.
+// A file another tool wrote on the path after that read, and more than
+// ClockSkew before the challenge, is read before the challenge and not
+// taken for the new destination's own; a successor that follows at once
+// spends no read before its challenge.
+func TestStaleRecordIsReadAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const file = "bucket/logs/ownership-challenge-1.txt"
+	for _, tt := range []struct {
+		name      string
+		gap       time.Duration // from a's validation to b's challenge
+		other     bool          // another tool writes the path in the gap
+		readsWant int           // reads before b's challenge
+	}{
+		{"at once", 200 * time.Millisecond, false, 0},
+		{"later, another tool wrote", 3 * time.Second, true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sb := setupShared(t, worker.HandlerConfig{PollInline: -1})
+			if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+				t.Fatal(err)
+			}
+			pollA := sb.enq.take(t, tasks.TypePoll)
+			sb.api.token = claimToken("zone", sb.a.ScopeID, sharedConf, "1")
+			sb.rd.put(file, sb.api.token, sb.clock.Now())
+			if err := sb.h.Poll(ctx, pollA); err != nil {
+				t.Fatal(err)
+			}
+			if tt.other {
+				sb.clock.Advance(500 * time.Millisecond)
+				sb.rd.put(file, jwt(sb.clock.Now()), sb.clock.Now()) // no claims to tell whose
+			}
+			sb.clock.Advance(tt.gap)
+			reads := sb.rd.reads
+			if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err != nil {
+				t.Fatal(err)
+			}
+			if got := sb.rd.reads - reads; got != tt.readsWant {
+				t.Fatalf("%d reads before b's challenge, want %d", got, tt.readsWant)
+			}
+			pollB := sb.enq.take(t, tasks.TypePoll)
+			var snooze *worker.SnoozeError
+			if err := sb.h.Poll(ctx, pollB); !errors.As(err, &snooze) {
+				t.Fatalf("b's poll of a file written before its challenge = %v, want a snooze", err)
+			}
+			if n := sb.api.validateCalls(); n != 1 {
+				t.Fatalf("%d validate calls, want a's only", n)
+			}
+		})
+	}
+}

@@ -287,6 +287,7 @@ type run struct {
 	// none), released with its outcome; seen is what it read there last
 	// (a digest, location.Absent, or "" unknown), left for the next holder.
 	lease, seen string
+	seenAt      time.Time // when seen was read
 	// contended: other destinations wait for the lease.
 	contended bool
 	// stage is the task's type; deadline, when set, ends the retries of
@@ -378,27 +379,30 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	// pushes to this path shares the file, and each challenge overwrites
 	// it. A destination that must wait snoozes: no slot, no retry spent.
 	var loc destination.Location
-	before := ""
+	record, before := "", ""
 	if r.conf.TokenReadable() && h.leases != nil {
 		loc = destination.For(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
-		held, record, err := h.acquire(ctx, r, loc)
+		held, rec, err := h.acquire(ctx, r, loc)
 		if err != nil || !held {
 			return err
 		}
-		before = record
+		record = rec
 	}
 	// The budget first: a snooze for the budget is no attempt.
 	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
-	if r.lease != "" && before == "" {
+	if r.lease != "" {
 		// What the path holds now is not the file this challenge writes,
-		// however recent it looks (S3 dates are whole seconds).
-		record, done, err := h.readBefore(ctx, r, loc)
-		if done {
-			return err
+		// however recent it looks (S3 dates are whole seconds): read it,
+		// unless the previous holder just did (trustRecord).
+		if before = h.trustRecord(record); before == "" {
+			rec, done, err := h.readBefore(ctx, r, loc)
+			if done {
+				return err
+			}
+			before = rec
 		}
-		before = record
 	}
 	// The call comes before the state check: on success one script checks
 	// that the destination is still this task's, counts the attempt and
@@ -547,12 +551,12 @@ func (h *Handlers) release(ctx context.Context, r *run) {
 	if r.lease == "" || h.leases == nil {
 		return
 	}
-	next, err := h.leases.Release(ctx, r.lease, holder(r), r.seen)
+	next, err := h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
 	if RedisUnreachable(err) {
 		// A release lost in an outage would keep the path (and everyone
 		// waiting for it) until the lease expires: once Redis is back, again.
 		h.awaitRedis(ctx, err)
-		next, err = h.leases.Release(ctx, r.lease, holder(r), r.seen)
+		next, err = h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
 	}
 	if err == nil && next != nil {
 		err = h.wake(ctx, r.lease, next)
@@ -634,6 +638,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	r.lease, r.deadline = p.Lease, p.Deadline
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
+	r.seenAt = h.now()
 	obj, err := h.reader.Read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
