@@ -53,7 +53,8 @@ type Enqueuer interface {
 // HandlerConfig tunes the handlers. Every field has a default.
 type HandlerConfig struct {
 	// PollFirst is the delay from the challenge answer to the first poll
-	// until the worker has seen 8 challenge files appear; from then on the
+	// until the worker has seen a challenge file appear; until it has seen
+	// 8, the longest delay seen, at most PollFirst; from then on the
 	// first poll waits for the 75th percentile of the last 64 appearance
 	// delays (at most PollMaxInterval; none below half a second), so that most first
 	// polls find the file. Default 4s: files appear seconds after the
