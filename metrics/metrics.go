@@ -30,7 +30,7 @@ type Metrics struct {
 	// OnboardingDuration is the time from enqueue to outcome, by outcome.
 	OnboardingDuration *prometheus.HistogramVec
 	// StorageRequests counts reads of destinations by destination type and
-	// outcome (ok, not_found, stale, transient_error, permanent_error).
+	// outcome (ok, not_found, stale, transient_error, denied, permanent_error).
 	StorageRequests *prometheus.CounterVec
 	// BudgetWait is the time workers waited for the shared API budget, by
 	// credential.
@@ -75,7 +75,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		StorageRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "storage_requests_total",
-			Help: "Reads of challenge files by destination type and outcome (ok, not_found, stale, transient_error, permanent_error).",
+			Help: "Reads of challenge files by destination type and outcome (ok, not_found, stale, transient_error, denied, permanent_error).",
 		}, []string{"type", "outcome"}),
 		BudgetWait: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "budget_wait_seconds",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -75,11 +76,12 @@ func (h *Handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc 
 	case h.denials.known(loc):
 		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))
 	case h.now().Before(p.Deadline):
-		d := h.pollDelay(polls)
-		if r.contended {
-			d = min(d, h.cfg.PollContended) // others wait for this path, as in notYet
-		}
-		return &SnoozeError{Delay: d, Reason: "access denied, as S3 also answers for a file not written yet"}
+		// Backed off as after any miss, even while others wait for the
+		// path (unlike notYet): a reader that may not read the bucket would
+		// otherwise ask 20 times a second until the deadline, and a file
+		// that is only not written yet costs the line one poll interval.
+		return &SnoozeError{Delay: min(h.pollDelay(polls), p.Deadline.Sub(h.now())+time.Second),
+			Reason: "access denied, as S3 also answers for a file not written yet"}
 	}
 	h.denials.add(loc)
 	return h.fail(ctx, r, p.Filename, fmt.Errorf("still access denied at the poll deadline (%s): %w: %w", h.cfg.PollDeadline, err, asynq.SkipRetry))

@@ -78,3 +78,32 @@ func TestAccessDeniedIsNotYet(t *testing.T) {
 		t.Fatalf("denied after a good read = %v, want a snooze", err)
 	}
 }
+
+// TestDeniedReadsBackOff: the holder of a path others wait for, whose
+// reads are denied, backs off as after any miss instead of reading every
+// PollContended until its deadline.
+func TestDeniedReadsBackOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{PollInline: -1})
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	poll := sb.enq.take(t, tasks.TypePoll)
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err == nil {
+		t.Fatal("b challenged while a held the path")
+	}
+	sb.rd.err = &destination.Error{Kind: destination.Permanent, Op: "read", Permission: "s3:GetObject", MaybeAbsent: true, HTTPStatus: 403,
+		Err: errors.New("denied")}
+	var snooze *worker.SnoozeError
+	var delays []time.Duration
+	for range 5 {
+		if err := sb.h.Poll(ctx, poll); !errors.As(err, &snooze) {
+			t.Fatalf("denied poll = %v, want a snooze", err)
+		}
+		delays = append(delays, snooze.Delay)
+	}
+	if last := delays[len(delays)-1]; last < 2*time.Second {
+		t.Fatalf("delays after denied reads with a waiter %v, want them growing past 2s", delays)
+	}
+}

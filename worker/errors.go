@@ -54,12 +54,28 @@ func (b Backoff) WithDefaults() Backoff {
 }
 
 // Delay returns the delay before retry n (0-based) of a task that failed
-// with err: a snooze's own delay; otherwise exponential backoff with jitter,
-// never below the Retry-After that Cloudflare asked for.
+// with err: a snooze's own delay; Initial after Redis was unreachable (the
+// task returns once Redis answers again, see awaitRedis, and the retries
+// of earlier outages are no reason to wait longer); otherwise exponential
+// backoff with jitter, never below the Retry-After that Cloudflare asked
+// for. Either way no later than the deadline of a *retryError, so that the
+// run that fails the destination at its deadline is not late.
 func (b Backoff) Delay(n int, err error) time.Duration {
 	var s *SnoozeError
 	if errors.As(err, &s) {
 		return s.Delay
+	}
+	d := b.backoff(n, err)
+	var re *retryError
+	if errors.As(err, &re) {
+		d = max(min(d, time.Until(re.until)), 0)
+	}
+	return d
+}
+
+func (b Backoff) backoff(n int, err error) time.Duration {
+	if RedisUnreachable(err) {
+		return b.Initial
 	}
 	eb := backoff.NewExponentialBackOff()
 	eb.InitialInterval = b.Initial

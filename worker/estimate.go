@@ -38,17 +38,24 @@ func (a *appearance) observe(d time.Duration) {
 }
 
 // firstPoll is the delay before the first poll: the 75th percentile of the
-// recent appearance delays, at most hi; def until 8 were seen. Below half a
-// second (a negative def too) it is 0: asynq schedules in whole seconds, and a destination whose
-// file is written with the challenge answer (p75 near 0) is best polled at
-// once, through the pending list rather than the scheduled set.
+// recent appearance delays, at most hi, once 8 were seen; before that the
+// longest seen so far, at most def (a cold fleet's first files set the
+// first poll of the destinations after them, rather than def for all: a
+// small batch or a small tenant in a fresh fleet paid def on every row);
+// def while none was seen. Below half a second (a negative def too) it is
+// 0: asynq schedules in whole seconds, and a destination whose file is
+// written with the challenge answer (p75 near 0) is best polled at once,
+// through the pending list rather than the scheduled set.
 func (a *appearance) firstPoll(def, hi time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
-	if len(a.obs) >= 8 {
+	switch {
+	case len(a.obs) >= 8:
 		s := slices.Clone(a.obs)
 		slices.Sort(s)
 		d = min(s[len(s)*3/4], hi)
+	case len(a.obs) > 0:
+		d = min(slices.Max(a.obs), def)
 	}
 	a.mu.Unlock()
 	if d < 500*time.Millisecond {

@@ -9,7 +9,18 @@ func TestAppearanceFirstPoll(t *testing.T) {
 	t.Parallel()
 	a := newAppearance(64)
 	if d := a.firstPoll(2*time.Second, 15*time.Second); d != 2*time.Second {
-		t.Fatalf("before 8 observations = %v, want the default", d)
+		t.Fatalf("before any observation = %v, want the default", d)
+	}
+	// A cold fleet: the first files set the first poll of the next ones,
+	// the longest seen so far, never past the default.
+	a.observe(time.Second)
+	a.observe(1200 * time.Millisecond)
+	if d := a.firstPoll(4*time.Second, 15*time.Second); d != 1200*time.Millisecond {
+		t.Fatalf("after 2 observations of 1-1.2s = %v, want 1.2s", d)
+	}
+	a.observe(9 * time.Second)
+	if d := a.firstPoll(4*time.Second, 15*time.Second); d != 4*time.Second {
+		t.Fatalf("after a 9s observation = %v, want the default 4s at most", d)
 	}
 	for i := range 100 {
 		a.observe(time.Duration(1+i%4) * time.Second) // 1s..4s

@@ -55,7 +55,8 @@ type Enqueuer interface {
 // HandlerConfig tunes the handlers. Every field has a default.
 type HandlerConfig struct {
 	// PollFirst is the delay from the challenge answer to the first poll
-	// until the worker has seen 8 challenge files appear; from then on the
+	// until the worker has seen a challenge file appear; until it has seen
+	// 8, the longest delay seen, at most PollFirst; from then on the
 	// first poll waits for the 75th percentile of the last 64 appearance
 	// delays (at most PollMaxInterval; none below half a second), so that most first
 	// polls find the file. Default 4s: files appear seconds after the
@@ -298,8 +299,14 @@ type run struct {
 	// none), released with its outcome; seen is what it read there last
 	// (a digest, location.Absent, or "" unknown), left for the next holder.
 	lease, seen string
+	seenAt      time.Time // when seen was read
 	// contended: other destinations wait for the lease.
 	contended bool
+	// stage is the task's type; deadline, when set, ends the retries of
+	// its transient errors (a poll's), else they end --poll-deadline after
+	// the stage first failed (see Handlers.deadline).
+	stage    string
+	deadline time.Time
 }
 
 // clean removes the conf's secrets from s: from a file name derived from
@@ -315,7 +322,7 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		h.log.Error("undecodable payload", "task_id", id, "retry", retry, "type", t.Type(), "err", err)
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
-	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf)}
+	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf), stage: t.Type()}
 	if d.Update != nil {
 		r.jobID = d.Update.ID // every event of a migration names its job
 	}
@@ -387,14 +394,14 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	// pushes to this path shares the file, and each challenge overwrites
 	// it. A destination that must wait snoozes: no slot, no retry spent.
 	var loc destination.Location
-	before := ""
+	record, before := "", ""
 	if r.conf.TokenReadable() && h.leases != nil {
 		loc = destination.For(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
-		held, record, err := h.acquire(ctx, r, loc)
+		held, rec, err := h.acquire(ctx, r, loc)
 		if err != nil || !held {
 			return err
 		}
-		before = record
+		record = rec
 	}
 	if done, seen, err := h.resume(ctx, r, loc); done {
 		return err
@@ -405,11 +412,16 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
-	if r.lease != "" && before == "" {
+	if r.lease != "" {
 		// What the path holds now is not the file this challenge writes,
-		// however recent it looks (S3 dates are whole seconds).
-		if before, err = h.fingerprint(ctx, r, loc); err != nil {
-			return err
+		// however recent it looks (S3 dates are whole seconds): read it,
+		// unless the previous holder just did (trustRecord).
+		if before = h.trustRecord(record); before == "" {
+			rec, done, err := h.readBefore(ctx, r, loc)
+			if done {
+				return err
+			}
+			before = rec
 		}
 	}
 	// The call comes before the state check: on success one script checks
@@ -549,22 +561,6 @@ func order(d tasks.Dest) float64 {
 	return float64(d.EnqueuedAt.Unix())*1e6 + float64(min(d.Line, 999_999))
 }
 
-// fingerprint reads what loc holds: the digest of the file, or
-// location.Absent. A location this identity may not read (no
-// s3:ListBucket answers access denied for a missing object) counts as
-// absent: the poll then reads the same way and says what is missing.
-func (h *Handlers) fingerprint(ctx context.Context, r *run, loc destination.Location) (string, error) {
-	obj, err := h.reader.Read(ctx, loc, time.Time{})
-	h.storage(r.conf.Type, err)
-	switch {
-	case err == nil:
-		return digest(obj.Body), nil
-	case errors.Is(err, destination.ErrNotFound), classify(err) == permanent:
-		return location.Absent, nil
-	}
-	return "", fmt.Errorf("read %s before the challenge: %w", loc, err)
-}
-
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -578,12 +574,12 @@ func (h *Handlers) release(ctx context.Context, r *run) {
 	if r.lease == "" || h.leases == nil {
 		return
 	}
-	next, err := h.leases.Release(ctx, r.lease, holder(r), r.seen)
+	next, err := h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
 	if RedisUnreachable(err) {
 		// A release lost in an outage would keep the path (and everyone
 		// waiting for it) until the lease expires: once Redis is back, again.
 		h.awaitRedis(ctx, err)
-		next, err = h.leases.Release(ctx, r.lease, holder(r), r.seen)
+		next, err = h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
 	}
 	if err == nil && next != nil {
 		err = h.wake(ctx, r.lease, next)
@@ -662,9 +658,10 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	// The lease is renewed only by a poll that looks again (notYet,
 	// denied, unreadable): the poll that finds the file releases it with
 	// the outcome, and reading it needs no lease.
-	r.lease = p.Lease
+	r.lease, r.deadline = p.Lease, p.Deadline
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
+	r.seenAt = h.now()
 	obj, err := h.reader.Read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
@@ -990,14 +987,22 @@ func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err er
 	return h.retryOrFail(ctx, r, filename, err)
 }
 
-// retryOrFail returns a transient error for asynq to retry, and on the last
-// allowed attempt records the failure first, so that the archived task and
-// the failed event say the same thing.
+// retryOrFail returns a transient error for asynq to retry no later than
+// the stage's deadline (see Handlers.deadline); on the last allowed
+// attempt, or past the deadline, it records the failure instead, and the
+// task ends without keeping the conf in Redis.
 func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err error) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if ok && retried >= maxRetry {
 		return h.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
+	}
+	until, derr := h.deadline(ctx, r)
+	if derr != nil {
+		return derr
+	}
+	if !h.now().Before(until) {
+		return h.fail(ctx, r, filename, fmt.Errorf("still failing after %s (the poll deadline): %w", h.cfg.PollDeadline, err))
 	}
 	state := events.Queued
 	if r.st != nil {
@@ -1005,7 +1010,7 @@ func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 	}
 	h.noteError(ctx, r, state, err)
 	r.log.Warn("transient error, will retry", "err", r.clean(err.Error()))
-	return err
+	return &retryError{err: err, until: until}
 }
 
 // fail records the failed outcome (err, redacted, in the state and the

@@ -88,7 +88,7 @@ func TestBenchQuick(t *testing.T) {
 	if e := rep.Enqueue; e == nil || e.Enqueued != c.EnqueueN || e.Rate <= 0 || !e.Memory.Available {
 		t.Errorf("enqueue = %+v", e)
 	}
-	if g := rep.Tenants; g == nil || g.Validated != int64(c.TenantsN) || len(g.PerTenant) != c.Tenants || g.Bound <= 0 || g.Makespan <= 0 {
+	if g := rep.Tenants; g == nil || g.Validated != int64(c.TenantsN) || len(g.PerTenant) != c.Tenants || g.Bound <= 0 || g.Makespan <= 0 || g.StorageReads < 1 {
 		t.Errorf("tenants = %+v", g)
 	}
 	if p := rep.Process; p == nil || !p.Measured || p.Challenges == 0 || p.PeakRSS == 0 || p.CPUSeconds <= 0 || p.CPUPer1000 <= 0 {

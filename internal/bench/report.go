@@ -338,6 +338,8 @@ func (r *runner) rows() []Row {
 		add("g", "small tenants (under a tenth of the rows): worst done / own bound",
 			f2(g.SmallWorst), "<= 1.20", verdict(g.SmallWorst <= 1.2 && g.Unseen == 0))
 		add("g", "tenants whose own token validated nothing", fmt.Sprint(g.Unseen), "0", verdict(g.Unseen == 0))
+		add("g", "storage requests per validated destination (workers' metrics)", f2(g.StorageReads), "<= 1.5",
+			verdict(g.Validated > 0 && g.StorageReads <= 1.5))
 		for _, t := range g.PerTenant {
 			add("g", fmt.Sprintf("  %s: %d destinations, first challenge, done / bound, 429s", t.Name, t.N),
 				fmt.Sprintf("%.1f s, %.1f s / %.1f s = %s; %d", t.First, t.Done, t.Bound, f2(t.Ratio), t.RateLimited), "", "")

@@ -45,6 +45,9 @@ type Tenants struct {
 	// Unseen counts the tenants whose token validated nothing: their rows
 	// went out under another credential.
 	Unseen int `json:"tenants_unseen"`
+	// StorageReads are the workers' storage requests (the read before a
+	// challenge, and the polls) per validated destination.
+	StorageReads float64 `json:"storage_reads_per_validated"`
 }
 
 // Tenant is one tenant's share of scenario g.
@@ -123,6 +126,17 @@ func (r *runner) tenantsRun(ctx context.Context) error {
 		return err
 	}
 	g.Validated, g.Makespan = st.Counts[events.Validated], end.Sub(start).Seconds()
+	var reads float64
+	for _, ch := range children {
+		m, err := ch.scrape()
+		if err != nil {
+			return fmt.Errorf("worker metrics: %w", err)
+		}
+		reads += m["logpush_onboard_storage_requests_total"]
+	}
+	if g.Validated > 0 {
+		g.StorageReads = reads / float64(g.Validated)
+	}
 	byToken := sim.byToken()
 	for i, n := range shares {
 		t := Tenant{Name: tenantName(i), N: n, Bound: 2*float64(n)/rate + (c.WriteDelay + c.WriteJitter).Seconds()}

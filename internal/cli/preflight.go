@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,10 +149,15 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 	}
 	probeAll(ctx, readers, scan.buckets)
 	for _, b := range scan.buckets {
-		if b.err != nil {
-			problems++
-			fmt.Fprintf(env.Stderr, "preflight: line %d (and %d more rows): %v\n", b.line, b.rows-1, b.err)
+		if b.err == nil {
+			continue
 		}
+		if warning, ok := withoutListBucket(b.err); ok {
+			fmt.Fprintf(env.Stderr, "preflight: warning: line %d (and %d more rows): %s\n", b.line, b.rows-1, warning)
+			continue
+		}
+		problems++
+		fmt.Fprintf(env.Stderr, "preflight: line %d (and %d more rows): %v\n", b.line, b.rows-1, b.err)
 	}
 	if problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
@@ -289,4 +295,25 @@ func probeAll(ctx context.Context, r destination.Reader, buckets []*bucketCheck)
 		})
 	}
 	wg.Wait()
+}
+
+// withoutListBucket returns the warning for a probe that S3 denied the way
+// it denies a missing object to a reader without s3:ListBucket: the worker
+// onboards such a bucket when the reader has s3:GetObject (the challenge
+// file is read once written; until then a denied read is "not yet"), so it
+// is no reason to stop the batch. It is one when the storage says that
+// s3:GetObject itself is what the reader lacks.
+func withoutListBucket(err error) (string, bool) {
+	var de *destination.Error
+	if !errors.As(err, &de) || !de.MaybeAbsent || strings.Contains(err.Error(), "perform: s3:GetObject") {
+		return "", false
+	}
+	who := "the reading identity"
+	if de.Principal != "" {
+		who += " " + de.Principal
+	}
+	return fmt.Sprintf("s3:ListBucket missing on arn:aws:s3:::%s for %s: S3 then answers access denied for a challenge file "+
+		"not written yet, so the worker polls through denials until the file appears; grant s3:ListBucket to tell the two apart. "+
+		"If s3:GetObject on arn:aws:s3:::%s/* is missing too, these rows fail at --poll-deadline (the bucket's others at once)",
+		de.Location.Bucket, who, de.Location.Bucket), true
 }

@@ -68,7 +68,7 @@ func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	w.budget.register(fs, env)
 	fs.DurationVar(&w.pollDeadline, "poll-deadline", worker.PollDeadlineDefault, "give up polling for a challenge file after this long (one fresh challenge, then failed)")
 	fs.DurationVar(&w.pollFirst, "poll-first", worker.PollFirstDefault,
-		"first look for a challenge file this long after the challenge (0: at once), until 8 files were seen; then the 75th percentile of their appearance delays")
+		"first look for a challenge file this long after the challenge (0: at once), until a file was seen; until 8 were, the longest delay seen (at most this); then the 75th percentile of their appearance delays")
 	fs.DurationVar(&w.pollInterval, "poll-interval", worker.PollIntervalDefault, "delay after the first miss, growing by half each miss (up to 15s)")
 	fs.DurationVar(&w.retention, "task-retention", 0,
 		"keep finished tasks this long (asynq retention of the tasks this worker enqueues, for inspecting them; 0: delete at once)")

@@ -292,13 +292,17 @@ const (
 	OutcomeNotFound  = "not_found"
 	OutcomeStale     = "stale"
 	OutcomeTransient = "transient_error"
+	OutcomeDenied    = "denied"
 	OutcomePermanent = "permanent_error"
 )
 
 // Outcome returns a bounded label for the result of a Read or Write: one of
-// OutcomeOK (err is nil), OutcomeNotFound, OutcomeStale, OutcomeTransient or
+// OutcomeOK (err is nil), OutcomeNotFound, OutcomeStale, OutcomeTransient,
+// OutcomeDenied (access denied: an S3 read denied so is retried, since S3
+// denies a missing file so to a reader without s3:ListBucket) or
 // OutcomePermanent (any other error).
 func Outcome(err error) string {
+	var e *Error
 	switch {
 	case err == nil:
 		return OutcomeOK
@@ -308,6 +312,8 @@ func Outcome(err error) string {
 		return OutcomeStale
 	case IsTransient(err):
 		return OutcomeTransient
+	case errors.As(err, &e) && e.Permission != "":
+		return OutcomeDenied
 	default:
 		return OutcomePermanent
 	}

@@ -58,6 +58,8 @@ func TestOutcome(t *testing.T) {
 		{&Error{Kind: Transient, Op: opRead, Location: loc, Err: context.Canceled}, OutcomeTransient, true},
 		{fmt.Errorf("poll: %w", &Error{Kind: Transient, Op: opRead, Location: loc}), OutcomeTransient, true},
 		{&Error{Kind: Permanent, Op: opRead, Location: loc}, OutcomePermanent, false},
+		{&Error{Kind: Permanent, Op: opRead, Location: loc, Permission: "s3:GetObject", MaybeAbsent: true}, OutcomeDenied, false},
+		{fmt.Errorf("poll: %w", &Error{Kind: Permanent, Op: opRead, Location: loc, Permission: "storage.objects.get"}), OutcomeDenied, false},
 		{errors.New("unclassified"), OutcomePermanent, false},
 	}
 	for _, tt := range tests {

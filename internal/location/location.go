@@ -16,8 +16,9 @@
 // task is gone) is passed over, so no line waits for the dead.
 //
 // The release also records what the location held last (the digest of the
-// file the holder read), so that the next holder knows what not to take for
-// its own file without reading it first.
+// file the holder read, and when, in the worker's format), so that a next
+// holder that follows at once knows what not to take for its own file
+// without reading it first.
 //
 // Keys (Prefix + "loc:" + id, id a hash of the location): the lease string
 // (holder, PX LeaseTTL), ":line" a sorted set of holders by input order,
@@ -46,7 +47,8 @@ const (
 	// RecheckDefault is how long the head of a line sleeps before it looks
 	// again when no release wakes it (a holder that crashed).
 	RecheckDefault = 30 * time.Second
-	// RecordTTLDefault is how long what a location held last is trusted.
+	// RecordTTLDefault is how long what a location held last is kept (the
+	// worker trusts it for far less: it records when it was read).
 	RecordTTLDefault = 10 * time.Minute
 	// lineTTL bounds how long an abandoned line's keys stay.
 	lineTTL = 7 * 24 * time.Hour
