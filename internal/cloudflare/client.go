@@ -33,6 +33,9 @@ const (
 	EndpointJobs = "jobs"
 	// EndpointCreateJob is POST .../logpush/jobs.
 	EndpointCreateJob = "create_job"
+	// EndpointJob is GET .../logpush/jobs/{job_id}, one job with its
+	// health (last_complete, last_error, error_message).
+	EndpointJob = "job"
 )
 
 // Scopes of a Target.

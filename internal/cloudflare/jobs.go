@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -236,6 +237,34 @@ func (c *Client) ListJobs(ctx context.Context, t Target) ([]Job, error) {
 		jobs = append(jobs, c.job(r, call{conf: r.DestinationConf}))
 	}
 	return jobs, nil
+}
+
+// GetJob returns one Logpush job of the zone or account, with its health
+// (LastComplete, LastError, ErrorMessage): GET .../logpush/jobs/{job_id}.
+// A job that is not there is a Permanent error. The Job's DestinationConf
+// is raw and may hold secrets (see Job); ErrorMessage is redacted.
+func (c *Client) GetJob(ctx context.Context, t Target, id int) (Job, error) {
+	path, err := t.path()
+	if err == nil && id < 1 {
+		err = fmt.Errorf("job id must be at least 1, got %d", id)
+	}
+	if err != nil {
+		return Job{}, invalidRequest(EndpointJob, err)
+	}
+	cl := call{endpoint: EndpointJob, method: http.MethodGet, path: path + "/logpush/jobs/" + strconv.Itoa(id)}
+	status, raw, err := c.do(ctx, cl)
+	if err != nil {
+		return Job{}, err
+	}
+	var r jobResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
+	}
+	if r.ID != id {
+		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("asked for job %d, answered job %d", id, r.ID), nil)
+	}
+	cl.conf = r.DestinationConf
+	return c.job(&r, cl), nil
 }
 
 // CreateJob creates a Logpush job: POST .../logpush/jobs. A wrong, stale or

@@ -59,6 +59,9 @@ const (
 	// DefaultMaxJobsPerScope is Cloudflare's documented default job limit
 	// of a zone.
 	DefaultMaxJobsPerScope = 4
+	// DefaultJobPushDelay is how long after its creation an enabled job
+	// first pushes.
+	DefaultJobPushDelay = 5 * time.Second
 )
 
 // Config configures a Simulator. Every field but Write is optional.
@@ -136,6 +139,23 @@ type Config struct {
 	// destination_conf are always accepted, as by Cloudflare (several jobs
 	// per destination since May 2022).
 	AllowDuplicateJobs bool
+	// JobPushDelay is how long after its creation an enabled job first
+	// pushes (Cloudflare: a job starts pushing some seconds after it is
+	// enabled); until then GET .../jobs/{id} answers last_complete,
+	// last_error and error_message null. Default DefaultJobPushDelay;
+	// negative: at once.
+	JobPushDelay time.Duration
+	// JobPushError, when set, returns the error message of a job pushing
+	// to destinationConf ("" pushes fine): from its first push on, such a
+	// job answers last_error and error_message, as a job Cloudflare cannot
+	// write for (a bucket that refuses its writes). Default nil: every
+	// destination accepts the pushes.
+	JobPushError func(destinationConf string) string
+	// NoTraffic, when set, says which zone or account ("zone" or
+	// "account", and its id) has no logs: its jobs never push, and answer
+	// neither last_complete nor last_error. Default nil: every zone has
+	// traffic.
+	NoTraffic func(scope, id string) bool
 	// Now is the clock of token expiry and rate windows. Default time.Now.
 	// (Write delays run on real timers.)
 	Now func() time.Time
@@ -160,6 +180,12 @@ func (c Config) WithDefaults() Config {
 	c.SlowDelay = cmp.Or(c.SlowDelay, DefaultSlowDelay)
 	c.TokenTTL = cmp.Or(c.TokenTTL, DefaultTokenTTL)
 	c.MaxJobsPerScope = cmp.Or(c.MaxJobsPerScope, DefaultMaxJobsPerScope)
+	switch {
+	case c.JobPushDelay == 0:
+		c.JobPushDelay = DefaultJobPushDelay
+	case c.JobPushDelay < 0:
+		c.JobPushDelay = 0
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 )
@@ -37,7 +38,9 @@ const (
 // job is a stored Logpush job, in the shape of the schema's logpush_job.
 // What was not set is answered null: the schema's enums and ranges exclude
 // the empty values (kind "", max_upload_bytes 0...). A job never changes
-// once stored.
+// once stored; its health fields (LastComplete, LastError, ErrorMessage)
+// are filled in on each answer by withHealth, from the time it was
+// enabled.
 type job struct {
 	ID                       int             `json:"id"`
 	Dataset                  *string         `json:"dataset"`
@@ -55,6 +58,65 @@ type job struct {
 	LastComplete             *string         `json:"last_complete"`
 	LastError                *string         `json:"last_error"`
 	ErrorMessage             *string         `json:"error_message"`
+
+	// target is the zone or account the job belongs to; createdAt is when
+	// it was created, enabled or not (the simulator has no PUT: a job is
+	// enabled from its creation or never).
+	target    target    `json:"-"`
+	createdAt time.Time `json:"-"`
+}
+
+// withHealth returns a copy of j with the health fields Cloudflare would
+// answer at now: nothing before the job is enabled and JobPushDelay has
+// passed (Cloudflare: "If the job has never run or has just been enabled
+// and hasn't run yet then the field will be empty"); then, for a
+// destination JobPushError fails, last_error and error_message (the job is
+// failing, and never completed); for a zone or account NoTraffic names,
+// nothing (no logs, nothing pushed); otherwise last_complete, the end of
+// the last minute pushed.
+func (s *Simulator) withHealth(j *job, now time.Time) *job {
+	c := *j
+	first := j.createdAt.Add(s.cfg.JobPushDelay)
+	if !j.Enabled || now.Before(first) {
+		return &c
+	}
+	if s.cfg.JobPushError != nil {
+		if msg := s.cfg.JobPushError(j.DestinationConf); msg != "" {
+			at := now.UTC().Truncate(time.Second).Format(time.RFC3339)
+			c.LastError, c.ErrorMessage = &at, &msg
+			return &c
+		}
+	}
+	if s.cfg.NoTraffic != nil && s.cfg.NoTraffic(j.target.scope, j.target.id) {
+		return &c
+	}
+	at := now.UTC().Truncate(time.Minute).Format(time.RFC3339)
+	if now.Sub(first) < time.Minute {
+		// The first range pushed ends a minute after it began.
+		at = first.UTC().Truncate(time.Minute).Add(time.Minute).Format(time.RFC3339)
+	}
+	c.LastComplete = &at
+	return &c
+}
+
+// getJob answers one job of the scope with its health, or 404 code 1000
+// for an id that is not a job of this zone or account.
+func (s *Simulator) getJob(w http.ResponseWriter, t target) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	var found *job
+	for _, j := range s.jobs[scopeKey(t)] {
+		if j.ID == t.job {
+			found = s.withHealth(j, now)
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		writeFailure(w, fail(http.StatusNotFound, message{Code: 1000, Message: "job not found"}))
+		return
+	}
+	writeJSON(w, http.StatusOK, success(found))
 }
 
 // jobRequest is the body of a job creation.
@@ -112,10 +174,14 @@ func (s *Simulator) hasDatasetJob(t target, dataset, conf string) bool {
 	return false
 }
 
-// listJobs answers the jobs of the scope, oldest first.
+// listJobs answers the jobs of the scope, oldest first, with their health.
 func (s *Simulator) listJobs(w http.ResponseWriter, t target) {
+	now := s.cfg.Now()
 	s.mu.Lock()
-	jobs := append(make([]*job, 0, len(s.jobs[scopeKey(t)])), s.jobs[scopeKey(t)]...)
+	jobs := make([]*job, 0, len(s.jobs[scopeKey(t)]))
+	for _, j := range s.jobs[scopeKey(t)] {
+		jobs = append(jobs, s.withHealth(j, now))
+	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, success(jobs))
 }
@@ -160,6 +226,7 @@ func (s *Simulator) createJob(w http.ResponseWriter, r *http.Request, t target) 
 	}
 	s.lastJob++
 	j.ID = s.lastJob
+	j.target, j.createdAt = t, now
 	s.jobs[key] = append(s.jobs[key], j)
 	s.stats.JobsCreated++
 	s.mu.Unlock()

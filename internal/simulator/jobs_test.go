@@ -408,3 +408,93 @@ func TestConcurrentJobCreation(t *testing.T) {
 		t.Fatalf("%d jobs listed", len(seen))
 	}
 }
+
+// getJob reads one job of a scope: its status and, on 200, the job.
+func (b *testBundle) getJob(t *testing.T, scope, id string, job int) (int, map[string]any) {
+	t.Helper()
+	a := b.do(t, request("GET", fmt.Sprintf("%s/%d", jobsPath(scope, id), job), "token", ""))
+	var j map[string]any
+	if a.status == 200 && (json.Unmarshal(a.env.Result, &j) != nil || j == nil) {
+		t.Fatalf("get job: %s", a.body)
+	}
+	return a.status, j
+}
+
+// TestJobHealth: an enabled job answers last_complete once it pushed, a
+// job to a destination that refuses its pushes last_error and
+// error_message, a job of a zone without traffic and a disabled job
+// neither; nothing before JobPushDelay; GET and the list agree.
+func TestJobHealth(t *testing.T) {
+	t.Parallel()
+	const (
+		failing  = "https://logs.example.com/refuses"
+		idleZone = "123e105f4ecef8ad9ca31a8372d0c353"
+		msg      = "error uploading to destination: 403 Forbidden"
+	)
+	b := setup(t, simulator.Config{
+		JobPushDelay: 10 * time.Second,
+		JobPushError: func(c string) string {
+			if c == failing {
+				return msg
+			}
+			return ""
+		},
+		NoTraffic: func(scope, id string) bool { return scope == "zone" && id == idleZone },
+	})
+	create := func(zone, conf string, enabled bool) int {
+		a := b.createJob(t, "zones", zone, map[string]any{"destination_conf": conf, "dataset": "http_requests", "enabled": enabled})
+		var j struct{ ID int }
+		if a.status != 200 || json.Unmarshal(a.env.Result, &j) != nil {
+			t.Fatalf("create %s: %d %s", conf, a.status, a.body)
+		}
+		return j.ID
+	}
+	flowing := create(zoneID, "https://logs.example.com/ok", true)
+	bad := create(zoneID, failing, true)
+	disabled := create(zoneID, "https://logs.example.com/off", false)
+	idle := create(idleZone, "https://logs.example.com/idle", true)
+	health := func(zone string, id int) string {
+		status, j := b.getJob(t, "zones", zone, id)
+		if status != 200 {
+			t.Fatalf("job %d: %d", id, status)
+		}
+		return fmt.Sprint(j["last_complete"], " ", j["last_error"], " ", j["error_message"])
+	}
+	for _, id := range []int{flowing, bad, disabled} {
+		if got := health(zoneID, id); got != "<nil> <nil> <nil>" {
+			t.Errorf("job %d before its first push: %s", id, got)
+		}
+	}
+	b.clock.Advance(10 * time.Second)
+	if got := health(zoneID, flowing); got != "2026-03-01T12:01:00Z <nil> <nil>" {
+		t.Errorf("pushing job: %s", got)
+	}
+	if got := health(zoneID, bad); got != "<nil> 2026-03-01T12:00:10Z "+msg {
+		t.Errorf("failing job: %s", got)
+	}
+	for _, j := range []struct {
+		zone string
+		id   int
+	}{{zoneID, disabled}, {idleZone, idle}} {
+		if got := health(j.zone, j.id); got != "<nil> <nil> <nil>" {
+			t.Errorf("job %d pushed: %s", j.id, got)
+		}
+	}
+	b.clock.Advance(5 * time.Minute)
+	if got := health(zoneID, flowing); got != "2026-03-01T12:05:00Z <nil> <nil>" {
+		t.Errorf("pushing job later: %s", got)
+	}
+	listed := b.jobs(t, "zones", zoneID)
+	if len(listed) != 3 || listed[0]["last_complete"] != "2026-03-01T12:05:00Z" || listed[1]["error_message"] != msg {
+		t.Errorf("list: %v", listed)
+	}
+	// Another zone's job, and no job at all.
+	if status, _ := b.getJob(t, "zones", idleZone, flowing); status != 404 {
+		t.Errorf("another zone's job: %d", status)
+	}
+	if status, _ := b.getJob(t, "accounts", accountID, 99); status != 404 {
+		t.Errorf("unknown job: %d", status)
+	}
+	a := b.do(t, request("GET", jobsPath("zones", zoneID)+"/x", "token", ""))
+	failed(t, "bad job id", a, 400, 1001)
+}

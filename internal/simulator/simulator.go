@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,8 @@ const (
 	EndpointJobs = "jobs"
 	// EndpointCreateJob is POST .../logpush/jobs.
 	EndpointCreateJob = "create_job"
+	// EndpointJob is GET .../logpush/jobs/{job_id}.
+	EndpointJob = "job"
 	// EndpointVerify is GET /user/tokens/verify.
 	EndpointVerify = "verify"
 	// EndpointAccountVerify is GET /accounts/{account_id}/tokens/verify.
@@ -157,6 +160,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listJobs(rec, rt)
 	case EndpointCreateJob:
 		s.createJob(rec, r, rt)
+	case EndpointJob:
+		s.getJob(rec, rt)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -181,7 +186,9 @@ type target struct {
 	endpoint string
 	scope    string // "zone" or "account"
 	id       string
-	fail     *failure
+	// job is the job id of EndpointJob.
+	job  int
+	fail *failure
 }
 
 // route maps a request to an endpoint; fail is set for unknown routes,
@@ -205,6 +212,15 @@ func route(r *http.Request) target {
 			if r.Method == http.MethodPost {
 				t.endpoint, method = EndpointCreateJob, http.MethodPost
 			}
+		}
+		if t.endpoint == EndpointJob {
+			method = http.MethodGet
+			n, err := strconv.Atoi(seg[4])
+			if err != nil || n < 1 {
+				t.fail = fail(http.StatusBadRequest, message{Code: 1001, Message: "job_id must be a positive integer"})
+				return t
+			}
+			t.job = n
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
 		t.endpoint, method = EndpointVerify, http.MethodGet
@@ -240,6 +256,9 @@ func logpushEndpoint(seg []string) string {
 		return EndpointDestinationExists
 	case "jobs":
 		return EndpointJobs
+	}
+	if len(seg) == 2 && seg[0] == "jobs" && seg[1] != "" {
+		return EndpointJob
 	}
 	return ""
 }
