@@ -472,8 +472,29 @@ func TestContractJobHealth(t *testing.T) {
 			}
 		}
 	}
+	// A dataset's fields, and a dataset the API does not know.
+	for _, tg := range []cloudflare.Target{target, {Scope: "account", ID: accountID}} {
+		ds := map[string]string{"zone": "http_requests", "account": "audit_logs"}[tg.Scope]
+		fields, err := c.Fields(ctx, tg, ds)
+		if err != nil || len(fields) == 0 {
+			t.Fatalf("%s fields: %v %v", ds, fields, err)
+		}
+		_, err = c.Fields(ctx, tg, "no_such_dataset")
+		if ae := asAPIError(t, err); ae.Kind != cloudflare.Permanent || ae.HTTPStatus != 400 {
+			t.Fatalf("unknown dataset: %v", err)
+		}
+	}
+	if _, err := c.Fields(ctx, target, "../jobs"); err == nil {
+		t.Fatal("a dataset with a slash was sent")
+	}
 	for _, u := range ct.unchecked {
 		t.Errorf("unchecked call %s", u)
+	}
+	for _, a := range []string{"get-zones-zone_id-logpush-datasets-dataset_id-fields 200", "get-zones-zone_id-logpush-datasets-dataset_id-fields 400",
+		"get-accounts-account_id-logpush-datasets-dataset_id-fields 200", "get-accounts-account_id-logpush-datasets-dataset_id-fields 400"} {
+		if ct.answers[a] != 1 {
+			t.Errorf("%s: %d answers (got %v)", a, ct.answers[a], ct.answers)
+		}
 	}
 	if ct.answers["get-zones-zone_id-logpush-jobs-job_id 200"] != 2 {
 		t.Errorf("answers: %v", ct.answers)

@@ -162,6 +162,8 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.createJob(rec, r, rt)
 	case EndpointJob:
 		s.getJob(rec, rt)
+	case EndpointFields:
+		s.fields(rec, rt)
 	case EndpointVerify, EndpointAccountVerify:
 		writeJSON(rec, http.StatusOK, envelope{
 			Success:  true,
@@ -187,8 +189,10 @@ type target struct {
 	scope    string // "zone" or "account"
 	id       string
 	// job is the job id of EndpointJob.
-	job  int
-	fail *failure
+	job int
+	// dataset is the dataset of EndpointFields.
+	dataset string
+	fail    *failure
 }
 
 // route maps a request to an endpoint; fail is set for unknown routes,
@@ -221,6 +225,9 @@ func route(r *http.Request) target {
 				return t
 			}
 			t.job = n
+		}
+		if t.endpoint == EndpointFields {
+			method, t.dataset = http.MethodGet, seg[4]
 		}
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
 		t.endpoint, method = EndpointVerify, http.MethodGet
@@ -259,6 +266,9 @@ func logpushEndpoint(seg []string) string {
 	}
 	if len(seg) == 2 && seg[0] == "jobs" && seg[1] != "" {
 		return EndpointJob
+	}
+	if len(seg) == 3 && seg[0] == "datasets" && seg[1] != "" && seg[2] == "fields" {
+		return EndpointFields
 	}
 	return ""
 }

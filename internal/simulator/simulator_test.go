@@ -222,7 +222,9 @@ func TestRoutesAndErrorShapes(t *testing.T) {
 		{"zone create job without a challenge", func() *http.Request {
 			return request("POST", "/zones/"+zoneID+"/logpush/jobs", "token", chal)
 		}, 400, []int{1002}, "incorrect ownership challenge"},
-		{"unknown route", func() *http.Request { return request("GET", "/client/v4/zones/"+zoneID+"/logpush/nothing", "token", "") }, 404, []int{7000}, "No route for that URI"},
+		{"unknown route", func() *http.Request {
+			return request("GET", "/client/v4/zones/"+zoneID+"/logpush/nothing", "token", "")
+		}, 404, []int{7000}, "No route for that URI"},
 		{"unknown logpush route", func() *http.Request {
 			return request("POST", "/client/v4/zones/"+zoneID+"/logpush/validate/origin", "token", `{}`)
 		}, 404, []int{7000}, "No route for that URI"},
