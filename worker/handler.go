@@ -30,6 +30,8 @@ type cloudflareAPI interface {
 	Validate(ctx context.Context, t cloudflare.Target, destinationConf, ownershipChallenge string) (bool, error)
 	ListJobs(ctx context.Context, t cloudflare.Target) ([]cloudflare.Job, error)
 	CreateJob(ctx context.Context, t cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error)
+	GetJob(ctx context.Context, t cloudflare.Target, id int) (cloudflare.Job, error)
+	Fields(ctx context.Context, t cloudflare.Target, dataset string) (map[string]string, error)
 }
 
 // Budget is the shared Cloudflare API budget: Wait before every call, Pause
@@ -133,6 +135,8 @@ type Handlers struct {
 	seen *appearance
 	// jobs keeps each zone's job listing for the job stage.
 	jobs *jobCache
+	// fields keeps each dataset's fields for the job stage.
+	fields *fieldCache
 	// denials are the buckets found unreadable at a poll deadline.
 	denials deniedBuckets
 	// ping checks that Redis answers (deps.Ping); redisDown says it
@@ -191,7 +195,7 @@ func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	}
 	return &Handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
-		jobs: newJobCache(jobListTTL, d.Now), ping: d.Ping, redisDown: d.RedisDown}
+		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown}
 }
 
 // Register adds the three handlers to mux.
@@ -879,12 +883,26 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 		r.jobID, r.jobExisted = existing.ID, true
 		return h.outcome(ctx, r, done, p.Filename, nil)
 	}
+	opts := j.OutputOptions
+	if opts == nil && j.LogpullOptions == "" {
+		// No output_options (nor the deprecated logpull_options, which
+		// output_options would override): the dataset's fields.
+		opts, err = h.fields.defaultOptions(ctx, r.d.Credential, tg, j.Dataset, func(ctx context.Context) (map[string]string, error) {
+			if err := h.wait(ctx, r); err != nil {
+				return nil, err
+			}
+			return r.t.API.Fields(ctx, tg, j.Dataset)
+		})
+		if err != nil {
+			return h.apiError(ctx, r, p.Filename, err)
+		}
+	}
 	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
 	job, err := r.t.API.CreateJob(ctx, tg, cloudflare.JobRequest{
 		DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
-		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
+		OutputOptions: opts, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
 		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter,
 	})
 	if err != nil {

@@ -49,6 +49,13 @@ type fakeAPI struct {
 	// noFilename answers challenges without result.filename, which the
 	// schema makes optional.
 	noFilename bool
+	// fields are the datasets' fields Fields answers, fieldCalls its
+	// calls by dataset; gets counts GetJob calls, getJob answers them
+	// (nil: the job from jobs), getErr fails them while set.
+	fields     map[string]map[string]string
+	fieldCalls map[string]int
+	gets       int
+	getJob     func(id int) (cloudflare.Job, error)
 }
 
 var _ worker.API = (*fakeAPI)(nil)
@@ -107,6 +114,36 @@ func (f *fakeAPI) CreateJob(_ context.Context, _ cloudflare.Target, j cloudflare
 		return cloudflare.Job{}, err
 	}
 	return job, nil
+}
+
+func (f *fakeAPI) Fields(_ context.Context, _ cloudflare.Target, dataset string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fieldCalls == nil {
+		f.fieldCalls = map[string]int{}
+	}
+	f.fieldCalls[dataset]++
+	if fs, ok := f.fields[dataset]; ok {
+		return fs, nil
+	}
+	return map[string]string{"RayID": "ID of the request"}, nil
+}
+
+func (f *fakeAPI) GetJob(_ context.Context, _ cloudflare.Target, id int) (cloudflare.Job, error) {
+	f.mu.Lock()
+	f.gets++
+	get := f.getJob
+	jobs := append([]cloudflare.Job(nil), f.jobs...)
+	f.mu.Unlock()
+	if get != nil {
+		return get(id)
+	}
+	for _, j := range jobs {
+		if j.ID == id {
+			return j, nil
+		}
+	}
+	return cloudflare.Job{}, &cloudflare.APIError{Endpoint: cloudflare.EndpointJob, HTTPStatus: 404, Kind: cloudflare.Permanent, Message: "job not found"}
 }
 
 // fakeReader serves objects from memory.
