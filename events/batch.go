@@ -13,5 +13,9 @@ type BatchStatus struct {
 
 // Done is the number of destinations in a terminal state.
 func (b BatchStatus) Done() int64 {
-	return b.Counts[Validated] + b.Counts[Failed] + b.Counts[NotRequired]
+	var n int64
+	for _, s := range TerminalStates() {
+		n += b.Counts[s]
+	}
+	return n
 }

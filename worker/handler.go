@@ -86,6 +86,18 @@ type HandlerConfig struct {
 	// MaxRechallenges bounds the fresh challenges requested after a stale
 	// token (validate answering 1002) or a poll deadline. Default 2.
 	MaxRechallenges int
+	// HealthDeadline is how long the worker watches an enabled job that
+	// onboarding created (or found) for its first push: the destination
+	// ends flowing once Cloudflare reports last_complete, job_failing on
+	// last_error, no_data_yet past the deadline. Default 0: no watching,
+	// the destination ends validated or not_required when its job exists
+	// (the worker command's flag defaults to HealthDeadlineDefault).
+	HealthDeadline time.Duration
+	// HealthInterval is the delay between two reads of a watched job's
+	// health: one GET .../jobs/{id} per job per interval, inside the
+	// budget; the task snoozes in between, holding no worker slot.
+	// Default HealthIntervalDefault.
+	HealthInterval time.Duration
 	// Task sets the options of the tasks the handlers enqueue.
 	Task tasks.Options
 }
@@ -108,6 +120,8 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 	}
 	def(&c.PollDeadline, 15*time.Minute)
 	def(&c.ClockSkew, time.Second)
+	def(&c.HealthInterval, HealthIntervalDefault)
+	c.HealthDeadline = max(c.HealthDeadline, 0)
 	if c.MaxRechallenges <= 0 {
 		c.MaxRechallenges = 2
 	}
@@ -204,6 +218,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypePoll, h.Poll)
 	mux.HandleFunc(tasks.TypeValidate, h.Validate)
 	mux.HandleFunc(tasks.TypeCreateJob, h.CreateJob)
+	mux.HandleFunc(tasks.TypeHealth, h.Health)
 }
 
 // Challenge handles logpush:challenge: POST .../logpush/ownership, then
@@ -881,7 +896,7 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	}
 	if found {
 		r.jobID, r.jobExisted = existing.ID, true
-		return h.outcome(ctx, r, done, p.Filename, nil)
+		return h.jobExists(ctx, r, done, p.Filename, existing)
 	}
 	opts := j.OutputOptions
 	if opts == nil && j.LogpullOptions == "" {
@@ -913,7 +928,7 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	}
 	h.jobs.add(key, job)
 	r.jobID = job.ID
-	return h.outcome(ctx, r, done, p.Filename, nil)
+	return h.jobExists(ctx, r, done, p.Filename, job)
 }
 
 // rechallenge enqueues the next challenge generation, or fails the
@@ -1014,6 +1029,13 @@ func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error)
 
 // outcome moves the destination to its outcome and emits its event, once.
 func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
+	return h.emit(ctx, r, state, state, filename, cause)
+}
+
+// emit moves the destination to state and emits event, once: the outcome's
+// own, or, for a destination that moves on to Watching, the validated or
+// not_required event of its job stage.
+func (h *Handlers) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
 	var st ledger.DestState
 	if r.st != nil {
 		st = *r.st // what enter left, with this attempt counted
@@ -1025,7 +1047,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, file
 	}
 	now := h.now()
 	ev := &events.Event{
-		Event:           state,
+		Event:           event,
 		BatchID:         r.d.BatchID,
 		Scope:           r.d.Scope,
 		ScopeID:         r.d.ScopeID,
@@ -1064,12 +1086,12 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, file
 	}
 	h.release(ctx, r)
 	if changed {
-		h.metrics.Destinations.WithLabelValues(string(state)).Inc()
-		h.metrics.OnboardingDuration.WithLabelValues(string(state)).Observe(ev.DurationSeconds)
+		h.metrics.Destinations.WithLabelValues(string(event)).Inc()
+		h.metrics.OnboardingDuration.WithLabelValues(string(event)).Observe(ev.DurationSeconds)
 		if cause != nil {
-			r.log.Warn("destination "+string(state), "err", ev.Error.Message, "codes", ev.Error.Codes)
+			r.log.Warn("destination "+string(event), "err", ev.Error.Message, "codes", ev.Error.Codes)
 		} else {
-			r.log.Info("destination "+string(state), "duration_seconds", ev.DurationSeconds)
+			r.log.Info("destination "+string(event), "duration_seconds", ev.DurationSeconds, "job_id", r.jobID)
 		}
 	}
 	return nil

@@ -106,7 +106,7 @@ func (f *fakeAPI) CreateJob(_ context.Context, _ cloudflare.Target, j cloudflare
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates = append(f.creates, j)
-	job := cloudflare.Job{ID: 100 + len(f.jobs), Dataset: j.Dataset, DestinationConf: j.DestinationConf}
+	job := cloudflare.Job{ID: 100 + len(f.jobs), Dataset: j.Dataset, DestinationConf: j.DestinationConf, Enabled: j.Enabled}
 	f.jobs = append(f.jobs, job)
 	if f.createErr != nil {
 		err := f.createErr

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,10 @@ type simFlags struct {
 	hostileKinds  string
 	// tokenAccount makes the token an account-owned token of this account.
 	tokenAccount string
+	// jobPushDelay, jobFailMatch and noTraffic shape the jobs' health.
+	jobPushDelay time.Duration
+	jobFailMatch string
+	noTraffic    string
 }
 
 func (s *simFlags) register(fs *flag.FlagSet) {
@@ -45,7 +50,15 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 		"simulator: comma-separated hostile answers to draw from: "+strings.Join(simulator.HostileKinds(), ", "))
 	fs.StringVar(&s.tokenAccount, "token-account", "",
 		"simulator: make CLOUDFLARE_API_TOKEN an account-owned token of this account id (GET /user/tokens/verify answers 401, /accounts/{id}/tokens/verify verifies it)")
+	fs.DurationVar(&s.jobPushDelay, "job-push-delay", simulator.DefaultJobPushDelay, "simulator: an enabled job first pushes this long after its creation (last_complete set)")
+	fs.StringVar(&s.jobFailMatch, "job-fail-match", "", "simulator: jobs whose destination_conf contains this fail to push, with last_error and an error_message like Cloudflare's (empty: none)")
+	fs.StringVar(&s.noTraffic, "no-traffic", "", "simulator: comma-separated zone or account ids without traffic: their jobs never push")
 }
+
+// jobPushErrorMessage is what the simulator answers as error_message of a
+// job that cannot write to its destination, after Cloudflare's (the
+// destination's own words after Cloudflare's prefix).
+const jobPushErrorMessage = "error uploading to destination: AccessDenied: Access Denied, status code: 403"
 
 // writeFunc plays Cloudflare's side of the challenge: it writes the token
 // file into the destination the conf names.
@@ -72,6 +85,22 @@ func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (
 		Logger:        log,
 
 		TokenAccountID: s.tokenAccount,
+		JobPushDelay:   s.jobPushDelay,
+	}
+	if cfg.JobPushDelay == 0 {
+		cfg.JobPushDelay = -1 // at once; the simulator's zero is its default
+	}
+	if m := s.jobFailMatch; m != "" {
+		cfg.JobPushError = func(conf string) string {
+			if strings.Contains(conf, m) {
+				return jobPushErrorMessage
+			}
+			return ""
+		}
+	}
+	if s.noTraffic != "" {
+		idle := strings.Split(s.noTraffic, ",")
+		cfg.NoTraffic = func(_, id string) bool { return slices.Contains(idle, id) }
 	}
 	if s.hostile > 0 && s.hostileKinds != "" {
 		cfg.HostileKinds = strings.Split(s.hostileKinds, ",")
