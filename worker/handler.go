@@ -98,6 +98,10 @@ type HandlerConfig struct {
 	// budget; the task snoozes in between, holding no worker slot.
 	// Default HealthIntervalDefault.
 	HealthInterval time.Duration
+	// KeepChallengeFiles keeps each challenge file once its destination's
+	// job exists. Default false: the job stage deletes it (Cloudflare's
+	// advice), unless another challenge is in flight on its path.
+	KeepChallengeFiles bool
 	// Task sets the options of the tasks the handlers enqueue.
 	Task tasks.Options
 }

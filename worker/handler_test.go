@@ -152,6 +152,9 @@ type fakeReader struct {
 	objs  map[string]destination.Object
 	err   error
 	reads int
+	// deletes counts Delete calls; deleteErr fails them.
+	deletes   int
+	deleteErr error
 }
 
 var _ destination.Reader = (*fakeReader)(nil)
@@ -171,6 +174,25 @@ func (f *fakeReader) Read(_ context.Context, loc destination.Location, notBefore
 		return destination.Object{}, destination.ErrStale
 	}
 	return o, nil
+}
+
+// Delete removes an object; deleteErr refuses it while set.
+func (f *fakeReader) Delete(_ context.Context, loc destination.Location) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deletes++
+	if f.deleteErr != nil {
+		return f.deleteErr
+	}
+	delete(f.objs, loc.Bucket+"/"+loc.Key)
+	return nil
+}
+
+func (f *fakeReader) has(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.objs[key]
+	return ok
 }
 
 func (f *fakeReader) put(key string, body string, mod time.Time) {

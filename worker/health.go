@@ -17,13 +17,15 @@ func (h *Handlers) Health(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.health)
 }
 
-// jobExists ends the job stage. With watching on and an enabled job, the
+// jobExists ends the job stage, after deleting the challenge file (see
+// removeChallengeFile). With watching on and an enabled job, the
 // destination's done event (validated or not_required, with the job) is
 // emitted as it moves on to Watching, and a health task reads the job
 // after HealthInterval; otherwise the destination ends done. The health
 // task is enqueued first (its TaskID makes a second enqueue a no-op), so
 // that no destination is left watching without one.
 func (h *Handlers) jobExists(ctx context.Context, r *run, done events.State, filename string, job cloudflare.Job) error {
+	h.removeChallengeFile(ctx, r, filename)
 	if h.cfg.HealthDeadline <= 0 || !job.Enabled {
 		return h.outcome(ctx, r, done, filename, nil)
 	}

@@ -33,6 +33,8 @@ type workerFlags struct {
 	pollDeadline time.Duration
 	pollFirst    time.Duration
 	pollInterval time.Duration
+	// keepChallengeFiles keeps the challenge files once the jobs exist.
+	keepChallengeFiles bool
 	// healthDeadline and healthInterval watch the jobs --create-job made.
 	healthDeadline, healthInterval time.Duration
 	retention                      time.Duration
@@ -73,6 +75,8 @@ func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 		"with --create-job, watch each enabled job this long for its first push (GET .../logpush/jobs/{id}): flowing, job_failing with Cloudflare's message, or no_data_yet past it (no failure: a zone without traffic pushes nothing); 0: no watching, the destination ends when its job exists")
 	fs.DurationVar(&w.healthInterval, "health-interval", worker.HealthIntervalDefault,
 		"read a watched job's health this often: one API call per job per interval, inside --api-rate")
+	fs.BoolVar(&w.keepChallengeFiles, "keep-challenge-files", false,
+		"with --create-job, keep each challenge file once its job exists (default: delete <path>/ownership-challenge.txt as Cloudflare advises, unless another challenge is in flight on the path; a refused delete is a warning naming the permission)")
 	fs.DurationVar(&w.retention, "task-retention", 0,
 		"keep finished tasks this long (asynq retention of the tasks this worker enqueues, for inspecting them; 0: delete at once)")
 	fs.DurationVar(&w.stateTTL, "state-ttl", worker.StateTTLDefault, "keep a finished destination's state (for status, report, retry) this long")
@@ -180,7 +184,7 @@ func (f workerFlags) config(creds cloudflare.Credentials, storage credentials.St
 		Credentials: creds, NamedCredentials: f.named, APIURL: f.apiURL, APIRate: f.apiRate, APIRateClaim: f.budget.rateClaim(), BudgetKey: f.budget.key,
 		AuthPauseAfter: authPause, StateTTL: f.stateTTL, EventsMaxLen: f.eventsMaxLen, Storage: storage, Logger: log,
 		Handler: worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
-			HealthDeadline: f.healthDeadline, HealthInterval: f.healthInterval,
+			HealthDeadline: f.healthDeadline, HealthInterval: f.healthInterval, KeepChallengeFiles: f.keepChallengeFiles,
 			Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}},
 		Server: worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown},
 	}
