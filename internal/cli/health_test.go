@@ -75,6 +75,13 @@ func TestJobHealth(t *testing.T) {
 			t.Errorf("report lacks %s:\n%s", w, b)
 		}
 	}
+	// The challenge files are gone once the jobs exist (each on a path of
+	// its own: no other challenge in flight there).
+	for _, p := range []string{"ok", "idle", "off"} {
+		if _, err := os.Stat(filepath.Join(dir, p, "ownership-challenge.txt")); !os.IsNotExist(err) {
+			t.Errorf("challenge file of %s: %v, want deleted", p, err)
+		}
+	}
 	code, out, _ = run(t, "", "status", "--redis", url, "--batch", batch)
 	if code != 0 || !strings.Contains(out, "job_failing") || !strings.Contains(out, "flowing") {
 		t.Errorf("status = %d %s", code, out)
