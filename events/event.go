@@ -26,6 +26,23 @@ const (
 	Unchanged State = "unchanged"
 )
 
+// Job health outcomes: the end of a destination whose enabled job the worker
+// watched (enqueue --create-job with health watching on). Its validated or
+// not_required event comes when the job exists, while the destination
+// moves on to Watching; one of these ends it, with its own event.
+const (
+	// Flowing: the job pushed (Cloudflare's last_complete is set).
+	Flowing State = "flowing"
+	// JobFailing: the job fails to push (last_error set); Error.Message is
+	// Cloudflare's error_message, redacted. A failure: Cloudflare disables
+	// a job that fails for 24 hours, and the logs of a failing period are
+	// lost.
+	JobFailing State = "job_failing"
+	// NoDataYet: the job pushed nothing within the health deadline, which
+	// is no failure (a zone without traffic pushes nothing).
+	NoDataYet State = "no_data_yet"
+)
+
 // Fleet events concern the queue, not one destination: they carry no
 // destination fields, and Error.Message says why. They are Event names,
 // never a destination's state, and not in States.
@@ -54,28 +71,35 @@ const (
 	// UpdatingJob: the job of a migration is read and updated (or copied)
 	// once its new destination validated.
 	UpdatingJob State = "updating_job"
+	// Watching: the destination's job exists and is enabled; the worker
+	// reads its health until it pushes, fails or the deadline passes.
+	Watching State = "watching"
 )
 
 // States lists every state of a destination in flow order, for status
 // output and counters.
 func States() []State {
-	return []State{Queued, WaitingPath, Challenging, Polling, Validating, CreatingJob, UpdatingJob, AwaitingToken, Validated, Failed, NotRequired,
-		Migrated, Copied, Unchanged}
+	return []State{Queued, WaitingPath, Challenging, Polling, Validating, CreatingJob, UpdatingJob, Watching, AwaitingToken, Validated, Failed, NotRequired,
+		Migrated, Copied, Unchanged, Flowing, JobFailing, NoDataYet}
 }
 
 // TerminalStates lists the states that end a destination's onboarding.
 func TerminalStates() []State {
-	return []State{Validated, Failed, NotRequired, Migrated, Copied, Unchanged}
+	return []State{Validated, Failed, NotRequired, Migrated, Copied, Unchanged, Flowing, JobFailing, NoDataYet}
 }
 
 // Terminal reports whether s ends a destination's onboarding.
 func (s State) Terminal() bool {
 	switch s {
-	case Validated, Failed, NotRequired, Migrated, Copied, Unchanged:
+	case Validated, Failed, NotRequired, Migrated, Copied, Unchanged, Flowing, JobFailing, NoDataYet:
 		return true
 	}
 	return false
 }
+
+// Failing reports whether s is a failure: Failed, or a job that fails to
+// push.
+func (s State) Failing() bool { return s == Failed || s == JobFailing }
 
 // Stage is a step that calls out and is counted in Attempts: each run of
 // it adds one to its counter. The values are the JSON names of the

@@ -22,7 +22,9 @@ type Metrics struct {
 	// snooze, failed, superseded).
 	Tasks *prometheus.CounterVec
 	// Destinations counts destination outcomes (validated, failed,
-	// not_required, awaiting_token).
+	// not_required, awaiting_token) and, for the jobs the worker watches,
+	// their health (flowing, job_failing, no_data_yet), counted after the
+	// validated or not_required of the job stage.
 	Destinations *prometheus.CounterVec
 	// PollAttempts is the number of polls a destination needed before its
 	// challenge file was found.
@@ -61,7 +63,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"type", "outcome"}),
 		Destinations: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "destinations_total",
-			Help: "Destination outcomes: validated, failed, not_required, awaiting_token.",
+			Help: "Destination outcomes: validated, failed, not_required, awaiting_token; and a watched job's health after them: flowing, job_failing, no_data_yet.",
 		}, []string{"outcome"}),
 		PollAttempts: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "poll_attempts",
@@ -93,7 +95,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	// Series that exist from the start, so that increase() and rate() see
 	// their first increment.
-	for _, o := range []string{"validated", "failed", "not_required", "awaiting_token"} {
+	for _, o := range []string{"validated", "failed", "not_required", "awaiting_token", "flowing", "job_failing", "no_data_yet"} {
 		m.Destinations.WithLabelValues(o)
 	}
 	m.QueuePauses.WithLabelValues("auth")

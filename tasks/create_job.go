@@ -21,7 +21,9 @@ var JobColumns = []string{"dataset", "job_name", "enabled", "output_options", "l
 	"max_upload_bytes", "max_upload_interval_seconds", "max_upload_records", "filter"}
 
 // JobSpec is the job a destination gets after validation. It holds no
-// secret: the conf and the token travel beside it.
+// secret: the conf and the token travel beside it. ParseJobSpec sets
+// Enabled unless the row says enabled=false; the job stage gives a job
+// without OutputOptions (and without LogpullOptions) the dataset's fields.
 type JobSpec struct {
 	Dataset                  string          `json:"dataset"`
 	Name                     string          `json:"name,omitempty"`
@@ -39,8 +41,10 @@ type JobSpec struct {
 // *FieldError naming the column.
 func ParseJobSpec(extra map[string]string) (*JobSpec, error) {
 	get := func(k string) string { return strings.TrimSpace(extra[k]) }
+	// Enabled unless the row says enabled=false: onboarding ends when logs
+	// flow, and Cloudflare creates a job disabled unless asked.
 	j := &JobSpec{Dataset: get("dataset"), Name: get("job_name"), LogpullOptions: get("logpull_options"),
-		Frequency: get("frequency"), Filter: get("filter")}
+		Frequency: get("frequency"), Filter: get("filter"), Enabled: true}
 	if j.Dataset == "" {
 		return nil, &FieldError{Field: "dataset", Msg: "required with --create-job (e.g. http_requests)"}
 	}

@@ -299,3 +299,51 @@ func TestCreateJobRefusedPayload(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateJobDefaultFields: a job whose row gives no output_options gets
+// every field of its dataset, sorted, and the fields are asked once per
+// dataset; a row's own output_options, or its logpull_options, are sent as
+// they are.
+func TestCreateJobDefaultFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.api.fields = map[string]map[string]string{
+		"http_requests": {"RayID": "", "ClientIP": "", "EdgeStartTimestamp": ""},
+		"dns_logs":      {"QueryName": "", "ColoCode": ""},
+	}
+	specs := []*tasks.JobSpec{
+		{Dataset: "http_requests", Enabled: true},
+		{Dataset: "dns_logs", Enabled: true},
+		{Dataset: "http_requests", Enabled: true},
+		{Dataset: "firewall_events", OutputOptions: []byte(`{"field_names":["Action"]}`)},
+		{Dataset: "spectrum_events", LogpullOptions: "fields=Event"},
+	}
+	for i, j := range specs {
+		d := b.dest
+		d.DestinationConf = fmt.Sprintf("https://logs.example.com/in%d", i)
+		d.Job = j
+		if err := b.h.CreateJob(ctx, createJobTask(t, d, "")); err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+	}
+	want := []string{
+		`{"field_names":["ClientIP","EdgeStartTimestamp","RayID"]}`,
+		`{"field_names":["ColoCode","QueryName"]}`,
+		`{"field_names":["ClientIP","EdgeStartTimestamp","RayID"]}`,
+		`{"field_names":["Action"]}`,
+		``,
+	}
+	if len(b.api.creates) != len(want) {
+		t.Fatalf("creates = %v", b.api.creates)
+	}
+	for i, w := range want {
+		c := b.api.creates[i]
+		if string(c.OutputOptions) != w || c.Enabled != specs[i].Enabled || c.LogpullOptions != specs[i].LogpullOptions {
+			t.Errorf("job %d: output_options %s enabled %v; want %s", i, c.OutputOptions, c.Enabled, w)
+		}
+	}
+	if fmt.Sprint(b.api.fieldCalls) != "map[dns_logs:1 http_requests:1]" {
+		t.Errorf("Fields calls %v, want one per dataset", b.api.fieldCalls)
+	}
+}

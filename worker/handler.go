@@ -32,6 +32,7 @@ type cloudflareAPI interface {
 	CreateJob(ctx context.Context, t cloudflare.Target, j cloudflare.JobRequest) (cloudflare.Job, error)
 	GetJob(ctx context.Context, t cloudflare.Target, id int) (cloudflare.Job, error)
 	UpdateJob(ctx context.Context, t cloudflare.Target, id int, j cloudflare.JobRequest) (cloudflare.Job, error)
+	Fields(ctx context.Context, t cloudflare.Target, dataset string) (map[string]string, error)
 }
 
 // Budget is the shared Cloudflare API budget: Wait before every call, Pause
@@ -87,6 +88,22 @@ type HandlerConfig struct {
 	// MaxRechallenges bounds the fresh challenges requested after a stale
 	// token (validate answering 1002) or a poll deadline. Default 2.
 	MaxRechallenges int
+	// HealthDeadline is how long the worker watches an enabled job that
+	// onboarding created (or found) for its first push: the destination
+	// ends flowing once Cloudflare reports last_complete, job_failing on
+	// last_error, no_data_yet past the deadline. Default 0: no watching,
+	// the destination ends validated or not_required when its job exists
+	// (the worker command's flag defaults to HealthDeadlineDefault).
+	HealthDeadline time.Duration
+	// HealthInterval is the delay between two reads of a watched job's
+	// health: one GET .../jobs/{id} per job per interval, inside the
+	// budget; the task snoozes in between, holding no worker slot.
+	// Default HealthIntervalDefault.
+	HealthInterval time.Duration
+	// KeepChallengeFiles keeps each challenge file once its destination's
+	// job exists. Default false: the job stage deletes it (Cloudflare's
+	// advice), unless another challenge is in flight on its path.
+	KeepChallengeFiles bool
 	// Task sets the options of the tasks the handlers enqueue.
 	Task tasks.Options
 }
@@ -109,6 +126,8 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 	}
 	def(&c.PollDeadline, 15*time.Minute)
 	def(&c.ClockSkew, time.Second)
+	def(&c.HealthInterval, HealthIntervalDefault)
+	c.HealthDeadline = max(c.HealthDeadline, 0)
 	if c.MaxRechallenges <= 0 {
 		c.MaxRechallenges = 2
 	}
@@ -139,6 +158,8 @@ type Handlers struct {
 	seen *appearance
 	// jobs keeps each zone's job listing for the job stage.
 	jobs *jobCache
+	// fields keeps each dataset's fields for the job stage.
+	fields *fieldCache
 	// denials are the buckets found unreadable at a poll deadline.
 	denials deniedBuckets
 	// ping checks that Redis answers (deps.Ping); redisDown says it
@@ -200,7 +221,7 @@ func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	}
 	return &Handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
-		jobs: newJobCache(jobListTTL, d.Now), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
+		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
 }
 
 // Register adds the three handlers to mux.
@@ -210,6 +231,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeValidate, h.Validate)
 	mux.HandleFunc(tasks.TypeCreateJob, h.CreateJob)
 	mux.HandleFunc(tasks.TypeUpdateJob, h.UpdateJob)
+	mux.HandleFunc(tasks.TypeHealth, h.Health)
 }
 
 // Challenge handles logpush:challenge: POST .../logpush/ownership, then
@@ -899,14 +921,28 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	}
 	if found {
 		r.jobID, r.jobExisted = existing.ID, true
-		return h.outcome(ctx, r, done, p.Filename, nil)
+		return h.jobExists(ctx, r, done, p.Filename, existing)
+	}
+	opts := j.OutputOptions
+	if opts == nil && j.LogpullOptions == "" {
+		// No output_options (nor the deprecated logpull_options, which
+		// output_options would override): the dataset's fields.
+		opts, err = h.fields.defaultOptions(ctx, r.d.Credential, tg, j.Dataset, func(ctx context.Context) (map[string]string, error) {
+			if err := h.wait(ctx, r); err != nil {
+				return nil, err
+			}
+			return r.t.API.Fields(ctx, tg, j.Dataset)
+		})
+		if err != nil {
+			return h.apiError(ctx, r, p.Filename, err)
+		}
 	}
 	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
 	job, err := r.t.API.CreateJob(ctx, tg, cloudflare.JobRequest{
 		DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
-		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
+		OutputOptions: opts, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
 		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter,
 	})
 	if err != nil {
@@ -917,7 +953,7 @@ func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	}
 	h.jobs.add(key, job)
 	r.jobID = job.ID
-	return h.outcome(ctx, r, done, p.Filename, nil)
+	return h.jobExists(ctx, r, done, p.Filename, job)
 }
 
 // rechallenge enqueues the next challenge generation, or fails the
@@ -1026,6 +1062,13 @@ func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error)
 
 // outcome moves the destination to its outcome and emits its event, once.
 func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
+	return h.emit(ctx, r, state, state, filename, cause)
+}
+
+// emit moves the destination to state and emits event, once: the outcome's
+// own, or, for a destination that moves on to Watching, the validated or
+// not_required event of its job stage.
+func (h *Handlers) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
 	var st ledger.DestState
 	if r.st != nil {
 		st = *r.st // what enter left, with this attempt counted
@@ -1037,7 +1080,7 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, file
 	}
 	now := h.now()
 	ev := &events.Event{
-		Event:           state,
+		Event:           event,
 		BatchID:         r.d.BatchID,
 		Scope:           r.d.Scope,
 		ScopeID:         r.d.ScopeID,
@@ -1077,12 +1120,12 @@ func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, file
 	}
 	h.release(ctx, r)
 	if changed {
-		h.metrics.Destinations.WithLabelValues(string(state)).Inc()
-		h.metrics.OnboardingDuration.WithLabelValues(string(state)).Observe(ev.DurationSeconds)
+		h.metrics.Destinations.WithLabelValues(string(event)).Inc()
+		h.metrics.OnboardingDuration.WithLabelValues(string(event)).Observe(ev.DurationSeconds)
 		if cause != nil {
-			r.log.Warn("destination "+string(state), "err", ev.Error.Message, "codes", ev.Error.Codes)
+			r.log.Warn("destination "+string(event), "err", ev.Error.Message, "codes", ev.Error.Codes)
 		} else {
-			r.log.Info("destination "+string(state), "duration_seconds", ev.DurationSeconds)
+			r.log.Info("destination "+string(event), "duration_seconds", ev.DurationSeconds, "job_id", r.jobID)
 		}
 	}
 	return nil

@@ -53,6 +53,13 @@ type fakeAPI struct {
 	// answers the next one.
 	updates   []cloudflare.JobRequest
 	updateErr error
+	// fields are the datasets' fields Fields answers, fieldCalls its
+	// calls by dataset; gets counts GetJob calls, getJob answers them
+	// (nil: the job from jobs), getErr fails them while set.
+	fields     map[string]map[string]string
+	fieldCalls map[string]int
+	gets       int
+	getJob     func(id int) (cloudflare.Job, error)
 }
 
 var _ worker.API = (*fakeAPI)(nil)
@@ -103,7 +110,7 @@ func (f *fakeAPI) CreateJob(_ context.Context, _ cloudflare.Target, j cloudflare
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.creates = append(f.creates, j)
-	job := cloudflare.Job{ID: 100 + len(f.jobs), Dataset: j.Dataset, DestinationConf: j.DestinationConf}
+	job := cloudflare.Job{ID: 100 + len(f.jobs), Dataset: j.Dataset, DestinationConf: j.DestinationConf, Enabled: j.Enabled}
 	f.jobs = append(f.jobs, job)
 	if f.createErr != nil {
 		err := f.createErr
@@ -113,12 +120,45 @@ func (f *fakeAPI) CreateJob(_ context.Context, _ cloudflare.Target, j cloudflare
 	return job, nil
 }
 
+func (f *fakeAPI) Fields(_ context.Context, _ cloudflare.Target, dataset string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fieldCalls == nil {
+		f.fieldCalls = map[string]int{}
+	}
+	f.fieldCalls[dataset]++
+	if fs, ok := f.fields[dataset]; ok {
+		return fs, nil
+	}
+	return map[string]string{"RayID": "ID of the request"}, nil
+}
+
+func (f *fakeAPI) GetJob(_ context.Context, _ cloudflare.Target, id int) (cloudflare.Job, error) {
+	f.mu.Lock()
+	f.gets++
+	get := f.getJob
+	jobs := append([]cloudflare.Job(nil), f.jobs...)
+	f.mu.Unlock()
+	if get != nil {
+		return get(id)
+	}
+	for _, j := range jobs {
+		if j.ID == id {
+			return j, nil
+		}
+	}
+	return cloudflare.Job{}, &cloudflare.APIError{Endpoint: cloudflare.EndpointJob, HTTPStatus: 404, Kind: cloudflare.Permanent, Message: "job not found"}
+}
+
 // fakeReader serves objects from memory.
 type fakeReader struct {
 	mu    sync.Mutex
 	objs  map[string]destination.Object
 	err   error
 	reads int
+	// deletes counts Delete calls; deleteErr fails them.
+	deletes   int
+	deleteErr error
 }
 
 var _ destination.Reader = (*fakeReader)(nil)
@@ -138,6 +178,25 @@ func (f *fakeReader) Read(_ context.Context, loc destination.Location, notBefore
 		return destination.Object{}, destination.ErrStale
 	}
 	return o, nil
+}
+
+// Delete removes an object; deleteErr refuses it while set.
+func (f *fakeReader) Delete(_ context.Context, loc destination.Location) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deletes++
+	if f.deleteErr != nil {
+		return f.deleteErr
+	}
+	delete(f.objs, loc.Bucket+"/"+loc.Key)
+	return nil
+}
+
+func (f *fakeReader) has(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.objs[key]
+	return ok
 }
 
 func (f *fakeReader) put(key string, body string, mod time.Time) {

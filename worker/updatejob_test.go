@@ -11,17 +11,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-func (f *fakeAPI) GetJob(_ context.Context, _ cloudflare.Target, id int) (cloudflare.Job, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, j := range f.jobs {
-		if j.ID == id {
-			return j, nil
-		}
-	}
-	return cloudflare.Job{}, &cloudflare.APIError{Endpoint: cloudflare.EndpointJob, HTTPStatus: 404, Kind: cloudflare.Permanent, Message: "job not found"}
-}
-
 // UpdateJob plays Cloudflare's PUT: the job takes what the body says.
 func (f *fakeAPI) UpdateJob(_ context.Context, _ cloudflare.Target, id int, j cloudflare.JobRequest) (cloudflare.Job, error) {
 	f.mu.Lock()

@@ -47,6 +47,12 @@ const (
 	PollIntervalDefault = time.Second
 	// PollDeadlineDefault ends polling for one challenge.
 	PollDeadlineDefault = 15 * time.Minute
+	// HealthDeadlineDefault is how long the worker command watches a new
+	// job for its first push (HandlerConfig.HealthDeadline).
+	HealthDeadlineDefault = 10 * time.Minute
+	// HealthIntervalDefault is the delay between two reads of a watched
+	// job's health.
+	HealthIntervalDefault = 30 * time.Second
 	// MaxRetryDefault is the retries of a transient error per task.
 	MaxRetryDefault = tasks.DefaultMaxRetry
 	// StateTTLDefault keeps a finished destination's state.
@@ -201,7 +207,8 @@ func (c Config) Validate() error {
 		{"Handler.PollInterval", c.Handler.PollInterval}, {"Handler.PollDeadline", c.Handler.PollDeadline},
 		{"Handler.PollMaxInterval", c.Handler.PollMaxInterval}, {"Handler.PollContended", c.Handler.PollContended},
 		{"Handler.ClockSkew", c.Handler.ClockSkew}, {"Handler.Task.Retention", c.Handler.Task.Retention},
-		{"Handler.Task.Timeout", c.Handler.Task.Timeout},
+		{"Handler.Task.Timeout", c.Handler.Task.Timeout}, {"Handler.HealthDeadline", c.Handler.HealthDeadline},
+		{"Handler.HealthInterval", c.Handler.HealthInterval},
 		{"Server.ShutdownTimeout", c.Server.ShutdownTimeout}, {"Server.DelayedTaskCheckInterval", c.Server.DelayedTaskCheckInterval},
 		{"Server.TaskCheckInterval", c.Server.TaskCheckInterval}, {"StateTTL", c.StateTTL},
 	} {

@@ -72,6 +72,9 @@ type e2eConfig struct {
 	rateWindow  time.Duration
 	// authPause is --auth-pause-after; default 10.
 	authPause int
+	// healthDeadline and healthInterval are --health-deadline (default 0:
+	// no watching) and --health-interval (default 1s).
+	healthDeadline, healthInterval time.Duration
 }
 
 func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
@@ -141,7 +144,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 
 	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: cmp.Or(c.authPause, 10), metricsAddr: "127.0.0.1:0", webUI: c.webUI, webAddr: "127.0.0.1:0",
-		named: c.named}
+		named: c.named, healthDeadline: c.healthDeadline, healthInterval: cmp.Or(c.healthInterval, time.Second)}
 	storage := credentials.Storage{S3Endpoint: s3srv.URL, S3UsePathStyle: true, S3AccessKeyID: "AKIAE2E", S3SecretAccessKey: "e2e-secret",
 		GCSEndpoint: gcsOpts.Endpoint, AzureEndpoint: azOpts.Endpoint, AzureAccountName: azOpts.AccountName, AzureAccountKey: azOpts.AccountKey}
 	var w *runningWorker

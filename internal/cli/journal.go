@@ -110,6 +110,11 @@ func (j *journal) forgetFailed() {
 	}
 }
 
+// jobHealth reports whether s is the outcome of a watched job.
+func jobHealth(s events.State) bool {
+	return s == events.Flowing || s == events.JobFailing || s == events.NoDataYet
+}
+
 // has reports whether the journal has an outcome for the destination.
 func (j *journal) has(key string) bool {
 	j.mu.Lock()
@@ -146,14 +151,16 @@ func (j *journal) Prior(dest, loc string) (ledger.Challenge, bool) {
 }
 
 // append writes the events of destinations the journal does not have yet
-// and syncs the file: once it returns, they survive a crash.
+// and syncs the file: once it returns, they survive a crash. A job's health
+// outcome (flowing, job_failing, no_data_yet) is journaled after the
+// validated or not_required event of its job stage, and wins on reading.
 func (j *journal) append(evs []events.Event) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	var buf bytes.Buffer
 	for _, e := range evs {
 		k := eventKey(e)
-		if _, ok := j.done[k]; ok {
+		if prev, ok := j.done[k]; ok && !(jobHealth(e.Event) && !jobHealth(prev.Event)) {
 			continue
 		}
 		b, err := json.Marshal(e)

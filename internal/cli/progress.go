@@ -144,6 +144,10 @@ func (v *view) drawPlain(f frame) {
 	line := fmt.Sprintf("[%6.1fs] %d/%d done (%.0f%%)  validated %d  failed %d  not_required %d  awaiting_token %d  in flight %d (%d waiting for a busy path)  %.1f/s  ETA %s",
 		f.elapsed.Seconds(), st.Done(), st.Total, percent(st), st.Counts[events.Validated], st.Counts[events.Failed],
 		st.Counts[events.NotRequired], st.Counts[events.AwaitingToken], inFlight(st), st.Counts[events.WaitingPath], f.perSec, etaString(f.eta))
+	if n := st.Counts[events.Watching] + st.Counts[events.Flowing] + st.Counts[events.JobFailing] + st.Counts[events.NoDataYet]; n > 0 {
+		line += fmt.Sprintf("  jobs: watching %d  flowing %d  job_failing %d  no_data_yet %d", st.Counts[events.Watching],
+			st.Counts[events.Flowing], st.Counts[events.JobFailing], st.Counts[events.NoDataYet])
+	}
 	if f.retries != nil && f.retries.total() > 0 {
 		line += "  " + f.retries.String()
 	}
@@ -160,6 +164,11 @@ func (v *view) drawTerminal(f frame) {
 		st.ID, st.Done(), st.Total, percent(st), f.perSec, etaString(f.eta), f.elapsed.Round(time.Second))}
 	for _, s := range []events.State{events.Validated, events.Failed, events.NotRequired, events.AwaitingToken} {
 		lines = append(lines, fmt.Sprintf("  %-15s %s %7d", s, bar(st.Counts[s], st.Total), st.Counts[s]))
+	}
+	for _, s := range []events.State{events.Flowing, events.JobFailing, events.NoDataYet, events.Watching} {
+		if st.Counts[s] > 0 {
+			lines = append(lines, fmt.Sprintf("  %-15s %s %7d", s, bar(st.Counts[s], st.Total), st.Counts[s]))
+		}
 	}
 	lines = append(lines, fmt.Sprintf("  %-15s %s %7d  queued %d, waiting for a busy path %d, challenging %d, polling %d, validating %d", "in flight",
 		bar(inFlight(st), st.Total), inFlight(st), st.Counts[events.Queued], st.Counts[events.WaitingPath], st.Counts[events.Challenging],

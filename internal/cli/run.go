@@ -32,9 +32,9 @@ shared one of --redis), with a progress view. The journal (--journal) keeps
 every outcome as it comes: run the same command again after Ctrl-C, a crash
 or kill -9 and it goes on with the destinations not finished yet.
 
-Exit status: 0 when every destination is validated, not_required or
-awaiting_token; 1 when any failed (or the run was interrupted); 2 on usage
-errors.
+Exit status: 0 when every destination is validated, not_required,
+awaiting_token, flowing or no_data_yet; 1 when any failed or its job is
+failing (job_failing), or the run was interrupted; 2 on usage errors.
 
 FILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.
 
@@ -415,6 +415,10 @@ func finishRun(env Env, store *ledger.Store, batch string, j *journal, reportFil
 	if n := counts[events.Failed]; n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s failed: see %s; once the cause is fixed, the same command with --retry-failed redoes them",
 			plural(int64(n), "destination"), reportFile)}
+	}
+	if n := counts[events.JobFailing]; n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s failing to push (job_failing): see %s for Cloudflare's message; Cloudflare disables a job that fails for 24 hours",
+			plural(int64(n), "job"), reportFile)}
 	}
 	return nil
 }

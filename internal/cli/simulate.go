@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,10 @@ type simFlags struct {
 	// opaqueTokens and latestTokenOnly are the token modes where
 	// Cloudflare's docs are silent (simulator.Config).
 	opaqueTokens, latestTokenOnly bool
+	// jobPushDelay, jobFailMatch and noTraffic shape the jobs' health.
+	jobPushDelay time.Duration
+	jobFailMatch string
+	noTraffic    string
 }
 
 func (s *simFlags) register(fs *flag.FlagSet) {
@@ -56,7 +61,15 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 		"simulator: issue challenge tokens with no claims to decode (Cloudflare does not document the claims' names)")
 	fs.BoolVar(&s.latestTokenOnly, "latest-token-only", false,
 		"simulator: validate only the latest token issued for a destination; an earlier one gets 400 code 1002 (Cloudflare's docs do not say)")
+	fs.DurationVar(&s.jobPushDelay, "job-push-delay", simulator.DefaultJobPushDelay, "simulator: an enabled job first pushes this long after its creation (last_complete set)")
+	fs.StringVar(&s.jobFailMatch, "job-fail-match", "", "simulator: jobs whose destination_conf contains this fail to push, with last_error and an error_message like Cloudflare's (empty: none)")
+	fs.StringVar(&s.noTraffic, "no-traffic", "", "simulator: comma-separated zone or account ids without traffic: their jobs never push")
 }
+
+// jobPushErrorMessage is what the simulator answers as error_message of a
+// job that cannot write to its destination, after Cloudflare's (the
+// destination's own words after Cloudflare's prefix).
+const jobPushErrorMessage = "error uploading to destination: AccessDenied: Access Denied, status code: 403"
 
 // writeFunc plays Cloudflare's side of the challenge: it writes the token
 // file into the destination the conf names.
@@ -85,6 +98,22 @@ func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (
 		TokenAccountID:  s.tokenAccount,
 		OpaqueTokens:    s.opaqueTokens,
 		LatestTokenOnly: s.latestTokenOnly,
+		JobPushDelay:    s.jobPushDelay,
+	}
+	if cfg.JobPushDelay == 0 {
+		cfg.JobPushDelay = -1 // at once; the simulator's zero is its default
+	}
+	if m := s.jobFailMatch; m != "" {
+		cfg.JobPushError = func(conf string) string {
+			if strings.Contains(conf, m) {
+				return jobPushErrorMessage
+			}
+			return ""
+		}
+	}
+	if s.noTraffic != "" {
+		idle := strings.Split(s.noTraffic, ",")
+		cfg.NoTraffic = func(_, id string) bool { return slices.Contains(idle, id) }
 	}
 	if s.hostile > 0 && s.hostileKinds != "" {
 		cfg.HostileKinds = strings.Split(s.hostileKinds, ",")

@@ -134,5 +134,8 @@ func batchOutcome(env Env, st events.BatchStatus) error {
 	if n := st.Counts[events.Failed]; n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s failed of %d: logpush-onboard report --batch %s says why", plural(n, "destination"), st.Total, st.ID)}
 	}
+	if n := st.Counts[events.JobFailing]; n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%s failing to push (job_failing) of %d: logpush-onboard report --batch %s has Cloudflare's message", plural(n, "job"), st.Total, st.ID)}
+	}
 	return nil
 }

@@ -32,16 +32,16 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 <td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Info.Retry}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td>{{end}}</tr>
 {{end}}</table>
 <h2>Batches</h2>
-<table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>awaiting token</th><th>waiting for a busy path</th><th>in flight</th></tr>
+<table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>flowing</th><th>job failing</th><th>no data yet</th><th>watching</th><th>awaiting token</th><th>waiting for a busy path</th><th>in flight</th></tr>
 {{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
-<td>{{.Done}}/{{.Total}}</td><td>{{.Count "validated"}}</td><td>{{.Count "failed"}}</td><td>{{.Count "not_required"}}</td><td>{{.Count "awaiting_token"}}</td><td>{{.Count "waiting_path"}}</td><td>{{.InFlight}}</td></tr>
-{{else}}<tr><td class="l" colspan="10">no batches</td></tr>{{end}}</table>
+<td>{{.Done}}/{{.Total}}</td><td>{{.Count "validated"}}</td><td>{{.Count "failed"}}</td><td>{{.Count "not_required"}}</td><td>{{.Count "flowing"}}</td><td{{if .Count "job_failing"}} class="err"{{end}}>{{.Count "job_failing"}}</td><td>{{.Count "no_data_yet"}}</td><td>{{.Count "watching"}}</td><td>{{.Count "awaiting_token"}}</td><td>{{.Count "waiting_path"}}</td><td>{{.InFlight}}</td></tr>
+{{else}}<tr><td class="l" colspan="14">no batches</td></tr>{{end}}</table>
 <h2>In flight after an error</h2>
 <table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">state</th><th>http</th><th class="l">last error</th></tr>
 {{range .LastErrors}}<tr><td class="l">{{.Time.Format "15:04:05"}}</td><td class="l">{{.Batch}}</td><td>{{.Line}}</td><td class="l">{{.State}}</td>
 <td>{{with .HTTPStatus}}{{.}}{{end}}</td><td class="l">{{.Message}}</td></tr>
 {{else}}<tr><td class="l" colspan="6">none</td></tr>{{end}}</table>
-<h2>Recent failures</h2>
+<h2>Recent failures (and failing jobs)</h2>
 <table><tr><th class="l">time</th><th class="l">batch</th><th>line</th><th class="l">destination</th><th>http</th><th class="l">codes</th><th class="l">message</th></tr>
 {{range .Failures}}<tr><td class="l">{{.Time.Format "15:04:05"}}</td><td class="l">{{.BatchID}}</td><td>{{.Line}}</td><td class="l">{{.Destination}}</td>
 <td>{{if .Error}}{{with .Error.HTTPStatus}}{{.}}{{end}}{{end}}</td><td class="l">{{if .Error}}{{range .Error.Codes}}{{.}} {{end}}{{end}}</td><td class="l">{{if .Error}}{{.Error.Message}}{{end}}</td></tr>
@@ -127,7 +127,7 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector) http.HandlerFunc {
 		recent, err := store.Last(ctx, 500)
 		if err == nil {
 			for i := len(recent) - 1; i >= 0 && len(data.Failures) < 20; i-- {
-				if recent[i].Event.Event == events.Failed {
+				if recent[i].Event.Event.Failing() {
 					data.Failures = append(data.Failures, recent[i].Event)
 				}
 			}

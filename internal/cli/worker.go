@@ -33,15 +33,19 @@ type workerFlags struct {
 	pollDeadline time.Duration
 	pollFirst    time.Duration
 	pollInterval time.Duration
-	retention    time.Duration
-	stateTTL     time.Duration
-	eventsMaxLen int64
-	shutdown     time.Duration
-	maxRetry     int
-	authPause    int
-	webUI        bool
-	webAddr      string
-	budget       budgetFlags
+	// keepChallengeFiles keeps the challenge files once the jobs exist.
+	keepChallengeFiles bool
+	// healthDeadline and healthInterval watch the jobs --create-job made.
+	healthDeadline, healthInterval time.Duration
+	retention                      time.Duration
+	stateTTL                       time.Duration
+	eventsMaxLen                   int64
+	shutdown                       time.Duration
+	maxRetry                       int
+	authPause                      int
+	webUI                          bool
+	webAddr                        string
+	budget                         budgetFlags
 	// named are the credentials of --credentials (not a flag of its own:
 	// each command loads them with credentialsFlag); nil: none.
 	named *credentials.Set
@@ -70,6 +74,12 @@ func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	fs.DurationVar(&w.pollFirst, "poll-first", worker.PollFirstDefault,
 		"first look for a challenge file this long after the challenge (0: at once), until a file was seen; until 8 were, the longest delay seen (at most this); then the 75th percentile of their appearance delays")
 	fs.DurationVar(&w.pollInterval, "poll-interval", worker.PollIntervalDefault, "delay after the first miss, growing by half each miss (up to 15s)")
+	fs.DurationVar(&w.healthDeadline, "health-deadline", worker.HealthDeadlineDefault,
+		"with --create-job, watch each enabled job this long for its first push (GET .../logpush/jobs/{id}): flowing, job_failing with Cloudflare's message, or no_data_yet past it (no failure: a zone without traffic pushes nothing); 0: no watching, the destination ends when its job exists")
+	fs.DurationVar(&w.healthInterval, "health-interval", worker.HealthIntervalDefault,
+		"read a watched job's health this often: one API call per job per interval, inside --api-rate")
+	fs.BoolVar(&w.keepChallengeFiles, "keep-challenge-files", false,
+		"with --create-job, keep each challenge file once its job exists (default: delete <path>/ownership-challenge.txt as Cloudflare advises, unless another challenge is in flight on the path; a refused delete is a warning naming the permission)")
 	fs.DurationVar(&w.retention, "task-retention", 0,
 		"keep finished tasks this long (asynq retention of the tasks this worker enqueues, for inspecting them; 0: delete at once)")
 	fs.DurationVar(&w.stateTTL, "state-ttl", worker.StateTTLDefault, "keep a finished destination's state (for status, report, retry) this long")
@@ -177,6 +187,7 @@ func (f workerFlags) config(creds cloudflare.Credentials, storage credentials.St
 		Credentials: creds, NamedCredentials: f.named, APIURL: f.apiURL, APIRate: f.apiRate, APIRateClaim: f.budget.rateClaim(), BudgetKey: f.budget.key,
 		AuthPauseAfter: authPause, StateTTL: f.stateTTL, EventsMaxLen: f.eventsMaxLen, Storage: storage, Logger: log,
 		Handler: worker.HandlerConfig{PollDeadline: f.pollDeadline, PollFirst: pollFirst, PollInterval: f.pollInterval,
+			HealthDeadline: f.healthDeadline, HealthInterval: f.healthInterval, KeepChallengeFiles: f.keepChallengeFiles,
 			Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}},
 		Server:     worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown},
 		Challenges: f.challenges,
@@ -258,6 +269,8 @@ func (f workerFlags) check() error {
 		return fmt.Errorf("-max-retry %d: must be positive", f.maxRetry)
 	case f.pollDeadline <= 0:
 		return fmt.Errorf("-poll-deadline %s: must be positive", f.pollDeadline)
+	case f.healthInterval <= 0:
+		return fmt.Errorf("-health-interval %s: must be positive", f.healthInterval)
 	}
 	return nil
 }
@@ -265,6 +278,7 @@ func (f workerFlags) check() error {
 // configFlags names the flag of each worker.Config field that a flag sets.
 var configFlags = map[string]string{
 	"Handler.PollInterval": "poll-interval", "Handler.PollDeadline": "poll-deadline", "Handler.Task.Retention": "task-retention",
+	"Handler.HealthDeadline": "health-deadline", "Handler.HealthInterval": "health-interval",
 	"Handler.Task.MaxRetry": "max-retry", "Server.ShutdownTimeout": "shutdown-timeout", "Server.Concurrency": "concurrency",
 	"StateTTL": "state-ttl", "EventsMaxLen": "events-max-len", "BudgetKey": "budget-key", "APIRate": "api-rate",
 }

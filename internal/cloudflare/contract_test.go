@@ -413,7 +413,7 @@ func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, 
 	}
 	// One job, and one the scope does not have (4XX).
 	got, err := c.GetJob(ctx, target, job.ID)
-	if err != nil || got.DestinationConf != conf || got.Filter != req.Filter || got.Name != "example.com" {
+	if err != nil || got.DestinationConf != conf || got.Filter != req.Filter || got.Name != "example.com" || got.ID != job.ID || !got.Enabled {
 		t.Fatalf("%s: get job: %v %v", target, got, err)
 	}
 	_, err = c.GetJob(ctx, target, 1_000_000)

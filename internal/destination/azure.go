@@ -261,8 +261,11 @@ func (a *Azure) sasClient(loc Location, account, op string) (sasPlan, error) {
 		return sasPlan{why: "the SAS is not a query string with a signature (sig=)"}, nil
 	}
 	need, letters := "read (r)", "r"
-	if op == opWrite {
+	switch op {
+	case opWrite:
 		need, letters = "create or write (c, w)", "cw"
+	case opDelete:
+		need, letters = "delete (d)", "d"
 	}
 	if sp, ok := q["sp"]; ok && !strings.ContainsAny(strings.Join(sp, ""), letters) {
 		return sasPlan{why: fmt.Sprintf("the SAS grants sp=%s, without %s", sanitizeSP(strings.Join(sp, "")), need)}, nil
@@ -368,8 +371,11 @@ func checkAzureLocation(loc Location) error {
 }
 
 func azurePermission(op string) string {
-	if op == opWrite {
+	switch op {
+	case opWrite:
 		return "Blob write (sp=cw in the SAS, or Storage Blob Data Contributor)"
+	case opDelete:
+		return "Blob delete (sp=d in the SAS, or Storage Blob Data Contributor)"
 	}
 	return "Blob read (sp=r in the SAS, or Storage Blob Data Reader)"
 }
@@ -431,6 +437,20 @@ func (a *Azure) Write(ctx context.Context, loc Location, body []byte) (err error
 	})
 }
 
+// Delete deletes loc with one Delete Blob request (plus the SDK's
+// retries). A blob that is not there is deleted already.
+func (a *Azure) Delete(ctx context.Context, loc Location) (err error) {
+	defer func() { a.opts.Observe.observe(opDelete, err) }()
+	err = a.do(ctx, opDelete, loc, func(c *service.Client) error {
+		_, err := c.NewContainerClient(loc.Bucket).NewBlobClient(loc.Key).Delete(ctx, nil)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // Azure error codes (x-ms-error-code) by class.
 func azureDeniedCode(code string) bool {
 	switch code {
@@ -485,7 +505,7 @@ func (a *Azure) classify(ctx context.Context, op string, loc Location, err error
 	}
 	cause = a.scrub(cause, loc.SAS)
 
-	if op == opRead && (code == "BlobNotFound" || (status == http.StatusNotFound && code != "ContainerNotFound")) {
+	if op != opWrite && (code == "BlobNotFound" || (status == http.StatusNotFound && code != "ContainerNotFound")) {
 		return notFound(op, loc)
 	}
 	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: cause, HTTPStatus: status}

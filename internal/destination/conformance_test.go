@@ -39,9 +39,17 @@ type denials struct{ m sync.Map }
 
 func (d *denials) add(path string) { d.m.Store(path, true) }
 
+// denied reports whether r reads or deletes a denied object: by its path
+// (S3's path style, GCS's XML API), or by GCS's JSON API object path.
 func (d *denials) denied(r *http.Request) bool {
-	_, ok := d.m.Load(r.URL.Path)
-	return ok && r.Method == http.MethodGet
+	path := r.URL.Path
+	if rest, ok := strings.CutPrefix(path, "/storage/v1/b/"); ok {
+		if b, k, ok := strings.Cut(rest, "/o/"); ok {
+			path = "/" + b + "/" + k
+		}
+	}
+	_, ok := d.m.Load(path)
+	return ok && (r.Method == http.MethodGet || r.Method == http.MethodDelete)
 }
 
 // client is an HTTP client on tr that hands redirects to the SDK, as its
@@ -53,11 +61,12 @@ func client(tr http.RoundTripper) *http.Client {
 func TestS3Conformance(t *testing.T) {
 	t.Parallel()
 	destinationtest.Exercise(t, destinationtest.Backend{
-		New:              newS3,
-		HTTP:             true,
-		Resolution:       time.Second,
-		DeniedPermission: "s3:GetObject",
-		ErrorCases:       s3ErrorCases,
+		New:                    newS3,
+		HTTP:                   true,
+		Resolution:             time.Second,
+		DeniedPermission:       "s3:GetObject",
+		DeleteDeniedPermission: "s3:DeleteObject",
+		ErrorCases:             s3ErrorCases,
 		ErrorResponse: func(w http.ResponseWriter, r *http.Request, c destinationtest.ErrorCase) bool {
 			destination.WriteS3Error(w, r, c.Status, c.Code, c.Header)
 			return true
@@ -137,13 +146,14 @@ var s3ErrorCases = []destinationtest.ErrorCase{
 func TestGCSConformance(t *testing.T) {
 	t.Parallel()
 	destinationtest.Exercise(t, destinationtest.Backend{
-		New:              newGCS,
-		HTTP:             true,
-		NotFoundRequests: 2,
-		Resolution:       time.Second,
-		DeniedPermission: "storage.objects.get",
-		ErrorCases:       gcsErrorCases,
-		ErrorResponse:    writeGCSError,
+		New:                    newGCS,
+		HTTP:                   true,
+		NotFoundRequests:       2,
+		Resolution:             time.Second,
+		DeniedPermission:       "storage.objects.get",
+		DeleteDeniedPermission: "storage.objects.delete",
+		ErrorCases:             gcsErrorCases,
+		ErrorResponse:          writeGCSError,
 	})
 }
 
@@ -208,7 +218,7 @@ func writeGCSError(w http.ResponseWriter, r *http.Request, c destinationtest.Err
 		fmt.Fprintf(w, `{"kind":"storage#bucket","name":%q}`, bucket)
 		return false
 	}
-	if strings.HasPrefix(r.URL.Path, "/upload/") {
+	if strings.HasPrefix(r.URL.Path, "/upload/") || strings.HasPrefix(r.URL.Path, "/storage/v1/b/") {
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 		w.WriteHeader(c.Status)
 		json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
@@ -255,11 +265,12 @@ var gcsErrorCases = []destinationtest.ErrorCase{
 func TestAzureConformance(t *testing.T) {
 	t.Parallel()
 	destinationtest.Exercise(t, destinationtest.Backend{
-		New:              newAzure,
-		HTTP:             true,
-		Resolution:       time.Second,
-		DeniedPermission: "Blob read (sp=r in the SAS, or Storage Blob Data Reader)",
-		ErrorCases:       azureErrorCases,
+		New:                    newAzure,
+		HTTP:                   true,
+		Resolution:             time.Second,
+		DeniedPermission:       "Blob read (sp=r in the SAS, or Storage Blob Data Reader)",
+		DeleteDeniedPermission: "Blob delete (sp=d in the SAS, or Storage Blob Data Contributor)",
+		ErrorCases:             azureErrorCases,
 		ErrorResponse: func(w http.ResponseWriter, _ *http.Request, c destinationtest.ErrorCase) bool {
 			destination.WriteAzureError(w, c.Status, c.Code)
 			return true
@@ -307,9 +318,10 @@ func newAzure(t *testing.T, cfg destinationtest.Config) *destinationtest.Storage
 	}
 	t.Cleanup(func() { svc.DeleteContainer(context.Background(), container, nil) })
 	q, err := sas.BlobSignatureValues{
-		Protocol:      sas.ProtocolHTTPSandHTTP,
-		ExpiryTime:    time.Now().Add(time.Hour),
-		Permissions:   (&sas.ContainerPermissions{Read: true}).String(),
+		Protocol:   sas.ProtocolHTTPSandHTTP,
+		ExpiryTime: time.Now().Add(time.Hour),
+		// Read, and delete for the challenge file once the job exists.
+		Permissions:   (&sas.ContainerPermissions{Read: true, Delete: true}).String(),
 		ContainerName: container,
 	}.SignWithSharedKey(cred)
 	if err != nil {

@@ -155,6 +155,14 @@ type Reader interface {
 	Read(ctx context.Context, loc Location, notBefore time.Time) (Object, error)
 }
 
+// Deleter deletes an object: the challenge file once its destination's job
+// exists (Cloudflare advises it; the token in it validates for 7 days). An
+// object that is not there is deleted already: nil. A delete the storage
+// refuses is an *Error whose Permission names what to grant.
+type Deleter interface {
+	Delete(ctx context.Context, loc Location) error
+}
+
 // Writer writes an object, replacing any object at the same location. The
 // Cloudflare simulator uses it to play Cloudflare's side; so do the tests.
 // Errors are *Error.
@@ -268,14 +276,17 @@ func actor(op string) string {
 		return "reading"
 	case opWrite:
 		return "writing"
+	case opDelete:
+		return "deleting"
 	default:
 		return "calling"
 	}
 }
 
 const (
-	opRead  = "read"
-	opWrite = "write"
+	opRead   = "read"
+	opWrite  = "write"
+	opDelete = "delete"
 )
 
 // IsTransient reports whether err is, or wraps, an *Error of Kind Transient.
@@ -344,6 +355,16 @@ func (m Mux) Read(ctx context.Context, loc Location, notBefore time.Time) (Objec
 	return r.Read(ctx, loc, notBefore)
 }
 
+// Delete deletes loc with the reader registered for loc.Scheme, which must
+// be a Deleter.
+func (m Mux) Delete(ctx context.Context, loc Location) error {
+	d, ok := m[loc.Scheme].(Deleter)
+	if !ok {
+		return unknownScheme(opDelete, loc)
+	}
+	return d.Delete(ctx, loc)
+}
+
 // WriterMux is a Writer that dispatches on Location.Scheme. A scheme with no
 // writer is a Permanent error.
 type WriterMux map[string]Writer
@@ -359,8 +380,11 @@ func (m WriterMux) Write(ctx context.Context, loc Location, body []byte) error {
 
 func unknownScheme(op string, loc Location) error {
 	role := "reader"
-	if op == opWrite {
+	switch op {
+	case opWrite:
 		role = "writer"
+	case opDelete:
+		role = "deleter"
 	}
 	return &Error{Kind: Permanent, Op: op, Location: loc, Err: fmt.Errorf("no %s for destination scheme %q", role, loc.Scheme)}
 }

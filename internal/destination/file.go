@@ -171,10 +171,26 @@ func (f *File) Write(ctx context.Context, loc Location, body []byte) (err error)
 }
 
 // fileError classifies a file system error.
+// Delete removes the file at loc; a file that is not there is deleted
+// already.
+func (f *File) Delete(ctx context.Context, loc Location) (err error) {
+	defer func() { f.Observe.observe(opDelete, err) }()
+	if err := ctx.Err(); err != nil {
+		return &Error{Kind: Transient, Op: opDelete, Location: loc, Err: err}
+	}
+	if loc.Key == "" {
+		return &Error{Kind: Permanent, Op: opDelete, Location: loc, Err: errors.New("invalid location: empty path")}
+	}
+	if err := os.Remove(f.path(loc)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fileError(opDelete, loc, err)
+	}
+	return nil
+}
+
 func fileError(op string, loc Location, err error) error {
 	e := &Error{Kind: Permanent, Op: op, Location: loc, Err: err}
 	switch {
-	case op == opRead && errors.Is(err, fs.ErrNotExist):
+	case op != opWrite && errors.Is(err, fs.ErrNotExist):
 		return notFound(op, loc)
 	case errors.Is(err, fs.ErrPermission):
 		if op == opRead {

@@ -285,6 +285,26 @@ func (g *GCS) Read(ctx context.Context, loc Location, notBefore time.Time) (obj 
 	return obj, nil
 }
 
+// Delete deletes loc with one JSON API request, not retried. An object
+// that is not there is deleted already.
+func (g *GCS) Delete(ctx context.Context, loc Location) (err error) {
+	defer func() { g.opts.Observe.observe(opDelete, err) }()
+	if err := checkGCSLocation(loc); err != nil {
+		return &Error{Kind: Permanent, Op: opDelete, Location: loc, Err: err}
+	}
+	client, err := g.client(ctx, loc.As)
+	if err != nil {
+		return &Error{Kind: Permanent, Op: opDelete, Location: loc, Err: err}
+	}
+	probe := new(gcsProbe)
+	if err := client.Bucket(loc.Bucket).Object(loc.Key).Delete(probe.context(ctx)); err != nil {
+		if err := g.classify(ctx, client, opDelete, loc, err, probe); !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Write puts body at loc with one JSON API upload request, not retried.
 func (g *GCS) Write(ctx context.Context, loc Location, body []byte) (err error) {
 	defer func() { g.opts.Observe.observe(opWrite, err) }()
@@ -456,7 +476,7 @@ func (g *GCS) classify(ctx context.Context, client *storage.Client, op string, l
 		switch {
 		case missing:
 			e.Err = fmt.Errorf("bucket does not exist: %w", cause)
-		case op == opRead:
+		case op != opWrite:
 			return notFound(op, loc)
 		}
 	case f.status == http.StatusTooManyRequests || gcsThrottled(f.code):
@@ -466,9 +486,12 @@ func (g *GCS) classify(ctx context.Context, client *storage.Client, op string, l
 		e.Err = fmt.Errorf("storage rejected the credentials of this process: %w", cause)
 	case f.status == http.StatusForbidden:
 		e.Principal = gcsPrincipal(cause.Error())
-		if op == opRead {
+		switch op {
+		case opRead:
 			e.Permission = "storage.objects.get"
-		} else {
+		case opDelete:
+			e.Permission = "storage.objects.delete"
+		default:
 			e.Permission = "storage.objects.create (and storage.objects.delete to replace a file)"
 		}
 	case f.status >= 500 || f.status == http.StatusRequestTimeout:

@@ -335,6 +335,27 @@ func (s *S3) Write(ctx context.Context, loc Location, body []byte) (err error) {
 	return nil
 }
 
+// Delete deletes loc with one DeleteObject request (plus the SDK's
+// retries). S3 answers a missing key like a deleted one.
+func (s *S3) Delete(ctx context.Context, loc Location) (err error) {
+	defer func() { s.opts.Observe.observe(opDelete, err) }()
+	region, err := checkS3Location(loc)
+	if err != nil {
+		return &Error{Kind: Permanent, Op: opDelete, Location: loc, Err: err}
+	}
+	client, err := s.client(ctx, region, loc.As)
+	if err != nil {
+		return withLocation(err, loc)
+	}
+	_, err = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(loc.Bucket), Key: aws.String(loc.Key)})
+	if err != nil {
+		if err := s.classify(ctx, opDelete, loc, err); !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // S3 error code classes, of the <Code> element of an error response.
 const (
 	codeThrottled     = "throttled"
@@ -385,7 +406,7 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 		header = respErr.Response.Header
 	}
 
-	if op == opRead && (code == "NoSuchKey" || (status == http.StatusNotFound && code != "NoSuchBucket")) {
+	if op != opWrite && (code == "NoSuchKey" || (status == http.StatusNotFound && code != "NoSuchBucket")) {
 		return notFound(op, loc)
 	}
 
@@ -416,10 +437,13 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 		e.Err = fmt.Errorf("storage rejected the credentials of this process: %w", cause)
 	case code == "AccessDenied" || status == http.StatusForbidden:
 		e.Principal = deniedPrincipal(cause.Error())
-		if op == opRead {
+		switch op {
+		case opRead:
 			e.Permission, e.MaybeAbsent = "s3:GetObject", true
 			e.Err = fmt.Errorf("unless the file is not written yet: without s3:ListBucket on %s, S3 answers access denied for a missing file too: %w", loc.bucketARN(), cause)
-		} else {
+		case opDelete:
+			e.Permission = "s3:DeleteObject"
+		default:
 			e.Permission = "s3:PutObject"
 		}
 	case class == codeUnavailable || status >= 500 || status == http.StatusRequestTimeout:

@@ -42,6 +42,10 @@ type Backend struct {
 	// DeniedPermission is the Permission of the error of a read that
 	// Storage.Deny made the storage refuse.
 	DeniedPermission string
+	// DeleteDeniedPermission is the Permission of the error of a delete
+	// that Storage.Deny made the storage refuse; "": Deny does not refuse
+	// deletes (a file system's), and the suite skips that subtest.
+	DeleteDeniedPermission string
 	// ErrorCases are the storage's error answers and what the reader makes
 	// of each (HTTP only).
 	ErrorCases []ErrorCase
@@ -152,6 +156,52 @@ func Exercise(t *testing.T, b Backend) {
 	t.Run("AccessDenied", s.accessDenied)
 	t.Run("Canceled", s.canceled)
 	t.Run("ErrorMapping", s.errorMapping)
+	t.Run("Delete", s.delete)
+	t.Run("DeleteDenied", s.deleteDenied)
+}
+
+// delete deletes a written object: a read finds nothing after it, and a
+// second delete of the missing object succeeds.
+func (s *suite) delete(t *testing.T) {
+	t.Parallel()
+	b := s.setup(t, Config{})
+	d, ok := b.Reader.(destination.Deleter)
+	if !ok {
+		t.Fatal("the reader is no destination.Deleter")
+	}
+	b.write(t, "gone", []byte("tok"))
+	b.write(t, "kept", []byte("tok"))
+	if err := d.Delete(t.Context(), b.Loc("gone")); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := b.Reader.Read(t.Context(), b.Loc("gone"), time.Time{}); !errors.Is(err, destination.ErrNotFound) {
+		t.Fatalf("read after delete: %v, want not found", err)
+	}
+	if _, err := b.Reader.Read(t.Context(), b.Loc("kept"), time.Time{}); err != nil {
+		t.Fatalf("another object: %v", err)
+	}
+	if err := d.Delete(t.Context(), b.Loc("gone")); err != nil {
+		t.Fatalf("delete of a missing object: %v, want nil", err)
+	}
+}
+
+// deleteDenied: a delete the storage refuses is a Permanent error naming
+// the permission to grant, and the object stays.
+func (s *suite) deleteDenied(t *testing.T) {
+	t.Parallel()
+	b := s.setup(t, Config{})
+	if b.Deny == nil || s.b.DeleteDeniedPermission == "" {
+		t.Skip("the backend cannot deny deletes")
+	}
+	b.write(t, "denied", []byte("tok"))
+	loc := b.Deny(t, "denied")
+	err := b.Reader.(destination.Deleter).Delete(t.Context(), loc)
+	e := requireError(t, err, destination.Permanent)
+	if e.Permission != s.b.DeleteDeniedPermission || !strings.Contains(err.Error(), "the deleting identity") ||
+		!strings.Contains(err.Error(), " needs "+s.b.DeleteDeniedPermission) {
+		t.Errorf("err = %q (permission %q), want it to name %s", err, e.Permission, s.b.DeleteDeniedPermission)
+	}
+	noSecrets(t, b.Storage, err)
 }
 
 type suite struct {
