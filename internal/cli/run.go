@@ -218,7 +218,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		*every = 250 * time.Millisecond
 	}
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", onEvents: j.append,
-		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }})
+		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }, pauses: pausesOf(rdb)})
 	interrupted := ctx.Err() != nil
 	stop()
 	if interrupted {

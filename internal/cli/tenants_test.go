@@ -168,14 +168,25 @@ func TestMixedTenants(t *testing.T) {
 		}
 	}
 
-	// resume releases bob (his token is still revoked: his rows come back
-	// and are held again after the threshold, never validated).
+	// resume releases bob (his token is still revoked: his rows come back,
+	// the worker verifies its copy again, finds it refused and no other
+	// worker whose copy works, and holds them again, never failed).
 	code, stdout, stderr := runEnv(t, nil, "", "resume", "--redis", url, "--credential", "bob")
 	if code != 0 || !strings.Contains(stdout, "credential bob resumed") {
 		t.Errorf("resume --credential bob = %d\n%s%s", code, stdout, stderr)
 	}
-	if p, _ := worker.PausedCredentials(ctx, rdb); p["bob"] != "" {
-		t.Errorf("bob still paused after resume: %v", p)
+	for deadline := time.Now().Add(time.Minute); ; {
+		p, _ := worker.PausedCredentials(ctx, rdb)
+		if p["bob"] != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob not held again after resume: %v", p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st, _ := e.store.Batch(ctx, res.BatchID); st.Counts[events.Failed] != 0 {
+		t.Errorf("outcomes after resume = %+v, want none failed", st.Counts)
 	}
 
 	text := logs.String() + testutil.DumpRedis(t, rdb) + string(metricsText)

@@ -45,6 +45,11 @@ type workerFlags struct {
 	// named are the credentials of --credentials (not a flag of its own:
 	// each command loads them with credentialsFlag); nil: none.
 	named *credentials.Set
+	// checkAt, when set, verifies each credential before taking tasks
+	// (the worker command; run checked its own in preflight), with
+	// accountHint (CLOUDFLARE_ACCOUNT_ID) to check an account-owned token.
+	checkAt     bool
+	accountHint string
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
@@ -125,6 +130,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
+	f.checkAt, f.accountHint = true, env.Getenv("CLOUDFLARE_ACCOUNT_ID")
 	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
 		return err
@@ -211,8 +217,18 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		w.webAddr = ln.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("/ui", uiHandler(ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen}), asynq.NewInspectorFromRedisClient(rdb)))
+		mux.Handle("/ui", uiHandler(ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen}), asynq.NewInspectorFromRedisClient(rdb), pausesOf(rdb)))
 		w.webSrv = serveHTTP(ln, mux, "web ui", log)
+	}
+	if f.checkAt {
+		if err := ww.CheckCredentials(ctx, f.accountHint); err != nil {
+			w.stop()
+			var re *worker.CredentialRefusedError
+			if errors.As(err, &re) {
+				return nil, &exitError{code: 2, err: fmt.Errorf("%w (this worker's copy: fix it in its environment or credentials file, then start it again)", err)}
+			}
+			return nil, err
+		}
 	}
 	if err := ww.Start(); err != nil {
 		w.stop()
