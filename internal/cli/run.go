@@ -118,7 +118,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	rate, _ := budget.ParseRate(f.apiRate)
 
-	j, err := openJournal(journalFile)
+	j, err := openJournal(journalFile, env.Stderr)
 	if err != nil {
 		return err
 	}
@@ -166,6 +166,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		rdb, closeRedis, err = connectRedis(ctx, f.redisURL)
 	} else {
 		rdb, closeRedis, err = embeddedRedis()
+		if err == nil && f.apiRate != "0" {
+			fmt.Fprintf(env.Stderr, "run: warning: the API budget (--api-rate %s) counts this run's calls only: other processes using the same credential (another run, workers, Terraform, the dashboard) are not counted; give --redis to share the budget with them\n", f.apiRate)
+		}
 	}
 	if err != nil {
 		return err
