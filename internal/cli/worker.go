@@ -130,6 +130,9 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
+	if w := persistenceWarning(ctx, rdb); w != "" {
+		log.Warn(w)
+	}
 	f.checkAt, f.accountHint = true, env.Getenv("CLOUDFLARE_ACCOUNT_ID")
 	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
