@@ -122,3 +122,16 @@ func TestWorkerChecksItsCredentialAtStart(t *testing.T) {
 		t.Fatalf("worker with a wrong token and CLOUDFLARE_ACCOUNT_ID = %d: %s; want 2", code, stderr)
 	}
 }
+
+// TestMetricsAddrDefaultsToLoopback: the worker's metrics, like its web
+// UI, listen on loopback unless an address is given.
+func TestMetricsAddrDefaultsToLoopback(t *testing.T) {
+	t.Parallel()
+	var f workerFlags
+	env := Env{Getenv: func(string) string { return "" }, Stdout: io.Discard, Stderr: io.Discard}
+	fs := newFlags("worker", env)
+	f.register(fs, env)
+	if d := fs.Lookup("metrics-addr").DefValue; d != "127.0.0.1:9464" {
+		t.Fatalf("-metrics-addr default %q, want loopback", d)
+	}
+}

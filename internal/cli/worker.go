@@ -62,8 +62,8 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&w.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault),
 		"Cloudflare API base URL; env CLOUDFLARE_API_URL")
-	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", ":9464"),
-		"listen address for /metrics and /healthz (empty: off); env METRICS_ADDR")
+	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", "127.0.0.1:9464"),
+		"listen address for /metrics, /healthz and /readyz (empty: off); loopback unless you give one (the compose and Kubernetes manifests give :9464 for Prometheus and the probes); env METRICS_ADDR")
 	fs.IntVar(&w.concurrency, "concurrency", worker.ConcurrencyDefault, "tasks run at once by this process")
 	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"Cloudflare API budget shared in Redis by all workers and producers of one --budget-key, as LIMIT/WINDOW (e.g. 1000/5m leaves headroom for the dashboard and Terraform; 0 = off); stored with the budget: a different value is refused unless --api-rate-override; env API_RATE")
