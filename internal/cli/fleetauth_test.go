@@ -135,3 +135,25 @@ func TestMetricsAddrDefaultsToLoopback(t *testing.T) {
 		t.Fatalf("-metrics-addr default %q, want loopback", d)
 	}
 }
+
+// TestRunWarnsOfReadableCredentialsFile: run says that its credentials
+// file is readable by others at its default log level, not only at warn.
+func TestRunWarnsOfReadableCredentialsFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "creds.yaml")
+	if err := os.WriteFile(creds, []byte("alice:\n  token: alice-token-value\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(creds, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(in, []byte("zone_id,account_id,destination_conf,credential\nnot-an-id,,s3://b/p?region=us-east-1,alice\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stderr := runEnv(t, nil, "", "run", "--credentials", creds, in)
+	if !strings.Contains(stderr, "readable by other users (mode 0644)") || strings.Contains(stderr, "alice-token-value") {
+		t.Fatalf("run stderr = %q; want the file's mode warning, never its token", stderr)
+	}
+}

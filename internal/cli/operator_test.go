@@ -208,6 +208,10 @@ func TestPreflight(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Cloudflare credential works (user API token); 2 buckets readable") {
 		t.Fatalf("preflight of a good file = %d: %s %s", code, out, stderr)
 	}
+	one := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/a\n", 1, dir)
+	if code, out, stderr := runEnv(t, env, one, "preflight", "-"); code != 0 || !strings.Contains(out, "; 1 bucket readable\n") {
+		t.Fatalf("preflight of one bucket = %d: %s %s; want '1 bucket'", code, out, stderr)
+	}
 	missing := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file:///definitely/not/here\n", 5)
 	code, out, stderr = runEnv(t, env, missing, "preflight", "-")
 	if code == 0 || strings.Contains(out, "readable") || !strings.Contains(stderr, "/definitely does not exist") {

@@ -86,7 +86,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	set, err := cf.load(env, log)
+	// Its warnings go to stderr: run's log shows errors only by default.
+	set, err := cf.load(env, nil)
 	if err != nil {
 		return err
 	}
