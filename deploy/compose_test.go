@@ -118,6 +118,11 @@ func TestCompose(t *testing.T) {
 			t.Errorf("compose: no service %q", name)
 		}
 	}
+	// Redis persists: a restart mid-batch must not lose the batch.
+	if r := c.Services["redis"]; flagValue(r.Command, "--appendonly") != "yes" ||
+		!slices.ContainsFunc(r.Volumes, func(v string) bool { return strings.HasSuffix(v, ":/data") }) {
+		t.Errorf("redis: command %v, volumes %v; want --appendonly yes on a volume at /data", r.Command, r.Volumes)
+	}
 	env := envNames(t)
 	// Container paths bind-mounted from the repository, by service.
 	mounts := map[string]map[string]string{}

@@ -163,4 +163,6 @@ type Error struct {
 	StorageStatus int    `json:"storage_status,omitempty"`
 	Codes         []int  `json:"codes,omitempty"`
 	Message       string `json:"message"`
+	// Worker names the worker process whose call failed, as host:pid.
+	Worker string `json:"worker,omitempty"`
 }

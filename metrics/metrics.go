@@ -42,6 +42,9 @@ type Metrics struct {
 	// QueuePauses counts pauses of the queue by reason (auth: repeated
 	// 401/403 answers).
 	QueuePauses *prometheus.CounterVec
+	// HandedBack counts rows a worker handed back to the queue because
+	// Cloudflare refused its copy of their credential, by credential.
+	HandedBack *prometheus.CounterVec
 }
 
 // New registers the pipeline's metrics on reg.
@@ -92,6 +95,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "queue_pauses_total",
 			Help: "Pauses of the logpush queue by reason (auth: repeated authentication failures).",
 		}, []string{"reason"}),
+		HandedBack: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "credential_handed_back_total",
+			Help: "Rows this worker handed back to the queue, for a worker whose copy of their credential works, because Cloudflare refused its own copy, by credential (empty: the default).",
+		}, []string{"credential"}),
 	}
 	// Series that exist from the start, so that increase() and rate() see
 	// their first increment.
@@ -110,6 +117,7 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) Credential(name string) {
 	m.BudgetWait.WithLabelValues(name)
 	m.Cooldowns.WithLabelValues(name)
+	m.HandedBack.WithLabelValues(name)
 }
 
 // ObserveAPI records one Cloudflare API call of the default credential;

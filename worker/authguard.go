@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,26 @@ func (g *AuthGuard) Failure(ctx context.Context, cause string) (hold, tripped bo
 	}
 }
 
+// Trip pauses at once (the pause of the threshold, with reason) unless the
+// count reached the threshold already: every worker's copy of the
+// credential is refused. It reports whether this call paused.
+func (g *AuthGuard) Trip(ctx context.Context, reason string) (bool, error) {
+	if g == nil || g.threshold <= 0 {
+		return false, nil
+	}
+	old, err := g.rdb.SetArgs(ctx, g.key, g.threshold, redis.SetArgs{Get: true}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("count auth failures: %w", err)
+	}
+	if n, _ := strconv.ParseInt(old, 10, 64); n >= g.threshold {
+		return false, nil
+	}
+	if err := g.pause(ctx, reason+": fix the credential, then run 'logpush-onboard resume'"); err != nil {
+		return false, fmt.Errorf("pause queue: %w", err)
+	}
+	return true, nil
+}
+
 // Success resets the count: at once when this process counted a failure
 // since its last reset, otherwise at most every resetEvery (failures of
 // other processes are reset by their own successes, or by this one's next).
@@ -127,8 +148,11 @@ func (g *AuthGuard) Success(ctx context.Context) {
 // pauseQueue is the pause of the workers' guard: it pauses the logpush
 // queues through insp (a queue paused already is fine) and emits a
 // queue_paused event with the reason into store.
-func pauseQueue(insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
+func pauseQueue(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
 	return func(ctx context.Context, reason string) error {
+		if err := notePause(ctx, rdb, reason); err != nil {
+			return err
+		}
 		for _, q := range tasks.Queues() {
 			if err := insp.PauseQueue(q); err != nil && !strings.Contains(err.Error(), "already paused") {
 				return err

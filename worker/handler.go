@@ -166,6 +166,8 @@ type Handlers struct {
 	// did not lately (deps.RedisDown).
 	ping      func(ctx context.Context) error
 	redisDown func() bool
+	// self names this worker (host:pid) in the errors it records.
+	self string
 }
 
 // deps are what the handlers talk to.
@@ -182,6 +184,11 @@ type deps struct {
 	// DefaultPause, when set, pauses the default credential's rows alone
 	// (a fleet with named credentials) instead of the queue.
 	DefaultPause *credentialPause
+	// DefaultCheck is this worker's view of its copy of the default
+	// credential; nil: none.
+	DefaultCheck *credCheck
+	// Self names this worker (host:pid) in errors it records; default Self().
+	Self string
 	// Named are the tenants of the named credentials, by name: the rows
 	// that name one call through it.
 	Named map[string]*tenant
@@ -217,9 +224,12 @@ func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	}
 	var def *tenant
 	if d.API != nil {
-		def = &tenant{API: d.API, Budget: d.Budget, Auth: d.Auth, Pause: d.DefaultPause}
+		def = &tenant{API: d.API, Budget: d.Budget, Auth: d.Auth, Pause: d.DefaultPause, Check: d.DefaultCheck}
 	}
-	return &Handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
+	if d.Self == "" {
+		d.Self = Self()
+	}
+	return &Handlers{self: d.Self, def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
 		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
 }
@@ -381,6 +391,15 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 			return nil, p.park(ctx)
 		}
 	}
+	if c := r.t.Check; c != nil {
+		// This worker's copy of the credential was refused: the row is
+		// for a worker whose copy works.
+		if refused, _, _ := c.refused(); refused && c.recheck(ctx, r.d) {
+			if err, ok := h.handBack(ctx, r, nil); ok {
+				return nil, err
+			}
+		}
+	}
 	return r, nil
 }
 
@@ -462,6 +481,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		return h.apiError(ctx, r, "", err)
 	}
 	r.t.Auth.Success(ctx)
+	r.t.Check.succeeded(ctx)
 	// filename is optional in Cloudflare's schema: then its fixed name.
 	res.Filename = cmp.Or(res.Filename, cloudflare.ChallengeFile(r.conf.Prefix, requestedAt))
 	if !r.conf.TokenReadable() {
@@ -799,7 +819,7 @@ func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, 
 // flight; a failure to keep it only costs the display.
 func (h *Handlers) noteError(ctx context.Context, r *run, state events.State, cause error) {
 	e := r.eventError(cause)
-	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Time: h.now().UTC()}
+	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Worker: h.self, Time: h.now().UTC()}
 	if r.st != nil {
 		le.Line = r.st.Line
 	}
@@ -859,6 +879,7 @@ func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token stri
 		return h.apiError(ctx, r, filename, err)
 	}
 	r.t.Auth.Success(ctx)
+	r.t.Check.succeeded(ctx)
 	if fromPoll {
 		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll))
 	}
@@ -977,6 +998,7 @@ func (h *Handlers) rechallenge(ctx context.Context, r *run, filename string, cau
 
 // apiError turns a Cloudflare error into the task's outcome.
 func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err error) error {
+	failedAt := time.Now()
 	var ae *cloudflare.APIError
 	if errors.As(err, &ae) && ae.Kind == cloudflare.RateLimited && ae.RetryAfter > 0 && r.t.Budget != nil {
 		if perr := r.t.Budget.Pause(ctx, ae.RetryAfter, "429 from "+ae.Endpoint); perr == nil {
@@ -984,43 +1006,94 @@ func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err er
 		}
 	}
 	if errors.As(err, &ae) && ae.Kind == cloudflare.Auth {
+		// This worker's copy of the credential may be the one refused
+		// (a worker started with a wrong token): it verifies it, and a
+		// refused copy hands the row back rather than failing it.
+		if c := r.t.Check; c != nil && c.check(ctx, failedAt, r.d) {
+			if herr, ok := h.handBack(ctx, r, err); ok {
+				return herr
+			}
+		}
 		hold, tripped, perr := r.t.Auth.Failure(ctx, ae.Error())
 		if perr != nil {
 			return perr
 		}
-		switch {
-		case tripped && r.t.Pause != nil:
-			// The pause counted the queue's pause, if every credential in
-			// use is paused now.
-			r.log.Error("credential paused: repeated authentication failures", "err", ae.Error())
-		case tripped:
-			h.metrics.QueuePauses.WithLabelValues("auth").Inc()
-			r.log.Error("queue paused: repeated authentication failures", "err", ae.Error())
-		}
-		if hold && r.t.Pause != nil {
-			state := events.Queued
-			if r.st != nil {
-				state = r.st.State
-			}
-			h.noteError(ctx, r, state, err)
-			return r.t.Pause.park(ctx)
-		}
 		if hold {
-			// The credential is broken for everyone: keep this destination
-			// for after 'resume' instead of failing it. A snooze spends no
-			// retry, and the paused queue runs it again only after resume.
-			state := events.Queued
-			if r.st != nil {
-				state = r.st.State
-			}
-			h.noteError(ctx, r, state, err)
-			return &SnoozeError{Delay: time.Second, Reason: "queue paused after repeated authentication failures"}
+			return h.hold(ctx, r, tripped, err)
 		}
 	}
 	if classify(err) == permanent {
 		return h.fail(ctx, r, filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
 	return h.retryOrFail(ctx, r, filename, err)
+}
+
+// hold keeps a destination of a paused credential (or queue) for after
+// 'resume' instead of failing it: a parked row of a paused credential, or a
+// snooze in the paused queue (no retry spent; the paused queue runs it again
+// only after resume). tripped says this failure paused it.
+func (h *Handlers) hold(ctx context.Context, r *run, tripped bool, cause error) error {
+	msg := r.clean(cause.Error())
+	switch {
+	case tripped && r.t.Pause != nil:
+		// The pause counted the queue's pause, if every credential in
+		// use is paused now.
+		r.log.Error("credential paused: repeated authentication failures", "err", msg)
+	case tripped:
+		h.metrics.QueuePauses.WithLabelValues("auth").Inc()
+		r.log.Error("queue paused: repeated authentication failures", "err", msg)
+	}
+	state := events.Queued
+	if r.st != nil {
+		state = r.st.State
+	}
+	h.noteError(ctx, r, state, cause)
+	if r.t.Pause != nil {
+		return r.t.Pause.park(ctx)
+	}
+	return &SnoozeError{Delay: time.Second, Reason: "queue paused after repeated authentication failures"}
+}
+
+// handBack is what a worker whose copy of the row's credential Cloudflare
+// refused does with the row (cause: the refused call, nil before any):
+// while another live worker's copy works, the row goes back to the queue
+// for it (a snooze: no retry spent); when none does, the credential's
+// pause holds it for an operator. ok false: the pause is off
+// (--auth-pause-after 0), the row is judged as before.
+func (h *Handlers) handBack(ctx context.Context, r *run, cause error) (err error, ok bool) {
+	c := r.t.Check
+	if cause != nil {
+		state := events.Queued
+		if r.st != nil {
+			state = r.st.State
+		}
+		h.noteError(ctx, r, state, cause)
+	}
+	elsewhere, err := c.worksElsewhere(ctx)
+	if err != nil {
+		return &SnoozeError{Delay: handBackDelay, Reason: "credential " + c.name + " refused on worker " + c.self + "; " + err.Error()}, true
+	}
+	if elsewhere {
+		h.metrics.HandedBack.WithLabelValues(r.t.label()).Inc()
+		return &SnoozeError{Delay: handBackDelay, Reason: "credential " + c.name + " refused on worker " + c.self + ": left for a worker whose copy works"}, true
+	}
+	if r.t.Auth == nil || r.t.Auth.threshold <= 0 {
+		return nil, false
+	}
+	if cause == nil && !c.check(ctx, time.Now(), r.d) {
+		// Refused before (the row came back after a resume, say): the
+		// copy verifies again, the row is this worker's.
+		return nil, false
+	}
+	_, _, why := c.refused()
+	tripped, err := r.t.Auth.Trip(ctx, "no live worker holds a working copy of credential "+c.name+" (last: "+why+")")
+	if err != nil {
+		return err, true
+	}
+	if cause == nil {
+		cause = fmt.Errorf("credential %s refused by Cloudflare on every worker: %s", c.name, why)
+	}
+	return h.hold(ctx, r, tripped, cause), true
 }
 
 // retryOrFail returns a transient error for asynq to retry no later than
@@ -1109,6 +1182,7 @@ func (h *Handlers) emit(ctx context.Context, r *run, state, event events.State, 
 	}
 	if cause != nil {
 		ev.Error = r.eventError(cause)
+		ev.Error.Worker = h.self
 	}
 	fields := ledger.ErrorFields(ev.Error)
 	if ev.Filename != "" {

@@ -202,14 +202,20 @@ func TestPauseBothQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := ledger.NewStore(rdb, ledger.Config{})
-	if err := worker.PauseQueue(insp, store)(ctx, "test"); err != nil {
+	if err := worker.PauseQueue(rdb, insp, store)(ctx, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := worker.PauseQueue(insp, store)(ctx, "again"); err != nil {
+	if err := worker.PauseQueue(rdb, insp, store)(ctx, "again"); err != nil {
 		t.Fatalf("a second pause: %v", err)
 	}
 	if p, err := worker.QueuePaused(insp); err != nil || !p {
 		t.Fatalf("QueuePaused = %v, %v; want true", p, err)
+	}
+	// status and the web UI say what is paused, since when, and what to do.
+	ps, err := worker.Pauses(ctx, rdb)
+	if err != nil || !ps.Queue || ps.QueueSince.IsZero() || ps.QueueReason != "again" ||
+		!strings.Contains(ps.String(), "paused (queue) since ") || !strings.Contains(ps.String(), "run 'logpush-onboard resume'") {
+		t.Fatalf("Pauses = %+v %q, %v; want the queue paused with its time and reason", ps, ps.String(), err)
 	}
 	// The follow-up queue is paused before its first task.
 	poll, err := tasks.NewPollTask(tasks.PollPayload{Dest: b.dest}, tasks.Options{}, time.Hour)
@@ -230,6 +236,12 @@ func TestPauseBothQueues(t *testing.T) {
 	}
 	if p, err := worker.QueuePaused(insp); err != nil || p {
 		t.Fatalf("QueuePaused after resume = %v, %v", p, err)
+	}
+	if err := worker.ForgetQueuePause(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := worker.Pauses(ctx, rdb); err != nil || ps.Paused() || ps.String() != "" {
+		t.Fatalf("Pauses after resume = %+v, %v; want nothing", ps, err)
 	}
 	if resumed, err := worker.UnpauseQueues(insp); err != nil || len(resumed) != 0 {
 		t.Fatalf("UnpauseQueues of queues not paused = %v, %v; want none", resumed, err)

@@ -33,6 +33,9 @@ type tenant struct {
 	// Pause, when set, holds this credential's rows while it is paused
 	// (a fleet with named credentials); nil: the queue-wide pause only.
 	Pause *credentialPause
+	// Check is this worker's view of its copy of the credential; nil:
+	// none (its 401/403 answers are judged by Auth alone).
+	Check *credCheck
 }
 
 // label is the credential's metrics label: its name, "" the default.
@@ -142,7 +145,10 @@ func (p *credentialPause) park(ctx context.Context) error {
 // credential used lately is paused.
 func (p *credentialPause) pause(ctx context.Context, reason string) error {
 	reason = "credential " + p.name + ": " + reason
-	if err := p.rdb.HSet(ctx, PausedCredentialsKey, p.name, reason).Err(); err != nil {
+	pipe := p.rdb.TxPipeline()
+	pipe.HSet(ctx, PausedCredentialsKey, p.name, reason)
+	pipe.HSetNX(ctx, pausedSinceKey, p.name, time.Now().UTC().Format(time.RFC3339))
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("pause credential: %w", err)
 	}
 	p.mu.Lock()
@@ -157,7 +163,7 @@ func (p *credentialPause) pause(ctx context.Context, reason string) error {
 		return err
 	}
 	p.metrics.QueuePauses.WithLabelValues("auth").Inc()
-	return pauseQueue(p.insp, p.store)(ctx, "every credential in use is paused after repeated authentication failures (last: "+reason+")")
+	return pauseQueue(p.rdb, p.insp, p.store)(ctx, "every credential in use is paused after repeated authentication failures (last: "+reason+")")
 }
 
 // allInUsePaused reports whether every credential used in the last
@@ -209,6 +215,9 @@ func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, name strin
 		plain = ""
 	}
 	if err := rdb.Del(ctx, authKey(plain)).Err(); err != nil {
+		return false, fmt.Errorf("resume credential %s: %w", name, err)
+	}
+	if err := rdb.HDel(ctx, pausedSinceKey, name).Err(); err != nil {
 		return false, fmt.Errorf("resume credential %s: %w", name, err)
 	}
 	if n > 0 {

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -283,6 +286,11 @@ type Worker struct {
 	sweep     *orphanSweep
 	stopSweep context.CancelFunc
 	swept     chan struct{} // closed when the sweep has stopped
+	// checks are the worker's views of its credentials; beats stops
+	// their refresh.
+	checks []*credCheck
+	beats  context.CancelFunc
+	beatWG sync.WaitGroup
 }
 
 // ErrNoRedis is returned by New without a Redis client.
@@ -314,7 +322,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
-	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]Budget{}}
+	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]Budget{},
+		id: Self() + "#" + strconv.FormatUint(rand.Uint64(), 36)}
 	def, named, err := tb.build()
 	if err != nil {
 		return nil, err
@@ -343,26 +352,71 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 		Challenges: cfg.Challenges,
 	}
 	if def != nil {
-		d.API, d.Budget, d.Auth, d.DefaultPause = def.API, def.Budget, def.Auth, def.Pause
+		d.API, d.Budget, d.Auth, d.DefaultPause, d.DefaultCheck = def.API, def.Budget, def.Auth, def.Pause, def.Check
 	}
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg, sweep: sweep}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg, sweep: sweep, checks: tb.checks}, nil
 }
 
 // Start starts taking tasks; it returns at once.
 func (w *Worker) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	for _, c := range w.checks {
+		c.beat(ctx) // the fleet knows this worker holds the credential
+	}
 	if err := w.srv.Start(w.mux); err != nil {
+		cancel()
 		return fmt.Errorf("start worker: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w.stopSweep, w.swept = cancel, make(chan struct{})
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	w.stopSweep, w.swept = stopSweep, make(chan struct{})
 	go func() {
 		defer close(w.swept)
-		w.sweep.run(ctx)
+		w.sweep.run(sweepCtx)
 	}()
 	w.taking.Store(true)
+	w.beats = cancel
+	w.beatWG.Add(1)
+	go func() {
+		defer w.beatWG.Done()
+		t := time.NewTicker(fleetBeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, c := range w.checks {
+				c.beat(ctx)
+			}
+		}
+	}()
+	return nil
+}
+
+// CheckCredentials verifies each credential the worker holds, before Start:
+// a credential Cloudflare refuses is a *CredentialRefusedError naming it.
+// An API token that is not a user token is checked at the accounts and
+// zones of the rows waiting in the queue and at accountHint (any of them
+// may be ""); with none, it stays unchecked (logged) until its first call.
+func (w *Worker) CheckCredentials(ctx context.Context, accountHint string) error {
+	queued := queuedScopes(w.insp)
+	for _, c := range w.checks {
+		plain := c.name
+		if plain == DefaultCredentialName {
+			plain = ""
+		}
+		sc := queued[plain]
+		if accountHint != "" {
+			sc.Accounts = append([]string{accountHint}, sc.Accounts...)
+		}
+		if err := c.startCheck(ctx, sc); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -376,6 +430,15 @@ func (w *Worker) Shutdown() {
 		<-w.swept
 	}
 	w.client.Close()
+	if w.beats != nil {
+		w.beats()
+		w.beatWG.Wait()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, c := range w.checks {
+		c.leave(ctx)
+	}
 }
 
 // Handler serves /metrics (the worker's Registry), /healthz (Redis answers)
@@ -406,6 +469,13 @@ func (w *Worker) Handler() http.Handler {
 		case paused:
 			http.Error(rw, "the logpush queues are paused (see the queue_paused event; 'logpush-onboard resume' continues)", http.StatusServiceUnavailable)
 			return
+		}
+		for _, c := range w.checks {
+			if refused, since, why := c.refused(); refused {
+				http.Error(rw, fmt.Sprintf("credential %s refused by Cloudflare on this worker (%s) since %s: it takes none of its rows (%s); fix its credential and restart it",
+					c.name, c.self, since.UTC().Format(time.RFC3339), why), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(rw, "ready")
 	})
@@ -511,6 +581,17 @@ type tenantBuilder struct {
 	store   *ledger.Store
 	budgets map[string]Budget // by budget key
 	hc      *http.Client
+	// id names this worker in the fleet's credential marks; checks are
+	// the credCheck of each credential, in build order.
+	id     string
+	checks []*credCheck
+}
+
+// check is this worker's view of its copy of the credential called name.
+func (tb *tenantBuilder) check(name string, api *cloudflare.Client) *credCheck {
+	c := &credCheck{name: redisName(name), rdb: tb.rdb, verify: api.VerifyCredential, id: tb.id, self: Self(), log: tb.cfg.Logger}
+	tb.checks = append(tb.checks, c)
+	return c
 }
 
 // build returns the default tenant (nil: no default credential) and the
@@ -546,6 +627,7 @@ func (tb *tenantBuilder) build() (*tenant, map[string]*tenant, error) {
 			}
 		}
 		def.Auth, def.Pause = tb.guard("", perCredential)
+		def.Check = tb.check("", api)
 	}
 	named := make(map[string]*tenant, set.Len())
 	for _, name := range set.Names() {
@@ -590,6 +672,7 @@ func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
 		}
 	}
 	t.Auth, t.Pause = tb.guard(n.Name, true)
+	t.Check = tb.check(n.Name, api)
 	return t, nil
 }
 
@@ -614,7 +697,7 @@ func (tb *tenantBuilder) budget(bc budget.Config) (Budget, error) {
 func (tb *tenantBuilder) guard(name string, perCredential bool) (*AuthGuard, *credentialPause) {
 	pauseAfter := max(tb.cfg.AuthPauseAfter, 0) // -1: never
 	if !perCredential {
-		return NewAuthGuard(tb.rdb, AuthFailuresKey, pauseAfter, pauseQueue(tb.insp, tb.store)), nil
+		return NewAuthGuard(tb.rdb, AuthFailuresKey, pauseAfter, pauseQueue(tb.rdb, tb.insp, tb.store)), nil
 	}
 	p := &credentialPause{rdb: tb.rdb, name: redisName(name), insp: tb.insp, store: tb.store, metrics: tb.metrics}
 	return NewAuthGuard(tb.rdb, authKey(name), pauseAfter, p.pause), p

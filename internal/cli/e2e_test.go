@@ -36,6 +36,8 @@ type e2e struct {
 	sim    *simulator.Simulator
 	store  *ledger.Store
 	worker *runningWorker
+	// bad are the workers of e2eConfig.badWorkers.
+	bad    []*runningWorker
 	simURL string
 	// s3URL and s3creds reach the in-process S3 server.
 	s3URL   string
@@ -75,6 +77,9 @@ type e2eConfig struct {
 	// healthDeadline and healthInterval are --health-deadline (default 0:
 	// no watching) and --health-interval (default 1s).
 	healthDeadline, healthInterval time.Duration
+	// badWorkers are started after the others with a wrong API token
+	// (one the simulator does not accept); bad are those workers.
+	badWorkers int
 }
 
 func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
@@ -155,7 +160,16 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		}
 		t.Cleanup(w.stop)
 	}
-	return &e2e{rdb: rdb, sim: s, store: ledger.NewStore(rdb, ledger.Config{}), worker: w, simURL: simsrv.URL,
+	var bad []*runningWorker
+	for range c.badWorkers {
+		bw, err := startWorker(ctx, rdb, f, cloudflare.Credentials{APIToken: "wrong-token"}, storage, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(bw.stop)
+		bad = append(bad, bw)
+	}
+	return &e2e{bad: bad, rdb: rdb, sim: s, store: ledger.NewStore(rdb, ledger.Config{}), worker: w, simURL: simsrv.URL,
 		s3URL: s3srv.URL, s3creds: s3opts.Credentials, gcs: gcs, azure: azw, dir: t.TempDir(), log: log}
 }
 

@@ -114,6 +114,9 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
+	if w := persistenceWarning(ctx, rdb); w != "" {
+		log.Warn(w)
+	}
 	bcfg, ok, err := bf.shared(ctx, rdb, *apiRate, creds, log)
 	if err != nil {
 		return err

@@ -97,7 +97,7 @@ func TestRunExitsOnFailingJob(t *testing.T) {
 		code  int
 	}{{events.JobFailing, 1}, {events.NoDataYet, 0}, {events.Flowing, 0}} {
 		dir := t.TempDir()
-		j, err := openJournal(filepath.Join(dir, "j.jsonl"))
+		j, err := openJournal(filepath.Join(dir, "j.jsonl"), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

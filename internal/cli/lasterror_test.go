@@ -46,14 +46,14 @@ func TestLastErrorShown(t *testing.T) {
 		t.Fatalf("status --json = %d: %s", code, out)
 	}
 	code, out, _ = run(t, "", "report", "--redis", url, "--batch", batch, "--format", "csv")
-	if code != 0 || !strings.Contains(out, ",last_error\n") || !strings.Contains(out, "no such host") {
+	if code != 0 || !strings.Contains(out, ",last_error,worker\n") || !strings.Contains(out, "no such host") {
 		t.Fatalf("report csv = %d: %s", code, out)
 	}
 	code, out, _ = run(t, "", "report", "--redis", url, "--batch", batch, "--format", "json")
 	if code != 0 || !strings.Contains(out, `"last_error":{"line":7`) {
 		t.Fatalf("report json = %d: %s", code, out)
 	}
-	srv := httptest.NewServer(uiHandler(store, asynq.NewInspectorFromRedisClient(rdb)))
+	srv := httptest.NewServer(uiHandler(store, asynq.NewInspectorFromRedisClient(rdb), pausesOf(rdb)))
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // run runs the CLI in this process and returns exit code, stdout, stderr.
@@ -80,12 +81,13 @@ func TestOperatorCommands(t *testing.T) {
 	code, out, _ = run(t, "", "report", "--redis", url, "--batch", batch, "--format", "csv")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 8 || !strings.HasPrefix(lines[0], "line,scope,scope_id,destination") ||
-		!strings.HasPrefix(lines[1], "2,zone,") || !strings.Contains(lines[6], ",failed,") || !strings.Contains(lines[6], "permanent") && !strings.Contains(lines[6], "not a directory") {
-		t.Fatalf("report csv = %d:\n%s", code, out)
+		!strings.HasPrefix(lines[1], "2,zone,") || !strings.Contains(lines[6], ",failed,") || !strings.Contains(lines[6], "permanent") && !strings.Contains(lines[6], "not a directory") ||
+		!strings.HasSuffix(lines[0], ",worker") || !strings.HasSuffix(lines[6], ","+worker.Self()) {
+		t.Fatalf("report csv = %d (want the failed row naming the worker %s):\n%s", code, worker.Self(), out)
 	}
 	code, out, _ = run(t, "", "report", "--redis", url, "--batch", batch, "--format", "json")
 	var row reportRow
-	if code != 0 || json.Unmarshal([]byte(strings.Split(out, "\n")[5]), &row) != nil || row.Line != 7 || row.State != events.Failed || row.Error == nil {
+	if code != 0 || json.Unmarshal([]byte(strings.Split(out, "\n")[5]), &row) != nil || row.Line != 7 || row.State != events.Failed || row.Error == nil || row.Error.Worker != worker.Self() {
 		t.Fatalf("report json = %d:\n%s", code, out)
 	}
 
@@ -206,6 +208,10 @@ func TestPreflight(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Cloudflare credential works (user API token); 2 buckets readable") {
 		t.Fatalf("preflight of a good file = %d: %s %s", code, out, stderr)
 	}
+	one := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/a\n", 1, dir)
+	if code, out, stderr := runEnv(t, env, one, "preflight", "-"); code != 0 || !strings.Contains(out, "; 1 bucket readable\n") {
+		t.Fatalf("preflight of one bucket = %d: %s %s; want '1 bucket'", code, out, stderr)
+	}
 	missing := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file:///definitely/not/here\n", 5)
 	code, out, stderr = runEnv(t, env, missing, "preflight", "-")
 	if code == 0 || strings.Contains(out, "readable") || !strings.Contains(stderr, "/definitely does not exist") {
@@ -222,7 +228,10 @@ func TestPreflight(t *testing.T) {
 		t.Fatalf("enqueue with a wrong token = %d: %s", code, stderr)
 	}
 	keys, _ := rdb.Keys(context.Background(), "logpush:*").Result()
-	keys = slices.DeleteFunc(keys, func(k string) bool { return strings.HasPrefix(k, "logpush:budget:") }) // the worker's shared rate
+	keys = slices.DeleteFunc(keys, func(k string) bool {
+		// the worker's shared rate and its marks of the credentials it holds
+		return strings.HasPrefix(k, "logpush:budget:") || strings.HasPrefix(k, "logpush:credential_workers:")
+	})
 	if len(keys) != 0 {
 		t.Fatalf("a failed preflight wrote %v", keys)
 	}

@@ -163,13 +163,13 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 		return &exitError{code: 1, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
 	}
 	if len(works) == 1 {
-		fmt.Fprintf(env.Stdout, "preflight: %s; %d buckets readable\n", works[0], len(scan.buckets))
+		fmt.Fprintf(env.Stdout, "preflight: %s; %s readable\n", works[0], plural(int64(len(scan.buckets)), "bucket"))
 		return nil
 	}
 	for _, w := range works {
 		fmt.Fprintln(env.Stdout, "preflight: "+w)
 	}
-	fmt.Fprintf(env.Stdout, "preflight: %d Cloudflare credentials checked; %d buckets readable\n", len(works), len(scan.buckets))
+	fmt.Fprintf(env.Stdout, "preflight: %d Cloudflare credentials checked; %s readable\n", len(works), plural(int64(len(scan.buckets)), "bucket"))
 	return nil
 }
 

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // The progress view of a batch, for run, demo and status --watch: on a
@@ -95,6 +97,29 @@ type frame struct {
 	eta      time.Duration // < 0: unknown
 	retries  *retries      // nil: not known here
 	failures []events.Event
+	// paused says what holds the rows (worker.PauseState), in place of
+	// the ETA; "": nothing.
+	paused string
+}
+
+// etaText is the frame's ETA, or what holds the rows instead.
+func (f frame) etaText() string {
+	if f.paused != "" {
+		return f.paused
+	}
+	return "ETA " + etaString(f.eta)
+}
+
+// pausesOf reads what is paused on rdb, for a frame: "" when nothing is
+// (or Redis does not answer: the frame says so elsewhere).
+func pausesOf(rdb redis.UniversalClient) func(ctx context.Context) string {
+	return func(ctx context.Context) string {
+		p, err := worker.Pauses(ctx, rdb)
+		if err != nil {
+			return ""
+		}
+		return p.String()
+	}
 }
 
 // inFlight is the number of destinations without an outcome yet.
@@ -141,9 +166,9 @@ func etaString(d time.Duration) string {
 
 func (v *view) drawPlain(f frame) {
 	st := f.st
-	line := fmt.Sprintf("[%6.1fs] %d/%d done (%.0f%%)  validated %d  failed %d  not_required %d  awaiting_token %d  in flight %d (%d waiting for a busy path)  %.1f/s  ETA %s",
+	line := fmt.Sprintf("[%6.1fs] %d/%d done (%.0f%%)  validated %d  failed %d  not_required %d  awaiting_token %d  in flight %d (%d waiting for a busy path)  %.1f/s  %s",
 		f.elapsed.Seconds(), st.Done(), st.Total, percent(st), st.Counts[events.Validated], st.Counts[events.Failed],
-		st.Counts[events.NotRequired], st.Counts[events.AwaitingToken], inFlight(st), st.Counts[events.WaitingPath], f.perSec, etaString(f.eta))
+		st.Counts[events.NotRequired], st.Counts[events.AwaitingToken], inFlight(st), st.Counts[events.WaitingPath], f.perSec, f.etaText())
 	if n := st.Counts[events.Watching] + st.Counts[events.Flowing] + st.Counts[events.JobFailing] + st.Counts[events.NoDataYet]; n > 0 {
 		line += fmt.Sprintf("  jobs: watching %d  flowing %d  job_failing %d  no_data_yet %d", st.Counts[events.Watching],
 			st.Counts[events.Flowing], st.Counts[events.JobFailing], st.Counts[events.NoDataYet])
@@ -162,6 +187,15 @@ func (v *view) drawTerminal(f frame) {
 	st := f.st
 	lines := []string{fmt.Sprintf("%s  %d/%d done  %.0f%%  %.1f/s  ETA %s  (%s)",
 		st.ID, st.Done(), st.Total, percent(st), f.perSec, etaString(f.eta), f.elapsed.Round(time.Second))}
+	if f.paused != "" {
+		// The whole text on lines of its own: the first is cut at 160.
+		lines[0] = fmt.Sprintf("%s  %d/%d done  %.0f%%  (%s)", st.ID, st.Done(), st.Total, percent(st), f.elapsed.Round(time.Second))
+		for p := f.paused; p != ""; {
+			n := min(len(p), 150)
+			lines = append(lines, "  "+p[:n])
+			p = p[n:]
+		}
+	}
 	for _, s := range []events.State{events.Validated, events.Failed, events.NotRequired, events.AwaitingToken} {
 		lines = append(lines, fmt.Sprintf("  %-15s %s %7d", s, bar(st.Counts[s], st.Total), st.Counts[s]))
 	}
@@ -289,6 +323,9 @@ type watchConfig struct {
 	start time.Time
 	// timeout gives up after this long; 0: never.
 	timeout time.Duration
+	// pauses says what holds the rows (pausesOf), shown in place of the
+	// ETA; nil: not shown.
+	pauses func(ctx context.Context) string
 }
 
 // outcome reports whether an event is a destination's outcome.
@@ -375,6 +412,9 @@ func watch(ctx context.Context, store *ledger.Store, id string, cfg watchConfig)
 		if now := time.Now(); done || now.Sub(drawn) >= cfg.every {
 			f := frame{st: st, elapsed: now.Sub(cfg.start), failures: failures}
 			f.perSec, f.eta = m.observe(now, st)
+			if cfg.pauses != nil && !done {
+				f.paused = cfg.pauses(ctx)
+			}
 			if cfg.retries != nil {
 				r := cfg.retries()
 				f.retries = &r

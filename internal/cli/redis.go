@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"strings"
 	"time"
@@ -127,4 +128,30 @@ func redactURL(u string) string {
 		rest = "REDACTED@" + rest[at+1:]
 	}
 	return scheme + "://" + rest
+}
+
+// persistenceWarning is the warning for a Redis that keeps nothing across
+// a restart (no append-only file, no snapshots), or "" for one that does,
+// or whose configuration cannot be read (CONFIG is often disabled on a
+// managed Redis, which persists).
+func persistenceWarning(ctx context.Context, rdb redis.UniversalClient) string {
+	cfg := map[string]string{}
+	for _, k := range []string{"appendonly", "save"} {
+		m, err := rdb.ConfigGet(ctx, k).Result()
+		if err != nil {
+			return ""
+		}
+		maps.Copy(cfg, m)
+	}
+	return persistsNothing(cfg)
+}
+
+// persistsNothing is persistenceWarning of a Redis's CONFIG GET answer.
+func persistsNothing(cfg map[string]string) string {
+	aof, okA := cfg["appendonly"]
+	save, okS := cfg["save"]
+	if !okA || !okS || aof != "no" || strings.TrimSpace(save) != "" {
+		return ""
+	}
+	return "this Redis persists nothing (appendonly no, save \"\"): a restart loses every batch, its states and queued tasks, and re-enqueueing the file then challenges every destination again; run it with --appendonly yes (deploy/compose.yaml does)"
 }

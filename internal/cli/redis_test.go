@@ -61,3 +61,23 @@ func TestRedisPasswordMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestPersistenceWarning: a Redis with neither an append-only file nor
+// snapshots is named at start; one that persists either way, or whose
+// configuration cannot be read, is not.
+func TestPersistenceWarning(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		cfg  map[string]string
+		warn bool
+	}{
+		{map[string]string{"appendonly": "no", "save": ""}, true},
+		{map[string]string{"appendonly": "yes", "save": ""}, false},
+		{map[string]string{"appendonly": "no", "save": "3600 1 300 100"}, false},
+		{map[string]string{}, false},
+	} {
+		if got := persistsNothing(c.cfg); (got != "") != c.warn {
+			t.Errorf("persistsNothing(%v) = %q, want a warning: %v", c.cfg, got, c.warn)
+		}
+	}
+}

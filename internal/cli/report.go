@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -98,11 +99,11 @@ func runReport(ctx context.Context, env Env, args []string) error {
 func writeReportCSV(w io.Writer, rows []reportRow) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"line", "scope", "scope_id", "destination", "destination_type", "state", "filename",
-		"attempts_challenge", "attempts_poll", "attempts_validate", "round", "http_status", "error_codes", "error_message", "last_error"})
+		"attempts_challenge", "attempts_poll", "attempts_validate", "round", "http_status", "error_codes", "error_message", "last_error", "worker"})
 	for _, r := range rows {
-		var status, codes, msg, last string
+		var status, codes, msg, last, worker string
 		if r.LastError != nil {
-			last = r.LastError.Message
+			last, worker = r.LastError.Message, r.LastError.Worker
 		}
 		if r.Error != nil {
 			if r.Error.HTTPStatus != 0 {
@@ -113,10 +114,11 @@ func writeReportCSV(w io.Writer, rows []reportRow) error {
 				cs[i] = strconv.Itoa(c)
 			}
 			codes, msg = strings.Join(cs, " "), r.Error.Message
+			worker = cmp.Or(r.Error.Worker, worker)
 		}
 		cw.Write([]string{strconv.Itoa(r.Line), r.Scope, r.ScopeID, r.Destination, r.DestinationType, string(r.State), r.Filename,
 			strconv.Itoa(r.Attempts.Challenge), strconv.Itoa(r.Attempts.Poll), strconv.Itoa(r.Attempts.Validate),
-			strconv.Itoa(r.Round), status, codes, msg, last})
+			strconv.Itoa(r.Round), status, codes, msg, last, worker})
 	}
 	cw.Flush()
 	return cw.Error()

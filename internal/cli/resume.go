@@ -64,6 +64,9 @@ func runResume(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := worker.ForgetQueuePause(ctx, rdb); err != nil {
+		return err
+	}
 	if len(resumed) == 0 {
 		if released == 0 && *only == "" {
 			fmt.Fprintf(env.Stdout, "queues %s were not paused: nothing to resume\n", strings.Join(tasks.Queues(), ", "))

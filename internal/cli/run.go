@@ -88,7 +88,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer closeLog()
-	set, err := cf.load(env, log)
+	// Its warnings go to stderr: run's log shows errors only by default.
+	set, err := cf.load(env, nil)
 	if err != nil {
 		return err
 	}
@@ -137,7 +138,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	rate, _ := budget.ParseRate(f.apiRate)
 
-	j, err := openJournal(journalFile)
+	j, err := openJournal(journalFile, env.Stderr)
 	if err != nil {
 		return err
 	}
@@ -188,6 +189,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		rdb, closeRedis, err = connectRedis(ctx, f.redisURL)
 	} else {
 		rdb, closeRedis, err = embeddedRedis()
+		if err == nil && f.apiRate != "0" {
+			fmt.Fprintf(env.Stderr, "run: warning: the API budget (--api-rate %s) counts this run's calls only: other processes using the same credential (another run, workers, Terraform, the dashboard) are not counted; give --redis to share the budget with them\n", f.apiRate)
+		}
 	}
 	if err != nil {
 		return err
@@ -240,7 +244,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		*every = 250 * time.Millisecond
 	}
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", onEvents: j.append,
-		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }})
+		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }, pauses: pausesOf(rdb)})
 	interrupted := ctx.Err() != nil
 	stop()
 	if interrupted {

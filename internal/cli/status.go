@@ -32,7 +32,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "-interval %s: must be positive\n", *interval)
 		return errUsage
 	}
-	_, store, closeRedis, err := c.connect(ctx, env)
+	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("-api-rate: %w", err)
 		}
-		st, err := watch(ctx, store, *batch, watchConfig{view: newView(env.Stdout), every: *interval, rate: rate, start: st.CreatedAt})
+		st, err := watch(ctx, store, *batch, watchConfig{view: newView(env.Stdout), every: *interval, rate: rate, start: st.CreatedAt, pauses: pausesOf(rdb)})
 		if err != nil {
 			if ctx.Err() != nil {
 				return &exitError{code: 1, err: fmt.Errorf("stopped watching with %d of %d done", st.Done(), st.Total)}
@@ -76,13 +76,22 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	paused := ""
+	if inFlight(st) > 0 {
+		paused = pausesOf(rdb)(ctx)
+	}
 	if *asJSON {
 		return json.NewEncoder(env.Stdout).Encode(struct {
 			events.BatchStatus
 			LastErrors []ledger.LastError `json:"last_errors,omitempty"`
-		}{st, newestErrors(last, 0)})
+			// Paused says what holds the rows in flight.
+			Paused string `json:"paused,omitempty"`
+		}{st, newestErrors(last, 0), paused})
 	}
 	printStatus(env.Stdout, st)
+	if paused != "" {
+		fmt.Fprintln(env.Stdout, paused)
+	}
 	printLastErrors(env.Stdout, last, 10)
 	return nil
 }

@@ -168,8 +168,9 @@ func TestMixedTenants(t *testing.T) {
 		}
 	}
 
-	// resume releases bob (his token is still revoked: his rows come back
-	// and are held again after the threshold, never validated).
+	// resume releases bob (his token is still revoked: his rows come back,
+	// the worker verifies its copy again, finds it refused and no other
+	// worker whose copy works, and holds them again, never failed).
 	code, stdout, stderr := runEnv(t, nil, "", "resume", "--redis", url, "--credential", "bob")
 	if code != 0 || !strings.Contains(stdout, "credential bob resumed") {
 		t.Errorf("resume --credential bob = %d\n%s%s", code, stdout, stderr)
@@ -189,6 +190,9 @@ func TestMixedTenants(t *testing.T) {
 	}
 	if resumed != 1 {
 		t.Errorf("%d credential_resumed events for bob after resume, want 1", resumed)
+	}
+	if st, _ := e.store.Batch(ctx, res.BatchID); st.Counts[events.Failed] != 0 {
+		t.Errorf("outcomes after resume = %+v, want none failed", st.Counts)
 	}
 
 	text := logs.String() + testutil.DumpRedis(t, rdb) + string(metricsText)

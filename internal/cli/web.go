@@ -26,6 +26,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .paused{color:#b00;font-weight:bold}.err{color:#b00}
 </style></head><body>
 <h1>logpush-onboard</h1>
+{{if .Paused}}<p class="paused">{{.Paused}}</p>{{end}}
 <h2>Queues</h2>
 <table><tr><th class="l">queue</th><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>archived</th><th>completed</th><th>processed today</th><th>failed today</th><th>latency</th></tr>
 {{range .Queues}}<tr><td class="l">{{.Name}}{{if .Paused}} <span class="paused">PAUSED</span>{{end}}</td>{{if .Err}}<td class="l err" colspan="9">{{.Err}}</td>{{else}}
@@ -74,7 +75,8 @@ func (b uiBatch) Count(s string) int64 { return b.Counts[events.State(s)] }
 
 // uiHandler renders the queue, the recent batches and the recent failures.
 // Destinations on the page are the redacted ones of the events.
-func uiHandler(store *ledger.Store, insp *asynq.Inspector) http.HandlerFunc {
+// pauses (pausesOf) says what holds the rows, at the top of the page.
+func uiHandler(store *ledger.Store, insp *asynq.Inspector, pauses func(context.Context) string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -84,7 +86,8 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector) http.HandlerFunc {
 			LastErrors []uiLastError
 			Failures   []events.Event
 			Now        time.Time
-		}{Now: time.Now()}
+			Paused     string
+		}{Now: time.Now(), Paused: pauses(ctx)}
 		infos, qerr := worker.QueueInfos(insp)
 		for i, q := range tasks.Queues() {
 			uq := uiQueue{Name: q}

@@ -52,6 +52,11 @@ type workerFlags struct {
 	// challenges is run's journal on its embedded Redis (not a flag);
 	// nil: none.
 	challenges worker.ChallengeLog
+	// checkAt, when set, verifies each credential before taking tasks
+	// (the worker command; run checked its own in preflight), with
+	// accountHint (CLOUDFLARE_ACCOUNT_ID) to check an account-owned token.
+	checkAt     bool
+	accountHint string
 }
 
 func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
@@ -64,8 +69,8 @@ func (w *workerFlags) register(fs *flag.FlagSet, env Env) {
 func (w *workerFlags) registerTuning(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&w.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault),
 		"Cloudflare API base URL; env CLOUDFLARE_API_URL")
-	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", ":9464"),
-		"listen address for /metrics and /healthz (empty: off); env METRICS_ADDR")
+	fs.StringVar(&w.metricsAddr, "metrics-addr", envOr(env, "METRICS_ADDR", "127.0.0.1:9464"),
+		"listen address for /metrics, /healthz and /readyz (empty: off); loopback unless you give one (the compose and Kubernetes manifests give :9464 for Prometheus and the probes); env METRICS_ADDR")
 	fs.IntVar(&w.concurrency, "concurrency", worker.ConcurrencyDefault, "tasks run at once by this process")
 	fs.StringVar(&w.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"Cloudflare API budget shared in Redis by all workers and producers of one --budget-key, as LIMIT/WINDOW (e.g. 1000/5m leaves headroom for the dashboard and Terraform; 0 = off); stored with the budget: a different value is refused unless --api-rate-override; env API_RATE")
@@ -138,6 +143,10 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
+	if w := persistenceWarning(ctx, rdb); w != "" {
+		log.Warn(w)
+	}
+	f.checkAt, f.accountHint = true, env.Getenv("CLOUDFLARE_ACCOUNT_ID")
 	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
 		return err
@@ -226,8 +235,18 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		w.webAddr = ln.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("/ui", uiHandler(ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen}), asynq.NewInspectorFromRedisClient(rdb)))
+		mux.Handle("/ui", uiHandler(ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen}), asynq.NewInspectorFromRedisClient(rdb), pausesOf(rdb)))
 		w.webSrv = serveHTTP(ln, mux, "web ui", log)
+	}
+	if f.checkAt {
+		if err := ww.CheckCredentials(ctx, f.accountHint); err != nil {
+			w.stop()
+			var re *worker.CredentialRefusedError
+			if errors.As(err, &re) {
+				return nil, &exitError{code: 2, err: fmt.Errorf("%w (this worker's copy: fix it in its environment or credentials file, then start it again)", err)}
+			}
+			return nil, err
+		}
 	}
 	if err := ww.Start(); err != nil {
 		w.stop()

@@ -543,7 +543,9 @@ func (r *Reader) row(line int, f fields) (Row, error) {
 	if !f.hasConf {
 		return bad(FieldDestinationConf, errors.New("is missing"))
 	}
-	conf, err := tasks.ParseConf(f.conf)
+	// Spaces around it (a spreadsheet's) are trimmed as around the ids: a
+	// URL cannot carry them.
+	conf, err := tasks.ParseConf(strings.TrimSpace(f.conf))
 	if err != nil {
 		return bad(FieldDestinationConf, err)
 	}

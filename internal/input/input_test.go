@@ -123,6 +123,10 @@ func TestReaderCSV(t *testing.T) {
 			nil, []string{"row 7 zone 023e s3"}},
 		{"upper-case id and spaces", "zone_id,account_id,destination_conf\n " + strings.ToUpper(zone) + " ,," + conf + "\n",
 			nil, []string{"row 2 zone 023e s3"}},
+		// A spreadsheet's spaces around the conf, bare or inside quotes,
+		// are trimmed as those around the ids are.
+		{"spaces around the conf", "zone_id,account_id,destination_conf\n" + zone + ",,  " + conf + " \n," + acct + ",\" " + conf + "\t\"\n",
+			nil, []string{"row 2 zone 023e s3", "row 3 account 01a7 s3"}},
 		{"quoted comma", "zone_id,account_id,destination_conf\n" + zone + ",,\"s3://mybucket/a,b?region=us-east-1\"\n",
 			nil, []string{"row 2 zone 023e s3"}},
 		{"quoted newline keeps the start line", "zone_id,account_id,destination_conf\n" + zone + ",\"\n\n\",x\n" + zone + ",,\"s3://b12/a\nb?region=x\"\n" + zone + ",," + conf + "\n",

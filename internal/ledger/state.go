@@ -212,7 +212,9 @@ type LastError struct {
 	State      events.State `json:"state"`
 	HTTPStatus int          `json:"http_status,omitempty"`
 	Message    string       `json:"message"`
-	Time       time.Time    `json:"time"`
+	// Worker names the worker process whose call failed, as host:pid.
+	Worker string    `json:"worker,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // noteErrorScript records the last error of a destination still in
@@ -282,7 +284,7 @@ if redis.call('HGET', KEYS[1], 'state') ~= FAILED then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', QUEUED, 'round', ARGV[1], 'gen', 0)
-redis.call('HDEL', KEYS[1], 'error_status', 'error_codes', 'error_message', 'filename', 'requested_at')
+redis.call('HDEL', KEYS[1], 'error_status', 'error_codes', 'error_message', 'error_worker', 'filename', 'requested_at')
 redis.call('PERSIST', KEYS[1])
 redis.call('HINCRBY', KEYS[2], 'state:' .. FAILED, -1)
 redis.call('HINCRBY', KEYS[2], 'state:' .. QUEUED, 1)
@@ -332,7 +334,7 @@ func ErrorFields(e *events.Error) []any {
 	for i, c := range e.Codes {
 		codes[i] = strconv.Itoa(c)
 	}
-	return []any{"error_status", e.HTTPStatus, "error_codes", strings.Join(codes, ","), "error_message", e.Message}
+	return []any{"error_status", e.HTTPStatus, "error_codes", strings.Join(codes, ","), "error_message", e.Message, "error_worker", e.Worker}
 }
 
 // ErrNotFound is returned for a destination the batch does not have.
@@ -361,7 +363,7 @@ func parseDestState(m map[string]string) DestState {
 	}
 	var e *events.Error
 	if msg, ok := m["error_message"]; ok {
-		e = &events.Error{HTTPStatus: n("error_status"), Message: msg}
+		e = &events.Error{HTTPStatus: n("error_status"), Message: msg, Worker: m["error_worker"]}
 		for _, c := range strings.Split(m["error_codes"], ",") {
 			if v, err := strconv.Atoi(c); err == nil {
 				e.Codes = append(e.Codes, v)

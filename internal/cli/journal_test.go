@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestJournalLock: a second run of the same journal is refused with exit 2
+// naming the pid of the one that holds it; once that one closed it, the
+// journal opens again.
+func TestJournalLock(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "x.journal.jsonl")
+	var warn bytes.Buffer
+	j, err := openJournal(path, &warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = openJournal(path, &warn)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 || !errors.Is(err, errJournalBusy) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
+		t.Fatalf("second open = %v; want exit 2 naming pid %d", err, os.Getpid())
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := openJournal(path, &warn)
+	if err != nil {
+		t.Fatalf("open after the holder closed it: %v", err)
+	}
+	j2.close()
+}
+
+// TestJournalDamagedLastLine: a journal whose last whole line is not an
+// event (two runs wrote at once) opens with a warning, the line set aside;
+// a damaged line before the last is still an error naming it.
+func TestJournalDamagedLastLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := `{"event":"validated","scope":"zone","scope_id":"z1","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
+	frag := `,"scope_id":"z2","destination":"s3://b/q"}` + "\n"
+	path := filepath.Join(dir, "a.journal.jsonl")
+	if err := os.WriteFile(path, []byte(good+frag), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warn bytes.Buffer
+	j, err := openJournal(path, &warn)
+	if err != nil {
+		t.Fatalf("open with a damaged last line: %v", err)
+	}
+	j.close()
+	if len(j.done) != 1 || !strings.Contains(warn.String(), "last line (2)") || !strings.Contains(warn.String(), path+".damaged") {
+		t.Fatalf("done %d, warning %q; want the good line kept and the last set aside", len(j.done), warn.String())
+	}
+	if b, _ := os.ReadFile(path + ".damaged"); string(b) != frag {
+		t.Fatalf("set aside %q, want %q", b, frag)
+	}
+	if b, _ := os.ReadFile(path); string(b) != good {
+		t.Fatalf("journal after = %q, want the good line only", b)
+	}
+
+	mid := filepath.Join(dir, "b.journal.jsonl")
+	if err := os.WriteFile(mid, []byte(good+frag+good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openJournal(mid, &warn); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d is not a result event", 2)) {
+		t.Fatalf("open with a damaged middle line = %v; want an error naming line 2", err)
+	}
+}
