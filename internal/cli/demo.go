@@ -180,6 +180,11 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	stats := sim.Stats()
 	fmt.Fprintf(env.Stdout, "\ndone in %s: %d validated, %d failed, %d not_required of %d\n",
 		time.Since(start).Round(100*time.Millisecond), st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired], st.Total)
+	if n := st.Counts[events.Flowing] + st.Counts[events.JobFailing] + st.Counts[events.NoDataYet]; n > 0 {
+		// A watched job's destination ends in its health state, not validated.
+		fmt.Fprintf(env.Stdout, "jobs watched: %d flowing, %d job_failing, %d no_data_yet\n",
+			st.Counts[events.Flowing], st.Counts[events.JobFailing], st.Counts[events.NoDataYet])
+	}
 	fmt.Fprintf(env.Stdout, "simulator: %s\n", stats)
 	if *accountZones > 0 {
 		fmt.Fprintf(env.Stdout, "jobs created: %d (of %d zones; the rest were pending or had their job already)\n", stats.JobsCreated, *accountZones)
@@ -189,8 +194,8 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 			float64(stats.Calls())/float64(st.Total), stats.Calls(), st.Total)
 	}
 	fmt.Fprintln(env.Stdout, "the demo's events and states go with its embedded Redis; `logpush-onboard run FILE` keeps a journal and a report of a real batch")
-	if st.Counts[events.Failed] > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed", st.Counts[events.Failed])}
+	if n := st.Counts[events.Failed] + st.Counts[events.JobFailing]; n > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d destinations failed or have a failing job", n)}
 	}
 	return nil
 }

@@ -61,7 +61,11 @@ func TestEveryDestinationType(t *testing.T) {
 		if i%5 == 0 { // a few rows of the token's own account (at most 4 jobs per scope)
 			zone, account = "", acct
 		}
-		fmt.Fprintf(&csv, "%s,%s,\"%s\",http_requests\n", zone, account, r.conf)
+		dataset := "http_requests"
+		if account != "" {
+			dataset = "audit_logs" // http_requests is a zone dataset: Cloudflare refuses it for an account
+		}
+		fmt.Fprintf(&csv, "%s,%s,\"%s\",%s\n", zone, account, r.conf, dataset)
 	}
 	code, out, stderr := run(t, csv.String(), "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
 	if code != 0 {
