@@ -755,19 +755,32 @@ type planEnv struct {
 // shared one of redisURL, else an embedded one), the retries of the
 // worker.
 func plan(ctx context.Context, env Env, pe planEnv, s planSpec, set *credentials.Set) (*planResult, error) {
-	named, ok := set.Lookup(s.credential)
+	p, done, err := newPlanner(ctx, pe, s.credential, set)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return p.makePlan(ctx, s)
+}
+
+// newPlanner builds the client of the credential named cred (the default
+// one when "") and the API budget its calls take from: plan's and
+// export-terraform's. A missing or invalid credential is bad input
+// (planError). done releases the Redis of the budget.
+func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.Set) (p *planner, done func(), err error) {
+	named, ok := set.Lookup(cred)
 	if !ok {
-		if s.credential != "" {
-			return nil, badPlan("-credential %s: not in the credentials file (--credentials)", s.credential)
+		if cred != "" {
+			return nil, nil, badPlan("-credential %s: not in the credentials file (--credentials)", cred)
 		}
-		return nil, badPlan("cloudflare credentials: none (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or --credential NAME with --credentials)")
+		return nil, nil, badPlan("cloudflare credentials: none (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or --credential NAME with --credentials)")
 	}
 	if err := named.Credentials.Validate(); err != nil {
-		return nil, badPlan("credential %s: %v", credLabel(s.credential), err)
+		return nil, nil, badPlan("credential %s: %v", credLabel(cred), err)
 	}
 	api, err := cloudflare.New(cloudflare.Config{BaseURL: pe.apiURL, Credentials: named.Credentials})
 	if err != nil {
-		return nil, badPlan("%v", err)
+		return nil, nil, badPlan("%v", err)
 	}
 	var rdb redis.UniversalClient
 	var closeRedis func()
@@ -777,34 +790,41 @@ func plan(ctx context.Context, env Env, pe planEnv, s planSpec, set *credentials
 		rdb, closeRedis, err = embeddedRedis()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer closeRedis()
 	mode := pe.budget.mode()
 	cfg, on, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cmp.Or(named.APIRate, pe.apiRate), Key: cmp.Or(named.BudgetKey, pe.budget.key),
 		Digest: named.Credentials.Digest(), Mode: mode}, pe.log)
 	if err != nil {
-		return nil, pe.budget.explain(err)
+		closeRedis()
+		return nil, nil, pe.budget.explain(err)
 	}
-	p := &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: 6 * time.Minute}}
+	p = &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: 6 * time.Minute}}
 	if on {
 		b, err := budget.New(rdb, cfg)
 		if err != nil {
-			return nil, err
+			closeRedis()
+			return nil, nil, err
 		}
 		p.budget = b
 	}
-	return p.makePlan(ctx, s)
+	return p, closeRedis, nil
 }
 
 // writePlanFile writes the plan to file whole or not at all.
 func writePlanFile(file string, r *planResult) error {
+	return writeFileWhole(file, r.writeCSV)
+}
+
+// writeFileWhole writes file whole or not at all: write fills a temporary
+// file beside it, renamed over file once complete.
+func writeFileWhole(file string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := r.writeCSV(tmp); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}
