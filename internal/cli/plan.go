@@ -361,43 +361,25 @@ func (p *planner) makePlan(ctx context.Context, s planSpec) (*planResult, error)
 	var zones []cloudflare.Zone
 	seen := map[string]bool{} // a zone added while paging shifts the pages: one may come twice
 	for _, acct := range s.accounts {
-		listed := 0
-		for page, total := 1, 1; page <= total; page++ {
-			var zp cloudflare.ZonePage
-			err := p.do(ctx, func() error {
-				var err error
-				zp, err = p.api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: acct, Status: s.status}, page)
-				return err
-			})
-			res.pages++
-			if err != nil {
-				return nil, zoneListError(acct, s.credential, err)
-			}
-			total = zp.TotalPages
-			listed += len(zp.Zones)
-			for _, z := range zp.Zones {
-				if !strings.EqualFold(z.AccountID, acct) && z.AccountID != "" {
-					continue // not this account's: Cloudflare filtered; trust no more
-				}
-				z.ID, z.AccountID = strings.ToLower(z.ID), acct
-				if seen[z.ID] {
-					continue
-				}
-				seen[z.ID] = true
-				if len(s.patterns) > 0 && !matchAny(s.patterns, strings.ToLower(z.Name)) {
-					res.leftOut[leftPattern]++
-					continue
-				}
-				zones = append(zones, z)
-			}
+		listed, pages, err := p.accountZones(ctx, acct, s.status, s.credential, seen)
+		res.pages += pages
+		if err != nil {
+			return nil, err
 		}
-		if listed == 0 {
+		if len(listed) == 0 {
 			status := ""
 			if s.status != "" {
 				status = " with status " + s.status
 			}
 			return nil, badPlan("account %s: GET /zones lists no zones%s: the account id is wrong, or credential %s lacks the Zone Read permission on it (listing zones needs Zone Read), or it has no zone%s",
 				acct, status, credLabel(s.credential), status)
+		}
+		for _, z := range listed {
+			if len(s.patterns) > 0 && !matchAny(s.patterns, strings.ToLower(z.Name)) {
+				res.leftOut[leftPattern]++
+				continue
+			}
+			zones = append(zones, z)
 		}
 	}
 	// One zone listed under two accounts cannot be; one account given twice
@@ -451,6 +433,41 @@ func (p *planner) makePlan(ctx context.Context, s planSpec) (*planResult, error)
 	res.calls = p.calls
 	p.mu.Unlock()
 	return res, nil
+}
+
+// accountZones lists the zones of acct (status "" for any), page by
+// page: ids lowercased, each zone once (seen holds the ids listed before,
+// across accounts). It returns the zones not seen before and the pages
+// spent; a zone of another account (Cloudflare filtered; trust no more) is
+// left out.
+func (p *planner) accountZones(ctx context.Context, acct, status, cred string, seen map[string]bool) ([]cloudflare.Zone, int, error) {
+	var zones []cloudflare.Zone
+	pages := 0
+	for page, total := 1, 1; page <= total; page++ {
+		var zp cloudflare.ZonePage
+		err := p.do(ctx, func() error {
+			var err error
+			zp, err = p.api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: acct, Status: status}, page)
+			return err
+		})
+		pages++
+		if err != nil {
+			return nil, pages, zoneListError(acct, cred, err)
+		}
+		total = zp.TotalPages
+		for _, z := range zp.Zones {
+			if !strings.EqualFold(z.AccountID, acct) && z.AccountID != "" {
+				continue
+			}
+			z.ID, z.AccountID = strings.ToLower(z.ID), acct
+			if seen[z.ID] {
+				continue
+			}
+			seen[z.ID] = true
+			zones = append(zones, z)
+		}
+	}
+	return zones, pages, nil
 }
 
 // matchAny reports whether name matches one of the patterns.
@@ -755,19 +772,19 @@ type planEnv struct {
 // shared one of redisURL, else an embedded one), the retries of the
 // worker.
 func plan(ctx context.Context, env Env, pe planEnv, s planSpec, set *credentials.Set) (*planResult, error) {
-	p, done, err := newPlanner(ctx, pe, s.credential, set)
+	p, closePlanner, err := newPlanner(ctx, pe, s.credential, set)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer closePlanner()
 	return p.makePlan(ctx, s)
 }
 
-// newPlanner builds the client of the credential named cred (the default
-// one when "") and the API budget its calls take from: plan's and
-// export-terraform's. A missing or invalid credential is bad input
-// (planError). done releases the Redis of the budget.
-func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.Set) (p *planner, done func(), err error) {
+// newPlanner is the planner of the credential called cred ("" the
+// default) of set: its client, the budget in Redis (the shared one of
+// pe.redisURL, else an embedded one) and the retries of the worker. close
+// releases the Redis; credential errors are bad input (planError).
+func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.Set) (*planner, func(), error) {
 	named, ok := set.Lookup(cred)
 	if !ok {
 		if cred != "" {
@@ -799,7 +816,7 @@ func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.S
 		closeRedis()
 		return nil, nil, pe.budget.explain(err)
 	}
-	p = &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: 6 * time.Minute}}
+	p := &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: 6 * time.Minute}}
 	if on {
 		b, err := budget.New(rdb, cfg)
 		if err != nil {
