@@ -22,7 +22,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
-const exportUsage = `usage: logpush-onboard export-terraform --account ID [--zone ID ...] [-o FILE] [flags]
+const exportUsage = `usage: logpush-onboard export-terraform --account ID [--account ID ...] [--zone ID ...] [-o FILE] [flags]
 
 Writes Terraform (cloudflare provider v5, Terraform 1.5 or later) that takes
 the Logpush jobs of the account over: for each job an import block (id
@@ -35,9 +35,10 @@ conf interpolates (${var.job_<id>_<parameter>}); give their values in a
 *.tfvars file or TF_VAR_ environment variables. No ownership_challenge is
 written: an imported job needs none.
 
---account alone exports the account's own jobs and those of every zone of
-it (GET /zones); --zone exports only the jobs of those zones, which must be
-the account's. Every call goes through the API budget and retries of plan.
+The jobs are those the jobs command lists: every job of the accounts and of
+their zones (GET /zones, any status); with --zone, the accounts' own jobs and
+those of the zones named, which must be the accounts'. Every call goes
+through the API budget and retries of plan.
 
 Exit status: 0 when written; 1 when the API failed (nothing is written);
 2 on bad input (flags, a zone not of the account, a credential that cannot
@@ -48,8 +49,9 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	var f workerFlags
 	var accounts, zones stringList
 	fs := newFlags("export-terraform", env)
-	fs.Var(&accounts, "account", "account id (32 hex) whose jobs to export; required, one")
-	fs.Var(&zones, "zone", "only the jobs of this zone of the account; repeat, or separate with commas (default: the account's jobs and every zone's)")
+	fs.Var(&accounts, "account", "account id (32 hex) whose jobs to export; repeat, or separate with commas")
+	fs.Var(&zones, "zone", "only the jobs of these zones of the accounts, besides the accounts' own; repeat, or separate with commas (default: every zone's)")
+	concurrency := fs.Int("list-concurrency", 8, "job listings in flight at once (the API budget still paces them)")
 	credential := fs.String("credential", "", "the credential of --credentials that lists the jobs (default: CLOUDFLARE_API_TOKEN)")
 	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
 	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
@@ -71,7 +73,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("export-terraform takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
-	sel, err := checkExportSelection(accounts, zones)
+	sel, err := checkExportSelection(accounts, zones, *credential, *concurrency)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -91,11 +93,14 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 		return planExit(err)
 	}
 	defer done()
-	jobs, err := p.exportJobs(ctx, sel, *credential)
+	found, err := selectJobs(ctx, p, sel)
 	if err != nil {
 		return planExit(err)
 	}
-	file, err := terraformFile(jobs)
+	for _, w := range found.warnings {
+		fmt.Fprintln(env.Stderr, "export-terraform: warning:", w)
+	}
+	file, err := terraformFile(found.jobs)
 	if err != nil {
 		return err
 	}
@@ -108,98 +113,39 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "export-terraform: %d jobs, %d API calls\n", len(jobs), p.calls)
+	fmt.Fprintf(env.Stderr, "export-terraform: %d jobs of %d accounts and %d zones, %d API calls\n", len(found.jobs), len(sel.accounts), found.zones, p.calls)
 	return nil
 }
 
-// exportSelection is a checked --account/--zone selection.
-type exportSelection struct {
-	account string
-	zones   []string // empty: the account's jobs and every zone's
-}
-
-func checkExportSelection(accounts, zones stringList) (exportSelection, error) {
-	var s exportSelection
-	if len(accounts) != 1 {
-		return s, fmt.Errorf("-account: exactly one account id is required, got %d", len(accounts))
+// checkExportSelection turns --account and --zone into the selection of
+// selectJobs; every error is bad input.
+func checkExportSelection(accounts, zones stringList, credential string, concurrency int) (jobSelection, error) {
+	sel := jobSelection{credential: credential, concurrency: concurrency}
+	if len(accounts) == 0 {
+		return sel, errors.New("-account: at least one account id is required")
 	}
-	s.account = strings.ToLower(accounts[0])
-	if !cloudflare.IsIdentifier(s.account) {
-		return s, fmt.Errorf("-account %q: an account id is 32 hex characters", truncateText(accounts[0], 40))
+	for _, a := range accounts {
+		la := strings.ToLower(a)
+		if !cloudflare.IsIdentifier(la) {
+			return sel, fmt.Errorf("-account %q: an account id is 32 hex characters", truncateText(a, 40))
+		}
+		if !slices.Contains(sel.accounts, la) {
+			sel.accounts = append(sel.accounts, la)
+		}
 	}
 	for _, z := range zones {
 		lz := strings.ToLower(z)
 		if !cloudflare.IsIdentifier(lz) {
-			return s, fmt.Errorf("-zone %q: a zone id is 32 hex characters", truncateText(z, 40))
+			return sel, fmt.Errorf("-zone %q: a zone id is 32 hex characters", truncateText(z, 40))
 		}
-		if !slices.Contains(s.zones, lz) {
-			s.zones = append(s.zones, lz)
-		}
-	}
-	return s, nil
-}
-
-// exportJob is a job and the zone or account it belongs to.
-type exportJob struct {
-	target cloudflare.Target
-	job    cloudflare.Job
-}
-
-// exportJobs lists the zones of the account (also with --zone, to refuse a
-// zone that is not the account's), then the jobs of the selection.
-func (p *planner) exportJobs(ctx context.Context, s exportSelection, cred string) ([]exportJob, error) {
-	var zoneIDs []string
-	for page, total := 1, 1; page <= total; page++ {
-		var zp cloudflare.ZonePage
-		err := p.do(ctx, func() error {
-			var err error
-			zp, err = p.api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: s.account}, page)
-			return err
-		})
-		if err != nil {
-			return nil, zoneListError(s.account, cred, err)
-		}
-		total = zp.TotalPages
-		for _, z := range zp.Zones {
-			id := strings.ToLower(z.ID)
-			if (z.AccountID == "" || strings.EqualFold(z.AccountID, s.account)) && !slices.Contains(zoneIDs, id) {
-				zoneIDs = append(zoneIDs, id)
-			}
+		if !slices.Contains(sel.zones, lz) {
+			sel.zones = append(sel.zones, lz)
 		}
 	}
-	targets := []cloudflare.Target{{Scope: cloudflare.ScopeAccount, ID: s.account}}
-	if len(s.zones) > 0 {
-		targets = targets[:0]
-		for _, z := range s.zones {
-			if !slices.Contains(zoneIDs, z) {
-				return nil, badPlan("-zone %s: not a zone of account %s (GET /zones does not list it for credential %s)", z, s.account, credLabel(cred))
-			}
-		}
-		zoneIDs = s.zones
+	if sel.concurrency < 1 {
+		return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", sel.concurrency)
 	}
-	for _, z := range zoneIDs {
-		targets = append(targets, cloudflare.Target{Scope: cloudflare.ScopeZone, ID: z})
-	}
-	var out []exportJob
-	for _, t := range targets {
-		var jobs []cloudflare.Job
-		err := p.do(ctx, func() error {
-			var err error
-			jobs, err = p.api.ListJobs(ctx, t)
-			return err
-		})
-		var ae *cloudflare.APIError
-		switch {
-		case errors.As(err, &ae) && (ae.Kind == cloudflare.Auth || ae.HTTPStatus == 401 || ae.HTTPStatus == 403):
-			return nil, badPlan("%s: credential %s cannot list its Logpush jobs: %v (it needs Logs Read or Logs Write)", t, credLabel(cred), err)
-		case err != nil:
-			return nil, fmt.Errorf("%s: list jobs: %w", t, err)
-		}
-		for _, j := range jobs {
-			out = append(out, exportJob{target: t, job: j})
-		}
-	}
-	return out, nil
+	return sel, nil
 }
 
 // outputOptionAttrs are the attributes of output_options in the schema of
@@ -212,18 +158,18 @@ var outputOptionAttrs = []string{"batch_prefix", "batch_suffix", "cve_2021_44228
 // terraformFile renders the jobs as a Terraform file: per job its
 // variables (one per secret of the conf), its import block and its
 // resource.
-func terraformFile(jobs []exportJob) ([]byte, error) {
+func terraformFile(jobs []listedJob) ([]byte, error) {
 	f := hclwrite.NewEmptyFile()
 	body := f.Body()
 	labels := map[string]bool{}
 	for i, ej := range jobs {
-		j := ej.job
+		j := ej.Job
 		label := fmt.Sprintf("job_%d", j.ID)
 		if labels[label] {
-			label = fmt.Sprintf("job_%d_%s_%s", j.ID, ej.target.Scope, ej.target.ID)
+			label = fmt.Sprintf("job_%d_%s_%s", j.ID, ej.Target.Scope, ej.Target.ID)
 		}
 		labels[label] = true
-		what := fmt.Sprintf("logpush job %d (%s %s)", j.ID, ej.target.Scope, ej.target.ID)
+		what := fmt.Sprintf("logpush job %d (%s %s)", j.ID, ej.Target.Scope, ej.Target.ID)
 		parts, err := confParts(j.DestinationConf, label)
 		if err != nil {
 			return nil, fmt.Errorf("%s: destination_conf %s: %w", what, redact.String(j.DestinationConf), err)
@@ -246,19 +192,19 @@ func terraformFile(jobs []exportJob) ([]byte, error) {
 			body.AppendNewline()
 		}
 		scopePath := "zones"
-		if ej.target.Scope == cloudflare.ScopeAccount {
+		if ej.Target.Scope == cloudflare.ScopeAccount {
 			scopePath = "accounts"
 		}
 		imp := body.AppendNewBlock("import", nil).Body()
 		imp.SetAttributeTraversal("to", hcl.Traversal{hcl.TraverseRoot{Name: "cloudflare_logpush_job"}, hcl.TraverseAttr{Name: label}})
-		imp.SetAttributeValue("id", cty.StringVal(fmt.Sprintf("%s/%s/%d", scopePath, ej.target.ID, j.ID)))
+		imp.SetAttributeValue("id", cty.StringVal(fmt.Sprintf("%s/%s/%d", scopePath, ej.Target.ID, j.ID)))
 		body.AppendNewline()
 
 		r := body.AppendNewBlock("resource", []string{"cloudflare_logpush_job", label}).Body()
-		if ej.target.Scope == cloudflare.ScopeAccount {
-			r.SetAttributeValue("account_id", cty.StringVal(ej.target.ID))
+		if ej.Target.Scope == cloudflare.ScopeAccount {
+			r.SetAttributeValue("account_id", cty.StringVal(ej.Target.ID))
 		} else {
-			r.SetAttributeValue("zone_id", cty.StringVal(ej.target.ID))
+			r.SetAttributeValue("zone_id", cty.StringVal(ej.Target.ID))
 		}
 		if j.Dataset != "" {
 			r.SetAttributeValue("dataset", cty.StringVal(j.Dataset))

@@ -143,7 +143,7 @@ func secretVar(jobID int, param string) string {
 // checkExport compares every attribute of the file with the jobs the
 // simulator holds, the import ids, the variables, and that no secret is in
 // the file.
-func checkExport(t *testing.T, src []byte, want []exportJob, secrets map[int][]exportSecret) {
+func checkExport(t *testing.T, src []byte, want []listedJob, secrets map[int][]exportSecret) {
 	t.Helper()
 	ef := parseExport(t, src)
 	if len(ef.resources) != len(want) || len(ef.imports) != len(want) {
@@ -152,12 +152,12 @@ func checkExport(t *testing.T, src []byte, want []exportJob, secrets map[int][]e
 	vars := map[string]cty.Value{}
 	wantVars := map[string]bool{}
 	for _, ej := range want {
-		for _, s := range secrets[ej.job.ID] {
-			name := secretVar(ej.job.ID, s.param)
+		for _, s := range secrets[ej.Job.ID] {
+			name := secretVar(ej.Job.ID, s.param)
 			vars[name] = cty.StringVal(s.value)
 			wantVars[name] = true
 			if dec, _ := url.QueryUnescape(s.value); strings.Contains(string(src), s.value) || strings.Contains(string(src), dec) {
-				t.Errorf("job %d: the secret %s is in the export", ej.job.ID, s.param)
+				t.Errorf("job %d: the secret %s is in the export", ej.Job.ID, s.param)
 			}
 		}
 	}
@@ -180,15 +180,15 @@ func checkExport(t *testing.T, src []byte, want []exportJob, secrets map[int][]e
 	}
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(vars)}}
 	for _, ej := range want {
-		j := ej.job
+		j := ej.Job
 		label := fmt.Sprintf("job_%d", j.ID)
 		r := ef.resources[label]
 		if r == nil {
 			t.Errorf("job %d: no resource %s", j.ID, label)
 			continue
 		}
-		scopePath := map[string]string{cloudflare.ScopeZone: "zones", cloudflare.ScopeAccount: "accounts"}[ej.target.Scope]
-		if got, w := ef.imports[label], fmt.Sprintf("%s/%s/%d", scopePath, ej.target.ID, j.ID); got != w {
+		scopePath := map[string]string{cloudflare.ScopeZone: "zones", cloudflare.ScopeAccount: "accounts"}[ej.Target.Scope]
+		if got, w := ef.imports[label], fmt.Sprintf("%s/%s/%d", scopePath, ej.Target.ID, j.ID); got != w {
 			t.Errorf("job %d: import id %q, want %q", j.ID, got, w)
 		}
 		got := map[string]cty.Value{}
@@ -210,10 +210,10 @@ func checkExport(t *testing.T, src []byte, want []exportJob, secrets map[int][]e
 			"max_upload_interval_seconds": cty.NumberIntVal(int64(j.MaxUploadIntervalSeconds)),
 			"max_upload_records":          cty.NumberIntVal(int64(j.MaxUploadRecords)),
 		}
-		if ej.target.Scope == cloudflare.ScopeZone {
-			wantAttrs["zone_id"] = cty.StringVal(ej.target.ID)
+		if ej.Target.Scope == cloudflare.ScopeZone {
+			wantAttrs["zone_id"] = cty.StringVal(ej.Target.ID)
 		} else {
-			wantAttrs["account_id"] = cty.StringVal(ej.target.ID)
+			wantAttrs["account_id"] = cty.StringVal(ej.Target.ID)
 		}
 		if j.Frequency != "" {
 			wantAttrs["frequency"] = cty.StringVal(j.Frequency)
@@ -264,12 +264,12 @@ func checkExport(t *testing.T, src []byte, want []exportJob, secrets map[int][]e
 
 // simJobs lists the jobs of the targets through the client, as the
 // simulator holds them.
-func simJobs(t *testing.T, ps *planSim, targets ...cloudflare.Target) []exportJob {
+func simJobs(t *testing.T, ps *planSim, targets ...cloudflare.Target) []listedJob {
 	t.Helper()
-	var out []exportJob
+	var out []listedJob
 	for _, tg := range targets {
 		for _, j := range ps.jobs(t, tg.Scope, tg.ID) {
-			out = append(out, exportJob{target: tg, job: j})
+			out = append(out, listedJob{Target: tg, Job: j})
 		}
 	}
 	return out
@@ -313,13 +313,13 @@ func TestExportTerraform(t *testing.T) {
 		t.Errorf("the export holds another account's job or an ownership_challenge:\n%s", src)
 	}
 
-	// --zone: only those zones' jobs, to standard output.
+	// --zone: the account's own jobs and those zones', to standard output.
 	code, stdout, stderr = runEnv(t, env, "", "export-terraform", "--cloudflare-api-url", ps.url, "--api-rate", "0",
 		"--account", planAccount, "--zone", strings.ToUpper(zones[1].ID), "--zone", zones[3].ID)
 	if code != 0 {
 		t.Fatalf("export-terraform --zone = %d:\n%s", code, stderr)
 	}
-	checkExport(t, []byte(stdout), simJobs(t, ps, targets[2], targets[4]), secrets)
+	checkExport(t, []byte(stdout), simJobs(t, ps, targets[0], targets[2], targets[4]), secrets)
 }
 
 // TestExportTerraformBadInput: bad flags and a zone of another account
@@ -337,10 +337,11 @@ func TestExportTerraformBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no account", ps.url, env, nil, "-account: exactly one account id is required, got 0"},
+		{"no account", ps.url, env, nil, "-account: at least one account id is required"},
 		{"account not hex", ps.url, env, []string{"--account", "example"}, `-account "example": an account id is 32 hex characters`},
 		{"zone not hex", ps.url, env, []string{"--account", planAccount, "--zone", "example.com"}, `-zone "example.com": a zone id is 32 hex characters`},
 		{"zone of another account", ps.url, env, []string{"--account", planAccount, "--zone", other.ID}, "-zone " + other.ID + ": not a zone of account " + planAccount},
+		{"list concurrency", ps.url, env, []string{"--account", planAccount, "--list-concurrency", "0"}, "-list-concurrency 0: must be at least 1"},
 		{"operand", ps.url, env, []string{"--account", planAccount, "jobs.tf"}, `takes no operand, got "jobs.tf"`},
 		{"no credential", ps.url, map[string]string{}, []string{"--account", planAccount}, "cloudflare credentials: none"},
 		{"no zone read", forbidden.url, env, []string{"--account", planAccount}, "cannot list zones"},
