@@ -18,6 +18,7 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 )
 
@@ -360,5 +361,55 @@ func TestExportTerraformBadInput(t *testing.T) {
 				t.Errorf("a file was written: %v", err)
 			}
 		})
+	}
+}
+
+// TestExportConfParts: each span redaction masks becomes a variable named
+// after what precedes it, the literals stay, and the parts rebuild the conf.
+func TestExportConfParts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		conf string
+		vars []string
+	}{
+		{"gs://bucket/logs/{DATE}", nil},
+		{"https://user:p4ss@logs.example.com/in?x=1", []string{"job_1_userinfo"}},
+		{"sumo://endpoint.sumologic.com/receiver/v1/http/ZaVnC4dhaV0", []string{"job_1_collector_code"}},
+		{"azure://acct.blob.core.windows.net/c/p?sv=2022&sig=&sp=w", nil}, // an empty sig is no secret
+		{"https://l.example.com/in?header_X-Token=aa&header_x_token=bb", []string{"job_1_header_x_token", "job_1_header_x_token_2"}},
+		{"https://l.example.com/in?header_%41uth=Basic%20abcd", []string{"job_1_header_auth"}},
+	} {
+		parts, err := confParts(tc.conf, "job_1")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.conf, err)
+		}
+		var rebuilt strings.Builder
+		var vars []string
+		for _, p := range parts {
+			if p.secret {
+				vars = append(vars, p.text)
+				rebuilt.WriteString(redact.Mask)
+			} else {
+				rebuilt.WriteString(p.text)
+			}
+		}
+		if !reflect.DeepEqual(vars, tc.vars) {
+			t.Errorf("%s: variables %v, want %v", tc.conf, vars, tc.vars)
+		}
+		want := redact.String(tc.conf)
+		if tc.vars == nil {
+			want = tc.conf // nothing to hide: the conf as it is
+		}
+		if got := rebuilt.String(); got != want {
+			t.Errorf("%s: parts rebuild %q, want %q", tc.conf, got, want)
+		}
+	}
+	if _, err := confParts("https://l.example.com/REDACTED?header_a=b", "job_1"); err == nil || !strings.Contains(err.Error(), "REDACTED") {
+		t.Errorf("a conf holding the mask: %v", err)
+	}
+	_, err := terraformFile([]listedJob{{Target: cloudflare.Target{Scope: cloudflare.ScopeZone, ID: planAccount},
+		Job: cloudflare.Job{ID: 7, DestinationConf: "gs://b/p", OutputOptions: json.RawMessage(`{"field_names":["a"],"new_option":true}`)}}})
+	if err == nil || !strings.Contains(err.Error(), `logpush job 7`) || !strings.Contains(err.Error(), `key "new_option"`) {
+		t.Errorf("an output_options key the provider lacks: %v", err)
 	}
 }
