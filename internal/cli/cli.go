@@ -33,6 +33,7 @@ func commands() []command {
 		{"run", "onboard a file of destinations in this one process, with a progress view, a journal to resume from and a report", runRun},
 		{"migrate", "move existing Logpush jobs to a new destination_conf (or rotate their SAS or keys), each challenged and validated first", runMigrate},
 		{"worker", "run a worker: challenge, poll and validate tasks from Redis", runWorker},
+		{"export-terraform", "write import blocks and cloudflare_logpush_job resources (secrets as variables) for the jobs of an account", runExportTerraform},
 		{"plan", "write the batch that onboards every zone of an account (GET /zones, templates), leaving out the jobs that exist", runPlan},
 		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},
 		{"preflight", "check the Cloudflare credential and access to every bucket of a file, without enqueueing", runPreflight},
@@ -109,7 +110,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: logpush-onboard <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'logpush-onboard <command> -h' for a command's flags.")
 }

@@ -1,0 +1,387 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+const exportUsage = `usage: logpush-onboard export-terraform --account ID [--account ID ...] [--zone ID ...] [-o FILE] [flags]
+
+Writes Terraform (cloudflare provider v5, Terraform 1.5 or later) that takes
+the Logpush jobs of the account over: for each job an import block (id
+zones/<zone_id>/<job_id> or accounts/<account_id>/<job_id>) and a
+cloudflare_logpush_job resource with the job's settings as Cloudflare
+answers them, so that terraform plan after the import shows no change.
+The secrets of a destination_conf (keys, SAS signature, header_* values,
+tokens, URL credentials) are not written: each is a sensitive variable the
+conf interpolates (${var.job_<id>_<parameter>}); give their values in a
+*.tfvars file or TF_VAR_ environment variables. No ownership_challenge is
+written: an imported job needs none.
+
+The jobs are those the jobs command lists: every job of the accounts and of
+their zones (GET /zones, any status); with --zone, the accounts' own jobs and
+those of the zones named, which must be the accounts'. Every call goes
+through the API budget and retries of plan.
+
+Exit status: 0 when written; 1 when the API failed (nothing is written);
+2 on bad input (flags, a zone not of the account, a credential that cannot
+list zones or jobs).
+`
+
+func runExportTerraform(ctx context.Context, env Env, args []string) error {
+	var f workerFlags
+	var accounts, zones stringList
+	fs := newFlags("export-terraform", env)
+	fs.Var(&accounts, "account", "account id (32 hex) whose jobs to export; repeat, or separate with commas")
+	fs.Var(&zones, "zone", "only the jobs of these zones of the accounts, besides the accounts' own; repeat, or separate with commas (default: every zone's)")
+	concurrency := fs.Int("list-concurrency", 8, "job listings in flight at once (the API budget still paces them)")
+	credential := fs.String("credential", "", "the credential of --credentials that lists the jobs (default: CLOUDFLARE_API_TOKEN)")
+	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
+	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
+		"the API budget the export's calls take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
+	f.budget.register(fs, env)
+	fs.StringVar(&f.redisURL, "redis", "", "take the export's calls from the budget the workers share in this Redis (default: a budget of this process alone)")
+	out := fs.String("o", "-", "write the Terraform here (- for standard output); written whole or not at all")
+	var lf viewLog
+	lf.register(fs, env)
+	var cf credentialsFlag
+	cf.register(fs, env)
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, exportUsage+"\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("export-terraform takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
+	}
+	sel, err := checkExportSelection(accounts, zones, *credential, *concurrency)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	log, closeLog, err := lf.logger(env)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer closeLog()
+	set, err := cf.load(env, log)
+	if err != nil {
+		return err
+	}
+	f.budget.producer = true
+	f.budget.parsed(fs, env)
+	p, done, err := newPlanner(ctx, planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, redisURL: f.redisURL, log: log}, *credential, set)
+	if err != nil {
+		return planExit(err)
+	}
+	defer done()
+	found, err := selectJobs(ctx, p, sel)
+	if err != nil {
+		return planExit(err)
+	}
+	for _, w := range found.warnings {
+		fmt.Fprintln(env.Stderr, "export-terraform: warning:", w)
+	}
+	file, err := terraformFile(found.jobs)
+	if err != nil {
+		return err
+	}
+	write := func(w io.Writer) error { _, err := w.Write(file); return err }
+	if *out == "-" {
+		err = write(env.Stdout)
+	} else if err = writeFileWhole(*out, write); err != nil {
+		err = fmt.Errorf("-o: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "export-terraform: %d jobs of %d accounts and %d zones, %d API calls\n", len(found.jobs), len(sel.accounts), found.zones, p.calls)
+	return nil
+}
+
+// checkExportSelection turns --account and --zone into the selection of
+// selectJobs; every error is bad input.
+func checkExportSelection(accounts, zones stringList, credential string, concurrency int) (jobSelection, error) {
+	sel := jobSelection{credential: credential, concurrency: concurrency}
+	if len(accounts) == 0 {
+		return sel, errors.New("-account: at least one account id is required")
+	}
+	for _, a := range accounts {
+		la := strings.ToLower(a)
+		if !cloudflare.IsIdentifier(la) {
+			return sel, fmt.Errorf("-account %q: an account id is 32 hex characters", truncateText(a, 40))
+		}
+		if !slices.Contains(sel.accounts, la) {
+			sel.accounts = append(sel.accounts, la)
+		}
+	}
+	for _, z := range zones {
+		lz := strings.ToLower(z)
+		if !cloudflare.IsIdentifier(lz) {
+			return sel, fmt.Errorf("-zone %q: a zone id is 32 hex characters", truncateText(z, 40))
+		}
+		if !slices.Contains(sel.zones, lz) {
+			sel.zones = append(sel.zones, lz)
+		}
+	}
+	if sel.concurrency < 1 {
+		return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", sel.concurrency)
+	}
+	return sel, nil
+}
+
+// outputOptionAttrs are the attributes of output_options in the schema of
+// cloudflare_logpush_job (provider v5), by the API's key lowercased with
+// '-' as '_' (the API's "CVE-2021-44228" is cve_2021_44228).
+var outputOptionAttrs = []string{"batch_prefix", "batch_suffix", "cve_2021_44228", "field_delimiter", "field_names",
+	"merge_subrequests", "output_type", "record_delimiter", "record_prefix", "record_suffix", "record_template",
+	"sample_rate", "timestamp_format"}
+
+// terraformFile renders the jobs as a Terraform file: per job its
+// variables (one per secret of the conf), its import block and its
+// resource.
+func terraformFile(jobs []listedJob) ([]byte, error) {
+	f := hclwrite.NewEmptyFile()
+	body := f.Body()
+	labels := map[string]bool{}
+	for i, ej := range jobs {
+		j := ej.Job
+		label := fmt.Sprintf("job_%d", j.ID)
+		if labels[label] {
+			label = fmt.Sprintf("job_%d_%s_%s", j.ID, ej.Target.Scope, ej.Target.ID)
+		}
+		labels[label] = true
+		what := fmt.Sprintf("logpush job %d (%s %s)", j.ID, ej.Target.Scope, ej.Target.ID)
+		parts, err := confParts(j.DestinationConf, label)
+		if err != nil {
+			return nil, fmt.Errorf("%s: destination_conf %s: %w", what, redact.String(j.DestinationConf), err)
+		}
+		options, err := outputOptionsValue(j.OutputOptions)
+		if err != nil {
+			return nil, fmt.Errorf("%s: output_options: %w", what, err)
+		}
+		if i > 0 {
+			body.AppendNewline()
+		}
+		for _, p := range parts {
+			if !p.secret {
+				continue
+			}
+			v := body.AppendNewBlock("variable", []string{p.text}).Body()
+			v.SetAttributeValue("description", cty.StringVal(fmt.Sprintf("%s of the destination_conf of %s", p.param, what)))
+			v.SetAttributeTraversal("type", hcl.Traversal{hcl.TraverseRoot{Name: "string"}})
+			v.SetAttributeValue("sensitive", cty.True)
+			body.AppendNewline()
+		}
+		scopePath := "zones"
+		if ej.Target.Scope == cloudflare.ScopeAccount {
+			scopePath = "accounts"
+		}
+		imp := body.AppendNewBlock("import", nil).Body()
+		imp.SetAttributeTraversal("to", hcl.Traversal{hcl.TraverseRoot{Name: "cloudflare_logpush_job"}, hcl.TraverseAttr{Name: label}})
+		imp.SetAttributeValue("id", cty.StringVal(fmt.Sprintf("%s/%s/%d", scopePath, ej.Target.ID, j.ID)))
+		body.AppendNewline()
+
+		r := body.AppendNewBlock("resource", []string{"cloudflare_logpush_job", label}).Body()
+		if ej.Target.Scope == cloudflare.ScopeAccount {
+			r.SetAttributeValue("account_id", cty.StringVal(ej.Target.ID))
+		} else {
+			r.SetAttributeValue("zone_id", cty.StringVal(ej.Target.ID))
+		}
+		if j.Dataset != "" {
+			r.SetAttributeValue("dataset", cty.StringVal(j.Dataset))
+		}
+		r.SetAttributeRaw("destination_conf", confTokens(parts))
+		r.SetAttributeValue("enabled", cty.BoolVal(j.Enabled))
+		r.SetAttributeValue("name", cty.StringVal(j.Name))
+		r.SetAttributeValue("kind", cty.StringVal(j.Kind))
+		r.SetAttributeValue("filter", cty.StringVal(j.Filter))
+		if j.Frequency != "" {
+			r.SetAttributeValue("frequency", cty.StringVal(j.Frequency))
+		}
+		if j.LogpullOptions != "" {
+			r.SetAttributeValue("logpull_options", cty.StringVal(j.LogpullOptions))
+		}
+		r.SetAttributeValue("max_upload_bytes", cty.NumberIntVal(int64(j.MaxUploadBytes)))
+		r.SetAttributeValue("max_upload_interval_seconds", cty.NumberIntVal(int64(j.MaxUploadIntervalSeconds)))
+		r.SetAttributeValue("max_upload_records", cty.NumberIntVal(int64(j.MaxUploadRecords)))
+		if options != cty.NilVal {
+			r.SetAttributeValue("output_options", options)
+		}
+	}
+	return hclwrite.Format(f.Bytes()), nil
+}
+
+// confPart is a piece of a destination_conf: literal text, or a secret
+// written as the variable text names.
+type confPart struct {
+	text   string // the literal, or the variable's name
+	secret bool
+	param  string // the secret's parameter, for the variable's description
+}
+
+// secretParamBefore finds the parameter name a masked value follows.
+var secretParamBefore = regexp.MustCompile(`([^?&;\s"'=]+)=$`)
+
+// nonIdent are the characters a variable name does not take.
+var nonIdent = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// confParts splits conf into literal text and secrets. What a secret is is
+// redact's rule: the spans redact.String masks (query parameters such as
+// secret-access-key, sig and header_*; URL credentials; a Sumo Logic
+// collector code). Each secret becomes the variable <prefix>_<parameter>.
+func confParts(conf, prefix string) ([]confPart, error) {
+	red := redact.String(conf)
+	if red == conf {
+		return []confPart{{text: conf}}, nil
+	}
+	if strings.Contains(conf, redact.Mask) {
+		return nil, fmt.Errorf("holds the text %s, which hides where its secrets are", redact.Mask)
+	}
+	pieces := strings.Split(red, redact.Mask)
+	if !strings.HasPrefix(conf, pieces[0]) {
+		return nil, errors.New("cannot locate its secrets")
+	}
+	parts := []confPart{{text: pieces[0]}}
+	names := map[string]int{}
+	pos := len(pieces[0])
+	for i, next := range pieces[1:] {
+		end := len(conf)
+		if i < len(pieces)-2 || next != "" {
+			k := strings.Index(conf[pos:], next)
+			if k < 0 {
+				return nil, errors.New("cannot locate its secrets")
+			}
+			end = pos + k
+		}
+		value := conf[pos:end]
+		param := "secret"
+		switch prev := pieces[i]; {
+		case secretParamBefore.MatchString(prev):
+			param = secretParamBefore.FindStringSubmatch(prev)[1]
+			if dec, err := url.QueryUnescape(param); err == nil {
+				param = dec
+			}
+		case strings.HasSuffix(prev, "://"):
+			param = "userinfo"
+		case strings.HasSuffix(strings.ToLower(prev), "/receiver/v1/http/"):
+			param = "collector_code"
+		}
+		if value == "" {
+			parts = append(parts, confPart{text: ""}) // an empty secret is no secret
+		} else {
+			name := prefix + "_" + strings.Trim(nonIdent.ReplaceAllString(strings.ToLower(param), "_"), "_")
+			if names[name]++; names[name] > 1 {
+				name = fmt.Sprintf("%s_%d", name, names[name])
+			}
+			parts = append(parts, confPart{text: name, secret: true, param: param})
+		}
+		parts = append(parts, confPart{text: next})
+		pos = end + len(next)
+	}
+	if pos != len(conf) {
+		return nil, errors.New("cannot locate its secrets")
+	}
+	return parts, nil
+}
+
+// confTokens writes the conf as a template string: its literals quoted as
+// HCL quotes them (a literal "${" escaped), each secret as ${var.NAME}.
+func confTokens(parts []confPart) hclwrite.Tokens {
+	toks := hclwrite.Tokens{{Type: hclsyntax.TokenOQuote, Bytes: []byte(`"`)}}
+	for _, p := range parts {
+		if !p.secret {
+			if p.text == "" {
+				continue
+			}
+			lit := hclwrite.TokensForValue(cty.StringVal(p.text))
+			toks = append(toks, lit[1:len(lit)-1]...) // without the quotes
+			continue
+		}
+		toks = append(toks,
+			&hclwrite.Token{Type: hclsyntax.TokenTemplateInterp, Bytes: []byte("${")},
+			&hclwrite.Token{Type: hclsyntax.TokenIdent, Bytes: []byte("var")},
+			&hclwrite.Token{Type: hclsyntax.TokenDot, Bytes: []byte(".")},
+			&hclwrite.Token{Type: hclsyntax.TokenIdent, Bytes: []byte(p.text)},
+			&hclwrite.Token{Type: hclsyntax.TokenTemplateSeqEnd, Bytes: []byte("}")})
+	}
+	return append(toks, &hclwrite.Token{Type: hclsyntax.TokenCQuote, Bytes: []byte(`"`)})
+}
+
+// outputOptionsValue turns the job's output_options into the resource's
+// nested object: the keys Cloudflare answered, null ones left out (the
+// schema's attributes are optional). cty.NilVal when the job has none. A
+// key the provider's schema has no attribute for is an error: Terraform
+// would refuse the file.
+func outputOptionsValue(raw json.RawMessage) (cty.Value, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return cty.NilVal, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return cty.NilVal, fmt.Errorf("not a JSON object: %w", err)
+	}
+	attrs := map[string]cty.Value{}
+	for k, v := range m {
+		name := strings.ReplaceAll(strings.ToLower(k), "-", "_")
+		if !slices.Contains(outputOptionAttrs, name) {
+			return cty.NilVal, fmt.Errorf("key %q: cloudflare_logpush_job (provider v5) has no attribute for it", truncateText(k, 64))
+		}
+		if v == nil {
+			continue
+		}
+		cv, err := jsonToCty(v)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("%s: %w", k, err)
+		}
+		attrs[name] = cv
+	}
+	return cty.ObjectVal(attrs), nil
+}
+
+// jsonToCty converts a decoded JSON value of output_options: strings,
+// booleans, numbers and lists of strings (field_names).
+func jsonToCty(v any) (cty.Value, error) {
+	switch v := v.(type) {
+	case string:
+		return cty.StringVal(v), nil
+	case bool:
+		return cty.BoolVal(v), nil
+	case json.Number:
+		return cty.ParseNumberVal(v.String())
+	case []any:
+		if len(v) == 0 {
+			return cty.ListValEmpty(cty.String), nil
+		}
+		var l []cty.Value
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return cty.NilVal, fmt.Errorf("a list of %T, want strings", e)
+			}
+			l = append(l, cty.StringVal(s))
+		}
+		return cty.ListVal(l), nil
+	}
+	return cty.NilVal, fmt.Errorf("a JSON %T, which the provider's schema does not take here", v)
+}
