@@ -213,24 +213,32 @@ func noArgs(fs *flag.FlagSet) error {
 	return nil
 }
 
-// parseFile parses args with flags before or after the one FILE operand
-// (enqueue one.csv --dry-run); "--" ends the flags.
-func parseFile(fs *flag.FlagSet, args []string) (string, error) {
+// operands parses args with flags before and after the operands
+// (enqueue one.csv --dry-run) and returns the operands; "--" ends the flags.
+func operands(fs *flag.FlagSet, args []string) ([]string, error) {
 	var files []string
 	for {
 		if err := parse(fs, args); err != nil {
-			return "", err
+			return nil, err
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			break
+			return files, nil
 		}
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			files = append(files, rest...)
-			break
+			return append(files, rest...), nil
 		}
 		files = append(files, rest[0])
 		args = rest[1:]
+	}
+}
+
+// parseFile parses args with flags before or after the one FILE operand
+// (enqueue one.csv --dry-run); "--" ends the flags.
+func parseFile(fs *flag.FlagSet, args []string) (string, error) {
+	files, err := operands(fs, args)
+	if err != nil {
+		return "", err
 	}
 	if len(files) != 1 {
 		if len(files) == 0 {

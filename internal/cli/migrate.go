@@ -389,21 +389,9 @@ func (mf *migrateFlags) paths(file string) (string, string) {
 // parseOptionalFile parses args with flags before or after at most one
 // FILE operand.
 func parseOptionalFile(fs *flag.FlagSet, args []string) (string, error) {
-	var files []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return "", err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			files = append(files, rest...)
-			break
-		}
-		files = append(files, rest[0])
-		args = rest[1:]
+	files, err := operands(fs, args)
+	if err != nil {
+		return "", err
 	}
 	if len(files) > 1 {
 		fmt.Fprintf(fs.Output(), "%s: one FILE only, got %d\n", fs.Name(), len(files))

@@ -931,21 +931,9 @@ func truncateText(s string, n int) string {
 // parseFileOrSelection parses run's arguments: one FILE, or a selection
 // (--account ...) and no FILE.
 func parseFileOrSelection(fs *flag.FlagSet, args []string, pf *planFlags) (string, error) {
-	var files []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return "", err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			files = append(files, rest...)
-			break
-		}
-		files = append(files, rest[0])
-		args = rest[1:]
+	files, err := operands(fs, args)
+	if err != nil {
+		return "", err
 	}
 	switch {
 	case pf.given() && len(files) > 0:
