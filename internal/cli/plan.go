@@ -361,43 +361,25 @@ func (p *planner) makePlan(ctx context.Context, s planSpec) (*planResult, error)
 	var zones []cloudflare.Zone
 	seen := map[string]bool{} // a zone added while paging shifts the pages: one may come twice
 	for _, acct := range s.accounts {
-		listed := 0
-		for page, total := 1, 1; page <= total; page++ {
-			var zp cloudflare.ZonePage
-			err := p.do(ctx, func() error {
-				var err error
-				zp, err = p.api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: acct, Status: s.status}, page)
-				return err
-			})
-			res.pages++
-			if err != nil {
-				return nil, zoneListError(acct, s.credential, err)
-			}
-			total = zp.TotalPages
-			listed += len(zp.Zones)
-			for _, z := range zp.Zones {
-				if !strings.EqualFold(z.AccountID, acct) && z.AccountID != "" {
-					continue // not this account's: Cloudflare filtered; trust no more
-				}
-				z.ID, z.AccountID = strings.ToLower(z.ID), acct
-				if seen[z.ID] {
-					continue
-				}
-				seen[z.ID] = true
-				if len(s.patterns) > 0 && !matchAny(s.patterns, strings.ToLower(z.Name)) {
-					res.leftOut[leftPattern]++
-					continue
-				}
-				zones = append(zones, z)
-			}
+		listed, pages, err := p.accountZones(ctx, acct, s.status, s.credential, seen)
+		res.pages += pages
+		if err != nil {
+			return nil, err
 		}
-		if listed == 0 {
+		if len(listed) == 0 {
 			status := ""
 			if s.status != "" {
 				status = " with status " + s.status
 			}
 			return nil, badPlan("account %s: GET /zones lists no zones%s: the account id is wrong, or credential %s lacks the Zone Read permission on it (listing zones needs Zone Read), or it has no zone%s",
 				acct, status, credLabel(s.credential), status)
+		}
+		for _, z := range listed {
+			if len(s.patterns) > 0 && !matchAny(s.patterns, strings.ToLower(z.Name)) {
+				res.leftOut[leftPattern]++
+				continue
+			}
+			zones = append(zones, z)
 		}
 	}
 	// One zone listed under two accounts cannot be; one account given twice
@@ -451,6 +433,41 @@ func (p *planner) makePlan(ctx context.Context, s planSpec) (*planResult, error)
 	res.calls = p.calls
 	p.mu.Unlock()
 	return res, nil
+}
+
+// accountZones lists the zones of acct (status "" for any), page by
+// page: ids lowercased, each zone once (seen holds the ids listed before,
+// across accounts). It returns the zones not seen before and the pages
+// spent; a zone of another account (Cloudflare filtered; trust no more) is
+// left out.
+func (p *planner) accountZones(ctx context.Context, acct, status, cred string, seen map[string]bool) ([]cloudflare.Zone, int, error) {
+	var zones []cloudflare.Zone
+	pages := 0
+	for page, total := 1, 1; page <= total; page++ {
+		var zp cloudflare.ZonePage
+		err := p.do(ctx, func() error {
+			var err error
+			zp, err = p.api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: acct, Status: status}, page)
+			return err
+		})
+		pages++
+		if err != nil {
+			return nil, pages, zoneListError(acct, cred, err)
+		}
+		total = zp.TotalPages
+		for _, z := range zp.Zones {
+			if !strings.EqualFold(z.AccountID, acct) && z.AccountID != "" {
+				continue
+			}
+			z.ID, z.AccountID = strings.ToLower(z.ID), acct
+			if seen[z.ID] {
+				continue
+			}
+			seen[z.ID] = true
+			zones = append(zones, z)
+		}
+	}
+	return zones, pages, nil
 }
 
 // matchAny reports whether name matches one of the patterns.
@@ -755,19 +772,32 @@ type planEnv struct {
 // shared one of redisURL, else an embedded one), the retries of the
 // worker.
 func plan(ctx context.Context, env Env, pe planEnv, s planSpec, set *credentials.Set) (*planResult, error) {
-	named, ok := set.Lookup(s.credential)
+	p, closePlanner, err := newPlanner(ctx, pe, s.credential, set)
+	if err != nil {
+		return nil, err
+	}
+	defer closePlanner()
+	return p.makePlan(ctx, s)
+}
+
+// newPlanner is the planner of the credential called cred ("" the
+// default) of set: its client, the budget in Redis (the shared one of
+// pe.redisURL, else an embedded one) and the retries of the worker. close
+// releases the Redis; credential errors are bad input (planError).
+func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.Set) (*planner, func(), error) {
+	named, ok := set.Lookup(cred)
 	if !ok {
-		if s.credential != "" {
-			return nil, badPlan("-credential %s: not in the credentials file (--credentials)", s.credential)
+		if cred != "" {
+			return nil, nil, badPlan("-credential %s: not in the credentials file (--credentials)", cred)
 		}
-		return nil, badPlan("cloudflare credentials: none (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or --credential NAME with --credentials)")
+		return nil, nil, badPlan("cloudflare credentials: none (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or --credential NAME with --credentials)")
 	}
 	if err := named.Credentials.Validate(); err != nil {
-		return nil, badPlan("credential %s: %v", credLabel(s.credential), err)
+		return nil, nil, badPlan("credential %s: %v", credLabel(cred), err)
 	}
 	api, err := cloudflare.New(cloudflare.Config{BaseURL: pe.apiURL, Credentials: named.Credentials})
 	if err != nil {
-		return nil, badPlan("%v", err)
+		return nil, nil, badPlan("%v", err)
 	}
 	var rdb redis.UniversalClient
 	var closeRedis func()
@@ -777,24 +807,25 @@ func plan(ctx context.Context, env Env, pe planEnv, s planSpec, set *credentials
 		rdb, closeRedis, err = embeddedRedis()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer closeRedis()
 	mode := pe.budget.mode()
 	cfg, on, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cmp.Or(named.APIRate, pe.apiRate), Key: cmp.Or(named.BudgetKey, pe.budget.key),
 		Digest: named.Credentials.Digest(), Mode: mode}, pe.log)
 	if err != nil {
-		return nil, pe.budget.explain(err)
+		closeRedis()
+		return nil, nil, pe.budget.explain(err)
 	}
 	p := &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: 6 * time.Minute}}
 	if on {
 		b, err := budget.New(rdb, cfg)
 		if err != nil {
-			return nil, err
+			closeRedis()
+			return nil, nil, err
 		}
 		p.budget = b
 	}
-	return p.makePlan(ctx, s)
+	return p, closeRedis, nil
 }
 
 // writePlanFile writes the plan to file whole or not at all.
