@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -311,5 +313,48 @@ func TestJobsWatch(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("jobs --watch stopped = %d, want 0:\n%s", code, stderr)
+	}
+}
+
+// TestJobsCredentialAndEmptyAccount: the jobs are listed with the named
+// credential of --credentials (none in the environment); a credential
+// Cloudflare refuses and a name the file lacks are bad input. An account
+// whose zones GET /zones does not show is warned about, and its own jobs
+// are listed still.
+func TestJobsCredentialAndEmptyAccount(t *testing.T) {
+	t.Parallel()
+	ps, ids := jobsSim(t)
+	file := filepath.Join(t.TempDir(), "credentials.yaml")
+	if err := os.WriteFile(file, []byte("lister:\n  token: "+runToken+"\nstranger: {token: not-the-token}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := fmt.Sprintf("%032x", 0x30b5) // an account without zones
+	accountJob, err := ps.sim.AddJobJSON("account", empty, []byte(`{"dataset":"gateway_dns","destination_conf":"gs://gw/dns","enabled":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runEnv(t, nil, "", jobsArgs(ps, "--credentials", file, "--credential", "lister", "--account", empty, "--format", "csv")...)
+	if code != 0 {
+		t.Fatalf("jobs --credential lister = %d:\n%s\n%s", code, out, stderr)
+	}
+	noSecrets(t, "stdout", out)
+	noSecrets(t, "stderr", stderr)
+	for _, id := range []int{ids["failing"], ids["flowing-account"], accountJob} {
+		if !strings.Contains(out, ","+fmt.Sprint(id)+",") {
+			t.Errorf("job %d not listed:\n%s", id, out)
+		}
+	}
+	if !strings.Contains(stderr, "warning: account "+empty+": GET /zones lists no zones") {
+		t.Errorf("no warning about the account without zones:\n%s", stderr)
+	}
+	for _, c := range []struct{ cred, want string }{
+		{"stranger", "cannot list zones"},
+		{"nobody", "not in the credentials file"},
+	} {
+		code, out, stderr := runEnv(t, nil, "", jobsArgs(ps, "--credentials", file, "--credential", c.cred)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("--credential %s = %d, want 2 with %q:\n%s\n%s", c.cred, code, c.want, out, stderr)
+		}
+		noSecrets(t, "stderr", stderr)
 	}
 }
