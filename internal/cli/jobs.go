@@ -477,15 +477,24 @@ func watchJobs(ctx context.Context, env Env, jf jobsFlags, p *planner, sel jobSe
 			return fmt.Errorf("-listen %s: %w", ln.Addr(), err)
 		case <-tick.C:
 		}
-		found, err := selectJobs(ctx, p, sel)
+		relistJobs(ctx, env.Stderr, p, sel, h)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			h.ListFailures.Inc()
-			fmt.Fprintf(env.Stderr, "jobs: listing failed, the gauges keep the last counts: %v\n", err)
-			continue
-		}
+	}
+}
+
+// relistJobs lists the jobs of sel again and sets h to their counts; a
+// failed listing keeps the last counts, counts a failure and says why on
+// w. A listing cut short by ctx changes nothing.
+func relistJobs(ctx context.Context, w io.Writer, p *planner, sel jobSelection, h *metrics.JobHealth) {
+	found, err := selectJobs(ctx, p, sel)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		h.ListFailures.Inc()
+		fmt.Fprintf(w, "jobs: listing failed, the gauges keep the last counts: %v\n", err)
+	default:
 		h.Set(healthCounts(found.jobs), time.Now())
 	}
 }

@@ -16,7 +16,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
 )
 
 // Secrets of the seeded confs: none may appear in any output.
@@ -357,4 +363,71 @@ func TestJobsCredentialAndEmptyAccount(t *testing.T) {
 		}
 		noSecrets(t, "stderr", stderr)
 	}
+}
+
+// TestJobsRelist: each listing of --watch replaces the counts; a failed
+// one keeps the last counts and counts a failure.
+func TestJobsRelist(t *testing.T) {
+	t.Parallel()
+	ps, _ := jobsSim(t)
+	newPlannerAt := func(url string) *planner {
+		api, err := cloudflare.New(cloudflare.Config{BaseURL: url, Credentials: cloudflare.Credentials{APIToken: runToken}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 1}}
+	}
+	sel := jobSelection{accounts: []string{jobsAccount}, concurrency: 2}
+	h := metrics.NewJobHealth(prometheus.NewRegistry())
+	var log bytes.Buffer
+	ctx := context.Background()
+	relistJobs(ctx, &log, newPlannerAt(ps.url), sel, h)
+	failing := func() float64 { return gaugeValue(h.Jobs, metrics.JobFailing, "firewall_events", "azure") }
+	if v := failing(); v != 1 {
+		t.Fatalf("failing firewall_events/azure = %v, want 1", v)
+	}
+	// A second failing job, then a listing that fails: the counts stay.
+	if _, err := ps.sim.AddJobJSON("zone", jobsZone(2, jobsAccount).ID, []byte(`{"dataset":"http_requests","destination_conf":"azure://logs/http?sig=`+jobsSASSecret+`","enabled":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"success":false,"errors":[{"code":7003,"message":"Could not route"}],"messages":[],"result":null}`)
+	}))
+	defer broken.Close()
+	relistJobs(ctx, &log, newPlannerAt(broken.URL), sel, h)
+	if v := promtestutil.ToFloat64(h.ListFailures); v != 1 || failing() != 1 || !strings.Contains(log.String(), "listing failed") {
+		t.Fatalf("after a failed listing: %v failures, failing = %v, log %q; want 1, 1 (kept), and why", v, failing(), log.String())
+	}
+	relistJobs(ctx, &log, newPlannerAt(ps.url), sel, h)
+	if v := gaugeValue(h.Jobs, metrics.JobFailing, "http_requests", "azure"); v != 1 {
+		t.Fatalf("the new failing job: %v, want 1", v)
+	}
+	if n := promtestutil.CollectAndCount(h.Jobs); n != 6 {
+		t.Fatalf("%d series, want 6", n)
+	}
+	noSecrets(t, "log", log.String())
+}
+
+// gaugeValue is the value of vec's series of these label values (health,
+// dataset, destination_type), -1 when it has none; it makes no series.
+func gaugeValue(vec *prometheus.GaugeVec, values ...string) float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { vec.Collect(ch); close(ch) }()
+	found := -1.0
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			continue
+		}
+		got := map[string]string{}
+		for _, l := range d.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		if got["health"] == values[0] && got["dataset"] == values[1] && got["destination_type"] == values[2] {
+			found = d.GetGauge().GetValue()
+		}
+	}
+	return found
 }
