@@ -152,8 +152,14 @@ func TestJobsJSON(t *testing.T) {
 	if acct["zone_id"] != nil || acct["account_id"] != jobsAccount || acct["dataset"] != "audit_logs" {
 		t.Fatalf("account job %v", acct)
 	}
-	if !strings.Contains(stderr, "5 jobs in 3 zones and 1 account") {
+	if !strings.Contains(stderr, "5 jobs in 3 zones and 1 account (1 zone pages, 4 job listings)") {
 		t.Fatalf("summary: %s", stderr)
+	}
+	// One page of zones, one listing per zone and for the account: no call
+	// for the other account's zone.
+	st := ps.sim.Stats()
+	if pages, listings := st.Count(simulator.EndpointZones, 200), st.Count(simulator.EndpointJobs, 200); pages != 1 || listings != 4 {
+		t.Fatalf("%d zone pages and %d job listings, want 1 and 4", pages, listings)
 	}
 }
 
