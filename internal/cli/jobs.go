@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -414,6 +415,9 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	if jf.watch && flagGiven(fs, "format") {
+		return &exitError{code: 2, err: errors.New("-format: --watch prints no list, it serves gauges (drop one of them)")}
+	}
 	log, err := c.logger(env)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -497,4 +501,11 @@ func relistJobs(ctx context.Context, w io.Writer, p *planner, sel jobSelection, 
 	default:
 		h.Set(healthCounts(found.jobs), time.Now())
 	}
+}
+
+// flagGiven reports whether the flag called name was on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }

@@ -222,6 +222,7 @@ func TestJobsBadInput(t *testing.T) {
 		{jobsArgs(ps, "--zone", "zz"), "-zone"},
 		{jobsArgs(ps, "--zone", jobsZone(9, jobsOther).ID), "not a zone of account"},
 		{jobsArgs(ps, "--watch", "--interval", "10ms"), "-interval"},
+		{jobsArgs(ps, "--watch", "--format", "json"), "-format"},
 		{jobsArgs(ps, "extra"), "no operand"},
 	} {
 		code, out, stderr := runEnv(t, jobsEnv, "", c.args...)
