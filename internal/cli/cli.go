@@ -35,6 +35,7 @@ func commands() []command {
 		{"worker", "run a worker: challenge, poll and validate tasks from Redis", runWorker},
 		{"export-terraform", "write import blocks and cloudflare_logpush_job resources (secrets as variables) for the jobs of an account", runExportTerraform},
 		{"plan", "write the batch that onboards every zone of an account (GET /zones, templates), leaving out the jobs that exist", runPlan},
+		{"jobs", "list every Logpush job of accounts and their zones, failing and idle ones first (--watch: serve their health as Prometheus gauges)", runJobs},
 		{"enqueue", "validate a CSV/JSONL file of destinations and enqueue it as a batch", runEnqueue},
 		{"preflight", "check the Cloudflare credential and access to every bucket of a file, without enqueueing", runPreflight},
 		{"status", "show a batch's counts per state (or list batches)", runStatus},

@@ -164,8 +164,8 @@ func (j *journal) forgetFailed() {
 	}
 }
 
-// jobHealth reports whether s is the outcome of a watched job.
-func jobHealth(s events.State) bool {
+// isHealthOutcome reports whether s is the outcome of a watched job.
+func isHealthOutcome(s events.State) bool {
 	return s == events.Flowing || s == events.JobFailing || s == events.NoDataYet
 }
 
@@ -214,7 +214,7 @@ func (j *journal) append(evs []events.Event) error {
 	var buf bytes.Buffer
 	for _, e := range evs {
 		k := eventKey(e)
-		if prev, ok := j.done[k]; ok && !(jobHealth(e.Event) && !jobHealth(prev.Event)) {
+		if prev, ok := j.done[k]; ok && !(isHealthOutcome(e.Event) && !isHealthOutcome(prev.Event)) {
 			continue
 		}
 		b, err := json.Marshal(e)
