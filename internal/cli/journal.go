@@ -94,6 +94,7 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 		var c journalLine
 		if json.Unmarshal(line, &c) == nil && c.Challenge != nil && c.Challenge.Location != "" {
 			j.prior[c.Challenge.Location] = *c.Challenge
+			good += int64(len(line))
 			continue
 		}
 		var e events.Event

@@ -73,3 +73,34 @@ func TestJournalDamagedLastLine(t *testing.T) {
 		t.Fatalf("open with a damaged middle line = %v; want an error naming line 2", err)
 	}
 }
+
+// TestJournalKeepsChallengeLines: a journal whose challenge records stand
+// between its events opens whole: neither the records nor the events after
+// them are cut off when the journal is truncated to its last good line.
+func TestJournalKeepsChallengeLines(t *testing.T) {
+	t.Parallel()
+	ev := func(zone string) string {
+		return `{"event":"validated","scope":"zone","scope_id":"` + zone + `","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
+	}
+	challenge := `{"challenge":{"location":"s3://b/p/ownership-challenge.txt","filename":"p/ownership-challenge.txt","time":"2026-12-06T00:00:00Z"}}` + "\n"
+	body := ev("z1") + challenge + ev("z2") + challenge + ev("z3")
+	path := filepath.Join(t.TempDir(), "c.journal.jsonl")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warn bytes.Buffer
+	j, err := openJournal(path, &warn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, prior := len(j.done), len(j.prior)
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	if done != 3 || prior != 1 || warn.Len() != 0 {
+		t.Errorf("done %d, challenge records %d, warning %q; want 3, 1, none", done, prior, warn.String())
+	}
+	if b, _ := os.ReadFile(path); string(b) != body {
+		t.Errorf("journal after open = %q, want it unchanged", b)
+	}
+}
