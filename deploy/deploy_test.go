@@ -211,13 +211,18 @@ var metricRef = regexp.MustCompile(`\b(logpush_onboard_[a-z_]+|asynq_[a-z_]+)\b`
 
 // exportedNames returns the series names the worker exports: every
 // collector of metrics.New (histograms with _bucket, _sum and _count) and
-// the queue collector.
+// the queue collector; and those of jobs --watch (metrics.NewJobHealth).
 func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	descs := make(chan *prometheus.Desc, 100)
 	m := metrics.New(prometheus.NewRegistry())
 	for _, c := range []prometheus.Collector{m.APIRequests, m.APIDuration, m.Tasks, m.Destinations, m.PollAttempts,
 		m.OnboardingDuration, m.StorageRequests, m.BudgetWait, m.Cooldowns, m.QueuePauses} {
+		c.Describe(descs)
+	}
+	// jobs --watch's gauges, scraped in the same job.
+	jh := metrics.NewJobHealth(prometheus.NewRegistry())
+	for _, c := range []prometheus.Collector{jh.Jobs, jh.LastListed, jh.ListFailures} {
 		c.Describe(descs)
 	}
 	// The queue collector describes what it collects: it needs a queue.

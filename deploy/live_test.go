@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -35,8 +36,9 @@ import (
 // Prometheus: the Cloudflare API simulator (with injected 5xx and 429
 // answers); a healthy worker onboarding the compose demo's batch
 // (deploy/examples/destinations.csv: 180 file:// destinations, 20 that need
-// no challenge); and a worker with a wrong API token on its own Redis
-// database, whose 403s archive tasks and pause its queue. Prometheus scrapes
+// no challenge); a worker with a wrong API token on its own Redis
+// database, whose 403s archive tasks and pause its queue; and a jobs
+// --watch serving the health of an account's 3 jobs. Prometheus scrapes
 // both every second and loads deploy/prometheus/alerts.yml. Then every
 // dashboard query must parse and return at least one series, every metric
 // it names must exist in Prometheus (so "or vector(0)" could not hide a
@@ -73,6 +75,16 @@ func TestLiveQueries(t *testing.T) {
 	waitHTTP(t, "http://"+goodAddr+"/healthz", http.StatusOK)
 	waitHTTP(t, "http://"+badAddr+"/healthz", http.StatusOK)
 
+	// jobs --watch, scraped in the same job as the workers: the jobs of an
+	// account (the simulator serves it no zones: its own jobs only).
+	watchAddr := freeAddr(t)
+	const watchAccount = "00000000000000000000000000000abc"
+	createJobs(t, apiURL, token, watchAccount, 3)
+	start(t, dir, "jobs-watch", bin, []string{"CLOUDFLARE_API_TOKEN=" + token},
+		"jobs", "--account", watchAccount, "--watch", "--listen", watchAddr, "--interval", "1s",
+		"--cloudflare-api-url", apiURL, "--api-rate", "0", "--log-level", "error")
+	waitHTTP(t, "http://"+watchAddr+"/metrics", http.StatusOK)
+
 	alerts, err := filepath.Abs(filepath.Join("prometheus", "alerts.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +99,8 @@ rule_files:
 scrape_configs:
   - job_name: %s
     static_configs:
-      - targets: [%q, %q]
-`, alerts, job, goodAddr, badAddr))
+      - targets: [%q, %q, %q]
+`, alerts, job, goodAddr, badAddr, watchAddr))
 	start(t, dir, "prometheus", promBin, nil,
 		"--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
@@ -108,6 +120,7 @@ scrape_configs:
 	// scrapes so that every rate has samples on both sides.
 	done := st.Counts[events.Validated] + st.Counts[events.Failed]
 	waitQuery(ctx, t, prom, fmt.Sprintf(`sum(logpush_onboard_destinations_total{instance=%q}) == %d`, goodAddr, done))
+	waitQuery(ctx, t, prom, fmt.Sprintf(`sum(logpush_onboard_logpush_jobs{instance=%q}) >= 3`, watchAddr))
 	time.Sleep(3 * time.Second)
 	t.Logf("batch %s: %d validated, %d failed, %d not_required of %d", batchGood,
 		st.Counts[events.Validated], st.Counts[events.Failed], st.Counts[events.NotRequired], st.Total)
@@ -168,6 +181,27 @@ scrape_configs:
 
 	// Rules are evaluated every second: 20s is plenty.
 	checkRulesHealthy(ctxTimeout(t, 20*time.Second), t, prom)
+}
+
+// createJobs creates n enabled HTTPS jobs (no ownership challenge needed)
+// of account on the simulator at apiURL, retrying its injected failures.
+func createJobs(t *testing.T, apiURL, token, account string, n int) {
+	t.Helper()
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: apiURL, Credentials: cloudflare.Credentials{APIToken: token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 30*time.Second)
+	for i := range n {
+		req := cloudflare.JobRequest{DestinationConf: fmt.Sprintf("https://logs.example.com/in/%d", i), Dataset: "audit_logs", Enabled: true}
+		err := cloudflare.Retry(ctx, cloudflare.VerifyPolicy{Attempts: 20}, func() error {
+			_, err := api.CreateJob(ctx, cloudflare.Target{Scope: cloudflare.ScopeAccount, ID: account}, req)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("create job %d: %v", i, err)
+		}
+	}
 }
 
 // wiringHint explains a missing asynq_* series.

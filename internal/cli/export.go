@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -16,13 +18,18 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 const exportUsage = `usage: logpush-onboard export-terraform --account ID [--account ID ...] [--zone ID ...] [-o FILE] [flags]
+       logpush-onboard export-terraform --batch ID --redis URL [-o FILE] [flags]
 
 Writes Terraform (cloudflare provider v5, Terraform 1.5 or later) that takes
 the Logpush jobs of the account over: for each job an import block (id
@@ -37,18 +44,23 @@ written: an imported job needs none.
 
 The jobs are those the jobs command lists: every job of the accounts and of
 their zones (GET /zones, any status); with --zone, the accounts' own jobs and
-those of the zones named, which must be the accounts'. Every call goes
-through the API budget and retries of plan.
+those of the zones named, which must be the accounts'. With --batch, the
+jobs of a batch's destinations (enqueue --create-job, migrate) as the
+ledger in --redis recorded them, each read with GET .../logpush/jobs/{id}
+under the credential its destination ran with (--credentials); a job
+deleted since is left out with a warning. Every call goes through the API
+budget and retries of plan.
 
 Exit status: 0 when written; 1 when the API failed (nothing is written);
-2 on bad input (flags, a zone not of the account, a credential that cannot
-list zones or jobs).
+2 on bad input (flags, a zone not of the account, an unknown batch, a
+credential that cannot list zones or read jobs).
 `
 
 func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	var f workerFlags
 	var accounts, zones stringList
 	fs := newFlags("export-terraform", env)
+	batch := fs.String("batch", "", "export the jobs of this batch's destinations, as the ledger in --redis recorded them, instead of --account's")
 	fs.Var(&accounts, "account", "account id (32 hex) whose jobs to export; repeat, or separate with commas")
 	fs.Var(&zones, "zone", "only the jobs of these zones of the accounts, besides the accounts' own; repeat, or separate with commas (default: every zone's)")
 	concurrency := fs.Int("list-concurrency", 8, "job listings in flight at once (the API budget still paces them)")
@@ -57,7 +69,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"the API budget the export's calls take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
 	f.budget.register(fs, env)
-	fs.StringVar(&f.redisURL, "redis", "", "take the export's calls from the budget the workers share in this Redis (default: a budget of this process alone)")
+	fs.StringVar(&f.redisURL, "redis", "", "take the export's calls from the budget the workers share in this Redis (default: a budget of this process alone); with --batch, the Redis of the batch")
 	out := fs.String("o", "-", "write the Terraform here (- for standard output); written whole or not at all")
 	var lf viewLog
 	lf.register(fs, env)
@@ -73,7 +85,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("export-terraform takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
-	sel, err := checkExportSelection(accounts, zones, *credential, *concurrency)
+	sel, err := checkExportSelection(accounts, zones, *credential, *concurrency, *batch, f.redisURL)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -88,12 +100,20 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	}
 	f.budget.producer = true
 	f.budget.parsed(fs, env)
-	p, done, err := newPlanner(ctx, planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, redisURL: f.redisURL, log: log}, *credential, set)
-	if err != nil {
-		return planExit(err)
+	pe := planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, redisURL: f.redisURL, log: log}
+	var found *jobsFound
+	var calls int
+	if *batch != "" {
+		found, calls, err = batchJobs(ctx, pe, *batch, *concurrency, set)
+	} else {
+		p, done, perr := newPlanner(ctx, pe, *credential, set)
+		if perr != nil {
+			return planExit(perr)
+		}
+		defer done()
+		found, err = selectJobs(ctx, p, sel)
+		calls = p.calls
 	}
-	defer done()
-	found, err := selectJobs(ctx, p, sel)
 	if err != nil {
 		return planExit(err)
 	}
@@ -113,14 +133,31 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "export-terraform: %d jobs of %d accounts and %d zones, %d API calls\n", len(found.jobs), len(sel.accounts), found.zones, p.calls)
+	if *batch != "" {
+		fmt.Fprintf(env.Stderr, "export-terraform: %d jobs of batch %s, %d API calls\n", len(found.jobs), *batch, calls)
+		return nil
+	}
+	fmt.Fprintf(env.Stderr, "export-terraform: %d jobs of %d accounts and %d zones, %d API calls\n", len(found.jobs), len(sel.accounts), found.zones, calls)
 	return nil
 }
 
-// checkExportSelection turns --account and --zone into the selection of
-// selectJobs; every error is bad input.
-func checkExportSelection(accounts, zones stringList, credential string, concurrency int) (jobSelection, error) {
+// checkExportSelection turns --account and --zone (or --batch) into the
+// selection of selectJobs; every error is bad input.
+func checkExportSelection(accounts, zones stringList, credential string, concurrency int, batch, redisURL string) (jobSelection, error) {
 	sel := jobSelection{credential: credential, concurrency: concurrency}
+	if batch != "" {
+		switch {
+		case len(accounts) > 0 || len(zones) > 0:
+			return sel, errors.New("-batch: the batch names its jobs; --account and --zone select instead of it")
+		case credential != "":
+			return sel, errors.New("-batch: each job is read with the credential its destination ran with; --credential is for --account")
+		case strings.TrimSpace(redisURL) == "":
+			return sel, errors.New("-batch: needs --redis, the Redis the batch ran on (run's embedded Redis is gone when it ends)")
+		case concurrency < 1:
+			return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", concurrency)
+		}
+		return sel, nil
+	}
 	if len(accounts) == 0 {
 		return sel, errors.New("-account: at least one account id is required")
 	}
@@ -146,6 +183,113 @@ func checkExportSelection(accounts, zones stringList, credential string, concurr
 		return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", sel.concurrency)
 	}
 	return sel, nil
+}
+
+// batchJobs reads the jobs of batch's destinations: the job each one's
+// events named, as the ledger in pe.redisURL keeps it (the second job of a
+// copy, which pushes to the destination, rather than the job copied), each
+// read with GET .../logpush/jobs/{id} under the destination's credential,
+// concurrency at once, through that credential's budget and retries. It
+// returns the jobs, ordered by scope, scope id and job id, and the calls
+// spent. A job deleted since (404) is left out with a warning; an unknown
+// batch and a credential refused the read are bad input (planError).
+func batchJobs(ctx context.Context, pe planEnv, batch string, concurrency int, set *credentials.Set) (*jobsFound, int, error) {
+	rdb, closeRedis, err := connectRedis(ctx, pe.redisURL)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closeRedis()
+	store := ledger.NewStore(rdb, ledger.Config{})
+	if _, err := store.Batch(ctx, batch); err != nil {
+		if errors.Is(err, ledger.ErrNoBatch) {
+			return nil, 0, badPlan("-batch %s: no such batch in --redis", batch)
+		}
+		return nil, 0, err
+	}
+	type ref struct {
+		cred   string
+		target cloudflare.Target
+		id     int
+	}
+	seen := map[ref]bool{}
+	var refs []ref
+	without := 0
+	err = store.Dests(ctx, batch, func(_ string, st ledger.DestState) error {
+		id := cmp.Or(st.NewJobID, st.JobID)
+		if id == 0 {
+			without++
+			return nil
+		}
+		r := ref{cred: st.Credential, target: cloudflare.Target{Scope: st.Scope, ID: st.ScopeID}, id: id}
+		if !seen[r] {
+			seen[r] = true
+			refs = append(refs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.SortFunc(refs, func(a, b ref) int {
+		return cmp.Or(strings.Compare(a.target.Scope, b.target.Scope), strings.Compare(a.target.ID, b.target.ID), cmp.Compare(a.id, b.id))
+	})
+	found := &jobsFound{}
+	if without > 0 {
+		found.warnings = append(found.warnings, fmt.Sprintf("batch %s: %d destinations have no job (enqueued without --create-job, failed, or not finished): not exported", batch, without))
+	}
+	jobs := make([]*cloudflare.Job, len(refs))
+	calls := 0
+	planners := map[string]*planner{}
+	for _, r := range refs {
+		if planners[r.cred] != nil {
+			continue
+		}
+		p, err := plannerOn(ctx, rdb, pe, r.cred, set)
+		if err != nil {
+			return nil, calls, err
+		}
+		planners[r.cred] = p
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency)
+	for i, r := range refs {
+		p := planners[r.cred]
+		g.Go(func() error {
+			var j cloudflare.Job
+			err := p.do(gctx, func() error {
+				var err error
+				j, err = p.api.GetJob(gctx, r.target, r.id)
+				return err
+			})
+			var ae *cloudflare.APIError
+			switch {
+			case err == nil:
+				jobs[i] = &j
+			case errors.As(err, &ae) && ae.HTTPStatus == http.StatusNotFound:
+				// deleted since the batch: warned below
+			case errors.As(err, &ae) && ae.Kind == cloudflare.Auth:
+				return badPlan("%s: credential %s cannot read Logpush job %d: %v (it needs Logs Read or Logs Write)", r.target, credLabel(r.cred), r.id, err)
+			default:
+				return fmt.Errorf("%s: read Logpush job %d: %w", r.target, r.id, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	for _, p := range planners {
+		calls += p.calls
+	}
+	if err != nil {
+		return nil, calls, err
+	}
+	for i, r := range refs {
+		if jobs[i] == nil {
+			found.warnings = append(found.warnings, fmt.Sprintf("%s: Logpush job %d no longer exists (deleted since the batch): not exported", r.target, r.id))
+			continue
+		}
+		found.jobs = append(found.jobs, listedJob{Target: r.target, Job: *jobs[i]})
+	}
+	return found, calls, nil
 }
 
 // outputOptionAttrs are the attributes of output_options in the schema of

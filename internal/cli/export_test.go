@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -17,9 +19,12 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
 // exportSecret is a secret the test put in a conf, and the variable the
@@ -411,5 +416,95 @@ func TestExportConfParts(t *testing.T) {
 		Job: cloudflare.Job{ID: 7, DestinationConf: "gs://b/p", OutputOptions: json.RawMessage(`{"field_names":["a"],"new_option":true}`)}}})
 	if err == nil || !strings.Contains(err.Error(), `logpush job 7`) || !strings.Contains(err.Error(), `key "new_option"`) {
 		t.Errorf("an output_options key the provider lacks: %v", err)
+	}
+}
+
+// TestExportTerraformBatch: the jobs a --create-job batch made are
+// exported from the batch alone (the ledger's job ids, one GET each), and
+// the file, parsed back, holds each job as the simulator holds it; a job
+// the ledger names that no longer exists is left out with a warning.
+func TestExportTerraformBatch(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	redisURL := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	e := newE2E(t, rdb, e2eConfig{sim: simFlags{writeDelay: 20 * time.Millisecond}})
+	dir := t.TempDir()
+	const zone1, zone2 = "00000000000000000000000000000001", "00000000000000000000000000000002"
+	const account = "0000000000000000000000000000000a"
+	const secret = "SPLUNKTOKEN0123"
+	csv := "zone_id,account_id,destination_conf,dataset,enabled\n" +
+		zone1 + ",,file://" + dir + "/a,http_requests,\n" +
+		zone1 + ",,https://logs.example.com/in?header_Authorization=Splunk%20" + secret + ",firewall_events,false\n" +
+		zone2 + ",,file://" + dir + "/b,http_requests,\n" +
+		"," + account + ",file://" + dir + "/acct,audit_logs,\n"
+	code, out, stderr := run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--redis", redisURL, "-")
+	if code != 0 {
+		t.Fatalf("enqueue = %d: %s %s", code, out, stderr)
+	}
+	batch := strings.TrimSuffix(strings.Fields(out)[1], ":")
+	if st := e.wait(t, batch, time.Minute); st.Counts[events.Validated]+st.Counts[events.NotRequired] != 4 {
+		t.Fatalf("batch: %+v, want 4 validated or not_required", st.Counts)
+	}
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: e.simURL, Credentials: cloudflare.Credentials{APIToken: "e2e-api-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []listedJob
+	secrets := map[int][]exportSecret{}
+	for _, tg := range []cloudflare.Target{{Scope: cloudflare.ScopeAccount, ID: account}, {Scope: cloudflare.ScopeZone, ID: zone1}, {Scope: cloudflare.ScopeZone, ID: zone2}} {
+		jobs, err := api.ListJobs(context.Background(), tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			want = append(want, listedJob{Target: tg, Job: j})
+			if strings.Contains(j.DestinationConf, secret) {
+				secrets[j.ID] = []exportSecret{{"header_Authorization", "Splunk%20" + secret}}
+			}
+		}
+	}
+	if len(want) != 4 || len(secrets) != 1 {
+		t.Fatalf("the simulator holds %d jobs (%d with the secret), want 4 (1)", len(want), len(secrets))
+	}
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": "e2e-api-token"}
+	export := func() (int, string, string) {
+		return runEnv(t, env, "", "export-terraform", "--cloudflare-api-url", e.simURL, "--api-rate", "0", "--batch", batch, "--redis", redisURL)
+	}
+	code, tf, stderr := export()
+	if code != 0 {
+		t.Fatalf("export-terraform --batch = %d:\n%s", code, stderr)
+	}
+	checkExport(t, []byte(tf), want, secrets)
+	if !strings.Contains(stderr, "4 jobs of batch "+batch+", 4 API calls") {
+		t.Errorf("stderr: %s", stderr)
+	}
+
+	// A destination whose job was deleted since: left out, with a warning.
+	gone := events.Event{Event: events.Validated, BatchID: batch, Scope: cloudflare.ScopeZone, ScopeID: zone2, JobID: 9999}
+	if _, err := e.store.Transition(context.Background(), ledger.Key{Batch: batch, Hash: "deleted-job"}, events.Validated, &gone, "",
+		"scope", gone.Scope, "scope_id", gone.ScopeID); err != nil {
+		t.Fatal(err)
+	}
+	code, tf, stderr = export()
+	if code != 0 {
+		t.Fatalf("export-terraform --batch with a deleted job = %d:\n%s", code, stderr)
+	}
+	checkExport(t, []byte(tf), want, secrets)
+	if !strings.Contains(stderr, "Logpush job 9999 no longer exists") {
+		t.Errorf("no warning of the deleted job: %s", stderr)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--batch", batch}, "-batch: needs --redis"},
+		{[]string{"--batch", batch, "--redis", redisURL, "--account", account}, "--account and --zone select instead of it"},
+		{[]string{"--batch", "no-such-batch", "--redis", redisURL}, "-batch no-such-batch: no such batch"},
+	} {
+		code, _, stderr := runEnv(t, env, "", append([]string{"export-terraform", "--cloudflare-api-url", e.simURL, "--api-rate", "0"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("export-terraform %v = %d, want 2 and %q:\n%s", tc.args, code, tc.want, stderr)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
@@ -57,7 +58,13 @@ carry keys with those in FILE (access-key-id=...&secret-access-key=...;
 no challenge: a PUT only). Neither is ever shown.
 
 FILE is CSV with header zone_id,account_id,job_id,destination_conf (the new
-conf; optional dataset), or JSONL with those keys.
+conf; optional dataset and credential), or JSONL with those keys.
+
+Credentials: CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and
+CLOUDFLARE_API_KEY), or the named credentials of --credentials (the file of
+run and worker): FILE's rows name theirs in a credential column, and a
+selection takes --credential. Every call, the selection's listings (zones,
+jobs) included, goes through the credential's API budget and retries.
 
 --dry-run prints each job before and after (redacted) and the API calls
 it will spend. The journal (--journal) keeps what was planned and each
@@ -75,7 +82,8 @@ type migration struct {
 	job            cloudflare.Job
 	to             string // the new conf, raw: a secret
 	conf           tasks.Conf
-	line           int // FILE's line; 0 for a selection
+	line           int    // FILE's line; 0 for a selection
+	cred           string // the credential of its calls ("" the default)
 	// held is how many jobs the zone or account has, as listed.
 	held int
 	// done is the outcome known before any call: unchanged, or failed
@@ -103,6 +111,7 @@ type migrateFlags struct {
 	maxJobsPerZone          int
 	listedCalls             int
 	selectionKey            string
+	credential              string
 }
 
 func runMigrate(ctx context.Context, env Env, args []string) error {
@@ -150,6 +159,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&mf.format, "format", "auto", "FILE's format: auto, csv or jsonl")
 	fs.DurationVar(&mf.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
 	fs.IntVar(&mf.maxJobsPerZone, "max-jobs-per-zone", cloudflareMaxJobs, "with --copy, the jobs a zone or account may hold (Cloudflare's default limit: 4)")
+	var cf credentialsFlag
+	cf.register(fs, env)
+	fs.StringVar(&mf.credential, "credential", "", "with --zone or --account, the credential of --credentials whose calls list and migrate the jobs (default: CLOUDFLARE_API_TOKEN); FILE's rows name theirs in a credential column")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, migrateUsage+"\n")
 		fs.PrintDefaults()
@@ -174,14 +186,38 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer closeLog()
+	set, err := cf.load(env, log)
+	if err != nil {
+		return err
+	}
+	// With a credentials file the environment's is optional: the rows and
+	// --credential name theirs.
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if err := creds.Validate(); err != nil {
+	if set.File != "" {
+		f.named = set
+	} else if err := creds.Validate(); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
 	}
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: f.apiURL, Credentials: creds})
+	if mf.credential != "" {
+		if _, err := lookupCredential(mf.credential, set); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
+	// The Redis first: the selection's calls take from the budget the
+	// worker's calls take from.
+	var rdb redis.UniversalClient
+	var closeRedis func()
+	if f.redisURL != "" {
+		rdb, closeRedis, err = connectRedis(ctx, f.redisURL)
+	} else {
+		rdb, closeRedis, err = embeddedRedis()
+	}
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	defer closeRedis()
+	l := &lister{rdb: rdb, pe: planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, log: log}, set: set,
+		planners: map[string]*planner{}, jobs: map[string][]cloudflare.Job{}}
 	stdinUsed := file == "-"
 	var secret *rotation
 	if mf.azureSAS != "" || mf.s3Keys != "" {
@@ -193,10 +229,11 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	// The selection: one listing per zone or account.
 	var ms []*migration
 	if file != "" {
-		ms, err = migrationsFromFile(ctx, env, api, file, fmtv, &mf)
+		ms, err = migrationsFromFile(ctx, env, l, file, fmtv, set, &mf)
 	} else {
-		ms, err = selectMigrations(ctx, api, &mf, secret)
+		ms, err = selectMigrations(ctx, l, &mf, secret)
 	}
+	mf.listedCalls = l.calls()
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -238,8 +275,12 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err := j.appendEvents(now); err != nil {
 		return err
 	}
+	store := ledger.NewStore(rdb, ledger.Config{})
 	finished := len(ms) - len(todo)
 	if len(todo) == 0 {
+		if err := emitEvents(ctx, store, "", now); err != nil {
+			return err
+		}
 		fmt.Fprintf(env.Stdout, "migrate: every selected job is finished (journal %s)\n", journalFile)
 		return finishMigrate(env, ms, j, reportFile, journalFile, false)
 	}
@@ -251,17 +292,6 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	var rdb redis.UniversalClient
-	var closeRedis func()
-	if f.redisURL != "" {
-		rdb, closeRedis, err = connectRedis(ctx, f.redisURL)
-	} else {
-		rdb, closeRedis, err = embeddedRedis()
-	}
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeRedis()
 	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -274,7 +304,6 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	defer stop()
-	store := ledger.NewStore(rdb, ledger.Config{})
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -285,8 +314,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	}
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
-	p, err := producer.New(rdb, producer.Config{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
+	p, err := producer.New(rdb, producer.Config{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace, Pacers: pacers,
+		Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -305,6 +335,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "migrate: batch %s: %d jobs, %d enqueued; journal %s\n", res.BatchID, len(todo), res.Enqueued, journalFile)
+	if err := emitEvents(ctx, store, res.BatchID, now); err != nil {
+		return err
+	}
 	v := newView(env.Stdout)
 	every := mf.every
 	if v.terminal {
@@ -333,6 +366,8 @@ func (mf *migrateFlags) check(file string) error {
 	switch {
 	case file != "" && (len(mf.zones) > 0 || mf.account != "" || mf.match != "" || mf.to != "" || rotate):
 		return errors.New("FILE names the jobs and their new confs: --zone, --account, --match, --to, --azure-sas and --s3-keys select instead of it")
+	case file != "" && mf.credential != "":
+		return errors.New("-credential: FILE's rows name their credential in a credential column")
 	case file == "" && len(mf.zones) == 0 && mf.account == "":
 		return errors.New("--zone or --account missing (or give a FILE of jobs)")
 	case mf.account != "" && !cloudflare.IsIdentifier(strings.ToLower(mf.account)):
@@ -366,7 +401,7 @@ func (mf *migrateFlags) check(file string) error {
 		return errors.New("-zones: needs --account (its zones are matched by name)")
 	}
 	h := sha256.New()
-	for _, s := range append(append([]string{mf.account, mf.dataset, mf.match, mf.to, mf.azureSAS, mf.s3Keys, strconv.FormatBool(mf.copy)}, mf.zones...), mf.zoneNames...) {
+	for _, s := range append(append([]string{mf.account, mf.dataset, mf.match, mf.to, mf.azureSAS, mf.s3Keys, strconv.FormatBool(mf.copy), mf.credential}, mf.zones...), mf.zoneNames...) {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -403,20 +438,54 @@ func parseOptionalFile(fs *flag.FlagSet, args []string) (string, error) {
 	return "", nil
 }
 
-// lister lists each scope's jobs once.
+// lister lists each scope's jobs once per credential, every call through
+// the credential's planner: its API budget (in the Redis the worker's
+// calls share) and retries.
 type lister struct {
-	api   *cloudflare.Client
-	jobs  map[string][]cloudflare.Job
-	calls int
+	rdb      redis.UniversalClient
+	pe       planEnv
+	set      *credentials.Set
+	planners map[string]*planner // by credential name
+	jobs     map[string][]cloudflare.Job
 }
 
-func (l *lister) list(ctx context.Context, scope, id string) ([]cloudflare.Job, error) {
-	k := scope + "/" + id
+// planner is the planner of the credential called cred, made once.
+func (l *lister) planner(ctx context.Context, cred string) (*planner, error) {
+	if p, ok := l.planners[cred]; ok {
+		return p, nil
+	}
+	p, err := plannerOn(ctx, l.rdb, l.pe, cred, l.set)
+	if err != nil {
+		return nil, err
+	}
+	l.planners[cred] = p
+	return p, nil
+}
+
+// calls is the API calls the listings spent, retries included.
+func (l *lister) calls() int {
+	n := 0
+	for _, p := range l.planners {
+		n += p.calls
+	}
+	return n
+}
+
+func (l *lister) list(ctx context.Context, cred, scope, id string) ([]cloudflare.Job, error) {
+	k := cred + "/" + scope + "/" + id
 	if js, ok := l.jobs[k]; ok {
 		return js, nil
 	}
-	l.calls++
-	js, err := l.api.ListJobs(ctx, cloudflare.Target{Scope: scope, ID: id})
+	p, err := l.planner(ctx, cred)
+	if err != nil {
+		return nil, err
+	}
+	var js []cloudflare.Job
+	err = p.do(ctx, func() error {
+		var err error
+		js, err = p.api.ListJobs(ctx, cloudflare.Target{Scope: scope, ID: id})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list the jobs of %s %s: %w", scope, id, err)
 	}
@@ -426,8 +495,7 @@ func (l *lister) list(ctx context.Context, scope, id string) ([]cloudflare.Job, 
 
 // selectMigrations lists the jobs of the zones and account, and keeps
 // those of the dataset whose conf matches, with their new conf.
-func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFlags, secret *rotation) ([]*migration, error) {
-	l := &lister{api: api, jobs: map[string][]cloudflare.Job{}}
+func selectMigrations(ctx context.Context, l *lister, mf *migrateFlags, secret *rotation) ([]*migration, error) {
 	var re *regexp.Regexp
 	if mf.match != "" {
 		re = regexp.MustCompile(mf.match)
@@ -438,8 +506,7 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 		scopes = append(scopes, scope{scope: tasks.ScopeZone, id: z})
 	}
 	if mf.account != "" {
-		zones, calls, err := accountZones(ctx, api, mf.account)
-		l.calls += calls
+		zones, err := activeZones(ctx, l, mf.account, mf.credential)
 		if err != nil {
 			return nil, err
 		}
@@ -455,7 +522,7 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 	var ms []*migration
 	var errs []error
 	for _, s := range scopes {
-		jobs, err := l.list(ctx, s.scope, s.id)
+		jobs, err := l.list(ctx, mf.credential, s.scope, s.id)
 		if err != nil {
 			return nil, err
 		}
@@ -489,7 +556,7 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 				errs = append(errs, fmt.Errorf("%s %s job %d: %w", s.scope, s.id, job.ID, err))
 				continue
 			}
-			m.held = len(jobs)
+			m.held, m.cred = len(jobs), mf.credential
 			ms = append(ms, m)
 		}
 	}
@@ -503,32 +570,25 @@ func selectMigrations(ctx context.Context, api *cloudflare.Client, mf *migrateFl
 			return nil, fmt.Errorf("--azure-sas: the selected azure jobs push to %d containers, and a SAS is for one: narrow --match", len(containers))
 		}
 	}
-	mf.listedCalls = l.calls
 	return ms, errors.Join(errs...)
 }
 
-// accountZones lists the active zones of account, every page, and returns
-// them with the calls spent. Cloudflare does not say whether a credential
-// without Zone Read is refused or shown no zones: no zone is an error
-// that says so.
-func accountZones(ctx context.Context, api *cloudflare.Client, account string) ([]cloudflare.Zone, int, error) {
-	var zones []cloudflare.Zone
-	calls := 0
-	for page := 1; ; page++ {
-		calls++
-		p, err := api.ListZones(ctx, cloudflare.ZoneFilter{AccountID: account, Status: "active"}, page)
-		if err != nil {
-			return nil, calls, fmt.Errorf("list the zones of account %s: %w", account, err)
-		}
-		zones = append(zones, p.Zones...)
-		if page >= p.TotalPages || len(p.Zones) == 0 {
-			break
-		}
+// activeZones lists the active zones of account, every page, through the
+// planner of cred. Cloudflare does not say whether a credential without
+// Zone Read is refused or shown no zones: no zone is an error that says so.
+func activeZones(ctx context.Context, l *lister, account, cred string) ([]cloudflare.Zone, error) {
+	p, err := l.planner(ctx, cred)
+	if err != nil {
+		return nil, err
+	}
+	zones, _, err := p.accountZones(ctx, account, "active", cred, map[string]bool{})
+	if err != nil {
+		return nil, err
 	}
 	if len(zones) == 0 {
-		return nil, calls, fmt.Errorf("account %s lists no active zone: check the id, and that the API token has Zone Read", account)
+		return nil, fmt.Errorf("account %s lists no active zone: check the id, and that credential %s has Zone Read", account, credLabel(cred))
 	}
-	return zones, calls, nil
+	return zones, nil
 }
 
 // nameMatches reports whether name matches one of pats (path.Match), or
@@ -579,7 +639,7 @@ func expand(tmpl, scope, id string, job cloudflare.Job, old tasks.Conf) string {
 
 // migrationsFromFile reads FILE's rows and finds each job in its zone's or
 // account's listing.
-func migrationsFromFile(ctx context.Context, env Env, api *cloudflare.Client, file string, format input.Format, mf *migrateFlags) ([]*migration, error) {
+func migrationsFromFile(ctx context.Context, env Env, l *lister, file string, format input.Format, set *credentials.Set, mf *migrateFlags) ([]*migration, error) {
 	open, cleanup, err := opener(env, file)
 	if err != nil {
 		return nil, err
@@ -590,8 +650,7 @@ func migrationsFromFile(ctx context.Context, env Env, api *cloudflare.Client, fi
 		return nil, err
 	}
 	defer rc.Close()
-	r := input.NewReader(rc, input.Options{Format: format, Extra: tasks.MigrateColumns})
-	l := &lister{api: api, jobs: map[string][]cloudflare.Job{}}
+	r := input.NewReader(rc, input.Options{Format: format, Extra: tasks.MigrateColumns, Credentials: inputCredentials(set)})
 	var ms []*migration
 	var errs []error
 	seen := map[string]int{}
@@ -615,7 +674,7 @@ func migrationsFromFile(ctx context.Context, env Env, api *cloudflare.Client, fi
 			continue
 		}
 		seen[k] = row.Line
-		jobs, err := l.list(ctx, row.Scope, row.ScopeID)
+		jobs, err := l.list(ctx, row.Credential, row.Scope, row.ScopeID)
 		if err != nil {
 			return nil, err
 		}
@@ -640,10 +699,9 @@ func migrationsFromFile(ctx context.Context, env Env, api *cloudflare.Client, fi
 			errs = append(errs, fmt.Errorf("line %d: %w", row.Line, err))
 			continue
 		}
-		m.held = len(jobs)
+		m.held, m.cred = len(jobs), row.Credential
 		ms = append(ms, m)
 	}
-	mf.listedCalls = l.calls
 	return ms, errors.Join(errs...)
 }
 
@@ -706,13 +764,13 @@ func printMigrationPlan(w io.Writer, ms []*migration, mf *migrateFlags) {
 func migrationRows(ms []*migration) []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write([]string{"zone_id", "account_id", "destination_conf", "job_id", "dataset", "from"})
+	_ = w.Write([]string{"zone_id", "account_id", "destination_conf", "job_id", "dataset", "from", input.FieldCredential})
 	for _, m := range ms {
 		zone, account := m.scopeID, ""
 		if m.scope == tasks.ScopeAccount {
 			zone, account = "", m.scopeID
 		}
-		_ = w.Write([]string{zone, account, m.to, strconv.Itoa(m.job.ID), m.job.Dataset, tasks.ConfDigest(m.job.DestinationConf)})
+		_ = w.Write([]string{zone, account, m.to, strconv.Itoa(m.job.ID), m.job.Dataset, tasks.ConfDigest(m.job.DestinationConf), m.cred})
 	}
 	w.Flush()
 	return b.Bytes()
@@ -903,6 +961,21 @@ func (j *migJournal) write(lines []migLine) error {
 }
 
 func (j *migJournal) close() error { return j.f.Close() }
+
+// emitEvents appends the outcomes known before any call (unchanged jobs,
+// copies over the job limit, moves of a killed run) to the event stream,
+// as the worker's outcomes are: the events command and the stream's
+// readers see every job. batch is the batch of this run's other jobs, ""
+// when there is none.
+func emitEvents(ctx context.Context, store *ledger.Store, batch string, evs []events.Event) error {
+	for _, e := range evs {
+		e.BatchID = batch
+		if err := store.Emit(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // drainMigJournal journals the outcomes still on the stream after the
 // worker stopped.

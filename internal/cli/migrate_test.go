@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
@@ -40,7 +42,7 @@ const (
 	migrateAccount = "0123456789abcdef0123456789abcdef"
 )
 
-func newMigrateFleet(t *testing.T) *migrateFleet {
+func newMigrateFleet(t *testing.T, tweak ...func(*simulator.Config)) *migrateFleet {
 	t.Helper()
 	dir := t.TempDir()
 	var zones []simulator.Zone
@@ -51,8 +53,12 @@ func newMigrateFleet(t *testing.T) *migrateFleet {
 		}
 		zones = append(zones, simulator.Zone{ID: fmt.Sprintf("%032x", 0xa000+z), Name: name, Status: "active", AccountID: migrateAccount})
 	}
-	sim, err := simulator.New(simulator.Config{Write: writeFunc(&destination.File{}), WriteDelay: 20 * time.Millisecond,
-		WriteJitter: 30 * time.Millisecond, APIToken: migrateToken, Zones: zones})
+	cfg := simulator.Config{Write: writeFunc(&destination.File{}), WriteDelay: 20 * time.Millisecond,
+		WriteJitter: 30 * time.Millisecond, APIToken: migrateToken, Zones: zones}
+	for _, tw := range tweak {
+		tw(&cfg)
+	}
+	sim, err := simulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,5 +451,89 @@ func TestExpand(t *testing.T) {
 	}
 	if got := expand("s3://new/x?region=eu-west-1", "zone", "z", job, old); got != "s3://new/x?region=eu-west-1" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestMigrateCredentialsAndBudget: migrate runs on a credentials file
+// alone (no CLOUDFLARE_API_TOKEN): --credential names the selection's
+// credential and FILE's rows name theirs. The selection's listings (a zone
+// page and 20 zones' jobs) take from that credential's budget (api_rate
+// 5/1s), so that they never meet Cloudflare's limit of the token (20 per
+// second here); the progress line counts the moves; and a run that finds
+// its jobs on their target sends one unchanged event per job to the Redis
+// stream, as the worker sends its outcomes.
+func TestMigrateCredentialsAndBudget(t *testing.T) {
+	t.Parallel()
+	const tenantToken = "tenant-token-0123456789"
+	f := newMigrateFleet(t, func(c *simulator.Config) {
+		c.APIToken = "" // any token but revoked ones
+		c.TokenRateLimits = map[string]int{tenantToken: 20}
+		c.RateWindow, c.Penalty = time.Second, 10*time.Second
+	})
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "credentials.yaml")
+	if err := os.WriteFile(credFile, []byte("tenant:\n  token: "+tenantToken+"\n  api_rate: 5/1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rdb, opt := testutil.Redis(t)
+	redisURL := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	run := func(stdin string, args ...string) (int, string) {
+		var out testutil.Buffer
+		env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+		base := []string{"migrate", "--cloudflare-api-url", f.url, "--credentials", credFile, "--poll-first", "0", "--poll-interval", "50ms",
+			"--log-level", "warn", "--progress-interval", "1s"}
+		return Run(context.Background(), append(base, args...), env), out.String()
+	}
+	sel := []string{"--account", migrateAccount, "--zones", "shop-*", "--credential", "tenant", "--dataset", "firewall_events",
+		"--match", `/(own/(2|4)/old|tenant/[0-9a-f]{32})$`, "--to", "file://" + f.dir + "/tenant/{zone_id}"}
+	code, out := run("", append(sel, "--journal", filepath.Join(dir, "a.jsonl"))...)
+	st := f.sim.Stats()
+	if code != 0 || !strings.Contains(out, "migrated 2") || st.JobsUpdated != 2 {
+		t.Fatalf("by --credential: %d, %s\n%s", code, st, out)
+	}
+	if st.RateLimitedLimit != 0 {
+		t.Errorf("%d calls met the token's rate limit: the listings bypass the budget (%s)", st.RateLimitedLimit, st)
+	}
+	if !strings.Contains(out, "jobs: migrated 2  copied 0") {
+		t.Errorf("the progress line does not count the moved jobs:\n%s", out)
+	}
+
+	// FILE: the row names its credential.
+	var own cloudflare.Job
+	for _, j := range f.jobs[f.zones[6]] {
+		if j.Dataset == "firewall_events" {
+			own = j
+		}
+	}
+	rows := fmt.Sprintf("zone_id,account_id,job_id,destination_conf,credential\n%s,,%d,file://%s/tenant/file6,tenant\n", f.zones[6], own.ID, f.dir)
+	code, out = run(rows, "--journal", filepath.Join(dir, "b.jsonl"), "-")
+	if code != 0 || !strings.Contains(out, "migrated 1") {
+		t.Fatalf("FILE with a credential column: %d\n%s", code, out)
+	}
+
+	// Again, on a shared Redis: both jobs are on their target (the match
+	// selects them there).
+	code, out = run("", append(sel, "--journal", filepath.Join(dir, "c.jsonl"), "--redis", redisURL)...)
+	if code != 0 || !strings.Contains(out, "unchanged 2") {
+		t.Fatalf("again: %d\n%s", code, out)
+	}
+	entries, err := ledger.NewStore(rdb, ledger.Config{}).Read(context.Background(), "0", 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged := map[int]bool{}
+	for _, e := range entries {
+		if e.Event.Event == events.Unchanged {
+			unchanged[e.Event.JobID] = true
+		}
+	}
+	if len(unchanged) != 2 || len(entries) != 2 {
+		t.Errorf("stream: %d events, %d unchanged jobs; want 2 unchanged events", len(entries), len(unchanged))
+	}
+	if strings.Contains(out, tenantToken) {
+		t.Error("the token is in the output")
+	}
+	if st := f.sim.Stats(); st.RateLimitedLimit != 0 || st.JobsUpdated != 3 {
+		t.Errorf("after all runs: %s", st)
 	}
 }

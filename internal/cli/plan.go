@@ -302,11 +302,13 @@ type planResult struct {
 	concurrency int
 }
 
-// planAPI is the Cloudflare API a plan uses.
+// planAPI is the Cloudflare API a plan uses (and GetJob, export-terraform
+// --batch's read of each job).
 type planAPI interface {
 	ListZones(ctx context.Context, f cloudflare.ZoneFilter, page int) (cloudflare.ZonePage, error)
 	ListJobs(ctx context.Context, t cloudflare.Target) ([]cloudflare.Job, error)
 	Fields(ctx context.Context, t cloudflare.Target, dataset string) (map[string]string, error)
+	GetJob(ctx context.Context, t cloudflare.Target, id int) (cloudflare.Job, error)
 }
 
 // waiter is the API budget (budget.Budget).
@@ -782,25 +784,16 @@ func plan(ctx context.Context, env Env, pe planEnv, s planSpec, set *credentials
 
 // newPlanner is the planner of the credential called cred ("" the
 // default) of set: its client, the budget in Redis (the shared one of
-// pe.redisURL, else an embedded one) and the retries of the worker. close
-// releases the Redis; credential errors are bad input (planError).
+// pe.redisURL, else an embedded one) and the retries of the worker
+// (plannerOn). close releases the Redis; credential errors are bad input
+// (planError).
 func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.Set) (*planner, func(), error) {
-	named, ok := set.Lookup(cred)
-	if !ok {
-		if cred != "" {
-			return nil, nil, badPlan("-credential %s: not in the credentials file (--credentials)", cred)
-		}
-		return nil, nil, badPlan("cloudflare credentials: none (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or --credential NAME with --credentials)")
-	}
-	if err := named.Credentials.Validate(); err != nil {
-		return nil, nil, badPlan("credential %s: %v", credLabel(cred), err)
-	}
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: pe.apiURL, Credentials: named.Credentials})
-	if err != nil {
-		return nil, nil, badPlan("%v", err)
+	if _, err := lookupCredential(cred, set); err != nil {
+		return nil, nil, err
 	}
 	var rdb redis.UniversalClient
 	var closeRedis func()
+	var err error
 	if pe.redisURL != "" {
 		rdb, closeRedis, err = connectRedis(ctx, pe.redisURL)
 	} else {
@@ -809,23 +802,57 @@ func newPlanner(ctx context.Context, pe planEnv, cred string, set *credentials.S
 	if err != nil {
 		return nil, nil, err
 	}
+	p, err := plannerOn(ctx, rdb, pe, cred, set)
+	if err != nil {
+		closeRedis()
+		return nil, nil, err
+	}
+	return p, closeRedis, nil
+}
+
+// lookupCredential is the credential called cred ("" the default) of set,
+// checked; its errors are bad input (planError).
+func lookupCredential(cred string, set *credentials.Set) (credentials.Named, error) {
+	named, ok := set.Lookup(cred)
+	if !ok {
+		if cred != "" {
+			return named, badPlan("-credential %s: not in the credentials file (--credentials)", cred)
+		}
+		return named, badPlan("cloudflare credentials: none (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY, or --credential NAME with --credentials)")
+	}
+	if err := named.Credentials.Validate(); err != nil {
+		return named, badPlan("credential %s: %v", credLabel(cred), err)
+	}
+	return named, nil
+}
+
+// plannerOn is the planner of the credential called cred of set, its
+// budget in rdb (the Redis of the command's other calls, so that they
+// share it).
+func plannerOn(ctx context.Context, rdb redis.UniversalClient, pe planEnv, cred string, set *credentials.Set) (*planner, error) {
+	named, err := lookupCredential(cred, set)
+	if err != nil {
+		return nil, err
+	}
+	api, err := cloudflare.New(cloudflare.Config{BaseURL: pe.apiURL, Credentials: named.Credentials})
+	if err != nil {
+		return nil, badPlan("%v", err)
+	}
 	mode := pe.budget.mode()
 	cfg, on, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cmp.Or(named.APIRate, pe.apiRate), Key: cmp.Or(named.BudgetKey, pe.budget.key),
 		Digest: named.Credentials.Digest(), Mode: mode}, pe.log)
 	if err != nil {
-		closeRedis()
-		return nil, nil, pe.budget.explain(err)
+		return nil, pe.budget.explain(err)
 	}
 	p := &planner{api: api, retry: cloudflare.VerifyPolicy{Attempts: 8, MaxWait: 6 * time.Minute}}
 	if on {
 		b, err := budget.New(rdb, cfg)
 		if err != nil {
-			closeRedis()
-			return nil, nil, err
+			return nil, err
 		}
 		p.budget = b
 	}
-	return p, closeRedis, nil
+	return p, nil
 }
 
 // writePlanFile writes the plan to file whole or not at all.

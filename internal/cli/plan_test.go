@@ -492,7 +492,12 @@ func TestPlanRetries(t *testing.T) {
 
 // fakeZonesAPI answers pages that overlap, as when a zone is added while
 // the pages are followed, and lists no jobs.
-type fakeZonesAPI struct{ pages [][]cloudflare.Zone }
+// fakeZonesAPI answers the zone pages it holds and no jobs; GetJob, which
+// a plan does not call, is the nil planAPI's (a call panics).
+type fakeZonesAPI struct {
+	planAPI
+	pages [][]cloudflare.Zone
+}
 
 func (f *fakeZonesAPI) ListZones(_ context.Context, _ cloudflare.ZoneFilter, page int) (cloudflare.ZonePage, error) {
 	return cloudflare.ZonePage{Zones: f.pages[page-1], Page: page, TotalPages: len(f.pages)}, nil

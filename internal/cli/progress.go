@@ -173,6 +173,9 @@ func (v *view) drawPlain(f frame) {
 		line += fmt.Sprintf("  jobs: watching %d  flowing %d  job_failing %d  no_data_yet %d", st.Counts[events.Watching],
 			st.Counts[events.Flowing], st.Counts[events.JobFailing], st.Counts[events.NoDataYet])
 	}
+	if n := st.Counts[events.Migrated] + st.Counts[events.Copied]; n > 0 {
+		line += fmt.Sprintf("  jobs: migrated %d  copied %d", st.Counts[events.Migrated], st.Counts[events.Copied])
+	}
 	if f.retries != nil && f.retries.total() > 0 {
 		line += "  " + f.retries.String()
 	}
@@ -199,7 +202,7 @@ func (v *view) drawTerminal(f frame) {
 	for _, s := range []events.State{events.Validated, events.Failed, events.NotRequired, events.AwaitingToken} {
 		lines = append(lines, fmt.Sprintf("  %-15s %s %7d", s, bar(st.Counts[s], st.Total), st.Counts[s]))
 	}
-	for _, s := range []events.State{events.Flowing, events.JobFailing, events.NoDataYet, events.Watching} {
+	for _, s := range []events.State{events.Flowing, events.JobFailing, events.NoDataYet, events.Watching, events.Migrated, events.Copied} {
 		if st.Counts[s] > 0 {
 			lines = append(lines, fmt.Sprintf("  %-15s %s %7d", s, bar(st.Counts[s], st.Total), st.Counts[s]))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,20 @@ func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *e
 	return changed == 1, nil
 }
 
+// jobFields are the hash fields that keep the Logpush job an event names
+// (DestState.JobID, NewJobID), so that the job of a destination outlives
+// the stream's trimming: export-terraform --batch reads them.
+func jobFields(ev *events.Event) []any {
+	var f []any
+	if ev.JobID > 0 {
+		f = append(f, "job_id", ev.JobID)
+	}
+	if ev.NewJobID > 0 {
+		f = append(f, "new_job_id", ev.NewJobID)
+	}
+	return f
+}
+
 // transitionCall is transitionScript's keys and arguments for Transition.
 func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stage events.Stage, fields []any) (scriptCall, error) {
 	if len(fields)%2 != 0 {
@@ -104,6 +119,7 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 			return scriptCall{}, fmt.Errorf("encode event: %w", err)
 		}
 		payload = string(b)
+		fields = append(slices.Clip(fields), jobFields(ev)...)
 	}
 	args := make([]any, 0, 7+len(fields))
 	args = append(args, string(state), attemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, len(fields)/2)
@@ -322,6 +338,11 @@ type DestState struct {
 	// the default one, and for destinations registered before the ledger
 	// recorded it). Get reads it; Enter, on the workers' path, does not.
 	Credential string
+	// JobID is the Logpush job of the destination, as the last event that
+	// named one said (enqueue --create-job, migrate); 0 for none. NewJobID
+	// is the second job of a copied job (migrate --copy). Get and Dests
+	// read them; Enter does not.
+	JobID, NewJobID int
 }
 
 // ErrorFields are the hash fields that record why a destination failed,
@@ -385,6 +406,8 @@ func parseDestState(m map[string]string) DestState {
 		EnqueuedAt:  t("enqueued_at"),
 		Attempts:    attempts(n),
 		Credential:  m["credential"],
+		JobID:       n("job_id"),
+		NewJobID:    n("new_job_id"),
 	}
 }
 

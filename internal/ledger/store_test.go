@@ -240,3 +240,44 @@ func register(ctx context.Context, s *ledger.Store, k ledger.Key, m ledger.Meta)
 	}
 	return ex[0], nil
 }
+
+// TestJobIDKept: the job an event names stays in the destination's state,
+// past later transitions that name none, and Dests reads it: export-terraform
+// --batch finds each destination's job there.
+func TestJobIDKept(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		k := ledger.Key{Batch: "bj", Hash: "hj"}
+		if _, err := register(ctx, b.store, k, ledger.Meta{Line: 2, Scope: "zone", ScopeID: "z1"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.Transition(ctx, k, events.Watching, &events.Event{Event: events.Validated, BatchID: "bj", JobID: 41}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.Transition(ctx, k, events.Watching, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.Transition(ctx, k, events.Migrated, &events.Event{Event: events.Migrated, BatchID: "bj", JobID: 41, NewJobID: 42}, ""); err != nil {
+			t.Fatal(err)
+		}
+		st, err := b.store.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.JobID != 41 || st.NewJobID != 42 {
+			t.Fatalf("Get: job %d, new job %d; want 41, 42", st.JobID, st.NewJobID)
+		}
+		other := ledger.Key{Batch: "bj", Hash: "no-job"}
+		if _, err := b.store.Transition(ctx, other, events.Validated, &events.Event{Event: events.Validated, BatchID: "bj"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		if err := b.store.Dests(ctx, "bj", func(h string, st ledger.DestState) error { got[h] = st.JobID; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got["hj"] != 41 || got["no-job"] != 0 {
+			t.Fatalf("Dests: jobs %v, want hj 41 and no-job 0", got)
+		}
+	})
+}
