@@ -110,10 +110,14 @@ func TestRunJournalTwoDatasetsOneConf(t *testing.T) {
 	if code, out, stderr := runEnv(t, env, "", args...); code != 0 {
 		t.Fatalf("first run = %d:\n%s\n%s", code, out, stderr)
 	}
+	before := len(rs.challenged())
 	writeInput(t, dir, "jobs.csv", header, row("http_requests"), row("firewall_events"))
 	code, out, stderr := runEnv(t, env, "", args...)
 	if code != 0 || !strings.Contains(out, "1 destination finished already") || !strings.Contains(out, "1 to go") {
 		t.Fatalf("second run = %d, want it to resume with 1 to go:\n%s\n%s", code, out, stderr)
+	}
+	if n := len(rs.challenged()) - before; n != 1 {
+		t.Errorf("the second run made %d challenges, want 1 (the new dataset's)", n)
 	}
 	if code, out, stderr := runEnv(t, env, "", args...); code != 0 || !strings.Contains(out, "every destination of "+in+" is finished already") {
 		t.Fatalf("third run = %d, want every destination finished:\n%s\n%s", code, out, stderr)
