@@ -118,10 +118,20 @@ const (
 func Stages() []Stage { return []Stage{StageChallenge, StagePoll, StageValidate, StageJob} }
 
 // Event is one JSON entry of the logpush:events stream: the outcome of one
-// destination. Destination is always the redacted conf.
+// destination. Destination is always the redacted conf; DestinationID is
+// what identifies the destination.
 type Event struct {
-	Event           State     `json:"event"`
-	BatchID         string    `json:"batch_id,omitempty"`
+	Event   State  `json:"event"`
+	BatchID string `json:"batch_id,omitempty"`
+	// DestinationID identifies the destination across batches and runs:
+	// 32 hex characters of a SHA-256 of its scope, id, full
+	// destination_conf and, with a job to create, the job's dataset
+	// (tasks.Dest.Hash; its key in the ledger). Two rows that differ only
+	// in a secret of the conf, or only in the dataset, are two
+	// destinations; the hash carries no secret. Join results on it, not on
+	// Destination, which redaction can make equal for two destinations.
+	// Empty on fleet events.
+	DestinationID   string    `json:"destination_id,omitempty"`
 	Scope           string    `json:"scope,omitempty"`
 	ScopeID         string    `json:"scope_id,omitempty"`
 	Destination     string    `json:"destination,omitempty"`

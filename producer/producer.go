@@ -88,7 +88,8 @@ type Config struct {
 	// share a budget must share their Pacer (or pacers of one budget key).
 	Pacers func(credential string) (Pacer, error)
 	// Skip, when set, leaves out the good rows whose destination (Scope,
-	// ScopeID, DestinationConf, Line; BatchID and the rest unset) it
+	// ScopeID, DestinationConf, Line, Job and Update, so that its Hash is
+	// the ledger's; BatchID and the rest unset) it
 	// returns true for: they count in the plan and the batch id, but are
 	// not enqueued (run skips the destinations its journal has finished).
 	// nil: none.
@@ -331,7 +332,7 @@ func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Res
 	chunk := make([]item, 0, p.cfg.ChunkSize)
 	var chunkErr error
 	err = p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		if p.cfg.Skip != nil && p.cfg.Skip(tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Line: row.Line}) {
+		if p.cfg.Skip != nil && p.cfg.Skip(tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Line: row.Line, Job: opt.job, Update: opt.update}) {
 			res.Skipped++
 			return nil
 		}

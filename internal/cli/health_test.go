@@ -101,7 +101,7 @@ func TestRunExitsOnFailingJob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev := events.Event{Event: events.Validated, Scope: "zone", ScopeID: "00000000000000000000000000000001", Destination: "file:///x", Line: 2}
+		ev := events.Event{Event: events.Validated, DestinationID: "d1", Scope: "zone", ScopeID: "00000000000000000000000000000001", Destination: "file:///x", Line: 2}
 		health := ev
 		health.Event = c.state
 		if err := j.append([]events.Event{ev, health}); err != nil {
@@ -109,7 +109,8 @@ func TestRunExitsOnFailingJob(t *testing.T) {
 		}
 		var stdout bytes.Buffer
 		env := Env{Stdout: &stdout, Stderr: io.Discard, Getenv: func(string) string { return "" }}
-		err = finishRun(env, nil, "", j, filepath.Join(dir, "r.csv"), filepath.Join(dir, "j.jsonl"), false, nil)
+		dests := []inputDest{{line: 2, id: "d1", scope: "zone", scopeID: ev.ScopeID, destination: "file:///x", destType: "file"}}
+		err = finishRun(env, nil, "", j, dests, filepath.Join(dir, "r.csv"), filepath.Join(dir, "j.jsonl"), false, nil)
 		j.close()
 		got := 0
 		var ee *exitError

@@ -12,16 +12,19 @@ import (
 	"sync"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 // journal is run's record of the destinations that have an outcome: one
 // result event (redacted, as on the stream) per line, appended and fsync'd
 // as the outcomes come, and read back on start, so that a re-run after
-// Ctrl-C, a crash or kill -9 skips what is finished. Each destination is in
-// it once, unless run --retry-failed redid a failed one: its latest line
-// wins.
+// Ctrl-C, a crash or kill -9 skips what is finished. A destination is
+// known by its event's DestinationID (tasks.Dest.Hash: scope, id, full
+// conf and dataset), so that two rows whose redacted confs are equal (they
+// differ in a secret, or only in the dataset of their job) are two
+// entries. Each destination is in it once, unless run --retry-failed redid
+// a failed one: its latest line wins. Rows deleted from the input stay in
+// it; the report shows the current input's rows only.
 //
 // It is also the worker's ChallengeLog: a line {"challenge":{...}} per
 // challenge, fsync'd before the call is made (no token: where it is
@@ -31,7 +34,7 @@ type journal struct {
 	mu   sync.Mutex
 	f    *os.File
 	path string
-	done map[string]events.Event // by destKey
+	done map[string]events.Event // by DestinationID
 	// prior is the last challenge recorded at each location by earlier
 	// runs; touched the locations challenged by this one.
 	prior   map[string]ledger.Challenge
@@ -44,22 +47,16 @@ type journalLine struct {
 	Challenge *ledger.Challenge `json:"challenge,omitempty"`
 }
 
-// destKey identifies a destination in the journal: scope, id and the
-// redacted conf (the journal holds no secret, so not the conf itself).
-func destKey(scope, scopeID, redacted string) string {
-	return scope + " " + scopeID + " " + redacted
-}
-
-func rowKey(r input.Row) string      { return destKey(r.Scope, r.ScopeID, r.Conf.Redacted()) }
-func eventKey(e events.Event) string { return destKey(e.Scope, e.ScopeID, e.Destination) }
-
 // openJournal opens the journal at path, creating it, takes its lock (a
 // second run of the same journal is refused with exit 2, naming the
 // running one's pid), and reads what it holds. A last line cut short (the
 // process was killed while writing it) is dropped; a last whole line that
 // is not an event (two runs wrote at once before the lock) is set aside in
 // path.damaged with a warning on warn; any other line that is not an event
-// is an error naming it.
+// is an error naming it. An event without a DestinationID (written before
+// events carried one) cannot be told apart from another destination with
+// the same redacted conf: it stays in the file but counts as unknown, its
+// destination done again, with a warning.
 func openJournal(path string, warn io.Writer) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -73,7 +70,7 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 	r := bufio.NewReader(f)
 	var good int64 // bytes up to the end of the last good whole line
 	var damaged []byte
-	damagedAt := 0
+	damagedAt, unkeyed := 0, 0
 	for n := 1; ; n++ {
 		line, err := r.ReadBytes('\n')
 		if errors.Is(err, io.EOF) {
@@ -103,7 +100,15 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 			continue
 		}
 		good += int64(len(line))
-		j.done[eventKey(e)] = e
+		if e.DestinationID == "" {
+			unkeyed++
+			continue
+		}
+		j.done[e.DestinationID] = e
+	}
+	if unkeyed > 0 {
+		fmt.Fprintf(warn, "run: warning: journal %s has %s without a destination_id (written by an older version): their destinations are done again\n",
+			path, plural(int64(unkeyed), "outcome"))
 	}
 	if damaged != nil {
 		aside := path + ".damaged"
@@ -170,11 +175,12 @@ func isHealthOutcome(s events.State) bool {
 	return s == events.Flowing || s == events.JobFailing || s == events.NoDataYet
 }
 
-// has reports whether the journal has an outcome for the destination.
-func (j *journal) has(key string) bool {
+// has reports whether the journal has an outcome for the destination of
+// id (tasks.Dest.Hash).
+func (j *journal) has(id string) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	_, ok := j.done[key]
+	_, ok := j.done[id]
 	return ok
 }
 
@@ -214,7 +220,7 @@ func (j *journal) append(evs []events.Event) error {
 	defer j.mu.Unlock()
 	var buf bytes.Buffer
 	for _, e := range evs {
-		k := eventKey(e)
+		k := e.DestinationID
 		if prev, ok := j.done[k]; ok && !(isHealthOutcome(e.Event) && !isHealthOutcome(prev.Event)) {
 			continue
 		}

@@ -43,7 +43,7 @@ func TestJournalLock(t *testing.T) {
 func TestJournalDamagedLastLine(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	good := `{"event":"validated","scope":"zone","scope_id":"z1","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
+	good := `{"event":"validated","destination_id":"d1","scope":"zone","scope_id":"z1","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
 	frag := `,"scope_id":"z2","destination":"s3://b/q"}` + "\n"
 	path := filepath.Join(dir, "a.journal.jsonl")
 	if err := os.WriteFile(path, []byte(good+frag), 0o600); err != nil {
@@ -80,7 +80,7 @@ func TestJournalDamagedLastLine(t *testing.T) {
 func TestJournalKeepsChallengeLines(t *testing.T) {
 	t.Parallel()
 	ev := func(zone string) string {
-		return `{"event":"validated","scope":"zone","scope_id":"` + zone + `","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
+		return `{"event":"validated","destination_id":"` + zone + `","scope":"zone","scope_id":"` + zone + `","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
 	}
 	challenge := `{"challenge":{"location":"s3://b/p/ownership-challenge.txt","filename":"p/ownership-challenge.txt","time":"2026-12-06T00:00:00Z"}}` + "\n"
 	body := ev("z1") + challenge + ev("z2") + challenge + ev("z3")
@@ -101,6 +101,31 @@ func TestJournalKeepsChallengeLines(t *testing.T) {
 		t.Errorf("done %d, challenge records %d, warning %q; want 3, 1, none", done, prior, warn.String())
 	}
 	if b, _ := os.ReadFile(path); string(b) != body {
+		t.Errorf("journal after open = %q, want it unchanged", b)
+	}
+}
+
+// TestJournalWithoutDestinationID: outcomes an older version wrote without
+// a destination_id open with a warning and count as unknown (their
+// destinations are done again); the lines stay in the file.
+func TestJournalWithoutDestinationID(t *testing.T) {
+	t.Parallel()
+	old := `{"event":"validated","scope":"zone","scope_id":"z1","destination":"s3://b/p","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
+	keyed := `{"event":"validated","destination_id":"d2","scope":"zone","scope_id":"z2","destination":"s3://b/q","attempts":{"challenge":1,"poll":1,"validate":1},"duration_seconds":1,"time":"2026-12-06T00:00:00Z"}` + "\n"
+	path := filepath.Join(t.TempDir(), "o.journal.jsonl")
+	if err := os.WriteFile(path, []byte(old+keyed+old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warn bytes.Buffer
+	j, err := openJournal(path, &warn)
+	if err != nil {
+		t.Fatalf("open a journal of an older version: %v", err)
+	}
+	j.close()
+	if len(j.done) != 1 || !j.has("d2") || !strings.Contains(warn.String(), "2 outcomes without a destination_id") {
+		t.Errorf("done %v, warning %q; want d2 only and a warning naming 2 outcomes", j.done, warn.String())
+	}
+	if b, _ := os.ReadFile(path); string(b) != old+keyed+old {
 		t.Errorf("journal after open = %q, want it unchanged", b)
 	}
 }

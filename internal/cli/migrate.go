@@ -414,7 +414,7 @@ func (mf *migrateFlags) paths(file string) (string, string) {
 	if file == "" {
 		file = "migrate-" + mf.selectionKey + ".csv"
 	}
-	report, journal := besideInput(file, mf.reportPath, mf.journalPath)
+	report, journal := besideInput(file, "stdin", mf.reportPath, mf.journalPath)
 	if mf.reportPath == "" && mf.journalPath != "" {
 		report = strings.TrimSuffix(mf.journalPath, ".jsonl") + ".results.csv"
 	}

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,7 +16,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -30,7 +27,12 @@ Onboards every destination of FILE in this process: checks every line, runs
 preflight, then a worker and the producer on an embedded Redis (or on the
 shared one of --redis), with a progress view. The journal (--journal) keeps
 every outcome as it comes: run the same command again after Ctrl-C, a crash
-or kill -9 and it goes on with the destinations not finished yet.
+or kill -9 and it goes on with the destinations not finished yet; it knows a
+destination by its id (scope, id, conf and dataset), so an edited FILE keeps
+what is finished. The report (--report) has one row per destination of FILE
+as it is now, at its current line. For - the journal and the report are
+stdin-BATCH.journal.jsonl and stdin-BATCH.results.csv in the working
+directory, BATCH the input's batch id.
 
 Exit status: 0 when every destination is validated, not_required,
 awaiting_token, flowing or no_data_yet; 1 when any failed or its job is
@@ -55,7 +57,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&f.redisURL, "redis", "",
 		"run on this shared Redis instead of an embedded one: other workers can join and the batch survives this process (no env twin: run keeps its own Redis unless told)")
 	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
-	reportPath := fs.String("report", "", "write one row per destination here at the end, CSV (default: beside FILE, NAME.results.csv)")
+	reportPath := fs.String("report", "", "write one row per destination of FILE here at the end, CSV (default: beside FILE, NAME.results.csv)")
 	journalPath := fs.String("journal", "", "the journal of outcomes, JSON lines, read on start to skip what is finished (default: beside FILE, NAME.journal.jsonl)")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
 	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
@@ -100,8 +102,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		}
 		*createJob = true
 	}
-	reportFile, journalFile := besideInput(file, *reportPath, *journalPath)
-
 	open, cleanup, err := opener(env, file)
 	if err != nil {
 		return err
@@ -111,7 +111,8 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if *createJob {
 		in.Extra = tasks.JobColumns
 	}
-	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob})
+	pcfg := producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob}
+	plan, err := producer.Check(ctx, open, pcfg)
 	if err != nil {
 		return err
 	}
@@ -138,6 +139,14 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	rate, _ := budget.ParseRate(f.apiRate)
 
+	// Standard input's files are named by its batch id: two different
+	// inputs piped in one folder do not share a journal, and the same input
+	// piped again resumes its own.
+	reportFile, journalFile := besideInput(file, "stdin-"+plan.BatchID, *reportPath, *journalPath)
+	dests, err := inputDests(ctx, open, pcfg)
+	if err != nil {
+		return err
+	}
 	j, err := openJournal(journalFile, env.Stderr)
 	if err != nil {
 		return err
@@ -152,12 +161,10 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	var skip func(tasks.Dest) bool
 	if f.redisURL == "" {
 		var left int
-		if prior, left, err = journaled(open, in, j); err != nil {
-			return err
-		}
+		prior, left = journaled(dests, j)
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
-			return finishRun(env, nil, "", j, reportFile, journalFile, false, args)
+			return finishRun(env, nil, "", j, dests, reportFile, journalFile, false, args)
 		}
 		if len(prior) > 0 {
 			var n int64
@@ -166,7 +173,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			}
 			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
 		}
-		skip = func(d tasks.Dest) bool { return j.has(destKey(d.Scope, d.ScopeID, redact.String(d.DestinationConf))) }
+		skip = func(d tasks.Dest) bool { return j.has(d.Hash()) }
 		// The worker is alone on this Redis: the journal keeps its
 		// challenges, and takes up those a killed run had in flight.
 		f.challenges = j
@@ -233,7 +240,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			drainJournal(store, res.BatchID, j)
 			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
 				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
-			return finishRun(env, store, res.BatchID, j, reportFile, journalFile, true, args)
+			return finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, true, args)
 		}
 		return err
 	}
@@ -252,13 +259,14 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	return finishRun(env, store, res.BatchID, j, reportFile, journalFile, interrupted, args)
+	return finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, interrupted, args)
 }
 
 // besideInput returns the report and journal paths: the flags', or beside
-// the input (in the working directory for standard input).
-func besideInput(file, report, journal string) (string, string) {
-	stem := "stdin"
+// the input; for standard input ("-"), in the working directory and named
+// stdinStem.
+func besideInput(file, stdinStem, report, journal string) (string, string) {
+	stem := stdinStem
 	dir := "."
 	if file != "-" {
 		dir = filepath.Dir(file)
@@ -273,36 +281,49 @@ func besideInput(file, report, journal string) (string, string) {
 	return report, journal
 }
 
-// journaled counts, by outcome, the input's destinations the journal has,
-// and the rows still to do.
-func journaled(open producer.Opener, in input.Options, j *journal) (map[events.State]int64, int, error) {
-	rc, err := open()
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rc.Close()
-	in.Extra = append(in.Extra, tasks.ReadAsColumns...)
-	r := input.NewReader(rc, in)
-	prior := map[events.State]int64{}
+// inputDest is a destination of the current input: the line of its first
+// row, its id (tasks.Dest.Hash) and what the report shows of it.
+type inputDest struct {
+	line                                  int
+	id                                    string
+	scope, scopeID, destination, destType string
+}
+
+// inputDests reads the destinations of the input as the producer with cfg
+// does, in input order, each once (a repeated row is its first line's
+// duplicate).
+func inputDests(ctx context.Context, open producer.Opener, cfg producer.Config) ([]inputDest, error) {
+	var out []inputDest
 	seen := map[string]bool{}
-	left := 0
-	for {
-		row, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return prior, left, nil
+	err := producer.Dests(ctx, open, cfg, func(line int, d tasks.Dest) error {
+		id := d.Hash()
+		if seen[id] {
+			return nil
 		}
+		seen[id] = true
+		conf, err := tasks.ParseConf(d.DestinationConf)
 		if err != nil {
-			return nil, 0, err // Check found every line good: the file changed
+			return fmt.Errorf("line %d: %w", line, err) // Check found every line good: the file changed
 		}
-		k := rowKey(row)
-		switch e, ok := j.done[k]; {
-		case !ok:
-			left++
-		case !seen[k]:
-			seen[k] = true
+		out = append(out, inputDest{line: line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type})
+		return nil
+	})
+	return out, err
+}
+
+// journaled counts, by outcome, the input's destinations the journal has,
+// and the destinations still to do.
+func journaled(dests []inputDest, j *journal) (map[events.State]int64, int) {
+	prior := map[events.State]int64{}
+	left := 0
+	for _, d := range dests {
+		if e, ok := j.done[d.id]; ok {
 			prior[e.Event]++
+		} else {
+			left++
 		}
 	}
+	return prior, left
 }
 
 // drainJournal journals the outcomes still on the stream after the worker
@@ -331,32 +352,35 @@ func drainJournal(store *ledger.Store, batch string, j *journal) {
 
 // finishRun writes the report, prints the summary by state and
 // destination type and returns the run's outcome: an error (exit 1) when a
-// destination failed or the run was interrupted. store is nil when the
-// journal had everything.
-func finishRun(env Env, store *ledger.Store, batch string, j *journal, reportFile, journalFile string, interrupted bool, args []string) error {
-	rows := map[string]reportRow{}
-	for k, e := range j.done {
-		rows[k] = reportRow{Line: e.Line, Scope: e.Scope, ScopeID: e.ScopeID, Destination: e.Destination, DestinationType: e.DestinationType,
-			State: e.Event, Filename: e.Filename, Attempts: e.Attempts, Error: e.Error}
-	}
+// destination failed or the run was interrupted. The report has one row
+// per destination of the current input (dests), at its current line, with
+// the batch's state of it or else the journal's outcome (matched by
+// destination id), or else queued: it was not enqueued before an
+// interruption. The journal's destinations no longer in the input are not
+// reported. store is nil when the journal had everything.
+func finishRun(env Env, store *ledger.Store, batch string, j *journal, dests []inputDest, reportFile, journalFile string, interrupted bool, args []string) error {
+	inBatch := map[string]ledger.DestState{}
 	if store != nil && batch != "" {
 		// The batch's own states: the destinations still in flight, and on a
 		// shared Redis the latest round of each.
-		err := store.Dests(context.Background(), batch, func(_ string, st ledger.DestState) error {
-			rows[destKey(st.Scope, st.ScopeID, st.Destination)] = reportRow{Line: st.Line, Scope: st.Scope, ScopeID: st.ScopeID,
-				Destination: st.Destination, DestinationType: st.Type, State: st.State, Filename: st.Filename, Attempts: st.Attempts,
-				Round: st.Round, Error: st.Error}
+		err := store.Dests(context.Background(), batch, func(id string, st ledger.DestState) error {
+			inBatch[id] = st
 			return nil
 		})
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "run: the report has the journal's rows only: %v\n", err)
 		}
 	}
-	list := make([]reportRow, 0, len(rows))
-	for _, r := range rows {
+	list := make([]reportRow, 0, len(dests))
+	for _, d := range dests {
+		r := reportRow{Line: d.line, Scope: d.scope, ScopeID: d.scopeID, Destination: d.destination, DestinationType: d.destType, State: events.Queued}
+		if st, ok := inBatch[d.id]; ok {
+			r.State, r.Filename, r.Attempts, r.Round, r.Error = st.State, st.Filename, st.Attempts, st.Round, st.Error
+		} else if e, ok := j.done[d.id]; ok {
+			r.State, r.Filename, r.Attempts, r.Error = e.Event, e.Filename, e.Attempts, e.Error
+		}
 		list = append(list, r)
 	}
-	sort.Slice(list, func(a, b int) bool { return list[a].Line < list[b].Line })
 	if err := writeReport(reportFile, list); err != nil {
 		return err
 	}

@@ -380,7 +380,7 @@ func testRunResumeAfterKill(t *testing.T, m tokenMode) {
 	per := map[string]int{}
 	takenUp := 0
 	for _, e := range readJournal(t, journal) {
-		per[eventKey(e)]++
+		per[e.DestinationID]++
 		if e.Event != events.Validated {
 			t.Errorf("journal: %s %s", e.ScopeID, e.Event)
 		}

@@ -157,7 +157,8 @@ func existing(state, line any) *Existing {
 type Move struct {
 	Key   Key
 	State events.State
-	// Event, when not nil, is appended to the stream if the state changed.
+	// Event, when not nil, is appended to the stream if the state changed,
+	// its DestinationID set to Key.Hash (Transition).
 	Event *events.Event
 }
 

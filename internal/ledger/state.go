@@ -78,7 +78,8 @@ return {changed, cur}
 // Transition moves a destination to state. stage, when not empty, is the
 // stage whose attempt counter goes up by one (one of events.Stages());
 // fields are extra hash fields to set, name and value. ev, when not nil, is
-// appended to the stream if and only if the state changed. It reports
+// appended to the stream if and only if the state changed, its
+// DestinationID set to k.Hash. It reports
 // whether the state changed; a terminal destination never changes.
 func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *events.Event, stage events.Stage, fields ...any) (bool, error) {
 	c, err := s.transitionCall(k, state, ev, stage, fields)
@@ -114,7 +115,11 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 	}
 	payload := ""
 	if ev != nil {
-		b, err := json.Marshal(ev)
+		// The event names its destination by the key the ledger keeps it
+		// under: whoever built the event (worker, producer) need not.
+		e := *ev
+		e.DestinationID = k.Hash
+		b, err := json.Marshal(e)
 		if err != nil {
 			return scriptCall{}, fmt.Errorf("encode event: %w", err)
 		}

@@ -281,3 +281,29 @@ func TestJobIDKept(t *testing.T) {
 		}
 	})
 }
+
+// TestEventsCarryDestinationID: the events of Transition and
+// TransitionMany name their destination by its ledger key, whatever the
+// caller put in the event, so that consumers (run's journal and report)
+// join on it.
+func TestEventsCarryDestinationID(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		one := ledger.Key{Batch: "b9", Hash: "0123456789abcdef0123456789abcdef"}
+		two := ledger.Key{Batch: "b9", Hash: "fedcba9876543210fedcba9876543210"}
+		if _, err := b.store.Transition(ctx, one, events.Validated, &events.Event{Event: events.Validated, DestinationID: "wrong"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, errs := b.store.TransitionMany(ctx, []ledger.Move{{Key: two, State: events.NotRequired, Event: &events.Event{Event: events.NotRequired}}}); errs != nil {
+			t.Fatal(errs)
+		}
+		entries, err := b.store.Read(ctx, "0", 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 2 || entries[0].Event.DestinationID != one.Hash || entries[1].Event.DestinationID != two.Hash {
+			t.Fatalf("events = %+v; want destination ids %s, %s", entries, one.Hash, two.Hash)
+		}
+	})
+}
