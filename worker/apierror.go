@@ -13,8 +13,8 @@ import (
 )
 
 // apiError turns a Cloudflare error into the task's outcome.
-func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err error) error {
-	failedAt := time.Now()
+func (h *handlers) apiError(ctx context.Context, r *run, filename string, err error) error {
+	failedAt := h.now()
 	var ae *cloudflare.APIError
 	if errors.As(err, &ae) && ae.Kind == cloudflare.RateLimited && ae.RetryAfter > 0 && r.t.Budget != nil {
 		if perr := r.t.Budget.Pause(ctx, ae.RetryAfter, "429 from "+ae.Endpoint); perr == nil {
@@ -48,7 +48,7 @@ func (h *Handlers) apiError(ctx context.Context, r *run, filename string, err er
 // 'resume' instead of failing it: a parked row of a paused credential, or a
 // snooze in the paused queue (no retry spent; the paused queue runs it again
 // only after resume). tripped says this failure paused it.
-func (h *Handlers) hold(ctx context.Context, r *run, tripped bool, cause error) error {
+func (h *handlers) hold(ctx context.Context, r *run, tripped bool, cause error) error {
 	msg := r.clean(cause.Error())
 	switch {
 	case tripped && r.t.Pause != nil:
@@ -76,7 +76,7 @@ func (h *Handlers) hold(ctx context.Context, r *run, tripped bool, cause error) 
 // for it (a snooze: no retry spent); when none does, the credential's
 // pause holds it for an operator. ok false: the pause is off
 // (--auth-pause-after 0), the row is judged as before.
-func (h *Handlers) handBack(ctx context.Context, r *run, cause error) (err error, ok bool) {
+func (h *handlers) handBack(ctx context.Context, r *run, cause error) (err error, ok bool) {
 	c := r.t.Check
 	if cause != nil {
 		state := events.Queued
@@ -96,7 +96,7 @@ func (h *Handlers) handBack(ctx context.Context, r *run, cause error) (err error
 	if r.t.Auth == nil || r.t.Auth.threshold <= 0 {
 		return nil, false
 	}
-	if cause == nil && !c.check(ctx, time.Now(), r.d) {
+	if cause == nil && !c.check(ctx, h.now(), r.d) {
 		// Refused before (the row came back after a resume, say): the
 		// copy verifies again, the row is this worker's.
 		return nil, false

@@ -36,7 +36,7 @@ func (e *retryError) Unwrap() error { return e.err }
 // deadline is when the transient failures of r's stage must stop being
 // retried: the poll's deadline for a poll, else --poll-deadline after the
 // stage first failed.
-func (h *Handlers) deadline(ctx context.Context, r *run) (time.Time, error) {
+func (h *handlers) deadline(ctx context.Context, r *run) (time.Time, error) {
 	if !r.deadline.IsZero() {
 		return r.deadline, nil
 	}
@@ -53,7 +53,7 @@ func (h *Handlers) deadline(ctx context.Context, r *run) (time.Time, error) {
 // on a storage it cannot read; past --poll-deadline from the first such
 // error the destination fails with the storage error, and its path goes to
 // the next destination.
-func (h *Handlers) unreadableBefore(ctx context.Context, r *run, loc destination.Location, cause error) error {
+func (h *handlers) unreadableBefore(ctx context.Context, r *run, loc destination.Location, cause error) error {
 	if _, err := h.enter(ctx, r, events.Challenging, ""); err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (h *Handlers) unreadableBefore(ctx context.Context, r *run, loc destination
 // destination of the bucket at its own read, before its challenge); a transient error is
 // bounded by unreadableBefore. done is set when the task ends here (err is
 // its result).
-func (h *Handlers) readBefore(ctx context.Context, r *run, loc destination.Location) (record string, done bool, err error) {
+func (h *handlers) readBefore(ctx context.Context, r *run, loc destination.Location) (record string, done bool, err error) {
 	obj, err := h.reader.Read(ctx, loc, time.Time{})
 	h.storage(r.conf.Type, err)
 	switch {

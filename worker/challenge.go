@@ -15,7 +15,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	var p tasks.ChallengePayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
@@ -112,7 +112,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 // delays every destination behind it. The slot held would otherwise idle.
 // Only a first run does: a poll inside a retried task would spend the
 // challenge task's retries.
-func (h *Handlers) inlinePolls(ctx context.Context, r *run) bool {
+func (h *handlers) inlinePolls(ctx context.Context, r *run) bool {
 	retried, _ := asynq.GetRetryCount(ctx)
 	return r.contended && h.cfg.PollInline > 0 && retried == 0
 }
@@ -122,7 +122,7 @@ func (h *Handlers) inlinePolls(ctx context.Context, r *run) bool {
 // PollInline takes over when the file is not found by then, a poll fails
 // transiently, or the worker stops; after an outcome it finds the
 // destination finished.
-func (h *Handlers) pollInline(ctx context.Context, pp tasks.PollPayload, first time.Duration) {
+func (h *handlers) pollInline(ctx context.Context, pp tasks.PollPayload, first time.Duration) {
 	task, err := tasks.NewPollTask(pp, h.cfg.Task, 0)
 	if err != nil {
 		return
@@ -149,7 +149,7 @@ func (h *Handlers) pollInline(ctx context.Context, pp tasks.PollPayload, first t
 // firstPoll is the delay of the first look for the challenge file: where
 // others wait for the same path, PollContended until appearance delays
 // are known.
-func (h *Handlers) firstPoll(r *run) time.Duration {
+func (h *handlers) firstPoll(r *run) time.Duration {
 	def := h.cfg.PollFirst
 	if r.contended {
 		def = min(def, h.cfg.PollContended)
@@ -159,7 +159,7 @@ func (h *Handlers) firstPoll(r *run) time.Duration {
 
 // rechallenge enqueues the next challenge generation, or fails the
 // destination once MaxRechallenges fresh challenges were spent.
-func (h *Handlers) rechallenge(ctx context.Context, r *run, filename string, cause error) error {
+func (h *handlers) rechallenge(ctx context.Context, r *run, filename string, cause error) error {
 	if r.d.Gen >= h.cfg.MaxRechallenges {
 		return h.fail(ctx, r, filename, fmt.Errorf("after %d fresh challenges: %w: %w", r.d.Gen, cause, asynq.SkipRetry))
 	}

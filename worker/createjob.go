@@ -23,7 +23,7 @@ const jobListTTL = 30 * time.Minute
 // after CreateJob, or a re-run) is reported, not duplicated; a job of
 // another dataset to the same destination is another job. The zone's jobs
 // are listed once per batch (jobCache), not per row.
-func (h *Handlers) createJob(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	var p tasks.CreateJobPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {

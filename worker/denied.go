@@ -68,7 +68,7 @@ func maybeAbsent(err error) bool {
 // denied handles a read that maybeAbsent: not yet, until the poll deadline,
 // then failed with the explanation; at once when an earlier destination of
 // the bucket stayed denied until its deadline.
-func (h *Handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc destination.Location, polls int, err error) error {
+func (h *handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc destination.Location, polls int, err error) error {
 	if rerr := h.renew(ctx, r); rerr != nil {
 		return rerr
 	}

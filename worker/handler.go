@@ -39,14 +39,14 @@ type Budget interface {
 	Pause(ctx context.Context, d time.Duration, reason string) error
 }
 
-// Waker starts a snoozed task now: the waiter at the head of a challenge
+// waker starts a snoozed task now: the waiter at the head of a challenge
 // location's line, when the location frees. asynq's Inspector is one.
-type Waker interface {
+type waker interface {
 	RunTask(queue, id string) error
 }
 
-// Enqueuer schedules the next stage.
-type Enqueuer interface {
+// enqueuer schedules the next stage.
+type enqueuer interface {
 	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
@@ -57,33 +57,38 @@ type HandlerConfig struct {
 	// 8, the longest delay seen, at most PollFirst; from then on the
 	// first poll waits for the 75th percentile of the last 64 appearance
 	// delays (at most PollMaxInterval; none below half a second), so that most first
-	// polls find the file. Default 4s: files appear seconds after the
-	// challenge, and every miss is a storage request. Negative: at once
-	// (for destinations whose file is there with the challenge answer).
+	// polls find the file. Default PollFirstDefault (4s): files appear
+	// seconds after the challenge, and every miss is a storage request.
+	// -1ns, the one negative value Config.Validate accepts: at once (for
+	// destinations whose file is there with the challenge answer).
 	PollFirst time.Duration
 	// PollInterval is the delay after the first miss; it grows by half
-	// each miss up to PollMaxInterval. Default 1s.
+	// each miss up to PollMaxInterval. Default PollIntervalDefault.
 	PollInterval time.Duration
-	// PollMaxInterval caps the delay between polls. Default 15s.
+	// PollMaxInterval caps the delay between polls. Default
+	// PollMaxIntervalDefault.
 	PollMaxInterval time.Duration
 	// PollContended caps the delay after a miss while other destinations
 	// wait for the same challenge file: a shared path onboards one
 	// destination at a time, so a late look delays all of them. Default
-	// 50ms: a few reads more per destination on a shared path.
+	// PollContendedDefault (50ms): a few reads more per destination on a
+	// shared path.
 	PollContended time.Duration
 	// PollInline is how long the challenge task of such a destination
 	// polls for its file itself before a poll task takes over (a task's
 	// trip through the queue costs every destination behind it). Default
-	// 10s; negative: never.
+	// PollInlineDefault; negative: never.
 	PollInline time.Duration
-	// PollDeadline ends polling for one challenge. Default 15m.
+	// PollDeadline ends polling for one challenge. Default
+	// PollDeadlineDefault.
 	PollDeadline time.Duration
 	// ClockSkew is subtracted from the challenge request time (itself
 	// truncated to the second, as S3's Last-Modified is) before comparing
-	// it with the file's modification time. Default 1s.
+	// it with the file's modification time. Default ClockSkewDefault.
 	ClockSkew time.Duration
 	// MaxRechallenges bounds the fresh challenges requested after a stale
-	// token (validate answering 1002) or a poll deadline. Default 2.
+	// token (validate answering 1002) or a poll deadline. Default
+	// MaxRechallengesDefault.
 	MaxRechallenges int
 	// HealthDeadline is how long the worker watches an enabled job that
 	// onboarding created (or found) for its first push: the destination
@@ -112,38 +117,35 @@ func (c HandlerConfig) WithDefaults() HandlerConfig {
 			*d = v
 		}
 	}
-	if c.PollFirst == 0 {
-		c.PollFirst = 4 * time.Second
-	}
-	def(&c.PollInterval, time.Second)
-	def(&c.PollMaxInterval, 15*time.Second)
-	def(&c.PollContended, 50*time.Millisecond)
-	if c.PollInline == 0 {
-		c.PollInline = 10 * time.Second
-	}
-	def(&c.PollDeadline, 15*time.Minute)
-	def(&c.ClockSkew, time.Second)
+	c.PollFirst = cmp.Or(c.PollFirst, PollFirstDefault)
+	def(&c.PollInterval, PollIntervalDefault)
+	def(&c.PollMaxInterval, PollMaxIntervalDefault)
+	def(&c.PollContended, PollContendedDefault)
+	c.PollInline = cmp.Or(c.PollInline, PollInlineDefault)
+	def(&c.PollDeadline, PollDeadlineDefault)
+	def(&c.ClockSkew, ClockSkewDefault)
 	def(&c.HealthInterval, HealthIntervalDefault)
 	c.HealthDeadline = max(c.HealthDeadline, 0)
 	if c.MaxRechallenges <= 0 {
-		c.MaxRechallenges = 2
+		c.MaxRechallenges = MaxRechallengesDefault
 	}
 	c.Task = c.Task.WithDefaults()
 	return c
 }
 
-// Handlers serves the task types: challenge, poll, validate and
-// create_job.
-type Handlers struct {
+// handlers serve the task types (tasks.Type*), one stage each: challenge,
+// poll, validate, create_job, update_job and health. New builds them.
+type handlers struct {
 	// def is the default credential's tenant (nil: none); named those of
 	// the credentials file, by name.
-	def     *tenant
-	named   map[string]*tenant
-	reader  destination.Reader
-	store   *ledger.Store
-	enq     Enqueuer
-	leases  *location.Leases
-	waker   Waker
+	def    *tenant
+	named  map[string]*tenant
+	reader destination.Reader
+	store  *ledger.Store
+	enq    enqueuer
+	// leases hold the challenge-file locations and wake their waiters;
+	// nil: no serialisation.
+	leases  *pathLeases
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	cfg     HandlerConfig
@@ -174,10 +176,10 @@ type deps struct {
 	API     cloudflareAPI
 	Reader  destination.Reader
 	Store   *ledger.Store
-	Enqueue Enqueuer
+	Enqueue enqueuer
 	Budget  Budget // nil: no shared budget
 	// Auth pauses the queue after consecutive 401/403 answers; nil: never.
-	Auth *AuthGuard
+	Auth *authGuard
 	// DefaultPause, when set, pauses the default credential's rows alone
 	// (a fleet with named credentials) instead of the queue.
 	DefaultPause *credentialPause
@@ -194,7 +196,7 @@ type deps struct {
 	// nil: no serialisation, for tests whose destinations never share a
 	// path.
 	Leases  *location.Leases
-	Waker   Waker
+	Waker   waker
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
@@ -212,7 +214,7 @@ type deps struct {
 }
 
 // newHandlers returns the handlers on d (New builds d).
-func newHandlers(d deps, cfg HandlerConfig) *Handlers {
+func newHandlers(d deps, cfg HandlerConfig) *handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -226,13 +228,22 @@ func newHandlers(d deps, cfg HandlerConfig) *Handlers {
 	if d.Self == "" {
 		d.Self = Self()
 	}
-	return &Handlers{self: d.Self, def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
-		leases: d.Leases, waker: d.Waker, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
+	var leases *pathLeases
+	if d.Leases != nil {
+		leases = newPathLeases(d.Leases, d.Waker)
+	}
+	return &handlers{self: d.Self, def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
+		leases: leases, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
 		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
 }
 
-// Register adds the three handlers to mux.
-func (h *Handlers) Register(mux *asynq.ServeMux) {
+// stop ends what the handlers left running after their tasks: the
+// wake-ups of path waiters. Worker.Shutdown calls it once the server has
+// drained.
+func (h *handlers) stop() { h.leases.stop() }
+
+// Register adds the handler of each task type to mux.
+func (h *handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeChallenge, h.Challenge)
 	mux.HandleFunc(tasks.TypePoll, h.Poll)
 	mux.HandleFunc(tasks.TypeValidate, h.Validate)
@@ -243,23 +254,23 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 
 // Challenge handles logpush:challenge: POST .../logpush/ownership, then
 // schedule the first poll.
-func (h *Handlers) Challenge(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) Challenge(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.challenge)
 }
 
 // Poll handles logpush:poll: one look for the challenge file.
-func (h *Handlers) Poll(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) Poll(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.poll)
 }
 
 // Validate handles logpush:validate: submit the token.
-func (h *Handlers) Validate(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) Validate(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.validate)
 }
 
 // CreateJob handles logpush:create_job: the Logpush job of a validated
 // destination, created once.
-func (h *Handlers) CreateJob(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) CreateJob(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.createJob)
 }
 
@@ -274,7 +285,7 @@ var errFailed = errors.New("destination failed")
 
 // observe runs fn and counts its outcome. A superseded task, and one whose
 // failure was recorded, ends with nil.
-func (h *Handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
+func (h *handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
 	err := fn(ctx, t)
 	var s *SnoozeError
 	outcome := "success"
@@ -329,7 +340,7 @@ type run struct {
 	contended bool
 	// stage is the task's type; deadline, when set, ends the retries of
 	// its transient errors (a poll's), else they end --poll-deadline after
-	// the stage first failed (see Handlers.deadline).
+	// the stage first failed (see handlers.deadline).
 	stage    string
 	deadline time.Time
 }
@@ -340,7 +351,7 @@ func (r *run) clean(s string) string {
 	return redact.Values(redact.String(s), r.secrets...)
 }
 
-func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tasks.Dest) (*run, error) {
+func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tasks.Dest) (*run, error) {
 	id, _ := asynq.GetTaskID(ctx)
 	retry, _ := asynq.GetRetryCount(ctx)
 	if err := tasks.Decode(t, payload); err != nil {
@@ -399,7 +410,7 @@ func (h *Handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 // enter moves the destination to stage and counts an attempt, in one round
 // trip. A destination that already finished, or that a newer round or
 // challenge generation took over, ends the task.
-func (h *Handlers) enter(ctx context.Context, r *run, state events.State, stage events.Stage, fields ...any) (ledger.DestState, error) {
+func (h *handlers) enter(ctx context.Context, r *run, state events.State, stage events.Stage, fields ...any) (ledger.DestState, error) {
 	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, stage, fields...)
 	if errors.Is(err, ledger.ErrSuperseded) {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
@@ -421,7 +432,7 @@ func (h *Handlers) enter(ctx context.Context, r *run, state events.State, stage 
 // wait takes one call from the shared API budget. When the budget cannot
 // be had soon (a long cooldown after a 429), the task snoozes instead of
 // holding a worker slot: no retry is spent.
-func (h *Handlers) wait(ctx context.Context, r *run) error {
+func (h *handlers) wait(ctx context.Context, r *run) error {
 	if r.t.Budget == nil {
 		return nil
 	}
@@ -439,7 +450,7 @@ func (h *Handlers) wait(ctx context.Context, r *run) error {
 
 // enqueue schedules a task; a TaskID conflict means a previous run of this
 // handler already did.
-func (h *Handlers) enqueue(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) enqueue(ctx context.Context, t *asynq.Task) error {
 	_, err := h.enq.EnqueueContext(ctx, t)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
@@ -447,7 +458,7 @@ func (h *Handlers) enqueue(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-func (h *Handlers) storage(typ string, err error) {
+func (h *handlers) storage(typ string, err error) {
 	h.metrics.StorageRequests.WithLabelValues(typ, destination.Outcome(err)).Inc()
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 // Health handles logpush:health: one read of a watched job's health.
-func (h *Handlers) Health(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) Health(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.health)
 }
 
@@ -24,7 +24,7 @@ func (h *Handlers) Health(ctx context.Context, t *asynq.Task) error {
 // after HealthInterval; otherwise the destination ends done. The health
 // task is enqueued first (its TaskID makes a second enqueue a no-op), so
 // that no destination is left watching without one.
-func (h *Handlers) jobExists(ctx context.Context, r *run, done events.State, filename string, job cloudflare.Job) error {
+func (h *handlers) jobExists(ctx context.Context, r *run, done events.State, filename string, job cloudflare.Job) error {
 	h.removeChallengeFile(ctx, r, filename)
 	if h.cfg.HealthDeadline <= 0 || !job.Enabled {
 		return h.outcome(ctx, r, done, filename, nil)
@@ -60,7 +60,7 @@ func (e *errJobFailing) Error() string {
 // no_data_yet, which is no failure. Otherwise the task snoozes for
 // HealthInterval (no worker slot held, no retry spent), the last read
 // falling on the deadline.
-func (h *Handlers) health(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) health(ctx context.Context, t *asynq.Task) error {
 	var p tasks.HealthPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {

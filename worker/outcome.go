@@ -16,10 +16,10 @@ import (
 )
 
 // retryOrFail returns a transient error for asynq to retry no later than
-// the stage's deadline (see Handlers.deadline); on the last allowed
+// the stage's deadline (see handlers.deadline); on the last allowed
 // attempt, or past the deadline, it records the failure instead, and the
 // task ends without keeping the conf in Redis.
-func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err error) error {
+func (h *handlers) retryOrFail(ctx context.Context, r *run, filename string, err error) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if ok && retried >= maxRetry {
@@ -45,7 +45,7 @@ func (h *Handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 // event) and returns errFailed: the task ends without being archived, so
 // that no archived task keeps the conf's secrets in Redis for months
 // (retry rebuilds the task from the input file instead).
-func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error) error {
+func (h *handlers) fail(ctx context.Context, r *run, filename string, err error) error {
 	if oerr := h.outcome(ctx, r, events.Failed, filename, err); oerr != nil {
 		return oerr // state not written: let asynq retry the whole task
 	}
@@ -53,14 +53,14 @@ func (h *Handlers) fail(ctx context.Context, r *run, filename string, err error)
 }
 
 // outcome moves the destination to its outcome and emits its event, once.
-func (h *Handlers) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
+func (h *handlers) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
 	return h.emit(ctx, r, state, state, filename, cause)
 }
 
 // emit moves the destination to state and emits event, once: the outcome's
 // own, or, for a destination that moves on to Watching, the validated or
 // not_required event of its job stage.
-func (h *Handlers) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
+func (h *handlers) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
 	var st ledger.DestState
 	if r.st != nil {
 		st = *r.st // what enter left, with this attempt counted
@@ -141,7 +141,7 @@ func (r *run) eventError(err error) *events.Error {
 
 // noteError keeps cause as the destination's last error while it is in
 // flight; a failure to keep it only costs the display.
-func (h *Handlers) noteError(ctx context.Context, r *run, state events.State, cause error) {
+func (h *handlers) noteError(ctx context.Context, r *run, state events.State, cause error) {
 	e := r.eventError(cause)
 	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Worker: h.self, Time: h.now().UTC()}
 	if r.st != nil {

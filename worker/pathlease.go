@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -21,7 +23,7 @@ func holder(r *run) string { return r.key.Batch + ":" + r.key.Hash }
 // acquire takes loc for r's destination, or puts it in the line and
 // returns a snooze. record is what the previous holder left: what the
 // location held when it let go.
-func (h *Handlers) acquire(ctx context.Context, r *run, loc destination.Location) (held bool, record string, err error) {
+func (h *handlers) acquire(ctx context.Context, r *run, loc destination.Location) (held bool, record string, err error) {
 	id := location.ID(loc.Scheme + "://" + loc.Account + "@" + loc.Bucket + "/" + loc.Key)
 	queue, ok := asynq.GetQueueName(ctx)
 	if !ok {
@@ -55,19 +57,19 @@ func order(d tasks.Dest) float64 {
 // saw there for the next holder, and wakes the next waiter. Errors are
 // logged, not returned: the outcome is recorded, and an unreleased lease
 // expires.
-func (h *Handlers) release(ctx context.Context, r *run) {
+func (h *handlers) release(ctx context.Context, r *run) {
 	if r.lease == "" || h.leases == nil {
 		return
 	}
 	next, err := h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
-	if RedisUnreachable(err) {
+	if redisUnreachable(err) {
 		// A release lost in an outage would keep the path (and everyone
 		// waiting for it) until the lease expires: once Redis is back, again.
 		h.awaitRedis(ctx, err)
 		next, err = h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
 	}
 	if err == nil && next != nil {
-		err = h.wake(ctx, r.lease, next)
+		err = h.leases.wake(ctx, r.lease, next)
 	}
 	if err != nil {
 		r.log.Warn("releasing the challenge location failed; it frees when its lease expires", "err", err)
@@ -81,44 +83,101 @@ func (h *Handlers) release(ctx context.Context, r *run) {
 // lease, then a recoverer that looks once a minute).
 var wakeRetry = struct{ every, upTo time.Duration }{time.Second, 3 * time.Minute}
 
+// pathLeases owns the challenge-file location leases of one worker's
+// destinations (location.Leases, across the fleet) and the wake-ups of the
+// waiters a release frees: a waiter whose task is running is tried again
+// by a goroutine, which stop ends. The Worker stops it at Shutdown, so that
+// no wake-up outlives the worker.
+type pathLeases struct {
+	*location.Leases
+	waker waker
+
+	// ctx ends the pending wake-ups; wg counts them; stopped refuses new
+	// ones once stop began.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+	pending atomic.Int64
+}
+
+// newPathLeases returns the leases of l, whose freed waiters w wakes.
+func newPathLeases(l *location.Leases, w waker) *pathLeases {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pathLeases{Leases: l, waker: w, ctx: ctx, cancel: cancel}
+}
+
+// stop ends the pending wake-ups and waits for them: a waiter not woken
+// yet wakes at its own next look, as after a lost wake-up. Later releases
+// wake no one who is running.
+func (p *pathLeases) stop() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+}
+
 // wake runs the task of next, the waiter the free location lease wants,
 // taking waiters whose task is gone out of the line. A task that is
 // running cannot be woken: it either looked just before the release and
 // is about to sleep out its look-in (up to 20 rechecks for a waiter far
 // back in the line), or an outage cut its dequeue off and asynq counts it
 // active until it recovers it. Either way the line would wait for it, so
-// a goroutine tries again until the task can be run.
-func (h *Handlers) wake(ctx context.Context, lease string, next *location.Next) error {
+// a goroutine tries again until the task can be run, or stop.
+func (p *pathLeases) wake(ctx context.Context, lease string, next *location.Next) error {
 	for i := 0; next != nil && i < 100; i++ {
-		werr := h.waker.RunTask(next.Queue, next.TaskID)
+		werr := p.waker.RunTask(next.Queue, next.TaskID)
 		switch {
 		case running(werr):
-			go h.wakeLater(*next)
+			p.wakeLater(*next)
 			return nil
 		case !errors.Is(werr, asynq.ErrTaskNotFound) && !errors.Is(werr, asynq.ErrQueueNotFound):
 			return nil // woken, or pending already
 		}
 		// Its task is gone: take it out of the line, wake the next.
 		var err error
-		if next, err = h.leases.Leave(ctx, lease, next.Holder); err != nil {
+		if next, err = p.Leave(ctx, lease, next.Holder); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// wakeLater tries to wake next every wakeRetry.every, for at most
-// wakeRetry.upTo, until its task is no longer running. It wakes or stops;
-// it never takes the waiter out of the line: by then the waiter may hold
-// the lease (its own look took it), and a waiter that is gone is presumed
-// so by the line itself, after its look-in and a grace.
-func (h *Handlers) wakeLater(next location.Next) {
-	for end := time.Now().Add(wakeRetry.upTo); time.Now().Before(end); {
-		time.Sleep(wakeRetry.every)
-		if werr := h.waker.RunTask(next.Queue, next.TaskID); !running(werr) {
-			return
-		}
+// wakeLater starts a goroutine that tries to wake next every
+// wakeRetry.every, for at most wakeRetry.upTo, until its task is no longer
+// running or stop. It wakes or stops; it never takes the waiter out of the
+// line: by then the waiter may hold the lease (its own look took it), and
+// a waiter that is gone is presumed so by the line itself, after its
+// look-in and a grace.
+func (p *pathLeases) wakeLater(next location.Next) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
 	}
+	p.wg.Add(1)
+	p.pending.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.pending.Add(-1)
+		t := time.NewTicker(wakeRetry.every)
+		defer t.Stop()
+		for range int(wakeRetry.upTo / wakeRetry.every) {
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if werr := p.waker.RunTask(next.Queue, next.TaskID); !running(werr) {
+				return
+			}
+		}
+	}()
 }
 
 // running reports whether RunTask refused because the task is running.
@@ -126,7 +185,7 @@ func running(err error) bool { return err != nil && strings.Contains(err.Error()
 
 // renew extends the lease of a poll that will look again and learns
 // whether others wait for the path (r.contended).
-func (h *Handlers) renew(ctx context.Context, r *run) error {
+func (h *handlers) renew(ctx context.Context, r *run) error {
 	if r.lease == "" || h.leases == nil {
 		return nil
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	var p tasks.PollPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
@@ -101,7 +101,7 @@ func digest(b []byte) string {
 
 // notYet snoozes the poll, or, past the deadline, asks for one fresh
 // challenge and then gives up.
-func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
 	if err := h.renew(ctx, r); err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 // which can outlast any deadline: before it the poll snoozes like after a
 // miss, keeping the error for status and report; past it the destination
 // fails (a fresh challenge would not make the storage readable).
-func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+func (h *handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
 	if err := h.renew(ctx, r); err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func (h *Handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, 
 
 // pollDelay is the delay after the n-th miss: PollInterval growing by half
 // each miss, capped at PollMaxInterval.
-func (h *Handlers) pollDelay(n int) time.Duration {
+func (h *handlers) pollDelay(n int) time.Duration {
 	d := h.cfg.PollInterval
 	for i := 1; i < n && d < h.cfg.PollMaxInterval; i++ {
 		d += d / 2

@@ -13,13 +13,13 @@ import (
 
 // UpdateJob handles logpush:update_job: the last stage of a migration,
 // once the new conf validated (or needs no challenge).
-func (h *Handlers) UpdateJob(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) UpdateJob(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.updateJob)
 }
 
 // handOver ends a migration's validation: the job stage is a task of its
 // own, which carries the validated token.
-func (h *Handlers) handOver(ctx context.Context, r *run, filename, token string) error {
+func (h *handlers) handOver(ctx context.Context, r *run, filename, token string) error {
 	h.release(ctx, r) // the job stage reads no file
 	task, err := tasks.NewUpdateJobTask(tasks.UpdateJobPayload{Dest: r.d, Filename: filename, Token: token}, h.cfg.Task)
 	if err != nil {
@@ -38,7 +38,7 @@ func (h *Handlers) handOver(ctx context.Context, r *run, filename, token string)
 //
 // With Update.Copy the job stays, and a second job like it is created on
 // the new conf, unless the zone or account has one (a run before made it).
-func (h *Handlers) updateJob(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 	var p tasks.UpdateJobPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
@@ -91,7 +91,7 @@ func (h *Handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 // the new conf. Cloudflare accepts several jobs of one dataset to one
 // destination, so the zone's jobs are looked at first: a job of the
 // dataset on the new conf is the copy a run before made.
-func (h *Handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload, job cloudflare.Job) error {
+func (h *handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload, job cloudflare.Job) error {
 	tg := target(r.d)
 	if err := h.wait(ctx, r); err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) validate(ctx context.Context, t *asynq.Task) error {
 	var p tasks.ValidatePayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
@@ -29,7 +29,7 @@ func (h *Handlers) validate(ctx context.Context, t *asynq.Task) error {
 // is not counted yet, and the outcome counts it with its own transition, so
 // that only the rarer paths pay a round trip. The validate task entered its
 // stage, which counted the attempt.
-func (h *Handlers) submitToken(ctx context.Context, r *run, filename, token string, fromPoll bool) error {
+func (h *handlers) submitToken(ctx context.Context, r *run, filename, token string, fromPoll bool) error {
 	counted := !fromPoll
 	if !counted && (r.d.Job != nil || r.d.Update != nil) {
 		// The job stage is a task of its own: count before handing over.
