@@ -39,7 +39,7 @@ func (h *handlers) apiError(ctx context.Context, r *run, filename string, err er
 		}
 	}
 	if classify(err) == permanent {
-		return h.fail(ctx, r, filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
 	return h.retryOrFail(ctx, r, filename, err)
 }
@@ -63,7 +63,7 @@ func (h *handlers) hold(ctx context.Context, r *run, tripped bool, cause error) 
 	if r.st != nil {
 		state = r.st.State
 	}
-	h.noteError(ctx, r, state, cause)
+	h.rec.note(ctx, r, state, cause)
 	if r.t.Pause != nil {
 		return r.t.Pause.park(ctx)
 	}
@@ -83,7 +83,7 @@ func (h *handlers) handBack(ctx context.Context, r *run, cause error) (err error
 		if r.st != nil {
 			state = r.st.State
 		}
-		h.noteError(ctx, r, state, cause)
+		h.rec.note(ctx, r, state, cause)
 	}
 	elsewhere, err := c.worksElsewhere(ctx)
 	if err != nil {

@@ -64,9 +64,9 @@ func (h *handlers) unreadableBefore(ctx context.Context, r *run, loc destination
 	why := fmt.Errorf("read %s before the challenge: %w", loc, cause)
 	now := h.now()
 	if !now.Before(until) {
-		return h.fail(ctx, r, "", fmt.Errorf("unreadable within %s: %w: %w", h.cfg.PollDeadline, why, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, "", fmt.Errorf("unreadable within %s: %w: %w", h.cfg.PollDeadline, why, asynq.SkipRetry))
 	}
-	h.noteError(ctx, r, events.Challenging, why)
+	h.rec.note(ctx, r, events.Challenging, why)
 	r.log.Warn("challenge location unreadable, will read again before challenging", "err", r.clean(why.Error()))
 	// Back off with the time spent failing, from PollInterval up to
 	// PollMaxInterval, and look once more at the deadline.
@@ -94,12 +94,12 @@ func (h *handlers) readBefore(ctx context.Context, r *run, loc destination.Locat
 	case errors.Is(err, destination.ErrNotFound):
 		return location.Absent, false, nil
 	case maybeAbsent(err) && h.denials.known(loc):
-		return "", true, h.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w (another destination of this bucket stayed denied until its poll deadline): %w",
+		return "", true, h.rec.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w (another destination of this bucket stayed denied until its poll deadline): %w",
 			loc, err, asynq.SkipRetry))
 	case maybeAbsent(err):
 		return location.Absent, false, nil
 	case classify(err) == permanent:
-		return "", true, h.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w: %w", loc, err, asynq.SkipRetry))
+		return "", true, h.rec.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w: %w", loc, err, asynq.SkipRetry))
 	}
 	return "", true, h.unreadableBefore(ctx, r, loc, err)
 }

@@ -78,7 +78,7 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		// Sumo and the like: the token goes to the HTTP source; an operator
 		// submits it.
 		r.attempt = events.StageChallenge
-		return h.outcome(ctx, r, events.AwaitingToken, res.Filename, nil)
+		return h.rec.outcome(ctx, r, events.AwaitingToken, res.Filename, nil)
 	}
 	deadline := requestedAt.Add(h.cfg.PollDeadline)
 	if _, err := h.enter(ctx, r, events.Polling, events.StageChallenge,
@@ -161,7 +161,7 @@ func (h *handlers) firstPoll(r *run) time.Duration {
 // destination once MaxRechallenges fresh challenges were spent.
 func (h *handlers) rechallenge(ctx context.Context, r *run, filename string, cause error) error {
 	if r.d.Gen >= h.cfg.MaxRechallenges {
-		return h.fail(ctx, r, filename, fmt.Errorf("after %d fresh challenges: %w: %w", r.d.Gen, cause, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, filename, fmt.Errorf("after %d fresh challenges: %w: %w", r.d.Gen, cause, asynq.SkipRetry))
 	}
 	next := r.d
 	next.Gen++

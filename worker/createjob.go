@@ -34,13 +34,13 @@ func (h *handlers) createJob(ctx context.Context, t *asynq.Task) error {
 		done = events.NotRequired
 	}
 	if r.d.Job == nil {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("create job: payload has no job: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("create job: payload has no job: %w", asynq.SkipRetry))
 	}
 	if _, err := h.enter(ctx, r, events.CreatingJob, events.StageJob); err != nil {
 		return err
 	}
 	if r.conf.NeedsChallenge() && p.Token == "" {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("create job: no validated ownership challenge: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("create job: no validated ownership challenge: %w", asynq.SkipRetry))
 	}
 	tg := target(r.d)
 	key := jobScope{batch: r.d.BatchID, round: r.d.Round, target: tg}

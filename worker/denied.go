@@ -74,7 +74,7 @@ func (h *handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc 
 	}
 	switch {
 	case h.denials.known(loc):
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))
 	case h.now().Before(p.Deadline):
 		// Backed off as after any miss, even while others wait for the
 		// path (unlike notYet): a reader that may not read the bucket would
@@ -84,5 +84,5 @@ func (h *handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc 
 			Reason: "access denied, as S3 also answers for a file not written yet"}
 	}
 	h.denials.add(loc)
-	return h.fail(ctx, r, p.Filename, fmt.Errorf("still access denied at the poll deadline (%s): %w: %w", h.cfg.PollDeadline, err, asynq.SkipRetry))
+	return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("still access denied at the poll deadline (%s): %w: %w", h.cfg.PollDeadline, err, asynq.SkipRetry))
 }

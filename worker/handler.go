@@ -165,8 +165,8 @@ type handlers struct {
 	// did not lately (deps.RedisDown).
 	ping      func(ctx context.Context) error
 	redisDown func() bool
-	// self names this worker (host:pid) in the errors it records.
-	self string
+	// rec records how each task ends.
+	rec *recorder
 }
 
 // deps are what the handlers talk to.
@@ -232,9 +232,11 @@ func newHandlers(d deps, cfg HandlerConfig) *handlers {
 	if d.Leases != nil {
 		leases = newPathLeases(d.Leases, d.Waker)
 	}
-	return &handlers{self: d.Self, def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
+	h := &handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: leases, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
 		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
+	h.rec = &recorder{store: d.Store, metrics: d.Metrics, now: d.Now, self: d.Self, release: h.release}
+	return h
 }
 
 // stop ends what the handlers left running after their tasks: the
@@ -375,13 +377,13 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 	}
 	if err != nil {
 		// The producer validated it, so this payload was not made by us.
-		return nil, h.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+		return nil, h.rec.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
 	r.conf = conf
 	if r.t, err = h.tenantOf(d.Credential); err != nil {
 		// The credentials file changed between enqueue and worker: no
 		// retry brings the credential back.
-		return nil, h.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+		return nil, h.rec.fail(ctx, r, "", fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 	}
 	if d.Credential != "" {
 		r.log = r.log.With("credential", d.Credential)

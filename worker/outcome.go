@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -13,7 +14,23 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
 )
+
+// recorder records how a destination's tasks end, for every stage: its
+// state and its event in the ledger (one script, so that a task that runs
+// twice emits one event), its metrics and its log line, once; and, while
+// the destination is in flight, its last error.
+type recorder struct {
+	store   *ledger.Store
+	metrics *metrics.Metrics
+	now     func() time.Time
+	// self names this worker in the errors it records.
+	self string
+	// release lets go of the destination's challenge path once its state
+	// is written (handlers.release).
+	release func(ctx context.Context, r *run)
+}
 
 // retryOrFail returns a transient error for asynq to retry no later than
 // the stage's deadline (see handlers.deadline); on the last allowed
@@ -23,20 +40,20 @@ func (h *handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if ok && retried >= maxRetry {
-		return h.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
+		return h.rec.fail(ctx, r, filename, fmt.Errorf("gave up after %d retries: %w", retried, err))
 	}
 	until, derr := h.deadline(ctx, r)
 	if derr != nil {
 		return derr
 	}
 	if !h.now().Before(until) {
-		return h.fail(ctx, r, filename, fmt.Errorf("still failing after %s (the poll deadline): %w", h.cfg.PollDeadline, err))
+		return h.rec.fail(ctx, r, filename, fmt.Errorf("still failing after %s (the poll deadline): %w", h.cfg.PollDeadline, err))
 	}
 	state := events.Queued
 	if r.st != nil {
 		state = r.st.State
 	}
-	h.noteError(ctx, r, state, err)
+	h.rec.note(ctx, r, state, err)
 	r.log.Warn("transient error, will retry", "err", r.clean(err.Error()))
 	return &retryError{err: err, until: until}
 }
@@ -45,32 +62,32 @@ func (h *handlers) retryOrFail(ctx context.Context, r *run, filename string, err
 // event) and returns errFailed: the task ends without being archived, so
 // that no archived task keeps the conf's secrets in Redis for months
 // (retry rebuilds the task from the input file instead).
-func (h *handlers) fail(ctx context.Context, r *run, filename string, err error) error {
-	if oerr := h.outcome(ctx, r, events.Failed, filename, err); oerr != nil {
+func (rc *recorder) fail(ctx context.Context, r *run, filename string, err error) error {
+	if oerr := rc.outcome(ctx, r, events.Failed, filename, err); oerr != nil {
 		return oerr // state not written: let asynq retry the whole task
 	}
 	return errFailed
 }
 
 // outcome moves the destination to its outcome and emits its event, once.
-func (h *handlers) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
-	return h.emit(ctx, r, state, state, filename, cause)
+func (rc *recorder) outcome(ctx context.Context, r *run, state events.State, filename string, cause error) error {
+	return rc.emit(ctx, r, state, state, filename, cause)
 }
 
 // emit moves the destination to state and emits event, once: the outcome's
 // own, or, for a destination that moves on to Watching, the validated or
 // not_required event of its job stage.
-func (h *handlers) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
+func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
 	var st ledger.DestState
 	if r.st != nil {
 		st = *r.st // what enter left, with this attempt counted
 	} else {
 		var err error
-		if st, err = h.store.Get(ctx, r.key); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		if st, err = rc.store.Get(ctx, r.key); err != nil && !errors.Is(err, ledger.ErrNotFound) {
 			return err
 		}
 	}
-	now := h.now()
+	now := rc.now()
 	ev := &events.Event{
 		Event:           event,
 		BatchID:         r.d.BatchID,
@@ -101,20 +118,20 @@ func (h *handlers) emit(ctx context.Context, r *run, state, event events.State, 
 	}
 	if cause != nil {
 		ev.Error = r.eventError(cause)
-		ev.Error.Worker = h.self
+		ev.Error.Worker = rc.self
 	}
 	fields := ledger.ErrorFields(ev.Error)
 	if ev.Filename != "" {
 		fields = append(fields, "filename", ev.Filename)
 	}
-	changed, err := h.store.Transition(ctx, r.key, state, ev, r.attempt, fields...)
+	changed, err := rc.store.Transition(ctx, r.key, state, ev, r.attempt, fields...)
 	if err != nil {
 		return err
 	}
-	h.release(ctx, r)
+	rc.release(ctx, r)
 	if changed {
-		h.metrics.Destinations.WithLabelValues(string(event)).Inc()
-		h.metrics.OnboardingDuration.WithLabelValues(string(event)).Observe(ev.DurationSeconds)
+		rc.metrics.Destinations.WithLabelValues(string(event)).Inc()
+		rc.metrics.OnboardingDuration.WithLabelValues(string(event)).Observe(ev.DurationSeconds)
 		if cause != nil {
 			r.log.Warn("destination "+string(event), "err", ev.Error.Message, "codes", ev.Error.Codes)
 		} else {
@@ -139,15 +156,15 @@ func (r *run) eventError(err error) *events.Error {
 	return e
 }
 
-// noteError keeps cause as the destination's last error while it is in
+// note keeps cause as the destination's last error while it is in
 // flight; a failure to keep it only costs the display.
-func (h *handlers) noteError(ctx context.Context, r *run, state events.State, cause error) {
+func (rc *recorder) note(ctx context.Context, r *run, state events.State, cause error) {
 	e := r.eventError(cause)
-	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Worker: h.self, Time: h.now().UTC()}
+	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Worker: rc.self, Time: rc.now().UTC()}
 	if r.st != nil {
 		le.Line = r.st.Line
 	}
-	if err := h.store.NoteError(ctx, r.key, le); err != nil {
+	if err := rc.store.NoteError(ctx, r.key, le); err != nil {
 		r.log.Debug("last error not kept", "err", err)
 	}
 }

@@ -54,7 +54,7 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 			return h.denied(ctx, r, p, loc, st.Attempts.Poll, err)
 		}
 		if classify(err) == permanent {
-			return h.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+			return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 		}
 		return h.unreadable(ctx, r, p, st.Attempts.Poll, err)
 	}
@@ -72,7 +72,7 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	}
 	token, err := cloudflare.CleanToken(string(obj.Body))
 	if err != nil {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
 	}
 	switch cloudflare.TokenFor(token, r.d.Scope, r.d.ScopeID, r.d.DestinationConf, h.now()) {
 	case cloudflare.TokenForeign:
@@ -115,7 +115,7 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
 	if r.d.Expired {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", why, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", why, asynq.SkipRetry))
 	}
 	r.d.Expired = true // one fresh challenge after a deadline, then fail
 	return h.rechallenge(ctx, r, p.Filename, why)
@@ -132,11 +132,11 @@ func (h *handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, 
 		return err
 	}
 	if h.now().Before(p.Deadline) {
-		h.noteError(ctx, r, events.Polling, cause)
+		h.rec.note(ctx, r, events.Polling, cause)
 		r.log.Warn("challenge file unreadable, will poll again", "err", r.clean(cause.Error()))
 		return &SnoozeError{Delay: min(h.pollDelay(polls), p.Deadline.Sub(h.now())+time.Second), Reason: r.clean(cause.Error())}
 	}
-	return h.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s unreadable within %s: %w: %w", p.Filename, h.cfg.PollDeadline, cause, asynq.SkipRetry))
+	return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s unreadable within %s: %w: %w", p.Filename, h.cfg.PollDeadline, cause, asynq.SkipRetry))
 }
 
 // pollDelay is the delay after the n-th miss: PollInterval growing by half

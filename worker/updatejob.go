@@ -46,13 +46,13 @@ func (h *handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 	}
 	u := r.d.Update
 	if u == nil {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("update job: payload has no job: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("update job: payload has no job: %w", asynq.SkipRetry))
 	}
 	if _, err := h.enter(ctx, r, events.UpdatingJob, events.StageJob); err != nil {
 		return err
 	}
 	if r.conf.NeedsChallenge() && p.Token == "" {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("update job: no validated ownership challenge: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("update job: no validated ownership challenge: %w", asynq.SkipRetry))
 	}
 	tg := target(r.d)
 	if err := h.wait(ctx, r); err != nil {
@@ -63,17 +63,17 @@ func (h *handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 		return h.apiError(ctx, r, p.Filename, err)
 	}
 	if u.Dataset != "" && job.Dataset != u.Dataset {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("job %d pushes %s now, not %s: left as it is: %w", u.ID, job.Dataset, u.Dataset, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("job %d pushes %s now, not %s: left as it is: %w", u.ID, job.Dataset, u.Dataset, asynq.SkipRetry))
 	}
 	if u.Copy {
 		return h.copyJob(ctx, r, p, job)
 	}
 	if job.DestinationConf == r.d.DestinationConf {
 		r.jobExisted = true
-		return h.outcome(ctx, r, events.Migrated, p.Filename, nil)
+		return h.rec.outcome(ctx, r, events.Migrated, p.Filename, nil)
 	}
 	if u.From != "" && tasks.ConfDigest(job.DestinationConf) != u.From {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("job %d changed its destination since it was selected: left as it is: %w", u.ID, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("job %d changed its destination since it was selected: left as it is: %w", u.ID, asynq.SkipRetry))
 	}
 	if err := h.wait(ctx, r); err != nil {
 		return err
@@ -84,7 +84,7 @@ func (h *handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 		}
 		return h.apiError(ctx, r, p.Filename, err)
 	}
-	return h.outcome(ctx, r, events.Migrated, p.Filename, nil)
+	return h.rec.outcome(ctx, r, events.Migrated, p.Filename, nil)
 }
 
 // copyJob creates the second job of a --copy migration: job's settings on
@@ -103,7 +103,7 @@ func (h *handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload
 	for _, j := range jobs {
 		if j.Dataset == job.Dataset && j.DestinationConf == r.d.DestinationConf {
 			r.newJobID, r.jobExisted = j.ID, true
-			return h.outcome(ctx, r, events.Copied, p.Filename, nil)
+			return h.rec.outcome(ctx, r, events.Copied, p.Filename, nil)
 		}
 	}
 	if err := h.wait(ctx, r); err != nil {
@@ -117,5 +117,5 @@ func (h *handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload
 		return h.apiError(ctx, r, p.Filename, err)
 	}
 	r.newJobID = made.ID
-	return h.outcome(ctx, r, events.Copied, p.Filename, nil)
+	return h.rec.outcome(ctx, r, events.Copied, p.Filename, nil)
 }

@@ -68,5 +68,5 @@ func (h *handlers) submitToken(ctx context.Context, r *run, filename, token stri
 	if !counted {
 		r.attempt = events.StageValidate
 	}
-	return h.outcome(ctx, r, events.Validated, filename, nil)
+	return h.rec.outcome(ctx, r, events.Validated, filename, nil)
 }
