@@ -29,7 +29,7 @@ import (
 // the queue, spending no retry, for a worker whose copy works), reports
 // unready on /readyz and logs one line naming its host. Only when no live
 // worker of the fleet holds a working copy does the credential's pause
-// (AuthGuard) hold the rows for an operator. A copy that verifies makes the
+// (authGuard) hold the rows for an operator. A copy that verifies makes the
 // answer the destination's own, judged as before.
 
 // Timing of the fleet view of a credential.

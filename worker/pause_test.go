@@ -24,10 +24,11 @@ func TestCredentialPauseAllOrNothing(t *testing.T) {
 	rdb, _ := testutil.Redis(t)
 	ctx := t.Context()
 	insp := asynq.NewInspectorFromRedisClient(rdb)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) // the worker's clock, not the wall's
 	p := &credentialPause{rdb: rdb, name: "acme", insp: insp, store: ledger.NewStore(rdb, ledger.Config{}),
-		metrics: metrics.New(prometheus.NewRegistry()), now: time.Now}
+		metrics: metrics.New(prometheus.NewRegistry()), now: func() time.Time { return at }}
 	// Another credential in use and not paused: the queue stays.
-	if err := rdb.ZAdd(ctx, keys.CredentialsInUse, redis.Z{Score: float64(time.Now().Unix()), Member: "other"}).Err(); err != nil {
+	if err := rdb.ZAdd(ctx, keys.CredentialsInUse, redis.Z{Score: float64(at.Unix()), Member: "other"}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.Set(ctx, keys.PausedCredentialsSince, "not a hash", 0).Err(); err != nil {
@@ -53,8 +54,8 @@ func TestCredentialPauseAllOrNothing(t *testing.T) {
 		t.Errorf("paused credential's reason = %q, %v", reason, err)
 	}
 	since, err := rdb.HGet(ctx, keys.PausedCredentialsSince, "acme").Result()
-	if _, perr := time.Parse(time.RFC3339, since); err != nil || perr != nil {
-		t.Errorf("paused credential's start = %q, %v", since, err)
+	if want := at.Format(time.RFC3339); err != nil || since != want {
+		t.Errorf("paused credential's start = %q, %v; want %s, the worker's clock", since, err, want)
 	}
 	if paused, err := QueuePaused(insp); err != nil || paused {
 		t.Errorf("queue paused = %v, %v; want false: credential other is in use and not paused", paused, err)
