@@ -92,8 +92,9 @@ type pathLeases struct {
 	*location.Leases
 	waker waker
 
-	// ctx ends the pending wake-ups; wg counts them; stopped refuses new
-	// ones once stop began.
+	// ctx ends the pending wake-ups; wg waits for them and pending counts
+	// them (what a test can read); stopped refuses new ones once stop
+	// began.
 	ctx     context.Context
 	cancel  context.CancelFunc
 	mu      sync.Mutex
