@@ -15,6 +15,12 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
+// Challenge handles logpush:challenge: POST .../logpush/ownership, then
+// schedule the first poll.
+func (h *handlers) Challenge(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.challenge)
+}
+
 func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	var p tasks.ChallengePayload
 	r, err := h.start(ctx, t, &p, &p.Dest)

@@ -12,6 +12,12 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
+// CreateJob handles logpush:create_job: the Logpush job of a validated
+// destination, created once.
+func (h *handlers) CreateJob(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.createJob)
+}
+
 // jobListTTL is how long the job stage trusts a zone's job listing: long
 // enough for a batch's rows of one zone to share it.
 const jobListTTL = 30 * time.Minute

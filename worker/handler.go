@@ -254,28 +254,6 @@ func (h *handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeHealth, h.Health)
 }
 
-// Challenge handles logpush:challenge: POST .../logpush/ownership, then
-// schedule the first poll.
-func (h *handlers) Challenge(ctx context.Context, t *asynq.Task) error {
-	return h.observe(ctx, t, h.challenge)
-}
-
-// Poll handles logpush:poll: one look for the challenge file.
-func (h *handlers) Poll(ctx context.Context, t *asynq.Task) error {
-	return h.observe(ctx, t, h.poll)
-}
-
-// Validate handles logpush:validate: submit the token.
-func (h *handlers) Validate(ctx context.Context, t *asynq.Task) error {
-	return h.observe(ctx, t, h.validate)
-}
-
-// CreateJob handles logpush:create_job: the Logpush job of a validated
-// destination, created once.
-func (h *handlers) CreateJob(ctx context.Context, t *asynq.Task) error {
-	return h.observe(ctx, t, h.createJob)
-}
-
 // errSuperseded marks a task whose destination has moved on (a newer
 // challenge, or already finished): it ends without doing anything.
 var errSuperseded = errors.New("superseded")

@@ -17,6 +17,11 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
+// Poll handles logpush:poll: one look for the challenge file.
+func (h *handlers) Poll(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.poll)
+}
+
 func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	var p tasks.PollPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)

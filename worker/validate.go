@@ -9,6 +9,11 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
+// Validate handles logpush:validate: submit the token.
+func (h *handlers) Validate(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.validate)
+}
+
 func (h *handlers) validate(ctx context.Context, t *asynq.Task) error {
 	var p tasks.ValidatePayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
