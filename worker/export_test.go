@@ -18,10 +18,12 @@ type (
 	API      = cloudflareAPI
 	Deps     = deps
 	Handlers = handlers
+	Budget   = apiBudget
 )
 
 var (
 	NewHandlers = newHandlers
+	NewServer   = newServer
 )
 
 // Tenant is a credential's client, budget and guard, for Deps.Named.

@@ -32,9 +32,9 @@ type cloudflareAPI interface {
 	Fields(ctx context.Context, t cloudflare.Target, dataset string) (map[string]string, error)
 }
 
-// Budget is the shared Cloudflare API budget: Wait before every call, Pause
-// all workers of the credential after a 429.
-type Budget interface {
+// apiBudget is the shared Cloudflare API budget: Wait before every call,
+// Pause all workers of the credential after a 429.
+type apiBudget interface {
 	Wait(ctx context.Context) (time.Duration, error)
 	Pause(ctx context.Context, d time.Duration, reason string) error
 }
@@ -177,7 +177,7 @@ type deps struct {
 	Reader  destination.Reader
 	Store   *ledger.Store
 	Enqueue enqueuer
-	Budget  Budget // nil: no shared budget
+	Budget  apiBudget // nil: no shared budget
 	// Auth pauses the queue after consecutive 401/403 answers; nil: never.
 	Auth *authGuard
 	// DefaultPause, when set, pauses the default credential's rows alone

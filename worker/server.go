@@ -61,11 +61,11 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 	return c
 }
 
-// NewServer returns an asynq server for the logpush queues with the
+// newServer returns an asynq server for the logpush queues with the
 // handlers' retry policy: the follow-up queue first (strict priority), so
 // that a destination under way never waits behind challenges. Start it
 // with Start(mux) and stop it with Shutdown.
-func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
+func newServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 	cfg = cfg.WithDefaults()
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,

@@ -28,7 +28,7 @@ type tenant struct {
 	// API calls Cloudflare with this credential.
 	API cloudflareAPI
 	// Budget is this credential's shared budget; nil: none.
-	Budget Budget
+	Budget apiBudget
 	// Auth counts this credential's consecutive 401/403 answers; nil:
 	// never pauses.
 	Auth *authGuard

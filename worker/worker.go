@@ -354,7 +354,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
-	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]Budget{},
+	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]apiBudget{},
 		id: Self() + "#" + strconv.FormatUint(rand.Uint64(), 36)}
 	def, named, err := tb.build()
 	if err != nil {
@@ -394,7 +394,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, h: h, client: client, insp: insp, registry: reg, sweep: sweep, checks: tb.checks}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, client: client, insp: insp, registry: reg, sweep: sweep, checks: tb.checks}, nil
 }
 
 // Start starts taking tasks; it returns at once.
@@ -618,7 +618,7 @@ type tenantBuilder struct {
 	metrics *metrics.Metrics
 	insp    *asynq.Inspector
 	store   *ledger.Store
-	budgets map[string]Budget // by budget key
+	budgets map[string]apiBudget // by budget key
 	hc      *http.Client
 	// id names this worker in the fleet's credential marks; checks are
 	// the credCheck of each credential, in build order.
@@ -716,7 +716,7 @@ func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
 }
 
 // budget is the budget of bc's key, built once per key.
-func (tb *tenantBuilder) budget(bc budget.Config) (Budget, error) {
+func (tb *tenantBuilder) budget(bc budget.Config) (apiBudget, error) {
 	if b, ok := tb.budgets[bc.Key]; ok {
 		return b, nil
 	}
