@@ -13,21 +13,19 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-// AuthFailuresKey is where workers count consecutive 401/403 answers across
-// the fleet; resume clears it.
-const AuthFailuresKey = "logpush:auth_failures"
-
-// AuthGuard counts consecutive authentication failures (401/403) across the
+// authGuard counts consecutive authentication failures (401/403) across the
 // fleet. Past a threshold the credential is broken for every destination,
 // not just one: the guard pauses the queue, so that the rest of the batch
 // waits for an operator instead of failing row by row. Any successful call
 // resets the count.
-type AuthGuard struct {
+type authGuard struct {
 	rdb       redis.UniversalClient
+	now       func() time.Time
 	key       string
 	threshold int64
 	pause     func(ctx context.Context, reason string) error
@@ -43,10 +41,10 @@ type AuthGuard struct {
 // worker does not pay one Redis round trip per call.
 const resetEvery = 250 * time.Millisecond
 
-// NewAuthGuard returns a guard counting under key that calls pause once
+// newAuthGuard returns a guard counting under key that calls pause once
 // threshold consecutive failures were seen. threshold <= 0 disables it.
-func NewAuthGuard(rdb redis.UniversalClient, key string, threshold int, pause func(ctx context.Context, reason string) error) *AuthGuard {
-	return &AuthGuard{rdb: rdb, key: key, threshold: int64(threshold), pause: pause}
+func newAuthGuard(rdb redis.UniversalClient, key string, threshold int, now func() time.Time, pause func(ctx context.Context, reason string) error) *authGuard {
+	return &authGuard{rdb: rdb, now: now, key: key, threshold: int64(threshold), pause: pause}
 }
 
 // verdictWait bounds how long a failure below the threshold waits for the
@@ -62,7 +60,7 @@ const verdictWait = 10 * time.Second
 // ones find it paused, and one below the threshold waits up to verdictWait
 // for the count to reach the threshold (hold) or be reset by a success
 // elsewhere (the destination's own failure: not held).
-func (g *AuthGuard) Failure(ctx context.Context, cause string) (hold, tripped bool, err error) {
+func (g *authGuard) Failure(ctx context.Context, cause string) (hold, tripped bool, err error) {
 	if g == nil || g.threshold <= 0 {
 		return false, false, nil
 	}
@@ -109,7 +107,7 @@ func (g *AuthGuard) Failure(ctx context.Context, cause string) (hold, tripped bo
 // Trip pauses at once (the pause of the threshold, with reason) unless the
 // count reached the threshold already: every worker's copy of the
 // credential is refused. It reports whether this call paused.
-func (g *AuthGuard) Trip(ctx context.Context, reason string) (bool, error) {
+func (g *authGuard) Trip(ctx context.Context, reason string) (bool, error) {
 	if g == nil || g.threshold <= 0 {
 		return false, nil
 	}
@@ -129,11 +127,11 @@ func (g *AuthGuard) Trip(ctx context.Context, reason string) (bool, error) {
 // Success resets the count: at once when this process counted a failure
 // since its last reset, otherwise at most every resetEvery (failures of
 // other processes are reset by their own successes, or by this one's next).
-func (g *AuthGuard) Success(ctx context.Context) {
+func (g *authGuard) Success(ctx context.Context) {
 	if g == nil || g.threshold <= 0 {
 		return
 	}
-	now := time.Now().UnixNano()
+	now := g.now().UnixNano()
 	last := g.lastReset.Load()
 	if !g.failed.Load() && now-last < int64(resetEvery) {
 		return
@@ -148,9 +146,9 @@ func (g *AuthGuard) Success(ctx context.Context) {
 // pauseQueue is the pause of the workers' guard: it pauses the logpush
 // queues through insp (a queue paused already is fine) and emits a
 // queue_paused event with the reason into store.
-func pauseQueue(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
+func pauseQueue(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.Store, now func() time.Time) func(ctx context.Context, reason string) error {
 	return func(ctx context.Context, reason string) error {
-		if err := notePause(ctx, rdb, reason); err != nil {
+		if err := notePause(ctx, rdb, reason, now()); err != nil {
 			return err
 		}
 		for _, q := range tasks.Queues() {
@@ -158,11 +156,13 @@ func pauseQueue(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.
 				return err
 			}
 		}
-		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: time.Now().UTC()})
+		return store.Emit(ctx, events.Event{Event: events.QueuePaused, Error: &events.Error{Message: reason}, Time: now().UTC()})
 	}
 }
 
-// Reset clears the count, as resume does.
-func (g *AuthGuard) Reset(ctx context.Context) error {
-	return g.rdb.Del(ctx, g.key).Err()
+// ResetAuthFailures clears the count of consecutive 401/403 answers of
+// the queue-wide pause (a fleet without named credentials), as resume
+// does.
+func ResetAuthFailures(ctx context.Context, rdb redis.UniversalClient) error {
+	return rdb.Del(ctx, keys.AuthFailures).Err()
 }

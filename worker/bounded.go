@@ -36,7 +36,7 @@ func (e *retryError) Unwrap() error { return e.err }
 // deadline is when the transient failures of r's stage must stop being
 // retried: the poll's deadline for a poll, else --poll-deadline after the
 // stage first failed.
-func (h *Handlers) deadline(ctx context.Context, r *run) (time.Time, error) {
+func (h *handlers) deadline(ctx context.Context, r *run) (time.Time, error) {
 	if !r.deadline.IsZero() {
 		return r.deadline, nil
 	}
@@ -53,7 +53,7 @@ func (h *Handlers) deadline(ctx context.Context, r *run) (time.Time, error) {
 // on a storage it cannot read; past --poll-deadline from the first such
 // error the destination fails with the storage error, and its path goes to
 // the next destination.
-func (h *Handlers) unreadableBefore(ctx context.Context, r *run, loc destination.Location, cause error) error {
+func (h *handlers) unreadableBefore(ctx context.Context, r *run, loc destination.Location, cause error) error {
 	if _, err := h.enter(ctx, r, events.Challenging, ""); err != nil {
 		return err
 	}
@@ -64,9 +64,9 @@ func (h *Handlers) unreadableBefore(ctx context.Context, r *run, loc destination
 	why := fmt.Errorf("read %s before the challenge: %w", loc, cause)
 	now := h.now()
 	if !now.Before(until) {
-		return h.fail(ctx, r, "", fmt.Errorf("unreadable within %s: %w: %w", h.cfg.PollDeadline, why, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, "", fmt.Errorf("unreadable within %s: %w: %w", h.cfg.PollDeadline, why, asynq.SkipRetry))
 	}
-	h.noteError(ctx, r, events.Challenging, why)
+	h.rec.note(ctx, r, events.Challenging, why)
 	r.log.Warn("challenge location unreadable, will read again before challenging", "err", r.clean(why.Error()))
 	// Back off with the time spent failing, from PollInterval up to
 	// PollMaxInterval, and look once more at the deadline.
@@ -84,7 +84,7 @@ func (h *Handlers) unreadableBefore(ctx context.Context, r *run, loc destination
 // destination of the bucket at its own read, before its challenge); a transient error is
 // bounded by unreadableBefore. done is set when the task ends here (err is
 // its result).
-func (h *Handlers) readBefore(ctx context.Context, r *run, loc destination.Location) (record string, done bool, err error) {
+func (h *handlers) readBefore(ctx context.Context, r *run, loc destination.Location) (record string, done bool, err error) {
 	obj, err := h.reader.Read(ctx, loc, time.Time{})
 	h.storage(r.conf.Type, err)
 	switch {
@@ -94,12 +94,12 @@ func (h *Handlers) readBefore(ctx context.Context, r *run, loc destination.Locat
 	case errors.Is(err, destination.ErrNotFound):
 		return location.Absent, false, nil
 	case maybeAbsent(err) && h.denials.known(loc):
-		return "", true, h.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w (another destination of this bucket stayed denied until its poll deadline): %w",
+		return "", true, h.rec.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w (another destination of this bucket stayed denied until its poll deadline): %w",
 			loc, err, asynq.SkipRetry))
 	case maybeAbsent(err):
 		return location.Absent, false, nil
 	case classify(err) == permanent:
-		return "", true, h.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w: %w", loc, err, asynq.SkipRetry))
+		return "", true, h.rec.fail(ctx, r, "", fmt.Errorf("read %s before the challenge: %w: %w", loc, err, asynq.SkipRetry))
 	}
 	return "", true, h.unreadableBefore(ctx, r, loc, err)
 }

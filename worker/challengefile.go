@@ -19,7 +19,7 @@ import (
 // A challenge that takes the path between the check and the delete loses
 // its file to it, and sees it written again only with a fresh challenge
 // after its poll deadline: the window is the one round trip of the check.
-func (h *Handlers) removeChallengeFile(ctx context.Context, r *run, filename string) {
+func (h *handlers) removeChallengeFile(ctx context.Context, r *run, filename string) {
 	if h.cfg.KeepChallengeFiles || filename == "" || !r.conf.NeedsChallenge() {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -28,14 +29,8 @@ import (
 // the queue, spending no retry, for a worker whose copy works), reports
 // unready on /readyz and logs one line naming its host. Only when no live
 // worker of the fleet holds a working copy does the credential's pause
-// (AuthGuard) hold the rows for an operator. A copy that verifies makes the
+// (authGuard) hold the rows for an operator. A copy that verifies makes the
 // answer the destination's own, judged as before.
-
-// credentialWorkersPrefix + redisName is a hash of the workers holding the
-// credential (fleetID) to "ok <unix>" (verified), "held <unix>" (not yet)
-// or "refused <unix>", written at Start and on each change, refreshed every
-// fleetBeat while the worker runs and removed at its shutdown.
-const credentialWorkersPrefix = "logpush:credential_workers:"
 
 // Timing of the fleet view of a credential.
 const (
@@ -75,6 +70,7 @@ type credCheck struct {
 	name   string // redisName
 	rdb    redis.UniversalClient
 	verify verifyFunc
+	now    func() time.Time
 	// id is this worker in the fleet's hash (Self plus a per-Worker
 	// suffix: tests run several workers in one process); self is Self.
 	id, self string
@@ -123,9 +119,9 @@ func (c *credCheck) set(ctx context.Context, st credState, cause string) {
 	prev := c.state
 	c.state, c.cause = st, cause
 	if prev != st {
-		c.since = time.Now()
+		c.since = c.now()
 	}
-	c.beatAt = time.Now()
+	c.beatAt = c.now()
 	c.mu.Unlock()
 	c.mark(ctx, st)
 	host, pid, _ := strings.Cut(c.self, ":")
@@ -147,10 +143,10 @@ func (c *credCheck) mark(ctx context.Context, st credState) {
 	case credRefused:
 		v = "refused"
 	}
-	key := credentialWorkersPrefix + c.name
+	key := keys.CredentialWorkersPrefix + c.name
 	pipe := c.rdb.TxPipeline()
-	pipe.HSet(ctx, key, c.id, v+" "+strconv.FormatInt(time.Now().Unix(), 10))
-	pipe.Expire(ctx, key, 24*time.Hour)
+	pipe.HSet(ctx, key, c.id, v+" "+strconv.FormatInt(c.now().Unix(), 10))
+	pipe.Expire(ctx, key, keys.CredentialWorkersTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		c.log.Debug("credential mark not written", "credential", c.name, "err", err)
 	}
@@ -162,7 +158,7 @@ func (c *credCheck) succeeded(ctx context.Context) {
 		return
 	}
 	c.mu.Lock()
-	fresh := c.state == credOK && time.Since(c.beatAt) < fleetBeat
+	fresh := c.state == credOK && c.now().Sub(c.beatAt) < fleetBeat
 	c.mu.Unlock()
 	if !fresh {
 		c.set(ctx, credOK, "")
@@ -173,14 +169,14 @@ func (c *credCheck) succeeded(ctx context.Context) {
 func (c *credCheck) beat(ctx context.Context) {
 	c.mu.Lock()
 	st := c.state
-	c.beatAt = time.Now()
+	c.beatAt = c.now()
 	c.mu.Unlock()
 	c.mark(ctx, st)
 }
 
 // leave removes the worker's mark (at shutdown).
 func (c *credCheck) leave(ctx context.Context) {
-	c.rdb.HDel(ctx, credentialWorkersPrefix+c.name, c.id)
+	c.rdb.HDel(ctx, keys.CredentialWorkersPrefix+c.name, c.id)
 }
 
 // scopes are the verify scopes of a row: its account, or its zone.
@@ -201,7 +197,7 @@ var runtimePolicy = cloudflare.VerifyPolicy{Attempts: 2, Initial: 500 * time.Mil
 func (c *credCheck) check(ctx context.Context, failedAt time.Time, d tasks.Dest) bool {
 	c.mu.Lock()
 	if c.checkAt.IsZero() || c.checkAt.Before(failedAt) {
-		c.checkAt = time.Now()
+		c.checkAt = c.now()
 		_, c.checkErr = c.verify(ctx, scopes(d), runtimePolicy)
 	}
 	err := c.checkErr
@@ -221,12 +217,12 @@ func (c *credCheck) check(ctx context.Context, failedAt time.Time, d tasks.Dest)
 // recheckEvery, and reports whether it is still refused.
 func (c *credCheck) recheck(ctx context.Context, d tasks.Dest) bool {
 	c.mu.Lock()
-	due := time.Since(c.checkAt) >= recheckEvery
+	due := c.now().Sub(c.checkAt) >= recheckEvery
 	c.mu.Unlock()
 	if !due {
 		return true
 	}
-	return c.check(ctx, time.Now(), d)
+	return c.check(ctx, c.now(), d)
 }
 
 // worksElsewhere reports whether another live worker holds a copy of the
@@ -235,10 +231,10 @@ func (c *credCheck) recheck(ctx context.Context, d tasks.Dest) bool {
 func (c *credCheck) worksElsewhere(ctx context.Context) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if time.Since(c.elseAt) < time.Second {
+	if c.now().Sub(c.elseAt) < time.Second {
 		return c.elseOK, nil
 	}
-	marks, err := c.rdb.HGetAll(ctx, credentialWorkersPrefix+c.name).Result()
+	marks, err := c.rdb.HGetAll(ctx, keys.CredentialWorkersPrefix+c.name).Result()
 	if err != nil {
 		return false, fmt.Errorf("read the fleet's credential marks: %w", err)
 	}
@@ -246,12 +242,12 @@ func (c *credCheck) worksElsewhere(ctx context.Context) (bool, error) {
 	for id, v := range marks {
 		st, at, _ := strings.Cut(v, " ")
 		sec, _ := strconv.ParseInt(at, 10, 64)
-		if id != c.id && st != "refused" && time.Since(time.Unix(sec, 0)) < fleetAlive {
+		if id != c.id && st != "refused" && c.now().Sub(time.Unix(sec, 0)) < fleetAlive {
 			ok = true
 			break
 		}
 	}
-	c.elseAt, c.elseOK = time.Now(), ok
+	c.elseAt, c.elseOK = c.now(), ok
 	return ok, nil
 }
 

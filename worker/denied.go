@@ -68,13 +68,13 @@ func maybeAbsent(err error) bool {
 // denied handles a read that maybeAbsent: not yet, until the poll deadline,
 // then failed with the explanation; at once when an earlier destination of
 // the bucket stayed denied until its deadline.
-func (h *Handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc destination.Location, polls int, err error) error {
+func (h *handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc destination.Location, polls int, err error) error {
 	if rerr := h.renew(ctx, r); rerr != nil {
 		return rerr
 	}
 	switch {
 	case h.denials.known(loc):
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w (another destination of this bucket stayed denied until its poll deadline): %w", err, asynq.SkipRetry))
 	case h.now().Before(p.Deadline):
 		// Backed off as after any miss, even while others wait for the
 		// path (unlike notYet): a reader that may not read the bucket would
@@ -84,5 +84,5 @@ func (h *Handlers) denied(ctx context.Context, r *run, p tasks.PollPayload, loc 
 			Reason: "access denied, as S3 also answers for a file not written yet"}
 	}
 	h.denials.add(loc)
-	return h.fail(ctx, r, p.Filename, fmt.Errorf("still access denied at the poll deadline (%s): %w: %w", h.cfg.PollDeadline, err, asynq.SkipRetry))
+	return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("still access denied at the poll deadline (%s): %w: %w", h.cfg.PollDeadline, err, asynq.SkipRetry))
 }

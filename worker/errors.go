@@ -74,7 +74,7 @@ func (b Backoff) Delay(n int, err error) time.Duration {
 }
 
 func (b Backoff) backoff(n int, err error) time.Duration {
-	if RedisUnreachable(err) {
+	if redisUnreachable(err) {
 		return b.Initial
 	}
 	eb := backoff.NewExponentialBackOff()

@@ -1,9 +1,13 @@
 package worker
 
 import (
+	"context"
+	"time"
+
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 )
@@ -11,21 +15,36 @@ import (
 // The handlers' construction, for the tests that run them on fakes:
 // embedding programs build a worker with New.
 type (
-	API  = cloudflareAPI
-	Deps = deps
+	API      = cloudflareAPI
+	Deps     = deps
+	Handlers = handlers
+	Budget   = apiBudget
 )
 
 var (
 	NewHandlers = newHandlers
-	PauseQueue  = pauseQueue
+	NewServer   = newServer
 )
 
 // Tenant is a credential's client, budget and guard, for Deps.Named.
 type Tenant = tenant
 
+// AuthGuard is a credential's guard, for Deps.Auth and Tenant.Auth.
+type AuthGuard = authGuard
+
+// NewAuthGuard is a guard on the wall clock.
+func NewAuthGuard(rdb redis.UniversalClient, key string, threshold int, pause func(ctx context.Context, reason string) error) *AuthGuard {
+	return newAuthGuard(rdb, key, threshold, time.Now, pause)
+}
+
 // NewCredentialGuard is the guard of the named credential name in a fleet
 // with named credentials, and the pause it trips.
 func NewCredentialGuard(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.Store, m *metrics.Metrics, name string, threshold int) (*AuthGuard, *credentialPause) {
-	p := &credentialPause{rdb: rdb, name: redisName(name), insp: insp, store: store, metrics: m}
-	return NewAuthGuard(rdb, authKey(name), threshold, p.pause), p
+	p := &credentialPause{rdb: rdb, name: redisName(name), insp: insp, store: store, metrics: m, now: time.Now}
+	return newAuthGuard(rdb, keys.AuthFailuresOf(name), threshold, time.Now, p.pause), p
+}
+
+// PauseQueue is the queue-wide pause on the wall clock.
+func PauseQueue(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
+	return pauseQueue(rdb, insp, store, time.Now)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // Health handles logpush:health: one read of a watched job's health.
-func (h *Handlers) Health(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) Health(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.health)
 }
 
@@ -24,10 +24,10 @@ func (h *Handlers) Health(ctx context.Context, t *asynq.Task) error {
 // after HealthInterval; otherwise the destination ends done. The health
 // task is enqueued first (its TaskID makes a second enqueue a no-op), so
 // that no destination is left watching without one.
-func (h *Handlers) jobExists(ctx context.Context, r *run, done events.State, filename string, job cloudflare.Job) error {
+func (h *handlers) jobExists(ctx context.Context, r *run, done events.State, filename string, job cloudflare.Job) error {
 	h.removeChallengeFile(ctx, r, filename)
 	if h.cfg.HealthDeadline <= 0 || !job.Enabled {
-		return h.outcome(ctx, r, done, filename, nil)
+		return h.rec.outcome(ctx, r, done, filename, nil)
 	}
 	task, err := tasks.NewHealthTask(tasks.HealthPayload{Dest: r.d, JobID: job.ID, JobExisted: r.jobExisted, Filename: filename,
 		Deadline: h.now().Add(h.cfg.HealthDeadline)}, h.cfg.Task, h.cfg.HealthInterval)
@@ -37,7 +37,7 @@ func (h *Handlers) jobExists(ctx context.Context, r *run, done events.State, fil
 	if err := h.enqueue(ctx, task); err != nil {
 		return err
 	}
-	return h.emit(ctx, r, events.Watching, done, filename, nil)
+	return h.rec.emit(ctx, r, events.Watching, done, filename, nil)
 }
 
 // errJobFailing carries Cloudflare's error_message of a failing job
@@ -60,14 +60,14 @@ func (e *errJobFailing) Error() string {
 // no_data_yet, which is no failure. Otherwise the task snoozes for
 // HealthInterval (no worker slot held, no retry spent), the last read
 // falling on the deadline.
-func (h *Handlers) health(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) health(ctx context.Context, t *asynq.Task) error {
 	var p tasks.HealthPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
 		return err
 	}
 	if p.JobID < 1 {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("job health: payload has no job id: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("job health: payload has no job id: %w", asynq.SkipRetry))
 	}
 	r.jobID, r.jobExisted = p.JobID, p.JobExisted
 	if _, err := h.enter(ctx, r, events.Watching, ""); err != nil {
@@ -83,17 +83,17 @@ func (h *Handlers) health(ctx context.Context, t *asynq.Task) error {
 	r.t.Auth.Success(ctx)
 	switch {
 	case !job.LastError.IsZero() || job.ErrorMessage != "":
-		return h.outcome(ctx, r, events.JobFailing, p.Filename, &errJobFailing{id: job.ID, message: job.ErrorMessage})
+		return h.rec.outcome(ctx, r, events.JobFailing, p.Filename, &errJobFailing{id: job.ID, message: job.ErrorMessage})
 	case !job.LastComplete.IsZero():
-		return h.outcome(ctx, r, events.Flowing, p.Filename, nil)
+		return h.rec.outcome(ctx, r, events.Flowing, p.Filename, nil)
 	case !job.Enabled:
 		// Disabled meanwhile (by someone, or by Cloudflare after a day of
 		// failures): it will not push.
-		return h.outcome(ctx, r, events.NoDataYet, p.Filename, errors.New("the job was disabled before it pushed"))
+		return h.rec.outcome(ctx, r, events.NoDataYet, p.Filename, errors.New("the job was disabled before it pushed"))
 	}
 	left := p.Deadline.Sub(h.now())
 	if left <= 0 {
-		return h.outcome(ctx, r, events.NoDataYet, p.Filename, nil)
+		return h.rec.outcome(ctx, r, events.NoDataYet, p.Filename, nil)
 	}
 	return &SnoozeError{Delay: min(h.cfg.HealthInterval, left), Reason: "job has not pushed yet"}
 }

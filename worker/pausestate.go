@@ -8,18 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/redis/go-redis/v9"
-)
-
-// Redis keys of when and why a pause began, for status and the web UI;
-// the pause writes them, resume removes them.
-const (
-	// queuePauseKey is a hash of the queue's pause: since (RFC3339) and
-	// reason.
-	queuePauseKey = "logpush:queue_pause"
-	// pausedSinceKey is a hash of the paused credentials' names to when
-	// their pause began (RFC3339).
-	pausedSinceKey = "logpush:paused_credentials_since"
 )
 
 // CredentialPause is one paused credential.
@@ -78,7 +68,7 @@ func Pauses(ctx context.Context, rdb redis.UniversalClient) (PauseState, error) 
 	}
 	if paused {
 		p.Queue = true
-		m, err := rdb.HGetAll(ctx, queuePauseKey).Result()
+		m, err := rdb.HGetAll(ctx, keys.QueuePause).Result()
 		if err != nil {
 			return p, fmt.Errorf("read queue pause: %w", err)
 		}
@@ -89,7 +79,7 @@ func Pauses(ctx context.Context, rdb redis.UniversalClient) (PauseState, error) 
 	if err != nil {
 		return p, err
 	}
-	since, err := rdb.HGetAll(ctx, pausedSinceKey).Result()
+	since, err := rdb.HGetAll(ctx, keys.PausedCredentialsSince).Result()
 	if err != nil {
 		return p, fmt.Errorf("read credential pauses: %w", err)
 	}
@@ -103,15 +93,15 @@ func Pauses(ctx context.Context, rdb redis.UniversalClient) (PauseState, error) 
 
 // notePause records when and why the queue paused (the first pause of an
 // incident keeps its time).
-func notePause(ctx context.Context, rdb redis.UniversalClient, reason string) error {
+func notePause(ctx context.Context, rdb redis.UniversalClient, reason string, now time.Time) error {
 	pipe := rdb.TxPipeline()
-	pipe.HSetNX(ctx, queuePauseKey, "since", time.Now().UTC().Format(time.RFC3339))
-	pipe.HSet(ctx, queuePauseKey, "reason", reason)
+	pipe.HSetNX(ctx, keys.QueuePause, "since", now.UTC().Format(time.RFC3339))
+	pipe.HSet(ctx, keys.QueuePause, "reason", reason)
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
 // ForgetQueuePause removes the record of the queue's pause, as resume does.
 func ForgetQueuePause(ctx context.Context, rdb redis.UniversalClient) error {
-	return rdb.Del(ctx, queuePauseKey).Err()
+	return rdb.Del(ctx, keys.QueuePause).Err()
 }

@@ -26,7 +26,7 @@ func pathRecord(r *run) string {
 // trustRecord returns what record says the path holds, or "" when the
 // record is unknown, malformed or older than ClockSkew: the path must be
 // read before the challenge.
-func (h *Handlers) trustRecord(record string) string {
+func (h *handlers) trustRecord(record string) string {
 	seen, at, ok := strings.Cut(record, "@")
 	if !ok || seen == "" {
 		return ""

@@ -12,11 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisUnreachable reports whether err says that Redis did not answer: a
+// redisUnreachable reports whether err says that Redis did not answer: a
 // network error, a closed connection, a pool timeout, or LOADING (a
 // restarted server reading its data). A reply of Redis's own (redis.Nil, a
 // script error), a cancelled context or a closed client is not.
-func RedisUnreachable(err error) bool {
+func redisUnreachable(err error) bool {
 	var rerr redis.Error
 	var nerr net.Error
 	switch {
@@ -51,8 +51,8 @@ const redisSettle = 1500 * time.Millisecond
 // expired 30s before, retries it, counting a retry: a 5s outage held
 // destinations for about 100s. Returning once Redis is back lets asynq
 // write the outcome at once.
-func (h *Handlers) awaitRedis(ctx context.Context, err error) {
-	if h.ping == nil || !RedisUnreachable(err) && (h.redisDown == nil || !h.redisDown()) {
+func (h *handlers) awaitRedis(ctx context.Context, err error) {
+	if h.ping == nil || !redisUnreachable(err) && (h.redisDown == nil || !h.redisDown()) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisWait)
@@ -73,8 +73,8 @@ func (h *Handlers) awaitRedis(ctx context.Context, err error) {
 		case perr != nil:
 			upSince = time.Time{}
 		case upSince.IsZero():
-			upSince = time.Now()
-		case time.Since(upSince) >= redisSettle:
+			upSince = h.now()
+		case h.now().Sub(upSince) >= redisSettle:
 			return
 		}
 	}

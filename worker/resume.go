@@ -27,7 +27,7 @@ type ChallengeLog interface {
 }
 
 // record keeps the challenge about to be requested in the ChallengeLog.
-func (h *Handlers) record(ctx context.Context, r *run, loc destination.Location, before string, at time.Time) error {
+func (h *handlers) record(ctx context.Context, r *run, loc destination.Location, before string, at time.Time) error {
 	if h.challenges == nil || r.lease == "" {
 		return nil
 	}
@@ -43,7 +43,7 @@ func (h *Handlers) record(ctx context.Context, r *run, loc destination.Location,
 // token (1002) asks for a fresh challenge, counted as today. done: the task
 // ends with err. Otherwise seen is what the location holds now ("":
 // unknown), the fingerprint of the fresh challenge.
-func (h *Handlers) resume(ctx context.Context, r *run, loc destination.Location) (done bool, seen string, err error) {
+func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location) (done bool, seen string, err error) {
 	if h.challenges == nil || r.lease == "" || r.d.Gen != 0 {
 		return false, "", nil
 	}

@@ -14,20 +14,23 @@ import (
 // ServerConfig sets how the asynq server runs the handlers.
 type ServerConfig struct {
 	// Concurrency is the number of tasks run at once. The work is I/O bound
-	// and the API budget is shared, so more than CPUs. Default 20.
+	// and the API budget is shared, so more than CPUs. Default
+	// ConcurrencyDefault.
 	Concurrency int
 	// ShutdownTimeout bounds the drain on SIGTERM: tasks still running after
-	// it go back to the queue. Default 20s.
+	// it go back to the queue. Default ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
 	// DelayedTaskCheckInterval is how often snoozed polls and retries are
-	// moved back to pending. Default 200ms (asynq's own default is 5s,
+	// moved back to pending. Default DelayedTaskCheckIntervalDefault,
+	// 200ms (asynq's own default is 5s,
 	// which would add seconds to every poll; on a shared path, where one
 	// destination onboards after another, each poll's wait for this tick
 	// delays every destination behind it). It costs one Redis script per
 	// tick and worker.
 	DelayedTaskCheckInterval time.Duration
 	// TaskCheckInterval is how long an idle processor sleeps before it
-	// looks for a task again. Default 100ms: asynq's 1s would add up to a
+	// looks for a task again. Default TaskCheckIntervalDefault, 100ms:
+	// asynq's 1s would add up to a
 	// second to every hand-off from poll to validate; an idle worker pays
 	// about 10 cheap dequeue calls a second for it.
 	TaskCheckInterval time.Duration
@@ -40,16 +43,16 @@ type ServerConfig struct {
 // WithDefaults fills unset fields.
 func (c ServerConfig) WithDefaults() ServerConfig {
 	if c.Concurrency <= 0 {
-		c.Concurrency = 20
+		c.Concurrency = ConcurrencyDefault
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 20 * time.Second
+		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
 	if c.DelayedTaskCheckInterval <= 0 {
-		c.DelayedTaskCheckInterval = 200 * time.Millisecond
+		c.DelayedTaskCheckInterval = DelayedTaskCheckIntervalDefault
 	}
 	if c.TaskCheckInterval <= 0 {
-		c.TaskCheckInterval = 100 * time.Millisecond
+		c.TaskCheckInterval = TaskCheckIntervalDefault
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -58,11 +61,11 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 	return c
 }
 
-// NewServer returns an asynq server for the logpush queues with the
+// newServer returns an asynq server for the logpush queues with the
 // handlers' retry policy: the follow-up queue first (strict priority), so
 // that a destination under way never waits behind challenges. Start it
 // with Start(mux) and stop it with Shutdown.
-func NewServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
+func newServer(rdb redis.UniversalClient, cfg ServerConfig) *asynq.Server {
 	cfg = cfg.WithDefaults()
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,

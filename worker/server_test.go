@@ -17,6 +17,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
@@ -260,7 +261,7 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 403, Codes: []int{10000}, Kind: cloudflare.Auth, Message: "Authentication error"}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	paused := make(chan string, 10)
-	guard := worker.NewAuthGuard(rdb, "test:auth_failures", 3, func(ctx context.Context, reason string) error {
+	guard := worker.NewAuthGuard(rdb, keys.AuthFailures, 3, func(ctx context.Context, reason string) error {
 		paused <- reason
 		return insp.PauseQueue(tasks.Queue)
 	})
@@ -306,10 +307,10 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 	b.api.mu.Lock()
 	b.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 400, Codes: []int{1001}, Kind: cloudflare.Permanent, Message: "bad"}
 	b.api.mu.Unlock()
-	if err := guard.Reset(context.Background()); err != nil {
+	if err := worker.ResetAuthFailures(context.Background(), rdb); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := rdb.Get(context.Background(), "test:auth_failures").Int(); n != 0 {
+	if n, _ := rdb.Get(context.Background(), keys.AuthFailures).Int(); n != 0 {
 		t.Fatalf("count after reset = %d", n)
 	}
 	if err := insp.UnpauseQueue(tasks.Queue); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 )
@@ -26,10 +28,10 @@ type tenant struct {
 	// API calls Cloudflare with this credential.
 	API cloudflareAPI
 	// Budget is this credential's shared budget; nil: none.
-	Budget Budget
+	Budget apiBudget
 	// Auth counts this credential's consecutive 401/403 answers; nil:
 	// never pauses.
-	Auth *AuthGuard
+	Auth *authGuard
 	// Pause, when set, holds this credential's rows while it is paused
 	// (a fleet with named credentials); nil: the queue-wide pause only.
 	Pause *credentialPause
@@ -44,20 +46,7 @@ func (t *tenant) label() string { return t.Name }
 // DefaultCredentialName names the default credential (the rows that name
 // none) in Redis, in credential events and for resume --credential: a
 // file's names cannot hold parentheses, so it is no file's name.
-const DefaultCredentialName = "(default)"
-
-// Redis keys of the per-credential pause.
-const (
-	// PausedCredentialsKey is a hash of the paused credentials' names to
-	// the reason; resume clears it.
-	PausedCredentialsKey = "logpush:paused_credentials"
-	// parkedPrefix + name is a hash of the task ids of a paused
-	// credential's parked rows to their queue, which resume wakes.
-	parkedPrefix = "logpush:parked:"
-	// inUseKey is a sorted set of the credentials that made calls lately,
-	// scored by unix seconds: the queue pauses when all of them are paused.
-	inUseKey = "logpush:credentials_in_use"
-)
+const DefaultCredentialName = keys.DefaultCredential
 
 // Timing of the per-credential pause.
 const (
@@ -81,15 +70,6 @@ func redisName(name string) string {
 	return name
 }
 
-// authKey is where the consecutive 401/403 answers of a credential are
-// counted: the default's where they always were.
-func authKey(name string) string {
-	if name == "" {
-		return AuthFailuresKey
-	}
-	return AuthFailuresKey + ":" + name
-}
-
 // credentialPause holds the rows of one credential after repeated 401/403
 // answers for it, leaving the other credentials' rows going; when every
 // credential in use is paused, it pauses the queue too.
@@ -99,6 +79,7 @@ type credentialPause struct {
 	insp    *asynq.Inspector
 	store   *ledger.Store
 	metrics *metrics.Metrics
+	now     func() time.Time
 
 	mu        sync.Mutex
 	checked   time.Time
@@ -106,23 +87,36 @@ type credentialPause struct {
 	markedUse time.Time
 }
 
+// isPausedScript reports whether credential ARGV[1] is paused (1) and,
+// when it is not and ARGV[2] is a time, marks it in use at ARGV[2]:
+// KEYS[1] keys.PausedCredentials, KEYS[2] keys.CredentialsInUse.
+var isPausedScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+return 0`)
+
 // isPaused reports whether the credential is paused, from Redis at most
-// every pauseCheckEvery.
+// every pauseCheckEvery; a credential not paused is marked in use at most
+// every inUseEvery, in the same round trip.
 func (p *credentialPause) isPaused(ctx context.Context) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
+	now := p.now()
 	if now.Sub(p.checked) < pauseCheckEvery {
 		return p.paused, nil
 	}
-	ok, err := p.rdb.HExists(ctx, PausedCredentialsKey, p.name).Result()
+	mark := now.Sub(p.markedUse) >= inUseEvery
+	use := ""
+	if mark {
+		use = strconv.FormatInt(now.Unix(), 10)
+	}
+	ok, err := isPausedScript.Run(ctx, p.rdb, []string{keys.PausedCredentials, keys.CredentialsInUse}, p.name, use).Bool()
 	if err != nil {
 		return false, fmt.Errorf("read credential pause: %w", err)
 	}
 	p.checked, p.paused = now, ok
-	if !ok && now.Sub(p.markedUse) >= inUseEvery {
+	if !ok && mark {
 		p.markedUse = now
-		p.rdb.ZAdd(ctx, inUseKey, redis.Z{Score: float64(now.Unix()), Member: p.name})
 	}
 	return ok, nil
 }
@@ -133,67 +127,65 @@ func (p *credentialPause) park(ctx context.Context) error {
 	id, _ := asynq.GetTaskID(ctx)
 	queue, _ := asynq.GetQueueName(ctx)
 	if id != "" {
-		if err := p.rdb.HSet(ctx, parkedPrefix+p.name, id, queue).Err(); err != nil {
+		if err := p.rdb.HSet(ctx, keys.ParkedPrefix+p.name, id, queue).Err(); err != nil {
 			return fmt.Errorf("park row of paused credential: %w", err)
 		}
 	}
 	return &SnoozeError{Delay: parkDelay, Reason: "credential " + p.name + " paused after repeated authentication failures"}
 }
 
-// pause is the credential's AuthGuard pause: it records the credential as
-// paused, emits a credential_paused event, and pauses the queue when every
-// credential used lately is paused.
+// pauseScript pauses credential ARGV[1] with reason ARGV[2] since ARGV[3]
+// (RFC3339; an earlier pause keeps its time), and returns 1 when every
+// credential in use since unix second ARGV[4] is paused now, else 0:
+// KEYS[1] keys.PausedCredentials, KEYS[2] keys.PausedCredentialsSince,
+// KEYS[3] keys.CredentialsInUse. It writes all or nothing: a key of the
+// wrong type is refused before any write.
+var pauseScript = redis.NewScript(`
+for i = 1, 2 do
+  local t = redis.call('TYPE', KEYS[i])
+  if type(t) == 'table' then t = t.ok end
+  if t ~= 'hash' and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. t .. ', not a hash')
+  end
+end
+local inUse = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[4], '+inf')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3])
+for _, n in ipairs(inUse) do
+  if redis.call('HEXISTS', KEYS[1], n) == 0 then return 0 end
+end
+return 1`)
+
+// pause is the credential's authGuard pause: it records the credential as
+// paused and reads whether every credential used in the last inUseWindow
+// is paused now, in one script; then it emits a credential_paused event,
+// and pauses the queue when they all are.
 func (p *credentialPause) pause(ctx context.Context, reason string) error {
 	reason = "credential " + p.name + ": " + reason
-	pipe := p.rdb.TxPipeline()
-	pipe.HSet(ctx, PausedCredentialsKey, p.name, reason)
-	pipe.HSetNX(ctx, pausedSinceKey, p.name, time.Now().UTC().Format(time.RFC3339))
-	if _, err := pipe.Exec(ctx); err != nil {
+	now := p.now()
+	all, err := pauseScript.Run(ctx, p.rdb, []string{keys.PausedCredentials, keys.PausedCredentialsSince, keys.CredentialsInUse},
+		p.name, reason, now.UTC().Format(time.RFC3339), now.Add(-inUseWindow).Unix()).Bool()
+	if err != nil {
 		return fmt.Errorf("pause credential: %w", err)
 	}
 	p.mu.Lock()
-	p.checked, p.paused = time.Now(), true
+	p.checked, p.paused = now, true
 	p.mu.Unlock()
 	if err := p.store.Emit(ctx, events.Event{Event: events.CredentialPaused, Credential: p.name,
-		Error: &events.Error{Message: reason}, Time: time.Now().UTC()}); err != nil {
+		Error: &events.Error{Message: reason}, Time: now.UTC()}); err != nil {
 		return err
 	}
-	all, err := allInUsePaused(ctx, p.rdb, p.name)
-	if err != nil || !all {
-		return err
+	if !all {
+		return nil
 	}
 	p.metrics.QueuePauses.WithLabelValues("auth").Inc()
-	return pauseQueue(p.rdb, p.insp, p.store)(ctx, "every credential in use is paused after repeated authentication failures (last: "+reason+")")
-}
-
-// allInUsePaused reports whether every credential used in the last
-// inUseWindow (and self) is paused.
-func allInUsePaused(ctx context.Context, rdb redis.UniversalClient, self string) (bool, error) {
-	since := time.Now().Add(-inUseWindow).Unix()
-	names, err := rdb.ZRangeByScore(ctx, inUseKey, &redis.ZRangeBy{Min: fmt.Sprint(since), Max: "+inf"}).Result()
-	if err != nil {
-		return false, fmt.Errorf("read credentials in use: %w", err)
-	}
-	paused, err := rdb.HKeys(ctx, PausedCredentialsKey).Result()
-	if err != nil {
-		return false, fmt.Errorf("read paused credentials: %w", err)
-	}
-	set := map[string]bool{self: true}
-	for _, n := range paused {
-		set[n] = true
-	}
-	for _, n := range names {
-		if !set[n] {
-			return false, nil
-		}
-	}
-	return true, nil
+	return pauseQueue(p.rdb, p.insp, p.store, p.now)(ctx, "every credential in use is paused after repeated authentication failures (last: "+reason+")")
 }
 
 // PausedCredentials returns the paused credentials' names with the reason
 // of each (DefaultCredentialName for the default one).
 func PausedCredentials(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
-	m, err := rdb.HGetAll(ctx, PausedCredentialsKey).Result()
+	m, err := rdb.HGetAll(ctx, keys.PausedCredentials).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read paused credentials: %w", err)
 	}
@@ -206,7 +198,7 @@ func PausedCredentials(ctx context.Context, rdb redis.UniversalClient) (map[stri
 // it was paused, and wakes its parked rows. It reports whether the
 // credential was paused.
 func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, name string) (bool, error) {
-	n, err := rdb.HDel(ctx, PausedCredentialsKey, name).Result()
+	n, err := rdb.HDel(ctx, keys.PausedCredentials, name).Result()
 	if err != nil {
 		return false, fmt.Errorf("resume credential %s: %w", name, err)
 	}
@@ -214,10 +206,10 @@ func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, name strin
 	if name == DefaultCredentialName {
 		plain = ""
 	}
-	if err := rdb.Del(ctx, authKey(plain)).Err(); err != nil {
+	if err := rdb.Del(ctx, keys.AuthFailuresOf(plain)).Err(); err != nil {
 		return false, fmt.Errorf("resume credential %s: %w", name, err)
 	}
-	if err := rdb.HDel(ctx, pausedSinceKey, name).Err(); err != nil {
+	if err := rdb.HDel(ctx, keys.PausedCredentialsSince, name).Err(); err != nil {
 		return false, fmt.Errorf("resume credential %s: %w", name, err)
 	}
 	if n > 0 {
@@ -225,7 +217,7 @@ func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, name strin
 			return true, err
 		}
 	}
-	parked, err := rdb.HGetAll(ctx, parkedPrefix+name).Result()
+	parked, err := rdb.HGetAll(ctx, keys.ParkedPrefix+name).Result()
 	if err != nil {
 		return n > 0, fmt.Errorf("resume credential %s: %w", name, err)
 	}
@@ -237,29 +229,29 @@ func ResumeCredential(ctx context.Context, rdb redis.UniversalClient, name strin
 			return n > 0, fmt.Errorf("wake a parked row of credential %s: %w", name, err)
 		}
 	}
-	if err := rdb.Del(ctx, parkedPrefix+name).Err(); err != nil {
+	if err := rdb.Del(ctx, keys.ParkedPrefix+name).Err(); err != nil {
 		return n > 0, fmt.Errorf("resume credential %s: %w", name, err)
 	}
 	return n > 0, nil
 }
 
-// ErrUnknownCredential is wrapped by the failure of a row whose credential
+// errUnknownCredential is wrapped by the failure of a row whose credential
 // the worker does not have (the credentials file changed between enqueue
 // and worker).
-var ErrUnknownCredential = errors.New("unknown credential")
+var errUnknownCredential = errors.New("unknown credential")
 
 // tenantOf is the tenant of a row's credential name.
-func (h *Handlers) tenantOf(name string) (*tenant, error) {
+func (h *handlers) tenantOf(name string) (*tenant, error) {
 	if name == "" {
 		if h.def == nil {
-			return nil, fmt.Errorf("%w: the row names no credential and the worker has no default credential (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", ErrUnknownCredential)
+			return nil, fmt.Errorf("%w: the row names no credential and the worker has no default credential (CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", errUnknownCredential)
 		}
 		return h.def, nil
 	}
 	if t, ok := h.named[name]; ok {
 		return t, nil
 	}
-	return nil, fmt.Errorf("%w %q: not in the worker's credentials file (known: %s)", ErrUnknownCredential, name, knownNames(h.named))
+	return nil, fmt.Errorf("%w %q: not in the worker's credentials file (known: %s)", errUnknownCredential, name, knownNames(h.named))
 }
 
 func knownNames(m map[string]*tenant) string {

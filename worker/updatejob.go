@@ -13,13 +13,13 @@ import (
 
 // UpdateJob handles logpush:update_job: the last stage of a migration,
 // once the new conf validated (or needs no challenge).
-func (h *Handlers) UpdateJob(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) UpdateJob(ctx context.Context, t *asynq.Task) error {
 	return h.observe(ctx, t, h.updateJob)
 }
 
 // handOver ends a migration's validation: the job stage is a task of its
 // own, which carries the validated token.
-func (h *Handlers) handOver(ctx context.Context, r *run, filename, token string) error {
+func (h *handlers) handOver(ctx context.Context, r *run, filename, token string) error {
 	h.release(ctx, r) // the job stage reads no file
 	task, err := tasks.NewUpdateJobTask(tasks.UpdateJobPayload{Dest: r.d, Filename: filename, Token: token}, h.cfg.Task)
 	if err != nil {
@@ -38,7 +38,7 @@ func (h *Handlers) handOver(ctx context.Context, r *run, filename, token string)
 //
 // With Update.Copy the job stays, and a second job like it is created on
 // the new conf, unless the zone or account has one (a run before made it).
-func (h *Handlers) updateJob(ctx context.Context, t *asynq.Task) error {
+func (h *handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 	var p tasks.UpdateJobPayload
 	r, err := h.start(ctx, t, &p, &p.Dest)
 	if err != nil {
@@ -46,13 +46,13 @@ func (h *Handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 	}
 	u := r.d.Update
 	if u == nil {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("update job: payload has no job: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("update job: payload has no job: %w", asynq.SkipRetry))
 	}
 	if _, err := h.enter(ctx, r, events.UpdatingJob, events.StageJob); err != nil {
 		return err
 	}
 	if r.conf.NeedsChallenge() && p.Token == "" {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("update job: no validated ownership challenge: %w", asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("update job: no validated ownership challenge: %w", asynq.SkipRetry))
 	}
 	tg := target(r.d)
 	if err := h.wait(ctx, r); err != nil {
@@ -63,17 +63,17 @@ func (h *Handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 		return h.apiError(ctx, r, p.Filename, err)
 	}
 	if u.Dataset != "" && job.Dataset != u.Dataset {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("job %d pushes %s now, not %s: left as it is: %w", u.ID, job.Dataset, u.Dataset, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("job %d pushes %s now, not %s: left as it is: %w", u.ID, job.Dataset, u.Dataset, asynq.SkipRetry))
 	}
 	if u.Copy {
 		return h.copyJob(ctx, r, p, job)
 	}
 	if job.DestinationConf == r.d.DestinationConf {
 		r.jobExisted = true
-		return h.outcome(ctx, r, events.Migrated, p.Filename, nil)
+		return h.rec.outcome(ctx, r, events.Migrated, p.Filename, nil)
 	}
 	if u.From != "" && tasks.ConfDigest(job.DestinationConf) != u.From {
-		return h.fail(ctx, r, p.Filename, fmt.Errorf("job %d changed its destination since it was selected: left as it is: %w", u.ID, asynq.SkipRetry))
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("job %d changed its destination since it was selected: left as it is: %w", u.ID, asynq.SkipRetry))
 	}
 	if err := h.wait(ctx, r); err != nil {
 		return err
@@ -84,14 +84,14 @@ func (h *Handlers) updateJob(ctx context.Context, t *asynq.Task) error {
 		}
 		return h.apiError(ctx, r, p.Filename, err)
 	}
-	return h.outcome(ctx, r, events.Migrated, p.Filename, nil)
+	return h.rec.outcome(ctx, r, events.Migrated, p.Filename, nil)
 }
 
 // copyJob creates the second job of a --copy migration: job's settings on
 // the new conf. Cloudflare accepts several jobs of one dataset to one
 // destination, so the zone's jobs are looked at first: a job of the
 // dataset on the new conf is the copy a run before made.
-func (h *Handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload, job cloudflare.Job) error {
+func (h *handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload, job cloudflare.Job) error {
 	tg := target(r.d)
 	if err := h.wait(ctx, r); err != nil {
 		return err
@@ -103,7 +103,7 @@ func (h *Handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload
 	for _, j := range jobs {
 		if j.Dataset == job.Dataset && j.DestinationConf == r.d.DestinationConf {
 			r.newJobID, r.jobExisted = j.ID, true
-			return h.outcome(ctx, r, events.Copied, p.Filename, nil)
+			return h.rec.outcome(ctx, r, events.Copied, p.Filename, nil)
 		}
 	}
 	if err := h.wait(ctx, r); err != nil {
@@ -117,5 +117,5 @@ func (h *Handlers) copyJob(ctx context.Context, r *run, p tasks.UpdateJobPayload
 		return h.apiError(ctx, r, p.Filename, err)
 	}
 	r.newJobID = made.ID
-	return h.outcome(ctx, r, events.Copied, p.Filename, nil)
+	return h.rec.outcome(ctx, r, events.Copied, p.Filename, nil)
 }

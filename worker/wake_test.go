@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
 // runningWaker refuses RunTask as asynq does for an active task until
@@ -39,8 +41,9 @@ func TestWakeRunningWaiter(t *testing.T) {
 	wakeRetry.every, wakeRetry.upTo = 10*time.Millisecond, time.Minute // upTo: far above 3 retries, however slow the machine
 	t.Cleanup(func() { wakeRetry = saved })
 	w := &runningWaker{refuse: 3, woken: make(chan string, 1)}
-	h := &Handlers{waker: w}
-	if err := h.wake(context.Background(), "loc", &location.Next{Holder: "b:h", Queue: "logpush", TaskID: "ch:b:h:0"}); err != nil {
+	p := newPathLeases(nil, w)
+	t.Cleanup(p.stop)
+	if err := p.wake(context.Background(), "loc", &location.Next{Holder: "b:h", Queue: "logpush", TaskID: "ch:b:h:0"}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -55,5 +58,52 @@ func TestWakeRunningWaiter(t *testing.T) {
 	defer w.mu.Unlock()
 	if w.calls != 4 {
 		t.Errorf("%d RunTask calls, want 4 (3 refused, then the wake)", w.calls)
+	}
+}
+
+// alwaysRunning refuses every RunTask as asynq does for an active task,
+// and says so on calls.
+type alwaysRunning struct{ calls chan struct{} }
+
+func (w alwaysRunning) RunTask(_, _ string) error {
+	select {
+	case w.calls <- struct{}{}:
+	default:
+	}
+	return errors.New("FAILED_PRECONDITION: task is already running")
+}
+
+// TestShutdownEndsWakeRetries: the goroutine that retries the wake-up of a
+// running waiter (for minutes) ends when the worker shuts down, rather than
+// outliving it.
+func TestShutdownEndsWakeRetries(t *testing.T) {
+	saved := wakeRetry
+	wakeRetry.every, wakeRetry.upTo = 5*time.Millisecond, time.Hour
+	t.Cleanup(func() { wakeRetry = saved })
+	rdb, _ := testutil.Mini(t)
+	w, err := New(t.Context(), rdb, Config{Credentials: credentials.Cloudflare{APIToken: "tok"}, APIRate: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waker := alwaysRunning{calls: make(chan struct{}, 1)}
+	w.h.leases.waker = waker
+	if err := w.h.leases.wake(t.Context(), "loc", &location.Next{Holder: "b:h", Queue: "logpush", TaskID: "ch:b:h:0"}); err != nil {
+		t.Fatal(err)
+	}
+	<-waker.calls // the first refusal
+	<-waker.calls // a retry: the goroutine runs
+	if n := w.h.leases.pending.Load(); n != 1 {
+		t.Fatalf("%d wake-ups pending before Shutdown, want 1", n)
+	}
+	w.Shutdown()
+	if n := w.h.leases.pending.Load(); n != 0 {
+		t.Errorf("%d wake-ups still running after Shutdown, want 0", n)
+	}
+	// A release after Shutdown starts none.
+	if err := w.h.leases.wake(t.Context(), "loc", &location.Next{Holder: "b:h", Queue: "logpush", TaskID: "ch:b:h:0"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.h.leases.pending.Load(); n != 0 {
+		t.Errorf("a wake after Shutdown started %d retries, want 0", n)
 	}
 }

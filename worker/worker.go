@@ -26,6 +26,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
@@ -43,11 +44,28 @@ const (
 	ConcurrencyDefault = 20
 	// ShutdownTimeoutDefault bounds the drain on Shutdown.
 	ShutdownTimeoutDefault = 20 * time.Second
+	// DelayedTaskCheckIntervalDefault is how often snoozed tasks are moved
+	// back to pending.
+	DelayedTaskCheckIntervalDefault = 200 * time.Millisecond
+	// TaskCheckIntervalDefault is how long an idle processor sleeps.
+	TaskCheckIntervalDefault = 100 * time.Millisecond
 	// PollFirstDefault is the delay from a challenge to the first look
 	// for its file, until the worker has seen 8 files appear.
 	PollFirstDefault = 4 * time.Second
 	// PollIntervalDefault is the delay after the first miss.
 	PollIntervalDefault = time.Second
+	// PollMaxIntervalDefault caps the delay between polls.
+	PollMaxIntervalDefault = 15 * time.Second
+	// PollContendedDefault caps the delay after a miss on a path others
+	// wait for.
+	PollContendedDefault = 50 * time.Millisecond
+	// PollInlineDefault is how long a contended challenge task polls for
+	// its file itself.
+	PollInlineDefault = 10 * time.Second
+	// ClockSkewDefault is subtracted from a challenge's request time.
+	ClockSkewDefault = time.Second
+	// MaxRechallengesDefault bounds the fresh challenges of a destination.
+	MaxRechallengesDefault = 2
 	// PollDeadlineDefault ends polling for one challenge.
 	PollDeadlineDefault = 15 * time.Minute
 	// HealthDeadlineDefault is how long the worker command watches a new
@@ -65,10 +83,11 @@ const (
 	// AuthPauseAfterDefault is the consecutive 401/403 answers, fleet-wide,
 	// after which the queue is paused.
 	AuthPauseAfterDefault = 10
-	// BudgetMaxWaitDefault is the longest a task waits for the API budget
-	// in its handler before it snoozes and frees its slot.
-	BudgetMaxWaitDefault = 30 * time.Second
 )
+
+// budgetMaxWait is the longest a task waits for the API budget in its
+// handler before it snoozes and frees its slot.
+const budgetMaxWait = 30 * time.Second
 
 // RateClaim says how Config.APIRate meets the rate that is already stored in
 // Redis with the budget, which every worker and producer of the budget
@@ -154,6 +173,16 @@ type Config struct {
 	// ChallengeLog). Only for a worker alone on its Redis with the log:
 	// run's journal on its embedded Redis. Default nil: none.
 	Challenges ChallengeLog
+	// WatchOutages adds a hook to the Redis client given to New that logs
+	// one line when Redis stops answering and one when it is back, holds a
+	// task that ends during an outage until Redis answers (so that asynq
+	// can write its outcome), and sweeps, once Redis is back, the tasks the
+	// outage left active. Default false: New adds nothing to the client,
+	// and only a task whose own error says Redis is unreachable waits.
+	WatchOutages bool
+	// Now is the worker's clock: every time its handlers, auth pauses,
+	// credential checks and outage watch read. Default time.Now.
+	Now func() time.Time
 }
 
 var validBudgetKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
@@ -165,6 +194,9 @@ func (c Config) WithDefaults() Config {
 	c.AuthPauseAfter = cmp.Or(c.AuthPauseAfter, AuthPauseAfterDefault)
 	c.StateTTL = cmp.Or(c.StateTTL, StateTTLDefault)
 	c.EventsMaxLen = cmp.Or(c.EventsMaxLen, EventsMaxLenDefault)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -277,6 +309,7 @@ type Worker struct {
 	rdb      redis.UniversalClient
 	srv      *asynq.Server
 	mux      *asynq.ServeMux
+	h        *handlers
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	registry *prometheus.Registry
@@ -299,9 +332,8 @@ var ErrNoRedis = errors.New("worker: no redis client")
 // New builds a worker on rdb from cfg, or returns an error naming the
 // setting that cannot work. It talks to Redis once, to settle the API
 // rate with the one stored with the budget (see RateClaim; a conflict is a
-// *RateConflictError), and adds a hook to rdb that logs one line when Redis
-// stops answering and one when it is back. Start it with Start; rdb stays
-// open after Shutdown.
+// *RateConflictError), and adds a hook to rdb only with
+// Config.WatchOutages. Start it with Start; rdb stays open after Shutdown.
 func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, error) {
 	if rdb == nil {
 		return nil, ErrNoRedis
@@ -322,7 +354,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	}
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	store := ledger.NewStore(rdb, ledger.Config{StateTTL: cfg.StateTTL, StreamMaxLen: cfg.EventsMaxLen})
-	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]Budget{},
+	tb := &tenantBuilder{ctx: ctx, rdb: rdb, cfg: cfg, metrics: m, insp: insp, store: store, budgets: map[string]apiBudget{},
 		id: Self() + "#" + strconv.FormatUint(rand.Uint64(), 36)}
 	def, named, err := tb.build()
 	if err != nil {
@@ -333,8 +365,12 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 		return nil, err
 	}
 	sweep := newOrphanSweep(rdb, tasks.Queues(), cfg.Logger)
-	watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb), onBack: sweep.outageEnded}
-	rdb.AddHook(watch)
+	var redisDown func() bool
+	if cfg.WatchOutages {
+		watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb), onBack: sweep.outageEnded, now: cfg.Now}
+		rdb.AddHook(watch)
+		redisDown = watch.down
+	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	reg.MustRegister(metrics.NewQueueCollector(insp))
 	d := deps{
@@ -347,7 +383,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 		Metrics:   m,
 		Logger:    cfg.Logger,
 		Ping:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		RedisDown: watch.down,
+		RedisDown: redisDown,
+		Now:       cfg.Now,
 
 		Challenges: cfg.Challenges,
 	}
@@ -357,7 +394,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	return &Worker{cfg: cfg, rdb: rdb, srv: NewServer(rdb, cfg.Server), mux: mux, client: client, insp: insp, registry: reg, sweep: sweep, checks: tb.checks}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, client: client, insp: insp, registry: reg, sweep: sweep, checks: tb.checks}, nil
 }
 
 // Start starts taking tasks; it returns at once.
@@ -421,10 +458,12 @@ func (w *Worker) CheckCredentials(ctx context.Context, accountHint string) error
 }
 
 // Shutdown stops taking tasks and waits up to Server.ShutdownTimeout for
-// the running ones; those still running then go back to the queue.
+// the running ones; those still running then go back to the queue. It
+// returns once every goroutine the worker started has ended.
 func (w *Worker) Shutdown() {
 	w.taking.Store(false)
 	w.srv.Shutdown()
+	w.h.stop() // after the drain: a task that ends in it may start a wake-up
 	if w.stopSweep != nil {
 		w.stopSweep()
 		<-w.swept
@@ -579,7 +618,7 @@ type tenantBuilder struct {
 	metrics *metrics.Metrics
 	insp    *asynq.Inspector
 	store   *ledger.Store
-	budgets map[string]Budget // by budget key
+	budgets map[string]apiBudget // by budget key
 	hc      *http.Client
 	// id names this worker in the fleet's credential marks; checks are
 	// the credCheck of each credential, in build order.
@@ -589,7 +628,7 @@ type tenantBuilder struct {
 
 // check is this worker's view of its copy of the credential called name.
 func (tb *tenantBuilder) check(name string, api *cloudflare.Client) *credCheck {
-	c := &credCheck{name: redisName(name), rdb: tb.rdb, verify: api.VerifyCredential, id: tb.id, self: Self(), log: tb.cfg.Logger}
+	c := &credCheck{name: redisName(name), rdb: tb.rdb, verify: api.VerifyCredential, now: tb.cfg.Now, id: tb.id, self: Self(), log: tb.cfg.Logger}
 	tb.checks = append(tb.checks, c)
 	return c
 }
@@ -677,11 +716,11 @@ func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
 }
 
 // budget is the budget of bc's key, built once per key.
-func (tb *tenantBuilder) budget(bc budget.Config) (Budget, error) {
+func (tb *tenantBuilder) budget(bc budget.Config) (apiBudget, error) {
 	if b, ok := tb.budgets[bc.Key]; ok {
 		return b, nil
 	}
-	bc.MaxWait = BudgetMaxWaitDefault
+	bc.MaxWait = budgetMaxWait
 	b, err := budget.New(tb.rdb, bc)
 	if err != nil {
 		return nil, err
@@ -694,11 +733,12 @@ func (tb *tenantBuilder) budget(bc budget.Config) (Budget, error) {
 // perCredential, it pauses the credential's rows (and the queue once every
 // credential in use is paused); otherwise the queue, as a single-credential
 // fleet always did.
-func (tb *tenantBuilder) guard(name string, perCredential bool) (*AuthGuard, *credentialPause) {
+func (tb *tenantBuilder) guard(name string, perCredential bool) (*authGuard, *credentialPause) {
 	pauseAfter := max(tb.cfg.AuthPauseAfter, 0) // -1: never
+	now := tb.cfg.Now
 	if !perCredential {
-		return NewAuthGuard(tb.rdb, AuthFailuresKey, pauseAfter, pauseQueue(tb.rdb, tb.insp, tb.store)), nil
+		return newAuthGuard(tb.rdb, keys.AuthFailures, pauseAfter, now, pauseQueue(tb.rdb, tb.insp, tb.store, now)), nil
 	}
-	p := &credentialPause{rdb: tb.rdb, name: redisName(name), insp: tb.insp, store: tb.store, metrics: tb.metrics}
-	return NewAuthGuard(tb.rdb, authKey(name), pauseAfter, p.pause), p
+	p := &credentialPause{rdb: tb.rdb, name: redisName(name), insp: tb.insp, store: tb.store, metrics: tb.metrics, now: now}
+	return newAuthGuard(tb.rdb, keys.AuthFailuresOf(name), pauseAfter, now, p.pause), p
 }

@@ -3,11 +3,14 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
@@ -117,5 +120,37 @@ func TestWorkerProbes(t *testing.T) {
 	mr.Miniredis.Close() // the server only: the test's cleanup stops the clock
 	if c := get("/healthz"); c != http.StatusServiceUnavailable {
 		t.Errorf("/healthz with Redis gone = %d", c)
+	}
+}
+
+// TestNewHooksClientOnlyWhenAsked: New adds its outage watch to the
+// caller's Redis client only with WatchOutages: without it, a Redis that
+// stops answering logs nothing of the worker's through that client.
+func TestNewHooksClientOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	for _, watch := range []bool{false, true} {
+		_, mr := testutil.Mini(t)
+		px := testutil.NewProxy(t, mr.Addr())
+		rdb := redis.NewClient(&redis.Options{Addr: px.Addr(), MaxRetries: -1})
+		t.Cleanup(func() { rdb.Close() })
+		var logs testutil.Buffer
+		_, err := worker.New(t.Context(), rdb, worker.Config{Credentials: credentials.Cloudflare{APIToken: "tok"}, APIRate: "0",
+			WatchOutages: watch, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := make(chan struct{})
+		go func() { px.Cut(time.Second); close(cut) }()
+		failed := false
+		for i := 0; i < 100 && !failed; i++ {
+			failed = rdb.Ping(context.Background()).Err() != nil
+		}
+		<-cut
+		if !failed {
+			t.Fatal("every ping answered while the proxy was cut")
+		}
+		if logged := strings.Contains(logs.String(), "Redis unreachable"); logged != watch {
+			t.Errorf("WatchOutages %v: outage logged = %v, want %v; logs:\n%s", watch, logged, watch, logs.String())
+		}
 	}
 }

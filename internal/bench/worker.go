@@ -62,7 +62,7 @@ func (r *runner) startWorker(apiURL string, o workerOptions) (*procWorker, error
 	}
 	ww, err := worker.New(context.Background(), rdb, worker.Config{
 		Credentials: credentials.Cloudflare{APIToken: benchToken}, APIURL: apiURL, APIRate: rate, APIRateClaim: worker.RateRequire,
-		Handler: o.Handler, Logger: r.log, Registry: reg, Storage: o.Storage,
+		Handler: o.Handler, Logger: r.log, Registry: reg, Storage: o.Storage, WatchOutages: true,
 		Server: worker.ServerConfig{Concurrency: max(o.Concurrency, 1), ShutdownTimeout: 5 * time.Second, TaskCheckInterval: o.TaskCheckInterval},
 	})
 	if err != nil {

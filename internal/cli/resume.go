@@ -30,7 +30,7 @@ func runResume(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	if err := worker.NewAuthGuard(rdb, worker.AuthFailuresKey, 0, nil).Reset(ctx); err != nil {
+	if err := worker.ResetAuthFailures(ctx, rdb); err != nil {
 		return err
 	}
 	// The credentials paused on their own: their rows are parked, and

@@ -200,6 +200,9 @@ func (f workerFlags) config(creds cloudflare.Credentials, storage credentials.St
 			Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}},
 		Server:     worker.ServerConfig{Concurrency: f.concurrency, ShutdownTimeout: f.shutdown},
 		Challenges: f.challenges,
+		// The worker command, run and demo log an outage once and sweep
+		// what it left active.
+		WatchOutages: true,
 	}
 }
 

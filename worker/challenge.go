@@ -1,0 +1,183 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// Challenge handles logpush:challenge: POST .../logpush/ownership, then
+// schedule the first poll.
+func (h *handlers) Challenge(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.challenge)
+}
+
+func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
+	var p tasks.ChallengePayload
+	r, err := h.start(ctx, t, &p, &p.Dest)
+	if err != nil {
+		return err
+	}
+	// One challenge in flight per challenge file: every destination that
+	// pushes to this path shares the file, and each challenge overwrites
+	// it. A destination that must wait snoozes: no slot, no retry spent.
+	var loc destination.Location
+	record, before := "", ""
+	if r.conf.TokenReadable() && h.leases != nil {
+		loc = destination.For(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
+		held, rec, err := h.acquire(ctx, r, loc)
+		if err != nil || !held {
+			return err
+		}
+		record = rec
+	}
+	if done, seen, err := h.resume(ctx, r, loc); done {
+		return err
+	} else if seen != "" {
+		before = seen
+	}
+	// The budget first: a snooze for the budget is no attempt.
+	if err := h.wait(ctx, r); err != nil {
+		return err
+	}
+	if r.lease != "" {
+		// What the path holds now is not the file this challenge writes,
+		// however recent it looks (S3 dates are whole seconds): read it,
+		// unless the previous holder just did (trustRecord).
+		if before = h.trustRecord(record); before == "" {
+			rec, done, err := h.readBefore(ctx, r, loc)
+			if done {
+				return err
+			}
+			before = rec
+		}
+	}
+	// The call comes before the state check: on success one script checks
+	// that the destination is still this task's, counts the attempt and
+	// moves it to polling. A task that turns out superseded (rare: a
+	// redelivery after a crash) has spent one call.
+	requestedAt := h.now()
+	if err := h.record(ctx, r, loc, before, requestedAt); err != nil {
+		return err
+	}
+	res, err := r.t.API.Challenge(ctx, target(r.d), r.d.DestinationConf)
+	if err != nil {
+		if _, eerr := h.enter(ctx, r, events.Challenging, events.StageChallenge); eerr != nil {
+			return eerr
+		}
+		return h.apiError(ctx, r, "", err)
+	}
+	r.t.Auth.Success(ctx)
+	r.t.Check.succeeded(ctx)
+	// filename is optional in Cloudflare's schema: then its fixed name.
+	res.Filename = cmp.Or(res.Filename, cloudflare.ChallengeFile(r.conf.Prefix, requestedAt))
+	if !r.conf.TokenReadable() {
+		// Sumo and the like: the token goes to the HTTP source; an operator
+		// submits it.
+		r.attempt = events.StageChallenge
+		return h.rec.outcome(ctx, r, events.AwaitingToken, res.Filename, nil)
+	}
+	deadline := requestedAt.Add(h.cfg.PollDeadline)
+	if _, err := h.enter(ctx, r, events.Polling, events.StageChallenge,
+		"gen", r.d.Gen, "filename", r.clean(res.Filename), "requested_at", requestedAt.UnixNano()); err != nil {
+		return err
+	}
+	pp := tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline, Lease: r.lease, Before: before}
+	first := h.firstPoll(r)
+	inline := h.inlinePolls(ctx, r)
+	delay := first
+	if inline {
+		delay += h.cfg.PollInline // the poll task only takes over from the polls below
+	}
+	task, err := tasks.NewPollTask(pp, h.cfg.Task, delay)
+	if err != nil {
+		return err
+	}
+	if err := h.enqueue(ctx, task); err != nil {
+		return err
+	}
+	r.log.Info("challenge requested", "filename", r.clean(res.Filename))
+	if inline {
+		h.pollInline(ctx, pp, first)
+	}
+	return nil
+}
+
+// inlinePolls says whether the challenge task polls for its file itself:
+// where other destinations wait for the same path, the path is serial, and
+// a poll task's trip through the queue (the scheduler's tick, a dequeue)
+// delays every destination behind it. The slot held would otherwise idle.
+// Only a first run does: a poll inside a retried task would spend the
+// challenge task's retries.
+func (h *handlers) inlinePolls(ctx context.Context, r *run) bool {
+	retried, _ := asynq.GetRetryCount(ctx)
+	return r.contended && h.cfg.PollInline > 0 && retried == 0
+}
+
+// pollInline runs the poll of pp in this task, first after first, then as
+// each answer says, for at most PollInline. The poll task enqueued after
+// PollInline takes over when the file is not found by then, a poll fails
+// transiently, or the worker stops; after an outcome it finds the
+// destination finished.
+func (h *handlers) pollInline(ctx context.Context, pp tasks.PollPayload, first time.Duration) {
+	task, err := tasks.NewPollTask(pp, h.cfg.Task, 0)
+	if err != nil {
+		return
+	}
+	end := h.now().Add(h.cfg.PollInline)
+	wait := first
+	for {
+		if h.now().Add(wait).After(end) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		var s *SnoozeError
+		if err := h.poll(ctx, task); !errors.As(err, &s) {
+			return // done, failed for good, or a transient error: the poll task has it
+		}
+		wait = s.Delay
+	}
+}
+
+// firstPoll is the delay of the first look for the challenge file: where
+// others wait for the same path, PollContended until appearance delays
+// are known.
+func (h *handlers) firstPoll(r *run) time.Duration {
+	def := h.cfg.PollFirst
+	if r.contended {
+		def = min(def, h.cfg.PollContended)
+	}
+	return h.seen.firstPoll(def, h.cfg.PollMaxInterval)
+}
+
+// rechallenge enqueues the next challenge generation, or fails the
+// destination once MaxRechallenges fresh challenges were spent.
+func (h *handlers) rechallenge(ctx context.Context, r *run, filename string, cause error) error {
+	if r.d.Gen >= h.cfg.MaxRechallenges {
+		return h.rec.fail(ctx, r, filename, fmt.Errorf("after %d fresh challenges: %w: %w", r.d.Gen, cause, asynq.SkipRetry))
+	}
+	next := r.d
+	next.Gen++
+	task, err := tasks.NewChallengeTask(next, h.cfg.Task, 0)
+	if err != nil {
+		return err
+	}
+	if err := h.enqueue(ctx, task); err != nil {
+		return err
+	}
+	r.log.Warn("requesting a fresh challenge", "reason", r.clean(cause.Error()), "next_gen", next.Gen)
+	return nil
+}

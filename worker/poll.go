@@ -1,0 +1,155 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// Poll handles logpush:poll: one look for the challenge file.
+func (h *handlers) Poll(ctx context.Context, t *asynq.Task) error {
+	return h.observe(ctx, t, h.poll)
+}
+
+func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
+	var p tasks.PollPayload
+	r, err := h.start(ctx, t, &p, &p.Dest)
+	if err != nil {
+		return err
+	}
+	st, err := h.enter(ctx, r, events.Polling, events.StagePoll)
+	if err != nil {
+		return err
+	}
+	// A retried challenge of this generation may have asked again after
+	// this poll was scheduled: only its (later) token is good.
+	requestedAt := p.RequestedAt
+	if st.Round == r.d.Round && st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
+		requestedAt = st.RequestedAt
+	}
+	// The lease is renewed only by a poll that looks again (notYet,
+	// denied, unreadable): the poll that finds the file releases it with
+	// the outcome, and reading it needs no lease.
+	r.lease, r.deadline = p.Lease, p.Deadline
+	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
+	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
+	r.seenAt = h.now()
+	obj, err := h.reader.Read(ctx, loc, notBefore)
+	switch {
+	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
+		h.storage(r.conf.Type, err)
+		if errors.Is(err, destination.ErrNotFound) {
+			r.seen = location.Absent
+		}
+		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
+	case err != nil:
+		h.storage(r.conf.Type, err)
+		if maybeAbsent(err) {
+			return h.denied(ctx, r, p, loc, st.Attempts.Poll, err)
+		}
+		if classify(err) == permanent {
+			return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
+		}
+		return h.unreadable(ctx, r, p, st.Attempts.Poll, err)
+	}
+	h.storage(r.conf.Type, nil)
+	h.denials.forget(loc)
+	appeared := obj.ModTime
+	if appeared.Nanosecond() == 0 {
+		appeared = appeared.Add(time.Second) // S3's Last-Modified is truncated to the second
+	}
+	r.seen = digest(obj.Body)
+	if r.seen == p.Before {
+		// The file that was there before the challenge: ours is not
+		// written yet.
+		return h.notYet(ctx, r, p, st.Attempts.Poll, errUnchanged)
+	}
+	token, err := cloudflare.CleanToken(string(obj.Body))
+	if err != nil {
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))
+	}
+	switch cloudflare.TokenFor(token, r.d.Scope, r.d.ScopeID, r.d.DestinationConf, h.now()) {
+	case cloudflare.TokenForeign:
+		// Another destination's challenge on this path wrote it (one
+		// outside this fleet, or before this destination's lease).
+		return h.notYet(ctx, r, p, st.Attempts.Poll, errForeignToken)
+	case cloudflare.TokenExpired:
+		return h.notYet(ctx, r, p, st.Attempts.Poll, errExpiredToken)
+	}
+	h.seen.observe(appeared.Sub(requestedAt))
+	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll)
+	// Validate here rather than through a logpush:validate task: one task
+	// fewer per destination (4 Redis round trips and a hand-off), and the
+	// token is never stored in Redis. A transient error retries this poll,
+	// which reads the file again.
+	if err := h.wait(ctx, r); err != nil {
+		return err
+	}
+	return h.submitToken(ctx, r, p.Filename, token, true)
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// notYet snoozes the poll, or, past the deadline, asks for one fresh
+// challenge and then gives up.
+func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+	if err := h.renew(ctx, r); err != nil {
+		return err
+	}
+	if h.now().Before(p.Deadline) {
+		d := h.pollDelay(polls)
+		if r.contended {
+			// Others wait for this path: every interval here delays them all.
+			d = min(d, h.cfg.PollContended)
+		}
+		return &SnoozeError{Delay: d, Reason: cause.Error()}
+	}
+	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
+	if r.d.Expired {
+		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", why, asynq.SkipRetry))
+	}
+	r.d.Expired = true // one fresh challenge after a deadline, then fail
+	return h.rechallenge(ctx, r, p.Filename, why)
+}
+
+// unreadable handles a transient error reading the challenge file (a host
+// that does not resolve, a timeout, a 5xx). The poll deadline bounds it as
+// it bounds a missing file, rather than the retries with their backoff,
+// which can outlast any deadline: before it the poll snoozes like after a
+// miss, keeping the error for status and report; past it the destination
+// fails (a fresh challenge would not make the storage readable).
+func (h *handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, polls int, cause error) error {
+	if err := h.renew(ctx, r); err != nil {
+		return err
+	}
+	if h.now().Before(p.Deadline) {
+		h.rec.note(ctx, r, events.Polling, cause)
+		r.log.Warn("challenge file unreadable, will poll again", "err", r.clean(cause.Error()))
+		return &SnoozeError{Delay: min(h.pollDelay(polls), p.Deadline.Sub(h.now())+time.Second), Reason: r.clean(cause.Error())}
+	}
+	return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s unreadable within %s: %w: %w", p.Filename, h.cfg.PollDeadline, cause, asynq.SkipRetry))
+}
+
+// pollDelay is the delay after the n-th miss: PollInterval growing by half
+// each miss, capped at PollMaxInterval.
+func (h *handlers) pollDelay(n int) time.Duration {
+	d := h.cfg.PollInterval
+	for i := 1; i < n && d < h.cfg.PollMaxInterval; i++ {
+		d += d / 2
+	}
+	return min(d, h.cfg.PollMaxInterval)
+}
