@@ -350,8 +350,9 @@ func (mf *migrateFlags) check(file string) error {
 	case mf.maxJobsPerZone < 1:
 		return fmt.Errorf("-max-jobs-per-zone %d: must be positive", mf.maxJobsPerZone)
 	}
-	if mf.dataset != "" && !cloudflare.OnlyChars(mf.dataset, "_-") {
-		return errors.New("-dataset: use letters, digits, '_' and '-'")
+	var fe *cloudflare.FieldError
+	if errors.As(cloudflare.CheckDataset(mf.dataset), &fe) {
+		return errors.New("-dataset: " + fe.Msg)
 	}
 	mf.account = strings.ToLower(mf.account)
 	if mf.match != "" {

@@ -705,7 +705,7 @@ func (r *planResult) writeCSV(w io.Writer) error {
 			account = row.id
 		}
 		jobName := ""
-		if row.scope == cloudflare.ScopeZone && cloudflare.OnlyChars(row.zoneName, ".-") && len(row.zoneName) <= cloudflare.MaxJobName {
+		if row.scope == cloudflare.ScopeZone && (cloudflare.JobSpec{Name: row.zoneName}).Check() == nil {
 			jobName = row.zoneName // Cloudflare's examples name a zone's job by its domain
 		}
 		if err := cw.Write([]string{zone, account, row.conf, r.credential, row.dataset, jobName, row.options, name}); err != nil {
