@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // The rate of a budget lives in Redis with it, under <Prefix><Key>:limit, as
@@ -75,8 +77,6 @@ end
 return cur
 `)
 
-func limitKey(cfg Config) string { return cfg.Prefix + cfg.Key + ":limit" }
-
 // ClaimRate settles the rate of the budget cfg names with the other
 // processes that share it, as mode says, and returns the rate in force (the
 // one to build the Budget and Pacer with).
@@ -95,7 +95,7 @@ func ClaimRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, mode 
 	case Follow:
 		arg = "follow"
 	}
-	s, err := claimScript.Run(ctx, rdb, []string{limitKey(cfg), "rate:" + cfg.Prefix + cfg.Key}, cfg.Rate.String(), arg).Text()
+	s, err := claimScript.Run(ctx, rdb, []string{keys.BudgetLimit(cfg.Prefix, cfg.Key), keys.BudgetRate(cfg.Prefix, cfg.Key)}, cfg.Rate.String(), arg).Text()
 	if err != nil {
 		return Rate{}, fmt.Errorf("api budget: read the shared rate: %w", err)
 	}
