@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -135,6 +136,20 @@ func (b *Budget) follow(s string) bool {
 	return true
 }
 
+// keyName is what a budget key may be: it names the budget in Redis keys,
+// flags and credentials files.
+var keyName = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// CheckKey checks a budget key as --budget-key, a credentials file's
+// budget_key and worker.Config.BudgetKey give it: 1 to 64 letters, digits,
+// '.', '_', ':' or '-'. The error says so; callers name the field.
+func CheckKey(key string) error {
+	if !keyName.MatchString(key) {
+		return errors.New("use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+	}
+	return nil
+}
+
 // Claim is a process's claim on the budget it shares with the other
 // workers and producers of one key.
 type Claim struct {
@@ -147,6 +162,23 @@ type Claim struct {
 	Digest string
 	// Mode says how Rate meets the stored rate.
 	Mode ClaimMode
+}
+
+// ForCredential is the claim of one named credential of a credentials
+// file under c, the process's own claim: the credential's budget is its
+// budgetKey, else its digest (c.Key is the default credential's), at its
+// apiRate, else c.Rate. A rate the file gives is the file's choice, so
+// Adopt becomes Require; Require, Follow (a producer) and Override stay.
+// Workers and producers both build a named credential's budget with it.
+func (c Claim) ForCredential(apiRate, budgetKey, digest string) Claim {
+	if apiRate != "" {
+		c.Rate = apiRate
+		if c.Mode == Adopt {
+			c.Mode = Require
+		}
+	}
+	c.Key, c.Digest = budgetKey, digest
+	return c
 }
 
 // Describe names c's budget for messages, never by the credential's digest.
