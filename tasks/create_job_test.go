@@ -46,10 +46,10 @@ func TestParseJobSpecSchema(t *testing.T) {
 		{"filter", "filter", "ClientCountry != ca", "filter"},
 	} {
 		row := map[string]string{"dataset": "http_requests", c.col: c.val}
-		j, err := tasks.ParseJobSpec(row)
+		_, err := tasks.ParseJobSpec(row)
 		fe, ok := err.(*tasks.FieldError)
 		if !ok || fe.Field != c.field {
-			t.Errorf("%s: %+v, %v; want a field error naming %s", c.name, j, err, c.field)
+			t.Errorf("%s: error %v, want a field error naming %s", c.name, err, c.field)
 		}
 	}
 	j, err := tasks.ParseJobSpec(map[string]string{"dataset": strings.Repeat("d", 256), "job_name": "example.com",
