@@ -25,7 +25,7 @@
 //	                           workers (transitions), read by report, retry, status. Expires
 //	                           ledger.Config.StateTTL (default 7 days) after its terminal state.
 //	Errors(batch)      hash    destination hash -> its last error as JSON while in flight.
-//	                           Written by workers (NoteError), read by status and the web UI;
+//	                           Written by workers (NoteError), read by status, report and the web UI;
 //	                           a destination's field is deleted at its terminal state. No TTL.
 //
 // # Challenge locations (internal/location)
