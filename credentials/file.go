@@ -37,8 +37,6 @@ var credFields = []string{credFieldToken, credFieldEmail, credFieldKey, credFiel
 
 var (
 	credentialName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	// budgetKeyName is what --budget-key accepts.
-	budgetKeyName = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 )
 
 // ValidName reports whether name can name a credential in a
@@ -364,8 +362,8 @@ func parseEntry(name string, v *yaml.Node) (Named, error) {
 				}
 				c.APIRate = val
 			case credFieldBudgetKey:
-				if !budgetKeyName.MatchString(val) {
-					return bad(fv, field, "use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+				if err := budget.CheckKey(val); err != nil {
+					return bad(fv, field, "%v", err)
 				}
 				c.BudgetKey = val
 			}
@@ -460,8 +458,10 @@ func NewSet(named ...Named) (*Set, error) {
 				return nil, fmt.Errorf("%w: credential %s: %s: %w", ErrInvalid, n.Name, credFieldAPIRate, err)
 			}
 		}
-		if n.BudgetKey != "" && !budgetKeyName.MatchString(n.BudgetKey) {
-			return nil, fmt.Errorf("%w: credential %s: %s: use 1 to 64 letters, digits, '.', '_', ':' or '-'", ErrInvalid, n.Name, credFieldBudgetKey)
+		if n.BudgetKey != "" {
+			if err := budget.CheckKey(n.BudgetKey); err != nil {
+				return nil, fmt.Errorf("%w: credential %s: %s: %w", ErrInvalid, n.Name, credFieldBudgetKey, err)
+			}
 		}
 		c := n
 		s.byName[n.Name] = &c

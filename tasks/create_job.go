@@ -1,7 +1,9 @@
 package tasks
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,25 +22,20 @@ const TypeCreateJob = "logpush:create_job"
 var JobColumns = []string{"dataset", "job_name", "enabled", "output_options", "logpull_options", "frequency",
 	"max_upload_bytes", "max_upload_interval_seconds", "max_upload_records", "filter"}
 
-// JobSpec is the job a destination gets after validation. It holds no
-// secret: the conf and the token travel beside it. ParseJobSpec sets
-// Enabled unless the row says enabled=false; the job stage gives a job
+// JobSpec is the job a destination gets after validation:
+// cloudflare.JobSpec, whose Check holds Cloudflare's rules for every field.
+// It holds no secret: the conf and the token travel beside it. ParseJobSpec
+// sets Enabled unless the row says enabled=false; the job stage gives a job
 // without OutputOptions (and without LogpullOptions) the dataset's fields.
-type JobSpec struct {
-	Dataset                  string          `json:"dataset"`
-	Name                     string          `json:"name,omitempty"`
-	Enabled                  bool            `json:"enabled,omitempty"`
-	OutputOptions            json.RawMessage `json:"output_options,omitempty"`
-	LogpullOptions           string          `json:"logpull_options,omitempty"`
-	Frequency                string          `json:"frequency,omitempty"`
-	MaxUploadBytes           int             `json:"max_upload_bytes,omitempty"`
-	MaxUploadIntervalSeconds int             `json:"max_upload_interval_seconds,omitempty"`
-	MaxUploadRecords         int             `json:"max_upload_records,omitempty"`
-	Filter                   string          `json:"filter,omitempty"`
-}
+type JobSpec = cloudflare.JobSpec
 
-// ParseJobSpec reads a job from an input row's extra columns. Errors are
-// *FieldError naming the column.
+// jobColumn is the input column of each API field whose names differ.
+var jobColumn = map[string]string{"name": "job_name"}
+
+// ParseJobSpec reads a job from an input row's extra columns and checks it
+// with cloudflare.JobSpec.Check, the rules CreateJob applies, so that a row
+// Cloudflare would refuse fails its line check rather than its job stage.
+// Errors are *FieldError naming the column.
 func ParseJobSpec(extra map[string]string) (*JobSpec, error) {
 	get := func(k string) string { return strings.TrimSpace(extra[k]) }
 	// Enabled unless the row says enabled=false: onboarding ends when logs
@@ -48,12 +45,6 @@ func ParseJobSpec(extra map[string]string) (*JobSpec, error) {
 	if j.Dataset == "" {
 		return nil, &FieldError{Field: "dataset", Msg: "required with --create-job (e.g. http_requests)"}
 	}
-	if !cloudflare.OnlyChars(j.Dataset, "_-") {
-		return nil, &FieldError{Field: "dataset", Msg: "use letters, digits, '_' and '-'"}
-	}
-	if j.Name != "" && (!cloudflare.OnlyChars(j.Name, ".-") || len(j.Name) > 512) {
-		return nil, &FieldError{Field: "job_name", Msg: "use letters, digits, '.' and '-', at most 512"}
-	}
 	if v := get("enabled"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -62,35 +53,28 @@ func ParseJobSpec(extra map[string]string) (*JobSpec, error) {
 		j.Enabled = b
 	}
 	if v := get("output_options"); v != "" {
-		if !json.Valid([]byte(v)) || !strings.HasPrefix(v, "{") {
+		if !strings.HasPrefix(v, "{") {
 			return nil, &FieldError{Field: "output_options", Msg: "want a JSON object"}
 		}
 		j.OutputOptions = json.RawMessage(v)
 	}
-	if j.Filter != "" && !json.Valid([]byte(j.Filter)) {
-		return nil, &FieldError{Field: "filter", Msg: "want a JSON document"}
-	}
-	if j.Frequency != "" && j.Frequency != "high" && j.Frequency != "low" {
-		return nil, &FieldError{Field: "frequency", Msg: "want high or low"}
-	}
-	for _, n := range []struct {
-		col      string
-		dst      *int
-		min, max int
-	}{
-		{"max_upload_bytes", &j.MaxUploadBytes, 5_000_000, 1_000_000_000},
-		{"max_upload_interval_seconds", &j.MaxUploadIntervalSeconds, 30, 300},
-		{"max_upload_records", &j.MaxUploadRecords, 1_000, 1_000_000},
-	} {
-		v := get(n.col)
+	for i, dst := range []*int{&j.MaxUploadBytes, &j.MaxUploadIntervalSeconds, &j.MaxUploadRecords} {
+		b := cloudflare.UploadBounds[i]
+		v := get(b.Field)
 		if v == "" {
 			continue
 		}
 		x, err := strconv.Atoi(v)
-		if err != nil || x < n.min || x > n.max {
-			return nil, &FieldError{Field: n.col, Msg: fmt.Sprintf("want a whole number from %d to %d", n.min, n.max)}
+		if err != nil || x == 0 { // 0 is Cloudflare's default: a row leaves the column empty for it
+			return nil, &FieldError{Field: b.Field, Msg: fmt.Sprintf("want a whole number from %d to %d", b.Min, b.Max)}
 		}
-		*n.dst = x
+		*dst = x
+	}
+	var fe *cloudflare.FieldError
+	if err := j.Check(); errors.As(err, &fe) {
+		return nil, &FieldError{Field: cmp.Or(jobColumn[fe.Field], fe.Field), Msg: fe.Msg}
+	} else if err != nil {
+		return nil, err
 	}
 	return j, nil
 }

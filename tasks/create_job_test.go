@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -22,5 +23,38 @@ func TestParseJobSpecEnabled(t *testing.T) {
 	_, err := tasks.ParseJobSpec(map[string]string{"dataset": "http_requests", "enabled": "yes please"})
 	if fe, ok := err.(*tasks.FieldError); !ok || fe.Field != "enabled" {
 		t.Errorf("bad enabled: %v", err)
+	}
+}
+
+// TestParseJobSpecSchema: a row whose job Cloudflare's schema refuses (the
+// rules CreateJob checks) fails its line check, naming the input column; a
+// row inside the schema passes.
+func TestParseJobSpecSchema(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name, col, val, field string
+	}{
+		{"dataset of 300 characters", "dataset", strings.Repeat("d", 300), "dataset"},
+		{"logpull_options with a space", "logpull_options", "fields=RayID &timestamps=rfc3339", "logpull_options"},
+		{"logpull_options over 4096", "logpull_options", strings.Repeat("a", 4097), "logpull_options"},
+		{"job_name of 513 characters", "job_name", strings.Repeat("n", 513), "job_name"},
+		{"job_name with an underscore", "job_name", "my_job", "job_name"},
+		{"max_upload_bytes too small", "max_upload_bytes", "1000", "max_upload_bytes"},
+		{"max_upload_records zero", "max_upload_records", "0", "max_upload_records"},
+		{"output_options not JSON", "output_options", `{"a":`, "output_options"},
+		{"frequency", "frequency", "medium", "frequency"},
+		{"filter", "filter", "ClientCountry != ca", "filter"},
+	} {
+		row := map[string]string{"dataset": "http_requests", c.col: c.val}
+		_, err := tasks.ParseJobSpec(row)
+		fe, ok := err.(*tasks.FieldError)
+		if !ok || fe.Field != c.field {
+			t.Errorf("%s: error %v, want a field error naming %s", c.name, err, c.field)
+		}
+	}
+	j, err := tasks.ParseJobSpec(map[string]string{"dataset": strings.Repeat("d", 256), "job_name": "example.com",
+		"logpull_options": "fields=RayID&timestamps=rfc3339", "max_upload_records": "1000"})
+	if err != nil || j.Check() != nil {
+		t.Fatalf("a job inside the schema: %v", err)
 	}
 }

@@ -3,9 +3,12 @@ package tasks
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strconv"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 )
 
 // TypeUpdateJob moves an existing Logpush job to its new destination_conf
@@ -53,23 +56,14 @@ func ParseJobUpdate(extra map[string]string) (*JobUpdate, error) {
 		return nil, &FieldError{Field: "job_id", Msg: "want the job's id, a whole number from 1"}
 	}
 	u := &JobUpdate{ID: id, Dataset: extra["dataset"], From: extra["from"]}
-	if u.Dataset != "" && !onlyDatasetChars(u.Dataset) {
-		return nil, &FieldError{Field: "dataset", Msg: "use letters, digits, '_' and '-'"}
+	var fe *cloudflare.FieldError
+	if errors.As(cloudflare.CheckDataset(u.Dataset), &fe) {
+		return nil, &FieldError{Field: fe.Field, Msg: fe.Msg}
 	}
 	if u.From != "" && (len(u.From) != 32 || !isHex(u.From)) {
 		return nil, &FieldError{Field: "from", Msg: "want 32 hex characters (tasks.ConfDigest of the job's conf)"}
 	}
 	return u, nil
-}
-
-func onlyDatasetChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func isHex(s string) bool {

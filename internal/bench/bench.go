@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // ErrUsage is returned (wrapped) for bad flags; the flag package has already
@@ -201,7 +202,7 @@ func Main(ctx context.Context, env Env, args []string) error {
 	fs.BoolVar(&c.Verbose, "v", false, "log worker warnings to stderr")
 	fs.IntVar(&c.N, "n", 0, "a: destinations (default 5000; quick 200)")
 	fs.IntVar(&c.Repeat, "repeat", 0, "a: runs of the floor, the pipeline and each alternative, in turn; medians are reported (default 3; quick 1)")
-	fs.IntVar(&c.Concurrency, "concurrency", 20, "worker concurrency, as the worker command's --concurrency")
+	fs.IntVar(&c.Concurrency, "concurrency", worker.ConcurrencyDefault, "worker concurrency, as the worker command's --concurrency")
 	fs.IntVar(&c.LatencyN, "latency-n", 0, "c: destinations (default 300; quick 40)")
 	fs.IntVar(&c.SharedN, "shared-n", 0, "f: destinations (default 90; quick 12)")
 	fs.IntVar(&c.SharedPaths, "shared-paths", 0, "f: shared paths they spread over (default 3)")

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // runner carries one bench run.
@@ -84,33 +85,29 @@ func (r *runner) connect(ctx context.Context) error {
 	return nil
 }
 
-// markerKey marks a database as the bench's: a database holding other keys
-// is someone's data, and the bench refuses to flush it unless --flush.
-const markerKey = "logpush-bench:database"
-
 // claim refuses a database with keys the bench did not write (a database
-// left over by a bench that died holds its marker) unless Config.Flush,
-// then marks it.
+// holding other keys is someone's data; one left over by a bench that died
+// holds its marker, keys.BenchMarker) unless Config.Flush, then marks it.
 func (r *runner) claim(ctx context.Context) error {
 	n, err := r.admin.DBSize(ctx).Result()
 	if err != nil {
 		return fmt.Errorf("size of database %d: %w", r.opts.DB, err)
 	}
-	if n > 0 && !r.cfg.Flush && r.admin.Exists(ctx, markerKey).Val() == 0 {
+	if n > 0 && !r.cfg.Flush && r.admin.Exists(ctx, keys.BenchMarker).Val() == 0 {
 		return fmt.Errorf("database %d of the Redis at %s holds %d keys the bench did not write, and the bench flushes its database: pick an empty one with --redis-db, or pass --flush to empty it", r.opts.DB, r.opts.Addr, n)
 	}
-	return r.admin.Set(ctx, markerKey, os.Getpid(), 0).Err()
+	return r.admin.Set(ctx, keys.BenchMarker, os.Getpid(), 0).Err()
 }
 
 // lease takes the test suite's lease on the database (internal/testutil:
-// key logpush-test:dblease:<db> in database 0), so that a test running on
+// keys.DBLease, in database 0), so that a test running on
 // the same Redis does not get the database the bench flushes, and waits up
 // to two minutes for it.
 func (r *runner) lease(ctx context.Context) error {
 	o := *r.opts
 	o.DB = 0
 	r.leaser = redis.NewClient(&o)
-	r.leaseKey = fmt.Sprintf("logpush-test:dblease:%d", r.opts.DB)
+	r.leaseKey = keys.DBLease(r.opts.DB)
 	owner := fmt.Sprintf("bench:%d", os.Getpid())
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -172,7 +169,7 @@ func (r *runner) flush(ctx context.Context) error {
 		return fmt.Errorf("flush database %d: %w", r.opts.DB, err)
 	}
 	if r.mini == nil {
-		return r.admin.Set(ctx, markerKey, os.Getpid(), 0).Err()
+		return r.admin.Set(ctx, keys.BenchMarker, os.Getpid(), 0).Err()
 	}
 	return nil
 }

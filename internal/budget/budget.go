@@ -10,10 +10,9 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
-)
 
-// DefaultPrefix is the default Redis key prefix of budgets.
-const DefaultPrefix = "logpush:budget:"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
+)
 
 // ErrMaxWait is matched (errors.Is) by the *MaxWaitError Wait returns when
 // the budget cannot grant a call within Config.MaxWait.
@@ -29,7 +28,7 @@ type Config struct {
 	// same Prefix and Key share it. Use a digest of the credential (e.g. a
 	// SHA-256 prefix), never the credential itself. Required.
 	Key string
-	// Prefix is the Redis key prefix. Default DefaultPrefix.
+	// Prefix is the Redis key prefix. Default keys.BudgetPrefix.
 	Prefix string
 	// Burst is how many calls an idle budget grants at once; the steady rate
 	// is then Rate.Limit-Burst per Rate.Window, so that no window holds more
@@ -53,7 +52,7 @@ func (cfg Config) WithDefaults() Config {
 	if cfg.Rate == (Rate{}) {
 		cfg.Rate = Rate{Limit: DefaultLimit, Window: DefaultWindow}
 	}
-	cfg.Prefix = cmp.Or(cfg.Prefix, DefaultPrefix)
+	cfg.Prefix = cmp.Or(cfg.Prefix, keys.BudgetPrefix)
 	if cfg.Burst == 0 {
 		cfg.Burst = defaultBurst(cfg.Rate)
 	}
@@ -289,9 +288,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
 		burst:    burst,
 		limit:    limit,
 		interval: limit.Period / time.Duration(limit.Rate),
-		rateKey:  "rate:" + cfg.Prefix + cfg.Key,
-		coolKey:  cfg.Prefix + cfg.Key + ":cooldown",
-		limitKey: limitKey(cfg),
+		rateKey:  keys.BudgetRate(cfg.Prefix, cfg.Key),
+		coolKey:  keys.BudgetCooldown(cfg.Prefix, cfg.Key),
+		limitKey: keys.BudgetLimit(cfg.Prefix, cfg.Key),
 		maxWait:  cfg.MaxWait,
 		onWait:   cfg.OnWait,
 		take:     redis.NewScript(takeScript),

@@ -10,11 +10,14 @@
 //
 // # Keys
 //
-// For Config{Prefix: p, Key: k} the budget uses three Redis keys:
+// For Config{Prefix: p, Key: k} the budget uses three Redis keys, named by
+// package keys (p is keys.BudgetPrefix unless set):
 //
 //	rate:<p><k>    the GCRA state (named, and laid out, as redis_rate does)
 //	<p><k>:cooldown  the shared cooldown: value is the reason, PTTL the time left
 //	<p><k>:limit   the rate every process of the budget uses, e.g. "1200/5m"
+//
+// and a Pacer a fourth, <p><k>:pace, the producers' next enqueue slot.
 //
 // The rate lives in Redis with the budget ([ClaimRate]): processes started
 // with different rates on one budget would each spend the window at their own

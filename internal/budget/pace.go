@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // Pacer schedules challenges at the pace a budget allows. Without it a
@@ -42,7 +44,7 @@ func NewPacer(rdb redis.UniversalClient, cfg Config) (*Pacer, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("api budget: key is required")
 	}
-	return &Pacer{rdb: rdb, key: cfg.Prefix + cfg.Key + ":pace", interval: 2 * cfg.Rate.Window / time.Duration(cfg.Rate.Limit), lead: Lead}, nil
+	return &Pacer{rdb: rdb, key: keys.BudgetPace(cfg.Prefix, cfg.Key), interval: 2 * cfg.Rate.Window / time.Duration(cfg.Rate.Limit), lead: Lead}, nil
 }
 
 // Interval is the time between two paced challenges.

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // The rate of a budget lives in Redis with it, under <Prefix><Key>:limit, as
@@ -75,8 +78,6 @@ end
 return cur
 `)
 
-func limitKey(cfg Config) string { return cfg.Prefix + cfg.Key + ":limit" }
-
 // ClaimRate settles the rate of the budget cfg names with the other
 // processes that share it, as mode says, and returns the rate in force (the
 // one to build the Budget and Pacer with).
@@ -95,7 +96,7 @@ func ClaimRate(ctx context.Context, rdb redis.UniversalClient, cfg Config, mode 
 	case Follow:
 		arg = "follow"
 	}
-	s, err := claimScript.Run(ctx, rdb, []string{limitKey(cfg), "rate:" + cfg.Prefix + cfg.Key}, cfg.Rate.String(), arg).Text()
+	s, err := claimScript.Run(ctx, rdb, []string{keys.BudgetLimit(cfg.Prefix, cfg.Key), keys.BudgetRate(cfg.Prefix, cfg.Key)}, cfg.Rate.String(), arg).Text()
 	if err != nil {
 		return Rate{}, fmt.Errorf("api budget: read the shared rate: %w", err)
 	}
@@ -135,6 +136,20 @@ func (b *Budget) follow(s string) bool {
 	return true
 }
 
+// keyName is what a budget key may be: it names the budget in Redis keys,
+// flags and credentials files.
+var keyName = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// CheckKey checks a budget key as --budget-key, a credentials file's
+// budget_key and worker.Config.BudgetKey give it: 1 to 64 letters, digits,
+// '.', '_', ':' or '-'. The error says so; callers name the field.
+func CheckKey(key string) error {
+	if !keyName.MatchString(key) {
+		return errors.New("use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+	}
+	return nil
+}
+
 // Claim is a process's claim on the budget it shares with the other
 // workers and producers of one key.
 type Claim struct {
@@ -147,6 +162,23 @@ type Claim struct {
 	Digest string
 	// Mode says how Rate meets the stored rate.
 	Mode ClaimMode
+}
+
+// ForCredential is the claim of one named credential of a credentials
+// file under c, the process's own claim: the credential's budget is its
+// budgetKey, else its digest (c.Key is the default credential's), at its
+// apiRate, else c.Rate. A rate the file gives is the file's choice, so
+// Adopt becomes Require; Require, Follow (a producer) and Override stay.
+// Workers and producers both build a named credential's budget with it.
+func (c Claim) ForCredential(apiRate, budgetKey, digest string) Claim {
+	if apiRate != "" {
+		c.Rate = apiRate
+		if c.Mode == Adopt {
+			c.Mode = Require
+		}
+	}
+	c.Key, c.Digest = budgetKey, digest
+	return c
 }
 
 // Describe names c's budget for messages, never by the credential's digest.

@@ -87,3 +87,29 @@ func must(r Rate, err error) Rate {
 	}
 	return r
 }
+
+// TestClaimForCredential: a named credential's budget is its budget_key,
+// else its digest, never the process's key; its own api_rate wins over the
+// process's and is required unless the process follows or overrides.
+func TestClaimForCredential(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name             string
+		proc             Claim
+		apiRate, key     string
+		wantRate, wantKy string
+		wantMode         ClaimMode
+	}{
+		{"worker default", Claim{Rate: "1200/5m", Key: "proc", Mode: Adopt}, "", "", "1200/5m", "", Adopt},
+		{"worker, file rate", Claim{Rate: "1200/5m", Mode: Adopt}, "600/5m", "bob", "600/5m", "bob", Require},
+		{"explicit rate, file rate", Claim{Rate: "1200/5m", Mode: Require}, "600/5m", "", "600/5m", "", Require},
+		{"producer, file rate", Claim{Rate: "1200/5m", Mode: Follow}, "600/5m", "", "600/5m", "", Follow},
+		{"override, file rate", Claim{Rate: "1200/5m", Mode: Override}, "600/5m", "k", "600/5m", "k", Override},
+	} {
+		got := c.proc.ForCredential(c.apiRate, c.key, "digest")
+		want := Claim{Rate: c.wantRate, Key: c.wantKy, Digest: "digest", Mode: c.wantMode}
+		if got != want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, want)
+		}
+	}
+}

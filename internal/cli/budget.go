@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -34,8 +33,6 @@ type budgetFlags struct {
 	producer bool
 }
 
-var validBudgetKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
-
 func (b *budgetFlags) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&b.key, "budget-key", env.Getenv("BUDGET_KEY"),
 		"name of the API budget shared in Redis (empty: one per credential); give the same name to every credential of one Cloudflare user, whose limit counts all of them; env BUDGET_KEY")
@@ -56,8 +53,10 @@ func (b *budgetFlags) parsed(fs *flag.FlagSet, env Env) {
 // claim is the budget claim of a process with these flags on creds at
 // rate (LIMIT/WINDOW, the --api-rate flag).
 func (b budgetFlags) claim(rate string, creds cloudflare.Credentials) (budget.Claim, error) {
-	if b.key != "" && !validBudgetKey.MatchString(b.key) {
-		return budget.Claim{}, fmt.Errorf("-budget-key %q: use 1 to 64 letters, digits, '.', '_', ':' or '-'", b.key)
+	if b.key != "" {
+		if err := budget.CheckKey(b.key); err != nil {
+			return budget.Claim{}, fmt.Errorf("-budget-key %q: %w", b.key, err)
+		}
 	}
 	if rate != "0" && rate != "" {
 		if _, err := budget.ParseRate(rate); err != nil {
@@ -164,7 +163,8 @@ func (b budgetFlags) pacers(ctx context.Context, rdb redis.UniversalClient, rate
 			if b.override {
 				mode = budget.Override
 			}
-			cfg, ok, err := budget.Settle(ctx, rdb, budget.Claim{Rate: cmp.Or(n.APIRate, rate), Key: n.BudgetKey, Digest: n.Digest(), Mode: mode}, log.With("credential", name))
+			claim := budget.Claim{Rate: rate, Mode: mode}.ForCredential(n.APIRate, n.BudgetKey, n.Digest())
+			cfg, ok, err := budget.Settle(ctx, rdb, claim, log.With("credential", name))
 			if err != nil {
 				return nil, fmt.Errorf("credential %s: %w", name, err)
 			}

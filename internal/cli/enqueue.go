@@ -15,6 +15,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 func runEnqueue(ctx context.Context, env Env, args []string) error {
@@ -24,11 +25,11 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	format := fs.String("format", "auto", "input format: auto, csv or jsonl")
 	batchID := fs.String("batch-id", "", "batch id (default: derived from the file's destinations, so re-running a file is the same batch)")
 	dryRun := fs.Bool("dry-run", false, "check the file and print what the batch would do; enqueue nothing")
-	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
+	maxRetry := fs.Int("max-retry", tasks.DefaultMaxRetry, "retries of a transient error per task")
 	retention := fs.Duration("task-retention", 0, "keep finished challenge tasks this long (asynq retention, for inspecting them; 0: delete at once)")
 	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
-	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
+	apiRate := fs.String("api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"the workers' shared API budget (LIMIT/WINDOW): challenges are scheduled at its pace, two calls per destination, so that earlier destinations finish while later ones wait (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
 	bf := budgetFlags{producer: true}
 	bf.register(fs, env)

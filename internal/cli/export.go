@@ -63,7 +63,8 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	batch := fs.String("batch", "", "export the jobs of this batch's destinations, as the ledger in --redis recorded them, instead of --account's")
 	fs.Var(&accounts, "account", "account id (32 hex) whose jobs to export; repeat, or separate with commas")
 	fs.Var(&zones, "zone", "only the jobs of these zones of the accounts, besides the accounts' own; repeat, or separate with commas (default: every zone's)")
-	concurrency := fs.Int("list-concurrency", 8, "job listings in flight at once (the API budget still paces them)")
+	var concurrency int
+	listConcurrencyFlag(fs, &concurrency)
 	credential := fs.String("credential", "", "the credential of --credentials that lists the jobs (default: CLOUDFLARE_API_TOKEN)")
 	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
 	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
@@ -85,7 +86,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("export-terraform takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
-	sel, err := checkExportSelection(accounts, zones, *credential, *concurrency, *batch, f.redisURL)
+	sel, err := checkExportSelection(accounts, zones, *credential, concurrency, *batch, f.redisURL)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -104,7 +105,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	var found *jobsFound
 	var calls int
 	if *batch != "" {
-		found, calls, err = batchJobs(ctx, pe, *batch, *concurrency, set)
+		found, calls, err = batchJobs(ctx, pe, *batch, concurrency, set)
 	} else {
 		p, done, perr := newPlanner(ctx, pe, *credential, set)
 		if perr != nil {

@@ -52,6 +52,20 @@ Exit status: 0 listed (or --watch stopped by a signal); 1 the API failed;
 2 bad input (flags, an unknown zone, a credential refused the listing).
 `
 
+// listConcurrencyFlag registers --list-concurrency, the job listings in
+// flight at once, of jobs, export-terraform and plan.
+func listConcurrencyFlag(fs *flag.FlagSet, p *int) {
+	fs.IntVar(p, "list-concurrency", listConcurrencyDefault, "job listings in flight at once (the API budget still paces them)")
+}
+
+// listConcurrencyDefault is --list-concurrency's default.
+const listConcurrencyDefault = 8
+
+// progressIntervalDefault is --progress-interval's default of run and
+// migrate: when standard output is not a terminal, a progress line this
+// often.
+const progressIntervalDefault = 10 * time.Second
+
 // jobsListenDefault is --listen's default: loopback, beside the worker's
 // metrics (9464) and web UI (9465).
 const jobsListenDefault = "127.0.0.1:9466"
@@ -389,7 +403,7 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	fs.Var(&jf.zones, "zone", "list only these zones (ids, 32 hex) of the accounts; repeat, or separate with commas")
 	fs.StringVar(&jf.format, "format", "table", "output: table, csv or json")
 	fs.StringVar(&jf.credential, "credential", "", "the credential of --credentials that lists the zones and jobs (default: CLOUDFLARE_API_TOKEN)")
-	fs.IntVar(&jf.concurrency, "list-concurrency", 8, "job listings in flight at once (the API budget still paces them)")
+	listConcurrencyFlag(fs, &jf.concurrency)
 	fs.BoolVar(&jf.watch, "watch", false, "list again every --interval and serve the job counts as Prometheus gauges on --listen")
 	fs.StringVar(&jf.listen, "listen", jobsListenDefault, "listen address of --watch's /metrics; keep it on loopback or behind a proxy")
 	fs.DurationVar(&jf.interval, "interval", time.Minute, "time between listings with --watch (each spends one call per zone and account, and the zone pages)")

@@ -157,7 +157,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&mf.journalPath, "journal", "", "the journal, JSON lines, read on start to go on (default: beside FILE, or migrate-<selection>.journal.jsonl)")
 	fs.StringVar(&mf.reportPath, "report", "", "write one row per job here at the end, CSV (default: beside the journal, .results.csv)")
 	fs.StringVar(&mf.format, "format", "auto", "FILE's format: auto, csv or jsonl")
-	fs.DurationVar(&mf.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
+	fs.DurationVar(&mf.every, "progress-interval", progressIntervalDefault, "when standard output is not a terminal, print a progress line this often")
 	fs.IntVar(&mf.maxJobsPerZone, "max-jobs-per-zone", cloudflareMaxJobs, "with --copy, the jobs a zone or account may hold (Cloudflare's default limit: 4)")
 	var cf credentialsFlag
 	cf.register(fs, env)
@@ -385,8 +385,9 @@ func (mf *migrateFlags) check(file string) error {
 	case mf.maxJobsPerZone < 1:
 		return fmt.Errorf("-max-jobs-per-zone %d: must be positive", mf.maxJobsPerZone)
 	}
-	if mf.dataset != "" && !cloudflare.OnlyChars(mf.dataset, "_-") {
-		return errors.New("-dataset: use letters, digits, '_' and '-'")
+	var fe *cloudflare.FieldError
+	if errors.As(cloudflare.CheckDataset(mf.dataset), &fe) {
+		return errors.New("-dataset: " + fe.Msg)
 	}
 	mf.account = strings.ToLower(mf.account)
 	if mf.match != "" {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,5 +526,57 @@ func awaitSumoToken(t *testing.T, e *e2e, sumo *sumoSource, batch string) {
 			t.Fatalf("not awaiting a token: %+v", st.Counts)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestJobOutsideSchemaIsALineError: a --create-job row whose job
+// Cloudflare's schema refuses (a dataset over 256 characters, a
+// logpull_options with a space) is a line error naming its line and
+// column, as CreateJob would refuse it only after the row's challenge and
+// validate calls were spent: enqueue enqueues nothing, and run makes no API
+// call at all.
+func TestJobOutsideSchemaIsALineError(t *testing.T) {
+	t.Parallel()
+	rdb, opt := testutil.Redis(t)
+	url := fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+	var calls atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "no call expected", http.StatusTeapot)
+	}))
+	t.Cleanup(api.Close)
+	csv := "zone_id,account_id,destination_conf,dataset,logpull_options\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1,http_requests,fields=RayID\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/b?region=us-east-1," + strings.Repeat("d", 300) + ",\n" +
+		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/c?region=us-east-1,http_requests,fields=RayID &timestamps=rfc3339\n"
+	wantErrs := []string{"line 3: dataset:", "line 4: logpull_options:"}
+	code, _, stderr := run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
+	if code != 1 {
+		t.Fatalf("enqueue = %d, want 1:\n%s", code, stderr)
+	}
+	for _, want := range append(wantErrs, "2 of 3 lines invalid; nothing was enqueued") {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("enqueue: stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
+		t.Errorf("enqueue of bad input wrote %d keys", n)
+	}
+	file := filepath.Join(t.TempDir(), "jobs.csv")
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CLOUDFLARE_API_TOKEN": strings.Repeat("t", 40)}
+	code, _, stderr = runEnv(t, env, "", "run", "--create-job", "--cloudflare-api-url", api.URL, file)
+	if code != 1 {
+		t.Fatalf("run = %d, want 1:\n%s", code, stderr)
+	}
+	for _, want := range wantErrs {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("run: stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("run made %d API calls, want none", n)
 	}
 }

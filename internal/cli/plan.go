@@ -109,7 +109,7 @@ func (p *planFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.fields, "fields", "", "output_options.field_names of the jobs: default or all (every field the dataset lists, as the dashboard's \"all fields\"), or NAME,NAME (checked against the dataset); empty: the worker's default")
 	fs.StringVar(&p.timestampFormat, "timestamp-format", "rfc3339", "output_options.timestamp_format with --fields: rfc3339 (the dashboard's), unixnano (the API's) or unix")
 	fs.BoolVar(&p.skipExisting, "skip-existing-check", false, "do not list each zone's jobs: every row is planned (run then finds the existing jobs itself), one API call per zone saved")
-	fs.IntVar(&p.listConcurrency, "list-concurrency", 8, "job listings in flight at once (the API budget still paces them)")
+	listConcurrencyFlag(fs, &p.listConcurrency)
 }
 
 // given reports whether a selection was given (run takes a FILE or one).
@@ -707,7 +707,7 @@ func (r *planResult) writeCSV(w io.Writer) error {
 			account = row.id
 		}
 		jobName := ""
-		if row.scope == cloudflare.ScopeZone && cloudflare.OnlyChars(row.zoneName, ".-") && len(row.zoneName) <= cloudflare.MaxJobName {
+		if row.scope == cloudflare.ScopeZone && (cloudflare.JobSpec{Name: row.zoneName}).Check() == nil {
 			jobName = row.zoneName // Cloudflare's examples name a zone's job by its domain
 		}
 		if err := cw.Write([]string{zone, account, row.conf, r.credential, row.dataset, jobName, row.options, name}); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 func runRetry(ctx context.Context, env Env, args []string) error {
@@ -24,8 +25,8 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	batch := fs.String("batch", "", "batch id (required)")
 	format := fs.String("format", "auto", "input format: auto, csv or jsonl (as enqueue was given)")
 	createJob := fs.Bool("create-job", false, "the batch was enqueued with --create-job: create the jobs of the retried destinations too")
-	maxRetry := fs.Int("max-retry", 12, "retries of a transient error per task")
-	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"),
+	maxRetry := fs.Int("max-retry", tasks.DefaultMaxRetry, "retries of a transient error per task")
+	apiRate := fs.String("api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"the workers' shared API budget: the fresh challenges are scheduled at its pace, as enqueue does (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
 	bf := budgetFlags{producer: true}
 	bf.register(fs, env)

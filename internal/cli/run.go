@@ -61,7 +61,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	journalPath := fs.String("journal", "", "the journal of outcomes, JSON lines, read on start to skip what is finished (default: beside FILE, NAME.journal.jsonl)")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
 	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
-	every := fs.Duration("progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
+	every := fs.Duration("progress-interval", progressIntervalDefault, "when standard output is not a terminal, print a progress line this often")
 	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter (on with --account)")
 	var pf planFlags
 	pf.register(fs)

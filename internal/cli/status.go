@@ -11,6 +11,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 func runStatus(ctx context.Context, env Env, args []string) error {
@@ -21,7 +22,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	watchFlag := fs.Bool("watch", false, "redraw a progress bar with rate and ETA until the batch is done")
 	interval := fs.Duration("interval", 2*time.Second, "with --watch, time between redraws")
-	apiRate := fs.String("api-rate", envOr(env, "API_RATE", "1200/5m"), "the workers' API budget, for the ETA; env API_RATE")
+	apiRate := fs.String("api-rate", envOr(env, "API_RATE", worker.APIRateDefault), "the workers' API budget, for the ETA; env API_RATE")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package cloudflare
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 )
 
@@ -18,8 +17,11 @@ const EndpointFields = "fields"
 // A description Cloudflare answers null is "".
 func (c *Client) Fields(ctx context.Context, t Target, dataset string) (map[string]string, error) {
 	path, err := t.path()
-	if err == nil && (dataset == "" || len(dataset) > MaxDataset || !OnlyChars(dataset, "_-")) {
-		err = fmt.Errorf("dataset %q is not 1 to %d characters of [a-zA-Z0-9_-]", truncate(dataset, 64), MaxDataset)
+	if err == nil && dataset == "" {
+		err = &FieldError{Field: "dataset", Msg: "required"}
+	}
+	if err == nil {
+		err = CheckDataset(dataset)
 	}
 	if err != nil {
 		return nil, invalidRequest(EndpointFields, err)

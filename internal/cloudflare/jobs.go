@@ -168,43 +168,119 @@ func (r JobRequest) check() error {
 			return err
 		}
 	}
+	return r.Spec().Check()
+}
+
+// Spec is the request's job settings, without the conf and the challenge.
+func (r JobRequest) Spec() JobSpec {
+	return JobSpec{Dataset: r.Dataset, Name: r.Name, Enabled: r.Enabled, OutputOptions: r.OutputOptions,
+		LogpullOptions: r.LogpullOptions, Frequency: r.Frequency, MaxUploadBytes: r.MaxUploadBytes,
+		MaxUploadIntervalSeconds: r.MaxUploadIntervalSeconds, MaxUploadRecords: r.MaxUploadRecords, Filter: r.Filter, Kind: r.Kind}
+}
+
+// JobSpec is a Logpush job's settings besides its destination: what an
+// input row asks for with --create-job (tasks.ParseJobSpec reads it, and a
+// destination's task carries it) and what CreateJob and UpdateJob send
+// beside the conf and the challenge. It holds no secret. The zero value of
+// a field means Cloudflare's default. Check holds Cloudflare's rules for
+// every field: the line check and CreateJob apply the same ones.
+type JobSpec struct {
+	// Dataset is the dataset to push, such as "http_requests" (at most
+	// MaxDataset characters of [a-zA-Z0-9_-]).
+	Dataset string `json:"dataset,omitempty"`
+	// Name is a human-readable name, such as the domain (at most
+	// MaxJobName characters of [a-zA-Z0-9.-]).
+	Name string `json:"name,omitempty"`
+	// Enabled starts the job at once; false creates it disabled.
+	Enabled bool `json:"enabled,omitempty"`
+	// OutputOptions is the output_options object, passed through as is
+	// (see JobRequest). Nil: not sent.
+	OutputOptions json.RawMessage `json:"output_options,omitempty"`
+	// LogpullOptions is the deprecated options string (at most
+	// MaxLogpullOptions characters, no spaces).
+	LogpullOptions string `json:"logpull_options,omitempty"`
+	// Frequency is the deprecated "high" or "low".
+	Frequency string `json:"frequency,omitempty"`
+	// MaxUploadBytes bounds a batch's uncompressed size (UploadBounds).
+	MaxUploadBytes int `json:"max_upload_bytes,omitempty"`
+	// MaxUploadIntervalSeconds bounds a batch's interval (UploadBounds).
+	MaxUploadIntervalSeconds int `json:"max_upload_interval_seconds,omitempty"`
+	// MaxUploadRecords bounds a batch's lines (UploadBounds).
+	MaxUploadRecords int `json:"max_upload_records,omitempty"`
+	// Filter selects the events pushed: a JSON document.
+	Filter string `json:"filter,omitempty"`
+	// Kind is "" for a Logpush job or "edge" for Edge Log Delivery.
+	Kind string `json:"kind,omitempty"`
+}
+
+// UploadBounds are the ranges of the max_upload_* fields in Cloudflare's
+// schema (0, unset, means Cloudflare's default).
+var UploadBounds = []struct {
+	Field    string
+	Min, Max int
+}{
+	{"max_upload_bytes", 5_000_000, 1_000_000_000},
+	{"max_upload_interval_seconds", 30, 300},
+	{"max_upload_records", 1_000, 1_000_000},
+}
+
+// FieldError is a job setting outside Cloudflare's schema. It never quotes
+// a secret: job settings hold none.
+type FieldError struct {
+	// Field is the API's name of the field, such as "dataset".
+	Field string
+	// Msg says what the field must be, in lower case.
+	Msg string
+}
+
+// Error returns "<field>: <msg>".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// CheckDataset checks a dataset name against Cloudflare's schema: up to
+// MaxDataset characters of [a-zA-Z0-9_-]. An empty name passes (a caller
+// that requires one says so). The error is a *FieldError.
+func CheckDataset(dataset string) error {
+	if len(dataset) > MaxDataset || !OnlyChars(dataset, "_-") {
+		return &FieldError{Field: "dataset", Msg: fmt.Sprintf("use up to %d letters, digits, '_' and '-'", MaxDataset)}
+	}
+	return nil
+}
+
+// Check checks the settings against Cloudflare's schema, so that a job
+// Cloudflare would refuse is refused before any call. The error joins one
+// *FieldError per field outside the schema, in field order; nil when every
+// field fits.
+func (s JobSpec) Check() error {
 	var errs []error
-	if len(r.Dataset) > MaxDataset || !OnlyChars(r.Dataset, "_-") {
-		errs = append(errs, fmt.Errorf("dataset %q is not up to %d characters of [a-zA-Z0-9_-]", truncate(r.Dataset, 64), MaxDataset))
+	bad := func(field, msg string) { errs = append(errs, &FieldError{Field: field, Msg: msg}) }
+	if err := CheckDataset(s.Dataset); err != nil {
+		errs = append(errs, err)
 	}
-	if len(r.Name) > MaxJobName || !OnlyChars(r.Name, ".-") {
-		errs = append(errs, fmt.Errorf("name %q is not up to %d characters of [a-zA-Z0-9.-]", truncate(r.Name, 64), MaxJobName))
+	if len(s.Name) > MaxJobName || !OnlyChars(s.Name, ".-") {
+		bad("name", fmt.Sprintf("use up to %d letters, digits, '.' and '-'", MaxJobName))
 	}
-	if r.Frequency != "" && r.Frequency != "high" && r.Frequency != "low" {
-		errs = append(errs, fmt.Errorf("frequency must be high or low, got %q", truncate(r.Frequency, 32)))
-	}
-	if r.Kind != "" && r.Kind != "edge" {
-		errs = append(errs, fmt.Errorf("kind must be empty or edge, got %q", truncate(r.Kind, 32)))
-	}
-	if len(r.LogpullOptions) > MaxLogpullOptions || hasControl(r.LogpullOptions, false) {
-		errs = append(errs, fmt.Errorf("logpull_options must be up to %d characters without spaces or control characters", MaxLogpullOptions))
-	}
-	for _, b := range []struct {
-		name     string
-		v        int
-		min, max int
-	}{
-		{"max_upload_bytes", r.MaxUploadBytes, 5_000_000, 1_000_000_000},
-		{"max_upload_interval_seconds", r.MaxUploadIntervalSeconds, 30, 300},
-		{"max_upload_records", r.MaxUploadRecords, 1_000, 1_000_000},
-	} {
-		if b.v != 0 && (b.v < b.min || b.v > b.max) {
-			errs = append(errs, fmt.Errorf("%s must be in [%d, %d] (or 0 for the default), got %d", b.name, b.min, b.max, b.v))
-		}
-	}
-	if r.OutputOptions != nil {
-		t := bytes.TrimSpace(r.OutputOptions)
+	if s.OutputOptions != nil {
+		t := bytes.TrimSpace(s.OutputOptions)
 		if !json.Valid(t) || !(bytes.HasPrefix(t, []byte("{")) || bytes.Equal(t, []byte("null"))) {
-			errs = append(errs, errors.New("output_options must be a JSON object"))
+			bad("output_options", "want a JSON object")
 		}
 	}
-	if r.Filter != "" && !json.Valid([]byte(r.Filter)) {
-		errs = append(errs, errors.New("filter must be a JSON document"))
+	if len(s.LogpullOptions) > MaxLogpullOptions || hasControl(s.LogpullOptions, false) {
+		bad("logpull_options", fmt.Sprintf("use up to %d characters without spaces or control characters", MaxLogpullOptions))
+	}
+	if s.Frequency != "" && s.Frequency != "high" && s.Frequency != "low" {
+		bad("frequency", "want high or low")
+	}
+	for i, v := range []int{s.MaxUploadBytes, s.MaxUploadIntervalSeconds, s.MaxUploadRecords} {
+		if b := UploadBounds[i]; v != 0 && (v < b.Min || v > b.Max) {
+			bad(b.Field, fmt.Sprintf("want a whole number from %d to %d", b.Min, b.Max))
+		}
+	}
+	if s.Filter != "" && !json.Valid([]byte(s.Filter)) {
+		bad("filter", "want a JSON document")
+	}
+	if s.Kind != "" && s.Kind != "edge" {
+		bad("kind", "want empty or edge")
 	}
 	return errors.Join(errs...)
 }

@@ -11,14 +11,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // CreateBatch records a batch's creation; it is idempotent.
 func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Time) error {
 	pipe := s.rdb.TxPipeline()
-	pipe.HSetNX(ctx, s.batchKey(id), "created_at", now.UTC().Format(time.RFC3339Nano))
-	pipe.HSetNX(ctx, s.batchKey(id), "source", source)
-	pipe.ZAddNX(ctx, s.batchesKey(), redis.Z{Score: float64(now.Unix()), Member: id})
+	pipe.HSetNX(ctx, keys.Batch(id), "created_at", now.UTC().Format(time.RFC3339Nano))
+	pipe.HSetNX(ctx, keys.Batch(id), "source", source)
+	pipe.ZAddNX(ctx, keys.Batches, redis.Z{Score: float64(now.Unix()), Member: id})
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("create batch %s: %w", id, err)
 	}
@@ -27,16 +28,16 @@ func (s *Store) CreateBatch(ctx context.Context, id, source string, now time.Tim
 
 // Dests calls fn for every destination of a batch, in no order.
 func (s *Store) Dests(ctx context.Context, batch string, fn func(hash string, st DestState) error) error {
-	prefix := s.destKey(Key{Batch: batch})
+	prefix := keys.Dest(batch, "")
 	iter := s.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
-	var keys []string
+	var found []string
 	flush := func() error {
-		if len(keys) == 0 {
+		if len(found) == 0 {
 			return nil
 		}
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.MapStringStringCmd, len(keys))
-		for i, k := range keys {
+		cmds := make([]*redis.MapStringStringCmd, len(found))
+		for i, k := range found {
 			cmds[i] = pipe.HGetAll(ctx, k)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -46,16 +47,16 @@ func (s *Store) Dests(ctx context.Context, batch string, fn func(hash string, st
 			if len(c.Val()) == 0 {
 				continue
 			}
-			if err := fn(strings.TrimPrefix(keys[i], prefix), parseDestState(c.Val())); err != nil {
+			if err := fn(strings.TrimPrefix(found[i], prefix), parseDestState(c.Val())); err != nil {
 				return err
 			}
 		}
-		keys = keys[:0]
+		found = found[:0]
 		return nil
 	}
 	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 500 {
+		found = append(found, iter.Val())
+		if len(found) == 500 {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -78,7 +79,7 @@ var ErrNoBatch = errors.New("no such batch")
 
 // Batch reads one batch's counters.
 func (s *Store) Batch(ctx context.Context, id string) (events.BatchStatus, error) {
-	m, err := s.rdb.HGetAll(ctx, s.batchKey(id)).Result()
+	m, err := s.rdb.HGetAll(ctx, keys.Batch(id)).Result()
 	if err != nil {
 		return events.BatchStatus{}, fmt.Errorf("read batch %s: %w", id, err)
 	}
@@ -96,7 +97,7 @@ func (s *Store) Batch(ctx context.Context, id string) (events.BatchStatus, error
 
 // Batches lists batch ids, newest first, at most n.
 func (s *Store) Batches(ctx context.Context, n int64) ([]string, error) {
-	ids, err := s.rdb.ZRevRange(ctx, s.batchesKey(), 0, n-1).Result()
+	ids, err := s.rdb.ZRevRange(ctx, keys.Batches, 0, n-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list batches: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // Batched variants of Get and Transition, and the registration, for the producer's
@@ -21,8 +22,8 @@ import (
 // was registered on the way without a line: it gets its line and metadata
 // now, keeps its state, and counts as new.
 //
-// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
-// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> logpush:batch:{<batch>}, the batch's counters
 // --
 // ARGV[1 ..] -> the destination's metadata (Meta), name and value
 //
@@ -67,28 +68,28 @@ type Existing struct {
 	Line  int
 }
 
-// StatesOf reads the state and line of each of keys in one round trip. A
+// StatesOf reads the state and line of each of ks in one round trip. A
 // destination the batch does not have gets nil, and so does one that no
 // producer registered yet (no line: a worker recorded it on the way), so
 // that registering it decides, as registerScript says. errs is nil when
 // every read succeeded, else it holds each key's error (nil for those that
 // succeeded).
-func (s *Store) StatesOf(ctx context.Context, keys []Key) (states []*Existing, errs []error) {
-	states = make([]*Existing, len(keys))
-	if len(keys) == 0 {
+func (s *Store) StatesOf(ctx context.Context, ks []Key) (states []*Existing, errs []error) {
+	states = make([]*Existing, len(ks))
+	if len(ks) == 0 {
 		return states, nil
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.HMGet(ctx, s.destKey(k), "state", "line")
+	cmds := make([]*redis.SliceCmd, len(ks))
+	for i, k := range ks {
+		cmds[i] = pipe.HMGet(ctx, keys.Dest(k.Batch, k.Hash), "state", "line")
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, c := range cmds {
 		vals, err := c.Result()
 		if err != nil {
 			if errs == nil {
-				errs = make([]error, len(keys))
+				errs = make([]error, len(ks))
 			}
 			errs[i] = fmt.Errorf("read destination state: %w", err)
 			continue
@@ -115,7 +116,7 @@ func (s *Store) RegisterMany(ctx context.Context, regs []Registration) (known []
 	calls := make([]scriptCall, len(regs))
 	for i, r := range regs {
 		m := r.Meta
-		calls[i] = scriptCall{keys: []string{s.destKey(r.Key), s.batchKey(r.Key.Batch)},
+		calls[i] = scriptCall{keys: []string{keys.Dest(r.Key.Batch, r.Key.Hash), keys.Batch(r.Key.Batch)},
 			args: []any{"line", m.Line, "scope", m.Scope, "scope_id", m.ScopeID, "destination", m.Destination,
 				"type", m.Type, "enqueued_at", m.EnqueuedAt.UnixNano()}}
 		if m.Credential != "" {

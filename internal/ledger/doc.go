@@ -1,7 +1,7 @@
 // Package ledger keeps the outcome of every destination: its state in Redis
 // (one hash per destination of a batch, counters per batch) and the result
-// events on a Redis Stream (logpush:events unless Config.Stream says
-// otherwise).
+// events on a Redis Stream (keys.Events, logpush:events). Package keys
+// names and documents every key the store writes.
 //
 // A state change and its event are written by one Lua script, so a task that
 // runs twice (asynq delivers at least once) cannot emit a second terminal

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // sinceScript returns when a destination's stage of one round and
@@ -13,7 +15,7 @@ import (
 // start of the deadline that bounds the stage's retries. The record is one
 // field of the destination's hash, so it expires with it.
 //
-// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
+// KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
 // --
 // ARGV[1] -> "<stage>|<round>|<gen>|"
 // ARGV[2] -> now, Unix ms
@@ -37,7 +39,7 @@ return tonumber(ARGV[2])
 // first (Enter) for the time to hold across runs.
 func (s *Store) FailingSince(ctx context.Context, k Key, stage string, round, gen int, now time.Time) (time.Time, error) {
 	tag := stage + "|" + strconv.Itoa(round) + "|" + strconv.Itoa(gen) + "|"
-	ms, err := sinceScript.Run(ctx, s.rdb, []string{s.destKey(k)}, tag, now.UnixMilli()).Int64()
+	ms, err := sinceScript.Run(ctx, s.rdb, []string{keys.Dest(k.Batch, k.Hash)}, tag, now.UnixMilli()).Int64()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read when %s started failing: %w", stage, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // transitionScript moves a destination to a state and, only when the state
@@ -22,10 +23,10 @@ import (
 // not yet registered (the worker ran before the producer recorded it) is
 // registered on the way, as queued.
 //
-// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
-// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
-// KEYS[3] -> the event stream (Config.Stream)
-// KEYS[4] -> <prefix>errors:{<batch>}, the batch's last errors
+// KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> logpush:batch:{<batch>}, the batch's counters
+// KEYS[3] -> logpush:events, the event stream
+// KEYS[4] -> logpush:errors:{<batch>}, the batch's last errors
 // --
 // ARGV[1] -> the new state
 // ARGV[2] -> the attempt counter to add one to (att_<stage>), "" for none
@@ -129,7 +130,7 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 	args := make([]any, 0, 7+len(fields))
 	args = append(args, string(state), attemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, len(fields)/2)
 	args = append(args, fields...)
-	return scriptCall{keys: []string{s.destKey(k), s.batchKey(k.Batch), s.cfg.Stream, s.errorsKey(k.Batch)}, args: args}, nil
+	return scriptCall{keys: []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch), keys.Events, keys.Errors(k.Batch)}, args: args}, nil
 }
 
 // enterScript moves a destination into a stage in one round trip: unless
@@ -138,8 +139,8 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 // destination back either way. A destination not yet registered is
 // registered on the way, as queued.
 //
-// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
-// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> logpush:batch:{<batch>}, the batch's counters
 // --
 // ARGV[1] -> the new state
 // ARGV[2] -> the attempt counter to add one to (att_<stage>), "" for none
@@ -205,7 +206,7 @@ func (s *Store) Enter(ctx context.Context, k Key, state events.State, round, gen
 	for _, f := range stateFields {
 		args = append(args, f)
 	}
-	res, err := enterScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)}, args...).Slice()
+	res, err := enterScript.Run(ctx, s.rdb, []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch)}, args...).Slice()
 	if err != nil {
 		return DestState{}, fmt.Errorf("move destination to %s: %w", state, err)
 	}
@@ -241,8 +242,8 @@ type LastError struct {
 // noteErrorScript records the last error of a destination still in
 // flight; a finished destination keeps none.
 //
-// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
-// KEYS[2] -> <prefix>errors:{<batch>}, the batch's last errors
+// KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> logpush:errors:{<batch>}, the batch's last errors
 // --
 // ARGV[1] -> the destination's hash, its field in KEYS[2]
 // ARGV[2] -> the error's JSON (LastError)
@@ -264,7 +265,7 @@ func (s *Store) NoteError(ctx context.Context, k Key, e LastError) error {
 	if err != nil {
 		return fmt.Errorf("encode last error: %w", err)
 	}
-	if err := noteErrorScript.Run(ctx, s.rdb, []string{s.destKey(k), s.errorsKey(k.Batch)}, k.Hash, string(b)).Err(); err != nil {
+	if err := noteErrorScript.Run(ctx, s.rdb, []string{keys.Dest(k.Batch, k.Hash), keys.Errors(k.Batch)}, k.Hash, string(b)).Err(); err != nil {
 		return fmt.Errorf("note last error: %w", err)
 	}
 	return nil
@@ -273,7 +274,7 @@ func (s *Store) NoteError(ctx context.Context, k Key, e LastError) error {
 // LastErrors returns the last errors of a batch's in-flight destinations,
 // by destination hash.
 func (s *Store) LastErrors(ctx context.Context, batch string) (map[string]LastError, error) {
-	m, err := s.rdb.HGetAll(ctx, s.errorsKey(batch)).Result()
+	m, err := s.rdb.HGetAll(ctx, keys.Errors(batch)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read last errors of batch %s: %w", batch, err)
 	}
@@ -292,8 +293,8 @@ func (s *Store) LastErrors(ctx context.Context, batch string) (map[string]LastEr
 // file and generation) and its expiry, and keeps its registration and
 // attempt counters.
 //
-// KEYS[1] -> <prefix>dest:{<batch>}:<hash>, the destination
-// KEYS[2] -> <prefix>batch:{<batch>}, the batch's counters
+// KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
+// KEYS[2] -> logpush:batch:{<batch>}, the batch's counters
 // --
 // ARGV[1] -> the new round
 //
@@ -316,7 +317,7 @@ return 1
 // new tasks run and it emits a new terminal event. It reports false when
 // the destination is not failed.
 func (s *Store) Reopen(ctx context.Context, k Key, round int) (bool, error) {
-	n, err := reopenScript.Run(ctx, s.rdb, []string{s.destKey(k), s.batchKey(k.Batch)}, round).Int()
+	n, err := reopenScript.Run(ctx, s.rdb, []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch)}, round).Int()
 	if err != nil {
 		return false, fmt.Errorf("reopen destination: %w", err)
 	}
@@ -368,7 +369,7 @@ var ErrNotFound = errors.New("destination not found in batch")
 
 // Get reads one destination's state.
 func (s *Store) Get(ctx context.Context, k Key) (DestState, error) {
-	m, err := s.rdb.HGetAll(ctx, s.destKey(k)).Result()
+	m, err := s.rdb.HGetAll(ctx, keys.Dest(k.Batch, k.Hash)).Result()
 	if err != nil {
 		return DestState{}, fmt.Errorf("read destination state: %w", err)
 	}

@@ -6,23 +6,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Stream is the default Redis Stream of the events: one JSON entry
-// (events.Event) per outcome, per destination that awaits its token, and
-// per fleet event (queue paused or resumed).
-const Stream = "logpush:events"
-
 // Defaults of Config.
 const (
 	DefaultStreamMaxLen int64 = 200000
 	DefaultStateTTL           = 7 * 24 * time.Hour
 )
 
-// Config sets where and for how long the store keeps state.
+// Config sets for how long the store keeps state. Its keys are named by
+// package keys (Dest, Batch, Batches, Errors, Events).
 type Config struct {
-	// Prefix of every key but the stream. Default "logpush:".
-	Prefix string
-	// Stream is the event stream's key. Default Stream (logpush:events).
-	Stream string
 	// StreamMaxLen caps the event stream (approximate trimming). Default
 	// DefaultStreamMaxLen.
 	StreamMaxLen int64
@@ -33,12 +25,6 @@ type Config struct {
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	if c.Prefix == "" {
-		c.Prefix = "logpush:"
-	}
-	if c.Stream == "" {
-		c.Stream = Stream
-	}
 	if c.StreamMaxLen <= 0 {
 		c.StreamMaxLen = DefaultStreamMaxLen
 	}
@@ -70,10 +56,3 @@ type Key struct {
 // The batches index and the stream carry none, and transitionScript writes
 // the stream with the batch's keys: the store needs all its keys on one node
 // (a single Redis, or Sentinel; internal/cli refuses Cluster).
-func (s *Store) destKey(k Key) string      { return s.cfg.Prefix + "dest:{" + k.Batch + "}:" + k.Hash }
-func (s *Store) batchKey(id string) string { return s.cfg.Prefix + "batch:{" + id + "}" }
-func (s *Store) batchesKey() string        { return s.cfg.Prefix + "batches" }
-
-// errorsKey is the hash of a batch's in-flight destinations' last errors,
-// field the destination's hash (see NoteError).
-func (s *Store) errorsKey(batch string) string { return s.cfg.Prefix + "errors:{" + batch + "}" }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // Emit appends a fleet event (queue paused or resumed) to the stream.
@@ -18,7 +19,7 @@ func (s *Store) Emit(ctx context.Context, ev events.Event) error {
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
-	err = s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.cfg.Stream, MaxLen: s.cfg.StreamMaxLen, Approx: true, Values: []any{"event", string(b)}}).Err()
+	err = s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Events, MaxLen: s.cfg.StreamMaxLen, Approx: true, Values: []any{"event", string(b)}}).Err()
 	if err != nil {
 		return fmt.Errorf("emit %s event: %w", ev.Event, err)
 	}
@@ -34,7 +35,7 @@ type Entry struct {
 
 // Last returns the newest n events, oldest first.
 func (s *Store) Last(ctx context.Context, n int64) ([]Entry, error) {
-	msgs, err := s.rdb.XRevRangeN(ctx, s.cfg.Stream, "+", "-", n).Result()
+	msgs, err := s.rdb.XRevRangeN(ctx, keys.Events, "+", "-", n).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -65,7 +66,7 @@ func (s *Store) Read(ctx context.Context, after string, count int64, block time.
 	if block <= 0 {
 		block = -1 // go-redis: no BLOCK argument
 	}
-	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{s.cfg.Stream, after}, Count: count, Block: block}).Result()
+	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{keys.Events, after}, Count: count, Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

@@ -20,9 +20,10 @@
 // holder that follows at once knows what not to take for its own file
 // without reading it first.
 //
-// Keys (Prefix + "loc:" + id, id a hash of the location): the lease string
-// (holder, PX LeaseTTL), ":line" a sorted set of holders by input order,
-// ":wake" a hash holder -> "lookMs|queue|taskID", ":last" the digest record.
+// Keys (keys.Location, logpush:loc:<id>, id a hash of the location): the
+// lease string (holder, PX LeaseTTL), ":line" a sorted set of holders by
+// input order, ":wake" a hash holder -> "lookMs|queue|taskID", ":last" the
+// digest record.
 package location
 
 import (
@@ -36,6 +37,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // Defaults of Config.
@@ -59,8 +62,6 @@ const (
 
 // Config configures Leases. Every field has a default.
 type Config struct {
-	// Prefix starts every key. Default "logpush:".
-	Prefix string
 	// LeaseTTL is how long a lease outlives its holder's last renewal.
 	// Default LeaseTTLDefault.
 	LeaseTTL time.Duration
@@ -76,7 +77,6 @@ type Config struct {
 
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
-	c.Prefix = cmp.Or(c.Prefix, "logpush:")
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, LeaseTTLDefault)
 	c.Recheck = cmp.Or(c.Recheck, RecheckDefault)
 	c.RecordTTL = cmp.Or(c.RecordTTL, RecordTTLDefault)
@@ -153,8 +153,8 @@ type Grant struct {
 }
 
 func (l *Leases) keys(loc string) []string {
-	k := l.cfg.Prefix + "loc:" + loc
-	return []string{k, k + ":line", k + ":wake", k + ":last"}
+	lease, line, wake, last := keys.Location(loc)
+	return []string{lease, line, wake, last}
 }
 
 // acquireScript takes the lease for the holder when it holds it already,
@@ -164,10 +164,10 @@ func (l *Leases) keys(loc string) []string {
 // records its task and next look-in:
 // now + recheck * min(rank + 1, 20) + grace.
 //
-// KEYS[1] -> <prefix>loc:<id>, the lease (its holder, with an expiry)
-// KEYS[2] -> <prefix>loc:<id>:line, the waiters by input order
-// KEYS[3] -> <prefix>loc:<id>:wake, waiter -> "lookMs|queue|taskID"
-// KEYS[4] -> <prefix>loc:<id>:last, what the location held last
+// KEYS[1] -> logpush:loc:<id>, the lease (its holder, with an expiry)
+// KEYS[2] -> logpush:loc:<id>:line, the waiters by input order
+// KEYS[3] -> logpush:loc:<id>:wake, waiter -> "lookMs|queue|taskID"
+// KEYS[4] -> logpush:loc:<id>:last, what the location held last
 // --
 // ARGV[1] -> the holder
 // ARGV[2] -> the lease's TTL in ms
@@ -236,8 +236,8 @@ func (l *Leases) Acquire(ctx context.Context, loc string, w Waiter) (Grant, erro
 // renewScript extends the holder's lease, or takes a free one back (the
 // holder outlived its lease).
 //
-// KEYS[1] -> <prefix>loc:<id>, the lease
-// KEYS[2] -> <prefix>loc:<id>:line, the waiters
+// KEYS[1] -> logpush:loc:<id>, the lease
+// KEYS[2] -> logpush:loc:<id>:line, the waiters
 // --
 // ARGV[1] -> the holder
 // ARGV[2] -> the lease's TTL in ms
@@ -271,10 +271,10 @@ func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, wait
 // line and, when the location is free, returns the head of the line to
 // wake.
 //
-// KEYS[1] -> <prefix>loc:<id>, the lease
-// KEYS[2] -> <prefix>loc:<id>:line, the waiters
-// KEYS[3] -> <prefix>loc:<id>:wake, waiter -> "lookMs|queue|taskID"
-// KEYS[4] -> <prefix>loc:<id>:last, what the location held last
+// KEYS[1] -> logpush:loc:<id>, the lease
+// KEYS[2] -> logpush:loc:<id>:line, the waiters
+// KEYS[3] -> logpush:loc:<id>:wake, waiter -> "lookMs|queue|taskID"
+// KEYS[4] -> logpush:loc:<id>:last, what the location held last
 // --
 // ARGV[1] -> the holder
 // ARGV[2] -> what the location held (a digest or Absent), "" for unknown

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // RedisURL is the real Redis tests use.
@@ -44,7 +45,7 @@ func Redis(t testing.TB) (*redis.Client, *redis.Options) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		for db := 1; db < dbs; db++ {
-			key := fmt.Sprintf("logpush-test:dblease:%d", db)
+			key := keys.DBLease(db)
 			ok, err := admin.SetNX(ctx, key, owner, 10*time.Minute).Result()
 			if err != nil {
 				t.Fatalf("lease test database: %v", err)
