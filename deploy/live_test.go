@@ -193,7 +193,7 @@ func createJobs(t *testing.T, apiURL, token, account string, n int) {
 	}
 	ctx := ctxTimeout(t, 30*time.Second)
 	for i := range n {
-		req := cloudflare.JobRequest{DestinationConf: fmt.Sprintf("https://logs.example.com/in/%d", i), Dataset: "audit_logs", Enabled: true}
+		req := cloudflare.JobRequest{DestinationConf: fmt.Sprintf("https://logs.example.com/in/%d", i), JobSpec: cloudflare.JobSpec{Dataset: "audit_logs", Enabled: true}}
 		err := cloudflare.Retry(ctx, cloudflare.VerifyPolicy{Attempts: 20}, func() error {
 			_, err := api.CreateJob(ctx, cloudflare.Target{Scope: cloudflare.ScopeAccount, ID: account}, req)
 			return err

@@ -83,11 +83,9 @@ func (h *handlers) createJob(ctx context.Context, t *asynq.Task) error {
 	if err := h.wait(ctx, r); err != nil {
 		return err
 	}
-	job, err := r.t.API.CreateJob(ctx, tg, cloudflare.JobRequest{
-		DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
-		OutputOptions: opts, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
-		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter,
-	})
+	spec := *j
+	spec.OutputOptions = opts
+	job, err := r.t.API.CreateJob(ctx, tg, cloudflare.JobRequest{DestinationConf: r.d.DestinationConf, OwnershipChallenge: p.Token, JobSpec: spec})
 	if err != nil {
 		if classify(err) == transient {
 			h.jobs.forget(key) // the job may have been made: look again before the retry creates

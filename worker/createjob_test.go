@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -149,10 +150,12 @@ func TestCreateJobCreated(t *testing.T) {
 	if len(b.api.creates) != 1 {
 		t.Fatalf("creates = %+v, want 1", b.api.creates)
 	}
-	want := cloudflare.JobRequest{DestinationConf: d.DestinationConf, OwnershipChallenge: b.api.token, Dataset: "http_requests",
+	want := cloudflare.JobRequest{DestinationConf: d.DestinationConf, OwnershipChallenge: b.api.token, JobSpec: cloudflare.JobSpec{Dataset: "http_requests",
 		Name: "edge-logs", Enabled: true, LogpullOptions: "fields=RayID&timestamps=rfc3339", Frequency: "high",
-		MaxUploadBytes: 5000000, MaxUploadIntervalSeconds: 30, MaxUploadRecords: 1000, Filter: `{"where":{}}`}
-	if got := b.api.creates[0]; fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		MaxUploadBytes: 5000000, MaxUploadIntervalSeconds: 30, MaxUploadRecords: 1000, Filter: `{"where":{}}`}}
+	// JobRequest's Format hides the secrets: compare the fields themselves.
+	if got := b.api.creates[0]; got.DestinationConf != want.DestinationConf || got.OwnershipChallenge != want.OwnershipChallenge ||
+		!reflect.DeepEqual(got.JobSpec, want.JobSpec) {
 		t.Errorf("create request\n%+v\nwant\n%+v", got, want)
 	}
 	evs := b.events(t)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,9 +76,9 @@ const (
 	// MaxRetryDefault is the retries of a transient error per task.
 	MaxRetryDefault = tasks.DefaultMaxRetry
 	// StateTTLDefault keeps a finished destination's state.
-	StateTTLDefault = 7 * 24 * time.Hour
+	StateTTLDefault = ledger.DefaultStateTTL
 	// EventsMaxLenDefault caps the logpush:events stream.
-	EventsMaxLenDefault int64 = 200000
+	EventsMaxLenDefault = ledger.DefaultStreamMaxLen
 	// AuthPauseAfterDefault is the consecutive 401/403 answers, fleet-wide,
 	// after which the queue is paused.
 	AuthPauseAfterDefault = 10
@@ -185,8 +184,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-var validBudgetKey = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
-
 // WithDefaults fills unset fields.
 func (c Config) WithDefaults() Config {
 	c.APIURL = cmp.Or(c.APIURL, APIURLDefault)
@@ -264,8 +261,8 @@ func (c Config) Validate() error {
 		return bad("EventsMaxLen", c.EventsMaxLen, "must not be negative")
 	case c.AuthPauseAfter < -1:
 		return bad("AuthPauseAfter", c.AuthPauseAfter, "want a positive count, or -1 for never")
-	case c.BudgetKey != "" && !validBudgetKey.MatchString(c.BudgetKey):
-		return bad("BudgetKey", fmt.Sprintf("%q", c.BudgetKey), "use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+	case c.BudgetKey != "" && budget.CheckKey(c.BudgetKey) != nil:
+		return bad("BudgetKey", fmt.Sprintf("%q", c.BudgetKey), budget.CheckKey(c.BudgetKey).Error())
 	case c.APIRateClaim < RateAdopt || c.APIRateClaim > RateOverride:
 		return bad("APIRateClaim", int(c.APIRateClaim), "want RateAdopt, RateRequire or RateOverride")
 	}
@@ -287,8 +284,10 @@ func (c Config) Validate() error {
 				return &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: api_rate: %w", name, err)}
 			}
 		}
-		if n.BudgetKey != "" && !validBudgetKey.MatchString(n.BudgetKey) {
-			return &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: budget_key: use 1 to 64 letters, digits, '.', '_', ':' or '-'", name)}
+		if n.BudgetKey != "" {
+			if err := budget.CheckKey(n.BudgetKey); err != nil {
+				return &ConfigError{Field: "NamedCredentials", Err: fmt.Errorf("credential %s: budget_key: %w", name, err)}
+			}
 		}
 	}
 	if c.Credentials == (credentials.Cloudflare{}) && c.NamedCredentials.Len() > 0 {
@@ -689,15 +688,7 @@ func (tb *tenantBuilder) named(n credentials.Named) (*tenant, error) {
 	}
 	tb.metrics.Credential(n.Name)
 	t := &tenant{Name: n.Name, API: api}
-	rate, mode := cfg.APIRate, cfg.APIRateClaim
-	if n.APIRate != "" {
-		rate = n.APIRate
-		if mode != RateOverride {
-			mode = RateRequire // the file chose it
-		}
-	}
-	claim := budget.Claim{Rate: rate, Key: n.BudgetKey, Digest: n.Digest(),
-		Mode: mode.mode()}
+	claim := budget.Claim{Rate: cfg.APIRate, Mode: cfg.APIRateClaim.mode()}.ForCredential(n.APIRate, n.BudgetKey, n.Digest())
 	bc, ok, err := budget.Settle(tb.ctx, tb.rdb, claim, cfg.Logger.With("credential", n.Name))
 	if ce := (*budget.RateConflictError)(nil); errors.As(err, &ce) {
 		return nil, fmt.Errorf("api_rate %s differs from %s, the rate shared in Redis by every process of its budget: make them agree in the credentials file, or run with the rate override", ce.Wanted, ce.Shared)

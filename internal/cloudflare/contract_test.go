@@ -372,12 +372,12 @@ func contractJobs(t *testing.T, c *cloudflare.Client, target cloudflare.Target, 
 	}
 	// Every field, at the edges of the schema's ranges.
 	req := cloudflare.JobRequest{
-		DestinationConf: conf, OwnershipChallenge: tok, Dataset: "http_requests", Name: "example.com", Enabled: true,
-		OutputOptions: json.RawMessage(`{"field_names":["ClientIP","EdgeStartTimestamp","RayID"],"output_type":"ndjson",` +
-			`"timestamp_format":"rfc3339","sample_rate":1,"CVE-2021-44228":true,"record_prefix":"{","record_suffix":"}\n"}`),
-		LogpullOptions: "fields=RayID,ClientIP&timestamps=rfc3339", Frequency: "high",
-		MaxUploadBytes: 1_000_000_000, MaxUploadIntervalSeconds: 300, MaxUploadRecords: 1_000,
-		Filter: `{"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}`,
+		DestinationConf: conf, OwnershipChallenge: tok, JobSpec: cloudflare.JobSpec{Dataset: "http_requests", Name: "example.com", Enabled: true,
+			OutputOptions: json.RawMessage(`{"field_names":["ClientIP","EdgeStartTimestamp","RayID"],"output_type":"ndjson",` +
+				`"timestamp_format":"rfc3339","sample_rate":1,"CVE-2021-44228":true,"record_prefix":"{","record_suffix":"}\n"}`),
+			LogpullOptions: "fields=RayID,ClientIP&timestamps=rfc3339", Frequency: "high",
+			MaxUploadBytes: 1_000_000_000, MaxUploadIntervalSeconds: 300, MaxUploadRecords: 1_000,
+			Filter: `{"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}`},
 	}
 	job, err := c.CreateJob(ctx, target, req)
 	if err != nil {
@@ -466,7 +466,7 @@ func TestContractJobHealth(t *testing.T) {
 	ctx := context.Background()
 	target := cloudflare.Target{Scope: "zone", ID: zoneID}
 	for _, conf := range []string{"https://logs.example.com/ok", failing} {
-		job, err := c.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: conf, Dataset: "http_requests", Enabled: true})
+		job, err := c.CreateJob(ctx, target, cloudflare.JobRequest{DestinationConf: conf, JobSpec: cloudflare.JobSpec{Dataset: "http_requests", Enabled: true}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -106,36 +106,9 @@ type JobRequest struct {
 	// destination. Required by Cloudflare for destinations that need a
 	// challenge (AWS S3, GCS, Azure, Sumo Logic).
 	OwnershipChallenge string `json:"ownership_challenge,omitempty"`
-	// Dataset is the dataset to push, such as "http_requests" (at most
-	// MaxDataset characters of [a-zA-Z0-9_-]).
-	Dataset string `json:"dataset,omitempty"`
-	// Name is a human-readable name, such as the domain (at most
-	// MaxJobName characters of [a-zA-Z0-9.-]).
-	Name string `json:"name,omitempty"`
-	// Enabled starts the job at once. Default false: the job is created
-	// disabled, as by Cloudflare.
-	Enabled bool `json:"enabled,omitempty"`
-	// OutputOptions is the output_options object (field_names, output_type,
-	// timestamp_format, sample_rate, ...), passed through as is: Cloudflare
-	// adds keys over time, and its schema misspells some
-	// ("CVE-2021-4428" for the API's "CVE-2021-44228"). Nil: not sent.
-	OutputOptions json.RawMessage `json:"output_options,omitempty"`
-	// LogpullOptions is the deprecated options string, ignored by
-	// Cloudflare when OutputOptions is set.
-	LogpullOptions string `json:"logpull_options,omitempty"`
-	// Frequency is the deprecated "high" or "low".
-	Frequency string `json:"frequency,omitempty"`
-	// MaxUploadBytes bounds a batch's uncompressed size: 5 MB to 1 GB.
-	MaxUploadBytes int `json:"max_upload_bytes,omitempty"`
-	// MaxUploadIntervalSeconds bounds a batch's interval: 30 to 300.
-	MaxUploadIntervalSeconds int `json:"max_upload_interval_seconds,omitempty"`
-	// MaxUploadRecords bounds a batch's lines: 1,000 to 1,000,000.
-	MaxUploadRecords int `json:"max_upload_records,omitempty"`
-	// Filter selects the events pushed: a JSON document such as
-	// {"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}.
-	Filter string `json:"filter,omitempty"`
-	// Kind is "" for a Logpush job or "edge" for Edge Log Delivery.
-	Kind string `json:"kind,omitempty"`
+	// JobSpec is every other setting of the job, sent beside the conf and
+	// the challenge (its fields are the body's own keys).
+	JobSpec
 }
 
 // String describes the request with its destination redacted and without
@@ -168,14 +141,14 @@ func (r JobRequest) check() error {
 			return err
 		}
 	}
-	return r.Spec().Check()
+	return r.JobSpec.Check()
 }
 
-// Spec is the request's job settings, without the conf and the challenge.
-func (r JobRequest) Spec() JobSpec {
-	return JobSpec{Dataset: r.Dataset, Name: r.Name, Enabled: r.Enabled, OutputOptions: r.OutputOptions,
-		LogpullOptions: r.LogpullOptions, Frequency: r.Frequency, MaxUploadBytes: r.MaxUploadBytes,
-		MaxUploadIntervalSeconds: r.MaxUploadIntervalSeconds, MaxUploadRecords: r.MaxUploadRecords, Filter: r.Filter, Kind: r.Kind}
+// Spec is the job's settings besides its destination, as read.
+func (j Job) Spec() JobSpec {
+	return JobSpec{Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled, OutputOptions: j.OutputOptions,
+		LogpullOptions: j.LogpullOptions, Frequency: j.Frequency, MaxUploadBytes: j.MaxUploadBytes,
+		MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds, MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter, Kind: j.Kind}
 }
 
 // JobSpec is a Logpush job's settings besides its destination: what an
@@ -449,12 +422,7 @@ func OnlyChars(s, extra string) bool {
 // it as a whole: cloudflare-docs #31523), and the dataset, which Cloudflare
 // does not let a PUT change, as it is.
 func UpdateFrom(j Job, conf, token string) JobRequest {
-	return JobRequest{
-		DestinationConf: conf, OwnershipChallenge: token, Dataset: j.Dataset, Name: j.Name, Enabled: j.Enabled,
-		OutputOptions: j.OutputOptions, LogpullOptions: j.LogpullOptions, Frequency: j.Frequency,
-		MaxUploadBytes: j.MaxUploadBytes, MaxUploadIntervalSeconds: j.MaxUploadIntervalSeconds,
-		MaxUploadRecords: j.MaxUploadRecords, Filter: j.Filter, Kind: j.Kind,
-	}
+	return JobRequest{DestinationConf: conf, OwnershipChallenge: token, JobSpec: j.Spec()}
 }
 
 // UpdateJob replaces the settings of job id with j: PUT

@@ -21,19 +21,19 @@ import (
 // encoders like to escape.
 func fullJobRequest() cloudflare.JobRequest {
 	return cloudflare.JobRequest{
-		DestinationConf:          "s3://mybucket/logs/{DATE}?region=us-west-2&sse=AES256<x>",
-		OwnershipChallenge:       "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
-		Dataset:                  "http_requests",
-		Name:                     "example.com",
-		Enabled:                  true,
-		OutputOptions:            json.RawMessage(`{"field_names":["ClientIP","RayID"],"output_type":"ndjson","CVE-2021-44228":true}`),
-		LogpullOptions:           "fields=RayID,ClientIP&timestamps=rfc3339",
-		Frequency:                "low",
-		MaxUploadBytes:           5_000_000,
-		MaxUploadIntervalSeconds: 30,
-		MaxUploadRecords:         1000,
-		Filter:                   `{"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}`,
-		Kind:                     "edge",
+		DestinationConf:    "s3://mybucket/logs/{DATE}?region=us-west-2&sse=AES256<x>",
+		OwnershipChallenge: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+		JobSpec: cloudflare.JobSpec{Dataset: "http_requests",
+			Name:                     "example.com",
+			Enabled:                  true,
+			OutputOptions:            json.RawMessage(`{"field_names":["ClientIP","RayID"],"output_type":"ndjson","CVE-2021-44228":true}`),
+			LogpullOptions:           "fields=RayID,ClientIP&timestamps=rfc3339",
+			Frequency:                "low",
+			MaxUploadBytes:           5_000_000,
+			MaxUploadIntervalSeconds: 30,
+			MaxUploadRecords:         1000,
+			Filter:                   `{"where":{"and":[{"key":"ClientCountry","operator":"neq","value":"ca"}]}}`,
+			Kind:                     "edge"},
 	}
 }
 
