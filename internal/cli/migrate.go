@@ -150,10 +150,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&mf.format, "format", "auto", "FILE's format: auto, csv or jsonl")
 	fs.DurationVar(&mf.every, "progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
 	fs.IntVar(&mf.maxJobsPerZone, "max-jobs-per-zone", cloudflareMaxJobs, "with --copy, the jobs a zone or account may hold (Cloudflare's default limit: 4)")
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, migrateUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, migrateUsage)
 	file, err := parseOptionalFile(fs, args)
 	if err != nil {
 		return err

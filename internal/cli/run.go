@@ -32,12 +32,6 @@ shared one of --redis), with a progress view. The journal (--journal) keeps
 every outcome as it comes: run the same command again after Ctrl-C, a crash
 or kill -9 and it goes on with the destinations not finished yet.
 
-Exit status: 0 when every destination is validated, not_required,
-awaiting_token, flowing or no_data_yet; 1 when any failed or its job is
-failing (job_failing), or the run was interrupted; 2 on usage errors.
-
-FILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.
-
 With --account instead of FILE, run plans first (see plan -h: the zones
 Cloudflare lists, the jobs that exist left out), writes the plan beside the
 journal, and onboards it with --create-job; run the same command again and
@@ -60,15 +54,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
 	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
 	every := fs.Duration("progress-interval", 10*time.Second, "when standard output is not a terminal, print a progress line this often")
-	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter (on with --account)")
+	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the job columns (see above; on with --account)")
 	var pf planFlags
 	pf.register(fs)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, runUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, runUsage+"\n"+inputHelp)
 	file, err := parseFileOrSelection(fs, args, &pf)
 	if err != nil {
 		return err
@@ -113,14 +104,28 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob})
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	if plan.ErrorCount > 0 {
 		printLineErrors(env.Stderr, plan)
-		return &exitError{code: 1} // printLineErrors said why
+		return &exitError{code: 2} // printLineErrors said why
 	}
 	if plan.Rows == 0 {
-		return fmt.Errorf("%s: %w", file, producer.ErrNoDestinations)
+		return notStarted(fmt.Errorf("%s: %w", file, producer.ErrNoDestinations))
+	}
+	// Sumo Logic rows wait for a token that submit-token brings through the
+	// workers' Redis: on the embedded one, which ends with this process, a
+	// challenge would be spent for nothing. Said before any call.
+	var leftOut int
+	leaveOut := func(tasks.Conf) bool { return false }
+	if f.redisURL == "" {
+		if leftOut = plan.ByType[tasks.TypeSumo]; leftOut > 0 {
+			fmt.Fprintln(env.Stderr, "run: "+sumoLeftOut(leftOut))
+			if leftOut == plan.Rows {
+				return &exitError{code: 2, err: fmt.Errorf("%s: nothing else to onboard", file)}
+			}
+			leaveOut = func(c tasks.Conf) bool { return c.Type == tasks.TypeSumo }
+		}
 	}
 	// The credentials after the line check: the file's own problems are
 	// shown whatever else is wrong.
@@ -152,12 +157,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	var skip func(tasks.Dest) bool
 	if f.redisURL == "" {
 		var left int
-		if prior, left, err = journaled(open, in, j); err != nil {
+		if prior, left, err = journaled(open, in, j, leaveOut); err != nil {
 			return err
 		}
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
-			return finishRun(env, nil, "", j, reportFile, journalFile, false, args)
+			return summedUp(env, leftOut, finishRun(env, nil, "", j, reportFile, journalFile, false, args))
 		}
 		if len(prior) > 0 {
 			var n int64
@@ -166,7 +171,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			}
 			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
 		}
-		skip = func(d tasks.Dest) bool { return j.has(destKey(d.Scope, d.ScopeID, redact.String(d.DestinationConf))) }
+		skip = func(d tasks.Dest) bool {
+			if c, err := tasks.ParseConf(d.DestinationConf); err == nil && leaveOut(c) {
+				return true
+			}
+			return j.has(destKey(d.Scope, d.ScopeID, redact.String(d.DestinationConf)))
+		}
 		// The worker is alone on this Redis: the journal keeps its
 		// challenges, and takes up those a killed run had in flight.
 		f.challenges = j
@@ -233,7 +243,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			drainJournal(store, res.BatchID, j)
 			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
 				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
-			return finishRun(env, store, res.BatchID, j, reportFile, journalFile, true, args)
+			return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, reportFile, journalFile, true, args))
 		}
 		return err
 	}
@@ -252,7 +262,23 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	return finishRun(env, store, res.BatchID, j, reportFile, journalFile, interrupted, args)
+	return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, reportFile, journalFile, interrupted, args))
+}
+
+// sumoLeftOut says why run on its embedded Redis leaves n Sumo Logic rows
+// out.
+func sumoLeftOut(n int) string {
+	return fmt.Sprintf("%s left out: submit-token needs a shared Redis: run with --redis (the workers' Redis) to onboard them",
+		plural(int64(n), "sumo row"))
+}
+
+// summedUp ends run's summary with the rows it left out, and passes its
+// outcome on.
+func summedUp(env Env, leftOut int, err error) error {
+	if leftOut > 0 {
+		fmt.Fprintln(env.Stdout, sumoLeftOut(leftOut))
+	}
+	return err
 }
 
 // besideInput returns the report and journal paths: the flags', or beside
@@ -274,8 +300,8 @@ func besideInput(file, report, journal string) (string, string) {
 }
 
 // journaled counts, by outcome, the input's destinations the journal has,
-// and the rows still to do.
-func journaled(open producer.Opener, in input.Options, j *journal) (map[events.State]int64, int, error) {
+// and the rows still to do, leaving out those leaveOut returns true for.
+func journaled(open producer.Opener, in input.Options, j *journal, leaveOut func(tasks.Conf) bool) (map[events.State]int64, int, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, 0, err
@@ -293,6 +319,9 @@ func journaled(open producer.Opener, in input.Options, j *journal) (map[events.S
 		}
 		if err != nil {
 			return nil, 0, err // Check found every line good: the file changed
+		}
+		if leaveOut(row.Conf) {
+			continue
 		}
 		k := rowKey(row)
 		switch e, ok := j.done[k]; {
