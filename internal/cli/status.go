@@ -146,12 +146,12 @@ func batchGone(st events.BatchStatus) error {
 // noBatch is the error for a batch id Redis does not have: mistyped, or
 // lost with a Redis that persists nothing.
 func noBatch(ctx context.Context, rdb redis.UniversalClient, id string) error {
-	if w := persistenceWarning(ctx, rdb); w != "" {
-		return &exitError{code: 2, err: fmt.Errorf("batch %s is not on this Redis: if it was, it is gone (restarted without persistence? %s): re-enqueue from the file: %s; "+
-			"otherwise check the id (status without --batch lists the batches)", id, w, reenqueue(""))}
+	why := "restarted without persistence?"
+	if persistenceWarning(ctx, rdb) != "" {
+		why = "this Redis persists nothing: a restart loses every batch"
 	}
 	return &exitError{code: 2, err: fmt.Errorf("no batch %s on this Redis: check the id (status without --batch lists the batches); if it was there, Redis lost it "+
-		"(restarted without persistence?): re-enqueue from the file: %s", id, reenqueue(""))}
+		"(%s): re-enqueue from the file: %s", id, why, reenqueue(""))}
 }
 
 // reenqueue is the command that enqueues the file of a lost batch again.
