@@ -57,7 +57,7 @@ awaiting_token, flowing or no_data_yet) or the command did its work; 1 when
 some destinations failed, a job is failing, or the command stopped after it
 started (interrupted, Redis lost); 2 when nothing was started: a usage error,
 bad input (invalid lines, a directory or an unreadable file) or
-configuration (credentials, a malformed or unreachable --redis, a busy port).
+configuration (credentials, a malformed or unreachable Redis URL, a busy port).
 `
 
 // notStarted marks err, found before the command started any work (bad
