@@ -60,17 +60,22 @@ func TestFollowWaitsOutOutage(t *testing.T) {
 	eventsDone, _, eventsErr := startCmd(ctx, "events", "--redis", url, "--follow")
 	time.Sleep(500 * time.Millisecond) // both are following
 	srv.stop()
+	// Neither exits during the outage: each says once that it waits.
+	stillRunning := func() {
+		select {
+		case c := <-statusDone:
+			t.Fatalf("status --watch exited %d during the outage: %s", c, statusErr)
+		case c := <-eventsDone:
+			t.Fatalf("events --follow exited %d during the outage: %s", c, eventsErr)
+		default:
+		}
+	}
 	waitFor(t, "outage line", func() bool {
+		stillRunning()
 		return strings.Contains(statusErr.String(), "Redis unreachable since") && strings.Contains(eventsErr.String(), "Redis unreachable since")
 	})
 	time.Sleep(2 * time.Second) // the outage goes on
-	select {
-	case c := <-statusDone:
-		t.Fatalf("status --watch exited %d during the outage: %s", c, statusErr)
-	case c := <-eventsDone:
-		t.Fatalf("events --follow exited %d during the outage: %s", c, eventsErr)
-	default:
-	}
+	stillRunning()
 	srv.start()
 	waitFor(t, "back line", func() bool {
 		return strings.Contains(statusErr.String(), "Redis reachable again") && strings.Contains(eventsErr.String(), "Redis reachable again")
