@@ -414,7 +414,7 @@ func (c *Conf) parseS3(u *url.URL) error {
 		return err
 	}
 	if strings.HasPrefix(strings.ToLower(region), "us-gov-") && !hasEndpoint {
-		return confError("region= %s is AWS GovCloud, which Cloudflare reaches only as S3-compatible storage: add endpoint=s3.%s.amazonaws.com, access-key-id= and secret-access-key=", region, strings.ToLower(region))
+		return confError("region=%s is AWS GovCloud, which Cloudflare reaches only as S3-compatible storage: add endpoint=s3.%s.amazonaws.com, access-key-id= and secret-access-key=", region, strings.ToLower(region))
 	}
 	c.Region = region
 	return nil
@@ -458,7 +458,7 @@ func checkRegion(region string) error {
 		}
 	}
 	if strings.HasPrefix(strings.ToLower(region), "cn-") {
-		return confError("region= %s is an AWS China region, which Cloudflare Logpush does not support", region)
+		return confError("region=%s is an AWS China region, which Cloudflare Logpush does not support", region)
 	}
 	return nil
 }

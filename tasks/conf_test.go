@@ -181,8 +181,8 @@ func TestParseConfInvalid(t *testing.T) {
 		{"s3 empty endpoint", "s3://mybucket/logs?region=auto&endpoint=", "=endpoint= is empty"},
 		{"s3 endpoint scheme", "s3://mybucket/logs?region=auto&endpoint=ftp://x", "endpoint= must be a host or an http(s) URL"},
 		{"s3 endpoint no host", "s3://mybucket/logs?region=auto&endpoint=https://", "endpoint= has no host"},
-		{"s3 govcloud without endpoint", "s3://b12/p?region=us-gov-west-1", "=region= us-gov-west-1 is AWS GovCloud, which Cloudflare reaches only as S3-compatible storage: add endpoint=s3.us-gov-west-1.amazonaws.com, access-key-id= and secret-access-key="},
-		{"s3 china", "s3://b12/p?region=cn-north-1", "=region= cn-north-1 is an AWS China region, which Cloudflare Logpush does not support"},
+		{"s3 govcloud without endpoint", "s3://b12/p?region=us-gov-west-1", "=region=us-gov-west-1 is AWS GovCloud, which Cloudflare reaches only as S3-compatible storage: add endpoint=s3.us-gov-west-1.amazonaws.com, access-key-id= and secret-access-key="},
+		{"s3 china", "s3://b12/p?region=cn-north-1", "=region=cn-north-1 is an AWS China region, which Cloudflare Logpush does not support"},
 		{"s3 key without secret", "s3://b12/p?region=us-east-1&access-key-id=" + secAK, "=access-key-id= and secret-access-key= must be given together"},
 		{"s3 empty key", "s3://b12/p?region=us-east-1&access-key-id=&secret-access-key=" + secSKEnc, "=access-key-id= or secret-access-key= is empty"},
 		// bq, kinesis, ibmcl, sentinelone

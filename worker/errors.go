@@ -74,7 +74,7 @@ func (b Backoff) Delay(n int, err error) time.Duration {
 }
 
 func (b Backoff) backoff(n int, err error) time.Duration {
-	if redisUnreachable(err) {
+	if RedisUnreachable(err) {
 		return b.Initial
 	}
 	eb := backoff.NewExponentialBackOff()

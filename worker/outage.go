@@ -95,7 +95,7 @@ func answered(err error) bool {
 }
 
 func (o *outageWatch) observe(err error) {
-	isUp, isDown := answered(err), redisUnreachable(err)
+	isUp, isDown := answered(err), RedisUnreachable(err)
 	if !isUp && !isDown {
 		return // a cancelled context, a closed client: says nothing
 	}

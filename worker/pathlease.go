@@ -62,7 +62,7 @@ func (h *handlers) release(ctx context.Context, r *run) {
 		return
 	}
 	next, err := h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
-	if redisUnreachable(err) {
+	if RedisUnreachable(err) {
 		// A release lost in an outage would keep the path (and everyone
 		// waiting for it) until the lease expires: once Redis is back, again.
 		h.awaitRedis(ctx, err)

@@ -12,11 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisUnreachable reports whether err says that Redis did not answer: a
+// RedisUnreachable reports whether err says that Redis did not answer: a
 // network error, a closed connection, a pool timeout, or LOADING (a
 // restarted server reading its data). A reply of Redis's own (redis.Nil, a
 // script error), a cancelled context or a closed client is not.
-func redisUnreachable(err error) bool {
+func RedisUnreachable(err error) bool {
 	var rerr redis.Error
 	var nerr net.Error
 	switch {
@@ -52,7 +52,7 @@ const redisSettle = 1500 * time.Millisecond
 // destinations for about 100s. Returning once Redis is back lets asynq
 // write the outcome at once.
 func (h *handlers) awaitRedis(ctx context.Context, err error) {
-	if h.ping == nil || !redisUnreachable(err) && (h.redisDown == nil || !h.redisDown()) {
+	if h.ping == nil || !RedisUnreachable(err) && (h.redisDown == nil || !h.redisDown()) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, redisWait)

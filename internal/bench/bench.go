@@ -35,6 +35,9 @@ type Env struct {
 	// scenario b runs its workers in this process and the CPU and RSS of d
 	// are not measured; the output says so.
 	Worker func(args []string) *exec.Cmd
+	// Usage, when set, sets the flag set's -h (the CLI's usage text);
+	// nil: the flag package's.
+	Usage func(*flag.FlagSet)
 }
 
 // Config sets what the bench runs. Zero fields get their defaults (see
@@ -189,6 +192,9 @@ func Main(ctx context.Context, env Env, args []string) error {
 	var c Config
 	fs := flag.NewFlagSet("logpush-onboard bench", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	if env.Usage != nil {
+		env.Usage(fs)
+	}
 	fs.StringVar(&c.RedisURL, "redis", cmp.Or(env.Getenv("BENCH_REDIS_URL"), DefaultRedisURL),
 		`Redis to measure on; env BENCH_REDIS_URL; "" starts an embedded Redis (flagged in the output: no server-side counters)`)
 	fs.IntVar(&c.RedisDB, "redis-db", DefaultRedisDB, "database to use; the bench FLUSHES it first and between scenarios (-1: the URL's); one that holds keys the bench did not write is refused unless --flush")

@@ -50,6 +50,27 @@ func commands() []command {
 	}
 }
 
+// exitStatusHelp is the exit status paragraph of every command's -h that
+// has no more specific one, and of README's.
+const exitStatusHelp = `Exit status: 0 when every row is done (validated, not_required,
+awaiting_token, flowing or no_data_yet) or the command did its work; 1 when
+some destinations failed, a job is failing, or the command stopped after it
+started (interrupted, Redis lost); 2 when nothing was started: a usage error,
+bad input (invalid lines, a directory or an unreadable file) or
+configuration (credentials, a malformed or unreachable Redis URL, a busy port).
+`
+
+// notStarted marks err, found before the command started any work (bad
+// input or configuration), for exit status 2; an error that carries its
+// own status keeps it.
+func notStarted(err error) error {
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) || errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &exitError{code: 2, err: err}
+}
+
 // errUsage marks an error already explained by the flag package.
 var errUsage = errors.New("usage")
 
@@ -68,7 +89,8 @@ func (e *exitError) Error() string {
 func (e *exitError) Unwrap() error { return e.err }
 
 // Run runs the command line args and returns the process exit code:
-// 0 success, 1 failure, 2 usage error.
+// 0 when the command's work is done, 1 when some destinations failed or it
+// stopped after it started, 2 when nothing was started (exitStatusHelp).
 func Run(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
@@ -95,7 +117,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 			return 2
 		case errors.As(err, &ee):
 			if ee.err != nil && ee.err.Error() != "" {
-				fmt.Fprintf(env.Stderr, "logpush-onboard %s: %v\n", c.name, ee.err)
+				fmt.Fprintf(env.Stderr, "logpush-onboard %s: %v\n", c.name, err) // with what wraps it
 			}
 			return ee.code
 		default:
@@ -116,11 +138,37 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'logpush-onboard <command> -h' for a command's flags.")
 }
 
-// newFlags returns a flag set that reports errors to stderr.
+// newFlags returns a flag set that reports errors to stderr and whose -h
+// starts with the command's summary; setUsage gives it a longer text.
 func newFlags(name string, env Env) *flag.FlagSet {
 	fs := flag.NewFlagSet("logpush-onboard "+name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
+	setUsage(fs, commandHead(name))
 	return fs
+}
+
+// commandHead is the start of a command's -h: its usage line and summary.
+func commandHead(name string) string {
+	head := "usage: logpush-onboard " + name + " [flags]"
+	for _, c := range commands() {
+		if c.name == name {
+			head += "\n\n" + strings.ToUpper(c.summary[:1]) + c.summary[1:] + "."
+		}
+	}
+	return head
+}
+
+// setUsage makes -h print head, the flags and the exit status (that of
+// exitStatusHelp unless head has its own "Exit status:" paragraph).
+func setUsage(fs *flag.FlagSet, head string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprint(w, strings.TrimRight(head, "\n")+"\n\nflags:\n")
+		fs.PrintDefaults()
+		if !strings.Contains(head, "Exit status:") {
+			fmt.Fprint(w, "\n"+exitStatusHelp)
+		}
+	}
 }
 
 // parse parses args, turning flag errors into errUsage.
@@ -175,7 +223,7 @@ func (c *common) shared() error {
 func (c *common) logger(env Env) (*slog.Logger, error) {
 	lvl, err := parseLevel(c.logLevel)
 	if err != nil {
-		return nil, err
+		return nil, notStarted(err)
 	}
 	return slog.New(logHandler(env.Stderr, lvl, c.logJSON)), nil
 }

@@ -167,7 +167,7 @@ func TestPreflightOncePerCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, stderr = runEnv(t, nil, "", "preflight", "--cloudflare-api-url", vc.url, "--credentials", creds, bad)
-	if code != 1 || !strings.Contains(stderr, `preflight: the Cloudflare credential "dave" (line 2 and 1 more rows) does not work: `) ||
+	if code != 2 || !strings.Contains(stderr, `preflight: the Cloudflare credential "dave" (line 2 and 1 more rows) does not work: `) ||
 		!strings.Contains(stderr, "preflight found 1 problem") {
 		t.Errorf("revoked credential: preflight = %d\nstdout: %s\nstderr: %s", code, out, stderr)
 	}
@@ -210,16 +210,16 @@ func TestCredentialsFlagLines(t *testing.T) {
 			t.Errorf("enqueue --dry-run: stderr lacks %q\n(code %d) %s", want, code, stderr)
 		}
 	}
-	if code != 1 {
-		t.Errorf("enqueue --dry-run = %d, want 1\nstdout: %s\nstderr: %s", code, out, stderr)
+	if code != 2 {
+		t.Errorf("enqueue --dry-run = %d, want 2\nstdout: %s\nstderr: %s", code, out, stderr)
 	}
 	// With a default in the environment the third line is good; CREDENTIALS_FILE is the flag's twin.
 	env := map[string]string{"CLOUDFLARE_API_TOKEN": credTokenEnv, "CREDENTIALS_FILE": creds}
-	if code, _, stderr := runEnv(t, env, "", "enqueue", "--dry-run", in); code != 1 || strings.Contains(stderr, "line 3") || !strings.Contains(stderr, "line 2: credential") {
+	if code, _, stderr := runEnv(t, env, "", "enqueue", "--dry-run", in); code != 2 || strings.Contains(stderr, "line 3") || !strings.Contains(stderr, "line 2: credential") {
 		t.Errorf("with a default: enqueue --dry-run = %d\n%s", code, stderr)
 	}
 	// Without a file, a named credential is unknown.
-	if code, _, stderr := runEnv(t, nil, "", "enqueue", "--dry-run", in); code != 1 ||
+	if code, _, stderr := runEnv(t, nil, "", "enqueue", "--dry-run", in); code != 2 ||
 		!strings.Contains(stderr, `line 1: credential: unknown credential "alice": no credentials file names any`) {
 		t.Errorf("without a file: enqueue --dry-run = %d\n%s", code, stderr)
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 
@@ -27,7 +28,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "check the file and print what the batch would do; enqueue nothing")
 	maxRetry := fs.Int("max-retry", tasks.DefaultMaxRetry, "retries of a transient error per task")
 	retention := fs.Duration("task-retention", 0, "keep finished challenge tasks this long (asynq retention, for inspecting them; 0: delete at once)")
-	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter")
+	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the job columns (see above)")
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access before enqueueing")
 	apiRate := fs.String("api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
 		"the workers' shared API budget (LIMIT/WINDOW): challenges are scheduled at its pace, two calls per destination, so that earlier destinations finish while later ones wait (0: all due at once); unset, the rate stored with the budget in Redis; env API_RATE")
@@ -37,10 +38,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	pf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: logpush-onboard enqueue [flags] FILE|-\n\nFILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: logpush-onboard enqueue [flags] FILE|-\n\nChecks every line of FILE and enqueues its destinations as a batch for the workers on --redis.\n\n"+inputHelp)
 	file, err := parseFile(fs, args)
 	if err != nil {
 		return err
@@ -49,16 +47,16 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if *retention < 0 {
-		return fmt.Errorf("-task-retention %s: must not be negative (0: keep none)", *retention)
+		return notStarted(fmt.Errorf("-task-retention %s: must not be negative (0: keep none)", *retention))
 	}
 	bf.parsed(fs, env)
 	creds := cloudflare.CredentialsFromEnv(env.Getenv)
 	if _, err := bf.claim(*apiRate, creds); err != nil {
-		return err
+		return notStarted(err)
 	}
 	fmtv, err := input.ParseFormat(*format)
 	if err != nil {
-		return fmt.Errorf("-format: %w", err)
+		return notStarted(fmt.Errorf("-format: %w", err))
 	}
 	log, err := c.logger(env)
 	if err != nil {
@@ -80,12 +78,16 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	// follow the line errors rather than hide them.
 	plan, err := producer.Check(ctx, open, cfg)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	if *dryRun {
-		printPlan(env.Stdout, plan)
+		dp, err := planDests(open, input.Options{Format: fmtv, Credentials: cfg.Credentials})
+		if err != nil {
+			return notStarted(err)
+		}
+		printPlan(env.Stdout, plan, dp)
 		if plan.Rows == 0 && plan.ErrorCount == 0 {
-			return producer.ErrNoDestinations
+			return notStarted(producer.ErrNoDestinations)
 		}
 	}
 	if plan.ErrorCount > 0 {
@@ -93,7 +95,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	}
 	if *dryRun || plan.ErrorCount > 0 && *skipPreflight {
 		if plan.ErrorCount > 0 {
-			return &exitError{code: 1} // printLineErrors said why
+			return &exitError{code: 2} // printLineErrors said why
 		}
 		return nil
 	}
@@ -104,7 +106,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		}
 		perr := preflight(ctx, env, open, input.Options{Format: fmtv, Credentials: cfg.Credentials}, pf, storage)
 		if plan.ErrorCount > 0 {
-			return &exitError{code: 1} // printLineErrors and preflight said why
+			return &exitError{code: 2} // printLineErrors and preflight said why
 		}
 		if perr != nil {
 			return perr
@@ -134,7 +136,10 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	res, err := p.EnqueuePlan(ctx, open, plan) // checked above: no third pass over the input
 	if errors.Is(err, producer.ErrInvalid) {
 		printLineErrors(env.Stderr, res.Plan)
-		return &exitError{code: 1} // printLineErrors said why
+		return &exitError{code: 2} // printLineErrors said why
+	}
+	if errors.Is(err, producer.ErrNoDestinations) {
+		return notStarted(err)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -148,12 +153,32 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	return nil
 }
 
+// inputHelp describes FILE and its optional columns in -h, from the
+// column lists of input and tasks.
+var inputHelp = "FILE is CSV with header " + strings.Join([]string{input.FieldZoneID, input.FieldAccountID, input.FieldDestinationConf}, ",") +
+	" (one of the two ids per row), or JSONL with the same keys; - reads stdin.\n" +
+	"Optional columns (keys):\n" +
+	"  " + input.FieldCredential + ": the name of the --credentials entry whose Cloudflare credential the row's calls use\n" +
+	"  " + input.FieldZoneName + ": the zone's domain, for people reading the file (not used)\n" +
+	"  " + strings.Join(tasks.ReadAsColumns, ", ") + ": the identity that reads the row's bucket (multi-account batches)\n" +
+	"  with --create-job: " + strings.Join(tasks.JobColumns, ", ") + " (dataset required): the Logpush job to create once validated\n"
+
 // opener returns a function that opens the input for each pass. Standard
-// input can be read once only, so it is spooled to a temporary file.
+// input can be read once only, so it is spooled to a temporary file. A
+// missing, unreadable or directory input is an input error (exit 2).
 func opener(env Env, name string) (producer.Opener, func(), error) {
 	if name != "-" {
-		if _, err := os.Stat(name); err != nil {
-			return nil, nil, err
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, nil, notStarted(err)
+		}
+		st, err := f.Stat()
+		f.Close()
+		if err != nil {
+			return nil, nil, notStarted(err)
+		}
+		if st.IsDir() {
+			return nil, nil, notStarted(fmt.Errorf("%s is a directory: give the CSV or JSONL file of destinations", name))
 		}
 		return func() (io.ReadCloser, error) { return os.Open(name) }, func() {}, nil
 	}
@@ -219,15 +244,92 @@ func thousands(n int) string {
 	return s + " rows"
 }
 
-func printPlan(w io.Writer, plan producer.Plan) {
-	fmt.Fprintf(w, "batch %s: %d valid rows, %d invalid, %d need a challenge\n", plan.BatchID, plan.Rows, plan.ErrorCount, plan.NeedChallenge)
-	types := make([]string, 0, len(plan.ByType))
-	for t := range plan.ByType {
+// destPlan is what a dry run tells beyond producer.Plan, whose counts
+// are of lines: the distinct destinations (a repeated row is one, as in
+// the batch) and the shared path with the most of them, which onboard one
+// at a time.
+type destPlan struct {
+	dests, needChallenge int
+	byType               map[string]int
+	// path is the shared path with the most destinations that need a
+	// challenge ("" when none is shared), onPath their number.
+	path   string
+	onPath int
+}
+
+// planDests reads the checked input once more for a dry run: its bad
+// lines were counted by producer.Check and are skipped here.
+func planDests(open producer.Opener, in input.Options) (destPlan, error) {
+	rc, err := open()
+	if err != nil {
+		return destPlan{}, err
+	}
+	defer rc.Close()
+	in.Extra = append(append(in.Extra, tasks.ReadAsColumns...), tasks.JobColumns...)
+	r := input.NewReader(rc, in)
+	dp := destPlan{byType: map[string]int{}}
+	seen := map[string]bool{}
+	paths := map[string]int{}
+	for {
+		row, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var le *input.LineError
+		if errors.As(err, &le) {
+			continue
+		}
+		if err != nil {
+			return dp, err
+		}
+		k := tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw}.Hash()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		dp.dests++
+		dp.byType[row.Conf.Type]++
+		if !row.Conf.NeedsChallenge() {
+			continue
+		}
+		dp.needChallenge++
+		// Cloudflare writes every challenge of a path to one file in it.
+		path := row.Conf.Type + "://" + row.Conf.Bucket + "/" + row.Conf.Prefix
+		if row.Conf.Account != "" {
+			path = row.Conf.Type + "://" + row.Conf.Account + "/" + row.Conf.Bucket + "/" + row.Conf.Prefix
+		}
+		if paths[path]++; paths[path] > dp.onPath || paths[path] == dp.onPath && path < dp.path {
+			dp.path, dp.onPath = path, paths[path]
+		}
+	}
+	if dp.onPath < 2 {
+		dp.path, dp.onPath = "", 0
+	}
+	return dp, nil
+}
+
+func printPlan(w io.Writer, plan producer.Plan, dp destPlan) {
+	rows := plural(int64(plan.Rows), "valid row")
+	if repeats := plan.Rows - dp.dests; repeats > 0 {
+		verb := "repeat"
+		if repeats == 1 {
+			verb = "repeats"
+		}
+		rows += fmt.Sprintf(" (%s: %s %s an earlier one)", plural(int64(dp.dests), "destination"), plural(int64(repeats), "row"), verb)
+	}
+	fmt.Fprintf(w, "batch %s: %s, %d invalid, %d need a challenge\n", plan.BatchID, rows, plan.ErrorCount, dp.needChallenge)
+	types := make([]string, 0, len(dp.byType))
+	for t := range dp.byType {
 		types = append(types, t)
 	}
 	sort.Strings(types)
 	for _, t := range types {
-		fmt.Fprintf(w, "  %-9s %d\n", t, plan.ByType[t])
+		fmt.Fprintf(w, "  %-9s %d\n", t, dp.byType[t])
+	}
+	if dp.onPath > 0 {
+		per := worker.PollFirstDefault
+		fmt.Fprintf(w, "%d rows on %s run one at a time (one challenge file per path): about %s at %s per file; per-zone paths run in parallel\n",
+			dp.onPath, dp.path, (time.Duration(dp.onPath) * per).String(), per)
 	}
 }
 
@@ -238,17 +340,14 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	pf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: logpush-onboard preflight [flags] FILE|-")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: logpush-onboard preflight [flags] FILE|-\n\nChecks every line of FILE, each Cloudflare credential it uses and read access to each of its buckets; enqueues nothing.\n\n"+inputHelp)
 	file, err := parseFile(fs, args)
 	if err != nil {
 		return err
 	}
 	fmtv, err := input.ParseFormat(*format)
 	if err != nil {
-		return fmt.Errorf("-format: %w", err)
+		return notStarted(fmt.Errorf("-format: %w", err))
 	}
 	open, cleanup, err := opener(env, file)
 	if err != nil {
@@ -263,7 +362,7 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	in := input.Options{Format: fmtv, Extra: tasks.JobColumns, Credentials: inputCredentials(pf.creds)}
 	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Columns: tasks.JobColumns, Credentials: in.Credentials})
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	if plan.ErrorCount > 0 {
 		printLineErrors(env.Stderr, plan)
@@ -274,7 +373,7 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 	}
 	perr := preflight(ctx, env, open, in, pf, storage)
 	if plan.ErrorCount > 0 {
-		return &exitError{code: 1} // printLineErrors and preflight said why
+		return &exitError{code: 2} // printLineErrors and preflight said why
 	}
 	return perr
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 func runEvents(ctx context.Context, env Env, args []string) error {
@@ -20,15 +22,23 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	_, store, closeRedis, err := c.connect(ctx, env)
+	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	if *batch != "" {
-		if _, err := store.Batch(ctx, *batch); err != nil {
+		_, err := store.Batch(ctx, *batch)
+		if errors.Is(err, ledger.ErrNoBatch) {
+			return noBatch(ctx, rdb, *batch)
+		}
+		if err != nil {
 			return err
 		}
+	}
+	var outage *redisWaiter // --follow waits out an outage
+	if *follow {
+		outage = &redisWaiter{w: env.Stderr, what: "events", url: c.redisURL}
 	}
 	after := *from
 	for {
@@ -37,12 +47,16 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 			block = 5 * time.Second
 		}
 		entries, err := store.Read(ctx, after, 500, block)
+		if outage.retry(ctx, err) {
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil && *follow {
 				return nil
 			}
 			return err
 		}
+		outage.answered()
 		for _, e := range entries {
 			after = e.ID
 			if *batch == "" || e.Event.BatchID == *batch {

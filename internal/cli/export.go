@@ -76,10 +76,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	lf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, exportUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, exportUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

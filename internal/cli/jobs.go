@@ -415,10 +415,7 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	c.registerLog(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, jobsUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, jobsUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

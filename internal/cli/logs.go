@@ -11,17 +11,19 @@ import (
 
 // logHandler is the handler of every command's log at lvl on w: text, or
 // JSON lines whose durations are seconds, as in the events, rather than
-// slog's nanoseconds.
+// slog's nanoseconds;
+// asynq's lines about a Redis it cannot reach are kept at debug
+// (asynqQuiet).
 func logHandler(w io.Writer, lvl slog.Level, asJSON bool) slog.Handler {
 	if !asJSON {
-		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})
+		return asynqQuiet{Handler: slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})}
 	}
-	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+	return asynqQuiet{Handler: slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 		if a.Value.Kind() == slog.KindDuration {
 			a.Value = slog.Float64Value(a.Value.Duration().Seconds())
 		}
 		return a
-	}})
+	}})}
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -58,7 +60,7 @@ func (v *viewLog) logger(env Env) (log *slog.Logger, close func(), err error) {
 	}
 	if strings.TrimSpace(v.level) != "" {
 		if lvl, err = parseLevel(v.level); err != nil {
-			return nil, nil, err
+			return nil, nil, notStarted(err)
 		}
 	}
 	if v.file == "" {
@@ -66,7 +68,7 @@ func (v *viewLog) logger(env Env) (log *slog.Logger, close func(), err error) {
 	}
 	f, err := os.OpenFile(v.file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("-log-file: %w", err)
+		return nil, nil, notStarted(fmt.Errorf("-log-file: %w", err))
 	}
 	return slog.New(logHandler(f, lvl, v.json)), func() { f.Close() }, nil
 }

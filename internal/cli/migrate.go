@@ -162,10 +162,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	var cf credentialsFlag
 	cf.register(fs, env)
 	fs.StringVar(&mf.credential, "credential", "", "with --zone or --account, the credential of --credentials whose calls list and migrate the jobs (default: CLOUDFLARE_API_TOKEN); FILE's rows name theirs in a credential column")
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, migrateUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, migrateUsage)
 	file, err := parseOptionalFile(fs, args)
 	if err != nil {
 		return err

@@ -104,7 +104,7 @@ func TestOperatorCommands(t *testing.T) {
 			t.Errorf("status %v = %d, want 2: %s", args, code, stderr)
 		}
 	}
-	if code, _, stderr := run(t, "", "events", "--redis", url, "--batch", "nope"); code != 1 || !strings.Contains(stderr, "no such batch") {
+	if code, _, stderr := run(t, "", "events", "--redis", url, "--batch", "nope"); code != 2 || !strings.Contains(stderr, "no batch nope on this Redis") {
 		t.Errorf("events --batch nope = %d: %s", code, stderr)
 	}
 	if code, out, _ := run(t, "", "resume", "--redis", url); code != 0 || !strings.Contains(out, "were not paused") {
@@ -161,8 +161,8 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 		"023e105f4ecef8ad9ca31a8372d0c353,01a7362d577a6c3019a474fd6f485823,s3://mybucket/q?region=us-east-1\n" +
 		"023e105f4ecef8ad9ca31a8372d0c353,,ftp://b/p\n"
 	code, _, stderr := run(t, bad, "enqueue", "--skip-preflight", "--redis", url, "-")
-	if code != 1 {
-		t.Fatalf("enqueue of bad input = %d, want 1", code)
+	if code != 2 {
+		t.Fatalf("enqueue of bad input = %d, want 2", code)
 	}
 	for _, want := range []string{"line 3: zone_id", "line 4:", "line 5: destination_conf", "3 of 4 lines invalid; nothing was enqueued"} {
 		if !strings.Contains(stderr, want) {
@@ -173,14 +173,14 @@ func TestEnqueueRejectsBadInput(t *testing.T) {
 		t.Fatalf("bad input wrote %d keys", n)
 	}
 	code, out, _ := run(t, bad, "enqueue", "-", "--dry-run")
-	if code != 1 || !strings.Contains(out, "1 valid rows, 3 invalid") {
+	if code != 2 || !strings.Contains(out, "1 valid row, 3 invalid") {
 		t.Fatalf("dry run = %d: %s", code, out)
 	}
 	for _, empty := range []string{"", "zone_id,account_id,destination_conf\n"} {
-		if code, _, stderr := run(t, empty, "enqueue", "--skip-preflight", "--redis", url, "-"); code != 1 || !strings.Contains(stderr, "no destinations") {
+		if code, _, stderr := run(t, empty, "enqueue", "--skip-preflight", "--redis", url, "-"); code != 2 || !strings.Contains(stderr, "no destinations") {
 			t.Errorf("enqueue of %q = %d: %s", empty, code, stderr)
 		}
-		if code, _, stderr := run(t, empty, "enqueue", "--dry-run", "-"); code != 1 || !strings.Contains(stderr, "no destinations") {
+		if code, _, stderr := run(t, empty, "enqueue", "--dry-run", "-"); code != 2 || !strings.Contains(stderr, "no destinations") {
 			t.Errorf("enqueue --dry-run of %q = %d: %s", empty, code, stderr)
 		}
 	}
@@ -222,12 +222,12 @@ func TestPreflight(t *testing.T) {
 	}
 	bad := good + fmt.Sprintf("%032x,,file://%s/c\n", 3, blocked)
 	code, _, stderr = runEnv(t, env, bad, "enqueue", "--redis", url, "-")
-	if code != 1 || !strings.Contains(stderr, "preflight: line 4") || !strings.Contains(stderr, "nothing was enqueued") {
+	if code != 2 || !strings.Contains(stderr, "preflight: line 4") || !strings.Contains(stderr, "nothing was enqueued") {
 		t.Fatalf("enqueue with an unreadable bucket = %d: %s", code, stderr)
 	}
 	wrong := map[string]string{"CLOUDFLARE_API_TOKEN": "not-the-token", "CLOUDFLARE_API_URL": e.simURL}
 	code, _, stderr = runEnv(t, wrong, good, "enqueue", "--redis", url, "-")
-	if code != 1 || !strings.Contains(stderr, "the Cloudflare credential does not work") {
+	if code != 2 || !strings.Contains(stderr, "the Cloudflare credential does not work") {
 		t.Fatalf("enqueue with a wrong token = %d: %s", code, stderr)
 	}
 	keys, _ := rdb.Keys(context.Background(), "logpush:*").Result()
@@ -247,12 +247,12 @@ func TestPreflight(t *testing.T) {
 	badLines := good + "zz,,file:///tmp/x\n" + fmt.Sprintf("%032x,,file://%s/c\n", 4, blocked)
 	code, _, stderr = runEnv(t, wrong, badLines, "enqueue", "--redis", url, "--batch-id", "bad-lines", "-")
 	lineAt, preAt := strings.Index(stderr, "line 4: zone_id"), strings.Index(stderr, "preflight: the Cloudflare credential does not work")
-	if code != 1 || lineAt < 0 || preAt < lineAt || !strings.Contains(stderr, "preflight: line 5") {
+	if code != 2 || lineAt < 0 || preAt < lineAt || !strings.Contains(stderr, "preflight: line 5") {
 		t.Fatalf("enqueue with bad lines and a failing preflight = %d: %s", code, stderr)
 	}
 	for _, args := range [][]string{{"enqueue", "--redis", url, "--batch-id", "bad-lines", "-"}, {"preflight", "-"}} {
 		code, _, stderr = runEnv(t, env, badLines, args...)
-		if code != 1 || !strings.Contains(stderr, "line 4: zone_id") {
+		if code != 2 || !strings.Contains(stderr, "line 4: zone_id") {
 			t.Fatalf("%s with bad lines = %d: %s", args[0], code, stderr)
 		}
 	}
@@ -350,7 +350,7 @@ func TestSubmitToken(t *testing.T) {
 		t.Fatalf("second submit = %d: %s", code, stderr)
 	}
 	code, _, stderr = run(t, "", "submit-token", "--redis", url, "--batch", "nope", "--file", tokens)
-	if code != 1 || !strings.Contains(stderr, "no such batch") {
+	if code != 2 || !strings.Contains(stderr, "no batch nope on this Redis") {
 		t.Fatalf("submit to an unknown batch = %d: %s", code, stderr)
 	}
 
@@ -445,7 +445,7 @@ func TestCreateJob(t *testing.T) {
 		csv += fmt.Sprintf("%s,%s,%s,%s,job-%d,\"{\"\"output_type\"\":\"\"ndjson\"\"}\"\n", r[0], r[1], r[2], r[3], i)
 	}
 	code, _, stderr := run(t, csv+"0000000000000000000000000000000a,,file:///tmp/x,,,\n", "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
-	if code != 1 || !strings.Contains(stderr, "line 9: dataset: required with --create-job") {
+	if code != 2 || !strings.Contains(stderr, "line 9: dataset: required with --create-job") {
 		t.Fatalf("enqueue without dataset = %d: %s", code, stderr)
 	}
 	code, out, stderr := run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")

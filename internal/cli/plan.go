@@ -893,10 +893,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	lf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, planUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, planUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 	}
 	scan, err := scanBatch(open, in)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	if len(scan.creds) == 0 && set.Len() == 0 { // no good row: the default, as ever
 		scan.creds = []*credScan{{}}
@@ -78,7 +78,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 	for _, cs := range scan.creds {
 		if cs.name == "" && !set.HasDefault() { // Validate says why: none set, or a broken one
 			err := cloudflare.CredentialsFromEnv(env.Getenv).Validate()
-			return fmt.Errorf("preflight: cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY; or --skip-preflight)", err)
+			return notStarted(fmt.Errorf("preflight: cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY; or --skip-preflight)", err))
 		}
 	}
 	sem := make(chan struct{}, maxCredentialChecks)
@@ -145,7 +145,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 
 	readers, err := destination.NewMux(ctx, destination.OptionsFor(storage))
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	probeAll(ctx, readers, scan.buckets)
 	for _, b := range scan.buckets {
@@ -160,7 +160,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 		fmt.Fprintf(env.Stderr, "preflight: line %d (and %d more rows): %v\n", b.line, b.rows-1, b.err)
 	}
 	if problems > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
+		return &exitError{code: 2, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
 	}
 	if len(works) == 1 {
 		fmt.Fprintf(env.Stdout, "preflight: %s; %s readable\n", works[0], plural(int64(len(scan.buckets)), "bucket"))

@@ -72,7 +72,7 @@ func TestBadTuningFlags(t *testing.T) {
 		}
 	}
 	code, _, stderr := run(t, "", "enqueue", "--redis", "redis://127.0.0.1:1/0", "--task-retention", "-1h", "-")
-	if code != 1 || !strings.Contains(stderr, "-task-retention -1h0m0s: must not be negative") {
+	if code != 2 || !strings.Contains(stderr, "-task-retention -1h0m0s: must not be negative") {
 		t.Fatalf("enqueue --task-retention -1h = %d: %s", code, stderr)
 	}
 }

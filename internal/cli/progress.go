@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -102,10 +103,15 @@ type frame struct {
 	paused string
 }
 
-// etaText is the frame's ETA, or what holds the rows instead.
+// etaText is the frame's ETA, or what holds the rows instead: a pause,
+// or, once nothing else is in flight, the rows that wait for a token
+// (no time brings those: submit-token does).
 func (f frame) etaText() string {
 	if f.paused != "" {
 		return f.paused
+	}
+	if n := f.st.Counts[events.AwaitingToken]; n > 0 && inFlight(f.st) <= 0 {
+		return fmt.Sprintf("%d awaiting token: logpush-onboard submit-token --batch %s --file tokens.csv", n, f.st.ID)
 	}
 	return "ETA " + etaString(f.eta)
 }
@@ -188,8 +194,8 @@ func (v *view) drawPlain(f frame) {
 
 func (v *view) drawTerminal(f frame) {
 	st := f.st
-	lines := []string{fmt.Sprintf("%s  %d/%d done  %.0f%%  %.1f/s  ETA %s  (%s)",
-		st.ID, st.Done(), st.Total, percent(st), f.perSec, etaString(f.eta), f.elapsed.Round(time.Second))}
+	lines := []string{fmt.Sprintf("%s  %d/%d done  %.0f%%  %.1f/s  %s  (%s)",
+		st.ID, st.Done(), st.Total, percent(st), f.perSec, f.etaText(), f.elapsed.Round(time.Second))}
 	if f.paused != "" {
 		// The whole text on lines of its own: the first is cut at 160.
 		lines[0] = fmt.Sprintf("%s  %d/%d done  %.0f%%  (%s)", st.ID, st.Done(), st.Total, percent(st), f.elapsed.Round(time.Second))
@@ -329,6 +335,9 @@ type watchConfig struct {
 	// pauses says what holds the rows (pausesOf), shown in place of the
 	// ETA; nil: not shown.
 	pauses func(ctx context.Context) string
+	// outage, when set, waits out a Redis outage (status --watch); nil:
+	// an outage ends the watch.
+	outage *redisWaiter
 }
 
 // outcome reports whether an event is a destination's outcome.
@@ -388,16 +397,28 @@ func watch(ctx context.Context, store *ledger.Store, id string, cfg watchConfig)
 	}
 	m := meter{rate: cfg.rate}
 	block := min(cfg.every, 500*time.Millisecond)
+	var last events.BatchStatus // the latest status read
 	var drawn time.Time
 	for {
 		if _, err := read(block); err != nil {
+			if cfg.outage.retry(ctx, err) {
+				continue
+			}
 			st, _ := batchWithPrior(context.WithoutCancel(ctx), store, id, cfg.prior)
 			return st, err
 		}
 		st, err := batchWithPrior(ctx, store, id, cfg.prior)
+		if cfg.outage.retry(ctx, err) {
+			continue
+		}
+		if errors.Is(err, ledger.ErrNoBatch) && last.ID != "" {
+			return last, batchGone(last)
+		}
 		if err != nil {
 			return st, err
 		}
+		cfg.outage.answered()
+		last = st
 		done := inFlight(st) <= 0
 		if done {
 			// The state and the event are written by one script: every

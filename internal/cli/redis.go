@@ -14,17 +14,19 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 )
 
-// connectRedis returns a client for the Redis at url, once it answers.
+// connectRedis returns a client for the Redis at url, once it answers. A
+// malformed URL or a Redis that does not answer is a configuration error
+// (exit 2): the command has started nothing yet.
 func connectRedis(ctx context.Context, url string) (redis.UniversalClient, func(), error) {
 	rdb, err := newRedisClient(url)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, notStarted(err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, nil, fmt.Errorf("redis at %s does not answer: %s", redactURL(url), maskRedisURL(err.Error(), url))
+		return nil, nil, notStarted(fmt.Errorf("redis at %s does not answer: %s", redactURL(url), maskRedisURL(err.Error(), url)))
 	}
 	return rdb, func() { rdb.Close() }, nil
 }

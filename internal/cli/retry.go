@@ -32,12 +32,10 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	bf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: logpush-onboard retry --batch ID [flags] [FILE|-]\n\n"+
-			"FILE is the batch's input (default: the file enqueue read, if it is still there): a failed destination keeps\n"+
-			"no task in Redis, since its payload holds the destination_conf's secrets, so its task is rebuilt from its row.")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: logpush-onboard retry --batch ID [flags] [FILE|-]\n\n"+
+		"Re-enqueues the failed destinations of a batch.\n\n"+
+		"FILE is the batch's input (default: the file enqueue read, if it is still there): a failed destination keeps\n"+
+		"no task in Redis, since its payload holds the destination_conf's secrets, so its task is rebuilt from its row.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -52,7 +50,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	fmtv, err := input.ParseFormat(*format)
 	if err != nil {
-		return fmt.Errorf("-format: %w", err)
+		return notStarted(fmt.Errorf("-format: %w", err))
 	}
 	rdb, store, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
@@ -60,6 +58,9 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	defer closeRedis()
 	bst, err := store.Batch(ctx, *batch)
+	if errors.Is(err, ledger.ErrNoBatch) {
+		return noBatch(ctx, rdb, *batch)
+	}
 	if err != nil {
 		return err
 	}

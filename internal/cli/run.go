@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,12 +35,6 @@ as it is now, at its current line. For - the journal and the report are
 stdin-BATCH.journal.jsonl and stdin-BATCH.results.csv in the working
 directory, BATCH the input's batch id.
 
-Exit status: 0 when every destination is validated, not_required,
-awaiting_token, flowing or no_data_yet; 1 when any failed or its job is
-failing (job_failing), or the run was interrupted; 2 on usage errors.
-
-FILE is CSV with header zone_id,account_id,destination_conf, or JSONL with the same keys; - reads stdin.
-
 With --account instead of FILE, run plans first (see plan -h: the zones
 Cloudflare lists, the jobs that exist left out), writes the plan beside the
 journal, and onboards it with --create-job; run the same command again and
@@ -62,15 +57,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	skipPreflight := fs.Bool("skip-preflight", false, "do not check the Cloudflare credential and bucket access first")
 	retryFailed := fs.Bool("retry-failed", false, "redo the destinations the journal has as failed (once you fixed the cause); their new outcome is journaled after the old one")
 	every := fs.Duration("progress-interval", progressIntervalDefault, "when standard output is not a terminal, print a progress line this often")
-	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the columns dataset (required), job_name, enabled, output_options, logpull_options, frequency, max_upload_bytes, max_upload_interval_seconds, max_upload_records, filter (on with --account)")
+	createJob := fs.Bool("create-job", false, "after validation, create each destination's Logpush job from the job columns (see above; on with --account)")
 	var pf planFlags
 	pf.register(fs)
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprint(env.Stderr, runUsage+"\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, runUsage+"\n"+inputHelp)
 	file, err := parseFileOrSelection(fs, args, &pf)
 	if err != nil {
 		return err
@@ -114,14 +106,28 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	pcfg := producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob}
 	plan, err := producer.Check(ctx, open, pcfg)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	if plan.ErrorCount > 0 {
 		printLineErrors(env.Stderr, plan)
-		return &exitError{code: 1} // printLineErrors said why
+		return &exitError{code: 2} // printLineErrors said why
 	}
 	if plan.Rows == 0 {
-		return fmt.Errorf("%s: %w", file, producer.ErrNoDestinations)
+		return notStarted(fmt.Errorf("%s: %w", file, producer.ErrNoDestinations))
+	}
+	// Sumo Logic rows wait for a token that submit-token brings through the
+	// workers' Redis: on the embedded one, which ends with this process, a
+	// challenge would be spent for nothing. Said before any call.
+	var leftOut int
+	leaveOut := func(destType string) bool { return false }
+	if f.redisURL == "" {
+		if leftOut = plan.ByType[tasks.TypeSumo]; leftOut > 0 {
+			fmt.Fprintln(env.Stderr, "run: "+sumoLeftOut(leftOut))
+			if leftOut == plan.Rows {
+				return &exitError{code: 2, err: fmt.Errorf("%s: nothing else to onboard", file)}
+			}
+			leaveOut = func(destType string) bool { return destType == tasks.TypeSumo }
+		}
 	}
 	// The credentials after the line check: the file's own problems are
 	// shown whatever else is wrong.
@@ -147,6 +153,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	dests = slices.DeleteFunc(dests, func(d inputDest) bool { return leaveOut(d.destType) })
 	j, err := openJournal(journalFile, env.Stderr)
 	if err != nil {
 		return err
@@ -164,7 +171,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		prior, left = journaled(dests, j)
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
-			return finishRun(env, nil, "", j, dests, reportFile, journalFile, false, args)
+			return summedUp(env, leftOut, finishRun(env, nil, "", j, dests, reportFile, journalFile, false, args))
 		}
 		if len(prior) > 0 {
 			var n int64
@@ -173,7 +180,12 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			}
 			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
 		}
-		skip = func(d tasks.Dest) bool { return j.has(d.Hash()) }
+		skip = func(d tasks.Dest) bool {
+			if c, err := tasks.ParseConf(d.DestinationConf); err == nil && leaveOut(c.Type) {
+				return true
+			}
+			return j.has(d.Hash())
+		}
 		// The worker is alone on this Redis: the journal keeps its
 		// challenges, and takes up those a killed run had in flight.
 		f.challenges = j
@@ -240,7 +252,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			drainJournal(store, res.BatchID, j)
 			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
 				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
-			return finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, true, args)
+			return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, true, args))
 		}
 		return err
 	}
@@ -259,7 +271,23 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	return finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, interrupted, args)
+	return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, interrupted, args))
+}
+
+// sumoLeftOut says why run on its embedded Redis leaves n Sumo Logic rows
+// out.
+func sumoLeftOut(n int) string {
+	return fmt.Sprintf("%s left out: submit-token needs a shared Redis: run with --redis (the workers' Redis) to onboard them",
+		plural(int64(n), "sumo row"))
+}
+
+// summedUp ends run's summary with the rows it left out, and passes its
+// outcome on.
+func summedUp(env Env, leftOut int, err error) error {
+	if leftOut > 0 {
+		fmt.Fprintln(env.Stdout, sumoLeftOut(leftOut))
+	}
+	return err
 }
 
 // besideInput returns the report and journal paths: the flags', or beside

@@ -194,7 +194,7 @@ func TestRunExitCodes(t *testing.T) {
 	report := filepath.Join(dir, "r.csv")
 	// Flags after FILE work too.
 	code, out, stderr := runEnv(t, env, "", append(rs.runArgs(in), "--report", report)...)
-	if code != 1 || !strings.Contains(stderr, "preflight: line 3") || !strings.Contains(stderr, "preflight found 1 problem;") {
+	if code != 2 || !strings.Contains(stderr, "preflight: line 3") || !strings.Contains(stderr, "preflight found 1 problem;") {
 		t.Fatalf("run with an unreadable bucket = %d:\n%s\n%s", code, out, stderr)
 	}
 	logFile := filepath.Join(dir, "run.log")
@@ -242,7 +242,7 @@ func TestRunExitCodes(t *testing.T) {
 	}
 	empty := filepath.Join(dir, "empty.csv")
 	os.WriteFile(empty, []byte("zone_id,account_id,destination_conf\n"), 0o600)
-	if code, _, stderr := runEnv(t, env, "", "run", empty); code != 1 || !strings.Contains(stderr, "no destinations") {
+	if code, _, stderr := runEnv(t, env, "", "run", empty); code != 2 || !strings.Contains(stderr, "no destinations") {
 		t.Errorf("run of a header-only file = %d: %s", code, stderr)
 	}
 }
@@ -487,7 +487,7 @@ func TestRunLineCheckBeforeCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := runEnv(t, map[string]string{}, "", "run", bad)
-	if code != 1 || !strings.Contains(stderr, "line 2: zone_id: must be 32 hex characters, got 31") {
+	if code != 2 || !strings.Contains(stderr, "line 2: zone_id: must be 32 hex characters, got 31") {
 		t.Fatalf("run of a bad file without credentials = %d:\n%s", code, stderr)
 	}
 	good := filepath.Join(dir, "good.csv")

@@ -3,10 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
@@ -56,6 +59,9 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		return nil
 	}
 	st, err := store.Batch(ctx, *batch)
+	if errors.Is(err, ledger.ErrNoBatch) {
+		return noBatch(ctx, rdb, *batch)
+	}
 	if err != nil {
 		return err
 	}
@@ -64,7 +70,8 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("-api-rate: %w", err)
 		}
-		st, err := watch(ctx, store, *batch, watchConfig{view: newView(env.Stdout), every: *interval, rate: rate, start: st.CreatedAt, pauses: pausesOf(rdb)})
+		st, err := watch(ctx, store, *batch, watchConfig{view: newView(env.Stdout), every: *interval, rate: rate, start: st.CreatedAt, pauses: pausesOf(rdb),
+			outage: &redisWaiter{w: env.Stderr, what: "status", url: c.redisURL}})
 		if err != nil {
 			if ctx.Err() != nil {
 				return &exitError{code: 1, err: fmt.Errorf("stopped watching with %d of %d done", st.Done(), st.Total)}
@@ -127,6 +134,33 @@ func printStatus(w io.Writer, st events.BatchStatus) {
 		fmt.Fprintf(w, "  %-15s %d\n", s, st.Counts[s])
 	}
 	fmt.Fprintf(w, "  %-15s %d/%d\n", "done", st.Done(), st.Total)
+}
+
+// batchGone is the error for a batch that Redis lost while it was
+// watched: a Redis restarted without persistence keeps no batch, state or
+// task, and says nothing about it.
+func batchGone(st events.BatchStatus) error {
+	return &exitError{code: 1, err: fmt.Errorf("batch %s is gone from Redis (restarted without persistence?): re-enqueue from the file: %s "+
+		"(its finished destinations are challenged again; deploy/README.md says how to make Redis persist)", st.ID, reenqueue(st.Source))}
+}
+
+// noBatch is the error for a batch id Redis does not have: mistyped, or
+// lost with a Redis that persists nothing.
+func noBatch(ctx context.Context, rdb redis.UniversalClient, id string) error {
+	why := "restarted without persistence?"
+	if persistenceWarning(ctx, rdb) != "" {
+		why = "this Redis persists nothing: a restart loses every batch"
+	}
+	return &exitError{code: 2, err: fmt.Errorf("no batch %s on this Redis: check the id (status without --batch lists the batches); if it was there, Redis lost it "+
+		"(%s): re-enqueue from the file: %s", id, why, reenqueue(""))}
+}
+
+// reenqueue is the command that enqueues the file of a lost batch again.
+func reenqueue(source string) string {
+	if source == "" || source == "-" {
+		source = "FILE"
+	}
+	return "logpush-onboard enqueue --redis URL " + source
 }
 
 // batchOutcome says how a batch whose destinations all have an outcome

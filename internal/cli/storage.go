@@ -22,12 +22,12 @@ func storageFromEnv(env Env) (credentials.Storage, error) {
 	c.AzureConnectionString = get("AZURE_STORAGE_CONNECTION_STRING")
 	c.AzureAccountName, c.AzureAccountKey = get("AZURE_STORAGE_ACCOUNT"), get("AZURE_STORAGE_KEY")
 	if (c.AzureAccountName == "") != (c.AzureAccountKey == "") {
-		return c, errors.New("AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY must be set together")
+		return c, notStarted(errors.New("AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY must be set together"))
 	}
 	if v := get("AZURE_DEFAULT_CREDENTIAL"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return c, errors.New("AZURE_DEFAULT_CREDENTIAL: want true or false")
+			return c, notStarted(errors.New("AZURE_DEFAULT_CREDENTIAL: want true or false"))
 		}
 		c.AzureDefaultCredential = b
 	}

@@ -50,10 +50,8 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	credential := fs.String("credential", "", "single destination: the name of its credential, as in the input's credential column (a --file gives it in a credential column); default: the one the batch recorded at enqueue")
 	var cf credentialsFlag
 	cf.register(fs, env)
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stderr, "usage: logpush-onboard submit-token --batch ID (--file TOKENS.csv | --zone-id|--account-id ID --destination-conf CONF [--token TOKEN|-])")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "usage: logpush-onboard submit-token --batch ID (--file TOKENS.csv | --zone-id|--account-id ID --destination-conf CONF [--token TOKEN|-])\n\n"+
+		"Submits the ownership tokens the worker cannot read itself (Sumo Logic: the token went to the HTTP source) for validation.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,7 +71,7 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	}
 	subs, err := readSubmissions(env, *file, *zone, *account, *conf, *token, *credential)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	// The names are checked against the file the workers read: a token
 	// validated under another credential than its row's would be refused.
@@ -94,7 +92,9 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer closeRedis()
-	if _, err := store.Batch(ctx, *batch); err != nil {
+	if _, err := store.Batch(ctx, *batch); errors.Is(err, ledger.ErrNoBatch) {
+		return noBatch(ctx, rdb, *batch)
+	} else if err != nil {
 		return err
 	}
 	client := asynq.NewClientFromRedisClient(rdb)

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -28,10 +30,11 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 <h1>logpush-onboard</h1>
 {{if .Paused}}<p class="paused">{{.Paused}}</p>{{end}}
 <h2>Queues</h2>
-<table><tr><th class="l">queue</th><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>archived</th><th>completed</th><th>processed today</th><th>failed today</th><th>latency</th></tr>
-{{range .Queues}}<tr><td class="l">{{.Name}}{{if .Paused}} <span class="paused">PAUSED</span>{{end}}</td>{{if .Err}}<td class="l err" colspan="9">{{.Err}}</td>{{else}}
-<td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Info.Retry}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td>{{end}}</tr>
+<table><tr><th class="l">queue</th><th>pending</th><th>active</th><th>scheduled</th><th>retry</th><th>waiting for a file or path</th><th>archived</th><th>completed</th><th>processed today</th><th>task errors today</th><th>latency</th></tr>
+{{range .Queues}}<tr><td class="l">{{.Name}}{{if .Paused}} <span class="paused">PAUSED</span>{{end}}</td>{{if .Err}}<td class="l err" colspan="10">{{.Err}}</td>{{else}}
+<td>{{.Info.Pending}}</td><td>{{.Info.Active}}</td><td>{{.Info.Scheduled}}</td><td>{{.Retry}}</td><td>{{.Waiting}}</td><td>{{.Info.Archived}}</td><td>{{.Info.Completed}}</td><td>{{.Info.Processed}}</td><td>{{.Info.Failed}}</td><td>{{.Info.Latency}}</td>{{end}}</tr>
 {{end}}</table>
+<p>Destinations failed today (UTC): <b{{if .FailedToday}} class="err"{{end}}>{{.FailedToday}}</b>. A failed destination ends its task without an error, so asynq's task errors do not count it; a task waiting for its challenge file or a busy path is snoozed, not retried.</p>
 <h2>Batches</h2>
 <table><tr><th class="l">batch</th><th class="l">source</th><th class="l">progress</th><th>done</th><th>validated</th><th>failed</th><th>not required</th><th>flowing</th><th>job failing</th><th>no data yet</th><th>watching</th><th>awaiting token</th><th>waiting for a busy path</th><th>in flight</th></tr>
 {{range .Batches}}<tr><td class="l">{{.ID}}</td><td class="l">{{.Source}}</td><td class="l"><span class="bar"><span style="width:{{.Percent}}%"></span></span> {{.Percent}}%</td>
@@ -68,6 +71,89 @@ type uiQueue struct {
 	Paused bool
 	Info   *asynq.QueueInfo
 	Err    string
+	// Retry are the tasks asynq holds for a retry after an error, Waiting
+	// those snoozed (worker.SnoozeError: waiting for a challenge file or a
+	// busy path), which asynq counts as retry too.
+	Retry, Waiting int
+}
+
+// snoozed counts, per queue, the retry tasks that are snoozes (their last
+// error a worker.SnoozeError), from at most uiRetryScan of them; the
+// rest, unseen, count as retries.
+func snoozed(insp *asynq.Inspector, queue string, retry int) int {
+	n := 0
+	for page := 1; (page-1)*uiRetryPage < min(retry, uiRetryScan); page++ {
+		ts, err := insp.ListRetryTasks(queue, asynq.PageSize(uiRetryPage), asynq.Page(page))
+		if err != nil {
+			break
+		}
+		for _, t := range ts {
+			if strings.HasPrefix(t.LastErr, "snooze ") { // worker.SnoozeError's message
+				n++
+			}
+		}
+		if len(ts) < uiRetryPage {
+			break
+		}
+	}
+	return n
+}
+
+// uiRetryPage and uiRetryScan bound the retry tasks the page reads.
+const (
+	uiRetryPage = 500
+	uiRetryScan = 5000
+)
+
+// failedToday counts the failed events since midnight UTC: the stream's
+// ids are their times, so the read starts there; at most uiFailedScan
+// events are read.
+func failedToday(ctx context.Context, store *ledger.Store, now time.Time) (int, error) {
+	midnight := now.UTC().Truncate(24 * time.Hour)
+	after := fmt.Sprintf("%d-0", midnight.UnixMilli()-1)
+	n := 0
+	for read := 0; read < uiFailedScan; {
+		entries, err := store.Read(ctx, after, 1000, 0)
+		if err != nil {
+			return n, err
+		}
+		if len(entries) == 0 {
+			break
+		}
+		read += len(entries)
+		for _, e := range entries {
+			after = e.ID
+			if e.Event.Event == events.Failed {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+const uiFailedScan = 100_000
+
+// latestFailures are the newest failing outcomes of recent, newest first,
+// at most n: a destination whose newer outcome is not failing (retried
+// and validated) is left out, and each destination is shown once.
+func latestFailures(recent []ledger.Entry, n int) []events.Event {
+	var out []events.Event
+	seen := map[string]bool{}
+	for i := len(recent) - 1; i >= 0 && len(out) < n; i-- {
+		e := recent[i].Event
+		if !outcome(e) {
+			continue
+		}
+		k := e.BatchID + "\x00" + e.Scope + "\x00" + e.ScopeID + "\x00" + e.Destination
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if e.Event.Failing() {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Count is the batch's count of state s, for the template.
@@ -81,12 +167,13 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector, pauses func(context.C
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		data := struct {
-			Queues     []uiQueue
-			Batches    []uiBatch
-			LastErrors []uiLastError
-			Failures   []events.Event
-			Now        time.Time
-			Paused     string
+			Queues      []uiQueue
+			Batches     []uiBatch
+			LastErrors  []uiLastError
+			Failures    []events.Event
+			FailedToday int
+			Now         time.Time
+			Paused      string
 		}{Now: time.Now(), Paused: pauses(ctx)}
 		infos, qerr := worker.QueueInfos(insp)
 		for i, q := range tasks.Queues() {
@@ -98,6 +185,8 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector, pauses func(context.C
 				uq.Err = "no task was ever enqueued"
 			default:
 				uq.Info, uq.Paused = infos[i], infos[i].Paused
+				uq.Waiting = snoozed(insp, q, infos[i].Retry)
+				uq.Retry = infos[i].Retry - uq.Waiting
 			}
 			data.Queues = append(data.Queues, uq)
 		}
@@ -129,12 +218,9 @@ func uiHandler(store *ledger.Store, insp *asynq.Inspector, pauses func(context.C
 		}
 		recent, err := store.Last(ctx, 500)
 		if err == nil {
-			for i := len(recent) - 1; i >= 0 && len(data.Failures) < 20; i-- {
-				if recent[i].Event.Event.Failing() {
-					data.Failures = append(data.Failures, recent[i].Event)
-				}
-			}
+			data.Failures = latestFailures(recent, 20)
 		}
+		data.FailedToday, _ = failedToday(ctx, store, data.Now)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 		if err := uiPage.Execute(w, data); err != nil {

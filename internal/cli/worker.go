@@ -132,7 +132,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		log.Info("credentials file loaded", "credentials", set)
 		f.named = set
 	} else if err := creds.Validate(); err != nil {
-		return fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)
+		return notStarted(fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err))
 	}
 	storage, err := storageFromEnv(env)
 	if err != nil {
@@ -152,6 +152,7 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log.Info("worker started", "concurrency", f.concurrency, "api_rate", f.apiRate, "metrics_addr", w.metricsAddr)
+	go watchRedisRestart(ctx, rdb, 5*time.Second, log)
 	<-ctx.Done()
 	log.Info("shutting down: draining running tasks", "timeout", f.shutdown)
 	w.stop()
@@ -225,7 +226,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 	if f.metricsAddr != "" {
 		ln, err := net.Listen("tcp", f.metricsAddr)
 		if err != nil {
-			return nil, fmt.Errorf("-metrics-addr: %w", err)
+			return nil, notStarted(fmt.Errorf("-metrics-addr: %w", err))
 		}
 		w.metricsAddr = ln.Addr().String()
 		w.httpSrv = serveHTTP(ln, ww.Handler(), "metrics", log)
@@ -234,7 +235,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		ln, err := net.Listen("tcp", f.webAddr)
 		if err != nil {
 			w.stop()
-			return nil, fmt.Errorf("-web-addr: %w", err)
+			return nil, notStarted(fmt.Errorf("-web-addr: %w", err))
 		}
 		w.webAddr = ln.Addr().String()
 		mux := http.NewServeMux()
