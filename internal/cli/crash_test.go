@@ -48,6 +48,7 @@ func startChildEnv(t *testing.T, logPath string, env []string, args ...string) *
 	}
 	t.Cleanup(func() { logf.Close() })
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
