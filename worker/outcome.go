@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,7 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 		Attempts:        st.Attempts,
 		DurationSeconds: now.Sub(r.d.EnqueuedAt).Seconds(),
 		Time:            now.UTC(),
-		Line:            st.Line,
+		Line:            cmp.Or(st.Line, r.d.Line), // the task's own line when the state is not registered yet
 		JobID:           r.jobID,
 		JobExisted:      r.jobExisted,
 		NewJobID:        r.newJobID,
@@ -160,9 +161,9 @@ func (r *run) eventError(err error) *events.Error {
 // flight; a failure to keep it only costs the display.
 func (rc *recorder) note(ctx context.Context, r *run, state events.State, cause error) {
 	e := r.eventError(cause)
-	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Worker: rc.self, Time: rc.now().UTC()}
+	le := ledger.LastError{State: state, HTTPStatus: e.HTTPStatus, Message: e.Message, Worker: rc.self, Time: rc.now().UTC(), Line: r.d.Line}
 	if r.st != nil {
-		le.Line = r.st.Line
+		le.Line = cmp.Or(r.st.Line, r.d.Line)
 	}
 	if err := rc.store.NoteError(ctx, r.key, le); err != nil {
 		r.log.Debug("last error not kept", "err", err)

@@ -551,8 +551,8 @@ func TestJobOutsideSchemaIsALineError(t *testing.T) {
 		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/c?region=us-east-1,http_requests,fields=RayID &timestamps=rfc3339\n"
 	wantErrs := []string{"line 3: dataset:", "line 4: logpull_options:"}
 	code, _, stderr := run(t, csv, "enqueue", "--skip-preflight", "--create-job", "--redis", url, "-")
-	if code != 1 {
-		t.Fatalf("enqueue = %d, want 1:\n%s", code, stderr)
+	if code != 2 {
+		t.Fatalf("enqueue = %d, want 2:\n%s", code, stderr)
 	}
 	for _, want := range append(wantErrs, "2 of 3 lines invalid; nothing was enqueued") {
 		if !strings.Contains(stderr, want) {
@@ -568,8 +568,8 @@ func TestJobOutsideSchemaIsALineError(t *testing.T) {
 	}
 	env := map[string]string{"CLOUDFLARE_API_TOKEN": strings.Repeat("t", 40)}
 	code, _, stderr = runEnv(t, env, "", "run", "--create-job", "--cloudflare-api-url", api.URL, file)
-	if code != 1 {
-		t.Fatalf("run = %d, want 1:\n%s", code, stderr)
+	if code != 2 {
+		t.Fatalf("run = %d, want 2:\n%s", code, stderr)
 	}
 	for _, want := range wantErrs {
 		if !strings.Contains(stderr, want) {
