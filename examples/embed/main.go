@@ -86,7 +86,7 @@ func onboard(ctx context.Context, log *slog.Logger) error {
 	}
 	defer w.Shutdown()
 
-	p, err := producer.New(rdb, producer.Config{Format: tasks.FormatCSV, Source: "embed", Logger: log})
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Format: tasks.FormatCSV, Source: "embed", Logger: log})
 	if err != nil {
 		return fmt.Errorf("producer: %w", err)
 	}
@@ -129,11 +129,11 @@ func batch(dir string) string {
 }
 
 // wait polls the batch's counters until every destination has an outcome.
-func wait(ctx context.Context, p *producer.Producer, id string) (events.BatchStatus, error) {
+func wait(ctx context.Context, p *producer.Client, id string) (events.BatchStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
-		st, err := p.Batch(ctx, id)
+		st, err := p.BatchStatus(ctx, id)
 		if err != nil {
 			return st, err
 		}

@@ -131,7 +131,7 @@ func (r *runner) budgetRun(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	res, _, err := r.enqueueWith(ctx, csv, producer.Config{Pacer: pace})
+	res, _, err := r.enqueueWith(ctx, csv, producer.ClientConfig{Pacer: pace})
 	if err != nil {
 		return err
 	}

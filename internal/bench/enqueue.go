@@ -28,14 +28,14 @@ type Enqueue struct {
 	Memory   Memory      `json:"memory"`
 	BatchID  string      `json:"batch_id"`
 	// AltConcurrency and AltRate: the same file with more enqueue round
-	// trips in flight (producer.Config.Concurrency, not a flag yet).
+	// trips in flight (producer.ClientConfig.Concurrency, not a flag yet).
 	AltConcurrency int     `json:"alt_producer_concurrency,omitempty"`
 	AltRate        float64 `json:"alt_lines_per_second,omitempty"`
 }
 
 func (r *runner) enqueue(ctx context.Context) error {
 	c := r.cfg
-	e := &Enqueue{N: c.EnqueueN, Concurrency: producer.Config{}.WithDefaults().Concurrency}
+	e := &Enqueue{N: c.EnqueueN, Concurrency: producer.ClientConfig{}.WithDefaults().Concurrency}
 	r.rep.Enqueue = e
 	if err := r.flush(ctx); err != nil {
 		return err
@@ -46,7 +46,7 @@ func (r *runner) enqueue(ctx context.Context) error {
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(csv) }
 	t0 := time.Now()
-	if _, err := producer.Check(ctx, open, producer.Config{Format: tasks.FormatCSV}); err != nil {
+	if _, err := producer.Check(ctx, open, producer.ClientConfig{Format: tasks.FormatCSV}); err != nil {
 		return err
 	}
 	e.CheckSeconds = time.Since(t0).Seconds()

@@ -20,13 +20,13 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	_, store, closeRedis, err := c.connect(ctx, env)
+	_, cl, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	if *batch != "" {
-		if _, err := store.Batch(ctx, *batch); err != nil {
+		if _, err := cl.BatchStatus(ctx, *batch); err != nil {
 			return err
 		}
 	}
@@ -36,7 +36,7 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 		if *follow {
 			block = 5 * time.Second
 		}
-		entries, err := store.Read(ctx, after, 500, block)
+		entries, err := cl.Events(ctx, after, 500, block)
 		if err != nil {
 			if ctx.Err() != nil && *follow {
 				return nil

@@ -285,7 +285,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	}
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
-	p, err := producer.New(rdb, producer.Config{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace,
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return &exitError{code: 2, err: err}

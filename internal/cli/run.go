@@ -111,7 +111,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if *createJob {
 		in.Extra = tasks.JobColumns
 	}
-	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob})
+	plan, err := producer.Check(ctx, open, producer.ClientConfig{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob})
 	if err != nil {
 		return err
 	}
@@ -209,22 +209,21 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	defer stop()
-	store := ledger.NewStore(rdb, ledger.Config{})
-	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
+	source, err := sourceOf(file)
 	if err != nil {
 		return err
 	}
-	pace, err := pacer(rdb, bcfg, ok)
-	if err != nil {
+	pcfg := producer.ClientConfig{Source: source, Format: fmtv, Credentials: in.Credentials, Logger: log, Skip: skip, CreateJob: *createJob,
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}}
+	if pcfg.Pacer, pcfg.Pacers, err = f.budget.pacing(ctx, rdb, f.apiRate, creds, set, log); err != nil {
 		return err
 	}
-	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
-	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Pacers: pacers, Skip: skip, CreateJob: *createJob,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	p, err := producer.NewClient(rdb, &pcfg)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	store := p.Ledger()
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {
