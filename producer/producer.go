@@ -29,7 +29,8 @@ type enqueuer interface {
 	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// ClientConfig sets how a batch is enqueued.
+// ClientConfig configures a Client: how it reads an input and enqueues its
+// batch. The zero value takes every default.
 type ClientConfig struct {
 	// BatchID names the batch. Default: derived from the file's
 	// destinations, so the same file is the same batch.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -132,7 +131,6 @@ func (r *runner) workerProcess(ctx context.Context) error {
 			}
 		}
 	}()
-	store := ledger.NewStore(r.admin, ledger.Config{})
 
 	ch, err := r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency)
 	if err != nil {
@@ -145,7 +143,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 	case <-time.After(r.cfg.Window):
 	}
 	ch.stop()
-	st, err := store.Batch(ctx, e.BatchID)
+	st, err := r.batches.BatchStatus(ctx, e.BatchID)
 	if err != nil {
 		return err
 	}
@@ -171,7 +169,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 	}
 	children = append(children, ch)
 	start := time.Now()
-	st, end, err := waitBatch(ctx, store, res.BatchID, 10*time.Minute+time.Duration(r.cfg.N)*20*time.Millisecond)
+	st, end, err := waitBatch(ctx, r.batches, res.BatchID, 10*time.Minute+time.Duration(r.cfg.N)*20*time.Millisecond)
 	if err != nil {
 		return err
 	}

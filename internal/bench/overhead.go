@@ -14,7 +14,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -308,7 +307,7 @@ func (r *runner) accountedPipeline(ctx context.Context, sim *apiSim) error {
 		if err != nil {
 			return err
 		}
-		st, _, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
+		st, _, err := waitBatch(ctx, r.batches, res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
 		if err != nil {
 			w.stop()
 			return err
@@ -358,7 +357,7 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, sim *apiSim, 
 	if err != nil {
 		return sample{}, err
 	}
-	_, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), name, 10*time.Minute+time.Duration(n)*20*time.Millisecond)
+	_, end, err := waitBatch(ctx, r.batches, name, 10*time.Minute+time.Duration(n)*20*time.Millisecond)
 	if err != nil {
 		return sample{}, err
 	}
