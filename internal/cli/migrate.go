@@ -274,7 +274,6 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	defer stop()
-	store := ledger.NewStore(rdb, ledger.Config{})
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -291,6 +290,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer p.Close()
+	store := p.Ledger()
 	if err := j.plan(todo); err != nil {
 		return err
 	}
