@@ -292,7 +292,7 @@ func TestCompose(t *testing.T) {
 func checkDemoCSV(t *testing.T, path string, c composeFile) {
 	t.Helper()
 	plan, err := producer.Check(t.Context(), func() (io.ReadCloser, error) { return os.Open(path) },
-		producer.Config{Format: tasks.FormatCSV})
+		producer.ClientConfig{Format: tasks.FormatCSV})
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

@@ -215,7 +215,10 @@ var metricRef = regexp.MustCompile(`\b(logpush_onboard_[a-z_]+|asynq_[a-z_]+)\b`
 func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	descs := make(chan *prometheus.Desc, 100)
-	m := metrics.New(prometheus.NewRegistry())
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []prometheus.Collector{m.APIRequests, m.APIDuration, m.Tasks, m.Destinations, m.PollAttempts,
 		m.OnboardingDuration, m.StorageRequests, m.BudgetWait, m.Cooldowns, m.QueuePauses} {
 		c.Describe(descs)

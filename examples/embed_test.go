@@ -47,7 +47,7 @@ func TestEmbed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go run ./examples/embed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"4 destinations, 3 need a challenge", "validated     3", "not_required  1"} {
+	for _, want := range []string{"challenges paced at the API budget: one every ", "4 destinations, 3 need a challenge", "validated     3", "not_required  1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -47,9 +48,12 @@ type Metrics struct {
 	HandedBack *prometheus.CounterVec
 }
 
-// New registers the pipeline's metrics on reg.
-func New(reg prometheus.Registerer) *Metrics {
-	f := promauto.With(reg)
+// New registers the pipeline's metrics on reg, or returns the error of
+// the first that reg refuses (a registry that has them already: use one
+// Metrics per registry).
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	rec := &recorder{Registerer: reg}
+	f := promauto.With(rec)
 	m := &Metrics{
 		APIRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "api_requests_total",
@@ -105,9 +109,27 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"validated", "failed", "not_required", "awaiting_token", "flowing", "job_failing", "no_data_yet"} {
 		m.Destinations.WithLabelValues(o)
 	}
+	if rec.err != nil {
+		return nil, fmt.Errorf("metrics: %w", rec.err)
+	}
 	m.QueuePauses.WithLabelValues("auth")
 	m.Credential("")
-	return m
+	return m, nil
+}
+
+// recorder is a Registerer whose MustRegister keeps the first error
+// instead of panicking, so that New can return it.
+type recorder struct {
+	prometheus.Registerer
+	err error
+}
+
+func (r *recorder) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil && r.err == nil {
+			r.err = err
+		}
+	}
 }
 
 // Credential makes the per-credential series of the credential called

@@ -60,7 +60,7 @@ func TestEnqueueChunks(t *testing.T) {
 				client := asynq.NewClientFromRedisClient(rdb)
 				t.Cleanup(func() { client.Close() })
 				store := ledger.NewStore(rdb, ledger.Config{})
-				p := producer.NewWith(client, store, producer.Config{ChunkSize: size, Concurrency: 3})
+				p := producer.NewWith(client, store, producer.ClientConfig{ChunkSize: size, Concurrency: 3})
 				res, err := p.Enqueue(ctx, open(chunkFile))
 				if err != nil {
 					t.Fatal(err)
@@ -161,7 +161,7 @@ func TestEnqueueFailureLineAndOrder(t *testing.T) {
 	enq := &orderEnqueuer{Enqueuer: client, store: store, fail: "s3://bucket/p5?region=us-east-1"}
 	// One enqueue in flight: in a chunk, p4 (line 6) goes before p5 (line
 	// 7), and p6, p7 are not reached.
-	p := producer.NewWith(enq, store, producer.Config{ChunkSize: 4, Concurrency: 1})
+	p := producer.NewWith(enq, store, producer.ClientConfig{ChunkSize: 4, Concurrency: 1})
 	res, err := p.Enqueue(ctx, open(file))
 	if err == nil || !strings.HasPrefix(err.Error(), "line 7: enqueue: ") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("err = %v, want line 7's enqueue failure", err)
@@ -203,7 +203,7 @@ func TestEnqueueAfterCrashBeforeRegister(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	p := producer.NewWith(client, store, producer.Config{ChunkSize: 7})
+	p := producer.NewWith(client, store, producer.ClientConfig{ChunkSize: 7})
 	file := numbered(20)
 	if _, err := p.Enqueue(ctx, open(file)); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestEnqueueScriptCacheFlushed(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	p := producer.NewWith(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
+	p := producer.NewWith(client, store, producer.ClientConfig{Now: func() time.Time { return time.Unix(1700000000, 0) }})
 	for i, f := range []string{file, chunkFile} {
 		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
@@ -287,7 +287,7 @@ func TestEnqueueCancelled(t *testing.T) {
 	store := ledger.NewStore(rdb, ledger.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	enq := cancelEnqueuer{Enqueuer: client, cancel: cancel}
-	_, err := producer.NewWith(enq, store, producer.Config{Concurrency: 1}).Enqueue(ctx, open(numbered(5)))
+	_, err := producer.NewWith(enq, store, producer.ClientConfig{Concurrency: 1}).Enqueue(ctx, open(numbered(5)))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -315,7 +315,7 @@ func TestEnqueueWorkerRecordedFirst(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	p := producer.NewWith(client, store, producer.Config{})
+	p := producer.NewWith(client, store, producer.ClientConfig{})
 	file := numbered(3)
 	res, err := p.Enqueue(ctx, open(file))
 	if err != nil {

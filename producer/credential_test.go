@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -22,8 +23,8 @@ import (
 func TestCredentialColumn(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
-	cfg := producer.Config{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}, Default: true}}
-	p, err := producer.New(rdb, cfg)
+	cfg := producer.ClientConfig{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}, Default: true}}
+	p, err := producer.NewClient(rdb, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestCredentialColumn(t *testing.T) {
 	if le := res.Errors[0]; le.Line != 5 || le.Field != "credential" || le.Error() != `line 5: credential: unknown credential "carol" (known: alice, bob)` {
 		t.Fatalf("line error = %v", le)
 	}
-	planPlain, err := producer.Check(context.Background(), open(plain), producer.Config{})
+	planPlain, err := producer.Check(context.Background(), open(plain), producer.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,11 +85,33 @@ func TestCredentialColumn(t *testing.T) {
 	}
 
 	// retry rebuilds tasks from the rows: the name comes along.
-	var dests []tasks.Dest
-	if err := producer.Dests(context.Background(), open(in), cfg, func(_ int, d tasks.Dest) error { dests = append(dests, d); return nil }); err != nil {
+	for _, ti := range pending {
+		var cp tasks.ChallengePayload
+		if err := tasks.Decode(asynq.NewTask(ti.Type, ti.Payload), &cp); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Transition(context.Background(), ledger.Key{Batch: res.BatchID, Hash: cp.Hash()}, events.Failed, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rr, err := p.Retry(context.Background(), res.BatchID, open(in))
+	if err != nil || rr.Failed != 2 || rr.Retried != 2 || len(rr.Lost) != 0 {
+		t.Fatalf("Retry = %+v, %v; want both failed destinations retried", rr, err)
+	}
+	if pending, err = asynq.NewInspectorFromRedisClient(rdb).ListPendingTasks(tasks.Queue); err != nil {
 		t.Fatal(err)
 	}
-	if len(dests) != 3 || dests[0].Credential != "alice" || dests[1].Credential != "" || dests[2].Credential != "bob" {
-		t.Errorf("Dests = %+v", dests)
+	retried := map[int]string{}
+	for _, ti := range pending {
+		var cp tasks.ChallengePayload
+		if err := tasks.Decode(asynq.NewTask(ti.Type, ti.Payload), &cp); err != nil {
+			t.Fatal(err)
+		}
+		if cp.Round == 1 {
+			retried[cp.Line] = cp.Credential
+		}
+	}
+	if len(retried) != 2 || retried[2] != "alice" || retried[3] != "" {
+		t.Errorf("credentials in the retried tasks = %v, want line 2 alice, line 3 the default", retried)
 	}
 }

@@ -21,7 +21,7 @@ func Example() {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 
-	p, err := producer.New(rdb, producer.Config{Format: tasks.FormatCSV, Source: "signup-42"})
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Format: tasks.FormatCSV, Source: "signup-42"})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -35,7 +35,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	st, err := p.Batch(context.Background(), res.BatchID)
+	st, err := p.BatchStatus(context.Background(), res.BatchID)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -49,7 +49,7 @@ func ExampleCheck() {
 	csv := "zone_id,destination_conf\n" +
 		"023e105f4ecef8ad9ca31a8372d0c35,s3://logs-bucket/zone-a?region=us-east-1\n"
 	plan, err := producer.Check(context.Background(), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(csv)), nil },
-		producer.Config{Format: tasks.FormatCSV})
+		producer.ClientConfig{Format: tasks.FormatCSV})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -29,8 +29,9 @@ type enqueuer interface {
 	EnqueueContext(ctx context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// Config sets how a batch is enqueued.
-type Config struct {
+// ClientConfig configures a Client: how it reads an input and enqueues its
+// batch. The zero value takes every default.
+type ClientConfig struct {
 	// BatchID names the batch. Default: derived from the file's
 	// destinations, so the same file is the same batch.
 	BatchID string
@@ -100,14 +101,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Pacer hands out due times for challenges: slot i of a reservation of n is
-// due at offset + i*Interval() from now.
-type Pacer interface {
-	Reserve(ctx context.Context, n int) (offset time.Duration, err error)
-	Interval() time.Duration
-}
-
-// Defaults of Config.
+// Defaults of ClientConfig.
 const (
 	ConcurrencyDefault = 16
 	ChunkSizeDefault   = 256
@@ -115,7 +109,7 @@ const (
 )
 
 // WithDefaults fills unset fields.
-func (c Config) WithDefaults() Config {
+func (c ClientConfig) WithDefaults() ClientConfig {
 	c.Concurrency = cmp.Or(c.Concurrency, ConcurrencyDefault)
 	c.ChunkSize = cmp.Or(c.ChunkSize, ChunkSizeDefault)
 	c.MaxErrors = cmp.Or(c.MaxErrors, MaxErrorsDefault)
@@ -130,7 +124,7 @@ func (c Config) WithDefaults() Config {
 }
 
 // validate refuses settings that cannot work, naming the field.
-func (c Config) validate() error {
+func (c ClientConfig) validate() error {
 	switch {
 	case c.BatchID != "" && !validBatchID.MatchString(c.BatchID):
 		return fmt.Errorf("batch id %q: use 1 to 64 letters, digits, '.', '_' or '-'", c.BatchID)
@@ -156,7 +150,7 @@ func (c Config) validate() error {
 
 // input is the input reader's options: the format and the columns
 // allowed.
-func (c Config) input() input.Options {
+func (c ClientConfig) input() input.Options {
 	extra := append(slices.Clip(c.Columns), tasks.ReadAsColumns...)
 	if c.CreateJob {
 		extra = append(extra, tasks.JobColumns...)
@@ -176,7 +170,7 @@ type Plan struct {
 	ByType map[string]int
 	// NeedChallenge counts the destinations that need an ownership challenge.
 	NeedChallenge int
-	// Jobs counts the rows that get a Logpush job (Config.CreateJob).
+	// Jobs counts the rows that get a Logpush job (ClientConfig.CreateJob).
 	Jobs int
 	// Errors are the bad lines (at most MaxErrors); ErrorCount counts all.
 	Errors     []*tasks.LineError
@@ -187,13 +181,13 @@ type Plan struct {
 type Result struct {
 	Plan
 	// Enqueued challenge tasks, and job tasks of destinations that need no
-	// challenge (Config.CreateJob).
+	// challenge (ClientConfig.CreateJob).
 	Enqueued int
 	// NotRequired destinations, ended at once.
 	NotRequired int
 	// Known destinations: already in the batch (a duplicate line, or a re-run).
 	Known int
-	// Skipped rows: left out by Config.Skip.
+	// Skipped rows: left out by ClientConfig.Skip.
 	Skipped int
 	// Duplicates says, for lines already in the batch, which line has them.
 	Duplicates []Duplicate
@@ -214,62 +208,66 @@ var ErrInvalid = errors.New("input has invalid lines; nothing was enqueued")
 // or a CSV header only): no batch is created.
 var ErrNoDestinations = errors.New("no destinations: the input has no rows")
 
-// ErrNoRedis is returned by New without a Redis client.
+// ErrNoRedis is returned by NewClient without a Redis client.
 var ErrNoRedis = errors.New("producer: no redis client")
 
-// Producer enqueues batches: it checks an input, registers its
-// destinations in Redis and enqueues their tasks on the logpush queue,
-// where the workers (worker.New) of the same Redis take them.
-type Producer struct {
-	enq    enqueuer
-	store  *ledger.Store
-	cfg    Config
-	client *asynq.Client // closed by Close; nil when enq was given
+// Client is the producing side of the pipeline, built once per process on
+// the Redis the workers (worker.New) share: it owns the events store
+// (destination states, batch counters, the events stream), the asynq client
+// that enqueues the tasks and the inspector that resumes the queues, and
+// the pacers of the API budgets (ClientConfig.Pacer, Pacers). In flow
+// order, it checks an input (Check), enqueues it as a batch (Enqueue),
+// reports on it (BatchStatus, Events), takes the tokens an operator
+// submits (SubmitToken), re-enqueues its failed destinations (Retry) and
+// resumes the queue the workers paused (Resume).
+type Client struct {
+	rdb   redis.UniversalClient
+	enq   enqueuer
+	insp  *asynq.Inspector
+	store *ledger.Store
+	cfg   ClientConfig
 }
 
-// New returns a Producer that enqueues into rdb, or an error naming the
-// setting of cfg that cannot work. Close it to release its asynq client;
-// rdb stays open.
-func New(rdb redis.UniversalClient, cfg Config) (*Producer, error) {
+// NewClient returns a Client on rdb, or an error naming the setting of cfg
+// that cannot work; nil cfg takes every default. Close it when done; rdb
+// stays open (it is the caller's).
+func NewClient(rdb redis.UniversalClient, cfg *ClientConfig) (*Client, error) {
 	if rdb == nil {
 		return nil, ErrNoRedis
+	}
+	if cfg == nil {
+		cfg = &ClientConfig{}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	return &Producer{enq: client, client: client, store: ledger.NewStore(rdb, ledger.Config{}), cfg: cfg.WithDefaults()}, nil
+	return &Client{rdb: rdb, enq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
+		store: ledger.NewStore(rdb, ledger.Config{}), cfg: cfg.WithDefaults()}, nil
 }
 
 // Check reads the whole input once, without Redis: counts, line errors and
-// the batch id that Enqueue would use. It is Producer.Check for a program
+// the batch id that Enqueue would use. It is Client.Check for a program
 // that does not enqueue (yet).
-func Check(ctx context.Context, open Opener, cfg Config) (Plan, error) {
+func Check(ctx context.Context, open Opener, cfg ClientConfig) (Plan, error) {
 	if err := cfg.validate(); err != nil {
 		return Plan{}, err
 	}
-	return (&Producer{cfg: cfg.WithDefaults()}).Check(ctx, open)
+	return (&Client{cfg: cfg.WithDefaults()}).Check(ctx, open)
 }
 
-// Close releases the producer's asynq client.
-func (p *Producer) Close() error {
-	if p.client == nil {
-		return nil
-	}
-	return p.client.Close()
-}
+// Close ends the client's use of Redis. Its asynq client and inspector
+// share the caller's connection, which stays open.
+func (p *Client) Close() error { return nil }
 
-// Batch reads the counters of batch id: how many of its destinations are
-// in each state. A batch is done when BatchStatus.Done() equals Total.
-func (p *Producer) Batch(ctx context.Context, id string) (events.BatchStatus, error) {
-	return p.store.Batch(ctx, id)
-}
+// Ledger is the client's events store, for this module's commands that
+// read a batch in more detail than BatchStatus and Events give.
+func (p *Client) Ledger() *ledger.Store { return p.store }
 
 // Opener opens the input again for each pass.
 type Opener func() (io.ReadCloser, error)
 
 // Check reads the whole input once: counts, errors and the batch id.
-func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
+func (p *Client) Check(ctx context.Context, open Opener) (Plan, error) {
 	plan := Plan{ByType: map[string]int{}}
 	h := sha256.New()
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
@@ -281,8 +279,7 @@ func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 		if opt.job != nil || opt.update != nil {
 			plan.Jobs++
 		}
-		d := tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, Update: opt.update}
-		h.Write([]byte(d.Hash()))
+		h.Write([]byte(item{row, opt}.dest().Hash()))
 		return nil
 	}, func(le *input.LineError) {
 		plan.ErrorCount++
@@ -301,7 +298,7 @@ func (p *Producer) Check(ctx context.Context, open Opener) (Plan, error) {
 }
 
 // Enqueue checks the input, then, if every line is good, enqueues the batch.
-func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
+func (p *Client) Enqueue(ctx context.Context, open Opener) (Result, error) {
 	plan, err := p.Check(ctx, open)
 	if err != nil {
 		return Result{Plan: plan}, err
@@ -312,7 +309,7 @@ func (p *Producer) Enqueue(ctx context.Context, open Opener) (Result, error) {
 // EnqueuePlan is Enqueue for a caller that has already run Check on the
 // same input (to show its line errors before slower checks): the input is
 // read once more, to enqueue.
-func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Result, error) {
+func (p *Client) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Result, error) {
 	res := Result{Plan: plan}
 	var err error
 	if plan.ErrorCount > 0 {
@@ -332,7 +329,7 @@ func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Res
 	chunk := make([]item, 0, p.cfg.ChunkSize)
 	var chunkErr error
 	err = p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		if p.cfg.Skip != nil && p.cfg.Skip(tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Line: row.Line, Job: opt.job, Update: opt.update}) {
+		if p.cfg.Skip != nil && p.cfg.Skip(item{row, opt}.dest()) {
 			res.Skipped++
 			return nil
 		}
@@ -362,31 +359,37 @@ func (p *Producer) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Res
 	return res, nil
 }
 
-// Dests reads the input as Enqueue with cfg does, without Redis, and calls fn with each good row's
-// line and destination (BatchID, EnqueuedAt and the rest unset): retry
-// rebuilds the tasks of failed destinations from it, since a failed task is
-// not kept (its payload holds the conf's secrets). A bad line makes it
-// return an error wrapping ErrInvalid.
-func Dests(ctx context.Context, open Opener, cfg Config, fn func(line int, d tasks.Dest) error) error {
+// item is a good input row and the job it asks for, if any.
+type item struct {
+	row input.Row
+	opt rowOptions
+}
+
+// dest is the destination of a good row as every pass reads it (its hash
+// is the ledger's key of it); BatchID, EnqueuedAt and Round unset.
+func (it item) dest() tasks.Dest {
+	return tasks.Dest{Scope: it.row.Scope, ScopeID: it.row.ScopeID, DestinationConf: it.row.Conf.Raw, Line: it.row.Line,
+		Job: it.opt.job, ReadAs: it.opt.readAs, Update: it.opt.update, Credential: it.row.Credential}
+}
+
+// Dests reads the input as a client with cfg does, without Redis, and
+// calls fn with each good row's destination (BatchID, EnqueuedAt and Round
+// unset; Hash is the ledger's key of it): run lists the current input's
+// destinations with it. A bad line makes it return an error wrapping
+// ErrInvalid.
+func Dests(ctx context.Context, open Opener, cfg ClientConfig, fn func(d tasks.Dest) error) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	p := &Producer{cfg: cfg.WithDefaults()}
+	p := &Client{cfg: cfg.WithDefaults()}
 	bad := 0
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		return fn(row.Line, tasks.Dest{Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, Job: opt.job, ReadAs: opt.readAs,
-			Update: opt.update, Credential: row.Credential})
+		return fn(item{row, opt}.dest())
 	}, func(*input.LineError) { bad++ })
 	if err == nil && bad > 0 {
 		err = fmt.Errorf("%d bad lines: %w", bad, ErrInvalid)
 	}
 	return err
-}
-
-// item is a good input row and the job it asks for, if any.
-type item struct {
-	row input.Row
-	opt rowOptions
 }
 
 // rowOptions are what a row's optional columns ask for.
@@ -407,7 +410,7 @@ type slot struct {
 	// dup is set when the batch already had the destination.
 	dup  *Duplicate
 	meta ledger.Meta
-	// delay: when the challenge is due (Config.Pacer).
+	// delay: when the challenge is due (ClientConfig.Pacer).
 	delay time.Duration
 	// ready: enqueued (or needs no task), to be registered.
 	ready bool
@@ -432,17 +435,16 @@ type slot struct {
 //
 // It counts the rows in res and returns the error of the first line that
 // failed, if any.
-func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item, now time.Time, res *Result) error {
+func (p *Client) enqueueChunk(ctx context.Context, batch string, items []item, now time.Time, res *Result) error {
 	slots := make([]slot, len(items))
 	seen := make(map[string]int, len(items))
 	look := make([]ledger.Key, 0, len(items))
 	lookIdx := make([]int, 0, len(items))
 	for i, it := range items {
 		s := &slots[i]
-		row := it.row
 		s.it = it
-		s.d = tasks.Dest{BatchID: batch, Scope: row.Scope, ScopeID: row.ScopeID, DestinationConf: row.Conf.Raw, EnqueuedAt: now,
-			Line: row.Line, Job: it.opt.job, ReadAs: it.opt.readAs, Update: it.opt.update, Credential: row.Credential}
+		s.d = it.dest()
+		s.d.BatchID, s.d.EnqueuedAt = batch, now
 		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j
@@ -561,7 +563,7 @@ func (p *Producer) enqueueChunk(ctx context.Context, batch string, items []item,
 
 // pace sets the due times of the challenges among work, in file order,
 // reserving the slots of each credential's rows from its own pacer.
-func (p *Producer) pace(ctx context.Context, slots []slot, work []int) error {
+func (p *Client) pace(ctx context.Context, slots []slot, work []int) error {
 	if p.cfg.Pacer == nil && p.cfg.Pacers == nil {
 		return nil
 	}
@@ -605,7 +607,7 @@ func (p *Producer) pace(ctx context.Context, slots []slot, work []int) error {
 // tasks of those that need a challenge, Concurrency at a time, marking the
 // slots ready to register. The first failure stops the rest: it is the
 // failing slot's err; the slots not reached stay not ready, without error.
-func (p *Producer) enqueueTasks(ctx context.Context, slots []slot, work []int, now time.Time) {
+func (p *Client) enqueueTasks(ctx context.Context, slots []slot, work []int, now time.Time) {
 	if len(work) == 0 {
 		return
 	}
@@ -644,7 +646,7 @@ func (p *Producer) enqueueTasks(ctx context.Context, slots []slot, work []int, n
 // enqueueOne builds a new destination's record and enqueues its first
 // task: the challenge, or, for a destination that needs none but gets a
 // job, the job at once.
-func (p *Producer) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
+func (p *Client) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
 	row := s.it.row
 	s.meta = ledger.Meta{Line: row.Line, Scope: row.Scope, ScopeID: row.ScopeID, Destination: row.Conf.Redacted(),
 		Type: row.Conf.Type, EnqueuedAt: now, Credential: row.Credential}
@@ -678,7 +680,7 @@ func dupOf(row input.Row, ex *ledger.Existing) *Duplicate {
 
 // each reads every row of the input, calling ok for good rows and bad for
 // line errors.
-func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, rowOptions) error, bad func(*input.LineError)) error {
+func (p *Client) each(ctx context.Context, open Opener, ok func(input.Row, rowOptions) error, bad func(*input.LineError)) error {
 	rc, err := open()
 	if err != nil {
 		return err
@@ -712,7 +714,7 @@ func (p *Producer) each(ctx context.Context, open Opener, ok func(input.Row, row
 }
 
 // options reads a row's optional columns.
-func (p *Producer) options(row input.Row) (rowOptions, *tasks.FieldError) {
+func (p *Client) options(row input.Row) (rowOptions, *tasks.FieldError) {
 	var opt rowOptions
 	var fe *tasks.FieldError
 	var err error

@@ -37,7 +37,7 @@ func TestEnqueueDedupesAndIsIdempotent(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	p := producer.NewWith(client, store, producer.Config{Now: func() time.Time { return time.Unix(1700000000, 0) }})
+	p := producer.NewWith(client, store, producer.ClientConfig{Now: func() time.Time { return time.Unix(1700000000, 0) }})
 	res, err := p.Enqueue(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p, err := producer.New(rdb, producer.Config{})
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestEnqueueInvalidEnqueuesNothing(t *testing.T) {
 	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
 		t.Fatalf("%d keys written for an invalid file", n)
 	}
-	if _, err := producer.Check(context.Background(), open(file), producer.Config{BatchID: "bad id!"}); err == nil {
+	if _, err := producer.Check(context.Background(), open(file), producer.ClientConfig{BatchID: "bad id!"}); err == nil {
 		t.Fatal("a batch id with spaces was accepted")
 	}
 }
@@ -98,21 +98,21 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
 	for _, c := range []struct {
-		cfg  producer.Config
+		cfg  producer.ClientConfig
 		want string
 	}{
-		{producer.Config{BatchID: "bad id!"}, `batch id "bad id!"`},
-		{producer.Config{Concurrency: -1}, "concurrency -1"},
-		{producer.Config{ChunkSize: -2}, "chunk size -2"},
-		{producer.Config{MaxErrors: -3}, "max errors -3"},
-		{producer.Config{Task: tasks.Options{Retention: -time.Second}}, "task retention -1s"},
-		{producer.Config{Format: tasks.Format(7)}, "format Format(7)"},
+		{producer.ClientConfig{BatchID: "bad id!"}, `batch id "bad id!"`},
+		{producer.ClientConfig{Concurrency: -1}, "concurrency -1"},
+		{producer.ClientConfig{ChunkSize: -2}, "chunk size -2"},
+		{producer.ClientConfig{MaxErrors: -3}, "max errors -3"},
+		{producer.ClientConfig{Task: tasks.Options{Retention: -time.Second}}, "task retention -1s"},
+		{producer.ClientConfig{Format: tasks.Format(7)}, "format Format(7)"},
 	} {
-		if _, err := producer.New(rdb, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := producer.NewClient(rdb, &c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.want)
 		}
 	}
-	if _, err := producer.New(nil, producer.Config{}); !errors.Is(err, producer.ErrNoRedis) {
+	if _, err := producer.NewClient(nil, nil); !errors.Is(err, producer.ErrNoRedis) {
 		t.Errorf("New(nil) = %v, want ErrNoRedis", err)
 	}
 }
@@ -124,7 +124,7 @@ func TestReadAsColumns(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{})
+	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.ClientConfig{})
 	in := "zone_id,account_id,destination_conf,aws_profile,aws_role_arn\n" +
 		"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/a?region=us-east-1,customer-a,arn:aws:iam::123456789012:role/logpush-reader\n"
 	res, err := p.Enqueue(context.Background(), open(in+"023e105f4ecef8ad9ca31a8372d0c353,,s3://mybucket/b?region=us-east-1,,not-an-arn\n"))
@@ -160,7 +160,7 @@ func TestPacedEnqueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, ChunkSize: 2})
+	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.ClientConfig{Pacer: pace, ChunkSize: 2})
 	var b strings.Builder
 	b.WriteString("zone_id,account_id,destination_conf\n")
 	for i := range 5 {
@@ -196,7 +196,7 @@ func TestPacedEnqueue(t *testing.T) {
 		}
 	}
 	// Another batch on the same credential: after the first one's slots.
-	p2 := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{Pacer: pace, BatchID: "second"})
+	p2 := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.ClientConfig{Pacer: pace, BatchID: "second"})
 	if _, err := p2.Enqueue(context.Background(), open("zone_id,account_id,destination_conf\n023e105f4ecef8ad9ca31a8372d0c353,,gs://other/x\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestEnqueueNoDestinations(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
 	for _, in := range []string{"", "zone_id,account_id,destination_conf\n", "\n\n"} {
-		_, err := producer.NewWith(client, store, producer.Config{}).Enqueue(context.Background(), open(in))
+		_, err := producer.NewWith(client, store, producer.ClientConfig{}).Enqueue(context.Background(), open(in))
 		if !errors.Is(err, producer.ErrNoDestinations) {
 			t.Errorf("Enqueue(%q) = %v, want ErrNoDestinations", in, err)
 		}
@@ -237,12 +237,12 @@ func TestEnqueueSkip(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	store := ledger.NewStore(rdb, ledger.Config{})
-	whole, err := producer.NewWith(nil, nil, producer.Config{}).Check(context.Background(), open(file))
+	whole, err := producer.NewWith(nil, nil, producer.ClientConfig{}).Check(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	skip := func(d tasks.Dest) bool { return strings.HasPrefix(d.DestinationConf, "s3:") }
-	res, err := producer.NewWith(client, store, producer.Config{Skip: skip}).Enqueue(context.Background(), open(file))
+	res, err := producer.NewWith(client, store, producer.ClientConfig{Skip: skip}).Enqueue(context.Background(), open(file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestEnqueueCancelledAtEnd(t *testing.T) {
 		}
 		return io.NopCloser(cancelAtEOF{strings.NewReader(file), cancel}), nil
 	}
-	res, err := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.Config{}).Enqueue(ctx, openCancel)
+	res, err := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.ClientConfig{}).Enqueue(ctx, openCancel)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Enqueue = %+v, %v; want context.Canceled", res, err)
 	}
@@ -308,7 +308,7 @@ func TestPacedPerCredential(t *testing.T) {
 		pacers[name] = pc
 	}
 	var asked []string
-	cfg := producer.Config{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}},
+	cfg := producer.ClientConfig{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}},
 		Pacers: func(c string) (producer.Pacer, error) { asked = append(asked, c); return pacers[c], nil }}
 	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
 	var b strings.Builder

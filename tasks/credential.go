@@ -1,7 +1,7 @@
 package tasks
 
 // CredentialNames are the Cloudflare credentials that input rows may name
-// in their credential column (producer.Config.Credentials). Names are not
+// in their credential column (producer.ClientConfig.Credentials). Names are not
 // secrets: line errors list them; the secrets stay in the credentials file
 // every worker reads.
 type CredentialNames struct {

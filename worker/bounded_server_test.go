@@ -6,13 +6,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
-	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -36,7 +34,7 @@ func TestUnreadablePathLeavesNothingInRedis(t *testing.T) {
 	t.Cleanup(func() { client.Close() })
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	h := worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: client, Leases: leases, Waker: insp,
-		Metrics: metrics.New(prometheus.NewRegistry())}, worker.HandlerConfig{PollDeadline: time.Second, PollInterval: 100 * time.Millisecond})
+		Metrics: newMetrics(t)}, worker.HandlerConfig{PollDeadline: time.Second, PollInterval: 100 * time.Millisecond})
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 4, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})

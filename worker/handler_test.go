@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -297,7 +296,7 @@ func setupWith(t *testing.T, cfg worker.HandlerConfig) *testBundle {
 		dest: tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353",
 			DestinationConf: "s3://bucket/logs?region=us-east-1", EnqueuedAt: time.Now()},
 	}
-	b.m = metrics.New(prometheus.NewRegistry())
+	b.m = newMetrics(t)
 	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Metrics: b.m, Now: b.clock.Now}, cfg)
 	return b
 }
@@ -654,7 +653,7 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
 		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}, clock: newFakeClock()}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
-		Metrics: metrics.New(prometheus.NewRegistry()), Leases: leases, Waker: sb.waker, Now: sb.clock.Now}, cfg)
+		Metrics: newMetrics(t), Leases: leases, Waker: sb.waker, Now: sb.clock.Now}, cfg)
 	sb.a = tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf,
 		EnqueuedAt: time.Now(), Line: 2}
 	sb.b = sb.a

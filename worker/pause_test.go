@@ -25,8 +25,12 @@ func TestCredentialPauseAllOrNothing(t *testing.T) {
 	ctx := t.Context()
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) // the worker's clock, not the wall's
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &credentialPause{rdb: rdb, name: "acme", insp: insp, store: ledger.NewStore(rdb, ledger.Config{}),
-		metrics: metrics.New(prometheus.NewRegistry()), now: func() time.Time { return at }}
+		metrics: m, now: func() time.Time { return at }}
 	// Another credential in use and not paused: the queue stays.
 	if err := rdb.ZAdd(ctx, keys.CredentialsInUse, redis.Z{Score: float64(at.Unix()), Member: "other"}).Err(); err != nil {
 		t.Fatal(err)
@@ -34,7 +38,7 @@ func TestCredentialPauseAllOrNothing(t *testing.T) {
 	if err := rdb.Set(ctx, keys.PausedCredentialsSince, "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	err := p.pause(ctx, "10 consecutive authentication failures")
+	err = p.pause(ctx, "10 consecutive authentication failures")
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Fatalf("pause with an unwritable start = %v, want the WRONGTYPE error", err)
 	}

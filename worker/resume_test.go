@@ -8,13 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
-	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -61,7 +58,7 @@ func setupResume(t *testing.T, before string) (*sharedBundle, *fakeLog) {
 	log := &fakeLog{prior: map[string]ledger.Challenge{string(sharedLoc): {Dest: sb.a.Hash(), Location: string(sharedLoc),
 		Filename: "logs/ownership-challenge.txt", Time: sb.clock.Now().Add(-time.Minute), Before: before}}}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
-		Metrics: metrics.New(prometheus.NewRegistry()), Leases: sb.leases, Waker: sb.waker, Now: sb.clock.Now, Challenges: log},
+		Metrics: newMetrics(t), Leases: sb.leases, Waker: sb.waker, Now: sb.clock.Now, Challenges: log},
 		worker.HandlerConfig{})
 	return sb, log
 }

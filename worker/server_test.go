@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -20,7 +19,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
-	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -31,7 +29,7 @@ func serve(t *testing.T, rdb redis.UniversalClient, b *testBundle, guard *worker
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	h := worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: client, Auth: guard,
-		Metrics: metrics.New(prometheus.NewRegistry())}, worker.HandlerConfig{})
+		Metrics: newMetrics(t)}, worker.HandlerConfig{})
 	mux := asynq.NewServeMux()
 	h.Register(mux)
 	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 4, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})

@@ -19,7 +19,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
-	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -161,7 +160,7 @@ func TestCredentialAuthPause(t *testing.T) {
 	store := ledger.NewStore(rdb, ledger.Config{})
 	b.store = store
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	m := metrics.New(prometheus.NewRegistry())
+	m := newMetrics(t)
 	alice, bob := &fakeAPI{token: b.api.token}, &fakeAPI{token: b.api.token}
 	alice.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 401, Codes: []int{10000}, Kind: cloudflare.Auth, Message: "Authentication error"}
 	ag, ap := worker.NewCredentialGuard(rdb, insp, store, m, "alice", 2)
@@ -236,7 +235,7 @@ func TestAllCredentialsPausedPausesQueue(t *testing.T) {
 	rdb, _ := testutil.Mini(t)
 	store := ledger.NewStore(rdb, ledger.Config{})
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	m := metrics.New(prometheus.NewRegistry())
+	m := newMetrics(t)
 	alice := &fakeAPI{token: b.api.token}
 	alice.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 403, Codes: []int{10000}, Kind: cloudflare.Auth, Message: "Authentication error"}
 	ag, ap := worker.NewCredentialGuard(rdb, insp, store, m, "alice", 1)

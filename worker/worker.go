@@ -346,7 +346,10 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	m := metrics.New(reg)
+	m, err := metrics.New(reg)
+	if err != nil {
+		return nil, err
+	}
 	readers, err := destination.NewMux(ctx, destination.OptionsFor(cfg.Storage))
 	if err != nil {
 		return nil, err

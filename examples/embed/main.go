@@ -72,8 +72,9 @@ func onboard(ctx context.Context, log *slog.Logger) error {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 
+	creds := credentials.Cloudflare{APIToken: os.Getenv("CLOUDFLARE_API_TOKEN")}
 	w, err := worker.New(ctx, rdb, worker.Config{
-		Credentials: credentials.Cloudflare{APIToken: os.Getenv("CLOUDFLARE_API_TOKEN")},
+		Credentials: creds,
 		APIURL:      os.Getenv("CLOUDFLARE_API_URL"),
 		Handler:     worker.HandlerConfig{PollFirst: 500 * time.Millisecond, PollInterval: 500 * time.Millisecond},
 		Logger:      log,
@@ -86,7 +87,15 @@ func onboard(ctx context.Context, log *slog.Logger) error {
 	}
 	defer w.Shutdown()
 
-	p, err := producer.New(rdb, producer.Config{Format: tasks.FormatCSV, Source: "embed", Logger: log})
+	// The challenges at the pace of the budget the worker spends (its
+	// credential's, at its default rate), so that polls and validations do
+	// not queue behind a whole batch of challenges.
+	pace, err := producer.BudgetPacer(ctx, rdb, producer.BudgetConfig{Credentials: creds, Logger: log})
+	if err != nil {
+		return fmt.Errorf("pacer: %w", err)
+	}
+	fmt.Printf("challenges paced at the API budget: one every %s\n", pace.Interval().Round(time.Millisecond))
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Format: tasks.FormatCSV, Source: "embed", Logger: log, Pacer: pace})
 	if err != nil {
 		return fmt.Errorf("producer: %w", err)
 	}
@@ -129,11 +138,11 @@ func batch(dir string) string {
 }
 
 // wait polls the batch's counters until every destination has an outcome.
-func wait(ctx context.Context, p *producer.Producer, id string) (events.BatchStatus, error) {
+func wait(ctx context.Context, p *producer.Client, id string) (events.BatchStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
-		st, err := p.Batch(ctx, id)
+		st, err := p.BatchStatus(ctx, id)
 		if err != nil {
 			return st, err
 		}

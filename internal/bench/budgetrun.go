@@ -11,7 +11,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -131,12 +130,12 @@ func (r *runner) budgetRun(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	res, _, err := r.enqueueWith(ctx, csv, producer.Config{Pacer: pace})
+	res, _, err := r.enqueueWith(ctx, csv, producer.ClientConfig{Pacer: pace})
 	if err != nil {
 		return err
 	}
 	timeout := 3*time.Duration(b.Bound*float64(time.Second)) + 5*time.Minute
-	st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, timeout)
+	st, end, err := waitBatch(ctx, r.batches, res.BatchID, timeout)
 	if err != nil {
 		return err
 	}

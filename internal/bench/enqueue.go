@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -28,14 +27,14 @@ type Enqueue struct {
 	Memory   Memory      `json:"memory"`
 	BatchID  string      `json:"batch_id"`
 	// AltConcurrency and AltRate: the same file with more enqueue round
-	// trips in flight (producer.Config.Concurrency, not a flag yet).
+	// trips in flight (producer.ClientConfig.Concurrency, not a flag yet).
 	AltConcurrency int     `json:"alt_producer_concurrency,omitempty"`
 	AltRate        float64 `json:"alt_lines_per_second,omitempty"`
 }
 
 func (r *runner) enqueue(ctx context.Context) error {
 	c := r.cfg
-	e := &Enqueue{N: c.EnqueueN, Concurrency: producer.Config{}.WithDefaults().Concurrency}
+	e := &Enqueue{N: c.EnqueueN, Concurrency: producer.ClientConfig{}.WithDefaults().Concurrency}
 	r.rep.Enqueue = e
 	if err := r.flush(ctx); err != nil {
 		return err
@@ -46,7 +45,7 @@ func (r *runner) enqueue(ctx context.Context) error {
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(csv) }
 	t0 := time.Now()
-	if _, err := producer.Check(ctx, open, producer.Config{Format: tasks.FormatCSV}); err != nil {
+	if _, err := producer.Check(ctx, open, producer.ClientConfig{Format: tasks.FormatCSV}); err != nil {
 		return err
 	}
 	e.CheckSeconds = time.Since(t0).Seconds()
@@ -132,7 +131,6 @@ func (r *runner) workerProcess(ctx context.Context) error {
 			}
 		}
 	}()
-	store := ledger.NewStore(r.admin, ledger.Config{})
 
 	ch, err := r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency)
 	if err != nil {
@@ -145,7 +143,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 	case <-time.After(r.cfg.Window):
 	}
 	ch.stop()
-	st, err := store.Batch(ctx, e.BatchID)
+	st, err := r.batches.BatchStatus(ctx, e.BatchID)
 	if err != nil {
 		return err
 	}
@@ -171,7 +169,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 	}
 	children = append(children, ch)
 	start := time.Now()
-	st, end, err := waitBatch(ctx, store, res.BatchID, 10*time.Minute+time.Duration(r.cfg.N)*20*time.Millisecond)
+	st, end, err := waitBatch(ctx, r.batches, res.BatchID, 10*time.Minute+time.Duration(r.cfg.N)*20*time.Millisecond)
 	if err != nil {
 		return err
 	}

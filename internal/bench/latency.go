@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -85,7 +84,7 @@ func (r *runner) latencyRun(ctx context.Context, o workerOptions) (*Latency, err
 		return nil, err
 	}
 	start := time.Now()
-	st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 5*time.Minute)
+	st, end, err := waitBatch(ctx, r.batches, res.BatchID, 5*time.Minute)
 	w.stop()
 	if err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -142,16 +141,16 @@ func median(v []float64) float64 {
 // enqueueFile enqueues the CSV at path with the producer on its own
 // counting client.
 func (r *runner) enqueueFile(ctx context.Context, path string, concurrency int) (producer.Result, ClientCount, error) {
-	return r.enqueueWith(ctx, path, producer.Config{Concurrency: concurrency})
+	return r.enqueueWith(ctx, path, producer.ClientConfig{Concurrency: concurrency})
 }
 
 // enqueueWith is enqueueFile with the producer's concurrency, task options
 // and pacer from cfg.
-func (r *runner) enqueueWith(ctx context.Context, path string, cfg producer.Config) (producer.Result, ClientCount, error) {
+func (r *runner) enqueueWith(ctx context.Context, path string, cfg producer.ClientConfig) (producer.Result, ClientCount, error) {
 	rdb, cnt := r.newClient()
 	defer rdb.Close()
 	cfg.Source, cfg.Format, cfg.Logger = path, tasks.FormatCSV, r.log
-	p, err := producer.New(rdb, cfg)
+	p, err := producer.NewClient(rdb, &cfg)
 	if err != nil {
 		return producer.Result{}, ClientCount{}, err
 	}
@@ -308,7 +307,7 @@ func (r *runner) accountedPipeline(ctx context.Context, sim *apiSim) error {
 		if err != nil {
 			return err
 		}
-		st, _, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
+		st, _, err := waitBatch(ctx, r.batches, res.BatchID, 10*time.Minute+time.Duration(c.N)*20*time.Millisecond)
 		if err != nil {
 			w.stop()
 			return err
@@ -358,7 +357,7 @@ func (r *runner) pipeline(ctx context.Context, name string, n int, sim *apiSim, 
 	if err != nil {
 		return sample{}, err
 	}
-	_, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), name, 10*time.Minute+time.Duration(n)*20*time.Millisecond)
+	_, end, err := waitBatch(ctx, r.batches, name, 10*time.Minute+time.Duration(n)*20*time.Millisecond)
 	if err != nil {
 		return sample{}, err
 	}
@@ -389,7 +388,7 @@ func (e enqueueCPU) total() time.Duration { return e.child + e.inProcess }
 func (r *runner) enqueueCommand(ctx context.Context, path, id string, task tasks.Options) (enqueueCPU, error) {
 	if r.env.Worker == nil {
 		cpu := selfCPU()
-		_, _, err := r.enqueueWith(ctx, path, producer.Config{BatchID: id, Task: task})
+		_, _, err := r.enqueueWith(ctx, path, producer.ClientConfig{BatchID: id, Task: task})
 		return enqueueCPU{inProcess: selfCPU() - cpu}, err
 	}
 	args := []string{"enqueue", "--redis", r.url, "--api-rate", "0", "--batch-id", id, "--skip-preflight", "--format", "csv"}

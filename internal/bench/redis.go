@@ -17,6 +17,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/embedded"
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 )
 
 // runner carries one bench run.
@@ -27,10 +28,12 @@ type runner struct {
 	log *slog.Logger
 	dir string
 
-	opts     *redis.Options // of the measured database
-	url      string         // redis://addr/db, for worker processes
-	mini     *embedded.Redis
-	admin    *redis.Client // the measured database, for flushing and counters
+	opts  *redis.Options // of the measured database
+	url   string         // redis://addr/db, for worker processes
+	mini  *embedded.Redis
+	admin *redis.Client // the measured database, for flushing and counters
+	// batches is the producer client on admin that follows the batches.
+	batches  *producer.Client
 	leaseKey string
 	leaser   *redis.Client
 	stopKeep chan struct{}
@@ -66,6 +69,10 @@ func (r *runner) connect(ctx context.Context) error {
 	}
 	admin := *r.opts
 	r.admin = redis.NewClient(&admin)
+	var err error
+	if r.batches, err = producer.NewClient(r.admin, nil); err != nil {
+		return err
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := r.admin.Ping(pctx).Err(); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 )
 
 // Shared is scenario f: destinations that share challenge-file paths, so
@@ -75,7 +74,7 @@ func (r *runner) sharedRun(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), res.BatchID, 10*time.Minute)
+	st, end, err := waitBatch(ctx, r.batches, res.BatchID, 10*time.Minute)
 	w.stop()
 	if err != nil {
 		return err

@@ -13,7 +13,6 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -121,7 +120,7 @@ func (r *runner) tenantsRun(ctx context.Context) error {
 		return err
 	}
 	timeout := 3*time.Duration(float64(c.TenantsN)/rate*float64(time.Second)) + 5*time.Minute
-	st, end, err := waitBatch(ctx, ledger.NewStore(r.admin, ledger.Config{}), batch, timeout)
+	st, end, err := waitBatch(ctx, r.batches, batch, timeout)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -346,10 +346,10 @@ func freeAddr() (string, error) {
 
 // waitBatch polls the batch until every destination has an outcome and
 // returns when it saw that.
-func waitBatch(ctx context.Context, store *ledger.Store, id string, timeout time.Duration) (events.BatchStatus, time.Time, error) {
+func waitBatch(ctx context.Context, batches *producer.Client, id string, timeout time.Duration) (events.BatchStatus, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := store.Batch(ctx, id)
+		st, err := batches.BatchStatus(ctx, id)
 		if err != nil {
 			return st, time.Time{}, err
 		}

@@ -132,7 +132,7 @@ func pacer(rdb redis.UniversalClient, cfg budget.Config, ok bool) (producer.Pace
 	return budget.NewPacer(rdb, cfg)
 }
 
-// pacers is the producer's pacing per credential of set (producer.Config.Pacers):
+// pacers is the producer's pacing per credential of set (producer.ClientConfig.Pacers):
 // the rows that name none take def, the default credential's pacer; a named
 // credential's rows the pacer of its own budget (its budget_key, else its
 // digest) at its api_rate, else rate, built on first use and shared by the
@@ -180,4 +180,19 @@ func (b budgetFlags) pacers(ctx context.Context, rdb redis.UniversalClient, rate
 			return p, nil
 		}
 	}
+}
+
+// pacing is the producer's pacing on rdb (producer.ClientConfig.Pacer and
+// Pacers): the budget of creds settled at rate, and each named credential's
+// of set.
+func (b budgetFlags) pacing(ctx context.Context, rdb redis.UniversalClient, rate string, creds cloudflare.Credentials, set *credentials.Set, log *slog.Logger) (producer.Pacer, func(string) (producer.Pacer, error), error) {
+	cfg, ok, err := b.shared(ctx, rdb, rate, creds, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	pace, err := pacer(rdb, cfg, ok)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pace, b.pacers(ctx, rdb, rate, set, pace, log), nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 )
 
 // Env is the process environment a command runs in.
@@ -228,22 +228,37 @@ func (c *common) logger(env Env) (*slog.Logger, error) {
 	return slog.New(logHandler(env.Stderr, lvl, c.logJSON)), nil
 }
 
-// connect opens the shared Redis of c and the events store on it, for the
-// commands that read or change a batch.
-func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *ledger.Store, func(), error) {
+// open opens the shared Redis of c, for the commands that read or change
+// a batch.
+func (c *common) open(ctx context.Context, env Env) (redis.UniversalClient, func(), error) {
 	if err := c.shared(); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	log, err := c.logger(env)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	rdb, closeRedis, err := connectRedis(ctx, c.redisURL)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	routeRedisLog(log, c.redisURL)
-	return rdb, ledger.NewStore(rdb, ledger.Config{}), closeRedis, nil
+	return rdb, closeRedis, nil
+}
+
+// connect opens the shared Redis of c and the producer client on it, for
+// the commands that read a batch or act on the fleet without enqueueing.
+func (c *common) connect(ctx context.Context, env Env) (redis.UniversalClient, *producer.Client, func(), error) {
+	rdb, closeRedis, err := c.open(ctx, env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cl, err := producer.NewClient(rdb, nil)
+	if err != nil {
+		closeRedis()
+		return nil, nil, nil, err
+	}
+	return rdb, cl, func() { cl.Close(); closeRedis() }, nil
 }
 
 func envOr(env Env, key, def string) string {

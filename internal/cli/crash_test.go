@@ -159,7 +159,7 @@ func TestCrashSafety(t *testing.T) {
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
 	enqueue := func() producer.Result {
-		p := newProducer(t, rdb, producer.Config{Format: tasks.FormatCSV})
+		p := newProducer(t, rdb, producer.ClientConfig{Format: tasks.FormatCSV})
 		res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(csv) })
 		if err != nil {
 			t.Fatal(err)

@@ -24,7 +24,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
-	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -131,7 +130,6 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	defer w.stop()
 
 	csvPath := filepath.Join(workDir, "destinations.csv")
-	store := ledger.NewStore(rdb, ledger.Config{})
 	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, cloudflare.Credentials{APIToken: token}, log)
 	if err != nil {
 		return err
@@ -154,11 +152,12 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := producer.New(rdb, producer.Config{Source: csvPath, Format: tasks.FormatCSV, Logger: log, Pacer: pace, CreateJob: *accountZones > 0})
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: csvPath, Format: tasks.FormatCSV, Logger: log, Pacer: pace, CreateJob: *accountZones > 0})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	store := p.Ledger()
 	start := time.Now()
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(csvPath) })
 	if err != nil {

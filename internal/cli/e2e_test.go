@@ -182,10 +182,10 @@ func (e *e2e) enqueue(t *testing.T, n int) producer.Result {
 	return e.enqueueFile(t, path)
 }
 
-// newProducer is producer.New for a test, closed at its end.
-func newProducer(t *testing.T, rdb redis.UniversalClient, cfg producer.Config) *producer.Producer {
+// newProducer is producer.NewClient for a test, closed at its end.
+func newProducer(t *testing.T, rdb redis.UniversalClient, cfg producer.ClientConfig) *producer.Client {
 	t.Helper()
-	p, err := producer.New(rdb, cfg)
+	p, err := producer.NewClient(rdb, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func newProducer(t *testing.T, rdb redis.UniversalClient, cfg producer.Config) *
 
 func (e *e2e) enqueueFile(t *testing.T, path string) producer.Result {
 	t.Helper()
-	p := newProducer(t, e.rdb, producer.Config{Source: path, Format: tasks.FormatCSV, Logger: e.log})
+	p := newProducer(t, e.rdb, producer.ClientConfig{Source: path, Format: tasks.FormatCSV, Logger: e.log})
 	res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,7 +72,13 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if pf.creds, err = cf.load(env, nil); err != nil {
 		return err
 	}
-	cfg := producer.Config{BatchID: *batchID, Source: file, Format: fmtv, Credentials: inputCredentials(pf.creds),
+	// The batch records the input's absolute path, which retry opens
+	// again from whatever directory it runs in.
+	source, err := sourceOf(file)
+	if err != nil {
+		return err
+	}
+	cfg := producer.ClientConfig{BatchID: *batchID, Source: source, Format: fmtv, Credentials: inputCredentials(pf.creds),
 		Task: tasks.Options{MaxRetry: *maxRetry, Retention: *retention}, Logger: log, CreateJob: *createJob}
 	// The cheap local check first, its errors shown at once: preflight's
 	// network calls and credential chains come after, and its findings
@@ -120,15 +127,10 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if w := persistenceWarning(ctx, rdb); w != "" {
 		log.Warn(w)
 	}
-	bcfg, ok, err := bf.shared(ctx, rdb, *apiRate, creds, log)
-	if err != nil {
+	if cfg.Pacer, cfg.Pacers, err = bf.pacing(ctx, rdb, *apiRate, creds, pf.creds, log); err != nil {
 		return err
 	}
-	if cfg.Pacer, err = pacer(rdb, bcfg, ok); err != nil {
-		return err
-	}
-	cfg.Pacers = bf.pacers(ctx, rdb, *apiRate, pf.creds, cfg.Pacer, log)
-	p, err := producer.New(rdb, cfg)
+	p, err := producer.NewClient(rdb, &cfg)
 	if err != nil {
 		return err
 	}
@@ -192,6 +194,19 @@ func opener(env Env, name string) (producer.Opener, func(), error) {
 		return nil, nil, fmt.Errorf("spool stdin: %w", err)
 	}
 	return func() (io.ReadCloser, error) { return os.Open(tmp.Name()) }, cleanup, nil
+}
+
+// sourceOf is the batch's record of the input file: its absolute path, or
+// "-" for standard input.
+func sourceOf(file string) (string, error) {
+	if file == "-" {
+		return file, nil
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", file, err)
+	}
+	return abs, nil
 }
 
 func printLineErrors(w io.Writer, plan producer.Plan) {
@@ -360,7 +375,7 @@ func runPreflight(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	in := input.Options{Format: fmtv, Extra: tasks.JobColumns, Credentials: inputCredentials(pf.creds)}
-	plan, err := producer.Check(ctx, open, producer.Config{Format: fmtv, Columns: tasks.JobColumns, Credentials: in.Credentials})
+	plan, err := producer.Check(ctx, open, producer.ClientConfig{Format: fmtv, Columns: tasks.JobColumns, Credentials: in.Credentials})
 	if err != nil {
 		return notStarted(err)
 	}

@@ -22,13 +22,13 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	rdb, store, closeRedis, err := c.connect(ctx, env)
+	rdb, cl, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	if *batch != "" {
-		_, err := store.Batch(ctx, *batch)
+		_, err := cl.BatchStatus(ctx, *batch)
 		if errors.Is(err, ledger.ErrNoBatch) {
 			return noBatch(ctx, rdb, *batch)
 		}
@@ -46,7 +46,7 @@ func runEvents(ctx context.Context, env Env, args []string) error {
 		if *follow {
 			block = 5 * time.Second
 		}
-		entries, err := store.Read(ctx, after, 500, block)
+		entries, err := cl.Events(ctx, after, 500, block)
 		if outage.retry(ctx, err) {
 			continue
 		}

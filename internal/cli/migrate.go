@@ -312,12 +312,13 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
 	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
-	p, err := producer.New(rdb, producer.Config{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace, Pacers: pacers,
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace, Pacers: pacers,
 		Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer p.Close()
+	store = p.Ledger()
 	if err := j.plan(todo); err != nil {
 		return err
 	}

@@ -49,11 +49,12 @@ func runReport(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "report needs --batch ID and --format csv|json")
 		return errUsage
 	}
-	_, store, closeRedis, err := c.connect(ctx, env)
+	_, cl, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
+	store := cl.Ledger()
 	if _, err := store.Batch(ctx, *batch); err != nil {
 		return err
 	}

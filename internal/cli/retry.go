@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"time"
+	"io"
 
-	"github.com/hibiken/asynq"
-
-	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
@@ -52,141 +48,77 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return notStarted(fmt.Errorf("-format: %w", err))
 	}
-	rdb, store, closeRedis, err := c.connect(ctx, env)
+	set, err := cf.load(env, nil)
+	if err != nil {
+		return err
+	}
+	log, err := c.logger(env)
+	if err != nil {
+		return err
+	}
+	rdb, closeRedis, err := c.open(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	bst, err := store.Batch(ctx, *batch)
+	cfg := producer.ClientConfig{Format: fmtv, CreateJob: *createJob, Credentials: inputCredentials(set),
+		Task: tasks.Options{MaxRetry: *maxRetry}, Logger: log}
+	// The fresh challenges at each credential's budget's pace, as enqueue
+	// paces them.
+	if cfg.Pacer, cfg.Pacers, err = bf.pacing(ctx, rdb, *apiRate, creds, set, log); err != nil {
+		return err
+	}
+	cl, err := producer.NewClient(rdb, &cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	bst, err := cl.BatchStatus(ctx, *batch)
 	if errors.Is(err, ledger.ErrNoBatch) {
 		return noBatch(ctx, rdb, *batch)
 	}
 	if err != nil {
 		return err
 	}
-	type failed struct {
-		hash string
-		st   ledger.DestState
-	}
-	todo := map[string]failed{}
-	if err := store.Dests(ctx, *batch, func(h string, st ledger.DestState) error {
-		if st.State == events.Failed {
-			todo[h] = failed{h, st}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if len(todo) == 0 {
-		fmt.Fprintf(env.Stdout, "batch %s: no failed destinations\n", *batch)
-		return nil
-	}
+	// The input is opened once a failed destination needs it: a batch
+	// without any needs none.
 	path := fs.Arg(0)
 	if path == "" {
 		path = bst.Source
 	}
-	if path == "" || path == "-" && fs.Arg(0) == "" {
-		fmt.Fprintf(env.Stderr, "retry: batch %s was read from standard input: give the same input again as FILE (or -)\n", *batch)
-		return errUsage
-	}
-	open, cleanup, err := opener(env, path)
-	if err != nil {
-		return fmt.Errorf("the batch's input (give it as FILE): %w", err)
-	}
-	defer cleanup()
-	set, err := cf.load(env, nil)
-	if err != nil {
-		return err
-	}
-	found := map[string]tasks.Dest{}
-	if err := producer.Dests(ctx, open, producer.Config{Format: fmtv, CreateJob: *createJob, Credentials: inputCredentials(set)}, func(_ int, d tasks.Dest) error {
-		if h := d.Hash(); todo[h].hash != "" {
-			found[h] = d
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	order := make([]failed, 0, len(todo))
-	for _, f := range todo {
-		order = append(order, f)
-	}
-	sort.Slice(order, func(i, j int) bool { return order[i].st.Line < order[j].st.Line })
-
-	log, err := c.logger(env)
-	if err != nil {
-		return err
-	}
-	bcfg, ok, err := bf.shared(ctx, rdb, *apiRate, creds, log)
-	if err != nil {
-		return err
-	}
-	pace, err := pacer(rdb, bcfg, ok)
-	if err != nil {
-		return err
-	}
-	// Each credential's fresh challenges at its own budget's pace.
-	pacers := bf.pacers(ctx, rdb, *apiRate, set, pace, log)
-	if pacers == nil {
-		pacers = func(string) (producer.Pacer, error) { return pace, nil }
-	}
-	perCred := map[string]int{}
-	for _, d := range found {
-		perCred[d.Credential]++
-	}
-	type paced struct {
-		p      producer.Pacer
-		offset time.Duration
-		next   int
-	}
-	pacing := map[string]*paced{}
-	for name, n := range perCred {
-		p, err := pacers(name)
-		if err != nil {
-			return err
-		}
-		pc := &paced{p: p}
-		if p != nil {
-			if pc.offset, err = p.Reserve(ctx, n); err != nil {
-				return err
+	var input producer.Opener
+	cleanup := func() {}
+	defer func() { cleanup() }()
+	open := func() (io.ReadCloser, error) {
+		if input == nil {
+			if path == "" || path == "-" && fs.Arg(0) == "" {
+				fmt.Fprintf(env.Stderr, "retry: batch %s was read from standard input: give the same input again as FILE (or -)\n", *batch)
+				return nil, errUsage
+			}
+			var err error
+			if input, cleanup, err = opener(env, path); err != nil {
+				return nil, fmt.Errorf("the batch's input (give it as FILE): %w", err)
 			}
 		}
-		pacing[name] = pc
+		return input()
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
-	now := time.Now()
-	var retried, lost int
-	for _, f := range order {
-		d, ok := found[f.hash]
-		if !ok {
-			lost++
-			fmt.Fprintf(env.Stderr, "line %d: its destination is not in %s (was the file changed?); enqueue that row again in a new batch\n", f.st.Line, path)
-			continue
-		}
-		d.BatchID, d.Gen, d.Round, d.EnqueuedAt = *batch, 0, f.st.Round+1, now
-		var delay time.Duration
-		if pc := pacing[d.Credential]; pc.p != nil {
-			delay = pc.offset + time.Duration(pc.next)*pc.p.Interval()
-			pc.next++
-		}
-		task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: *maxRetry}, delay)
-		if err != nil {
-			return err
-		}
-		// Enqueue before reopening: a crash in between leaves the task
-		// superseded-proof (its round is newer) and a re-run finds it.
-		if _, err := client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("line %d: %w", f.st.Line, err)
-		}
-		if _, err := store.Reopen(ctx, ledger.Key{Batch: *batch, Hash: f.hash}, d.Round); err != nil {
-			return fmt.Errorf("line %d: %w", f.st.Line, err)
-		}
-		retried++
+	res, err := cl.Retry(ctx, *batch, open)
+	if errors.Is(err, producer.ErrInvalid) {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	fmt.Fprintf(env.Stdout, "batch %s: %d failed destinations re-enqueued", *batch, retried)
-	if lost > 0 {
-		fmt.Fprintf(env.Stdout, ", %d could not be (see above)", lost)
+	if err != nil {
+		return err
+	}
+	if res.Failed == 0 {
+		fmt.Fprintf(env.Stdout, "batch %s: no failed destinations\n", *batch)
+		return nil
+	}
+	for _, line := range res.Lost {
+		fmt.Fprintf(env.Stderr, "line %d: its destination is not in %s (was the file changed?); enqueue that row again in a new batch\n", line, path)
+	}
+	fmt.Fprintf(env.Stdout, "batch %s: %d failed destinations re-enqueued", *batch, res.Retried)
+	if len(res.Lost) > 0 {
+		fmt.Fprintf(env.Stdout, ", %d could not be (see above)", len(res.Lost))
 	}
 	fmt.Fprintln(env.Stdout)
 	return nil

@@ -103,7 +103,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if *createJob {
 		in.Extra = tasks.JobColumns
 	}
-	pcfg := producer.Config{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob}
+	pcfg := producer.ClientConfig{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob}
 	plan, err := producer.Check(ctx, open, pcfg)
 	if err != nil {
 		return notStarted(err)
@@ -228,22 +228,21 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	defer stop()
-	store := ledger.NewStore(rdb, ledger.Config{})
-	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
+	source, err := sourceOf(file)
 	if err != nil {
 		return err
 	}
-	pace, err := pacer(rdb, bcfg, ok)
-	if err != nil {
+	pcfg = producer.ClientConfig{Source: source, Format: fmtv, Credentials: in.Credentials, Logger: log, Skip: skip, CreateJob: *createJob,
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}}
+	if pcfg.Pacer, pcfg.Pacers, err = f.budget.pacing(ctx, rdb, f.apiRate, creds, set, log); err != nil {
 		return err
 	}
-	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
-	p, err := producer.New(rdb, producer.Config{Source: file, Format: fmtv, Credentials: in.Credentials, Logger: log, Pacer: pace, Pacers: pacers, Skip: skip, CreateJob: *createJob,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	p, err := producer.NewClient(rdb, &pcfg)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
+	store := p.Ledger()
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {
@@ -320,10 +319,11 @@ type inputDest struct {
 // inputDests reads the destinations of the input as the producer with cfg
 // does, in input order, each once (a repeated row is its first line's
 // duplicate).
-func inputDests(ctx context.Context, open producer.Opener, cfg producer.Config) ([]inputDest, error) {
+func inputDests(ctx context.Context, open producer.Opener, cfg producer.ClientConfig) ([]inputDest, error) {
 	var out []inputDest
 	seen := map[string]bool{}
-	err := producer.Dests(ctx, open, cfg, func(line int, d tasks.Dest) error {
+	err := producer.Dests(ctx, open, cfg, func(d tasks.Dest) error {
+		line := d.Line
 		id := d.Hash()
 		if seen[id] {
 			return nil

@@ -110,7 +110,7 @@ func testSharedPaths(t *testing.T, m tokenMode) {
 	store := ledger.NewStore(rdb, ledger.Config{})
 	client := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { client.Close() })
-	p := newProducer(t, rdb, producer.Config{Format: tasks.FormatCSV})
+	p := newProducer(t, rdb, producer.ClientConfig{Format: tasks.FormatCSV})
 	res, err := p.Enqueue(context.Background(), func() (io.ReadCloser, error) { return os.Open(csv) })
 	if err != nil {
 		t.Fatal(err)

@@ -36,11 +36,12 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "-interval %s: must be positive\n", *interval)
 		return errUsage
 	}
-	rdb, store, closeRedis, err := c.connect(ctx, env)
+	rdb, cl, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
+	store := cl.Ledger()
 	if *batch == "" {
 		ids, err := store.Batches(ctx, 20)
 		if err != nil {

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
@@ -24,6 +22,8 @@ import (
 // submission is one token an operator read from a destination the worker
 // cannot read (Sumo Logic's HTTP source).
 type submission struct {
+	// line is the row's line in a --file; 0 for the one destination of
+	// the flags.
 	line  int
 	row   input.Row
 	token string
@@ -82,42 +82,49 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 	for _, s := range subs {
 		switch {
 		case s.credential != "" && !credentials.ValidName(s.credential):
-			return &exitError{code: 2, err: fmt.Errorf("line %d: credential: names are 1 to 64 letters, digits, '.', '_' or '-'", s.line)}
+			return &exitError{code: 2, err: fmt.Errorf("%s: credential: names are 1 to 64 letters, digits, '.', '_' or '-'", s.where())}
 		case set.File != "" && s.credential != "" && !set.Has(s.credential):
-			return &exitError{code: 2, err: fmt.Errorf("line %d: credential: unknown credential %q (known: %s)", s.line, s.credential, strings.Join(set.Names(), ", "))}
+			return &exitError{code: 2, err: fmt.Errorf("%s: credential: unknown credential %q (known: %s)", s.where(), s.credential, strings.Join(set.Names(), ", "))}
 		}
 	}
-	rdb, store, closeRedis, err := c.connect(ctx, env)
+	rdb, cl, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	if _, err := store.Batch(ctx, *batch); errors.Is(err, ledger.ErrNoBatch) {
+	if _, err := cl.BatchStatus(ctx, *batch); errors.Is(err, ledger.ErrNoBatch) {
 		return noBatch(ctx, rdb, *batch)
 	} else if err != nil {
 		return err
 	}
-	client := asynq.NewClientFromRedisClient(rdb)
-	defer client.Close()
 	var sent []sentToken
 	var bad int
 	for _, s := range subs {
-		challenges, err := submit(ctx, store, client, *batch, s)
+		challenges, err := cl.SubmitToken(ctx, s.dest(*batch), s.token)
 		if err != nil {
 			bad++
-			fmt.Fprintf(env.Stderr, "line %d: %v\n", s.line, err)
+			fmt.Fprintf(env.Stderr, "%s: %v\n", s.where(), err)
 			continue
 		}
 		sent = append(sent, sentToken{s, challenges})
 	}
 	fmt.Fprintf(env.Stdout, "batch %s: %s submitted for validation, %d refused\n", *batch, plural(int64(len(sent)), "token"), bad)
 	if *wait > 0 && len(sent) > 0 {
-		bad += awaitVerdicts(ctx, env, store, *batch, sent, *wait)
+		bad += awaitVerdicts(ctx, env, cl.Ledger(), *batch, sent, *wait)
 	}
 	if bad > 0 {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// where names the submission in a message: its line in a --file, else the
+// destination (its conf redacted), which the flags gave.
+func (s submission) where() string {
+	if s.line > 0 {
+		return fmt.Sprintf("line %d", s.line)
+	}
+	return fmt.Sprintf("%s %s %s", s.row.Scope, s.row.ScopeID, s.row.Conf.Redacted())
 }
 
 // sentToken is a submitted token and the challenges its destination had:
@@ -136,12 +143,11 @@ func awaitVerdicts(ctx context.Context, env Env, store *ledger.Store, batch stri
 	for len(sent) > 0 {
 		var open []sentToken
 		for _, s := range sent {
-			d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job}
-			st, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: d.Hash()})
+			st, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: s.dest(batch).Hash()})
 			switch {
 			case err != nil:
 				bad++
-				fmt.Fprintf(env.Stderr, "line %d: %v\n", s.line, err)
+				fmt.Fprintf(env.Stderr, "%s: %v\n", s.where(), err)
 			case st.State == events.Validated:
 				validated++
 			case st.State == events.Failed:
@@ -150,10 +156,10 @@ func awaitVerdicts(ctx context.Context, env Env, store *ledger.Store, batch stri
 				if st.Error != nil {
 					msg = st.Error.Message
 				}
-				fmt.Fprintf(env.Stderr, "line %d: Cloudflare rejected the token: %s\n", s.line, msg)
+				fmt.Fprintf(env.Stderr, "%s: Cloudflare rejected the token: %s\n", s.where(), msg)
 			case st.Attempts.Challenge > s.challenges:
 				bad++
-				fmt.Fprintf(env.Stderr, "line %d: Cloudflare rejected the token (code 1002: wrong or stale); a fresh challenge went to the HTTP source: submit its token\n", s.line)
+				fmt.Fprintf(env.Stderr, "%s: Cloudflare rejected the token (code 1002: wrong or stale); a fresh challenge went to the HTTP source: submit its token\n", s.where())
 			default:
 				open = append(open, s)
 			}
@@ -169,45 +175,15 @@ func awaitVerdicts(ctx context.Context, env Env, store *ledger.Store, batch stri
 		}
 	}
 	for _, s := range sent {
-		fmt.Fprintf(env.Stderr, "line %d: no verdict after %s: are workers running on this Redis? (status --batch %s)\n", s.line, wait, batch)
+		fmt.Fprintf(env.Stderr, "%s: no verdict after %s: are workers running on this Redis? (status --batch %s)\n", s.where(), wait, batch)
 	}
 	fmt.Fprintf(env.Stdout, "batch %s: %s validated, %d rejected or without a verdict\n", batch, plural(int64(validated), "token"), bad+len(sent))
 	return bad + len(sent)
 }
 
-// submit enqueues the validation of one submitted token and returns the
-// challenges its destination had so far.
-func submit(ctx context.Context, store *ledger.Store, client *asynq.Client, batch string, s submission) (int, error) {
-	d := tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job, Credential: s.credential}
-	st, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: d.Hash()})
-	if errors.Is(err, ledger.ErrNotFound) {
-		return 0, fmt.Errorf("batch %s has no such destination (scope id, destination_conf and, with --create-job, the job columns must be exactly as enqueued)", batch)
-	}
-	if err != nil {
-		return 0, err
-	}
-	if st.State != events.AwaitingToken {
-		return 0, fmt.Errorf("destination is %s, not awaiting a token", st.State)
-	}
-	// The ledger knows the row's credential (a batch enqueued before it
-	// recorded them does not: then the operator's name stands).
-	switch {
-	case s.credential == "":
-		d.Credential = st.Credential
-	case st.Credential != "" && st.Credential != s.credential:
-		return 0, fmt.Errorf("credential: the destination was enqueued under credential %q, not %q (leave the credential out: the batch knows it)", st.Credential, s.credential)
-	}
-	d.Gen, d.Round, d.EnqueuedAt = st.Gen, st.Round, st.EnqueuedAt
-	task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: d, Filename: st.Filename, Token: s.token}, tasks.Options{})
-	if err != nil {
-		return 0, err
-	}
-	if _, err := client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
-		return 0, errors.New("a token was already submitted for this challenge; wait for its outcome (events, status)")
-	} else if err != nil {
-		return 0, err
-	}
-	return st.Attempts.Challenge, nil
+// dest is the submission's destination in batch.
+func (s submission) dest(batch string) tasks.Dest {
+	return tasks.Dest{BatchID: batch, Scope: s.row.Scope, ScopeID: s.row.ScopeID, DestinationConf: s.row.Conf.Raw, Job: s.job, Credential: s.credential}
 }
 
 // readSubmissions reads the tokens: a CSV file, or one destination from flags.
@@ -228,7 +204,7 @@ func readSubmissions(env Env, file, zone, account, conf, token, credential strin
 		if err != nil {
 			return nil, err
 		}
-		return []submission{{line: 1, row: row, token: tok, credential: strings.TrimSpace(credential)}}, nil
+		return []submission{{row: row, token: tok, credential: strings.TrimSpace(credential)}}, nil
 	}
 	f, err := os.Open(file)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -22,9 +23,11 @@ func TestSubmitUsesRecordedCredential(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Mini(t)
 	ctx := context.Background()
-	store := ledger.NewStore(rdb, ledger.Config{})
-	client := asynq.NewClientFromRedisClient(rdb)
-	t.Cleanup(func() { client.Close() })
+	cl, err := producer.NewClient(rdb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := cl.Ledger()
 	conf, err := tasks.ParseConf("sumo://endpoint1.collection.sumologic.com/receiver/v1/http/ZaVnC4dhaV3")
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +47,11 @@ func TestSubmitUsesRecordedCredential(t *testing.T) {
 		t.Fatalf("recorded credential = %q, %v; want alice", st.Credential, err)
 	}
 	const token = "0123456789abcdef0123456789abcdef"
-	_, err = submit(ctx, store, client, batch, submission{line: 2, row: row, token: token, credential: "bob"})
+	_, err = cl.SubmitToken(ctx, submission{line: 2, row: row, credential: "bob"}.dest(batch), token)
 	if err == nil || !strings.Contains(err.Error(), `enqueued under credential "alice", not "bob"`) {
 		t.Fatalf("submit under another credential: %v", err)
 	}
-	if _, err := submit(ctx, store, client, batch, submission{line: 2, row: row, token: token}); err != nil {
+	if _, err := cl.SubmitToken(ctx, submission{line: 2, row: row}.dest(batch), token); err != nil {
 		t.Fatal(err)
 	}
 	pending, err := asynq.NewInspectorFromRedisClient(rdb).ListPendingTasks(tasks.FollowUpQueue)

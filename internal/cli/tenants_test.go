@@ -84,7 +84,7 @@ func TestMixedTenants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProducer(t, rdb, producer.Config{Source: path, Format: tasks.FormatCSV, Logger: e.log, Credentials: inputCredentials(set),
+	p := newProducer(t, rdb, producer.ClientConfig{Source: path, Format: tasks.FormatCSV, Logger: e.log, Credentials: inputCredentials(set),
 		Pacer: defPacer, Pacers: bf.pacers(ctx, rdb, "100000/1m", set, defPacer, e.log)})
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil || res.Enqueued != 38 {

@@ -145,3 +145,19 @@ func (s *Simulator) AddJob(scope, id, dataset, conf string) int {
 	s.jobs[key] = append(s.jobs[key], j)
 	return j.ID
 }
+
+// RemoveJob deletes the job id of the zone or account ("zone" or
+// "account", id), as the dashboard's delete does: a test's way to free a
+// job slot; it reports whether the job was there.
+func (s *Simulator) RemoveJob(scope, id string, jobID int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := scopeKey(target{scope: scope, id: strings.ToLower(id)})
+	for i, j := range s.jobs[key] {
+		if j.ID == jobID {
+			s.jobs[key] = slices.Delete(s.jobs[key], i, i+1)
+			return true
+		}
+	}
+	return false
+}
