@@ -156,6 +156,8 @@ type Handlers struct {
 	challenges ChallengeLog
 	// seen learns when challenge files appear, for the first poll.
 	seen *appearance
+	// cold are the first polls scheduled before any file was seen.
+	cold coldPolls
 	// jobs keeps each zone's job listing for the job stage.
 	jobs *jobCache
 	// fields keeps each dataset's fields for the job stage.
@@ -500,6 +502,7 @@ func (h *Handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	pp := tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline, Lease: r.lease, Before: before}
 	first := h.firstPoll(r)
 	inline := h.inlinePolls(ctx, r)
+	first = h.coldFirst(r, requestedAt, first, inline)
 	delay := first
 	if inline {
 		delay += h.cfg.PollInline // the poll task only takes over from the polls below
@@ -748,7 +751,7 @@ func (h *Handlers) poll(ctx context.Context, t *asynq.Task) error {
 	case cloudflare.TokenExpired:
 		return h.notYet(ctx, r, p, st.Attempts.Poll, errExpiredToken)
 	}
-	h.seen.observe(appeared.Sub(requestedAt))
+	h.observeAppearance(appeared.Sub(requestedAt))
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the
@@ -789,6 +792,7 @@ func (h *Handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 			// Others wait for this path: every interval here delays them all.
 			d = min(d, h.cfg.PollContended)
 		}
+		d = h.scoutDelay(r, d)
 		return &SnoozeError{Delay: d, Reason: cause.Error()}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
