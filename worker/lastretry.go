@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -35,17 +34,15 @@ func noteRun(ctx context.Context, r *run) {
 	}
 }
 
-// lastAttemptSnooze is how long a task whose failure could not be recorded
-// waits before trying again: a snooze, not a retry, so that it is never
-// archived with its payload.
-const lastAttemptSnooze = time.Minute
-
 // lastAttempt turns err, when asynq would archive the task for it, into a
 // recorded failure (errFailed: the task is deleted, not archived). When
 // the failure cannot be recorded either (Redis refuses the script too),
-// the task snoozes and tries again: the destination is neither lost nor
-// archived with the conf. A task whose context is done (shutdown, the
-// task's timeout) is asynq's to requeue or retry: err is returned as is.
+// the task is revoked (asynq.RevokeTask: deleted like a task done, since
+// asynq v0.26 archives any other error of a last attempt, a snooze too):
+// the destination stays in flight in the ledger, where status shows it,
+// and retry rebuilds its task from the input file; the conf is not kept.
+// A task whose context is done (shutdown, the task's timeout) is asynq's
+// to requeue or retry: err is returned as is.
 func (h *Handlers) lastAttempt(ctx context.Context, slot *runSlot, err error) error {
 	var s *SnoozeError
 	if err == nil || errors.Is(err, errSuperseded) || errors.Is(err, errFailed) || errors.As(err, &s) ||
@@ -68,7 +65,8 @@ func (h *Handlers) lastAttempt(ctx context.Context, slot *runSlot, err error) er
 	if errors.Is(ferr, errFailed) {
 		return ferr
 	}
-	slot.r.log.Error("the failure of the last attempt could not be recorded; the task will try again",
+	slot.r.log.Error("the failure of the task's last attempt could not be recorded: the task is dropped, "+
+		"the destination stays in flight (retry rebuilds it from the input file)",
 		"err", slot.r.clean(err.Error()), "record_err", slot.r.clean(ferr.Error()))
-	return &SnoozeError{Delay: lastAttemptSnooze, Reason: "recording the failure of the last attempt: " + slot.r.clean(ferr.Error())}
+	return fmt.Errorf("%w: recording the failure: %w", asynq.RevokeTask, ferr)
 }

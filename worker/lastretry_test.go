@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,9 +24,9 @@ func (e scriptError) Error() string { return string(e) }
 func (scriptError) RedisError()     {}
 
 // refuseState is a go-redis hook that fails every script whose first
-// argument is state (the ledger's scripts take the state to move to first),
+// argument is one of states (the ledger's scripts take the state to move to first),
 // as Redis does with a script error.
-type refuseState struct{ state string }
+type refuseState struct{ states []string }
 
 func (h refuseState) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h refuseState) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -37,7 +38,7 @@ func (h refuseState) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if name := strings.ToLower(fmt.Sprint(args[0])); (name == "evalsha" || name == "eval") && len(args) > 3 {
 			var nkeys int
 			fmt.Sscan(fmt.Sprint(args[2]), &nkeys)
-			if i := 3 + nkeys; i < len(args) && fmt.Sprint(args[i]) == h.state {
+			if i := 3 + nkeys; i < len(args) && slices.Contains(h.states, fmt.Sprint(args[i])) {
 				err := scriptError("ERR user_script:1: refused by the test")
 				cmd.SetErr(err)
 				return err
@@ -58,7 +59,7 @@ func TestScriptErrorOnLastRetryKeepsNoPayload(t *testing.T) {
 	b := setup(t)
 	refusing := redis.NewClient(rdb.Options())
 	t.Cleanup(func() { refusing.Close() })
-	refusing.AddHook(refuseState{state: string(events.Polling)})
+	refusing.AddHook(refuseState{states: []string{string(events.Polling)}})
 	b.store = ledger.NewStore(refusing, ledger.Config{})
 	client := serve(t, rdb, b, nil)
 	const secret = "SECRETSASSIG0009"
@@ -78,6 +79,44 @@ func TestScriptErrorOnLastRetryKeepsNoPayload(t *testing.T) {
 	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
 		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
 	})
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
+
+// TestUnrecordableLastRetryIsNotArchived: when Redis refuses the failure's
+// script too, the task's last attempt does not archive the task with the
+// conf's secret: the task is dropped (the destination stays in flight).
+func TestUnrecordableLastRetryIsNotArchived(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	refusing := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { refusing.Close() })
+	refusing.AddHook(refuseState{states: []string{string(events.Polling), string(events.Failed)}})
+	b.store = ledger.NewStore(refusing, ledger.Config{})
+	client := serve(t, rdb, b, nil)
+	const secret = "SECRETSASSIG0008"
+	d := b.dest
+	d.DestinationConf = "azure://logs/p8?sv=2022-11-02&sp=rw&sig=" + secret
+	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	waitQueues(t, insp, "the last attempt did not end", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 2
+	})
+	info, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Archived != 0 || info.Size != 0 {
+		t.Fatalf("queue %+v, want no task left, none archived", info)
+	}
 	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
 		t.Errorf("the conf's secret is at rest in Redis")
 	}
