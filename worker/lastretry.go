@@ -35,7 +35,9 @@ func noteRun(ctx context.Context, r *run) {
 }
 
 // lastAttempt turns err, when asynq would archive the task for it, into a
-// recorded failure (errFailed: the task is deleted, not archived). When
+// recorded failure. asynq v0.26 archives a task that returns any error
+// once its retries are spent, a snooze too: a poll that snoozes after
+// its task's retries were spent on transient errors gives up here (errFailed: the task is deleted, not archived). When
 // the failure cannot be recorded either (Redis refuses the script too),
 // the task is revoked (asynq.RevokeTask: deleted like a task done, since
 // asynq v0.26 archives any other error of a last attempt, a snooze too):
@@ -44,9 +46,7 @@ func noteRun(ctx context.Context, r *run) {
 // A task whose context is done (shutdown, the task's timeout) is asynq's
 // to requeue or retry: err is returned as is.
 func (h *Handlers) lastAttempt(ctx context.Context, slot *runSlot, err error) error {
-	var s *SnoozeError
-	if err == nil || errors.Is(err, errSuperseded) || errors.Is(err, errFailed) || errors.As(err, &s) ||
-		slot.r == nil || ctx.Err() != nil {
+	if err == nil || errors.Is(err, errSuperseded) || errors.Is(err, errFailed) || slot.r == nil || ctx.Err() != nil {
 		return err
 	}
 	retried, _ := asynq.GetRetryCount(ctx)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -26,19 +28,25 @@ func (scriptError) RedisError()     {}
 // refuseState is a go-redis hook that fails every script whose first
 // argument is one of states (the ledger's scripts take the state to move to first),
 // as Redis does with a script error.
-type refuseState struct{ states []string }
+type refuseState struct {
+	states []string
+	// first, when set, refuses only the first first scripts of states.
+	first   int
+	mu      sync.Mutex
+	refused int
+}
 
-func (h refuseState) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h refuseState) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *refuseState) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *refuseState) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
-func (h refuseState) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *refuseState) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		args := cmd.Args()
 		if name := strings.ToLower(fmt.Sprint(args[0])); (name == "evalsha" || name == "eval") && len(args) > 3 {
 			var nkeys int
 			fmt.Sscan(fmt.Sprint(args[2]), &nkeys)
-			if i := 3 + nkeys; i < len(args) && slices.Contains(h.states, fmt.Sprint(args[i])) {
+			if i := 3 + nkeys; i < len(args) && slices.Contains(h.states, fmt.Sprint(args[i])) && h.refuse() {
 				err := scriptError("ERR user_script:1: refused by the test")
 				cmd.SetErr(err)
 				return err
@@ -46,6 +54,13 @@ func (h refuseState) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return next(ctx, cmd)
 	}
+}
+
+func (h *refuseState) refuse() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.refused++
+	return h.first == 0 || h.refused <= h.first
 }
 
 // TestScriptErrorOnLastRetryKeepsNoPayload: a Redis script error that no
@@ -59,7 +74,7 @@ func TestScriptErrorOnLastRetryKeepsNoPayload(t *testing.T) {
 	b := setup(t)
 	refusing := redis.NewClient(rdb.Options())
 	t.Cleanup(func() { refusing.Close() })
-	refusing.AddHook(refuseState{states: []string{string(events.Polling)}})
+	refusing.AddHook(&refuseState{states: []string{string(events.Polling)}})
 	b.store = ledger.NewStore(refusing, ledger.Config{})
 	client := serve(t, rdb, b, nil)
 	const secret = "SECRETSASSIG0009"
@@ -93,7 +108,7 @@ func TestUnrecordableLastRetryIsNotArchived(t *testing.T) {
 	b := setup(t)
 	refusing := redis.NewClient(rdb.Options())
 	t.Cleanup(func() { refusing.Close() })
-	refusing.AddHook(refuseState{states: []string{string(events.Polling), string(events.Failed)}})
+	refusing.AddHook(&refuseState{states: []string{string(events.Polling), string(events.Failed)}})
 	b.store = ledger.NewStore(refusing, ledger.Config{})
 	client := serve(t, rdb, b, nil)
 	const secret = "SECRETSASSIG0008"
@@ -117,6 +132,42 @@ func TestUnrecordableLastRetryIsNotArchived(t *testing.T) {
 	if info.Archived != 0 || info.Size != 0 {
 		t.Fatalf("queue %+v, want no task left, none archived", info)
 	}
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
+
+// TestSnoozeOnLastRetryKeepsNoPayload: a poll whose task spent its retries
+// (here on a script error) and then finds no file yet cannot snooze, which
+// asynq would archive with the conf: it fails the destination, recorded,
+// and no task is kept.
+func TestSnoozeOnLastRetryKeepsNoPayload(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	refusing := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { refusing.Close() })
+	refusing.AddHook(&refuseState{states: []string{string(events.Polling)}, first: 1})
+	b.store = ledger.NewStore(refusing, ledger.Config{})
+	client := serve(t, rdb, b, nil)
+	const secret = "SECRETSASSIG0007"
+	d := b.dest
+	d.DestinationConf = "azure://logs/p7?sv=2022-11-02&sp=rw&sig=" + secret
+	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: d, Filename: "p7/ownership-challenge-1.txt", RequestedAt: time.Now(),
+		Deadline: time.Now().Add(time.Hour)}, tasks.Options{MaxRetry: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, b.store, 1)
+	if evs[0].Event != events.Failed || evs[0].Error == nil || !strings.Contains(evs[0].Error.Message, "gave up after 1 retries") {
+		t.Fatalf("event = %+v (error %+v), want failed after its retries", evs[0], evs[0].Error)
+	}
+	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
+		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
+	})
 	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
 		t.Errorf("the conf's secret is at rest in Redis")
 	}
