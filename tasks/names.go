@@ -128,3 +128,7 @@ func taskIDHash(stage string, d Dest, hash string) string {
 
 // ChallengeTaskID is the TaskID of d's challenge task, to wake it.
 func ChallengeTaskID(d Dest) string { return taskID("ch", d) }
+
+// PollTaskID is the asynq task ID of d's poll task: the worker wakes a
+// scheduled poll by it.
+func PollTaskID(d Dest) string { return taskID("po", d) }

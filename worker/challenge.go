@@ -94,6 +94,7 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	pp := tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline, Lease: r.lease, Before: before}
 	first := h.firstPoll(r)
 	inline := h.inlinePolls(ctx, r)
+	first = h.coldFirst(r, requestedAt, first, inline)
 	delay := first
 	if inline {
 		delay += h.cfg.PollInline // the poll task only takes over from the polls below

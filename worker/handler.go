@@ -155,6 +155,8 @@ type handlers struct {
 	challenges ChallengeLog
 	// seen learns when challenge files appear, for the first poll.
 	seen *appearance
+	// cold are the first polls scheduled before any file was seen.
+	cold coldPolls
 	// jobs keeps each zone's job listing for the job stage.
 	jobs *jobCache
 	// fields keeps each dataset's fields for the job stage.
@@ -266,7 +268,8 @@ var errFailed = errors.New("destination failed")
 // observe runs fn and counts its outcome. A superseded task, and one whose
 // failure was recorded, ends with nil.
 func (h *handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
-	err := fn(ctx, t)
+	ctx, slot := withRunSlot(ctx)
+	err := h.lastAttempt(ctx, slot, fn(ctx, t))
 	var s *SnoozeError
 	outcome := "success"
 	switch {
@@ -339,6 +342,7 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf), stage: t.Type()}
+	noteRun(ctx, r)
 	if d.Update != nil {
 		r.jobID = d.Update.ID // every event of a migration names its job
 	}

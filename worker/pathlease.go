@@ -123,6 +123,32 @@ func (p *pathLeases) stop() {
 	p.wg.Wait()
 }
 
+// after calls wake after d (a wake-up of the worker's own, such as a cold
+// worker's first polls) unless stop comes first; stop waits for one under
+// way, so that it does not outlive the worker either.
+func (p *pathLeases) after(d time.Duration, wake func()) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.wg.Add(1)
+	p.pending.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		defer p.pending.Add(-1)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		wake()
+	}()
+}
+
 // wake runs the task of next, the waiter the free location lease wants,
 // taking waiters whose task is gone out of the line. A task that is
 // running cannot be woken: it either looked just before the release and

@@ -87,7 +87,7 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	case cloudflare.TokenExpired:
 		return h.notYet(ctx, r, p, st.Attempts.Poll, errExpiredToken)
 	}
-	h.seen.observe(appeared.Sub(requestedAt))
+	h.observeAppearance(appeared.Sub(requestedAt))
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the
@@ -116,6 +116,7 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 			// Others wait for this path: every interval here delays them all.
 			d = min(d, h.cfg.PollContended)
 		}
+		d = h.scoutDelay(r, d)
 		return &SnoozeError{Delay: d, Reason: cause.Error()}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)

@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"sync"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// A cold worker (one that has seen no challenge file appear yet) does not
+// know when files appear, so a first poll waits --poll-first (4 s by
+// default) rather than spend reads on misses. A small tenant or a small
+// batch in a fresh fleet paid that wait on every row, well beyond its own
+// bound when files appear after a second. So, while cold, one destination
+// at a time is the scout: it polls every PollInterval, and when its file
+// appears the delay is learnt and the first polls that were scheduled cold
+// are woken for when their own files should be there by that delay
+// (appearance.firstPoll), rather than left sleeping --poll-first. The
+// scout's extra reads are a few per worker, not per destination.
+
+// coldPolls are the first polls this worker scheduled while cold, and its
+// scout.
+type coldPolls struct {
+	mu sync.Mutex
+	// scout is the holder (see holder) of the scout, scoutAt when it was
+	// challenged; a scout older than PollFirst (its file is slow, or never
+	// comes) is replaced by the next cold challenge.
+	scout   string
+	scoutAt time.Time
+	// waiting are the first polls scheduled cold, oldest first.
+	waiting []coldPoll
+	// warm: a file was seen; nothing is kept any more.
+	warm bool
+}
+
+type coldPoll struct {
+	queue, id   string
+	requestedAt time.Time
+}
+
+// coldFirst is the delay of r's first poll (first, by firstPoll), with
+// the challenge requested at requestedAt. While the worker is cold and the
+// first poll waits, r becomes the scout (polled after PollInterval) if
+// there is none, or its poll is kept to be woken when the scout's file is
+// seen. inline: the challenge task polls itself (a contended path), which
+// already looks early.
+func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration, inline bool) time.Duration {
+	c := &h.cold
+	if inline || first <= h.cfg.PollInterval || h.leases == nil || h.leases.waker == nil {
+		return first
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.warm {
+		return first
+	}
+	if c.scout == "" || requestedAt.Sub(c.scoutAt) > h.cfg.PollFirst {
+		c.scout, c.scoutAt = holder(r), requestedAt
+		return h.cfg.PollInterval
+	}
+	// Polls scheduled more than PollFirst ago have run by now.
+	i := 0
+	for i < len(c.waiting) && requestedAt.Sub(c.waiting[i].requestedAt) > h.cfg.PollFirst {
+		i++
+	}
+	c.waiting = append(c.waiting[i:], coldPoll{queue: tasks.QueueOf(tasks.TypePoll), id: tasks.PollTaskID(r.d), requestedAt: requestedAt})
+	return first
+}
+
+// scoutDelay is the delay after a miss of r's poll: PollInterval for the
+// scout of a cold worker, d otherwise.
+func (h *handlers) scoutDelay(r *run, d time.Duration) time.Duration {
+	c := &h.cold
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.warm || c.scout != holder(r) {
+		return d
+	}
+	return min(d, h.cfg.PollInterval)
+}
+
+// observeAppearance learns that a challenge file appeared d after its
+// challenge; the first such file of a cold worker wakes the first polls
+// scheduled cold, each when its file should be there by what was learnt.
+func (h *handlers) observeAppearance(d time.Duration) {
+	h.seen.observe(d)
+	c := &h.cold
+	c.mu.Lock()
+	if c.warm {
+		c.mu.Unlock()
+		return
+	}
+	waiting := c.waiting
+	c.warm, c.waiting, c.scout = true, nil, ""
+	c.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	after := h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval)
+	now := h.now()
+	var due []coldPoll
+	for _, p := range waiting {
+		at := p.requestedAt.Add(after)
+		switch {
+		case !p.requestedAt.Add(h.cfg.PollFirst).After(now):
+			// Its poll ran when scheduled.
+		case at.After(now):
+			h.leases.after(at.Sub(now), func() { h.wakeCold(p) })
+		default:
+			due = append(due, p)
+		}
+	}
+	// Not in this task: one RunTask per poll, there may be many.
+	h.leases.after(0, func() {
+		for _, p := range due {
+			h.wakeCold(p)
+		}
+	})
+}
+
+// wakeCold runs p's poll now. A poll that ran already, or is running, is
+// not found or refused: nothing to do.
+func (h *handlers) wakeCold(p coldPoll) {
+	_ = h.leases.waker.RunTask(p.queue, p.id)
+}

@@ -1,0 +1,174 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+)
+
+// scriptError is a reply of Redis's own: not an outage, so no wait for
+// Redis helps.
+type scriptError string
+
+func (e scriptError) Error() string { return string(e) }
+func (scriptError) RedisError()     {}
+
+// refuseState is a go-redis hook that fails every script whose first
+// argument is one of states (the ledger's scripts take the state to move to first),
+// as Redis does with a script error.
+type refuseState struct {
+	states []string
+	// first, when set, refuses only the first first scripts of states.
+	first   int
+	mu      sync.Mutex
+	refused int
+}
+
+func (h *refuseState) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *refuseState) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *refuseState) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if name := strings.ToLower(fmt.Sprint(args[0])); (name == "evalsha" || name == "eval") && len(args) > 3 {
+			var nkeys int
+			fmt.Sscan(fmt.Sprint(args[2]), &nkeys)
+			if i := 3 + nkeys; i < len(args) && slices.Contains(h.states, fmt.Sprint(args[i])) && h.refuse() {
+				err := scriptError("ERR user_script:1: refused by the test")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *refuseState) refuse() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.refused++
+	return h.first == 0 || h.refused <= h.first
+}
+
+// TestScriptErrorOnLastRetryKeepsNoPayload: a Redis script error that no
+// handler turns into an outcome (here: the move to polling after the
+// challenge call) fails the destination on the task's last attempt, with
+// the error named, and asynq keeps no task: none archived with the conf's
+// secret in its payload.
+func TestScriptErrorOnLastRetryKeepsNoPayload(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	refusing := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { refusing.Close() })
+	refusing.AddHook(&refuseState{states: []string{string(events.Polling)}})
+	b.store = ledger.NewStore(refusing, ledger.Config{})
+	client := serve(t, rdb, b, nil)
+	const secret = "SECRETSASSIG0009"
+	d := b.dest
+	d.DestinationConf = "azure://logs/p9?sv=2022-11-02&sp=rw&sig=" + secret
+	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, b.store, 1)
+	if evs[0].Event != events.Failed || evs[0].Error == nil || !strings.Contains(evs[0].Error.Message, "refused by the test") {
+		t.Fatalf("event = %+v (error %+v), want failed naming the script error", evs[0], evs[0].Error)
+	}
+	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
+		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
+	})
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
+
+// TestUnrecordableLastRetryIsNotArchived: when Redis refuses the failure's
+// script too, the task's last attempt does not archive the task with the
+// conf's secret: the task is dropped (the destination stays in flight).
+func TestUnrecordableLastRetryIsNotArchived(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	refusing := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { refusing.Close() })
+	refusing.AddHook(&refuseState{states: []string{string(events.Polling), string(events.Failed)}})
+	b.store = ledger.NewStore(refusing, ledger.Config{})
+	client := serve(t, rdb, b, nil)
+	const secret = "SECRETSASSIG0008"
+	d := b.dest
+	d.DestinationConf = "azure://logs/p8?sv=2022-11-02&sp=rw&sig=" + secret
+	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	waitQueues(t, insp, "the last attempt did not end", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 2
+	})
+	info, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Archived != 0 || info.Size != 0 {
+		t.Fatalf("queue %+v, want no task left, none archived", info)
+	}
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
+
+// TestSnoozeOnLastRetryKeepsNoPayload: a poll whose task spent its retries
+// (here on a script error) and then finds no file yet cannot snooze, which
+// asynq would archive with the conf: it fails the destination, recorded,
+// and no task is kept.
+func TestSnoozeOnLastRetryKeepsNoPayload(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	refusing := redis.NewClient(rdb.Options())
+	t.Cleanup(func() { refusing.Close() })
+	refusing.AddHook(&refuseState{states: []string{string(events.Polling)}, first: 1})
+	b.store = ledger.NewStore(refusing, ledger.Config{})
+	client := serve(t, rdb, b, nil)
+	const secret = "SECRETSASSIG0007"
+	d := b.dest
+	d.DestinationConf = "azure://logs/p7?sv=2022-11-02&sp=rw&sig=" + secret
+	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: d, Filename: "p7/ownership-challenge-1.txt", RequestedAt: time.Now(),
+		Deadline: time.Now().Add(time.Hour)}, tasks.Options{MaxRetry: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitEvents(t, b.store, 1)
+	if evs[0].Event != events.Failed || evs[0].Error == nil || !strings.Contains(evs[0].Error.Message, "gave up after 1 retries") {
+		t.Fatalf("event = %+v (error %+v), want failed after its retries", evs[0], evs[0].Error)
+	}
+	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
+		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
+	})
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
