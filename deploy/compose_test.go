@@ -213,7 +213,30 @@ func TestCompose(t *testing.T) {
 		checkWebUIPrivate(t, w, s.Command, s.Environment)
 	}
 
-	// Prometheus scrapes exactly the workers, and loads the alert rules.
+	// jobs --watch lists the jobs through the simulator, from the workers'
+	// budget, and serves its gauges to Prometheus in the workers' job (the
+	// alert rules and panels select that job).
+	jw := c.Services["jobs-watch"]
+	if len(jw.Command) < 2 || jw.Command[0] != "jobs" || !slices.Contains(jw.Command, "--watch") || flagValue(jw.Command, "--account") == "" {
+		t.Errorf("jobs-watch: command %v, want jobs --watch --account ID", jw.Command)
+	}
+	if jw.Environment["CLOUDFLARE_API_URL"] != c.Services["worker-1"].Environment["CLOUDFLARE_API_URL"] ||
+		jw.Environment["CLOUDFLARE_API_TOKEN"] != sim.Environment["CLOUDFLARE_API_TOKEN"] {
+		t.Errorf("jobs-watch: CLOUDFLARE_API_URL or CLOUDFLARE_API_TOKEN differs from the workers'")
+	}
+	if ru, err := url.Parse(flagValue(jw.Command, "--redis")); err != nil || ru.Hostname() != "redis" {
+		t.Errorf("jobs-watch: --redis %q does not point at the redis service (the workers' shared budget)", flagValue(jw.Command, "--redis"))
+	}
+	host, watchPort, err := net.SplitHostPort(flagValue(jw.Command, "--listen"))
+	if err != nil || (host != "" && host != "0.0.0.0") {
+		t.Errorf("jobs-watch: --listen %q: want :PORT, reachable by Prometheus (%v)", flagValue(jw.Command, "--listen"), err)
+	}
+	if len(jw.Profiles) != 0 {
+		t.Errorf("jobs-watch: profiles %v: Prometheus scrapes it in job %s, so it must run whenever the workers do (else WorkerDown fires)", jw.Profiles, job)
+	}
+
+	// Prometheus scrapes exactly the workers and jobs --watch, and loads
+	// the alert rules.
 	var pc promConfig
 	loadStrict(t, filepath.Join("prometheus", "prometheus.yml"), &pc)
 	var targets []string
@@ -226,8 +249,10 @@ func TestCompose(t *testing.T) {
 		}
 	}
 	slices.Sort(targets)
-	if !slices.Equal(targets, workerTargets) {
-		t.Errorf("prometheus.yml job %s targets %v, want the workers %v", job, targets, workerTargets)
+	want := append(workerTargets, "jobs-watch:"+watchPort)
+	slices.Sort(want)
+	if !slices.Equal(targets, want) {
+		t.Errorf("prometheus.yml job %s targets %v, want the workers and jobs --watch %v", job, targets, want)
 	}
 	pm := mounts["prometheus"]
 	if pm["/etc/prometheus/prometheus.yml"] != "./prometheus/prometheus.yml" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,13 +50,15 @@ func runReport(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "report needs --batch ID and --format csv|json")
 		return errUsage
 	}
-	_, cl, closeRedis, err := c.connect(ctx, env)
+	rdb, cl, closeRedis, err := c.connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
 	store := cl.Ledger()
-	if _, err := store.Batch(ctx, *batch); err != nil {
+	if _, err := store.Batch(ctx, *batch); errors.Is(err, ledger.ErrNoBatch) {
+		return noBatch(ctx, rdb, *batch)
+	} else if err != nil {
 		return err
 	}
 	last, err := store.LastErrors(ctx, *batch)
