@@ -399,6 +399,59 @@ func TestValidateTask(t *testing.T) {
 	}
 }
 
+// TestWrongSubmittedTokensCapped: a destination whose token an operator
+// submits (Sumo) gets at most MaxRechallenges fresh challenges for wrong
+// tokens, then fails with the reason. The validate task takes its
+// generation from the ledger, as submit-token does (producer.SubmitToken),
+// so awaiting_token must record it.
+func TestWrongSubmittedTokensCapped(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.api.validateErr = &cloudflare.APIError{Endpoint: "ownership_validate", HTTPStatus: 400, Codes: []int{1002}, Kind: cloudflare.StaleChallenge}
+	d := b.dest
+	d.DestinationConf = "sumo://endpoint1.collection.sumologic.com/receiver/v1/http/Code0123456789"
+	key := ledger.Key{Batch: d.BatchID, Hash: d.Hash()}
+	challenge := challengeTask(t, d)
+	rechallenges := 0
+	for try := 1; try <= 3; try++ {
+		if err := b.h.Challenge(ctx, challenge); err != nil {
+			t.Fatal(err)
+		}
+		st, err := b.store.Get(ctx, key)
+		if err != nil || st.State != events.AwaitingToken {
+			t.Fatalf("try %d: state %+v, %v; want awaiting_token", try, st, err)
+		}
+		sub := d
+		sub.Gen = st.Gen
+		task, err := tasks.NewValidateTask(tasks.ValidatePayload{Dest: sub, Filename: st.Filename, Token: "wrong"}, tasks.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.h.Validate(ctx, task); err != nil {
+			t.Fatalf("try %d: Validate = %v", try, err)
+		}
+		if q := b.enq.queued(); len(q) == 0 {
+			break
+		}
+		challenge = b.enq.take(t, tasks.TypeChallenge)
+		rechallenges++
+	}
+	if rechallenges != worker.MaxRechallengesDefault {
+		t.Fatalf("%d fresh challenges for three wrong tokens, want %d", rechallenges, worker.MaxRechallengesDefault)
+	}
+	st, err := b.store.Get(ctx, key)
+	if err != nil || st.State != events.Failed {
+		t.Fatalf("state %+v, %v; want failed", st, err)
+	}
+	evs := b.events(t)
+	last := evs[len(evs)-1]
+	if last.Event != events.Failed || last.Error == nil || fmt.Sprint(last.Error.Codes) != "[1002]" ||
+		!strings.Contains(last.Error.Message, "after 2 fresh challenges") {
+		t.Fatalf("last event = %+v, want failed after 2 fresh challenges with code 1002", last)
+	}
+}
+
 func TestPermanentAPIErrorFails(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -125,6 +125,11 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 	if ev.Filename != "" {
 		fields = append(fields, "filename", ev.Filename)
 	}
+	if state == events.AwaitingToken {
+		// submit-token reads the generation back for its validate task:
+		// rechallenge counts it against MaxRechallenges.
+		fields = append(fields, "gen", r.d.Gen)
+	}
 	changed, err := rc.store.Transition(ctx, r.key, state, ev, r.attempt, fields...)
 	if err != nil {
 		return err

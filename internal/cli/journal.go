@@ -39,6 +39,12 @@ type journal struct {
 	// runs; touched the locations challenged by this one.
 	prior   map[string]ledger.Challenge
 	touched map[string]bool
+	// challenges counts, by destination id, the challenges recorded since
+	// its last outcome in an earlier run (those of earlier runs and this
+	// one's); finished those recorded before that outcome. The ledger of
+	// an embedded Redis dies with its run: the report takes these.
+	challenges map[string]int
+	finished   map[string]int
 }
 
 // journalLine is a line of the journal: a challenge record, or else an
@@ -66,7 +72,8 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 		f.Close()
 		return nil, err
 	}
-	j := &journal{f: f, path: path, done: map[string]events.Event{}, prior: map[string]ledger.Challenge{}, touched: map[string]bool{}}
+	j := &journal{f: f, path: path, done: map[string]events.Event{}, prior: map[string]ledger.Challenge{}, touched: map[string]bool{},
+		challenges: map[string]int{}, finished: map[string]int{}}
 	r := bufio.NewReader(f)
 	var good int64 // bytes up to the end of the last good whole line
 	var damaged []byte
@@ -91,6 +98,7 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 		var c journalLine
 		if json.Unmarshal(line, &c) == nil && c.Challenge != nil && c.Challenge.Location != "" {
 			j.prior[c.Challenge.Location] = *c.Challenge
+			j.challenges[c.Challenge.Dest]++
 			good += int64(len(line))
 			continue
 		}
@@ -105,6 +113,10 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 			continue
 		}
 		j.done[e.DestinationID] = e
+		if !isHealthOutcome(e.Event) { // a health outcome follows its validated event: same challenges
+			j.finished[e.DestinationID] = j.challenges[e.DestinationID]
+			delete(j.challenges, e.DestinationID)
+		}
 	}
 	if unkeyed > 0 {
 		fmt.Fprintf(warn, "run: warning: journal %s has %s without a destination_id (written by an older version): their destinations are done again\n",
@@ -166,6 +178,7 @@ func (j *journal) forgetFailed() {
 	for k, e := range j.done {
 		if e.Event == events.Failed {
 			delete(j.done, k)
+			delete(j.finished, k)
 		}
 	}
 }
@@ -195,7 +208,21 @@ func (j *journal) Record(_ context.Context, c ledger.Challenge) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.touched[c.Location] = true
+	j.challenges[c.Dest]++
 	return j.write(append(b, '\n'))
+}
+
+// challenged returns the challenges the journal recorded for the
+// destination of id (tasks.Dest.Hash): those since its last outcome of an
+// earlier run, or, when none, those before that outcome. A destination
+// whose challenges are not recorded (no readable token) has none.
+func (j *journal) challenged(id string) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if n := j.challenges[id]; n > 0 {
+		return n
+	}
+	return j.finished[id]
 }
 
 // Prior returns the last challenge earlier runs recorded at loc, when it

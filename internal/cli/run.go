@@ -407,6 +407,10 @@ func finishRun(env Env, store *ledger.Store, batch string, j *journal, dests []i
 		} else if e, ok := j.done[d.id]; ok {
 			r.State, r.Filename, r.Attempts, r.Error = e.Event, e.Filename, e.Attempts, e.Error
 		}
+		// An embedded Redis forgets the challenges of a run killed before
+		// their outcome; the journal recorded them. On a shared Redis the
+		// ledger counts them too: the larger count, never their sum.
+		r.Attempts.Challenge = max(r.Attempts.Challenge, j.challenged(d.id))
 		list = append(list, r)
 	}
 	if err := writeReport(reportFile, list); err != nil {
