@@ -301,19 +301,7 @@ func (c *Client) GetJob(ctx context.Context, t Target, id int) (Job, error) {
 		return Job{}, invalidRequest(EndpointJob, err)
 	}
 	cl := call{endpoint: EndpointJob, method: http.MethodGet, path: path + "/logpush/jobs/" + strconv.Itoa(id)}
-	status, raw, err := c.do(ctx, cl)
-	if err != nil {
-		return Job{}, err
-	}
-	var r jobResult
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
-	}
-	if r.ID != id {
-		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("asked for job %d, answered job %d", id, r.ID), nil)
-	}
-	cl.conf = r.DestinationConf
-	return c.job(&r, cl), nil
+	return c.oneJob(ctx, cl, id)
 }
 
 // CreateJob creates a Logpush job: POST .../logpush/jobs. A wrong, stale or
@@ -449,7 +437,9 @@ func (c *Client) UpdateJob(ctx context.Context, t Target, id int, j JobRequest) 
 	return c.oneJob(ctx, cl, id)
 }
 
-// oneJob makes cl, whose result is job id.
+// oneJob makes cl, whose result is job id (GetJob, UpdateJob). A call that
+// sends no destination_conf (a GET) masks the job's own conf in its
+// ErrorMessage, as ListJobs does; a PUT masks the conf it sent.
 func (c *Client) oneJob(ctx context.Context, cl call, id int) (Job, error) {
 	status, raw, err := c.do(ctx, cl)
 	if err != nil {
@@ -460,7 +450,10 @@ func (c *Client) oneJob(ctx context.Context, cl call, id int) (Job, error) {
 		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
 	}
 	if r.ID != id {
-		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("result is job %d, not %d", r.ID, id), nil)
+		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("asked for job %d, answered job %d", id, r.ID), nil)
+	}
+	if cl.conf == "" {
+		cl.conf = r.DestinationConf
 	}
 	return c.job(&r, cl), nil
 }
