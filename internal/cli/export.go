@@ -72,11 +72,8 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	var cf credentialsFlag
 	cf.register(fs, env)
 	setUsage(fs, exportUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseSelection(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("export-terraform takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
 	sel, err := checkExportSelection(accounts, zones, *credential, concurrency, *batch, af.redisURL)
 	if err != nil {

@@ -390,11 +390,8 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	var cf credentialsFlag
 	cf.register(fs, env)
 	setUsage(fs, jobsUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseSelection(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("jobs takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
 	sel, err := jf.check()
 	if err != nil {

@@ -915,11 +915,8 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	var cf credentialsFlag
 	cf.register(fs, env)
 	setUsage(fs, planUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseSelection(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("plan takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
 	spec, err := pf.check()
 	if err != nil {
