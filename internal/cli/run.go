@@ -357,6 +357,13 @@ func journaled(dests []inputDest, j *journal) (map[events.State]int64, int) {
 // drainJournal journals the outcomes still on the stream after the worker
 // stopped: those of the tasks that ended while it drained.
 func drainJournal(store *ledger.Store, batch string, j *journal) {
+	drainBatch(store, batch, outcome, j.append)
+}
+
+// drainBatch hands write the events of batch still on the stream that keep
+// accepts, a page at a time, until the stream ends, write fails, or 5s
+// pass (run's and migrate's journals after their worker stopped).
+func drainBatch(store *ledger.Store, batch string, keep func(events.Event) bool, write func([]events.Event) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	after := "0"
@@ -368,11 +375,11 @@ func drainJournal(store *ledger.Store, batch string, j *journal) {
 		var mine []events.Event
 		for _, e := range entries {
 			after = e.ID
-			if e.Event.BatchID == batch && outcome(e.Event) {
+			if e.Event.BatchID == batch && keep(e.Event) {
 				mine = append(mine, e.Event)
 			}
 		}
-		if j.append(mine) != nil {
+		if write(mine) != nil {
 			return
 		}
 	}
