@@ -189,11 +189,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	}
 	// With a credentials file the environment's is optional: the rows and
 	// --credential name theirs.
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if set.File != "" {
-		f.named = set
-	} else if err := creds.Validate(); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
+	creds, err := f.useCredentials(env, set)
+	if err != nil {
+		return err
 	}
 	if mf.credential != "" {
 		if _, err := lookupCredential(mf.credential, set); err != nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -133,11 +132,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	// shown whatever else is wrong.
 	// With a credentials file the environment's is optional: the line
 	// check refused the rows that name none without it.
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if set.File != "" {
-		f.named = set
-	} else if err := creds.Validate(); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
+	creds, err := f.useCredentials(env, set)
+	if err != nil {
+		return err
 	}
 	f.budget.parsed(fs, env)
 	if _, err := f.budget.claim(f.apiRate, creds); err != nil {
