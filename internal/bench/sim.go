@@ -325,24 +325,7 @@ func writeCSV(path, destDir string, n int) error {
 			return err
 		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<16)
-	fmt.Fprintln(bw, "zone_id,account_id,destination_conf")
-	for i := range n {
-		if i%4 == 3 {
-			fmt.Fprintf(bw, ",%032x,file://%s/%d\n", i+1, destDir, i)
-		} else {
-			fmt.Fprintf(bw, "%032x,,file://%s/%d\n", i+1, destDir, i)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeConfs(path, n, func(i int) string { return fmt.Sprintf("file://%s/%d", destDir, i) })
 }
 
 // s3Bucket is the bucket of scenario a's destinations.
@@ -351,6 +334,12 @@ const s3Bucket = "logpush-bench"
 // writeS3CSV writes n s3:// destinations under prefix in s3Bucket, all of
 // which need a challenge: a quarter account-scoped, as in writeCSV.
 func writeS3CSV(path, prefix string, n int) error {
+	return writeConfs(path, n, func(i int) string { return fmt.Sprintf("s3://%s/%s/%d?region=us-east-1", s3Bucket, prefix, i) })
+}
+
+// writeConfs writes a CSV of n destinations, the i-th to conf(i), of zone
+// i+1 but every fourth, which is of account i+1.
+func writeConfs(path string, n int, conf func(i int) string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -359,9 +348,9 @@ func writeS3CSV(path, prefix string, n int) error {
 	fmt.Fprintln(bw, "zone_id,account_id,destination_conf")
 	for i := range n {
 		if i%4 == 3 {
-			fmt.Fprintf(bw, ",%032x,s3://%s/%s/%d?region=us-east-1\n", i+1, s3Bucket, prefix, i)
+			fmt.Fprintf(bw, ",%032x,%s\n", i+1, conf(i))
 		} else {
-			fmt.Fprintf(bw, "%032x,,s3://%s/%s/%d?region=us-east-1\n", i+1, s3Bucket, prefix, i)
+			fmt.Fprintf(bw, "%032x,,%s\n", i+1, conf(i))
 		}
 	}
 	if err := bw.Flush(); err != nil {

@@ -182,6 +182,18 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseSelection parses the flags of a command whose selection is in flags
+// (plan, jobs, export-terraform): an operand is bad input.
+func parseSelection(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("%s takes no operand, got %q (the selection is in flags)", strings.TrimPrefix(fs.Name(), "logpush-onboard "), fs.Arg(0))}
+	}
+	return nil
+}
+
 // common are the flags of the commands on the workers' shared Redis: the
 // Redis and the logging.
 type common struct {

@@ -25,7 +25,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 const exportUsage = `usage: logpush-onboard export-terraform --account ID [--account ID ...] [--zone ID ...] [-o FILE] [flags]
@@ -57,7 +56,7 @@ credential that cannot list zones or read jobs).
 `
 
 func runExportTerraform(ctx context.Context, env Env, args []string) error {
-	var f workerFlags
+	var af apiFlags
 	var accounts, zones stringList
 	fs := newFlags("export-terraform", env)
 	batch := fs.String("batch", "", "export the jobs of this batch's destinations, as the ledger in --redis recorded them, instead of --account's")
@@ -66,24 +65,17 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	var concurrency int
 	listConcurrencyFlag(fs, &concurrency)
 	credential := fs.String("credential", "", "the credential of --credentials that lists the jobs (default: CLOUDFLARE_API_TOKEN)")
-	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
-	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
-		"the API budget the export's calls take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
-	f.budget.register(fs, env)
-	fs.StringVar(&f.redisURL, "redis", "", "take the export's calls from the budget the workers share in this Redis (default: a budget of this process alone); with --batch, the Redis of the batch")
+	af.register(fs, env, "the export's calls", "; with --batch, the Redis of the batch")
 	out := fs.String("o", "-", "write the Terraform here (- for standard output); written whole or not at all")
 	var lf viewLog
 	lf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
 	setUsage(fs, exportUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseSelection(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("export-terraform takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
-	}
-	sel, err := checkExportSelection(accounts, zones, *credential, concurrency, *batch, f.redisURL)
+	sel, err := checkExportSelection(accounts, zones, *credential, concurrency, *batch, af.redisURL)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -96,9 +88,7 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f.budget.producer = true
-	f.budget.parsed(fs, env)
-	pe := planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, redisURL: f.redisURL, log: log}
+	pe := af.planEnv(fs, env, log)
 	var found *jobsFound
 	var calls int
 	if *batch != "" {
@@ -156,6 +146,14 @@ func checkExportSelection(accounts, zones stringList, credential string, concurr
 		}
 		return sel, nil
 	}
+	return checkScopes(accounts, zones, credential, concurrency)
+}
+
+// checkScopes turns --account, --zone, --credential and --list-concurrency
+// into the selection of selectJobs (jobs, export-terraform): the ids
+// lowercased, each once; every error is bad input.
+func checkScopes(accounts, zones stringList, credential string, concurrency int) (jobSelection, error) {
+	sel := jobSelection{credential: credential, concurrency: concurrency}
 	if len(accounts) == 0 {
 		return sel, errors.New("-account: at least one account id is required")
 	}
@@ -177,8 +175,8 @@ func checkExportSelection(accounts, zones stringList, credential string, concurr
 			sel.zones = append(sel.zones, lz)
 		}
 	}
-	if sel.concurrency < 1 {
-		return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", sel.concurrency)
+	if concurrency < 1 {
+		return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", concurrency)
 	}
 	return sel, nil
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
-	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 const jobsUsage = `usage: logpush-onboard jobs --account ID [--account ID ...] [--zone ID ...] [--format table|csv|json] [flags]
@@ -355,35 +354,14 @@ type jobsFlags struct {
 
 // check turns the flags into a selection; every error is bad input.
 func (f *jobsFlags) check() (jobSelection, error) {
-	sel := jobSelection{credential: f.credential, concurrency: f.concurrency}
-	if len(f.accounts) == 0 {
-		return sel, errors.New("-account: at least one account id is required")
-	}
-	for _, a := range f.accounts {
-		a = strings.ToLower(a)
-		if !cloudflare.IsIdentifier(a) {
-			return sel, fmt.Errorf("-account %q: an account id is 32 hex characters", truncateText(a, 40))
-		}
-		if !slices.Contains(sel.accounts, a) {
-			sel.accounts = append(sel.accounts, a)
-		}
-	}
-	for _, z := range f.zones {
-		z = strings.ToLower(z)
-		if !cloudflare.IsIdentifier(z) {
-			return sel, fmt.Errorf("-zone %q: a zone id is 32 hex characters", truncateText(z, 40))
-		}
-		if !slices.Contains(sel.zones, z) {
-			sel.zones = append(sel.zones, z)
-		}
+	sel, err := checkScopes(f.accounts, f.zones, f.credential, f.concurrency)
+	if err != nil {
+		return sel, err
 	}
 	switch f.format {
 	case "table", "csv", "json":
 	default:
 		return sel, fmt.Errorf("-format %q: want table, csv or json", truncateText(f.format, 32))
-	}
-	if f.concurrency < 1 {
-		return sel, fmt.Errorf("-list-concurrency %d: must be at least 1", f.concurrency)
 	}
 	if f.watch && f.interval < time.Second {
 		return sel, fmt.Errorf("-interval %s: must be at least 1s", f.interval)
@@ -396,7 +374,7 @@ func (f *jobsFlags) check() (jobSelection, error) {
 
 func runJobs(ctx context.Context, env Env, args []string) error {
 	var jf jobsFlags
-	var wf workerFlags
+	var af apiFlags
 	var c common
 	fs := newFlags("jobs", env)
 	fs.Var(&jf.accounts, "account", "account id (32 hex) whose jobs and zones' jobs to list; repeat, or separate with commas")
@@ -407,20 +385,13 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	fs.BoolVar(&jf.watch, "watch", false, "list again every --interval and serve the job counts as Prometheus gauges on --listen")
 	fs.StringVar(&jf.listen, "listen", jobsListenDefault, "listen address of --watch's /metrics; keep it on loopback or behind a proxy")
 	fs.DurationVar(&jf.interval, "interval", time.Minute, "time between listings with --watch (each spends one call per zone and account, and the zone pages)")
-	fs.StringVar(&wf.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
-	fs.StringVar(&wf.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
-		"the API budget the listing's calls take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
-	wf.budget.register(fs, env)
-	fs.StringVar(&wf.redisURL, "redis", "", "take the calls from the budget the workers share in this Redis (default: a budget of this process alone)")
+	af.register(fs, env, "the listing's calls", "")
 	c.registerLog(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
 	setUsage(fs, jobsUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseSelection(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("jobs takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
 	sel, err := jf.check()
 	if err != nil {
@@ -437,9 +408,7 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	wf.budget.producer = true
-	wf.budget.parsed(fs, env)
-	p, closePlanner, err := newPlanner(ctx, planEnv{apiURL: wf.apiURL, apiRate: wf.apiRate, budget: wf.budget, redisURL: wf.redisURL, log: log}, sel.credential, set)
+	p, closePlanner, err := newPlanner(ctx, af.planEnv(fs, env, log), sel.credential, set)
 	if err != nil {
 		return planExit(err)
 	}

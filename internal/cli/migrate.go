@@ -189,11 +189,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	}
 	// With a credentials file the environment's is optional: the rows and
 	// --credential name theirs.
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if set.File != "" {
-		f.named = set
-	} else if err := creds.Validate(); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
+	creds, err := f.useCredentials(env, set)
+	if err != nil {
+		return err
 	}
 	if mf.credential != "" {
 		if _, err := lookupCredential(mf.credential, set); err != nil {
@@ -979,25 +977,7 @@ func emitEvents(ctx context.Context, store *ledger.Store, batch string, evs []ev
 // drainMigJournal journals the outcomes still on the stream after the
 // worker stopped.
 func drainMigJournal(store *ledger.Store, batch string, j *migJournal) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	after := "0"
-	for {
-		entries, err := store.Read(ctx, after, 1000, 0)
-		if err != nil || len(entries) == 0 {
-			return
-		}
-		var mine []events.Event
-		for _, e := range entries {
-			after = e.ID
-			if e.Event.BatchID == batch {
-				mine = append(mine, e.Event)
-			}
-		}
-		if j.appendEvents(mine) != nil {
-			return
-		}
-	}
+	drainBatch(store, batch, func(events.Event) bool { return true }, j.appendEvents)
 }
 
 // finishMigrate writes the report, one row per selected job, prints the

@@ -770,6 +770,31 @@ type planEnv struct {
 	log      *slog.Logger
 }
 
+// apiFlags are the flags of a command whose calls run outside the workers
+// (plan, jobs, export-terraform): the API, the rate of its calls, the
+// budget they take from and the Redis that shares it with the workers.
+type apiFlags struct {
+	apiURL, apiRate, redisURL string
+	budget                    budgetFlags
+}
+
+// register adds the flags to fs; calls names the command's calls in their
+// help ("the plan's calls"), redisMore is said last in --redis's.
+func (f *apiFlags) register(fs *flag.FlagSet, env Env, calls, redisMore string) {
+	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
+	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
+		"the API budget "+calls+" take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
+	f.budget.register(fs, env)
+	fs.StringVar(&f.redisURL, "redis", "", "take "+calls+" from the budget the workers share in this Redis (default: a budget of this process alone)"+redisMore)
+}
+
+// planEnv is the planEnv of the flags once fs is parsed, logging to log.
+func (f *apiFlags) planEnv(fs *flag.FlagSet, env Env, log *slog.Logger) planEnv {
+	f.budget.producer = true
+	f.budget.parsed(fs, env)
+	return planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, redisURL: f.redisURL, log: log}
+}
+
 // plan runs a plan of s: the credential of s, the budget in Redis (the
 // shared one of redisURL, else an embedded one), the retries of the
 // worker.
@@ -880,25 +905,18 @@ func writeFileWhole(file string, write func(io.Writer) error) error {
 
 func runPlan(ctx context.Context, env Env, args []string) error {
 	var pf planFlags
-	var f workerFlags
+	var af apiFlags
 	fs := newFlags("plan", env)
 	pf.register(fs)
-	fs.StringVar(&f.apiURL, "cloudflare-api-url", envOr(env, "CLOUDFLARE_API_URL", worker.APIURLDefault), "Cloudflare API base URL; env CLOUDFLARE_API_URL")
-	fs.StringVar(&f.apiRate, "api-rate", envOr(env, "API_RATE", worker.APIRateDefault),
-		"the API budget the plan's calls take from, shared in Redis with the workers of the same --budget-key, as LIMIT/WINDOW (0 = off); env API_RATE")
-	f.budget.register(fs, env)
-	fs.StringVar(&f.redisURL, "redis", "", "take the plan's calls from the budget the workers share in this Redis (default: a budget of this process alone)")
+	af.register(fs, env, "the plan's calls", "")
 	out := fs.String("o", "-", "write the plan here (- for standard output); written whole or not at all")
 	var lf viewLog
 	lf.register(fs, env)
 	var cf credentialsFlag
 	cf.register(fs, env)
 	setUsage(fs, planUsage)
-	if err := parse(fs, args); err != nil {
+	if err := parseSelection(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("plan takes no operand, got %q (the selection is in flags)", fs.Arg(0))}
 	}
 	spec, err := pf.check()
 	if err != nil {
@@ -913,9 +931,7 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	f.budget.producer = true
-	f.budget.parsed(fs, env)
-	res, err := plan(ctx, env, planEnv{apiURL: f.apiURL, apiRate: f.apiRate, budget: f.budget, redisURL: f.redisURL, log: log}, spec, set)
+	res, err := plan(ctx, env, af.planEnv(fs, env, log), spec, set)
 	if err != nil {
 		return planExit(err)
 	}

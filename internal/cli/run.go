@@ -14,7 +14,6 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
-	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
@@ -133,11 +132,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	// shown whatever else is wrong.
 	// With a credentials file the environment's is optional: the line
 	// check refused the rows that name none without it.
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
-	if set.File != "" {
-		f.named = set
-	} else if err := creds.Validate(); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
+	creds, err := f.useCredentials(env, set)
+	if err != nil {
+		return err
 	}
 	f.budget.parsed(fs, env)
 	if _, err := f.budget.claim(f.apiRate, creds); err != nil {
@@ -357,6 +354,13 @@ func journaled(dests []inputDest, j *journal) (map[events.State]int64, int) {
 // drainJournal journals the outcomes still on the stream after the worker
 // stopped: those of the tasks that ended while it drained.
 func drainJournal(store *ledger.Store, batch string, j *journal) {
+	drainBatch(store, batch, outcome, j.append)
+}
+
+// drainBatch hands write the events of batch still on the stream that keep
+// accepts, a page at a time, until the stream ends, write fails, or 5s
+// pass (run's and migrate's journals after their worker stopped).
+func drainBatch(store *ledger.Store, batch string, keep func(events.Event) bool, write func([]events.Event) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	after := "0"
@@ -368,11 +372,11 @@ func drainJournal(store *ledger.Store, batch string, j *journal) {
 		var mine []events.Event
 		for _, e := range entries {
 			after = e.ID
-			if e.Event.BatchID == batch && outcome(e.Event) {
+			if e.Event.BatchID == batch && keep(e.Event) {
 				mine = append(mine, e.Event)
 			}
 		}
-		if j.append(mine) != nil {
+		if write(mine) != nil {
 			return
 		}
 	}

@@ -127,12 +127,12 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	creds, err := f.useCredentials(env, set)
+	if err != nil {
+		return err
+	}
 	if set.File != "" {
 		log.Info("credentials file loaded", "credentials", set)
-		f.named = set
-	} else if err := creds.Validate(); err != nil {
-		return notStarted(fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err))
 	}
 	storage, err := storageFromEnv(env)
 	if err != nil {
@@ -181,6 +181,20 @@ func (w *runningWorker) stop() {
 			_ = s.Shutdown(sctx)
 		}
 	}
+}
+
+// useCredentials takes set as the named credentials when it came from a
+// credentials file, and returns the environment's credential: the default
+// of rows that name none, optional with a file, required (bad input
+// otherwise) without one.
+func (f *workerFlags) useCredentials(env Env, set *credentials.Set) (cloudflare.Credentials, error) {
+	creds := cloudflare.CredentialsFromEnv(env.Getenv)
+	if set.File != "" {
+		f.named = set
+	} else if err := creds.Validate(); err != nil {
+		return creds, &exitError{code: 2, err: fmt.Errorf("cloudflare credentials: %w (set CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)", err)}
+	}
+	return creds, nil
 }
 
 // config is the worker.Config of these flags.

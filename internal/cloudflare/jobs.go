@@ -301,19 +301,7 @@ func (c *Client) GetJob(ctx context.Context, t Target, id int) (Job, error) {
 		return Job{}, invalidRequest(EndpointJob, err)
 	}
 	cl := call{endpoint: EndpointJob, method: http.MethodGet, path: path + "/logpush/jobs/" + strconv.Itoa(id)}
-	status, raw, err := c.do(ctx, cl)
-	if err != nil {
-		return Job{}, err
-	}
-	var r jobResult
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
-	}
-	if r.ID != id {
-		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("asked for job %d, answered job %d", id, r.ID), nil)
-	}
-	cl.conf = r.DestinationConf
-	return c.job(&r, cl), nil
+	return c.oneJob(ctx, cl, id)
 }
 
 // CreateJob creates a Logpush job: POST .../logpush/jobs. A wrong, stale or
@@ -334,18 +322,7 @@ func (c *Client) CreateJob(ctx context.Context, t Target, j JobRequest) (Job, er
 	}
 	cl := call{endpoint: EndpointCreateJob, method: http.MethodPost, path: path + "/logpush/jobs",
 		body: j, conf: j.DestinationConf, challenge: j.OwnershipChallenge}
-	status, raw, err := c.do(ctx, cl)
-	if err != nil {
-		return Job{}, err
-	}
-	var r jobResult
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
-	}
-	if r.ID < 1 {
-		return Job{}, garbage(cl.endpoint, status, "job without an id in result", nil)
-	}
-	return c.job(&r, cl), nil
+	return c.oneJob(ctx, cl, 0)
 }
 
 // jobResult is a job as Cloudflare answers it; null decodes as zero.
@@ -449,7 +426,10 @@ func (c *Client) UpdateJob(ctx context.Context, t Target, id int, j JobRequest) 
 	return c.oneJob(ctx, cl, id)
 }
 
-// oneJob makes cl, whose result is job id.
+// oneJob makes cl, whose result is job id (GetJob, UpdateJob), or a new
+// job with an id of its own when id is 0 (CreateJob). A call that sends
+// no destination_conf (a GET) masks the job's own conf in its
+// ErrorMessage, as ListJobs does; a POST or PUT masks the conf it sent.
 func (c *Client) oneJob(ctx context.Context, cl call, id int) (Job, error) {
 	status, raw, err := c.do(ctx, cl)
 	if err != nil {
@@ -459,8 +439,14 @@ func (c *Client) oneJob(ctx context.Context, cl call, id int) (Job, error) {
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return Job{}, garbage(cl.endpoint, status, "result is not a job", nil)
 	}
-	if r.ID != id {
-		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("result is job %d, not %d", r.ID, id), nil)
+	switch {
+	case r.ID < 1:
+		return Job{}, garbage(cl.endpoint, status, "job without an id in result", nil)
+	case id != 0 && r.ID != id:
+		return Job{}, garbage(cl.endpoint, status, fmt.Sprintf("asked for job %d, answered job %d", id, r.ID), nil)
+	}
+	if cl.conf == "" {
+		cl.conf = r.DestinationConf
 	}
 	return c.job(&r, cl), nil
 }

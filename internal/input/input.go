@@ -131,6 +131,23 @@ type fields struct {
 	extra               map[string]string
 }
 
+// set stores v, read in a column or key of kind k named name, in f: the
+// one mapping of CSV columns and JSONL keys to fields.
+func (f *fields) set(k kind, name, v string) {
+	switch k {
+	case kindZone:
+		f.zone = v
+	case kindAccount:
+		f.account = v
+	case kindConf:
+		f.conf, f.hasConf = v, true
+	case kindCredential:
+		f.credential = v
+	case kindExtra:
+		f.extra[name] = v
+	}
+}
+
 // Reader reads rows from a CSV or JSONL batch. It is not safe for
 // concurrent use.
 type Reader struct {
@@ -256,18 +273,7 @@ func (r *Reader) nextCSV() (Row, error) {
 			f.extra = make(map[string]string, len(r.extra))
 		}
 		for i, v := range rec {
-			switch c := r.cols[i]; c.kind {
-			case kindZone:
-				f.zone = v
-			case kindAccount:
-				f.account = v
-			case kindConf:
-				f.conf, f.hasConf = v, true
-			case kindCredential:
-				f.credential = v
-			case kindExtra:
-				f.extra[c.name] = v
-			}
+			f.set(r.cols[i].kind, r.cols[i].name, v)
 		}
 		return r.row(line, f)
 	}
@@ -445,18 +451,7 @@ func (r *Reader) decode(b []byte, line int) (fields, *LineError) {
 		if err != nil {
 			return bad(field, "%w", err)
 		}
-		switch k {
-		case kindZone:
-			f.zone = v
-		case kindAccount:
-			f.account = v
-		case kindConf:
-			f.conf, f.hasConf = v, true
-		case kindCredential:
-			f.credential = v
-		case kindExtra:
-			f.extra[name] = v
-		}
+		f.set(k, name, v)
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return bad("", "invalid JSON: %s", jsonReason(err))
