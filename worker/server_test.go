@@ -260,8 +260,9 @@ func TestAuthFailuresPauseQueue(t *testing.T) {
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	paused := make(chan string, 10)
 	guard := worker.NewAuthGuard(rdb, keys.AuthFailures, 3, func(ctx context.Context, reason string) error {
-		paused <- reason
-		return insp.PauseQueue(tasks.Queue)
+		err := insp.PauseQueue(tasks.Queue)
+		paused <- reason // after the pause: the test reads the queue paused once it hears
+		return err
 	})
 	client := serve(t, rdb, b, guard)
 	for i := range 5 {
