@@ -20,6 +20,8 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Open opens an input FILE for each pass over it; nil: os.Open.
+	Open func(name string) (io.ReadCloser, error)
 }
 
 type command struct {

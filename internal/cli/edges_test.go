@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
@@ -142,90 +145,103 @@ func TestTerminalView(t *testing.T) {
 }
 
 // TestEnqueueInterrupted: an enqueue stopped half way says how far it got
-// and that running it again continues.
+// and that running it again continues; the same command then enqueues the
+// rest.
 func TestEnqueueInterrupted(t *testing.T) {
 	t.Parallel()
-	_, opt := testutil.Redis(t)
+	rdb, opt := testutil.Redis(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf\n")
+	for i := 0; i < 600; i++ {
+		fmt.Fprintf(&b, "%032x,,gs://bucket/p%d\n", i+1, i)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"enqueue", "--skip-preflight", "--redis", fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB), in}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The interrupt comes at line 300 of the pass that enqueues: the one
+	// that reads the input after the batch exists in Redis (the check
+	// before it creates nothing).
+	env := Env{Stdin: strings.NewReader(""), Getenv: func(string) string { return "" },
+		Open: func(name string) (io.ReadCloser, error) {
+			f, err := os.Open(name)
+			if err != nil {
+				return nil, err
+			}
+			return &lineReader{f: f, r: bufio.NewReader(f), at: func(line int) {
+				if line == 300 && rdb.Exists(context.Background(), keys.Batches).Val() == 1 {
+					cancel()
+				}
+			}}, nil
+		}}
+	var out, errb bytes.Buffer
+	env.Stdout, env.Stderr = &out, &errb
+	code := Run(ctx, args, env)
+	if code != 1 || !strings.Contains(errb.String(), "interrupted with ") || !strings.Contains(errb.String(), "of 600 rows in the batch") ||
+		!strings.Contains(errb.String(), "running the same command again continues") {
+		t.Fatalf("interrupted enqueue = %d:\n%s\n%s", code, out.String(), errb.String())
+	}
+	code, stdout, stderr := runEnv(t, nil, "", args...)
+	if code != 0 || !strings.Contains(stdout, ": 600 rows, ") {
+		t.Fatalf("enqueue again = %d:\n%s\n%s", code, stdout, stderr)
+	}
+	var id string
+	var rows, enq, notReq, known int
+	if _, err := fmt.Sscanf(stdout, "batch %s %d rows, %d enqueued, %d not_required, %d already in the batch", &id, &rows, &enq, &notReq, &known); err != nil || enq+known != 600 {
+		t.Errorf("enqueue again: %q: want 600 rows enqueued or known (%v)", stdout, err)
+	}
+}
+
+// lineReader hands its file on one line per Read and calls at with the
+// number of each line before handing it on.
+type lineReader struct {
+	f    *os.File
+	r    *bufio.Reader
+	line int
+	at   func(line int)
+}
+
+func (l *lineReader) Read(p []byte) (int, error) {
+	s, err := l.r.ReadSlice('\n')
+	if len(s) > 0 {
+		l.line++
+		l.at(l.line)
+	}
+	if len(s) > len(p) {
+		return 0, io.ErrShortBuffer
+	}
+	return copy(p, s), err
+}
+
+func (l *lineReader) Close() error { return l.f.Close() }
+
+// TestEnqueueFromPipe: a named pipe (or a shell's <(...)) gives its rows
+// once; every pass over the input still sees all of them.
+func TestEnqueueFromPipe(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "in.csv")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("no named pipes here: %v", err)
 	}
-	const header = "zone_id,account_id,destination_conf\n"
-	rows := func(from, to int) string {
-		var b strings.Builder
-		for i := from; i < to; i++ {
-			fmt.Fprintf(&b, "%032x,,gs://bucket/p%d\n", i+1, i)
-		}
-		return b.String()
-	}
-	if _, err := os.Stat("/proc/self/fd"); err != nil {
-		t.Skipf("no /proc/self/fd here to see the pipe's reader: %v", err)
-	}
-	real, err := filepath.EvalSymlinks(fifo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The command reads the pipe in this process: its open descriptors of
-	// the pipe (the reader's, and the writer's below) show where each pass
-	// is, without guessing from sleeps.
-	waitFDs := func(want func(n int) bool) {
-		for {
-			if want(pipeFDs(t, real)) {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	go func() {
-		// The plan reads the whole file; the enqueue pass gets half of it,
-		// then the interrupt, then the rest.
-		for _, part := range []func(f *os.File){
-			func(f *os.File) { f.WriteString(header + rows(0, 600)) },
-			func(f *os.File) {
-				f.WriteString(header + rows(0, 300))
-				cancel() // the enqueue pass has the pipe open: it cannot have read all rows
-				f.WriteString(rows(300, 600))
-			},
-		} {
-			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-			if err != nil {
-				return
-			}
-			// The pass's reader holds the pipe (an open of a pipe returns on
-			// both ends at once, not necessarily in the same instant).
-			waitFDs(func(n int) bool { return n >= 2 })
-			part(f)
-			f.Close()
-			// The pass's reader has seen the end and closed the pipe: the next
-			// writer's open waits for the next pass's reader.
-			waitFDs(func(n int) bool { return n == 0 })
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		f.WriteString("zone_id,account_id,destination_conf\n")
+		for i := 0; i < 40; i++ {
+			fmt.Fprintf(f, "%032x,,gs://bucket/p%d\n", i+1, i)
 		}
 	}()
-	var out, errb bytes.Buffer
-	code := Run(ctx, []string{"enqueue", "--skip-preflight", "--redis", fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB), fifo},
-		Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
-	if code != 1 || !strings.Contains(errb.String(), "interrupted with ") || !strings.Contains(errb.String(), "of 600 rows in the batch") ||
-		!strings.Contains(errb.String(), "running the same command again continues") {
-		t.Fatalf("interrupted enqueue = %d:\n%s\n%s", code, out.String(), errb.String())
+	_, opt := testutil.Redis(t)
+	code, stdout, stderr := runEnv(t, nil, "", "enqueue", "--skip-preflight", "--redis", fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB), fifo)
+	if code != 0 || !strings.Contains(stdout, ": 40 rows, 40 enqueued") {
+		t.Fatalf("enqueue from a pipe = %d:\n%s\n%s", code, stdout, stderr)
 	}
-}
-
-// pipeFDs is how many of this process's open descriptors refer to path.
-func pipeFDs(t *testing.T, path string) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Error(err)
-		return 0
-	}
-	n := 0
-	for _, e := range ents {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
-			n++
-		}
-	}
-	return n
 }

@@ -169,29 +169,47 @@ var inputHelp = "FILE is CSV with header " + strings.Join([]string{input.FieldZo
 // input can be read once only, so it is spooled to a temporary file. A
 // missing, unreadable or directory input is an input error (exit 2).
 func opener(env Env, name string) (producer.Opener, func(), error) {
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, nil, notStarted(err)
-		}
-		st, err := f.Stat()
-		f.Close()
-		if err != nil {
-			return nil, nil, notStarted(err)
-		}
-		if st.IsDir() {
-			return nil, nil, notStarted(fmt.Errorf("%s is a directory: give the CSV or JSONL file of destinations", name))
-		}
-		return func() (io.ReadCloser, error) { return os.Open(name) }, func() {}, nil
+	open := env.Open
+	if open == nil {
+		open = func(name string) (io.ReadCloser, error) { return os.Open(name) }
 	}
+	if name == "-" {
+		return spool(env.Stdin, "stdin")
+	}
+	f, err := open(name)
+	if err != nil {
+		return nil, nil, notStarted(err)
+	}
+	st, err := os.Stat(name)
+	if err != nil {
+		f.Close()
+		return nil, nil, notStarted(err)
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, nil, notStarted(fmt.Errorf("%s is a directory: give the CSV or JSONL file of destinations", name))
+	}
+	if !st.Mode().IsRegular() {
+		// A pipe (a named one, or <(...) of a shell) gives its rows once:
+		// every pass reads the copy, as for stdin.
+		defer f.Close()
+		return spool(f, name)
+	}
+	f.Close()
+	return func() (io.ReadCloser, error) { return open(name) }, func() {}, nil
+}
+
+// spool copies r, an input that can be read only once, to a temporary
+// file that every pass over the input opens.
+func spool(r io.Reader, what string) (producer.Opener, func(), error) {
 	tmp, err := os.CreateTemp("", "logpush-onboard-stdin-*")
 	if err != nil {
-		return nil, nil, fmt.Errorf("spool stdin: %w", err)
+		return nil, nil, fmt.Errorf("spool %s: %w", what, err)
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	if _, err := io.Copy(tmp, env.Stdin); err != nil {
+	if _, err := io.Copy(tmp, r); err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("spool stdin: %w", err)
+		return nil, nil, fmt.Errorf("spool %s: %w", what, err)
 	}
 	return func() (io.ReadCloser, error) { return os.Open(tmp.Name()) }, cleanup, nil
 }
