@@ -1,8 +1,11 @@
 package tasks
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -63,10 +66,38 @@ func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Durat
 }
 
 // Decode unmarshals a task payload into v, strictly: an undecodable payload
-// can never succeed, so callers treat the error as permanent.
+// can never succeed, so callers treat the error as permanent. The error
+// quotes no byte of the payload, which holds the conf and its secrets:
+// encoding/json's own texts quote a syntax error's character and a number
+// that does not fit its field, time.Time's a string that does not parse.
 func Decode(t *asynq.Task, v any) error {
 	if err := json.Unmarshal(t.Payload(), v); err != nil {
-		return fmt.Errorf("decode %s payload: %w", t.Type(), err)
+		return fmt.Errorf("decode %s payload of %d bytes: %s", t.Type(), len(t.Payload()), undecodable(err))
 	}
 	return nil
+}
+
+// undecodable describes a json.Unmarshal error by what the payload's
+// author can act on (where, and which of our fields and types), never by
+// the payload's own bytes.
+func undecodable(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("not JSON (syntax error at byte %d)", se.Offset)
+	case errors.As(err, &te):
+		// Value is a JSON kind ("string", "number"), and for a number
+		// that does not fit, the number; Struct and Field are our types'
+		// names.
+		kind, _, _ := strings.Cut(te.Value, " ")
+		where := te.Field
+		if te.Struct != "" {
+			where = te.Struct + "." + te.Field
+		}
+		return fmt.Sprintf("a JSON %s for %s of type %s at byte %d", kind, cmp.Or(where, "the payload"), te.Type, te.Offset)
+	default:
+		// A field's own UnmarshalJSON (time.Time's quotes its input).
+		return fmt.Sprintf("a field's value is refused (%T)", err)
+	}
 }

@@ -1,8 +1,10 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,12 +12,14 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // scriptError is a reply of Redis's own: not an outage, so no wait for
@@ -171,4 +175,77 @@ func TestSnoozeOnLastRetryKeepsNoPayload(t *testing.T) {
 	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
 		t.Errorf("the conf's secret is at rest in Redis")
 	}
+}
+
+// TestUndecodablePayloadIsDropped: a task whose payload does not decode
+// names no destination to fail and no retry can decode it: it is dropped
+// at once (deleted, not archived with its bytes), counted, and logged
+// once without a byte of the payload.
+func TestUndecodablePayloadIsDropped(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	b := setup(t)
+	b.store = ledger.NewStore(rdb, ledger.Config{})
+	logs := &syncBuffer{}
+	m := newMetrics(t)
+	h := worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: client, Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, worker.HandlerConfig{})
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 4, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	const secret = "SECRETSASSIG0004"
+	// enqueued_at does not parse: time.Time's error quotes it.
+	payload := `{"batch_id":"b1","scope":"zones","scope_id":"023e105f4ecef8ad9ca31a8372d0c353",` +
+		`"destination_conf":"azure://logs/p4?sv=2022-11-02&sp=rw&sig=` + secret + `","enqueued_at":"` + secret + `"}`
+	info, err := client.Enqueue(asynq.NewTask(tasks.TypeChallenge, []byte(payload)),
+		asynq.Queue(tasks.QueueOf(tasks.TypeChallenge)), asynq.MaxRetry(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	waitQueues(t, insp, "the task did not end", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 1
+	})
+	q, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Archived != 0 || q.Size != 0 || q.Processed != 1 {
+		t.Fatalf("queue %+v, want one run, no task left, none archived", q)
+	}
+	if n := promtest.ToFloat64(m.Tasks.WithLabelValues(tasks.TypeChallenge, "dropped")); n != 1 {
+		t.Errorf("%v runs counted dropped, want 1", n)
+	}
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the payload's secret is at rest in Redis")
+	}
+	out := logs.String()
+	if strings.Contains(out, secret) || strings.Count(out, "undecodable payload") != 1 || !strings.Contains(out, info.ID) {
+		t.Errorf("log %q: want one line naming the task, without the payload", out)
+	}
+}
+
+// syncBuffer is a log sink that the server's goroutines write while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
