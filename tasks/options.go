@@ -17,13 +17,22 @@ const (
 	DefaultTimeout  = 2 * time.Minute
 )
 
+// TimeoutGrace is added to a task's Timeout for asynq's own deadline. The
+// worker ends the handler's run at the Timeout and, on the task's last
+// attempt, records the destination's failure within the grace and returns:
+// asynq v0.26 archives a task whose deadline passes on its last attempt,
+// payload (the conf's secrets) included, whatever its handler returns
+// after, and deletes one whose handler returned nil before it.
+const TimeoutGrace = 10 * time.Second
+
 // Options are the per-task settings shared by every task type (challenge,
 // poll, validate, create_job).
 type Options struct {
 	// MaxRetry is how many times a transient failure is retried (snoozes of a
 	// poll do not count). Default DefaultMaxRetry.
 	MaxRetry int
-	// Timeout bounds one run of a handler. Default DefaultTimeout.
+	// Timeout bounds one run of a handler. Default DefaultTimeout. asynq's
+	// deadline for the run is TimeoutGrace later.
 	Timeout time.Duration
 	// Retention keeps a finished task (and so its TaskID) this long. Default
 	// 0: asynq deletes a task when it finishes. Duplicates are kept out by
@@ -56,7 +65,7 @@ func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Durat
 		asynq.Queue(QueueOf(typ)),
 		asynq.TaskID(taskID(stage, d)),
 		asynq.MaxRetry(o.MaxRetry),
-		asynq.Timeout(o.Timeout),
+		asynq.Timeout(o.Timeout + TimeoutGrace),
 		asynq.Retention(max(o.Retention, 0)),
 	}
 	if delay > 0 {

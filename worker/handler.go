@@ -270,12 +270,15 @@ var errSuperseded = errors.New("superseded")
 // instead of archiving it, and with it the payload and the conf's secrets.
 var errFailed = errors.New("destination failed")
 
-// observe runs fn and counts its outcome. A superseded task, and one whose failure was recorded, ends
+// observe runs fn, within the task's timeout (runContext), and counts its
+// outcome. A superseded task, and one whose failure was recorded, ends
 // with nil; one revoked (asynq.RevokeTask: an undecodable payload, a
 // failure Redis refused to record) is dropped: asynq deletes it.
 func (h *handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
 	ctx, slot := withRunSlot(ctx)
-	err := h.lastAttempt(ctx, slot, fn(ctx, t))
+	runCtx, cancel := runContext(ctx, slot)
+	err := h.lastAttempt(ctx, runCtx, slot, fn(runCtx, t))
+	cancel()
 	var s *SnoozeError
 	outcome := "success"
 	switch {
