@@ -22,7 +22,8 @@ const (
 // attempt, records the destination's failure within the grace and returns:
 // asynq v0.26 archives a task whose deadline passes on its last attempt,
 // payload (the conf's secrets) included, whatever its handler returns
-// after, and deletes one whose handler returned nil before it.
+// after; a handler's nil before it deletes the task (or, with a Retention,
+// keeps it that long as completed).
 const TimeoutGrace = 10 * time.Second
 
 // Options are the per-task settings shared by every task type (challenge,
