@@ -20,7 +20,9 @@ type Metrics struct {
 	// APIDuration is the latency of Cloudflare API calls by endpoint.
 	APIDuration *prometheus.HistogramVec
 	// Tasks counts handler runs by task type and outcome (success, retry,
-	// snooze, failed, superseded).
+	// snooze, failed, superseded, dropped: asynq deletes the task with no
+	// outcome recorded, for an undecodable payload or a failure Redis
+	// refused to record).
 	Tasks *prometheus.CounterVec
 	// Destinations counts destination outcomes (validated, failed,
 	// not_required, awaiting_token) and, for the jobs the worker watches,
@@ -66,7 +68,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"endpoint"}),
 		Tasks: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "tasks_total",
-			Help: "Task handler runs by task type and outcome (success, retry, snooze, failed, superseded).",
+			Help: "Task handler runs by task type and outcome (success, retry, snooze, failed, superseded, dropped: deleted with no outcome recorded).",
 		}, []string{"type", "outcome"}),
 		Destinations: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "destinations_total",

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,32 @@ func TestTaskQueues(t *testing.T) {
 	}
 	if !slices.Equal(Queues(), []string{FollowUpQueue, Queue}) {
 		t.Errorf("Queues() = %v: the follow-up queue must come first", Queues())
+	}
+}
+
+// TestDecodeErrorQuotesNoPayload: the error of an undecodable payload
+// names where and why, never the payload's bytes (they hold the conf's
+// secrets), whatever part of encoding/json refused it.
+func TestDecodeErrorQuotesNoPayload(t *testing.T) {
+	const secret = "SECRETSASSIG0006"
+	for name, payload := range map[string]string{
+		"time":   `{"destination_conf":"azure://logs/p?sig=x","enqueued_at":"` + secret + `"}`,
+		"number": `{"destination_conf":"azure://logs/p?sig=x","line":98765432109876543210}`,
+		"syntax": `{"destination_conf":"azure://logs/p?sig=x"` + secret + `}`,
+		"cut":    `{"destination_conf":"azure://logs/p?sig=` + secret,
+	} {
+		var p ChallengePayload
+		err := Decode(asynq.NewTask(TypeChallenge, []byte(payload)), &p)
+		if err == nil {
+			t.Fatalf("%s: decoded %q", name, payload)
+		}
+		for _, quoted := range []string{secret, "98765432109876543210", "'S'"} {
+			if strings.Contains(err.Error(), quoted) {
+				t.Errorf("%s: error %q quotes the payload (%s)", name, err, quoted)
+			}
+		}
+		if !strings.Contains(err.Error(), TypeChallenge) {
+			t.Errorf("%s: error %q does not name the task type", name, err)
+		}
 	}
 }

@@ -270,11 +270,15 @@ var errSuperseded = errors.New("superseded")
 // instead of archiving it, and with it the payload and the conf's secrets.
 var errFailed = errors.New("destination failed")
 
-// observe runs fn and counts its outcome. A superseded task, and one whose
-// failure was recorded, ends with nil.
+// observe runs fn, within the task's timeout (runContext), and counts its
+// outcome. A superseded task, and one whose failure was recorded, ends
+// with nil; one revoked (asynq.RevokeTask: an undecodable payload, a
+// failure Redis refused to record) is dropped: asynq deletes it.
 func (h *handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.Context, *asynq.Task) error) error {
 	ctx, slot := withRunSlot(ctx)
-	err := h.lastAttempt(ctx, slot, fn(ctx, t))
+	runCtx, cancel := runContext(ctx, slot)
+	err := h.lastAttempt(ctx, runCtx, slot, fn(runCtx, t))
+	cancel()
 	var s *SnoozeError
 	outcome := "success"
 	switch {
@@ -285,6 +289,8 @@ func (h *handlers) observe(ctx context.Context, t *asynq.Task, fn func(context.C
 	case err == nil:
 	case errors.As(err, &s):
 		outcome = "snooze"
+	case errors.Is(err, asynq.RevokeTask):
+		outcome = "dropped"
 	case errors.Is(err, asynq.SkipRetry):
 		outcome = "failed"
 	default:
@@ -343,8 +349,12 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 	id, _ := asynq.GetTaskID(ctx)
 	retry, _ := asynq.GetRetryCount(ctx)
 	if err := tasks.Decode(t, payload); err != nil {
-		h.log.Error("undecodable payload", "task_id", id, "retry", retry, "type", t.Type(), "err", err)
-		return nil, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		// No destination to fail, and no retry can decode it: asynq
+		// deletes a revoked task (an error, even SkipRetry's, would
+		// archive its payload, the conf's secrets with it). The error
+		// quotes no byte of the payload (tasks.Decode).
+		h.log.Error("undecodable payload: task dropped", "task_id", id, "retry", retry, "type", t.Type(), "err", err)
+		return nil, fmt.Errorf("%w: %w", asynq.RevokeTask, err)
 	}
 	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf), stage: t.Type()}
 	noteRun(ctx, r)

@@ -1,8 +1,11 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,12 +13,16 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
 // scriptError is a reply of Redis's own: not an outage, so no wait for
@@ -171,4 +178,263 @@ func TestSnoozeOnLastRetryKeepsNoPayload(t *testing.T) {
 	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
 		t.Errorf("the conf's secret is at rest in Redis")
 	}
+}
+
+// hangingAPI is a Cloudflare whose challenge calls hang until their
+// context is done, from call number from on (earlier ones fail as
+// transient); started receives each call that hangs. With release set,
+// they ignore their context and hang until release is closed.
+type hangingAPI struct {
+	*fakeAPI
+	from    int
+	mu      sync.Mutex
+	calls   int
+	started chan int
+	release chan struct{}
+}
+
+func (a *hangingAPI) Challenge(ctx context.Context, t cloudflare.Target, conf string) (cloudflare.ChallengeResult, error) {
+	a.mu.Lock()
+	a.calls++
+	n := a.calls
+	a.mu.Unlock()
+	if n < a.from {
+		return cloudflare.ChallengeResult{}, &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: 502, Kind: cloudflare.Transient, Message: "bad gateway"}
+	}
+	if a.started != nil {
+		a.started <- n
+	}
+	if a.release != nil {
+		<-a.release
+	} else {
+		<-ctx.Done()
+	}
+	return cloudflare.ChallengeResult{}, ctx.Err()
+}
+
+// serveAPI starts a server like serve's, on api, and returns its client,
+// the server, and the handlers' metrics.
+func serveAPI(t *testing.T, rdb redis.UniversalClient, b *testBundle, api worker.API, cfg worker.ServerConfig) (*asynq.Client, *asynq.Server, *metrics.Metrics) {
+	t.Helper()
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	m := newMetrics(t)
+	h := worker.NewHandlers(worker.Deps{API: api, Reader: b.rd, Store: b.store, Enqueue: client, Metrics: m}, worker.HandlerConfig{})
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	cfg.Concurrency = 4
+	cfg.Backoff = worker.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}
+	srv := worker.NewServer(rdb, cfg)
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return client, srv, m
+}
+
+// TestTimeoutOnLastAttemptKeepsNoPayload: a task whose run hits its
+// timeout on its last attempt fails its destination, the timeout named,
+// and asynq keeps no task: none archived with the conf's secret in its
+// payload (asynq archives a task whose own deadline passes on its last
+// attempt, so the run must end, and its failure be recorded, before it).
+func TestTimeoutOnLastAttemptKeepsNoPayload(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	b.store = ledger.NewStore(rdb, ledger.Config{})
+	client, _, _ := serveAPI(t, rdb, b, &hangingAPI{fakeAPI: b.api}, worker.ServerConfig{})
+	const secret = "SECRETSASSIG0005"
+	d := b.dest
+	d.DestinationConf = "azure://logs/p5?sv=2022-11-02&sp=rw&sig=" + secret
+	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1, Timeout: time.Second}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	waitQueues(t, insp, "the last attempt did not end", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 2
+	})
+	info, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Archived != 0 || info.Size != 0 {
+		t.Fatalf("queue %+v, want no task left, none archived", info)
+	}
+	// The failure is recorded before the handler returns, and so before
+	// asynq deletes the task.
+	st, err := b.store.Get(context.Background(), ledger.Key{Batch: d.BatchID, Hash: d.Hash()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != events.Failed || st.Error == nil || !strings.Contains(st.Error.Message, "timed out (the task's timeout: 1s)") {
+		t.Fatalf("state %s, error %+v: want failed, naming the timeout", st.State, st.Error)
+	}
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
+
+// TestOverrunLastAttemptFails: a last attempt whose handler ignores its
+// timeout until asynq's own deadline has passed (asynq archived the task
+// then, as it does whatever the handler returns) still fails its
+// destination, the overrun named, rather than leaving it in flight with
+// no task left to end it. The task is enqueued as by an older producer,
+// whose asynq timeout holds no grace (the run gets half of it).
+func TestOverrunLastAttemptFails(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	b.store = ledger.NewStore(rdb, ledger.Config{})
+	api := &hangingAPI{fakeAPI: b.api, release: make(chan struct{})}
+	client, _, m := serveAPI(t, rdb, b, api, worker.ServerConfig{})
+	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task, asynq.MaxRetry(0), asynq.Timeout(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "asynq did not end the task at its deadline", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 1
+	})
+	close(api.release)
+	waitRuns(t, m, 1)
+	st, err := b.store.Get(context.Background(), b.key())
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if st.State != events.Failed || st.Error == nil || !strings.Contains(st.Error.Message, "ran on past asynq's deadline") {
+		t.Fatalf("state %s, error %+v: want failed, naming the overrun", st.State, st.Error)
+	}
+}
+
+// waitRuns waits until observe counted n runs of challenge tasks, which it
+// does once lastAttempt is done with them.
+func waitRuns(t *testing.T, m *metrics.Metrics, n float64) {
+	t.Helper()
+	for deadline := time.Now().Add(hangAfter); ; time.Sleep(10 * time.Millisecond) {
+		var runs float64
+		for _, outcome := range []string{"success", "retry", "snooze", "failed", "superseded", "dropped"} {
+			runs += promtest.ToFloat64(m.Tasks.WithLabelValues(tasks.TypeChallenge, outcome))
+		}
+		if runs == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v runs counted after %s, want %v", runs, hangAfter, n)
+		}
+	}
+}
+
+// TestShutdownOnLastAttemptRequeues: a shutdown that interrupts a task's
+// last attempt gives it back to its queue, as asynq does, without a retry
+// counted and without failing its destination: the next worker runs it.
+func TestShutdownOnLastAttemptRequeues(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	b := setup(t)
+	b.store = ledger.NewStore(rdb, ledger.Config{})
+	api := &hangingAPI{fakeAPI: b.api, from: 2, started: make(chan int, 1)}
+	client, srv, m := serveAPI(t, rdb, b, api, worker.ServerConfig{ShutdownTimeout: 50 * time.Millisecond})
+	task, err := tasks.NewChallengeTask(b.dest, tasks.Options{MaxRetry: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	<-api.started // the last attempt hangs
+	srv.Shutdown()
+	waitRuns(t, m, 2)
+	info, err := asynq.NewInspectorFromRedisClient(rdb).GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Pending != 1 || info.Archived != 0 {
+		t.Fatalf("queue %+v, want the task pending again, none archived", info)
+	}
+	st, err := b.store.Get(context.Background(), b.key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if events.State.Terminal(st.State) {
+		t.Fatalf("state %s, error %+v: want in flight", st.State, st.Error)
+	}
+}
+
+// TestUndecodablePayloadIsDropped: a task whose payload does not decode
+// names no destination to fail and no retry can decode it: it is dropped
+// at once (deleted, not archived with its bytes), counted, and logged
+// once without a byte of the payload.
+func TestUndecodablePayloadIsDropped(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	b := setup(t)
+	b.store = ledger.NewStore(rdb, ledger.Config{})
+	logs := &syncBuffer{}
+	m := newMetrics(t)
+	h := worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: client, Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, worker.HandlerConfig{})
+	mux := asynq.NewServeMux()
+	h.Register(mux)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 4, Backoff: worker.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	const secret = "SECRETSASSIG0004"
+	// enqueued_at does not parse: time.Time's error quotes it.
+	payload := `{"batch_id":"b1","scope":"zones","scope_id":"023e105f4ecef8ad9ca31a8372d0c353",` +
+		`"destination_conf":"azure://logs/p4?sv=2022-11-02&sp=rw&sig=` + secret + `","enqueued_at":"` + secret + `"}`
+	info, err := client.Enqueue(asynq.NewTask(tasks.TypeChallenge, []byte(payload)),
+		asynq.Queue(tasks.QueueOf(tasks.TypeChallenge)), asynq.MaxRetry(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	waitQueues(t, insp, "the task did not end", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 1
+	})
+	q, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Archived != 0 || q.Size != 0 || q.Processed != 1 {
+		t.Fatalf("queue %+v, want one run, no task left, none archived", q)
+	}
+	if n := promtest.ToFloat64(m.Tasks.WithLabelValues(tasks.TypeChallenge, "dropped")); n != 1 {
+		t.Errorf("%v runs counted dropped, want 1", n)
+	}
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the payload's secret is at rest in Redis")
+	}
+	out := logs.String()
+	if strings.Contains(out, secret) || strings.Count(out, "undecodable payload") != 1 || !strings.Contains(out, info.ID) {
+		t.Errorf("log %q: want one line naming the task, without the payload", out)
+	}
+}
+
+// syncBuffer is a log sink that the server's goroutines write while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
