@@ -299,19 +299,10 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	defer stop()
-	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	pace, err := pacer(rdb, bcfg, ok)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
-	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
-	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace, Pacers: pacers,
-		Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log,
+		Budget: f.budget.producerBudget(f.apiRate, creds, set, log), Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -328,7 +319,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 			drainMigJournal(store, res.BatchID, j)
 			return finishMigrate(env, ms, j, reportFile, journalFile, true)
 		}
-		return err
+		return f.budget.explain(err)
 	}
 	fmt.Fprintf(env.Stdout, "migrate: batch %s: %d jobs, %d enqueued; journal %s\n", res.BatchID, len(todo), res.Enqueued, journalFile)
 	if err := emitEvents(ctx, store, res.BatchID, now); err != nil {

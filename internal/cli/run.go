@@ -230,10 +230,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	pcfg = producer.ClientConfig{Source: source, Format: fmtv, Credentials: in.Credentials, Logger: log, Skip: skip, CreateJob: *createJob,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}}
-	if pcfg.Pacer, pcfg.Pacers, err = f.budget.pacing(ctx, rdb, f.apiRate, creds, set, log); err != nil {
-		return err
-	}
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}, Budget: f.budget.producerBudget(f.apiRate, creds, set, log)}
 	p, err := producer.NewClient(rdb, &pcfg)
 	if err != nil {
 		return err
@@ -250,7 +247,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
 			return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, true, args))
 		}
-		return err
+		return f.budget.explain(err)
 	}
 	fmt.Fprintf(env.Stdout, "run: batch %s: %d rows, %d enqueued, %d not_required, %d already in the batch, %d finished before; journal %s\n",
 		res.BatchID, res.Rows, res.Enqueued, res.NotRequired, res.Known, res.Skipped, journalFile)
