@@ -270,7 +270,15 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err := j.appendEvents(now); err != nil {
 		return err
 	}
-	store := ledger.NewStore(rdb, ledger.Config{})
+	// The producer client now (it settles its budget only when it
+	// enqueues): its ledger takes the events of the jobs finished already.
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log,
+		Budget: f.budget.producerBudget(f.apiRate, creds, set, log), Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer p.Close()
+	store := p.Ledger()
 	finished := len(ms) - len(todo)
 	if len(todo) == 0 {
 		if err := emitEvents(ctx, store, "", now); err != nil {
@@ -301,13 +309,6 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	defer stop()
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
-	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log,
-		Budget: f.budget.producerBudget(f.apiRate, creds, set, log), Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer p.Close()
-	store = p.Ledger()
 	if err := j.plan(todo); err != nil {
 		return err
 	}
