@@ -285,7 +285,18 @@ func Check(ctx context.Context, open Opener, cfg ClientConfig) (Plan, error) {
 	if err := cfg.validate(); err != nil {
 		return Plan{}, err
 	}
-	return (&Client{cfg: cfg.WithDefaults()}).Check(ctx, open)
+	return (&Client{cfg: cfg.WithDefaults()}).check(ctx, open, nil)
+}
+
+// CheckEach is Check that also calls fn with each good row's destination,
+// in input order (BatchID, EnqueuedAt and Round unset; its Hash is the
+// ledger's key of it): run lists the current input's destinations in the
+// same pass. An error of fn stops the pass and is returned.
+func CheckEach(ctx context.Context, open Opener, cfg ClientConfig, fn func(tasks.Dest) error) (Plan, error) {
+	if err := cfg.validate(); err != nil {
+		return Plan{}, err
+	}
+	return (&Client{cfg: cfg.WithDefaults()}).check(ctx, open, fn)
 }
 
 // Close ends the client's use of Redis. Its asynq client and inspector
@@ -301,6 +312,11 @@ type Opener func() (io.ReadCloser, error)
 
 // Check reads the whole input once: counts, errors and the batch id.
 func (p *Client) Check(ctx context.Context, open Opener) (Plan, error) {
+	return p.check(ctx, open, nil)
+}
+
+// check is Check, calling fn, if set, with each good row's destination.
+func (p *Client) check(ctx context.Context, open Opener, fn func(tasks.Dest) error) (Plan, error) {
 	plan := Plan{ByType: map[string]int{}}
 	h := sha256.New()
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
@@ -312,7 +328,11 @@ func (p *Client) Check(ctx context.Context, open Opener) (Plan, error) {
 		if opt.job != nil || opt.update != nil {
 			plan.Jobs++
 		}
-		h.Write([]byte(item{row, opt}.dest().Hash()))
+		d := item{row, opt}.dest()
+		h.Write([]byte(d.Hash()))
+		if fn != nil {
+			return fn(d)
+		}
 		return nil
 	}, func(le *input.LineError) {
 		plan.ErrorCount++
@@ -406,26 +426,6 @@ type item struct {
 func (it item) dest() tasks.Dest {
 	return tasks.Dest{Scope: it.row.Scope, ScopeID: it.row.ScopeID, DestinationConf: it.row.Conf.Raw, Line: it.row.Line,
 		Job: it.opt.job, ReadAs: it.opt.readAs, Update: it.opt.update, Credential: it.row.Credential}
-}
-
-// Dests reads the input as a client with cfg does, without Redis, and
-// calls fn with each good row's destination (BatchID, EnqueuedAt and Round
-// unset; Hash is the ledger's key of it): run lists the current input's
-// destinations with it. A bad line makes it return an error wrapping
-// ErrInvalid.
-func Dests(ctx context.Context, open Opener, cfg ClientConfig, fn func(d tasks.Dest) error) error {
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	p := &Client{cfg: cfg.WithDefaults()}
-	bad := 0
-	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		return fn(item{row, opt}.dest())
-	}, func(*input.LineError) { bad++ })
-	if err == nil && bad > 0 {
-		err = fmt.Errorf("%d bad lines: %w", bad, ErrInvalid)
-	}
-	return err
 }
 
 // rowOptions are what a row's optional columns ask for.

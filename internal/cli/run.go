@@ -103,7 +103,10 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		in.Extra = tasks.JobColumns
 	}
 	pcfg := producer.ClientConfig{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob}
-	plan, err := producer.Check(ctx, open, pcfg)
+	// One pass checks every line and lists the destinations for the
+	// journal and the report; the enqueue pass is the only other (and
+	// preflight's, which reads the buckets' rows).
+	plan, dests, err := checkInput(ctx, open, pcfg)
 	if err != nil {
 		return notStarted(err)
 	}
@@ -146,10 +149,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	// inputs piped in one folder do not share a journal, and the same input
 	// piped again resumes its own.
 	reportFile, journalFile := besideInput(file, "stdin-"+plan.BatchID, *reportPath, *journalPath)
-	dests, err := inputDests(ctx, open, pcfg)
-	if err != nil {
-		return err
-	}
 	dests = slices.DeleteFunc(dests, func(d inputDest) bool { return leaveOut(d.destType) })
 	j, err := openJournal(journalFile, env.Stderr)
 	if err != nil {
@@ -238,7 +237,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	defer p.Close()
 	store := p.Ledger()
 	start := time.Now()
-	res, err := p.Enqueue(ctx, open)
+	res, err := p.EnqueuePlan(ctx, open, plan) // checked above
 	if err != nil {
 		stop()
 		if ctx.Err() != nil {
@@ -310,14 +309,13 @@ type inputDest struct {
 	scope, scopeID, destination, destType string
 }
 
-// inputDests reads the destinations of the input as the producer with cfg
-// does, in input order, each once (a repeated row is its first line's
-// duplicate).
-func inputDests(ctx context.Context, open producer.Opener, cfg producer.ClientConfig) ([]inputDest, error) {
+// checkInput checks the input as the producer with cfg does
+// (producer.CheckEach) and lists its destinations in the same pass, in
+// input order, each once (a repeated row is its first line's duplicate).
+func checkInput(ctx context.Context, open producer.Opener, cfg producer.ClientConfig) (producer.Plan, []inputDest, error) {
 	var out []inputDest
 	seen := map[string]bool{}
-	err := producer.Dests(ctx, open, cfg, func(d tasks.Dest) error {
-		line := d.Line
+	plan, err := producer.CheckEach(ctx, open, cfg, func(d tasks.Dest) error {
 		id := d.Hash()
 		if seen[id] {
 			return nil
@@ -325,12 +323,12 @@ func inputDests(ctx context.Context, open producer.Opener, cfg producer.ClientCo
 		seen[id] = true
 		conf, err := tasks.ParseConf(d.DestinationConf)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err) // Check found every line good: the file changed
+			return fmt.Errorf("line %d: %w", d.Line, err) // a good row's conf parses: a bug
 		}
-		out = append(out, inputDest{line: line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type})
+		out = append(out, inputDest{line: d.Line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type})
 		return nil
 	})
-	return out, err
+	return plan, out, err
 }
 
 // journaled counts, by outcome, the input's destinations the journal has,
