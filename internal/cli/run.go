@@ -158,6 +158,15 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if *retryFailed {
 		j.forgetFailed()
 	}
+	// finish writes the report of batch in store (none: the journal's
+	// only) and the summary, which ends with the rows left out.
+	finish := func(store *ledger.Store, batch string, interrupted bool) error {
+		err := finishRun(env, store, batch, j, dests, reportFile, journalFile, interrupted, args)
+		if leftOut > 0 {
+			fmt.Fprintln(env.Stdout, sumoLeftOut(leftOut))
+		}
+		return err
+	}
 	// On the embedded Redis, the journal is all that is left of an earlier
 	// run: skip what it finished. A shared Redis keeps the batch itself.
 	var prior map[events.State]int64
@@ -167,7 +176,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		prior, left = journaled(dests, j)
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
-			return summedUp(env, leftOut, finishRun(env, nil, "", j, dests, reportFile, journalFile, false, args))
+			return finish(nil, "", false)
 		}
 		if len(prior) > 0 {
 			var n int64
@@ -244,7 +253,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			drainJournal(store, res.BatchID, j)
 			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
 				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
-			return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, true, args))
+			return finish(store, res.BatchID, true)
 		}
 		return f.budget.explain(err)
 	}
@@ -263,7 +272,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, interrupted, args))
+	return finish(store, res.BatchID, interrupted)
 }
 
 // sumoLeftOut says why run on its embedded Redis leaves n Sumo Logic rows
@@ -271,15 +280,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 func sumoLeftOut(n int) string {
 	return fmt.Sprintf("%s left out: submit-token needs a shared Redis: run with --redis (the workers' Redis) to onboard them",
 		plural(int64(n), "sumo row"))
-}
-
-// summedUp ends run's summary with the rows it left out, and passes its
-// outcome on.
-func summedUp(env Env, leftOut int, err error) error {
-	if leftOut > 0 {
-		fmt.Fprintln(env.Stdout, sumoLeftOut(leftOut))
-	}
-	return err
 }
 
 // besideInput returns the report and journal paths: the flags', or beside
