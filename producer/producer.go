@@ -464,8 +464,8 @@ type slot struct {
 //     flight (a TaskID conflict means it was already enqueued);
 //  3. one pipeline registers the new destinations, challenges only once
 //     enqueued: a crash before it leaves tasks whose TaskID a re-run finds
-//     (the worker registers a destination it does not find), never a
-//     registered destination without a task;
+//     (the worker registers a destination it does not find, at its task's
+//     line), never a registered destination without a task;
 //  4. one pipeline ends the new destinations that need no challenge and
 //     get no job, if any.
 //

@@ -392,7 +392,7 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 // trip. A destination that already finished, or that a newer round or
 // challenge generation took over, ends the task.
 func (h *handlers) enter(ctx context.Context, r *run, state events.State, stage events.Stage, fields ...any) (ledger.DestState, error) {
-	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, stage, fields...)
+	st, err := h.store.Enter(ctx, r.key, r.d.Line, state, r.d.Round, r.d.Gen, stage, fields...)
 	if errors.Is(err, ledger.ErrSuperseded) {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
 		if events.State.Terminal(st.State) {
