@@ -299,14 +299,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			w.stop()
-		}
-	}
-	defer stop()
+	defer w.stop()
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
 	if err := j.plan(todo); err != nil {
@@ -315,7 +308,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {
-		stop()
+		w.stop()
 		if ctx.Err() != nil {
 			drainMigJournal(store, res.BatchID, j)
 			return finishMigrate(env, ms, j, reportFile, journalFile, true)
@@ -335,7 +328,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: every, rate: rate, from: "0", onEvents: j.appendEvents, start: start,
 		retries: func() retries { return apiRetries(w.registry) }})
 	interrupted := ctx.Err() != nil
-	stop()
+	w.stop()
 	if interrupted {
 		drainMigJournal(store, res.BatchID, j)
 	} else if err != nil {

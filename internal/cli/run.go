@@ -225,14 +225,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			w.stop()
-		}
-	}
-	defer stop()
+	defer w.stop()
 	source, err := sourceOf(file)
 	if err != nil {
 		return err
@@ -248,7 +241,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	start := time.Now()
 	res, err := p.EnqueuePlan(ctx, open, plan) // checked above
 	if err != nil {
-		stop()
+		w.stop()
 		if ctx.Err() != nil {
 			drainJournal(store, res.BatchID, j)
 			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
@@ -266,7 +259,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", onEvents: j.append,
 		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }, pauses: pausesOf(rdb)})
 	interrupted := ctx.Err() != nil
-	stop()
+	w.stop()
 	if interrupted {
 		drainJournal(store, res.BatchID, j)
 	} else if err != nil {

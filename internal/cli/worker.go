@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -179,11 +180,16 @@ type runningWorker struct {
 	metricsAddr string
 	webSrv      *http.Server
 	webAddr     string
+	stopOnce    sync.Once
 }
 
 // stop drains the worker (tasks still running after the shutdown timeout
-// go back to the queue) and closes the HTTP servers.
-func (w *runningWorker) stop() {
+// go back to the queue) and closes the HTTP servers, once: the commands
+// stop it before their report and again on the way out.
+func (w *runningWorker) stop() { w.stopOnce.Do(w.shutdown) }
+
+// shutdown is stop's work.
+func (w *runningWorker) shutdown() {
 	w.w.Shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
