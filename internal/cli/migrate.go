@@ -178,15 +178,11 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("-format: %w", err)}
 	}
-	log, closeLog, err := lf.logger(env)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeLog()
-	set, err := cf.load(env, log)
+	log, closeLog, set, err := lf.withCredentials(env, cf)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	// With a credentials file the environment's is optional: the rows and
 	// --credential name theirs.
 	creds, err := f.useCredentials(env, set)
