@@ -8,7 +8,7 @@
 //     same file is the same batch.
 //  2. Enqueue records each destination in the events store and enqueues a
 //     logpush:challenge task for each one that needs a challenge (paced by
-//     ClientConfig.Pacer, e.g. BudgetPacer, at the workers' API budget),
+//     ClientConfig.Budget at the workers' API budgets),
 //     the job task of one that needs none but gets a job, and ends the
 //     others at once as not_required. Task IDs derive from the batch and the
 //     destination, so re-running a file, or a file half done, adds nothing.

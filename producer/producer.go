@@ -76,18 +76,16 @@ type ClientConfig struct {
 	// MaxErrors caps the line errors kept in a Plan. Default
 	// MaxErrorsDefault.
 	MaxErrors int
-	// Pacer, when set, schedules the challenges at the API budget's pace
-	// (budget.Pacer) instead of all at once, so that polls and validations
-	// do not queue behind a whole batch of challenges. nil: all at once.
+	// Budget, when set, schedules the challenges at the pace of the API
+	// budgets the workers share in Redis instead of all at once, so that
+	// polls and validations do not queue behind a whole batch of
+	// challenges: the client settles each budget's rate with the stored one
+	// on first use (Enqueue and Retry settle Credentials' first, before they
+	// write anything) and keeps its pacer. nil, and no Pacer: all at once.
+	Budget *BudgetConfig
+	// Pacer, when set, schedules every challenge with this pacer of one's
+	// own instead of Budget's (give one or the other).
 	Pacer Pacer
-	// Pacers, when set, gives the pacer of each credential's rows (a row's
-	// Credential, "" for the rows that name none) and takes the place of
-	// Pacer: each credential's challenges are scheduled at its own
-	// budget's pace, so that one tenant's 10,000 rows do not push back
-	// another's 10. It is called once per credential and chunk; a nil
-	// Pacer leaves that credential's rows due at once. Credentials that
-	// share a budget must share their Pacer (or pacers of one budget key).
-	Pacers func(credential string) (Pacer, error)
 	// Skip, when set, leaves out the good rows whose destination (Scope,
 	// ScopeID, DestinationConf, Line, Job and Update, so that its Hash is
 	// the ledger's; BatchID and the rest unset) it
@@ -144,6 +142,10 @@ func (c ClientConfig) validate() error {
 		return errors.New("copy without migrate")
 	case c.Format < tasks.FormatAuto || c.Format > tasks.FormatJSONL:
 		return fmt.Errorf("format %s: want FormatAuto, FormatCSV or FormatJSONL", c.Format)
+	case c.Budget != nil && c.Pacer != nil:
+		return errors.New("budget and pacer: choose one")
+	case c.Budget != nil:
+		return c.Budget.validate()
 	}
 	return nil
 }
@@ -215,7 +217,7 @@ var ErrNoRedis = errors.New("producer: no redis client")
 // the Redis the workers (worker.New) share: it owns the events store
 // (destination states, batch counters, the events stream), the asynq client
 // that enqueues the tasks and the inspector that resumes the queues, and
-// the pacers of the API budgets (ClientConfig.Pacer, Pacers). In flow
+// the pacers of the API budgets (ClientConfig.Budget). In flow
 // order, it checks an input (Check), enqueues it as a batch (Enqueue),
 // reports on it (BatchStatus, Events), takes the tokens an operator
 // submits (SubmitToken), re-enqueues its failed destinations (Retry) and
@@ -226,6 +228,12 @@ type Client struct {
 	insp  *asynq.Inspector
 	store *ledger.Store
 	cfg   ClientConfig
+	// pacer is the pacer of a credential's rows ("" for none); nil: no
+	// pacing.
+	pacer func(ctx context.Context, credential string) (Pacer, error)
+	// perCredential: pacer tells the credentials apart (Budget.Named);
+	// otherwise one reservation paces all the rows of a chunk, in order.
+	perCredential bool
 }
 
 // NewClient returns a Client on rdb, or an error naming the setting of cfg
@@ -241,8 +249,33 @@ func NewClient(rdb redis.UniversalClient, cfg *ClientConfig) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Client{rdb: rdb, enq: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
-		store: ledger.NewStore(rdb, ledger.Config{}), cfg: cfg.WithDefaults()}, nil
+	return newClient(rdb, asynq.NewClientFromRedisClient(rdb), ledger.NewStore(rdb, ledger.Config{}), *cfg), nil
+}
+
+// newClient is a Client with enq and store on rdb, and cfg's pacing.
+func newClient(rdb redis.UniversalClient, enq enqueuer, store *ledger.Store, cfg ClientConfig) *Client {
+	c := &Client{rdb: rdb, enq: enq, store: store, cfg: cfg.WithDefaults()}
+	if rdb != nil {
+		c.insp = asynq.NewInspectorFromRedisClient(rdb)
+	}
+	switch {
+	case cfg.Budget != nil:
+		c.pacer = (&budgets{rdb: rdb, cfg: *cfg.Budget, log: cmp.Or(cfg.Budget.Logger, c.cfg.Logger)}).pacer
+		c.perCredential = cfg.Budget.Named.Len() > 0
+	case cfg.Pacer != nil:
+		c.pacer = func(context.Context, string) (Pacer, error) { return cfg.Pacer, nil }
+	}
+	return c
+}
+
+// settleBudget settles the budget of the rows that name no credential,
+// so that a conflicting rate is refused before anything is written.
+func (p *Client) settleBudget(ctx context.Context) error {
+	if p.cfg.Budget == nil {
+		return nil
+	}
+	_, err := p.pacer(ctx, "")
+	return err
 }
 
 // Check reads the whole input once, without Redis: counts, line errors and
@@ -252,7 +285,18 @@ func Check(ctx context.Context, open Opener, cfg ClientConfig) (Plan, error) {
 	if err := cfg.validate(); err != nil {
 		return Plan{}, err
 	}
-	return (&Client{cfg: cfg.WithDefaults()}).Check(ctx, open)
+	return (&Client{cfg: cfg.WithDefaults()}).check(ctx, open, nil)
+}
+
+// CheckEach is Check that also calls fn with each good row's destination,
+// in input order (BatchID, EnqueuedAt and Round unset; its Hash is the
+// ledger's key of it): run lists the current input's destinations in the
+// same pass. An error of fn stops the pass and is returned.
+func CheckEach(ctx context.Context, open Opener, cfg ClientConfig, fn func(tasks.Dest) error) (Plan, error) {
+	if err := cfg.validate(); err != nil {
+		return Plan{}, err
+	}
+	return (&Client{cfg: cfg.WithDefaults()}).check(ctx, open, fn)
 }
 
 // Close ends the client's use of Redis. Its asynq client and inspector
@@ -268,6 +312,11 @@ type Opener func() (io.ReadCloser, error)
 
 // Check reads the whole input once: counts, errors and the batch id.
 func (p *Client) Check(ctx context.Context, open Opener) (Plan, error) {
+	return p.check(ctx, open, nil)
+}
+
+// check is Check, calling fn, if set, with each good row's destination.
+func (p *Client) check(ctx context.Context, open Opener, fn func(tasks.Dest) error) (Plan, error) {
 	plan := Plan{ByType: map[string]int{}}
 	h := sha256.New()
 	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
@@ -279,7 +328,11 @@ func (p *Client) Check(ctx context.Context, open Opener) (Plan, error) {
 		if opt.job != nil || opt.update != nil {
 			plan.Jobs++
 		}
-		h.Write([]byte(item{row, opt}.dest().Hash()))
+		d := item{row, opt}.dest()
+		h.Write([]byte(d.Hash()))
+		if fn != nil {
+			return fn(d)
+		}
 		return nil
 	}, func(le *input.LineError) {
 		plan.ErrorCount++
@@ -317,6 +370,9 @@ func (p *Client) EnqueuePlan(ctx context.Context, open Opener, plan Plan) (Resul
 	}
 	if plan.Rows == 0 {
 		return res, ErrNoDestinations
+	}
+	if err := p.settleBudget(ctx); err != nil {
+		return res, err
 	}
 	now := p.cfg.Now()
 	if err := p.store.CreateBatch(ctx, plan.BatchID, p.cfg.Source, now); err != nil {
@@ -372,26 +428,6 @@ func (it item) dest() tasks.Dest {
 		Job: it.opt.job, ReadAs: it.opt.readAs, Update: it.opt.update, Credential: it.row.Credential}
 }
 
-// Dests reads the input as a client with cfg does, without Redis, and
-// calls fn with each good row's destination (BatchID, EnqueuedAt and Round
-// unset; Hash is the ledger's key of it): run lists the current input's
-// destinations with it. A bad line makes it return an error wrapping
-// ErrInvalid.
-func Dests(ctx context.Context, open Opener, cfg ClientConfig, fn func(d tasks.Dest) error) error {
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	p := &Client{cfg: cfg.WithDefaults()}
-	bad := 0
-	err := p.each(ctx, open, func(row input.Row, opt rowOptions) error {
-		return fn(item{row, opt}.dest())
-	}, func(*input.LineError) { bad++ })
-	if err == nil && bad > 0 {
-		err = fmt.Errorf("%d bad lines: %w", bad, ErrInvalid)
-	}
-	return err
-}
-
 // rowOptions are what a row's optional columns ask for.
 type rowOptions struct {
 	job    *tasks.JobSpec
@@ -410,7 +446,7 @@ type slot struct {
 	// dup is set when the batch already had the destination.
 	dup  *Duplicate
 	meta ledger.Meta
-	// delay: when the challenge is due (ClientConfig.Pacer).
+	// delay: when the challenge is due (ClientConfig.Budget).
 	delay time.Duration
 	// ready: enqueued (or needs no task), to be registered.
 	ready bool
@@ -428,8 +464,8 @@ type slot struct {
 //     flight (a TaskID conflict means it was already enqueued);
 //  3. one pipeline registers the new destinations, challenges only once
 //     enqueued: a crash before it leaves tasks whose TaskID a re-run finds
-//     (the worker registers a destination it does not find), never a
-//     registered destination without a task;
+//     (the worker registers a destination it does not find, at its task's
+//     line), never a registered destination without a task;
 //  4. one pipeline ends the new destinations that need no challenge and
 //     get no job, if any.
 //
@@ -564,7 +600,7 @@ func (p *Client) enqueueChunk(ctx context.Context, batch string, items []item, n
 // pace sets the due times of the challenges among work, in file order,
 // reserving the slots of each credential's rows from its own pacer.
 func (p *Client) pace(ctx context.Context, slots []slot, work []int) error {
-	if p.cfg.Pacer == nil && p.cfg.Pacers == nil {
+	if p.pacer == nil {
 		return nil
 	}
 	var order []string
@@ -572,7 +608,7 @@ func (p *Client) pace(ctx context.Context, slots []slot, work []int) error {
 	for _, i := range work {
 		if slots[i].it.row.Conf.NeedsChallenge() {
 			c := ""
-			if p.cfg.Pacers != nil {
+			if p.perCredential {
 				c = slots[i].d.Credential
 			}
 			if _, ok := need[c]; !ok {
@@ -582,12 +618,9 @@ func (p *Client) pace(ctx context.Context, slots []slot, work []int) error {
 		}
 	}
 	for _, c := range order {
-		pacer := p.cfg.Pacer
-		if p.cfg.Pacers != nil {
-			var err error
-			if pacer, err = p.cfg.Pacers(c); err != nil {
-				return err
-			}
+		pacer, err := p.pacer(ctx, c)
+		if err != nil {
+			return err
 		}
 		if pacer == nil {
 			continue

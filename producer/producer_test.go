@@ -291,7 +291,7 @@ func TestEnqueueCancelledAtEnd(t *testing.T) {
 	}
 }
 
-// TestPacedPerCredential: with Pacers, each credential's challenges are
+// TestPacedPerCredential: with a pacer per credential, each credential's challenges are
 // paced by its own pacer: alice's five rows spread over her budget, and
 // bob's row after them is due at once instead of behind hers.
 func TestPacedPerCredential(t *testing.T) {
@@ -308,9 +308,9 @@ func TestPacedPerCredential(t *testing.T) {
 		pacers[name] = pc
 	}
 	var asked []string
-	cfg := producer.ClientConfig{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}},
-		Pacers: func(c string) (producer.Pacer, error) { asked = append(asked, c); return pacers[c], nil }}
-	p := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), cfg)
+	cfg := producer.ClientConfig{Credentials: &tasks.CredentialNames{Names: []string{"alice", "bob"}}}
+	p := producer.NewWithPacers(client, ledger.NewStore(rdb, ledger.Config{}), cfg,
+		func(c string) (producer.Pacer, error) { asked = append(asked, c); return pacers[c], nil })
 	var b strings.Builder
 	b.WriteString("zone_id,account_id,destination_conf,credential\n")
 	for i := range 5 {
@@ -342,6 +342,6 @@ func TestPacedPerCredential(t *testing.T) {
 	}
 	slices.Sort(asked)
 	if strings.Join(asked, ",") != "alice,bob" {
-		t.Errorf("Pacers asked for %v, want alice and bob once", asked)
+		t.Errorf("pacers asked for %v, want alice and bob once", asked)
 	}
 }

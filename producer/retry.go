@@ -30,6 +30,9 @@ type RetryResult struct {
 // return an error wrapping ErrInvalid, and nothing is retried.
 func (p *Client) Retry(ctx context.Context, batch string, open Opener) (RetryResult, error) {
 	var res RetryResult
+	if err := p.settleBudget(ctx); err != nil {
+		return res, err
+	}
 	if _, err := p.store.Batch(ctx, batch); err != nil {
 		return res, err
 	}

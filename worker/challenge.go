@@ -32,7 +32,7 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	// it. A destination that must wait snoozes: no slot, no retry spent.
 	var loc destination.Location
 	record, before := "", ""
-	if r.conf.TokenReadable() && h.leases != nil {
+	if r.conf.TokenReadable() && h.leases.held() {
 		loc = destination.For(r.conf, r.d.ReadAs, cloudflare.ChallengeFile(r.conf.Prefix, h.now()))
 		held, rec, err := h.acquire(ctx, r, loc)
 		if err != nil || !held {

@@ -28,7 +28,7 @@ func (h *handlers) removeChallengeFile(ctx context.Context, r *run, filename str
 		return
 	}
 	loc := destination.For(r.conf, r.d.ReadAs, filename)
-	if h.leases != nil {
+	if h.leases.held() {
 		id := location.ID(loc.Scheme + "://" + loc.Account + "@" + loc.Bucket + "/" + loc.Key)
 		holder, err := h.leases.Holder(ctx, id)
 		var line []string

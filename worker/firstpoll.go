@@ -46,7 +46,7 @@ type coldPoll struct {
 // already looks early.
 func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration, inline bool) time.Duration {
 	c := &h.cold
-	if inline || first <= h.cfg.PollInterval || h.wakes.waker == nil {
+	if inline || first <= h.cfg.PollInterval || h.leases.waker == nil {
 		return first
 	}
 	c.mu.Lock()
@@ -105,13 +105,13 @@ func (h *handlers) observeAppearance(d time.Duration) {
 		case !p.requestedAt.Add(h.cfg.PollFirst).After(now):
 			// Its poll ran when scheduled.
 		case at.After(now):
-			h.wakes.after(at.Sub(now), func() { h.wakeCold(p) })
+			h.leases.after(at.Sub(now), func() { h.wakeCold(p) })
 		default:
 			due = append(due, p)
 		}
 	}
 	// Not in this task: one RunTask per poll, there may be many.
-	h.wakes.after(0, func() {
+	h.leases.after(0, func() {
 		for _, p := range due {
 			h.wakeCold(p)
 		}
@@ -121,5 +121,5 @@ func (h *handlers) observeAppearance(d time.Duration) {
 // wakeCold runs p's poll now. A poll that ran already, or is running, is
 // not found or refused: nothing to do.
 func (h *handlers) wakeCold(p coldPoll) {
-	_ = h.wakes.waker.RunTask(p.queue, p.id)
+	_ = h.leases.waker.RunTask(p.queue, p.id)
 }

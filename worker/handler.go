@@ -143,11 +143,10 @@ type handlers struct {
 	reader destination.Reader
 	store  *ledger.Store
 	enq    enqueuer
-	// leases hold the challenge-file locations and wake their waiters;
-	// nil: no serialisation.
-	leases *pathLeases
-	// wakes runs the worker's wake-ups; Shutdown stops it.
-	wakes   *pathLeases
+	// leases runs the worker's wake-ups (Shutdown stops it) and, when
+	// held, holds the challenge-file locations and wakes their waiters;
+	// not held: no serialisation.
+	leases  *pathLeases
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	cfg     HandlerConfig
@@ -232,15 +231,8 @@ func newHandlers(d deps, cfg HandlerConfig) *handlers {
 	if d.Self == "" {
 		d.Self = Self()
 	}
-	// wakes owns every wake-up (of path waiters and of a cold worker's
-	// first polls); leases is it when the worker holds path leases.
-	wakes := newPathLeases(d.Leases, d.Waker)
-	var leases *pathLeases
-	if d.Leases != nil {
-		leases = wakes
-	}
 	h := &handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
-		leases: leases, wakes: wakes, metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
+		leases: newPathLeases(d.Leases, d.Waker), metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
 		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
 	h.rec = &recorder{store: d.Store, metrics: d.Metrics, now: d.Now, self: d.Self, release: h.release}
 	return h
@@ -249,7 +241,7 @@ func newHandlers(d deps, cfg HandlerConfig) *handlers {
 // stop ends what the handlers left running after their tasks: the
 // wake-ups of path waiters. Worker.Shutdown calls it once the server has
 // drained.
-func (h *handlers) stop() { h.wakes.stop() }
+func (h *handlers) stop() { h.leases.stop() }
 
 // Register adds the handler of each task type to mux.
 func (h *handlers) Register(mux *asynq.ServeMux) {
@@ -410,7 +402,7 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 // trip. A destination that already finished, or that a newer round or
 // challenge generation took over, ends the task.
 func (h *handlers) enter(ctx context.Context, r *run, state events.State, stage events.Stage, fields ...any) (ledger.DestState, error) {
-	st, err := h.store.Enter(ctx, r.key, state, r.d.Round, r.d.Gen, stage, fields...)
+	st, err := h.store.Enter(ctx, r.key, r.d.Line, state, r.d.Round, r.d.Gen, stage, fields...)
 	if errors.Is(err, ledger.ErrSuperseded) {
 		r.log.Debug("task superseded", "state", st.State, "current_gen", st.Gen)
 		if events.State.Terminal(st.State) {

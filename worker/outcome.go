@@ -81,10 +81,16 @@ func (rc *recorder) outcome(ctx context.Context, r *run, state events.State, fil
 func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State, filename string, cause error) error {
 	var st ledger.DestState
 	if r.st != nil {
-		st = *r.st // what enter left, with this attempt counted
+		st = *r.st // what enter left (its line registered with it), with this attempt counted
 	} else {
 		var err error
-		if st, err = rc.store.Get(ctx, r.key); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		st, err = rc.store.Get(ctx, r.key)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+			// Not registered by anyone yet: the transition below registers
+			// it at the task's line, the event's.
+			st.Line = r.d.Line
+		case err != nil:
 			return err
 		}
 	}
@@ -100,7 +106,7 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 		Attempts:        st.Attempts,
 		DurationSeconds: now.Sub(r.d.EnqueuedAt).Seconds(),
 		Time:            now.UTC(),
-		Line:            cmp.Or(st.Line, r.d.Line), // the task's own line when the state is not registered yet
+		Line:            st.Line,
 		JobID:           r.jobID,
 		JobExisted:      r.jobExisted,
 		NewJobID:        r.newJobID,

@@ -58,7 +58,7 @@ func order(d tasks.Dest) float64 {
 // logged, not returned: the outcome is recorded, and an unreleased lease
 // expires.
 func (h *handlers) release(ctx context.Context, r *run) {
-	if r.lease == "" || h.leases == nil {
+	if r.lease == "" || !h.leases.held() {
 		return
 	}
 	next, err := h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
@@ -83,11 +83,12 @@ func (h *handlers) release(ctx context.Context, r *run) {
 // lease, then a recoverer that looks once a minute).
 var wakeRetry = struct{ every, upTo time.Duration }{time.Second, 3 * time.Minute}
 
-// pathLeases owns the challenge-file location leases of one worker's
-// destinations (location.Leases, across the fleet) and the wake-ups of the
-// waiters a release frees: a waiter whose task is running is tried again
-// by a goroutine, which stop ends. The Worker stops it at Shutdown, so that
-// no wake-up outlives the worker.
+// pathLeases owns the wake-ups of one worker (a cold worker's first polls,
+// and the waiters a release frees) and, when held, the challenge-file
+// location leases of its destinations (location.Leases, across the fleet):
+// a waiter whose task is running is tried again by a goroutine, which stop
+// ends. The Worker stops it at Shutdown, so that no wake-up outlives the
+// worker.
 type pathLeases struct {
 	*location.Leases
 	waker waker
@@ -109,13 +110,14 @@ func newPathLeases(l *location.Leases, w waker) *pathLeases {
 	return &pathLeases{Leases: l, waker: w, ctx: ctx, cancel: cancel}
 }
 
+// held reports whether the worker holds path leases (location.Leases):
+// without, challenge files are not serialised per location.
+func (p *pathLeases) held() bool { return p.Leases != nil }
+
 // stop ends the pending wake-ups and waits for them: a waiter not woken
 // yet wakes at its own next look, as after a lost wake-up. Later releases
 // wake no one who is running.
 func (p *pathLeases) stop() {
-	if p == nil {
-		return
-	}
 	p.mu.Lock()
 	p.stopped = true
 	p.mu.Unlock()
@@ -213,7 +215,7 @@ func running(err error) bool { return err != nil && strings.Contains(err.Error()
 // renew extends the lease of a poll that will look again and learns
 // whether others wait for the path (r.contended).
 func (h *handlers) renew(ctx context.Context, r *run) error {
-	if r.lease == "" || h.leases == nil {
+	if r.lease == "" || !h.leases.held() {
 		return nil
 	}
 	held, waiting, err := h.leases.Renew(ctx, r.lease, holder(r))

@@ -107,3 +107,28 @@ func TestShutdownEndsWakeRetries(t *testing.T) {
 		t.Errorf("a wake after Shutdown started %d retries, want 0", n)
 	}
 }
+
+// TestStopEndsWakesWithoutLeases: handlers that hold no path leases (no
+// serialisation) still own their wake-ups, a cold worker's first polls:
+// stop ends a pending one, which never runs.
+func TestStopEndsWakesWithoutLeases(t *testing.T) {
+	t.Parallel()
+	h := newHandlers(deps{}, HandlerConfig{})
+	if h.leases.held() {
+		t.Fatal("handlers without location leases hold some")
+	}
+	ran := make(chan struct{}, 1)
+	h.leases.after(time.Hour, func() { ran <- struct{}{} })
+	if n := h.leases.pending.Load(); n != 1 {
+		t.Fatalf("%d wake-ups pending, want 1", n)
+	}
+	h.stop()
+	if n := h.leases.pending.Load(); n != 0 {
+		t.Errorf("%d wake-ups pending after stop, want 0", n)
+	}
+	select {
+	case <-ran:
+		t.Error("a wake-up ran after stop")
+	default:
+	}
+}

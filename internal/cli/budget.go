@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -123,76 +121,9 @@ func (b budgetFlags) explain(err error) error {
 		wanted, shared, desc, shared, wanted)}
 }
 
-// pacer is the producer's pacing for the budget cfg; nil when ok is false
-// (no budget).
-func pacer(rdb redis.UniversalClient, cfg budget.Config, ok bool) (producer.Pacer, error) {
-	if !ok {
-		return nil, nil
-	}
-	return budget.NewPacer(rdb, cfg)
-}
-
-// pacers is the producer's pacing per credential of set (producer.ClientConfig.Pacers):
-// the rows that name none take def, the default credential's pacer; a named
-// credential's rows the pacer of its own budget (its budget_key, else its
-// digest) at its api_rate, else rate, built on first use and shared by the
-// credentials of one budget key. nil without named credentials: def paces
-// every row, as before credentials files.
-func (b budgetFlags) pacers(ctx context.Context, rdb redis.UniversalClient, rate string, set *credentials.Set, def producer.Pacer, log *slog.Logger) func(string) (producer.Pacer, error) {
-	if set.Len() == 0 {
-		return nil
-	}
-	{
-		var mu sync.Mutex
-		byKey := map[string]producer.Pacer{}
-		return func(name string) (producer.Pacer, error) {
-			if name == "" {
-				return def, nil
-			}
-			n, ok := set.Lookup(name)
-			if !ok {
-				return nil, fmt.Errorf("credential %s: not in the credentials file", name)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			key := cmp.Or(n.BudgetKey, n.Digest())
-			if p, ok := byKey[key]; ok {
-				return p, nil
-			}
-			mode := budget.Follow // a producer stores no rate
-			if b.override {
-				mode = budget.Override
-			}
-			claim := budget.Claim{Rate: rate, Mode: mode}.ForCredential(n.APIRate, n.BudgetKey, n.Digest())
-			cfg, ok, err := budget.Settle(ctx, rdb, claim, log.With("credential", name))
-			if err != nil {
-				return nil, fmt.Errorf("credential %s: %w", name, err)
-			}
-			var p producer.Pacer
-			if ok {
-				bp, err := budget.NewPacer(rdb, cfg)
-				if err != nil {
-					return nil, fmt.Errorf("credential %s: %w", name, err)
-				}
-				p = bp
-			}
-			byKey[key] = p
-			return p, nil
-		}
-	}
-}
-
-// pacing is the producer's pacing on rdb (producer.ClientConfig.Pacer and
-// Pacers): the budget of creds settled at rate, and each named credential's
-// of set.
-func (b budgetFlags) pacing(ctx context.Context, rdb redis.UniversalClient, rate string, creds cloudflare.Credentials, set *credentials.Set, log *slog.Logger) (producer.Pacer, func(string) (producer.Pacer, error), error) {
-	cfg, ok, err := b.shared(ctx, rdb, rate, creds, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	pace, err := pacer(rdb, cfg, ok)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pace, b.pacers(ctx, rdb, rate, set, pace, log), nil
+// producerBudget is the producer's API budget (producer.ClientConfig.Budget):
+// the budget of creds at rate, and each named credential's of set, which
+// the client settles with the rates stored in Redis.
+func (b budgetFlags) producerBudget(rate string, creds cloudflare.Credentials, set *credentials.Set, log *slog.Logger) *producer.BudgetConfig {
+	return &producer.BudgetConfig{Credentials: creds, Key: b.key, APIRate: rate, Claim: b.rateClaim(), Named: set, Logger: log}
 }

@@ -148,11 +148,8 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	} else if err := writeDemoCSV(csvPath, workDir, *n); err != nil {
 		return err
 	}
-	pace, err := pacer(rdb, bcfg, ok)
-	if err != nil {
-		return err
-	}
-	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: csvPath, Format: tasks.FormatCSV, Logger: log, Pacer: pace, CreateJob: *accountZones > 0})
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: csvPath, Format: tasks.FormatCSV, Logger: log, CreateJob: *accountZones > 0,
+		Budget: f.budget.producerBudget(f.apiRate, cloudflare.Credentials{APIToken: token}, nil, log)})
 	if err != nil {
 		return err
 	}

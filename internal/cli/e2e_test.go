@@ -152,6 +152,8 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		named: c.named, healthDeadline: c.healthDeadline, healthInterval: cmp.Or(c.healthInterval, time.Second)}
 	storage := credentials.Storage{S3Endpoint: s3srv.URL, S3UsePathStyle: true, S3AccessKeyID: "AKIAE2E", S3SecretAccessKey: "e2e-secret",
 		GCSEndpoint: gcsOpts.Endpoint, AzureEndpoint: azOpts.Endpoint, AzureAccountName: azOpts.AccountName, AzureAccountKey: azOpts.AccountKey}
+	store := ledger.NewStore(rdb, ledger.Config{})
+	f.ui = store
 	var w *runningWorker
 	for range max(c.workers, 1) {
 		w, err = startWorker(ctx, rdb, f, c.creds, storage, log)
@@ -169,7 +171,7 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 		t.Cleanup(bw.stop)
 		bad = append(bad, bw)
 	}
-	return &e2e{bad: bad, rdb: rdb, sim: s, store: ledger.NewStore(rdb, ledger.Config{}), worker: w, simURL: simsrv.URL,
+	return &e2e{bad: bad, rdb: rdb, sim: s, store: store, worker: w, simURL: simsrv.URL,
 		s3URL: s3srv.URL, s3creds: s3opts.Credentials, gcs: gcs, azure: azw, dir: t.TempDir(), log: log}
 }
 

@@ -127,9 +127,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 	if w := persistenceWarning(ctx, rdb); w != "" {
 		log.Warn(w)
 	}
-	if cfg.Pacer, cfg.Pacers, err = bf.pacing(ctx, rdb, *apiRate, creds, pf.creds, log); err != nil {
-		return err
-	}
+	cfg.Budget = bf.producerBudget(*apiRate, creds, pf.creds, log)
 	p, err := producer.NewClient(rdb, &cfg)
 	if err != nil {
 		return err
@@ -147,7 +145,7 @@ func runEnqueue(ctx context.Context, env Env, args []string) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted with %d of %d rows in the batch %s; running the same command again continues", res.Enqueued+res.NotRequired+res.Known, res.Rows, res.BatchID)
 		}
-		return err
+		return bf.explain(err)
 	}
 	printDuplicates(env.Stderr, res)
 	fmt.Fprintf(env.Stdout, "batch %s: %d rows, %d enqueued, %d not_required, %d already in the batch\n",

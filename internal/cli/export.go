@@ -25,6 +25,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 )
 
 const exportUsage = `usage: logpush-onboard export-terraform --account ID [--account ID ...] [--zone ID ...] [-o FILE] [flags]
@@ -79,15 +80,11 @@ func runExportTerraform(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log, closeLog, err := lf.logger(env)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeLog()
-	set, err := cf.load(env, log)
+	log, closeLog, set, err := lf.withCredentials(env, cf)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	pe := af.planEnv(fs, env, log)
 	var found *jobsFound
 	var calls int
@@ -195,8 +192,13 @@ func batchJobs(ctx context.Context, pe planEnv, batch string, concurrency int, s
 		return nil, 0, err
 	}
 	defer closeRedis()
-	store := ledger.NewStore(rdb, ledger.Config{})
-	if _, err := store.Batch(ctx, batch); err != nil {
+	cl, err := producer.NewClient(rdb, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer cl.Close()
+	store := cl.Ledger()
+	if _, err := cl.BatchStatus(ctx, batch); err != nil {
 		if errors.Is(err, ledger.ErrNoBatch) {
 			return nil, 0, badPlan("-batch %s: no such batch in --redis", batch)
 		}

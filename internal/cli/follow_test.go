@@ -151,7 +151,7 @@ func TestWorkerSaysBatchesGone(t *testing.T) {
 	logs := &testutil.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go watchRedisRestart(ctx, rdb, 100*time.Millisecond, slog.New(logHandler(logs, slog.LevelInfo, false)))
+	go watchRedisRestart(ctx, rdb, ledger.NewStore(rdb, ledger.Config{}), 100*time.Millisecond, slog.New(logHandler(logs, slog.LevelInfo, false)))
 	time.Sleep(300 * time.Millisecond)
 	// A restart that kept the batch (append-only file): nothing to say.
 	srv.stop()

@@ -50,7 +50,7 @@ func TestReportCountsEarlierRunsChallenges(t *testing.T) {
 	if err := j.Record(ctx, ledger.Challenge{Dest: inFlight, Location: "loc-" + inFlight, Time: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Enter(ctx, ledger.Key{Batch: batch, Hash: inFlight}, events.Polling, 0, 0, events.StageChallenge); err != nil {
+	if _, err := store.Enter(ctx, ledger.Key{Batch: batch, Hash: inFlight}, 0, events.Polling, 0, 0, events.StageChallenge); err != nil {
 		t.Fatal(err)
 	}
 	env := Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}

@@ -30,7 +30,7 @@ func TestLastErrorShown(t *testing.T) {
 	if err := store.CreateBatch(ctx, batch, "in.csv", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Enter(ctx, k, events.Polling, 0, 0, "poll", "line", 7); err != nil {
+	if _, err := store.Enter(ctx, k, 0, events.Polling, 0, 0, "poll", "line", 7); err != nil {
 		t.Fatal(err)
 	}
 	const msg = "read azure://c/p/ownership-challenge.txt: dial tcp: lookup acct.blob.core.windows.net: no such host"

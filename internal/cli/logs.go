@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 )
 
 // logHandler is the handler of every command's log at lvl on w: text, or
@@ -71,4 +73,17 @@ func (v *viewLog) logger(env Env) (log *slog.Logger, close func(), err error) {
 		return nil, nil, notStarted(fmt.Errorf("-log-file: %w", err))
 	}
 	return slog.New(logHandler(f, lvl, v.json)), func() { f.Close() }, nil
+}
+
+// withCredentials is logger, then the credentials file of cf loaded with
+// its warnings in that log; close closes the log.
+func (v *viewLog) withCredentials(env Env, cf credentialsFlag) (log *slog.Logger, close func(), set *credentials.Set, err error) {
+	if log, close, err = v.logger(env); err != nil {
+		return nil, nil, nil, err
+	}
+	if set, err = cf.load(env, log); err != nil {
+		close()
+		return nil, nil, nil, err
+	}
+	return log, close, set, nil
 }

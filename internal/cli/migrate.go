@@ -178,15 +178,11 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("-format: %w", err)}
 	}
-	log, closeLog, err := lf.logger(env)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeLog()
-	set, err := cf.load(env, log)
+	log, closeLog, set, err := lf.withCredentials(env, cf)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	// With a credentials file the environment's is optional: the rows and
 	// --credential name theirs.
 	creds, err := f.useCredentials(env, set)
@@ -270,7 +266,15 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err := j.appendEvents(now); err != nil {
 		return err
 	}
-	store := ledger.NewStore(rdb, ledger.Config{})
+	// The producer client now (it settles its budget only when it
+	// enqueues): its ledger takes the events of the jobs finished already.
+	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log,
+		Budget: f.budget.producerBudget(f.apiRate, creds, set, log), Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer p.Close()
+	store := p.Ledger()
 	finished := len(ms) - len(todo)
 	if len(todo) == 0 {
 		if err := emitEvents(ctx, store, "", now); err != nil {
@@ -291,44 +295,21 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			w.stop()
-		}
-	}
-	defer stop()
-	bcfg, ok, err := f.budget.shared(ctx, rdb, f.apiRate, creds, log)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	pace, err := pacer(rdb, bcfg, ok)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
+	defer w.stop()
 	rows := migrationRows(todo)
 	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
-	pacers := f.budget.pacers(ctx, rdb, f.apiRate, set, pace, log)
-	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log, Pacer: pace, Pacers: pacers,
-		Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer p.Close()
-	store = p.Ledger()
 	if err := j.plan(todo); err != nil {
 		return err
 	}
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {
-		stop()
+		w.stop()
 		if ctx.Err() != nil {
 			drainMigJournal(store, res.BatchID, j)
 			return finishMigrate(env, ms, j, reportFile, journalFile, true)
 		}
-		return err
+		return f.budget.explain(err)
 	}
 	fmt.Fprintf(env.Stdout, "migrate: batch %s: %d jobs, %d enqueued; journal %s\n", res.BatchID, len(todo), res.Enqueued, journalFile)
 	if err := emitEvents(ctx, store, res.BatchID, now); err != nil {
@@ -343,7 +324,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: every, rate: rate, from: "0", onEvents: j.appendEvents, start: start,
 		retries: func() retries { return apiRetries(w.registry) }})
 	interrupted := ctx.Err() != nil
-	stop()
+	w.stop()
 	if interrupted {
 		drainMigJournal(store, res.BatchID, j)
 	} else if err != nil {

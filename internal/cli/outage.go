@@ -143,8 +143,7 @@ func redisDownText(msg string) bool {
 // only that it was away and is back, while the batches, their states and
 // the queued tasks are gone and only enqueueing their files again brings
 // them back. It looks every interval until ctx ends.
-func watchRedisRestart(ctx context.Context, rdb redis.UniversalClient, every time.Duration, log *slog.Logger) {
-	store := ledger.NewStore(rdb, ledger.Config{})
+func watchRedisRestart(ctx context.Context, rdb redis.UniversalClient, store *ledger.Store, every time.Duration, log *slog.Logger) {
 	runID := func() string {
 		info, err := rdb.Info(ctx, "server").Result()
 		if err != nil {

@@ -922,15 +922,11 @@ func runPlan(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	log, closeLog, err := lf.logger(env)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	defer closeLog()
-	set, err := cf.load(env, log)
+	log, closeLog, set, err := lf.withCredentials(env, cf)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	res, err := plan(ctx, env, af.planEnv(fs, env, log), spec, set)
 	if err != nil {
 		return planExit(err)

@@ -62,12 +62,10 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 	}
 	defer closeRedis()
 	cfg := producer.ClientConfig{Format: fmtv, CreateJob: *createJob, Credentials: inputCredentials(set),
-		Task: tasks.Options{MaxRetry: *maxRetry}, Logger: log}
-	// The fresh challenges at each credential's budget's pace, as enqueue
-	// paces them.
-	if cfg.Pacer, cfg.Pacers, err = bf.pacing(ctx, rdb, *apiRate, creds, set, log); err != nil {
-		return err
-	}
+		Task: tasks.Options{MaxRetry: *maxRetry}, Logger: log,
+		// The fresh challenges at each credential's budget's pace, as
+		// enqueue paces them.
+		Budget: bf.producerBudget(*apiRate, creds, set, log)}
 	cl, err := producer.NewClient(rdb, &cfg)
 	if err != nil {
 		return err
@@ -107,7 +105,7 @@ func runRetry(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err != nil {
-		return err
+		return bf.explain(err)
 	}
 	if res.Failed == 0 {
 		fmt.Fprintf(env.Stdout, "batch %s: no failed destinations\n", *batch)

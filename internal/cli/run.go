@@ -103,7 +103,10 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		in.Extra = tasks.JobColumns
 	}
 	pcfg := producer.ClientConfig{Format: fmtv, Credentials: in.Credentials, CreateJob: *createJob}
-	plan, err := producer.Check(ctx, open, pcfg)
+	// One pass checks every line and lists the destinations for the
+	// journal and the report; the enqueue pass is the only other (and
+	// preflight's, which reads the buckets' rows).
+	plan, dests, err := checkInput(ctx, open, pcfg)
 	if err != nil {
 		return notStarted(err)
 	}
@@ -146,10 +149,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	// inputs piped in one folder do not share a journal, and the same input
 	// piped again resumes its own.
 	reportFile, journalFile := besideInput(file, "stdin-"+plan.BatchID, *reportPath, *journalPath)
-	dests, err := inputDests(ctx, open, pcfg)
-	if err != nil {
-		return err
-	}
 	dests = slices.DeleteFunc(dests, func(d inputDest) bool { return leaveOut(d.destType) })
 	j, err := openJournal(journalFile, env.Stderr)
 	if err != nil {
@@ -158,6 +157,15 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	defer j.close()
 	if *retryFailed {
 		j.forgetFailed()
+	}
+	// finish writes the report of batch in store (none: the journal's
+	// only) and the summary, which ends with the rows left out.
+	finish := func(store *ledger.Store, batch string, interrupted bool) error {
+		err := finishRun(env, store, batch, j, dests, reportFile, journalFile, interrupted, args)
+		if leftOut > 0 {
+			fmt.Fprintln(env.Stdout, sumoLeftOut(leftOut))
+		}
+		return err
 	}
 	// On the embedded Redis, the journal is all that is left of an earlier
 	// run: skip what it finished. A shared Redis keeps the batch itself.
@@ -168,7 +176,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		prior, left = journaled(dests, j)
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
-			return summedUp(env, leftOut, finishRun(env, nil, "", j, dests, reportFile, journalFile, false, args))
+			return finish(nil, "", false)
 		}
 		if len(prior) > 0 {
 			var n int64
@@ -217,23 +225,13 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			w.stop()
-		}
-	}
-	defer stop()
+	defer w.stop()
 	source, err := sourceOf(file)
 	if err != nil {
 		return err
 	}
 	pcfg = producer.ClientConfig{Source: source, Format: fmtv, Credentials: in.Credentials, Logger: log, Skip: skip, CreateJob: *createJob,
-		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}}
-	if pcfg.Pacer, pcfg.Pacers, err = f.budget.pacing(ctx, rdb, f.apiRate, creds, set, log); err != nil {
-		return err
-	}
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}, Budget: f.budget.producerBudget(f.apiRate, creds, set, log)}
 	p, err := producer.NewClient(rdb, &pcfg)
 	if err != nil {
 		return err
@@ -241,16 +239,16 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	defer p.Close()
 	store := p.Ledger()
 	start := time.Now()
-	res, err := p.Enqueue(ctx, open)
+	res, err := p.EnqueuePlan(ctx, open, plan) // checked above
 	if err != nil {
-		stop()
+		w.stop()
 		if ctx.Err() != nil {
 			drainJournal(store, res.BatchID, j)
 			fmt.Fprintf(env.Stderr, "run: interrupted while enqueueing, %d of %d rows in; running the same command again continues\n",
 				res.Enqueued+res.NotRequired+res.Known+res.Skipped, res.Rows)
-			return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, true, args))
+			return finish(store, res.BatchID, true)
 		}
-		return err
+		return f.budget.explain(err)
 	}
 	fmt.Fprintf(env.Stdout, "run: batch %s: %d rows, %d enqueued, %d not_required, %d already in the batch, %d finished before; journal %s\n",
 		res.BatchID, res.Rows, res.Enqueued, res.NotRequired, res.Known, res.Skipped, journalFile)
@@ -261,13 +259,13 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", onEvents: j.append,
 		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }, pauses: pausesOf(rdb)})
 	interrupted := ctx.Err() != nil
-	stop()
+	w.stop()
 	if interrupted {
 		drainJournal(store, res.BatchID, j)
 	} else if err != nil {
 		return err
 	}
-	return summedUp(env, leftOut, finishRun(env, store, res.BatchID, j, dests, reportFile, journalFile, interrupted, args))
+	return finish(store, res.BatchID, interrupted)
 }
 
 // sumoLeftOut says why run on its embedded Redis leaves n Sumo Logic rows
@@ -275,15 +273,6 @@ func runRun(ctx context.Context, env Env, args []string) error {
 func sumoLeftOut(n int) string {
 	return fmt.Sprintf("%s left out: submit-token needs a shared Redis: run with --redis (the workers' Redis) to onboard them",
 		plural(int64(n), "sumo row"))
-}
-
-// summedUp ends run's summary with the rows it left out, and passes its
-// outcome on.
-func summedUp(env Env, leftOut int, err error) error {
-	if leftOut > 0 {
-		fmt.Fprintln(env.Stdout, sumoLeftOut(leftOut))
-	}
-	return err
 }
 
 // besideInput returns the report and journal paths: the flags', or beside
@@ -313,14 +302,13 @@ type inputDest struct {
 	scope, scopeID, destination, destType string
 }
 
-// inputDests reads the destinations of the input as the producer with cfg
-// does, in input order, each once (a repeated row is its first line's
-// duplicate).
-func inputDests(ctx context.Context, open producer.Opener, cfg producer.ClientConfig) ([]inputDest, error) {
+// checkInput checks the input as the producer with cfg does
+// (producer.CheckEach) and lists its destinations in the same pass, in
+// input order, each once (a repeated row is its first line's duplicate).
+func checkInput(ctx context.Context, open producer.Opener, cfg producer.ClientConfig) (producer.Plan, []inputDest, error) {
 	var out []inputDest
 	seen := map[string]bool{}
-	err := producer.Dests(ctx, open, cfg, func(d tasks.Dest) error {
-		line := d.Line
+	plan, err := producer.CheckEach(ctx, open, cfg, func(d tasks.Dest) error {
 		id := d.Hash()
 		if seen[id] {
 			return nil
@@ -328,12 +316,12 @@ func inputDests(ctx context.Context, open producer.Opener, cfg producer.ClientCo
 		seen[id] = true
 		conf, err := tasks.ParseConf(d.DestinationConf)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err) // Check found every line good: the file changed
+			return fmt.Errorf("line %d: %w", d.Line, err) // a good row's conf parses: a bug
 		}
-		out = append(out, inputDest{line: line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type})
+		out = append(out, inputDest{line: d.Line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type})
 		return nil
 	})
-	return out, err
+	return plan, out, err
 }
 
 // journaled counts, by outcome, the input's destinations the journal has,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -498,4 +500,66 @@ func TestRunLineCheckBeforeCredentials(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "set CLOUDFLARE_API_TOKEN") {
 		t.Fatalf("run without credentials = %d:\n%s", code, stderr)
 	}
+}
+
+// TestRunReadsInputTwice: run (without preflight) reads its input in two
+// passes, one that checks it and lists its destinations for the journal and
+// the report, and one that enqueues it; the report still has one row per
+// destination.
+func TestRunReadsInputTwice(t *testing.T) {
+	t.Parallel()
+	rs := newRunSim(t, simulator.Config{})
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("zone_id,account_id,destination_conf\n")
+	for i := range 3 {
+		fmt.Fprintf(&b, ",%032x,https://logs.example.com/in/%d\n", 0x100+i, i)
+	}
+	in := filepath.Join(dir, "dests.csv")
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	passes := 0
+	var out, errb bytes.Buffer
+	env := Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return map[string]string{"CLOUDFLARE_API_TOKEN": runToken}[k] },
+		Open: func(name string) (io.ReadCloser, error) {
+			f, err := os.Open(name)
+			if err != nil {
+				return nil, err
+			}
+			return &passCounter{ReadCloser: f, pass: func() { mu.Lock(); passes++; mu.Unlock() }}, nil
+		}}
+	if code := Run(context.Background(), rs.runArgs("--skip-preflight", in), env); code != 0 {
+		t.Fatalf("run = %d:\n%s\n%s", code, out.String(), errb.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if passes != 2 {
+		t.Errorf("run read its input in %d passes, want 2 (check, enqueue)", passes)
+	}
+	rep, err := os.ReadFile(filepath.Join(dir, "dests.results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := csv.NewReader(bytes.NewReader(rep)).ReadAll(); err != nil || len(recs) != 4 {
+		t.Fatalf("report (%v):\n%s", err, rep)
+	}
+}
+
+// passCounter calls pass on the first Read of an opened input: one pass
+// over it (an open that only checks the file reads nothing).
+type passCounter struct {
+	io.ReadCloser
+	pass func()
+	read bool
+}
+
+func (p *passCounter) Read(b []byte) (int, error) {
+	if !p.read {
+		p.read = true
+		p.pass()
+	}
+	return p.ReadCloser.Read(b)
 }

@@ -76,16 +76,8 @@ func TestMixedTenants(t *testing.T) {
 	// The producer paces each tenant at its own budget, as enqueue does.
 	ctx := context.Background()
 	bf := budgetFlags{producer: true}
-	def, ok, err := bf.shared(ctx, rdb, "100000/1m", credentials.Cloudflare{APIToken: tenantTokenEnv}, e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defPacer, err := pacer(rdb, def, ok)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := newProducer(t, rdb, producer.ClientConfig{Source: path, Format: tasks.FormatCSV, Logger: e.log, Credentials: inputCredentials(set),
-		Pacer: defPacer, Pacers: bf.pacers(ctx, rdb, "100000/1m", set, defPacer, e.log)})
+		Budget: bf.producerBudget("100000/1m", credentials.Cloudflare{APIToken: tenantTokenEnv}, set, e.log)})
 	res, err := p.Enqueue(ctx, func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil || res.Enqueued != 38 {
 		t.Fatalf("enqueue = %+v, %v", res, err)

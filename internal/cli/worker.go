@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,6 +20,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -51,6 +53,9 @@ type workerFlags struct {
 	named *credentials.Set
 	// challenges is run's journal on its embedded Redis (not a flag);
 	// nil: none.
+	// ui is the events store that --web-ui reads (not a flag: the
+	// producer client's); required with webUI.
+	ui         *ledger.Store
 	challenges worker.ChallengeLog
 	// checkAt, when set, verifies each credential before taking tasks
 	// (the worker command; run checked its own in preflight), with
@@ -147,12 +152,19 @@ func runWorker(ctx context.Context, env Env, args []string) error {
 		log.Warn(w)
 	}
 	f.checkAt, f.accountHint = true, env.Getenv("CLOUDFLARE_ACCOUNT_ID")
+	// The producer's client, for what this process reads of the batches.
+	cl, err := producer.NewClient(rdb, nil)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	f.ui = cl.Ledger()
 	w, err := startWorker(ctx, rdb, f, creds, storage, log)
 	if err != nil {
 		return err
 	}
 	log.Info("worker started", "concurrency", f.concurrency, "api_rate", f.apiRate, "metrics_addr", w.metricsAddr)
-	go watchRedisRestart(ctx, rdb, 5*time.Second, log)
+	go watchRedisRestart(ctx, rdb, cl.Ledger(), 5*time.Second, log)
 	<-ctx.Done()
 	log.Info("shutting down: draining running tasks", "timeout", f.shutdown)
 	w.stop()
@@ -168,11 +180,16 @@ type runningWorker struct {
 	metricsAddr string
 	webSrv      *http.Server
 	webAddr     string
+	stopOnce    sync.Once
 }
 
 // stop drains the worker (tasks still running after the shutdown timeout
-// go back to the queue) and closes the HTTP servers.
-func (w *runningWorker) stop() {
+// go back to the queue) and closes the HTTP servers, once: the commands
+// stop it before their report and again on the way out.
+func (w *runningWorker) stop() { w.stopOnce.Do(w.shutdown) }
+
+// shutdown is stop's work.
+func (w *runningWorker) shutdown() {
 	w.w.Shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -253,7 +270,7 @@ func startWorker(ctx context.Context, rdb redis.UniversalClient, f workerFlags, 
 		}
 		w.webAddr = ln.Addr().String()
 		mux := http.NewServeMux()
-		mux.Handle("/ui", uiHandler(ledger.NewStore(rdb, ledger.Config{StateTTL: f.stateTTL, StreamMaxLen: f.eventsMaxLen}), asynq.NewInspectorFromRedisClient(rdb), pausesOf(rdb)))
+		mux.Handle("/ui", uiHandler(f.ui, asynq.NewInspectorFromRedisClient(rdb), pausesOf(rdb)))
 		w.webSrv = serveHTTP(ln, mux, "web ui", log)
 	}
 	if f.checkAt {

@@ -19,7 +19,8 @@ import (
 // registerScript records a destination of a batch once, as queued. A
 // destination whose task ran before the producer registered it (the
 // producer enqueues first, so that no registered destination lacks a task)
-// was registered on the way without a line: it gets its line and metadata
+// was registered on the way, with its line but without the rest of its
+// metadata (enqueued_at marks the producer's registration): it gets them
 // now, keeps its state, and counts as new.
 //
 // KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
@@ -32,7 +33,7 @@ import (
 // Returns {0, state, line} when the batch already has it, and nothing changed.
 var registerScript = newScript(`
 if redis.call('HSETNX', KEYS[1], 'state', QUEUED) == 0 then
-  if redis.call('HEXISTS', KEYS[1], 'line') == 1 then
+  if redis.call('HEXISTS', KEYS[1], 'enqueued_at') == 1 then
     return {0, redis.call('HGET', KEYS[1], 'state'), redis.call('HGET', KEYS[1], 'line')}
   end
   for i = 1, #ARGV, 2 do
@@ -70,7 +71,7 @@ type Existing struct {
 
 // StatesOf reads the state and line of each of ks in one round trip. A
 // destination the batch does not have gets nil, and so does one that no
-// producer registered yet (no line: a worker recorded it on the way), so
+// producer registered yet (no enqueued_at: a worker recorded it on the way), so
 // that registering it decides, as registerScript says. errs is nil when
 // every read succeeded, else it holds each key's error (nil for those that
 // succeeded).
@@ -82,7 +83,7 @@ func (s *Store) StatesOf(ctx context.Context, ks []Key) (states []*Existing, err
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ks))
 	for i, k := range ks {
-		cmds[i] = pipe.HMGet(ctx, keys.Dest(k.Batch, k.Hash), "state", "line")
+		cmds[i] = pipe.HMGet(ctx, keys.Dest(k.Batch, k.Hash), "state", "line", "enqueued_at")
 	}
 	_, _ = pipe.Exec(ctx) // errors are per command
 	for i, c := range cmds {
@@ -94,8 +95,8 @@ func (s *Store) StatesOf(ctx context.Context, ks []Key) (states []*Existing, err
 			errs[i] = fmt.Errorf("read destination state: %w", err)
 			continue
 		}
-		if _, ok := vals[1].(string); !ok {
-			continue // not registered
+		if _, ok := vals[2].(string); !ok {
+			continue // not registered by a producer
 		}
 		states[i] = existing(vals[0], vals[1])
 	}

@@ -21,7 +21,7 @@ import (
 // twice emits one event. A terminal state never changes again; reaching one
 // starts the destination's expiry and drops its last error. A destination
 // not yet registered (the worker ran before the producer recorded it) is
-// registered on the way, as queued.
+// registered on the way, as queued, at its event's line.
 //
 // KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
 // KEYS[2] -> logpush:batch:{<batch>}, the batch's counters
@@ -34,8 +34,9 @@ import (
 // ARGV[4] -> the stream's approximate maximum length
 // ARGV[5] -> how long a finished destination is kept, in seconds (0: forever)
 // ARGV[6] -> the destination's hash, its field in KEYS[4]
-// ARGV[7] -> n, the number of fields to set
-// ARGV[8 .. 7+2n] -> the fields to set, name and value
+// ARGV[7] -> the destination's line, recorded if it registers it (0: none)
+// ARGV[8] -> n, the number of fields to set
+// ARGV[9 .. 8+2n] -> the fields to set, name and value
 //
 // Output:
 // Returns {1, previous state} when the state changed.
@@ -45,7 +46,7 @@ import (
 var transitionScript = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then
-  cur = register(KEYS[1], KEYS[2])
+  cur = register(KEYS[1], KEYS[2], ARGV[7])
 end
 if TERMINAL[cur] then
   return {0, cur}
@@ -53,8 +54,8 @@ end
 if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
-local n = tonumber(ARGV[7])
-for i = 8, 7 + 2 * n, 2 do
+local n = tonumber(ARGV[8])
+for i = 9, 8 + 2 * n, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 local changed = 0
@@ -114,7 +115,7 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 	if len(fields)%2 != 0 {
 		return scriptCall{}, fmt.Errorf("move destination to %s: odd number of fields", state)
 	}
-	payload := ""
+	payload, line := "", 0
 	if ev != nil {
 		// The event names its destination by the key the ledger keeps it
 		// under: whoever built the event (worker, producer) need not.
@@ -124,11 +125,11 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 		if err != nil {
 			return scriptCall{}, fmt.Errorf("encode event: %w", err)
 		}
-		payload = string(b)
+		payload, line = string(b), e.Line
 		fields = append(slices.Clip(fields), jobFields(ev)...)
 	}
-	args := make([]any, 0, 7+len(fields))
-	args = append(args, string(state), attemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, len(fields)/2)
+	args := make([]any, 0, 8+len(fields))
+	args = append(args, string(state), attemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, line, len(fields)/2)
 	args = append(args, fields...)
 	return scriptCall{keys: []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch), keys.Events, keys.Errors(k.Batch)}, args: args}, nil
 }
@@ -137,7 +138,7 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 // it is finished or a newer round or challenge generation took it over, it
 // counts an attempt, sets the fields and moves the state, and it reads the
 // destination back either way. A destination not yet registered is
-// registered on the way, as queued.
+// registered on the way, as queued, at the task's line.
 //
 // KEYS[1] -> logpush:dest:{<batch>}:<hash>, the destination
 // KEYS[2] -> logpush:batch:{<batch>}, the batch's counters
@@ -146,9 +147,10 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 // ARGV[2] -> the attempt counter to add one to (att_<stage>), "" for none
 // ARGV[3] -> the task's round
 // ARGV[4] -> the task's challenge generation
-// ARGV[5] -> n, the number of fields to set
-// ARGV[6 .. 5+2n] -> the fields to set, name and value
-// ARGV[6+2n ..] -> the fields to read back (stateFields)
+// ARGV[5] -> the task's line, recorded if it registers the destination
+// ARGV[6] -> n, the number of fields to set
+// ARGV[7 .. 6+2n] -> the fields to set, name and value
+// ARGV[7+2n ..] -> the fields to read back (stateFields)
 //
 // Output:
 // Returns {1, values} when it entered, values those of the fields read
@@ -160,17 +162,17 @@ local cur = redis.call('HGET', KEYS[1], 'state')
 local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0') or 0
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
 local myround, mygen = tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
 if TERMINAL[cur] or round > myround or (round == myround and gen > mygen) then
-  return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 6 + 2 * n))}
+  return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 7 + 2 * n))}
 end
 if not cur then
-  cur = register(KEYS[1], KEYS[2])
+  cur = register(KEYS[1], KEYS[2], ARGV[5])
 end
 if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
-for i = 6, 5 + 2 * n, 2 do
+for i = 7, 6 + 2 * n, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 if cur ~= ARGV[1] then
@@ -178,7 +180,7 @@ if cur ~= ARGV[1] then
   redis.call('HINCRBY', KEYS[2], 'state:' .. cur, -1)
   redis.call('HINCRBY', KEYS[2], 'state:' .. ARGV[1], 1)
 end
-return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 6 + 2 * n))}
+return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 7 + 2 * n))}
 `)
 
 // stateFields are the hash fields Enter reads back: every field of
@@ -195,13 +197,15 @@ var ErrSuperseded = errors.New("destination superseded")
 // fields (name, value pairs). It returns the state after the
 // change, or the current state and ErrSuperseded when the destination
 // finished or moved to a newer round or generation, in which case nothing
-// changes. A destination not yet registered is registered on the way.
-func (s *Store) Enter(ctx context.Context, k Key, state events.State, round, gen int, stage events.Stage, fields ...any) (DestState, error) {
+// changes. A destination not yet registered (its task ran before the
+// producer registered it) is registered on the way at line, the task's
+// row (0: none), so that its state and events have it from the start.
+func (s *Store) Enter(ctx context.Context, k Key, line int, state events.State, round, gen int, stage events.Stage, fields ...any) (DestState, error) {
 	if len(fields)%2 != 0 {
 		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
 	}
-	args := make([]any, 0, 5+len(fields)+len(stateFields))
-	args = append(args, string(state), attemptField(stage), round, gen, len(fields)/2)
+	args := make([]any, 0, 6+len(fields)+len(stateFields))
+	args = append(args, string(state), attemptField(stage), round, gen, line, len(fields)/2)
 	args = append(args, fields...)
 	for _, f := range stateFields {
 		args = append(args, f)
@@ -469,7 +473,7 @@ func counter(a *events.Attempts, stage events.Stage) *int {
 //
 //	local QUEUED, FAILED = "queued", "failed"
 //	local TERMINAL = {["validated"] = true, ...} -- events.TerminalStates()
-//	local function register(dest, batch) ... end
+//	local function register(dest, batch, line) ... end
 var luaNames = luaNamesSource()
 
 func luaNamesSource() string {
@@ -483,9 +487,14 @@ func luaNamesSource() string {
 		fmt.Fprintf(&b, "[%q] = true", st)
 	}
 	b.WriteString("}\n")
-	// register counts a destination the batch did not have yet, as queued.
-	b.WriteString(`local function register(dest, batch)
+	// register counts a destination the batch did not have yet, as queued,
+	// at line when one is given: a worker's, before the producer's
+	// registration (registerScript) adds the rest of its metadata.
+	b.WriteString(`local function register(dest, batch, line)
   redis.call('HSET', dest, 'state', QUEUED)
+  if tonumber(line) > 0 then
+    redis.call('HSET', dest, 'line', line)
+  end
   redis.call('HINCRBY', batch, 'total', 1)
   redis.call('HINCRBY', batch, 'state:' .. QUEUED, 1)
   return QUEUED

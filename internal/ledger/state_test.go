@@ -97,7 +97,7 @@ func TestScriptNamesFollowEvents(t *testing.T) {
 		var st ledger.DestState
 		for _, stage := range events.Stages() {
 			var err error
-			if st, err = b.store.Enter(ctx, k, events.Challenging, 0, 0, stage); err != nil {
+			if st, err = b.store.Enter(ctx, k, 0, events.Challenging, 0, 0, stage); err != nil {
 				t.Fatalf("Enter %s: %v", stage, err)
 			}
 		}
@@ -147,7 +147,7 @@ func TestScriptNamesFollowEvents(t *testing.T) {
 			if got := ttl > 0; got != terminal[state] {
 				t.Errorf("%s: TTL %v; want one only for a terminal state", state, ttl)
 			}
-			_, err := b.store.Enter(ctx, k, state, 0, 0, "")
+			_, err := b.store.Enter(ctx, k, 0, state, 0, 0, "")
 			if got := errors.Is(err, ledger.ErrSuperseded); got != terminal[state] {
 				t.Errorf("%s: Enter err = %v; want ErrSuperseded only for a terminal state", state, err)
 			}

@@ -168,16 +168,16 @@ func TestEnter(t *testing.T) {
 		ctx := context.Background()
 		k := ledger.Key{Batch: "b1", Hash: "h1"}
 		// Not registered yet (the worker ran first): registered on the way.
-		st, err := b.store.Enter(ctx, k, events.Challenging, 0, 0, "challenge")
+		st, err := b.store.Enter(ctx, k, 0, events.Challenging, 0, 0, "challenge")
 		if err != nil || st.State != events.Challenging || st.Attempts.Challenge != 1 {
 			t.Fatalf("Enter = %+v, %v; want challenging, 1 attempt", st, err)
 		}
-		st, err = b.store.Enter(ctx, k, events.Polling, 0, 1, "poll", "gen", 1, "filename", "f.txt")
+		st, err = b.store.Enter(ctx, k, 0, events.Polling, 0, 1, "poll", "gen", 1, "filename", "f.txt")
 		if err != nil || st.State != events.Polling || st.Attempts.Poll != 1 || st.Gen != 1 || st.Filename != "f.txt" || st.Attempts.Challenge != 1 {
 			t.Fatalf("Enter = %+v, %v; want polling gen 1, 1 poll, 1 challenge", st, err)
 		}
 		// A task of the older generation is superseded and changes nothing.
-		st, err = b.store.Enter(ctx, k, events.Validating, 0, 0, "validate")
+		st, err = b.store.Enter(ctx, k, 0, events.Validating, 0, 0, "validate")
 		if !errors.Is(err, ledger.ErrSuperseded) || st.State != events.Polling || st.Attempts.Validate != 0 {
 			t.Fatalf("older gen: Enter = %+v, %v; want ErrSuperseded, state unchanged", st, err)
 		}
@@ -189,15 +189,15 @@ func TestEnter(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A finished destination is never entered again, whatever its round.
-		if _, err := b.store.Enter(ctx, k, events.Challenging, 5, 0, "challenge"); !errors.Is(err, ledger.ErrSuperseded) {
+		if _, err := b.store.Enter(ctx, k, 0, events.Challenging, 5, 0, "challenge"); !errors.Is(err, ledger.ErrSuperseded) {
 			t.Fatalf("finished: Enter err = %v; want ErrSuperseded", err)
 		}
 		// A newer round supersedes an older round's tasks.
 		k2 := ledger.Key{Batch: "b1", Hash: "h2"}
-		if _, err := b.store.Enter(ctx, k2, events.Challenging, 0, 0, "challenge", "round", 2); err != nil {
+		if _, err := b.store.Enter(ctx, k2, 0, events.Challenging, 0, 0, "challenge", "round", 2); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.store.Enter(ctx, k2, events.Polling, 1, 3, "poll"); !errors.Is(err, ledger.ErrSuperseded) {
+		if _, err := b.store.Enter(ctx, k2, 0, events.Polling, 1, 3, "poll"); !errors.Is(err, ledger.ErrSuperseded) {
 			t.Fatalf("older round: Enter err = %v; want ErrSuperseded", err)
 		}
 	})
@@ -211,7 +211,7 @@ func TestRegisterAfterWorker(t *testing.T) {
 	both(t, func(t *testing.T, b testBundle) {
 		ctx := context.Background()
 		k := ledger.Key{Batch: "b1", Hash: "h1"}
-		if _, err := b.store.Enter(ctx, k, events.Polling, 0, 0, "challenge"); err != nil {
+		if _, err := b.store.Enter(ctx, k, 0, events.Polling, 0, 0, "challenge"); err != nil {
 			t.Fatal(err)
 		}
 		ex, err := register(ctx, b.store, k, ledger.Meta{Line: 7, Type: "s3", EnqueuedAt: time.Now()})
@@ -304,6 +304,35 @@ func TestEventsCarryDestinationID(t *testing.T) {
 		}
 		if len(entries) != 2 || entries[0].Event.DestinationID != one.Hash || entries[1].Event.DestinationID != two.Hash {
 			t.Fatalf("events = %+v; want destination ids %s, %s", entries, one.Hash, two.Hash)
+		}
+	})
+}
+
+// TestRegisteredOnTheWayAtLine: a worker that registers a destination on
+// the way records the task's line (Enter) or its event's (Transition), so
+// that its state has the line before the producer's registration, which
+// still counts it as new.
+func TestRegisteredOnTheWayAtLine(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		entered, moved := ledger.Key{Batch: "bl", Hash: "h1"}, ledger.Key{Batch: "bl", Hash: "h2"}
+		if _, err := b.store.Enter(ctx, entered, 4, events.Challenging, 0, 0, "challenge"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.store.Transition(ctx, moved, events.Failed, &events.Event{Event: events.Failed, BatchID: "bl", Line: 5}, "challenge"); err != nil {
+			t.Fatal(err)
+		}
+		for k, line := range map[ledger.Key]int{entered: 4, moved: 5} {
+			if st, err := b.store.Get(ctx, k); err != nil || st.Line != line {
+				t.Fatalf("%s before registration = %+v, %v; want line %d", k.Hash, st, err, line)
+			}
+			if states, errs := b.store.StatesOf(ctx, []ledger.Key{k}); errs != nil || states[0] != nil {
+				t.Fatalf("%s: StatesOf = %+v, %v; want not registered by a producer", k.Hash, states[0], errs)
+			}
+			if ex, err := register(ctx, b.store, k, ledger.Meta{Line: line, EnqueuedAt: time.Now()}); err != nil || ex != nil {
+				t.Fatalf("%s: registration after the worker = %+v, %v; want new", k.Hash, ex, err)
+			}
 		}
 	})
 }
