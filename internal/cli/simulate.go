@@ -6,15 +6,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -136,6 +139,8 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	s.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
 	s3Addr := fs.String("serve-s3", "", "also serve an in-memory S3 (every bucket exists) on this address, and write s3:// challenge files there; empty: off")
+	gcsAddr := fs.String("serve-gcs", "", "also serve an in-memory GCS (fake-gcs-server; every bucket exists) on this address, and write gs:// challenge files there; readers reach it with STORAGE_EMULATOR_HOST=ADDR; empty: off")
+	azureEndpoint := fs.String("azure-blob-endpoint", "", "write azure:// challenge files to this blob service, with the SAS of each destination_conf, whatever account the conf names (Azurite: http://127.0.0.1:10000/devstoreaccount1; readers reach it with AZURE_STORAGE_BLOB_ENDPOINT); empty: azure:// files are not written")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -160,8 +165,24 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	writers := destination.WriterMux{"s3": s3w, "file": &destination.File{}}
+	if *gcsAddr != "" {
+		gw, stop, err := serveGCS(ctx, *gcsAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		writers["gs"] = gw
+	}
+	if *azureEndpoint != "" {
+		aw, err := destination.NewAzure(ctx, destination.AzureOptions{Endpoint: *azureEndpoint})
+		if err != nil {
+			return fmt.Errorf("-azure-blob-endpoint: %w", err)
+		}
+		writers["azure"] = aw
+	}
 	token := env.Getenv("CLOUDFLARE_API_TOKEN")
-	cfg, err := s.config(destination.WriterMux{"s3": s3w, "file": &destination.File{}}, token, log)
+	cfg, err := s.config(writers, token, log)
 	if err != nil {
 		return err
 	}
@@ -189,6 +210,12 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	if *s3Addr != "" {
 		fmt.Fprintf(env.Stdout, "S3 on http://%s (path-style; any bucket; access key %s)\n", *s3Addr, demoAccessKey)
 	}
+	if *gcsAddr != "" {
+		fmt.Fprintf(env.Stdout, "GCS on http://%s (any bucket; readers: STORAGE_EMULATOR_HOST=%s)\n", *gcsAddr, *gcsAddr)
+	}
+	if *azureEndpoint != "" {
+		fmt.Fprintf(env.Stdout, "azure:// challenge files go to %s (readers: AZURE_STORAGE_BLOB_ENDPOINT=%s)\n", *azureEndpoint, *azureEndpoint)
+	}
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -205,6 +232,59 @@ func serveS3(addr string) (stop func(), err error) {
 	srv := &http.Server{Handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { srv.Close() }, nil
+}
+
+// serveGCS serves an in-memory GCS on addr (fake-gcs-server, JSON and XML
+// APIs) in which every bucket exists, as in the simulator's S3: a request
+// that names a bucket creates it first. It returns the writer of gs://
+// challenge files into it.
+func serveGCS(ctx context.Context, addr string) (destination.Writer, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-serve-gcs: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	fake, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true, Scheme: "http", Host: host, PublicHost: host, Writer: io.Discard})
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("-serve-gcs: %w", err)
+	}
+	var mu sync.Mutex
+	has := map[string]bool{}
+	h := fake.HTTPHandler()
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b := gcsBucket(r.URL.Path); b != "" {
+			mu.Lock()
+			if !has[b] {
+				fake.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: b})
+				has[b] = true
+			}
+			mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	gw, err := destination.NewGCS(ctx, destination.GCSOptions{Endpoint: "http://" + ln.Addr().String()})
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	return gw, func() { srv.Close() }, nil
+}
+
+// gcsBucket is the bucket a GCS request names: after "/b/" in the JSON
+// API's paths (/storage/v1/b/B/o/..., /upload/..., /download/...), else
+// the first segment (the XML API's /B/object).
+func gcsBucket(path string) string {
+	if _, rest, ok := strings.Cut(path, "/b/"); ok {
+		b, _, _ := strings.Cut(rest, "/")
+		return b
+	}
+	b, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if b == "storage" || b == "upload" || b == "download" || b == "_internal" {
+		return ""
+	}
+	return b
 }
 
 // writeSimStats answers GET /debug/stats: the simulator's counters as JSON,

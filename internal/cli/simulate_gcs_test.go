@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+)
+
+// TestSimulateServesGCS: simulate --serve-gcs writes gs:// challenge files
+// into a GCS in which every bucket exists, and a reader pointed at it
+// (as STORAGE_EMULATOR_HOST points the workers) reads them back.
+func TestSimulateServesGCS(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx := context.Background()
+	w, stop, err := serveGCS(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	r, err := destination.NewGCS(ctx, destination.GCSOptions{Endpoint: "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bucket nobody wrote to exists (preflight reads before any write).
+	if _, err := r.Read(ctx, destination.Location{Scheme: "gs", Bucket: "never-written", Key: "x.txt"}, time.Time{}); !errors.Is(err, destination.ErrNotFound) {
+		t.Errorf("read in a bucket never written: %v, want not found (the bucket exists)", err)
+	}
+	loc := destination.Location{Scheme: "gs", Bucket: "logs-b", Key: "zone/1/ownership-challenge-abc.txt"}
+	if err := w.Write(ctx, loc, []byte("token-body")); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := r.Read(ctx, loc, time.Time{})
+	if err != nil || string(obj.Body) != "token-body" {
+		t.Fatalf("read back = %q, %v", obj.Body, err)
+	}
+}
+
+func TestGCSBucketOfPath(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]string{
+		"/storage/v1/b/bk/o/a%2Fb":         "bk",
+		"/upload/storage/v1/b/bk/o":        "bk",
+		"/download/storage/v1/b/bk/o/x":    "bk",
+		"/bk/zone/1/ownership-challenge.t": "bk",
+		"/storage/v1/b":                    "",
+		"/":                                "",
+	} {
+		if got := gcsBucket(path); got != want {
+			t.Errorf("gcsBucket(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
