@@ -14,7 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -270,5 +272,62 @@ func TestArchiveSweepsAtOnce(t *testing.T) {
 	}
 	if dump := testutil.DumpRedis(t, f.rdb); strings.Contains(dump, archiveSecret) {
 		t.Error("a secret is at rest in Redis after the sweeps")
+	}
+}
+
+// TestArchiveSweepFreesThePollsPath: the destination of an archived poll
+// lets go of its challenge path with its failure, and the next
+// destination waiting for the path is woken, rather than waiting for the
+// lease to expire.
+func TestArchiveSweepFreesThePollsPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, _ := testutil.Mini(t)
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := ledger.NewStore(rdb, ledger.Config{})
+	waker := &fakeWaker{}
+	h := worker.NewHandlers(worker.Deps{API: &fakeAPI{}, Reader: &fakeReader{objs: map[string]destination.Object{}}, Store: store,
+		Enqueue: &fakeEnqueuer{}, Metrics: newMetrics(t), Leases: leases, Waker: waker}, worker.HandlerConfig{})
+	a := tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf, Line: 2}
+	b := a
+	b.ScopeID, b.Line = "c3f2a9c1d0e4b5a6978877665544332b", 3
+	loc := location.ID("s3://bucket/logs/ownership-challenge.txt")
+	for i, d := range []tasks.Dest{a, b} {
+		g, err := leases.Acquire(ctx, loc, location.Waiter{Holder: d.BatchID + ":" + d.Hash(), Order: float64(d.Line),
+			Queue: tasks.Queue, TaskID: tasks.ChallengeTaskID(d)})
+		if err != nil || g.Held != (i == 0) {
+			t.Fatalf("destination %d: grant %+v, %v", i, g, err)
+		}
+	}
+	if _, err := store.Enter(ctx, key(a), a.Line, events.Polling, 0, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: a, Filename: "logs/ownership-challenge.txt", Lease: loc}, tasks.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	info, err := client.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := insp.ArchiveTask(info.Queue, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := worker.NewArchiveSweep(rdb, insp, h, tasks.Queues()).Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("the sweep deleted %d tasks (%v), want 1", n, err)
+	}
+	if st, err := store.Get(ctx, key(a)); err != nil || st.State != events.Failed {
+		t.Fatalf("the archived poll's destination is %s (%v), want failed", st.State, err)
+	}
+	waker.mu.Lock()
+	defer waker.mu.Unlock()
+	if len(waker.woken) != 1 || waker.woken[0] != tasks.ChallengeTaskID(b) {
+		t.Errorf("woken %v, want the next destination's challenge %s", waker.woken, tasks.ChallengeTaskID(b))
 	}
 }
