@@ -22,7 +22,8 @@ type Metrics struct {
 	// Tasks counts handler runs by task type and outcome (success, retry,
 	// snooze, failed, superseded, dropped: asynq deletes the task with no
 	// outcome recorded, for an undecodable payload or a failure Redis
-	// refused to record).
+	// refused to record), and the tasks the worker's archive sweep took out
+	// of asynq's archive (swept).
 	Tasks *prometheus.CounterVec
 	// Destinations counts destination outcomes (validated, failed,
 	// not_required, awaiting_token) and, for the jobs the worker watches,
@@ -68,7 +69,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"endpoint"}),
 		Tasks: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "tasks_total",
-			Help: "Task handler runs by task type and outcome (success, retry, snooze, failed, superseded, dropped: deleted with no outcome recorded).",
+			Help: "Task handler runs by task type and outcome (success, retry, snooze, failed, superseded, dropped: deleted with no outcome recorded; swept: deleted from asynq's archive by a worker).",
 		}, []string{"type", "outcome"}),
 		Destinations: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "destinations_total",

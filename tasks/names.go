@@ -25,6 +25,12 @@ const (
 	FollowUpQueue = "logpush_followup"
 )
 
+// Types are the task types of the pipeline, one per stage, in the order
+// a destination goes through them.
+func Types() []string {
+	return []string{TypeChallenge, TypePoll, TypeValidate, TypeCreateJob, TypeUpdateJob, TypeHealth}
+}
+
 // Queues are the workers' queues, served in this order: FollowUpQueue
 // first.
 func Queues() []string { return []string{FollowUpQueue, Queue} }

@@ -33,5 +33,9 @@
 // conf's secrets. A missing challenge file is a *SnoozeError: RetryDelay
 // reads its delay and IsFailure returns false. Every outcome goes through
 // the events store, whose Lua scripts make a handler that runs twice emit
-// a single terminal event.
+// a single terminal event. What asynq archives where no handler can stop
+// it (a last attempt whose lease expired, or that ran past asynq's
+// deadline) the archive sweep takes out (archive.go), as the orphan sweep
+// (orphans.go) requeues what an outage left active; both run from Start to
+// Shutdown.
 package worker

@@ -48,3 +48,14 @@ func NewCredentialGuard(rdb redis.UniversalClient, insp *asynq.Inspector, store 
 func PauseQueue(rdb redis.UniversalClient, insp *asynq.Inspector, store *ledger.Store) func(ctx context.Context, reason string) error {
 	return pauseQueue(rdb, insp, store, time.Now)
 }
+
+// ArchiveSweep is the worker's archive sweep (archive.go).
+type ArchiveSweep = archiveSweep
+
+// NewArchiveSweep is the archive sweep of h over queues.
+func NewArchiveSweep(rdb redis.UniversalClient, insp *asynq.Inspector, h *Handlers, queues []string) *ArchiveSweep {
+	return newArchiveSweep(rdb, insp, h, queues)
+}
+
+// Sweep is one look of the sweep: it returns how many tasks it deleted.
+func (s *archiveSweep) Sweep(ctx context.Context) (int, error) { return s.sweep(ctx) }

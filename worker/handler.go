@@ -337,6 +337,15 @@ func (r *run) clean(s string) string {
 	return redact.Values(redact.String(s), r.secrets...)
 }
 
+// newRun is the run of a task of type typ for d, its conf not parsed yet.
+func newRun(d tasks.Dest, typ string) *run {
+	r := &run{d: d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf), stage: typ}
+	if d.Update != nil {
+		r.jobID = d.Update.ID // every event of a migration names its job
+	}
+	return r
+}
+
 func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tasks.Dest) (*run, error) {
 	id, _ := asynq.GetTaskID(ctx)
 	retry, _ := asynq.GetRetryCount(ctx)
@@ -348,11 +357,8 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 		h.log.Error("undecodable payload: task dropped", "task_id", id, "retry", retry, "type", t.Type(), "err", err)
 		return nil, fmt.Errorf("%w: %w", asynq.RevokeTask, err)
 	}
-	r := &run{d: *d, key: ledger.Key{Batch: d.BatchID, Hash: d.Hash()}, secrets: redact.Secrets(d.DestinationConf), stage: t.Type()}
+	r := newRun(*d, t.Type())
 	noteRun(ctx, r)
-	if d.Update != nil {
-		r.jobID = d.Update.ID // every event of a migration names its job
-	}
 	conf, err := tasks.ParseConf(d.DestinationConf)
 	// One With per task, none when nothing is logged: the attributes are
 	// converted (and, by a text or JSON handler, formatted) on every task.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 )
 
 // An outage can leave a task active in asynq with no worker running it:
@@ -109,7 +111,7 @@ func (s *orphanSweep) sweep(ctx context.Context, now time.Time) int {
 	cutoff := now.Add(-orphanSkew).Unix()
 	n := 0
 	for _, q := range s.queues {
-		prefix := "asynq:{" + q + "}:"
+		prefix := keys.AsynqQueue(q)
 		ids, err := s.rdb.ZRangeByScore(ctx, prefix+"lease", &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(cutoff, 10)}).Result()
 		if err != nil {
 			return n

@@ -313,11 +313,13 @@ type Worker struct {
 	insp     *asynq.Inspector
 	registry *prometheus.Registry
 	taking   atomic.Bool
-	// sweep requeues what an outage left active without a worker; it runs
-	// from Start to Shutdown (stopSweep).
+	// sweep requeues what an outage left active without a worker, and
+	// archive takes our tasks out of asynq's archive (archive.go); they
+	// run from Start to Shutdown (stopSweep).
 	sweep     *orphanSweep
+	archive   *archiveSweep
 	stopSweep context.CancelFunc
-	swept     chan struct{} // closed when the sweep has stopped
+	sweeps    sync.WaitGroup // the sweeps' goroutines
 	// checks are the worker's views of its credentials; beats stops
 	// their refresh.
 	checks []*credCheck
@@ -396,7 +398,8 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, client: client, insp: insp, registry: reg, sweep: sweep, checks: tb.checks}, nil
+	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, client: client, insp: insp, registry: reg,
+		sweep: sweep, archive: newArchiveSweep(rdb, insp, h, tasks.Queues()), checks: tb.checks}, nil
 }
 
 // Start starts taking tasks; it returns at once.
@@ -410,11 +413,9 @@ func (w *Worker) Start() error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	w.stopSweep, w.swept = stopSweep, make(chan struct{})
-	go func() {
-		defer close(w.swept)
-		w.sweep.run(sweepCtx)
-	}()
+	w.stopSweep = stopSweep
+	w.sweeps.Go(func() { w.sweep.run(sweepCtx) })
+	w.sweeps.Go(func() { w.archive.run(sweepCtx) })
 	w.taking.Store(true)
 	w.beats = cancel
 	w.beatWG.Add(1)
@@ -465,11 +466,11 @@ func (w *Worker) CheckCredentials(ctx context.Context, accountHint string) error
 func (w *Worker) Shutdown() {
 	w.taking.Store(false)
 	w.srv.Shutdown()
-	w.h.stop() // after the drain: a task that ends in it may start a wake-up
 	if w.stopSweep != nil {
 		w.stopSweep()
-		<-w.swept
+		w.sweeps.Wait()
 	}
+	w.h.stop() // after the drain and the sweeps: a task that ends in the drain, or a swept one, may start a wake-up
 	w.client.Close()
 	if w.beats != nil {
 		w.beats()

@@ -1,6 +1,7 @@
 // Package keys names every Redis key of logpush-onboard, in one place, so
 // that a key has one owner and an operator can see what a Redis holds.
-// asynq's own keys ("asynq:{<queue>}:...") are asynq's and not listed.
+// asynq's own keys ("asynq:{<queue>}:...") are asynq's and not listed;
+// AsynqQueue names their prefix for the worker's sweeps, which touch a few.
 //
 // Every key but the test and bench keys starts with Prefix ("logpush:").
 // A batch's keys carry the batch id as a Redis Cluster hash tag

@@ -47,6 +47,13 @@ func BudgetLimit(prefix, key string) string { return prefix + key + ":limit" }
 // BudgetPace is the producers' next enqueue slot of a budget.
 func BudgetPace(prefix, key string) string { return prefix + key + ":pace" }
 
+// AsynqQueue is the prefix of asynq's keys of queue q, as asynq v0.26
+// names them (internal/base/base.go, QueueKeyPrefix): the worker's sweeps
+// read and move a few of them (worker/orphans.go: "active", "lease",
+// "pending"; worker/archive.go: "archived"; both "t:<task id>", a task's
+// hash). They are asynq's keys: asynq writes, reads and expires them.
+func AsynqQueue(q string) string { return "asynq:{" + q + "}:" }
+
 // BenchMarker marks a database that the bench wrote (in that database).
 const BenchMarker = "logpush-bench:database"
 
