@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/credentials"
@@ -361,6 +362,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	rate, _ := budget.ParseRate(f.apiRate)
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: every, rate: rate, from: "0", onEvents: j.appendEvents, start: start,
 		retries: func() retries { return apiRetries(w.registry) }})
+	if err == nil && ctx.Err() == nil {
+		waitBatchTasks(ctx, env, asynq.NewInspectorFromRedisClient(rdb), res.BatchID, batchTasksWait)
+	}
 	interrupted := ctx.Err() != nil
 	w.stop()
 	if interrupted {
@@ -369,6 +373,73 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return finishMigrate(env, ms, j, reportFile, journalFile, interrupted)
+}
+
+// batchTasksWait bounds how long a finished migrate waits for the tasks of
+// its batch that a killed run left active: asynq hands such a task back
+// once its lease (30s) expired, at a look of its recoverer (once a
+// minute).
+const batchTasksWait = 2 * time.Minute
+
+// waitBatchTasks waits, up to limit, until no task of batch is left in the
+// queues. Every job is finished, but a task that a killed run left active
+// (its job went on in a task it had enqueued) stays in Redis, with the
+// conf and its secrets in its payload, until asynq hands it back and this
+// run's worker drops it as superseded.
+func waitBatchTasks(ctx context.Context, env Env, insp *asynq.Inspector, batch string, limit time.Duration) {
+	start := time.Now()
+	deadline := start.Add(limit)
+	said := false
+	for {
+		n, err := batchTasksLeft(insp, batch)
+		if err != nil || n == 0 {
+			return
+		}
+		// The task of the last outcome is acknowledged just after it.
+		if !said && time.Since(start) > 2*time.Second {
+			fmt.Fprintf(env.Stdout, "migrate: every job is finished; waiting for %d tasks of the batch that a killed run left in Redis (they hold the confs) to come back and be dropped\n", n)
+			said = true
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(env.Stderr, "migrate: warning: %d tasks of batch %s are still in Redis, with their confs: the next worker on this Redis drops them\n", n, batch)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// batchTasksLeft counts the tasks of batch in the queues: pending,
+// scheduled, retrying or active.
+func batchTasksLeft(insp *asynq.Inspector, batch string) (int, error) {
+	const page = 1000
+	n := 0
+	for _, q := range tasks.Queues() {
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListActiveTasks, insp.ListPendingTasks, insp.ListScheduledTasks, insp.ListRetryTasks} {
+			for p := 1; ; p++ {
+				infos, err := list(q, asynq.PageSize(page), asynq.Page(p))
+				if errors.Is(err, asynq.ErrQueueNotFound) {
+					break
+				}
+				if err != nil {
+					return 0, err
+				}
+				for _, ti := range infos {
+					var d tasks.Dest
+					if json.Unmarshal(ti.Payload, &d) == nil && d.BatchID == batch {
+						n++
+					}
+				}
+				if len(infos) < page {
+					break
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // cloudflareMaxJobs is Cloudflare's default limit of jobs per zone or

@@ -295,8 +295,10 @@ func TestMigrateRealStoresKillResume(t *testing.T) {
 	logs, _ := os.ReadFile(logPath)
 	jb, _ = os.ReadFile(journal)
 	for name, s := range map[string]string{"output": string(logs), "journal": string(jb), "report": string(report), "redis": testutil.DumpRedis(t, rdb)} {
-		if m := secret.FindString(s); m != "" {
-			t.Errorf("%s holds a secret (%.6s...)", name, m)
+		if at := secret.FindStringIndex(s); at != nil {
+			// Where it is, with every secret masked.
+			from, to := max(at[0]-300, 0), min(at[1]+100, len(s))
+			t.Errorf("%s holds a secret: ...%s...", name, secret.ReplaceAllString(s[from:to], "<secret>"))
 		}
 	}
 	t.Logf("%d jobs selected; killed after %s and %d PUTs, with %d outcomes journaled; the second run took %s; simulator: %s",
