@@ -84,7 +84,9 @@ outcome: run the same command again after Ctrl-C, a crash or kill -9 and
 it goes on, and a job moved by the killed run is not moved again. On the
 same --redis, the run again takes the killed run's tasks over rather than
 challenging their jobs twice (a task the kill interrupted comes back once
-asynq finds its lease expired: a 30 s lease, checked once a minute).
+asynq finds its lease expired: a 30 s lease, checked once a minute), and
+before it exits waits (up to 2 minutes) until no task of the batch, which
+would hold its conf, is left in Redis.
 
 Exit status: 0 when every job is migrated, copied or unchanged; 1 when
 any failed (or the run was interrupted); 2 when nothing started (usage,
