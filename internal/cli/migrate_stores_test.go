@@ -301,6 +301,7 @@ func TestMigrateRealStoresKillResume(t *testing.T) {
 			t.Errorf("%s holds a secret: ...%s...", name, secret.ReplaceAllString(s[from:to], "<secret>"))
 		}
 	}
-	t.Logf("%d jobs selected; killed after %s and %d PUTs, with %d outcomes journaled; the second run took %s; simulator: %s",
-		len(selected), firstRun.Round(time.Millisecond), movedFirst, journaledFirst, secondRun.Round(time.Millisecond), st)
+	t.Logf("%d jobs selected; killed after %s and %d PUTs, with %d outcomes journaled; the second run took %s (waited for the killed run's tasks: %v); simulator: %s",
+		len(selected), firstRun.Round(time.Millisecond), movedFirst, journaledFirst, secondRun.Round(time.Millisecond),
+		strings.Contains(string(logs), "that a killed run left in Redis"), st)
 }
