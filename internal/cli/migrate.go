@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/credentials"
@@ -66,10 +67,26 @@ run and worker): FILE's rows name theirs in a credential column, and a
 selection takes --credential. Every call, the selection's listings (zones,
 jobs) included, goes through the credential's API budget and retries.
 
+Storage: the workers read the challenge files as run's and worker's do,
+set up by the environment only: S3 with the AWS SDK's default chain
+(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity,
+instance role) and AWS_ENDPOINT_URL_S3 for an S3-compatible server; GCS
+with Application Default Credentials and STORAGE_EMULATOR_HOST for an
+emulator; Azure with the conf's SAS when it grants read, else
+AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT with
+AZURE_STORAGE_KEY, or AZURE_DEFAULT_CREDENTIAL=true, and
+AZURE_STORAGE_BLOB_ENDPOINT to read every azure:// destination at one blob
+service (Azurite: http://127.0.0.1:10000/devstoreaccount1).
+
 --dry-run prints each job before and after (redacted) and the API calls
 it will spend. The journal (--journal) keeps what was planned and each
 outcome: run the same command again after Ctrl-C, a crash or kill -9 and
-it goes on, and a job moved by the killed run is not moved again.
+it goes on, and a job moved by the killed run is not moved again. On the
+same --redis, the run again takes the killed run's tasks over rather than
+challenging their jobs twice (a task the kill interrupted comes back once
+asynq finds its lease expired: a 30 s lease, checked once a minute), and
+before it exits waits (up to 2 minutes) until no task of the batch, which
+would hold its conf, is left in Redis.
 
 Exit status: 0 when every job is migrated, copied or unchanged; 1 when
 any failed (or the run was interrupted); 2 when nothing started (usage,
@@ -92,6 +109,11 @@ type migration struct {
 }
 
 func (m *migration) key() string { return migKey(m.scope, m.scopeID, m.job.ID) }
+
+// hash is m's key in a batch (tasks.Dest.Hash of its row).
+func (m *migration) hash(cp bool) string {
+	return tasks.Dest{Scope: m.scope, ScopeID: m.scopeID, DestinationConf: m.to, Update: &tasks.JobUpdate{ID: m.job.ID, Copy: cp}}.Hash()
+}
 
 func migKey(scope, scopeID string, job int) string {
 	return scope + " " + scopeID + " " + strconv.Itoa(job)
@@ -249,16 +271,19 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	// outcome); it is journaled as migrated, not moved again.
 	var todo []*migration
 	var now []events.Event
+	var nowHash []string // the batch's key of each job of now that was planned, else ""
 	for _, m := range ms {
 		if _, ok := j.done[m.key()]; ok {
 			continue
 		}
 		if p, ok := j.planned[m.key()]; ok && !mf.copy && tasks.ConfDigest(m.job.DestinationConf) == p.To {
 			now = append(now, m.event(events.Migrated, nil))
+			nowHash = append(nowHash, m.hash(mf.copy))
 			continue
 		}
 		if m.done != nil {
 			now = append(now, *m.done)
+			nowHash = append(nowHash, "")
 			continue
 		}
 		todo = append(todo, m)
@@ -266,10 +291,16 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	if err := j.appendEvents(now); err != nil {
 		return err
 	}
+	left := make(map[string]bool, len(todo))
+	for _, m := range todo {
+		left[m.key()] = true
+	}
+	skip := func(d tasks.Dest) bool { return d.Update == nil || !left[migKey(d.Scope, d.ScopeID, d.Update.ID)] }
 	// The producer client now (it settles its budget only when it
 	// enqueues): its ledger takes the events of the jobs finished already.
 	p, err := producer.NewClient(rdb, &producer.ClientConfig{Source: "migrate", Format: tasks.FormatCSV, Migrate: true, Copy: mf.copy, Logger: log,
-		Budget: f.budget.producerBudget(f.apiRate, creds, set, log), Credentials: inputCredentials(set), Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
+		Budget: f.budget.producerBudget(f.apiRate, creds, set, log), Credentials: inputCredentials(set), Skip: skip,
+		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}})
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -296,11 +327,16 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer w.stop()
-	rows := migrationRows(todo)
-	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
 	if err := j.plan(todo); err != nil {
 		return err
 	}
+	// The rows are every job planned, by this run or a killed one, as
+	// planned: the batch id is then the killed run's, and on a shared
+	// Redis its tasks, which this run's worker takes over, are not
+	// enqueued twice (the producer counts them known); the producer's Skip
+	// leaves out the jobs finished already.
+	rows := migrationRows(ms, j.planned)
+	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(rows)), nil }
 	start := time.Now()
 	res, err := p.Enqueue(ctx, open)
 	if err != nil {
@@ -311,7 +347,12 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		}
 		return f.budget.explain(err)
 	}
-	fmt.Fprintf(env.Stdout, "migrate: batch %s: %d jobs, %d enqueued; journal %s\n", res.BatchID, len(todo), res.Enqueued, journalFile)
+	fmt.Fprintf(env.Stdout, "migrate: batch %s: %d jobs, %d enqueued, %d already in the batch; journal %s\n", res.BatchID, len(todo), res.Enqueued, res.Known, journalFile)
+	// A job the batch holds (a killed run moved it) gets its event from
+	// the batch's task: one event per job.
+	if now, err = notInBatch(ctx, store, res.BatchID, now, nowHash); err != nil {
+		return err
+	}
 	if err := emitEvents(ctx, store, res.BatchID, now); err != nil {
 		return err
 	}
@@ -323,6 +364,9 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	rate, _ := budget.ParseRate(f.apiRate)
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: every, rate: rate, from: "0", onEvents: j.appendEvents, start: start,
 		retries: func() retries { return apiRetries(w.registry) }})
+	if err == nil && ctx.Err() == nil {
+		waitBatchTasks(ctx, env, asynq.NewInspectorFromRedisClient(rdb), res.BatchID, batchTasksWait)
+	}
 	interrupted := ctx.Err() != nil
 	w.stop()
 	if interrupted {
@@ -331,6 +375,73 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return finishMigrate(env, ms, j, reportFile, journalFile, interrupted)
+}
+
+// batchTasksWait bounds how long a finished migrate waits for the tasks of
+// its batch that a killed run left active: asynq hands such a task back
+// once its lease (30s) expired, at a look of its recoverer (once a
+// minute).
+const batchTasksWait = 2 * time.Minute
+
+// waitBatchTasks waits, up to limit, until no task of batch is left in the
+// queues. Every job is finished, but a task that a killed run left active
+// (its job went on in a task it had enqueued) stays in Redis, with the
+// conf and its secrets in its payload, until asynq hands it back and this
+// run's worker drops it as superseded.
+func waitBatchTasks(ctx context.Context, env Env, insp *asynq.Inspector, batch string, limit time.Duration) {
+	start := time.Now()
+	deadline := start.Add(limit)
+	said := false
+	for {
+		n, err := batchTasksLeft(insp, batch)
+		if err != nil || n == 0 {
+			return
+		}
+		// The task of the last outcome is acknowledged just after it.
+		if !said && time.Since(start) > 2*time.Second {
+			fmt.Fprintf(env.Stdout, "migrate: every job is finished; waiting for %d tasks of the batch that a killed run left in Redis (they hold the confs) to come back and be dropped\n", n)
+			said = true
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(env.Stderr, "migrate: warning: %d tasks of batch %s are still in Redis, with their confs: the next worker on this Redis drops them\n", n, batch)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// batchTasksLeft counts the tasks of batch in the queues: pending,
+// scheduled, retrying or active.
+func batchTasksLeft(insp *asynq.Inspector, batch string) (int, error) {
+	const page = 1000
+	n := 0
+	for _, q := range tasks.Queues() {
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListActiveTasks, insp.ListPendingTasks, insp.ListScheduledTasks, insp.ListRetryTasks} {
+			for p := 1; ; p++ {
+				infos, err := list(q, asynq.PageSize(page), asynq.Page(p))
+				if errors.Is(err, asynq.ErrQueueNotFound) {
+					break
+				}
+				if err != nil {
+					return 0, err
+				}
+				for _, ti := range infos {
+					var d tasks.Dest
+					if json.Unmarshal(ti.Payload, &d) == nil && d.BatchID == batch {
+						n++
+					}
+				}
+				if len(infos) < page {
+					break
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // cloudflareMaxJobs is Cloudflare's default limit of jobs per zone or
@@ -738,17 +849,22 @@ func printMigrationPlan(w io.Writer, ms []*migration, mf *migrateFlags) {
 		len(ms), unchanged, mf.listedCalls, calls)
 }
 
-// migrationRows is the producer's input for ms: CSV, one row per job.
-func migrationRows(ms []*migration) []byte {
+// migrationRows is the producer's input: CSV, one row per job of ms that
+// is planned, in the order of ms, with the conf it was planned from.
+func migrationRows(ms []*migration, planned map[string]migLine) []byte {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	_ = w.Write([]string{"zone_id", "account_id", "destination_conf", "job_id", "dataset", "from", input.FieldCredential})
 	for _, m := range ms {
+		p, ok := planned[m.key()]
+		if !ok {
+			continue
+		}
 		zone, account := m.scopeID, ""
 		if m.scope == tasks.ScopeAccount {
 			zone, account = "", m.scopeID
 		}
-		_ = w.Write([]string{zone, account, m.to, strconv.Itoa(m.job.ID), m.job.Dataset, tasks.ConfDigest(m.job.DestinationConf), m.cred})
+		_ = w.Write([]string{zone, account, m.to, strconv.Itoa(m.job.ID), m.job.Dataset, p.From, m.cred})
 	}
 	w.Flush()
 	return b.Bytes()
@@ -953,6 +1069,25 @@ func emitEvents(ctx context.Context, store *ledger.Store, batch string, evs []ev
 		}
 	}
 	return nil
+}
+
+// notInBatch returns the events of evs whose job batch does not hold:
+// hashes are their jobs' keys in a batch, "" for a job never planned.
+func notInBatch(ctx context.Context, store *ledger.Store, batch string, evs []events.Event, hashes []string) ([]events.Event, error) {
+	var out []events.Event
+	for i, e := range evs {
+		if hashes[i] != "" {
+			_, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: hashes[i]})
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, ledger.ErrNotFound) {
+				return nil, err
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // drainMigJournal journals the outcomes still on the stream after the

@@ -24,10 +24,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
-// migrateFleet is a simulator holding 120 jobs over 40 zones, three per
-// zone: one pushing to a path every zone shares, one to its own path, both
-// file destinations (challenge, read by the worker), and one to S3 with
-// access keys in the conf (no challenge: a PUT only).
+// migrateFleet is a simulator holding jobs over 40 zones.
 type migrateFleet struct {
 	sim   *simulator.Simulator
 	url   string
@@ -42,9 +39,35 @@ const (
 	migrateAccount = "0123456789abcdef0123456789abcdef"
 )
 
+// newMigrateFleet is a fleet of 120 jobs, three per zone: one pushing to a
+// path every zone shares, one to its own path, both file destinations
+// (challenge, read by the worker), and one to S3 with access keys in the
+// conf (no challenge: a PUT only).
 func newMigrateFleet(t *testing.T, tweak ...func(*simulator.Config)) *migrateFleet {
 	t.Helper()
 	dir := t.TempDir()
+	cfg := simulator.Config{Write: writeFunc(&destination.File{}), WriteDelay: 20 * time.Millisecond, WriteJitter: 30 * time.Millisecond,
+		APIToken: migrateToken}
+	for _, tw := range tweak {
+		tw(&cfg)
+	}
+	return startMigrateFleet(t, cfg, dir, func(z int) []string {
+		return []string{
+			fmt.Sprintf(`{"destination_conf":"file://%s/shared/old","dataset":"http_requests","name":"z%d.example","enabled":true,`+
+				`"output_options":{"field_names":["RayID","ClientIP"],"timestamp_format":"rfc3339","sample_rate":0.5},"max_upload_records":%d}`, dir, z, 1000+z),
+			fmt.Sprintf(`{"destination_conf":"file://%s/own/%d/old","dataset":"firewall_events","frequency":"low",`+
+				`"filter":"{\"where\":{\"key\":\"Action\",\"operator\":\"eq\",\"value\":\"block\"}}","max_upload_interval_seconds":%d}`, dir, z, 30+z),
+			fmt.Sprintf(`{"destination_conf":"s3://logs-bucket/z%d?region=us-east-1&access-key-id=AKIAOLDKEY%04d&secret-access-key=OLDSECRET%04dxyz",`+
+				`"dataset":"dns_logs","enabled":true,"kind":"edge","logpull_options":"fields=RayID&timestamps=unix"}`, z, z, z),
+		}
+	})
+}
+
+// startMigrateFleet starts a simulator on cfg (its zones set here) with
+// 40 zones of migrateAccount, and creates the jobs that jobs
+// returns for each zone (JSON bodies of a create).
+func startMigrateFleet(t *testing.T, cfg simulator.Config, dir string, jobs func(z int) []string) *migrateFleet {
+	t.Helper()
 	var zones []simulator.Zone
 	for z := range 40 {
 		name := fmt.Sprintf("blog-%d.example.com", z)
@@ -53,11 +76,7 @@ func newMigrateFleet(t *testing.T, tweak ...func(*simulator.Config)) *migrateFle
 		}
 		zones = append(zones, simulator.Zone{ID: fmt.Sprintf("%032x", 0xa000+z), Name: name, Status: "active", AccountID: migrateAccount})
 	}
-	cfg := simulator.Config{Write: writeFunc(&destination.File{}), WriteDelay: 20 * time.Millisecond,
-		WriteJitter: 30 * time.Millisecond, APIToken: migrateToken, Zones: zones}
-	for _, tw := range tweak {
-		tw(&cfg)
-	}
+	cfg.Zones = zones
 	sim, err := simulator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -70,30 +89,16 @@ func newMigrateFleet(t *testing.T, tweak ...func(*simulator.Config)) *migrateFle
 		zone := fmt.Sprintf("%032x", 0xa000+z)
 		f.zones = append(f.zones, zone)
 		f.jobs[zone] = map[int]cloudflare.Job{}
-		for _, body := range []string{
-			fmt.Sprintf(`{"destination_conf":"file://%s/shared/old","dataset":"http_requests","name":"z%d.example","enabled":true,`+
-				`"output_options":{"field_names":["RayID","ClientIP"],"timestamp_format":"rfc3339","sample_rate":0.5},"max_upload_records":%d}`, dir, z, 1000+z),
-			fmt.Sprintf(`{"destination_conf":"file://%s/own/%d/old","dataset":"firewall_events","frequency":"low",`+
-				`"filter":"{\"where\":{\"key\":\"Action\",\"operator\":\"eq\",\"value\":\"block\"}}","max_upload_interval_seconds":%d}`, dir, z, 30+z),
-			fmt.Sprintf(`{"destination_conf":"s3://logs-bucket/z%d?region=us-east-1&access-key-id=AKIAOLDKEY%04d&secret-access-key=OLDSECRET%04dxyz",`+
-				`"dataset":"dns_logs","enabled":true,"kind":"edge","logpull_options":"fields=RayID&timestamps=unix"}`, z, z, z),
-		} {
+		for _, body := range jobs(z) {
 			if _, err := sim.AddJobJSON("zone", zone, []byte(body)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	api, err := cloudflare.New(cloudflare.Config{BaseURL: f.url, Credentials: cloudflare.Credentials{APIToken: migrateToken}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.jobs = f.list(t)
 	for _, zone := range f.zones {
-		jobs, err := api.ListJobs(context.Background(), cloudflare.Target{Scope: "zone", ID: zone})
-		if err != nil || len(jobs) != 3 {
-			t.Fatalf("jobs of %s: %v %v", zone, jobs, err)
-		}
-		for _, j := range jobs {
-			f.jobs[zone][j.ID] = j
+		if n := len(f.jobs[zone]); n != len(jobs(0)) {
+			t.Fatalf("zone %s has %d jobs, want %d", zone, n, len(jobs(0)))
 		}
 	}
 	return f

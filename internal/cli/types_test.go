@@ -127,21 +127,29 @@ type sasContainer struct{ name, sas, sig string }
 // writes but does not read, as Cloudflare advises for the destination_conf.
 func writeOnlyContainer(t *testing.T) sasContainer {
 	t.Helper()
-	c := azuriteContainer(t)
+	return writeOnlySAS(t, azuriteContainer(t).name, time.Now().Add(24*time.Hour))
+}
+
+// writeOnlySAS is a write-only SAS of an azurite container, expiring at
+// expiry: SASes of one container with different expiries have different
+// signatures, as a renewed SAS does.
+func writeOnlySAS(t *testing.T, container string, expiry time.Time) sasContainer {
+	t.Helper()
 	cred, err := service.NewSharedKeyCredential(azuriteAccount, azuriteKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: time.Now().Add(24 * time.Hour),
-		Permissions: (&sas.ContainerPermissions{Write: true, Create: true}).String(), ContainerName: c.name}.SignWithSharedKey(cred)
+	q, err := sas.BlobSignatureValues{Protocol: sas.ProtocolHTTPSandHTTP, ExpiryTime: expiry,
+		Permissions: (&sas.ContainerPermissions{Write: true, Create: true}).String(), ContainerName: container}.SignWithSharedKey(cred)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sasContainer{name: c.name, sas: q.Encode(), sig: q.Signature()}
+	return sasContainer{name: container, sas: q.Encode(), sig: q.Signature()}
 }
 
-// TestStorageFromEnv: the worker's Azure read identity comes from the
-// environment, never from the conf; a half-set key is an error.
+// TestStorageFromEnv: the worker's Azure read identity and blob endpoint
+// come from the environment, never from the conf; a half-set key or an
+// endpoint that is no http URL is an error that does not quote it.
 func TestStorageFromEnv(t *testing.T) {
 	t.Parallel()
 	env := func(m map[string]string) Env { return Env{Getenv: func(k string) string { return m[k] }} }
@@ -149,7 +157,12 @@ func TestStorageFromEnv(t *testing.T) {
 	if err != nil || c.AzureAccountName != "acct" || c.AzureAccountKey != "a2V5" || !c.AzureDefaultCredential {
 		t.Fatalf("storageFromEnv = %+v, %v", c.AzureAccountName, err)
 	}
-	for _, m := range []map[string]string{{"AZURE_STORAGE_ACCOUNT": "acct"}, {"AZURE_DEFAULT_CREDENTIAL": "maybe"}} {
+	c, err = storageFromEnv(env(map[string]string{"AZURE_STORAGE_BLOB_ENDPOINT": " http://127.0.0.1:10000/devstoreaccount1 "}))
+	if err != nil || c.AzureEndpoint != "http://127.0.0.1:10000/devstoreaccount1" {
+		t.Fatalf("storageFromEnv: endpoint %q, %v", c.AzureEndpoint, err)
+	}
+	for _, m := range []map[string]string{{"AZURE_STORAGE_ACCOUNT": "acct"}, {"AZURE_DEFAULT_CREDENTIAL": "maybe"},
+		{"AZURE_STORAGE_BLOB_ENDPOINT": "127.0.0.1:10000"}, {"AZURE_STORAGE_BLOB_ENDPOINT": "https://a2V5.blob.core.windows.net/?sig=a2V5"}} {
 		if _, err := storageFromEnv(env(m)); err == nil || strings.Contains(err.Error(), "a2V5") {
 			t.Errorf("storageFromEnv(%v) = %v, want an error", m, err)
 		}
