@@ -17,13 +17,16 @@ import (
 // of its outcome failed. asynq v0.26 recovers such a task only once its
 // lease expired 30s before a look of its recoverer, which looks once a
 // minute: a 5s outage held those destinations for one to two minutes, and
-// counted a retry. The orphan sweep requeues them as soon as their lease
-// has expired, for orphanSweepFor after each outage.
+// counted a retry. A worker killed (kill -9, OOM) leaves the tasks it ran
+// active the same way. The orphan sweep requeues them as soon as their
+// lease has expired, for orphanSweepFor after each outage and after the
+// worker starts (a worker restarted after a kill takes its own orphans).
 
 // orphanSweepEvery is how often the sweep looks while it runs.
 const orphanSweepEvery = time.Second
 
-// orphanSweepFor is how long the sweep runs after Redis is back: an orphan
+// orphanSweepFor is how long the sweep runs after Redis is back (or the
+// worker started): an orphan
 // was leased before the outage ended, for 30s (asynq's LeaseDuration), so
 // its lease expires before then, with room for orphanSkew and for a
 // heartbeat that extended it just before the outage.
@@ -64,8 +67,9 @@ redis.call("HSET", KEYS[4], "state", "pending")
 redis.call("HINCRBY", KEYS[4], ARGV[3], 1)
 return 1`)
 
-// orphanSweep requeues, for orphanSweepFor after each outage, the tasks of
-// its queues whose asynq lease expired (see requeueOrphan).
+// orphanSweep requeues, for orphanSweepFor after each outage and after the
+// worker's start, the tasks of its queues whose asynq lease expired (see
+// requeueOrphan).
 type orphanSweep struct {
 	rdb    redis.UniversalClient
 	queues []string
@@ -77,15 +81,16 @@ func newOrphanSweep(rdb redis.UniversalClient, queues []string, log *slog.Logger
 	return &orphanSweep{rdb: rdb, queues: queues, log: log, back: make(chan time.Time, 1)}
 }
 
-// outageEnded starts (or extends) the sweep; it never blocks.
-func (s *orphanSweep) outageEnded(at time.Time) {
+// sweepFrom starts (or extends) the sweep from at, when an outage ended or
+// the worker started; it never blocks.
+func (s *orphanSweep) sweepFrom(at time.Time) {
 	select {
 	case s.back <- at:
 	default: // a sweep is starting already
 	}
 }
 
-// run sweeps after each outage until ctx is done.
+// run sweeps after each outage and the start until ctx is done.
 func (s *orphanSweep) run(ctx context.Context) {
 	var until time.Time
 	t := time.NewTicker(orphanSweepEvery)
@@ -124,7 +129,7 @@ func (s *orphanSweep) sweep(ctx context.Context, now time.Time) int {
 			}
 			if done == 1 {
 				n++
-				s.log.Info("requeued a task that the Redis outage left without a worker", "task_id", id, "queue", q)
+				s.log.Info("requeued a task left without a worker (a Redis outage, or a worker killed)", "task_id", id, "queue", q)
 			}
 		}
 	}

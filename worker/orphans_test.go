@@ -2,14 +2,18 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // orphan moves a pending task to active with a lease that expires at
@@ -113,7 +117,7 @@ func TestOrphanSweepAfterOutage(t *testing.T) {
 	orphan(t, rdb, q, info.ID, time.Now().Add(-time.Minute))
 	s := newOrphanSweep(rdb, []string{q}, slog.New(slog.DiscardHandler))
 	go s.run(ctx)
-	w := &outageWatch{log: slog.New(slog.DiscardHandler), mask: func(s string) string { return s }, onBack: s.outageEnded}
+	w := &outageWatch{log: slog.New(slog.DiscardHandler), mask: func(s string) string { return s }, onBack: s.sweepFrom}
 	clock := time.Now()
 	w.now = func() time.Time { return clock }
 	w.observe(errRefused)
@@ -134,5 +138,43 @@ func TestOrphanSweepAfterOutage(t *testing.T) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOrphanSweepAtStart: a worker that starts takes the tasks a killed
+// worker left active (their lease expired) at the sweep's first looks,
+// rather than leaving them to asynq's recoverer (a lease expired 30s
+// before one of its looks, once a minute), and runs them.
+func TestOrphanSweepAtStart(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	ctx := context.Background()
+	client := asynq.NewClientFromRedisClient(rdb)
+	// A payload no handler decodes: the worker drops it once it runs it.
+	info, err := client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeChallenge, []byte("{")), asynq.Queue(tasks.Queue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan(t, rdb, tasks.Queue, info.ID, time.Now().Add(-10*time.Second))
+	logs := &testutil.Buffer{}
+	w, err := New(ctx, rdb, Config{Credentials: credentials.Cloudflare{APIToken: "tok"}, APIRate: "0",
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	// The sweep looks once a second; a hang fails by the test's timeout.
+	for {
+		if _, err := insp.GetTaskInfo(tasks.Queue, info.ID); errors.Is(err, asynq.ErrTaskNotFound) {
+			break // requeued, run and dropped
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "requeued a task left without a worker") {
+		t.Errorf("the orphan was not requeued by the sweep at start:\n%s", logs.String())
 	}
 }

@@ -371,7 +371,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	sweep := newOrphanSweep(rdb, tasks.Queues(), cfg.Logger)
 	var redisDown func() bool
 	if cfg.WatchOutages {
-		watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb), onBack: sweep.outageEnded, now: cfg.Now}
+		watch := &outageWatch{log: cfg.Logger, mask: passwordMask(rdb), onBack: sweep.sweepFrom, now: cfg.Now}
 		rdb.AddHook(watch)
 		redisDown = watch.down
 	}
@@ -415,6 +415,7 @@ func (w *Worker) Start() error {
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	w.stopSweep = stopSweep
 	w.sweeps.Go(func() { w.sweep.run(sweepCtx) })
+	w.sweep.sweepFrom(w.h.now()) // what a killed worker left active
 	w.sweeps.Go(func() { w.archive.run(sweepCtx) })
 	w.taking.Store(true)
 	w.beats = cancel

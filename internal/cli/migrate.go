@@ -84,7 +84,7 @@ outcome: run the same command again after Ctrl-C, a crash or kill -9 and
 it goes on, and a job moved by the killed run is not moved again. On the
 same --redis, the run again takes the killed run's tasks over rather than
 challenging their jobs twice (a task the kill interrupted comes back once
-asynq finds its lease expired: a 30 s lease, checked once a minute), and
+its lease expires: 30 s after the kill, when the worker's sweep takes it), and
 before it exits waits (up to 2 minutes) until no task of the batch, which
 would hold its conf, is left in Redis.
 
@@ -377,17 +377,18 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	return finishMigrate(env, ms, j, reportFile, journalFile, interrupted)
 }
 
-// batchTasksWait bounds how long a finished migrate waits for the tasks of
-// its batch that a killed run left active: asynq hands such a task back
-// once its lease (30s) expired, at a look of its recoverer (once a
-// minute).
+// batchTasksWait bounds how long a finished run or migrate on a shared
+// Redis waits for the tasks of its batch still there: a poll scheduled to
+// take over from the inline polls (it finds its destination finished), and
+// a task a killed run left active, which the worker's orphan sweep
+// requeues once its lease (30s) expired.
 const batchTasksWait = 2 * time.Minute
 
 // waitBatchTasks waits, up to limit, until no task of batch is left in the
-// queues. Every job is finished, but a task that a killed run left active
-// (its job went on in a task it had enqueued) stays in Redis, with the
-// conf and its secrets in its payload, until asynq hands it back and this
-// run's worker drops it as superseded.
+// queues. Every destination is finished, but a task that a killed run left
+// active (its destination went on in a task it had enqueued) stays in
+// Redis, with the conf and its secrets in its payload, until the worker's
+// orphan sweep hands it back and this run's worker drops it as superseded.
 func waitBatchTasks(ctx context.Context, env Env, insp *asynq.Inspector, batch string, limit time.Duration) {
 	start := time.Now()
 	deadline := start.Add(limit)
@@ -399,11 +400,11 @@ func waitBatchTasks(ctx context.Context, env Env, insp *asynq.Inspector, batch s
 		}
 		// The task of the last outcome is acknowledged just after it.
 		if !said && time.Since(start) > 2*time.Second {
-			fmt.Fprintf(env.Stdout, "migrate: every job is finished; waiting for %d tasks of the batch that a killed run left in Redis (they hold the confs) to come back and be dropped\n", n)
+			fmt.Fprintf(env.Stdout, "every destination is finished; waiting for %d tasks of the batch still in Redis (they hold the confs) to end\n", n)
 			said = true
 		}
 		if time.Now().After(deadline) {
-			fmt.Fprintf(env.Stderr, "migrate: warning: %d tasks of batch %s are still in Redis, with their confs: the next worker on this Redis drops them\n", n, batch)
+			fmt.Fprintf(env.Stderr, "warning: %d tasks of batch %s are still in Redis, with their confs: the next worker on this Redis drops them\n", n, batch)
 			return
 		}
 		select {

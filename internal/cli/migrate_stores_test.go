@@ -303,5 +303,5 @@ func TestMigrateRealStoresKillResume(t *testing.T) {
 	}
 	t.Logf("%d jobs selected; killed after %s and %d PUTs, with %d outcomes journaled; the second run took %s (waited for the killed run's tasks: %v); simulator: %s",
 		len(selected), firstRun.Round(time.Millisecond), movedFirst, journaledFirst, secondRun.Round(time.Millisecond),
-		strings.Contains(string(logs), "that a killed run left in Redis"), st)
+		strings.Contains(string(logs), "tasks of the batch still in Redis"), st)
 }

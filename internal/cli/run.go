@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -258,6 +259,11 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	}
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: *every, rate: rate, from: "0", onEvents: j.append,
 		prior: prior, start: start, retries: func() retries { return apiRetries(w.registry) }, pauses: pausesOf(rdb)})
+	if err == nil && ctx.Err() == nil && f.redisURL != "" {
+		// A shared Redis outlives this process: no task of the batch
+		// may stay there with its conf (the embedded one ends with it).
+		waitBatchTasks(ctx, env, asynq.NewInspectorFromRedisClient(rdb), res.BatchID, batchTasksWait)
+	}
 	interrupted := ctx.Err() != nil
 	w.stop()
 	if interrupted {
