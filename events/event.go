@@ -88,6 +88,16 @@ func TerminalStates() []State {
 	return []State{Validated, Failed, NotRequired, Migrated, Copied, Unchanged, Flowing, JobFailing, NoDataYet}
 }
 
+// TokenStates are the states of the stages that get a destination's token
+// accepted: waiting for its path, challenge, poll and validation.
+func TokenStates() []State { return []State{WaitingPath, Challenging, Polling, Validating} }
+
+// JobStates are the states a destination reaches once Cloudflare accepted
+// its token: its job is created, updated or watched. A task of a token
+// stage of the same challenge generation that runs then (a poll scheduled
+// to take over from inline polls that found the file) is superseded.
+func JobStates() []State { return []State{CreatingJob, UpdatingJob, Watching} }
+
 // Terminal reports whether s ends a destination's onboarding.
 func (s State) Terminal() bool {
 	switch s {

@@ -155,15 +155,17 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 // Output:
 // Returns {1, values} when it entered, values those of the fields read
 // back, after the change.
-// Returns {0, values} when the destination is finished or superseded, and
-// nothing changed.
+// Returns {0, values} when the destination is finished or superseded (a
+// newer round or generation, or a token stage of this generation once its
+// token was accepted: events.JobStates), and nothing changed.
 var enterScript = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'state')
 local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0') or 0
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
 local myround, mygen = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = tonumber(ARGV[6])
-if TERMINAL[cur] or round > myround or (round == myround and gen > mygen) then
+local same = round == myround and gen == mygen
+if TERMINAL[cur] or round > myround or (round == myround and gen > mygen) or (same and JOBSTAGE[cur] and TOKENSTAGE[ARGV[1]]) then
   return {0, redis.call('HMGET', KEYS[1], unpack(ARGV, 7 + 2 * n))}
 end
 if not cur then
@@ -188,16 +190,17 @@ return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 7 + 2 * n))}
 var stateFields = append([]string{"state", "line", "scope", "scope_id", "destination", "type", "gen", "round",
 	"filename", "requested_at", "enqueued_at"}, attemptFields()...)
 
-// ErrSuperseded is returned by Enter for a destination that finished, or
-// that a newer round or challenge generation took over.
+// ErrSuperseded is returned by Enter for a destination that finished, that
+// a newer round or challenge generation took over, or whose token was
+// accepted when a token stage of its generation enters (events.JobStates).
 var ErrSuperseded = errors.New("destination superseded")
 
 // Enter moves a destination into state for a task of round and gen in one
 // round trip, counting an attempt of stage (when not empty) and setting
 // fields (name, value pairs). It returns the state after the
 // change, or the current state and ErrSuperseded when the destination
-// finished or moved to a newer round or generation, in which case nothing
-// changes. A destination not yet registered (its task ran before the
+// finished, moved to a newer round or generation, or, for a token stage's
+// state, has its token accepted already, in which case nothing changes. A destination not yet registered (its task ran before the
 // producer registered it) is registered on the way at line, the task's
 // row (0: none), so that its state and events have it from the start.
 func (s *Store) Enter(ctx context.Context, k Key, line int, state events.State, round, gen int, stage events.Stage, fields ...any) (DestState, error) {
@@ -473,6 +476,8 @@ func counter(a *events.Attempts, stage events.Stage) *int {
 //
 //	local QUEUED, FAILED = "queued", "failed"
 //	local TERMINAL = {["validated"] = true, ...} -- events.TerminalStates()
+//	local TOKENSTAGE = {...} -- events.TokenStates()
+//	local JOBSTAGE = {...} -- events.JobStates()
 //	local function register(dest, batch, line) ... end
 var luaNames = luaNamesSource()
 
@@ -487,6 +492,19 @@ func luaNamesSource() string {
 		fmt.Fprintf(&b, "[%q] = true", st)
 	}
 	b.WriteString("}\n")
+	for _, set := range []struct {
+		name   string
+		states []events.State
+	}{{"TOKENSTAGE", events.TokenStates()}, {"JOBSTAGE", events.JobStates()}} {
+		fmt.Fprintf(&b, "local %s = {", set.name)
+		for i, st := range set.states {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "[%q] = true", st)
+		}
+		b.WriteString("}\n")
+	}
 	// register counts a destination the batch did not have yet, as queued,
 	// at line when one is given: a worker's, before the producer's
 	// registration (registerScript) adds the rest of its metadata.

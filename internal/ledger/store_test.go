@@ -336,3 +336,33 @@ func TestRegisteredOnTheWayAtLine(t *testing.T) {
 		}
 	})
 }
+
+// TestEnterAfterTokenAccepted: once a destination's token was accepted
+// (its job is created, updated or watched), a token stage's task of the
+// same generation (a poll scheduled to take over from inline polls that
+// found the file) is superseded: it would read a shared path that holds
+// another destination's token by then. A newer generation (the job stage
+// asked for a fresh challenge) enters.
+func TestEnterAfterTokenAccepted(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		for _, job := range events.JobStates() {
+			k := ledger.Key{Batch: "b1", Hash: "h-" + string(job)}
+			if _, err := b.store.Enter(ctx, k, 0, events.Polling, 0, 0, "poll"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.store.Enter(ctx, k, 0, job, 0, 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			for _, token := range events.TokenStates() {
+				if st, err := b.store.Enter(ctx, k, 0, token, 0, 0, ""); !errors.Is(err, ledger.ErrSuperseded) || st.State != job {
+					t.Errorf("%s entered from %s = %+v, %v; want ErrSuperseded, %s kept", token, job, st, err, job)
+				}
+			}
+			if st, err := b.store.Enter(ctx, k, 0, events.Challenging, 0, 1, "challenge", "gen", 1); err != nil || st.State != events.Challenging {
+				t.Errorf("a fresh challenge (gen 1) from %s = %+v, %v; want challenging", job, st, err)
+			}
+		}
+	})
+}
