@@ -40,6 +40,9 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		}
 		record = rec
 	}
+	if err := h.earlierWrite(ctx, r); err != nil {
+		return err
+	}
 	if done, seen, err := h.resume(ctx, r, loc); done {
 		return err
 	} else if seen != "" {

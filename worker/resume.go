@@ -24,6 +24,38 @@ type ChallengeLog interface {
 	// challenge recorded there, and none was recorded there since: the
 	// file holds only the last challenged destination's token.
 	Prior(dest, loc string) (ledger.Challenge, bool)
+	// Pending returns the last challenge an earlier run recorded at loc
+	// when its destination has no outcome and none was recorded there
+	// since: Cloudflare may still write its token into the file.
+	Pending(loc string) (ledger.Challenge, bool)
+}
+
+// EarlierWriteWait is how long after an earlier run's challenge that run's
+// token may still be written into its file: a run killed with a challenge
+// in flight leaves its write to come. Until then the destination of that
+// challenge takes up its token rather than asking again, and no other
+// destination challenges on the path: it would take that late token for
+// its own (with opaque tokens nothing tells them apart).
+const EarlierWriteWait = time.Minute
+
+// earlierWrite says whether the location r holds may still receive the
+// token of an earlier run's challenge of another destination (Pending):
+// then r lets the location go and waits, so that the other destination
+// takes it up first (it is woken by the release) or the wait ends.
+func (h *handlers) earlierWrite(ctx context.Context, r *run) error {
+	if h.challenges == nil || r.lease == "" {
+		return nil
+	}
+	prior, ok := h.challenges.Pending(r.lease)
+	if !ok || prior.Dest == r.key.Hash {
+		return nil
+	}
+	left := prior.Time.Add(EarlierWriteWait).Sub(h.now())
+	if left <= 0 {
+		return nil
+	}
+	h.release(ctx, r)
+	return &SnoozeError{Delay: min(left, h.cfg.PollInterval), Reason: "an earlier run's challenge of another destination on this path may still be written: it goes first"}
 }
 
 // record keeps the challenge about to be requested in the ChallengeLog.
@@ -53,15 +85,30 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 	}
 	obj, err := h.reader.Read(ctx, loc, prior.Time.Truncate(time.Second).Add(-h.cfg.ClockSkew))
 	h.storage(r.conf.Type, err)
+	// Not written yet: the earlier challenge's write may still come
+	// (EarlierWriteWait); asking again now would leave it to land on top of
+	// the fresh challenge's, a stale token where only the latest validates.
+	notYet := func(seen string) (bool, string, error) {
+		left := prior.Time.Add(EarlierWriteWait).Sub(h.now())
+		if left <= 0 {
+			return false, seen, nil
+		}
+		if err := h.renew(ctx, r); err != nil {
+			return true, "", err
+		}
+		return true, "", &SnoozeError{Delay: min(left, h.cfg.PollInterval), Reason: "the earlier run's challenge file is not written yet"}
+	}
 	switch {
 	case errors.Is(err, destination.ErrNotFound):
-		return false, location.Absent, nil
+		return notYet(location.Absent)
+	case errors.Is(err, destination.ErrStale):
+		return notYet("")
 	case err != nil:
-		return false, "", nil // older than the challenge, or unreadable: the fresh challenge reads again
+		return false, "", nil // unreadable: the fresh challenge reads again
 	}
 	seen = digest(obj.Body)
 	if seen == prior.Before {
-		return false, seen, nil // the earlier challenge's file was not written
+		return notYet(seen) // the earlier challenge's file was not written
 	}
 	token, err := cloudflare.CleanToken(string(obj.Body))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ type fakeLog struct {
 	mu    sync.Mutex
 	prior map[string]ledger.Challenge
 	recs  []ledger.Challenge
+	done  map[string]bool // destinations with an outcome
 }
 
 func (f *fakeLog) Record(_ context.Context, c ledger.Challenge) error {
@@ -39,6 +41,13 @@ func (f *fakeLog) Prior(dest, loc string) (ledger.Challenge, bool) {
 	return c, ok && c.Dest == dest
 }
 
+func (f *fakeLog) Pending(loc string) (ledger.Challenge, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.prior[loc]
+	return c, ok && !f.done[c.Dest]
+}
+
 func (f *fakeLog) records() []ledger.Challenge {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -51,12 +60,17 @@ func sum(s string) string {
 }
 
 // setupResume is setupShared with a ChallengeLog whose earlier run
-// challenged a on the shared path when it held before.
+// challenged a on the shared path when it held before, a minute ago.
 func setupResume(t *testing.T, before string) (*sharedBundle, *fakeLog) {
+	return setupResumeAgo(t, before, worker.EarlierWriteWait)
+}
+
+// setupResumeAgo is setupResume with the earlier challenge ago.
+func setupResumeAgo(t *testing.T, before string, ago time.Duration) (*sharedBundle, *fakeLog) {
 	t.Helper()
 	sb := setupShared(t, worker.HandlerConfig{})
 	log := &fakeLog{prior: map[string]ledger.Challenge{string(sharedLoc): {Dest: sb.a.Hash(), Location: string(sharedLoc),
-		Filename: "logs/ownership-challenge.txt", Time: sb.clock.Now().Add(-time.Minute), Before: before}}}
+		Filename: "logs/ownership-challenge.txt", Time: sb.clock.Now().Add(-ago), Before: before}}}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
 		Metrics: newMetrics(t), Leases: sb.leases, Waker: sb.waker, Now: sb.clock.Now, Challenges: log},
 		worker.HandlerConfig{})
@@ -165,5 +179,71 @@ func TestResumeRefusedTokenRechallenges(t *testing.T) {
 	sb.enq.take(t, tasks.TypePoll)
 	if sb.api.challenges != 1 || sb.api.validateCalls() != 1 {
 		t.Fatalf("%d challenges, %d validations; want one each", sb.api.challenges, sb.api.validateCalls())
+	}
+}
+
+// TestResumeWaitsForTheEarlierWrite: a run killed with a's challenge in
+// flight left its write to come. a, taking it up before EarlierWriteWait,
+// waits for it (holding the path) instead of asking again, then validates
+// the token it finds; b, on the same path, does not challenge while a's
+// write may come (it would take a's late token for its own: opaque tokens
+// cannot tell), and lets the path go to a meanwhile.
+func TestResumeWaitsForTheEarlierWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb, log := setupResumeAgo(t, location.Absent, 5*time.Second)
+	var snooze *worker.SnoozeError
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); !errors.As(err, &snooze) {
+		t.Fatalf("b's challenge while a's earlier write may come = %v, want a snooze", err)
+	}
+	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder != "" {
+		t.Fatalf("b keeps the path (%q) while it waits for a", holder)
+	}
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); !errors.As(err, &snooze) {
+		t.Fatalf("a's resume before its earlier write = %v, want a snooze", err)
+	}
+	if sb.api.challenges != 0 || sb.api.validateCalls() != 0 {
+		t.Fatalf("%d challenges, %d validations while the earlier write may come; want none", sb.api.challenges, sb.api.validateCalls())
+	}
+	// The earlier challenge's token lands late.
+	sb.clock.Advance(2 * time.Second)
+	sb.api.token = "opaque-token-of-a"
+	sb.rd.put(sharedFile, sb.api.token, sb.clock.Now())
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	if sb.api.challenges != 0 || sb.api.validateCalls() != 1 || sb.api.validations[0] != sb.api.token {
+		t.Fatalf("%d challenges, validations %v; want none and the late token", sb.api.challenges, sb.api.validations)
+	}
+	log.mu.Lock()
+	log.done = map[string]bool{sb.a.Hash(): true}
+	log.mu.Unlock()
+	// a has its outcome: b goes on, with a's token as its fingerprint.
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err != nil {
+		t.Fatal(err)
+	}
+	if recs := log.records(); sb.api.challenges != 1 || len(recs) != 1 || recs[0].Dest != sb.b.Hash() || recs[0].Before != sum(sb.api.token) {
+		t.Fatalf("%d challenges, records %+v; want b's one, with a's token's digest as fingerprint", sb.api.challenges, recs)
+	}
+}
+
+// TestEarlierWriteWaitEnds: once EarlierWriteWait has passed since the
+// earlier run's challenge, the path is no longer held back: a destination
+// whose earlier challenge was never written challenges anew, and another
+// destination challenges without waiting for it.
+func TestEarlierWriteWaitEnds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb, _ := setupResumeAgo(t, location.Absent, 5*time.Second)
+	var snooze *worker.SnoozeError
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); !errors.As(err, &snooze) {
+		t.Fatalf("b's challenge while a's earlier write may come = %v, want a snooze", err)
+	}
+	sb.clock.Advance(worker.EarlierWriteWait)
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err != nil {
+		t.Fatal(err)
+	}
+	if sb.api.challenges != 1 {
+		t.Fatalf("%d challenges after the wait, want b's", sb.api.challenges)
 	}
 }

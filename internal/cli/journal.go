@@ -238,6 +238,22 @@ func (j *journal) Prior(dest, loc string) (ledger.Challenge, bool) {
 	return c, true
 }
 
+// Pending returns the last challenge earlier runs recorded at loc, when its
+// destination has no outcome and this run has challenged nothing there, for
+// worker.ChallengeLog.
+func (j *journal) Pending(loc string) (ledger.Challenge, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.prior[loc]
+	if !ok || j.touched[loc] {
+		return ledger.Challenge{}, false
+	}
+	if _, done := j.done[c.Dest]; done {
+		return ledger.Challenge{}, false
+	}
+	return c, true
+}
+
 // append writes the events of destinations the journal does not have yet
 // and syncs the file: once it returns, they survive a crash. A job's health
 // outcome (flowing, job_failing, no_data_yet) is journaled after the
