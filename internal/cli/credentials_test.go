@@ -167,7 +167,7 @@ func TestPreflightOncePerCredential(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, stderr = runEnv(t, nil, "", "preflight", "--cloudflare-api-url", vc.url, "--credentials", creds, bad)
-	if code != 2 || !strings.Contains(stderr, `preflight: the Cloudflare credential "dave" (line 2 and 1 more rows) does not work: `) ||
+	if code != 2 || !strings.Contains(stderr, `preflight: the Cloudflare credential "dave" (line 2 and 1 more row) does not work: `) ||
 		!strings.Contains(stderr, "preflight found 1 problem") {
 		t.Errorf("revoked credential: preflight = %d\nstdout: %s\nstderr: %s", code, out, stderr)
 	}

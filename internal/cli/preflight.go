@@ -136,7 +136,7 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 			problems++
 			the := "the " + what
 			if cs.rows > 0 && (cs.name != "" || len(scan.creds) > 1) {
-				the += fmt.Sprintf(" (line %d and %d more rows)", cs.line, cs.rows-1)
+				the += " (" + linesOf(cs.line, cs.rows) + ")"
 			}
 			fmt.Fprintf(env.Stderr, "preflight: %s does not work: %v\n", the, err)
 		}
@@ -153,11 +153,11 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 			continue
 		}
 		if warning, ok := withoutListBucket(b.err); ok {
-			fmt.Fprintf(env.Stderr, "preflight: warning: line %d (and %d more rows): %s\n", b.line, b.rows-1, warning)
+			fmt.Fprintf(env.Stderr, "preflight: warning: %s: %s\n", linesOf(b.line, b.rows), warning)
 			continue
 		}
 		problems++
-		fmt.Fprintf(env.Stderr, "preflight: line %d (and %d more rows): %v\n", b.line, b.rows-1, b.err)
+		fmt.Fprintf(env.Stderr, "preflight: %s: %v\n", linesOf(b.line, b.rows), b.err)
 	}
 	if problems > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
@@ -316,4 +316,15 @@ func withoutListBucket(err error) (string, bool) {
 		"not written yet, so the worker polls through denials until the file appears; grant s3:ListBucket to tell the two apart. "+
 		"If s3:GetObject on arn:aws:s3:::%s/* is missing too, these rows fail at --poll-deadline (the bucket's others at once)",
 		de.Location.Bucket, who, de.Location.Bucket), true
+}
+
+// linesOf names the rows of a finding: its first line, and how many more.
+func linesOf(line, rows int) string {
+	switch {
+	case rows <= 1:
+		return fmt.Sprintf("line %d", line)
+	case rows == 2:
+		return fmt.Sprintf("line %d and 1 more row", line)
+	}
+	return fmt.Sprintf("line %d and %d more rows", line, rows-1)
 }

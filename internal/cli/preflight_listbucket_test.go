@@ -53,7 +53,7 @@ func TestPreflightWithoutListBucket(t *testing.T) {
 				credentials.Storage{S3Endpoint: s3.URL, S3AccessKeyID: "AKIAPREFLIGHT", S3SecretAccessKey: "secret"})
 			stderr := errb.String()
 			if tt.ok {
-				if err != nil || !strings.Contains(stderr, "preflight: warning: line 2 (and 1 more rows): s3:ListBucket missing on arn:aws:s3:::bkt") ||
+				if err != nil || !strings.Contains(stderr, "preflight: warning: line 2 and 1 more row: s3:ListBucket missing on arn:aws:s3:::bkt") ||
 					!strings.Contains(stderr, "arn:aws:iam::123456789012:user/reader") {
 					t.Fatalf("preflight = %v: %s; want a warning naming s3:ListBucket, and no problem", err, stderr)
 				}

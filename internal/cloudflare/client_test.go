@@ -245,7 +245,7 @@ func TestVerifyCredential(t *testing.T) {
 			want:    cloudflare.Verification{ZoneID: zoneID}, calls: []string{user, jobs}},
 		{name: "wrong token", scopes: cloudflare.VerifyScopes{Accounts: []string{accountID}, Zones: []string{zoneID}},
 			answers: map[string][]answer{user: {{401, ""}}, account: {{401, ""}}, jobs: {{403, ""}}},
-			wantErr: "verifies at none of the batch's 1 accounts, and cannot list the Logpush jobs of zone", calls: []string{user, account, jobs}},
+			wantErr: "verifies at none of the batch's 1 account, and cannot list the Logpush jobs of zone", calls: []string{user, account, jobs}},
 		{name: "no scope to check with", answers: map[string][]answer{user: {{401, ""}}}, wantErr: "no account or zone", calls: []string{user}},
 		{name: "403 is a token without permission, not an account token", scopes: cloudflare.VerifyScopes{Accounts: []string{accountID}},
 			answers: map[string][]answer{user: {{403, ""}}}, wantErr: "http 403", calls: []string{user}},

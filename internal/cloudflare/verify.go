@@ -107,10 +107,14 @@ func (c *Client) VerifyCredential(ctx context.Context, sc VerifyScopes, p Verify
 		if zerr == nil {
 			return Verification{ZoneID: zone}, nil
 		}
-		return Verification{}, fmt.Errorf("the api token is not a user token (GET /user/tokens/verify: 401), verifies at none of the batch's %d accounts, and cannot list the Logpush jobs of zone %s: %w",
-			len(seen), zone, zerr)
+		accounts := "the batch names no account to verify it at"
+		if len(seen) > 0 {
+			accounts = fmt.Sprintf("verifies at none of the batch's %s", plural(len(seen), "account"))
+		}
+		return Verification{}, fmt.Errorf("the api token is not a user token (GET /user/tokens/verify: 401), %s, and cannot list the Logpush jobs of zone %s: %w",
+			accounts, zone, zerr)
 	}
-	return Verification{}, fmt.Errorf("the api token verifies neither as a user token nor as an account-owned token of the batch's %d accounts: %w", len(seen), err)
+	return Verification{}, fmt.Errorf("the api token verifies neither as a user token nor as an account-owned token of the batch's %s: %w", plural(len(seen), "account"), err)
 }
 
 // verify makes one credential check at path; token says a token check,
@@ -160,4 +164,12 @@ func retryTransient(ctx context.Context, p VerifyPolicy, fn func() error) error 
 		case <-t.C:
 		}
 	}
+}
+
+// plural is "1 account", "2 accounts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
