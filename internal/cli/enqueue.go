@@ -15,6 +15,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -340,13 +341,13 @@ func planDests(open producer.Opener, in input.Options) (destPlan, error) {
 }
 
 func printPlan(w io.Writer, plan producer.Plan, dp destPlan) {
-	rows := plural(int64(plan.Rows), "valid row")
+	rows := words.Plural(int64(plan.Rows), "valid row")
 	if repeats := plan.Rows - dp.dests; repeats > 0 {
 		verb := "repeat"
 		if repeats == 1 {
 			verb = "repeats"
 		}
-		rows += fmt.Sprintf(" (%s: %s %s an earlier one)", plural(int64(dp.dests), "destination"), plural(int64(repeats), "row"), verb)
+		rows += fmt.Sprintf(" (%s: %s %s an earlier one)", words.Plural(int64(dp.dests), "destination"), words.Plural(int64(repeats), "row"), verb)
 	}
 	fmt.Fprintf(w, "batch %s: %s, %d invalid, %d need a challenge\n", plan.BatchID, rows, plan.ErrorCount, dp.needChallenge)
 	types := make([]string, 0, len(dp.byType))

@@ -23,6 +23,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -425,8 +426,8 @@ func runJobs(ctx context.Context, env Env, args []string) error {
 		if err := writeJobs(env.Stdout, jf.format, found.jobs, time.Now()); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stderr, "jobs: %s in %s and %s (%d zone pages, %d job listings)\n", plural(int64(len(found.jobs)), "job"),
-			plural(int64(found.zones), "zone"), plural(int64(len(sel.accounts)), "account"), found.pages, found.listings)
+		fmt.Fprintf(env.Stderr, "jobs: %s in %s and %s (%d zone pages, %d job listings)\n", words.Plural(int64(len(found.jobs)), "job"),
+			words.Plural(int64(found.zones), "zone"), words.Plural(int64(len(sel.accounts)), "account"), found.pages, found.listings)
 		return nil
 	}
 	return watchJobs(ctx, env, jf, p, sel, found)
@@ -450,7 +451,7 @@ func watchJobs(ctx context.Context, env Env, jf jobsFlags, p *planner, sel jobSe
 	go func() { served <- srv.Serve(ln) }()
 	defer srv.Close()
 	fmt.Fprintf(env.Stderr, "jobs: serving the health of %s on http://%s/metrics, listing again every %s\n",
-		plural(int64(len(found.jobs)), "job"), ln.Addr(), jf.interval)
+		words.Plural(int64(len(found.jobs)), "job"), ln.Addr(), jf.interval)
 	tick := time.NewTicker(jf.interval)
 	defer tick.Stop()
 	for {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 )
 
 // journal is run's record of the destinations that have an outcome: one
@@ -120,7 +121,7 @@ func openJournal(path string, warn io.Writer) (*journal, error) {
 	}
 	if unkeyed > 0 {
 		fmt.Fprintf(warn, "run: warning: journal %s has %s without a destination_id (written by an older version): their destinations are done again\n",
-			path, plural(int64(unkeyed), "outcome"))
+			path, words.Plural(int64(unkeyed), "outcome"))
 	}
 	if damaged != nil {
 		aside := path + ".damaged"

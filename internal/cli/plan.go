@@ -28,6 +28,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -724,8 +725,8 @@ func (r *planResult) summary(w io.Writer, s planSpec) {
 	if s.status != "" {
 		status = "status " + s.status
 	}
-	fmt.Fprintf(w, "plan: %s listed (%s) over %s of GET /zones in %s\n", plural(int64(r.zones), "zone"), status,
-		plural(int64(r.pages), "page"), plural(int64(len(s.accounts)), "account"))
+	fmt.Fprintf(w, "plan: %s listed (%s) over %s of GET /zones in %s\n", words.Plural(int64(r.zones), "zone"), status,
+		words.Plural(int64(r.pages), "page"), words.Plural(int64(len(s.accounts)), "account"))
 	var zoneRows, accountRows int
 	for _, row := range r.rows {
 		if row.scope == cloudflare.ScopeZone {
@@ -734,7 +735,7 @@ func (r *planResult) summary(w io.Writer, s planSpec) {
 			accountRows++
 		}
 	}
-	fmt.Fprintf(w, "plan: %s planned (%d zone, %d account)\n", plural(int64(len(r.rows)), "row"), zoneRows, accountRows)
+	fmt.Fprintf(w, "plan: %s planned (%d zone, %d account)\n", words.Plural(int64(len(r.rows)), "row"), zoneRows, accountRows)
 	var reasons []string
 	for _, k := range []string{leftExists, leftJobLimit, leftPattern} {
 		if n := r.leftOut[k]; n > 0 {
@@ -742,7 +743,7 @@ func (r *planResult) summary(w io.Writer, s planSpec) {
 			if k == leftPattern {
 				unit = "zone"
 			}
-			reasons = append(reasons, fmt.Sprintf("%s %s", plural(int64(n), unit), k))
+			reasons = append(reasons, fmt.Sprintf("%s %s", words.Plural(int64(n), unit), k))
 		}
 	}
 	if len(reasons) == 0 {

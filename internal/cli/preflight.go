@@ -16,6 +16,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -160,16 +161,16 @@ func preflight(ctx context.Context, env Env, open producer.Opener, in input.Opti
 		fmt.Fprintf(env.Stderr, "preflight: %s: %v\n", linesOf(b.line, b.rows), b.err)
 	}
 	if problems > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", plural(int64(problems), "problem"))}
+		return &exitError{code: 2, err: fmt.Errorf("preflight found %s; nothing was enqueued (--skip-preflight to enqueue anyway)", words.Plural(int64(problems), "problem"))}
 	}
 	if len(works) == 1 {
-		fmt.Fprintf(env.Stdout, "preflight: %s; %s readable\n", works[0], plural(int64(len(scan.buckets)), "bucket"))
+		fmt.Fprintf(env.Stdout, "preflight: %s; %s readable\n", works[0], words.Plural(int64(len(scan.buckets)), "bucket"))
 		return nil
 	}
 	for _, w := range works {
 		fmt.Fprintln(env.Stdout, "preflight: "+w)
 	}
-	fmt.Fprintf(env.Stdout, "preflight: %d Cloudflare credentials checked; %s readable\n", len(works), plural(int64(len(scan.buckets)), "bucket"))
+	fmt.Fprintf(env.Stdout, "preflight: %d Cloudflare credentials checked; %s readable\n", len(works), words.Plural(int64(len(scan.buckets)), "bucket"))
 	return nil
 }
 

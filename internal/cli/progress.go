@@ -16,6 +16,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -46,7 +47,7 @@ func (r retries) String() string {
 	if len(parts) == 0 {
 		return "no call retried"
 	}
-	return fmt.Sprintf("%s retried: %s", plural(r.total(), "call"), strings.Join(parts, ", "))
+	return fmt.Sprintf("%s retried: %s", words.Plural(r.total(), "call"), strings.Join(parts, ", "))
 }
 
 // apiRetries reads the retried calls off a worker's api_requests_total.
@@ -80,14 +81,6 @@ func apiRetries(g prometheus.Gatherer) retries {
 		}
 	}
 	return r
-}
-
-// plural is "1 problem", "2 problems".
-func plural(n int64, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // frame is one drawing of the view.

@@ -17,6 +17,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -184,7 +185,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			for _, k := range prior {
 				n += k
 			}
-			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", plural(n, "destination"), journalFile, left)
+			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", words.Plural(n, "destination"), journalFile, left)
 		}
 		skip = func(d tasks.Dest) bool {
 			if c, err := tasks.ParseConf(d.DestinationConf); err == nil && leaveOut(c.Type) {
@@ -278,7 +279,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 // out.
 func sumoLeftOut(n int) string {
 	return fmt.Sprintf("%s left out: submit-token needs a shared Redis: run with --redis (the workers' Redis) to onboard them",
-		plural(int64(n), "sumo row"))
+		words.Plural(int64(n), "sumo row"))
 }
 
 // besideInput returns the report and journal paths: the flags', or beside
@@ -459,7 +460,7 @@ func finishRun(env Env, store *ledger.Store, batch string, j *journal, dests []i
 	fmt.Fprintf(env.Stdout, "report: %s (one row per destination; line joins it to the input)\njournal: %s\n", reportFile, journalFile)
 	if n := counts[events.AwaitingToken]; n > 0 {
 		fmt.Fprintf(env.Stdout, "waiting for a token: %s (Sumo Logic: it went to the HTTP source); submit-token needs them on a shared Redis: run with --redis\n",
-			plural(int64(n), "destination"))
+			words.Plural(int64(n), "destination"))
 	}
 	if interrupted {
 		var done int
@@ -472,11 +473,11 @@ func finishRun(env Env, store *ledger.Store, batch string, j *journal, dests []i
 	}
 	if n := counts[events.Failed]; n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s failed: see %s; once the cause is fixed, the same command with --retry-failed redoes them",
-			plural(int64(n), "destination"), reportFile)}
+			words.Plural(int64(n), "destination"), reportFile)}
 	}
 	if n := counts[events.JobFailing]; n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%s failing to push (job_failing): see %s for Cloudflare's message; Cloudflare disables a job that fails for 24 hours",
-			plural(int64(n), "job"), reportFile)}
+			words.Plural(int64(n), "job"), reportFile)}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
@@ -174,13 +175,13 @@ func batchOutcome(env Env, st events.BatchStatus) error {
 			verb = "waits"
 		}
 		fmt.Fprintf(env.Stdout, "%s %s for submit-token (Sumo Logic: the token went to the HTTP source): logpush-onboard submit-token --batch %s --file tokens.csv\n",
-			plural(n, "row"), verb, st.ID)
+			words.Plural(n, "row"), verb, st.ID)
 	}
 	if n := st.Counts[events.Failed]; n > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%s failed of %d: logpush-onboard report --batch %s says why", plural(n, "destination"), st.Total, st.ID)}
+		return &exitError{code: 1, err: fmt.Errorf("%s failed of %d: logpush-onboard report --batch %s says why", words.Plural(n, "destination"), st.Total, st.ID)}
 	}
 	if n := st.Counts[events.JobFailing]; n > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%s failing to push (job_failing) of %d: logpush-onboard report --batch %s has Cloudflare's message", plural(n, "job"), st.Total, st.ID)}
+		return &exitError{code: 1, err: fmt.Errorf("%s failing to push (job_failing) of %d: logpush-onboard report --batch %s has Cloudflare's message", words.Plural(n, "job"), st.Total, st.ID)}
 	}
 	return nil
 }

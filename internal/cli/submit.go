@@ -16,6 +16,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/input"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -108,7 +109,7 @@ func runSubmitToken(ctx context.Context, env Env, args []string) error {
 		}
 		sent = append(sent, sentToken{s, challenges})
 	}
-	fmt.Fprintf(env.Stdout, "batch %s: %s submitted for validation, %d refused\n", *batch, plural(int64(len(sent)), "token"), bad)
+	fmt.Fprintf(env.Stdout, "batch %s: %s submitted for validation, %d refused\n", *batch, words.Plural(int64(len(sent)), "token"), bad)
 	if *wait > 0 && len(sent) > 0 {
 		bad += awaitVerdicts(ctx, env, cl.Ledger(), *batch, sent, *wait)
 	}
@@ -177,7 +178,7 @@ func awaitVerdicts(ctx context.Context, env Env, store *ledger.Store, batch stri
 	for _, s := range sent {
 		fmt.Fprintf(env.Stderr, "%s: no verdict after %s: are workers running on this Redis? (status --batch %s)\n", s.where(), wait, batch)
 	}
-	fmt.Fprintf(env.Stdout, "batch %s: %s validated, %d rejected or without a verdict\n", batch, plural(int64(validated), "token"), bad+len(sent))
+	fmt.Fprintf(env.Stdout, "batch %s: %s validated, %d rejected or without a verdict\n", batch, words.Plural(int64(validated), "token"), bad+len(sent))
 	return bad + len(sent)
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/words"
 )
 
 // ErrNoAccountToCheck is wrapped by VerifyCredential's error when the API
@@ -109,12 +111,12 @@ func (c *Client) VerifyCredential(ctx context.Context, sc VerifyScopes, p Verify
 		}
 		accounts := "the batch names no account to verify it at"
 		if len(seen) > 0 {
-			accounts = fmt.Sprintf("verifies at none of the batch's %s", plural(len(seen), "account"))
+			accounts = fmt.Sprintf("verifies at none of the batch's %s", words.Plural(len(seen), "account"))
 		}
 		return Verification{}, fmt.Errorf("the api token is not a user token (GET /user/tokens/verify: 401), %s, and cannot list the Logpush jobs of zone %s: %w",
 			accounts, zone, zerr)
 	}
-	return Verification{}, fmt.Errorf("the api token verifies neither as a user token nor as an account-owned token of the batch's %s: %w", plural(len(seen), "account"), err)
+	return Verification{}, fmt.Errorf("the api token verifies neither as a user token nor as an account-owned token of the batch's %s: %w", words.Plural(len(seen), "account"), err)
 }
 
 // verify makes one credential check at path; token says a token check,
@@ -164,12 +166,4 @@ func retryTransient(ctx context.Context, p VerifyPolicy, fn func() error) error 
 		case <-t.C:
 		}
 	}
-}
-
-// plural is "1 account", "2 accounts".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
