@@ -17,5 +17,5 @@ type ChallengePayload struct {
 // the finished task so that a re-run within retention is detected. It is
 // due after delay (0: at once; a paced batch, see budget.Pacer).
 func NewChallengeTask(d Dest, o Options, delay time.Duration) (*asynq.Task, error) {
-	return newTask(TypeChallenge, "ch", ChallengePayload{Dest: d}, d, o, delay)
+	return newTask(TypeChallenge, ChallengePayload{Dest: d}, d, o, delay)
 }

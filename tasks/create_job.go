@@ -89,5 +89,5 @@ type CreateJobPayload struct {
 
 // NewCreateJobTask returns the logpush:create_job task.
 func NewCreateJobTask(p CreateJobPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeCreateJob, "jo", p, p.Dest, o, 0)
+	return newTask(TypeCreateJob, p, p.Dest, o, 0)
 }

@@ -29,5 +29,5 @@ type HealthPayload struct {
 
 // NewHealthTask returns the logpush:health task, first run after delay.
 func NewHealthTask(p HealthPayload, o Options, delay time.Duration) (*asynq.Task, error) {
-	return newTask(TypeHealth, "he", p, p.Dest, o, delay)
+	return newTask(TypeHealth, p, p.Dest, o, delay)
 }

@@ -117,24 +117,44 @@ func DestHash(scope, scopeID, conf, dataset string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// taskID is the asynq TaskID of a stage of one destination in one batch and
-// generation. Deterministic IDs make enqueueing idempotent: re-running a
-// file, or a retried handler enqueueing its next stage twice, adds nothing.
-func taskID(stage string, d Dest) string {
-	return taskIDHash(stage, d, d.Hash())
+// idPrefix is the TaskID prefix of each task type: a TaskID names its stage.
+var idPrefix = map[string]string{
+	TypeChallenge: "ch", TypePoll: "po", TypeValidate: "va",
+	TypeCreateJob: "jo", TypeUpdateJob: "uj", TypeHealth: "he",
 }
 
-func taskIDHash(stage string, d Dest, hash string) string {
-	id := stage + ":" + d.BatchID + ":" + hash + ":" + strconv.Itoa(d.Gen)
-	if d.Round > 0 {
-		id += ":r" + strconv.Itoa(d.Round)
+// taskID is the asynq TaskID of a task of type typ of one destination in
+// one batch and generation. Deterministic IDs make enqueueing idempotent:
+// re-running a file, or a retried handler enqueueing its next stage twice,
+// adds nothing.
+func taskID(typ string, d Dest) string {
+	return taskIDOf(typ, d.BatchID, d.Hash(), d.Gen, d.Round)
+}
+
+func taskIDOf(typ, batch, hash string, gen, round int) string {
+	id := idPrefix[typ] + ":" + batch + ":" + hash + ":" + strconv.Itoa(gen)
+	if round > 0 {
+		id += ":r" + strconv.Itoa(round)
 	}
 	return id
 }
 
+// QueuedID is a task's queue and TaskID: where asynq keeps it.
+type QueuedID struct{ Queue, ID string }
+
+// TaskIDsOf are the tasks, one per type, the destination hash of batch has
+// at generation gen and retry round, as asynq holds them while they live.
+func TaskIDsOf(batch, hash string, gen, round int) []QueuedID {
+	ids := make([]QueuedID, 0, len(idPrefix))
+	for _, typ := range Types() {
+		ids = append(ids, QueuedID{QueueOf(typ), taskIDOf(typ, batch, hash, gen, round)})
+	}
+	return ids
+}
+
 // ChallengeTaskID is the TaskID of d's challenge task, to wake it.
-func ChallengeTaskID(d Dest) string { return taskID("ch", d) }
+func ChallengeTaskID(d Dest) string { return taskID(TypeChallenge, d) }
 
 // PollTaskID is the asynq task ID of d's poll task: the worker wakes a
 // scheduled poll by it.
-func PollTaskID(d Dest) string { return taskID("po", d) }
+func PollTaskID(d Dest) string { return taskID(TypePoll, d) }

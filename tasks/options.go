@@ -56,7 +56,7 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
-func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Duration) (*asynq.Task, error) {
+func newTask(typ string, payload any, d Dest, o Options, delay time.Duration) (*asynq.Task, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
@@ -64,7 +64,7 @@ func newTask(typ, stage string, payload any, d Dest, o Options, delay time.Durat
 	o = o.WithDefaults()
 	opts := []asynq.Option{
 		asynq.Queue(QueueOf(typ)),
-		asynq.TaskID(taskID(stage, d)),
+		asynq.TaskID(taskID(typ, d)),
 		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(o.Timeout + TimeoutGrace),
 		asynq.Retention(max(o.Retention, 0)),

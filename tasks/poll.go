@@ -28,5 +28,5 @@ type PollPayload struct {
 
 // NewPollTask returns the logpush:poll task, first run after delay.
 func NewPollTask(p PollPayload, o Options, delay time.Duration) (*asynq.Task, error) {
-	return newTask(TypePoll, "po", p, p.Dest, o, delay)
+	return newTask(TypePoll, p, p.Dest, o, delay)
 }

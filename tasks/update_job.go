@@ -83,5 +83,5 @@ type UpdateJobPayload struct {
 
 // NewUpdateJobTask returns the logpush:update_job task.
 func NewUpdateJobTask(p UpdateJobPayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeUpdateJob, "uj", p, p.Dest, o, 0)
+	return newTask(TypeUpdateJob, p, p.Dest, o, 0)
 }

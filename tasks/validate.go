@@ -14,5 +14,5 @@ type ValidatePayload struct {
 
 // NewValidateTask returns the logpush:validate task.
 func NewValidateTask(p ValidatePayload, o Options) (*asynq.Task, error) {
-	return newTask(TypeValidate, "va", p, p.Dest, o, 0)
+	return newTask(TypeValidate, p, p.Dest, o, 0)
 }

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/credentials"
@@ -365,7 +364,7 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 	_, err = watch(ctx, store, res.BatchID, watchConfig{view: v, every: every, rate: rate, from: "0", onEvents: j.appendEvents, start: start,
 		retries: func() retries { return apiRetries(w.registry) }})
 	if err == nil && ctx.Err() == nil {
-		waitBatchTasks(ctx, env, asynq.NewInspectorFromRedisClient(rdb), res.BatchID, batchTasksWait)
+		waitBatchTasks(ctx, env, rdb, store, res.BatchID, batchTasksWait)
 	}
 	interrupted := ctx.Err() != nil
 	w.stop()
@@ -375,74 +374,6 @@ func runMigrate(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	return finishMigrate(env, ms, j, reportFile, journalFile, interrupted)
-}
-
-// batchTasksWait bounds how long a finished run or migrate on a shared
-// Redis waits for the tasks of its batch still there: a poll scheduled to
-// take over from the inline polls (it finds its destination finished), and
-// a task a killed run left active, which the worker's orphan sweep
-// requeues once its lease (30s) expired.
-const batchTasksWait = 2 * time.Minute
-
-// waitBatchTasks waits, up to limit, until no task of batch is left in the
-// queues. Every destination is finished, but a task that a killed run left
-// active (its destination went on in a task it had enqueued) stays in
-// Redis, with the conf and its secrets in its payload, until the worker's
-// orphan sweep hands it back and this run's worker drops it as superseded.
-func waitBatchTasks(ctx context.Context, env Env, insp *asynq.Inspector, batch string, limit time.Duration) {
-	start := time.Now()
-	deadline := start.Add(limit)
-	said := false
-	for {
-		n, err := batchTasksLeft(insp, batch)
-		if err != nil || n == 0 {
-			return
-		}
-		// The task of the last outcome is acknowledged just after it.
-		if !said && time.Since(start) > 2*time.Second {
-			fmt.Fprintf(env.Stdout, "every destination is finished; waiting for %d tasks of the batch still in Redis (they hold the confs) to end\n", n)
-			said = true
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(env.Stderr, "warning: %d tasks of batch %s are still in Redis, with their confs: the next worker on this Redis drops them\n", n, batch)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// batchTasksLeft counts the tasks of batch in the queues: pending,
-// scheduled, retrying or active.
-func batchTasksLeft(insp *asynq.Inspector, batch string) (int, error) {
-	const page = 1000
-	n := 0
-	for _, q := range tasks.Queues() {
-		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){insp.ListActiveTasks, insp.ListPendingTasks, insp.ListScheduledTasks, insp.ListRetryTasks} {
-			for p := 1; ; p++ {
-				infos, err := list(q, asynq.PageSize(page), asynq.Page(p))
-				if errors.Is(err, asynq.ErrQueueNotFound) {
-					break
-				}
-				if err != nil {
-					return 0, err
-				}
-				for _, ti := range infos {
-					var d tasks.Dest
-					if json.Unmarshal(ti.Payload, &d) == nil && d.BatchID == batch {
-						n++
-					}
-				}
-				if len(infos) < page {
-					break
-				}
-			}
-		}
-	}
-	return n, nil
 }
 
 // cloudflareMaxJobs is Cloudflare's default limit of jobs per zone or

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
@@ -263,7 +262,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err == nil && ctx.Err() == nil && f.redisURL != "" {
 		// A shared Redis outlives this process: no task of the batch
 		// may stay there with its conf (the embedded one ends with it).
-		waitBatchTasks(ctx, env, asynq.NewInspectorFromRedisClient(rdb), res.BatchID, batchTasksWait)
+		waitBatchTasks(ctx, env, rdb, store, res.BatchID, batchTasksWait)
 	}
 	interrupted := ctx.Err() != nil
 	w.stop()
