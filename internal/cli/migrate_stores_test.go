@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -198,58 +197,8 @@ func TestMigrateRealStoresKillResume(t *testing.T) {
 	secondRun := time.Since(start)
 
 	// Every selected job moved once (one PUT), with its settings; no other
-	// job touched.
-	st := f.sim.Stats()
-	for id := range selected {
-		if st.JobMoves[id] != 1 {
-			t.Errorf("job %d moved %d times", id, st.JobMoves[id])
-		}
-	}
-	if len(st.JobMoves) != len(selected) || st.JobsUpdated != len(selected) {
-		t.Errorf("%d jobs moved, %d PUTs; want %d", len(st.JobMoves), st.JobsUpdated, len(selected))
-	}
-	now := f.list(t)
-	for _, zone := range f.zones {
-		for id, was := range f.jobs[zone] {
-			want := was
-			if to, ok := selected[id]; ok {
-				want.DestinationConf = to
-			}
-			if got := now[zone][id]; fmt.Sprint(jobFields(got)) != fmt.Sprint(jobFields(want)) {
-				t.Errorf("zone %s job %d:\n got %v\nwant %v", zone, id, jobFields(got), jobFields(want))
-			}
-		}
-	}
-
-	// One outcome per job in the journal and the report: migrated.
-	jf, err := os.Open(journal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer jf.Close()
-	outcomes := map[int]string{}
-	sc := bufio.NewScanner(jf)
-	for sc.Scan() {
-		var l migLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.Event.Event == plannedLine {
-			continue
-		}
-		if prev, dup := outcomes[l.JobID]; dup {
-			t.Errorf("job %d: second outcome %s after %s", l.JobID, l.Event.Event, prev)
-		}
-		outcomes[l.JobID] = string(l.Event.Event)
-	}
-	for id := range selected {
-		if outcomes[id] != "migrated" {
-			t.Errorf("job %d: outcome %q, want migrated", id, outcomes[id])
-		}
-	}
-	if len(outcomes) != len(selected) {
-		t.Errorf("%d outcomes in the journal, want %d", len(outcomes), len(selected))
-	}
+	// job touched; one outcome per job in the journal and the report.
+	f.checkMoved(t, selected, journal)
 	report, _ := os.ReadFile(strings.TrimSuffix(file, ".csv") + ".results.csv")
 	if n := strings.Count(string(report), ",migrated,"); n != len(selected) {
 		t.Errorf("report: %d rows migrated, want %d:\n%s", n, len(selected), report)
@@ -303,5 +252,5 @@ func TestMigrateRealStoresKillResume(t *testing.T) {
 	}
 	t.Logf("%d jobs selected; killed after %s and %d PUTs, with %d outcomes journaled; the second run took %s (waited for the killed run's tasks: %v); simulator: %s",
 		len(selected), firstRun.Round(time.Millisecond), movedFirst, journaledFirst, secondRun.Round(time.Millisecond),
-		strings.Contains(string(logs), "tasks of the batch still in Redis"), st)
+		strings.Contains(string(logs), "tasks of the batch still in Redis"), f.sim.Stats())
 }

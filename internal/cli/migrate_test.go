@@ -122,6 +122,63 @@ func (f *migrateFleet) list(t *testing.T) map[string]map[int]cloudflare.Job {
 	return out
 }
 
+// checkMoved checks that every selected job (id -> new conf) moved once
+// (one PUT) with its other settings unchanged, that no other job was
+// touched, and that the journal has one outcome per job: migrated.
+func (f *migrateFleet) checkMoved(t *testing.T, selected map[int]string, journal string) {
+	t.Helper()
+	st := f.sim.Stats()
+	for id := range selected {
+		if st.JobMoves[id] != 1 {
+			t.Errorf("job %d moved %d times", id, st.JobMoves[id])
+		}
+	}
+	if len(st.JobMoves) != len(selected) || st.JobsUpdated != len(selected) {
+		t.Errorf("%d jobs moved, %d PUTs; want %d", len(st.JobMoves), st.JobsUpdated, len(selected))
+	}
+	now := f.list(t)
+	for _, zone := range f.zones {
+		for id, was := range f.jobs[zone] {
+			want := was
+			if to, ok := selected[id]; ok {
+				want.DestinationConf = to
+			}
+			if got := now[zone][id]; fmt.Sprintf("%+v", jobFields(got)) != fmt.Sprintf("%+v", jobFields(want)) {
+				t.Errorf("zone %s job %d:\n got %+v\nwant %+v", zone, id, jobFields(got), jobFields(want))
+			}
+		}
+	}
+
+	jf, err := os.Open(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jf.Close()
+	outcomes := map[int]string{}
+	sc := bufio.NewScanner(jf)
+	for sc.Scan() {
+		var l migLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Event.Event == plannedLine {
+			continue
+		}
+		if prev, dup := outcomes[l.JobID]; dup {
+			t.Errorf("job %d: second outcome %s after %s", l.JobID, l.Event.Event, prev)
+		}
+		outcomes[l.JobID] = string(l.Event.Event)
+	}
+	for id := range selected {
+		if outcomes[id] != "migrated" {
+			t.Errorf("job %d: outcome %q, want migrated", id, outcomes[id])
+		}
+	}
+	if len(outcomes) != len(selected) {
+		t.Errorf("%d outcomes in the journal, want %d", len(outcomes), len(selected))
+	}
+}
+
 // newConf is where the test moves a job: the shared path to another shared
 // path, an own path to another own path, S3 to new access keys.
 func (f *migrateFleet) newConf(z int, j cloudflare.Job) string {
@@ -211,59 +268,9 @@ func TestMigrateKillResume(t *testing.T) {
 		t.Fatal("second run did not end in 3 minutes")
 	}
 
-	// Every selected job moved once, with its settings; no other touched.
-	st := f.sim.Stats()
-	for id := range selected {
-		if st.JobMoves[id] != 1 {
-			t.Errorf("job %d moved %d times", id, st.JobMoves[id])
-		}
-	}
-	if len(st.JobMoves) != len(selected) || st.JobsUpdated != len(selected) {
-		t.Errorf("%d jobs moved, %d PUTs; want %d", len(st.JobMoves), st.JobsUpdated, len(selected))
-	}
-	now := f.list(t)
-	for _, zone := range f.zones {
-		for id, was := range f.jobs[zone] {
-			is := now[zone][id]
-			want := was
-			if to, ok := selected[id]; ok {
-				want.DestinationConf = to
-			}
-			if fmt.Sprintf("%+v", jobFields(is)) != fmt.Sprintf("%+v", jobFields(want)) {
-				t.Errorf("zone %s job %d:\n got %+v\nwant %+v", zone, id, jobFields(is), jobFields(want))
-			}
-		}
-	}
-
-	// One outcome per job in the journal: migrated.
-	jf, err := os.Open(journal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer jf.Close()
-	outcomes := map[int]string{}
-	sc := bufio.NewScanner(jf)
-	for sc.Scan() {
-		var l migLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.Event.Event == plannedLine {
-			continue
-		}
-		if prev, dup := outcomes[l.JobID]; dup {
-			t.Errorf("job %d: second outcome %s after %s", l.JobID, l.Event.Event, prev)
-		}
-		outcomes[l.JobID] = string(l.Event.Event)
-	}
-	for id := range selected {
-		if outcomes[id] != "migrated" {
-			t.Errorf("job %d: outcome %q, want migrated", id, outcomes[id])
-		}
-	}
-	if len(outcomes) != len(selected) {
-		t.Errorf("%d outcomes, want %d", len(outcomes), len(selected))
-	}
+	// Every selected job moved once, with its settings; no other touched;
+	// one outcome per job in the journal.
+	f.checkMoved(t, selected, journal)
 
 	// No secret anywhere.
 	logs, _ := os.ReadFile(logPath)
@@ -278,7 +285,7 @@ func TestMigrateKillResume(t *testing.T) {
 			t.Errorf("%s holds a secret (%q)", name, m)
 		}
 	}
-	t.Logf("%d jobs selected, %d moved before the kill; simulator: %s", len(selected), movedFirst, st)
+	t.Logf("%d jobs selected, %d moved before the kill; simulator: %s", len(selected), movedFirst, f.sim.Stats())
 }
 
 // jobFields are the settings of a job, the conf included, without health.
