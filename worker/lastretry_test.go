@@ -70,6 +70,46 @@ func (h *refuseState) refuse() bool {
 	return h.first == 0 || h.refused <= h.first
 }
 
+// secretDest is b's destination on Azure path p<n>, its SAS signature a
+// secret that must never be at rest in Redis.
+func secretDest(b *testBundle, n int) (tasks.Dest, string) {
+	secret := fmt.Sprintf("SECRETSASSIG%04d", n)
+	d := b.dest
+	d.DestinationConf = fmt.Sprintf("azure://logs/p%d?sv=2022-11-02&sp=rw&sig=%s", n, secret)
+	return d, secret
+}
+
+// lastAttempt enqueues task (made with err) on client, waits until its
+// queue has run a task at least runs times and every queue holds none
+// live, then checks that asynq kept none (archived, or completed with its
+// payload) and that Redis holds no secret.
+func lastAttempt(t *testing.T, rdb *redis.Client, client *asynq.Client, task *asynq.Task, err error, runs int, secret string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	queue := tasks.QueueOf(task.Type())
+	waitQueues(t, insp, "the last attempt did not end", func(info *asynq.QueueInfo) bool {
+		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && (info.Queue != queue || info.Processed >= runs)
+	})
+	infos, err := worker.QueueInfos(insp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range infos {
+		if info != nil && (info.Archived != 0 || info.Completed != 0 || info.Size != 0) {
+			t.Fatalf("queue %+v, want no task left, none archived", info)
+		}
+	}
+	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
+		t.Errorf("the conf's secret is at rest in Redis")
+	}
+}
+
 // TestScriptErrorOnLastRetryKeepsNoPayload: a Redis script error that no
 // handler turns into an outcome (here: the move to polling after the
 // challenge call) fails the destination on the task's last attempt, with
@@ -84,25 +124,12 @@ func TestScriptErrorOnLastRetryKeepsNoPayload(t *testing.T) {
 	refusing.AddHook(&refuseState{states: []string{string(events.Polling)}})
 	b.store = ledger.NewStore(refusing, ledger.Config{})
 	client := serve(t, rdb, b, nil)
-	const secret = "SECRETSASSIG0009"
-	d := b.dest
-	d.DestinationConf = "azure://logs/p9?sv=2022-11-02&sp=rw&sig=" + secret
+	d, secret := secretDest(b, 9)
 	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Enqueue(task); err != nil {
-		t.Fatal(err)
-	}
+	lastAttempt(t, rdb, client, task, err, 2, secret)
 	evs := waitEvents(t, b.store, 1)
 	if evs[0].Event != events.Failed || evs[0].Error == nil || !strings.Contains(evs[0].Error.Message, "refused by the test") {
 		t.Fatalf("event = %+v (error %+v), want failed naming the script error", evs[0], evs[0].Error)
-	}
-	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
-		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
-	})
-	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
-		t.Errorf("the conf's secret is at rest in Redis")
 	}
 }
 
@@ -118,30 +145,9 @@ func TestUnrecordableLastRetryIsNotArchived(t *testing.T) {
 	refusing.AddHook(&refuseState{states: []string{string(events.Polling), string(events.Failed)}})
 	b.store = ledger.NewStore(refusing, ledger.Config{})
 	client := serve(t, rdb, b, nil)
-	const secret = "SECRETSASSIG0008"
-	d := b.dest
-	d.DestinationConf = "azure://logs/p8?sv=2022-11-02&sp=rw&sig=" + secret
+	d, secret := secretDest(b, 8)
 	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Enqueue(task); err != nil {
-		t.Fatal(err)
-	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	waitQueues(t, insp, "the last attempt did not end", func(info *asynq.QueueInfo) bool {
-		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 2
-	})
-	info, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Archived != 0 || info.Size != 0 {
-		t.Fatalf("queue %+v, want no task left, none archived", info)
-	}
-	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
-		t.Errorf("the conf's secret is at rest in Redis")
-	}
+	lastAttempt(t, rdb, client, task, err, 2, secret)
 }
 
 // TestSnoozeOnLastRetryKeepsNoPayload: a poll whose task spent its retries
@@ -157,26 +163,13 @@ func TestSnoozeOnLastRetryKeepsNoPayload(t *testing.T) {
 	refusing.AddHook(&refuseState{states: []string{string(events.Polling)}, first: 1})
 	b.store = ledger.NewStore(refusing, ledger.Config{})
 	client := serve(t, rdb, b, nil)
-	const secret = "SECRETSASSIG0007"
-	d := b.dest
-	d.DestinationConf = "azure://logs/p7?sv=2022-11-02&sp=rw&sig=" + secret
+	d, secret := secretDest(b, 7)
 	task, err := tasks.NewPollTask(tasks.PollPayload{Dest: d, Filename: "p7/ownership-challenge-1.txt", RequestedAt: time.Now(),
 		Deadline: time.Now().Add(time.Hour)}, tasks.Options{MaxRetry: 1}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Enqueue(task); err != nil {
-		t.Fatal(err)
-	}
+	lastAttempt(t, rdb, client, task, err, 2, secret)
 	evs := waitEvents(t, b.store, 1)
 	if evs[0].Event != events.Failed || evs[0].Error == nil || !strings.Contains(evs[0].Error.Message, "gave up after 1 retries") {
 		t.Fatalf("event = %+v (error %+v), want failed after its retries", evs[0], evs[0].Error)
-	}
-	waitQueues(t, asynq.NewInspectorFromRedisClient(rdb), "a task is left", func(info *asynq.QueueInfo) bool {
-		return info.Size == 0 && info.Archived == 0 && info.Completed == 0
-	})
-	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
-		t.Errorf("the conf's secret is at rest in Redis")
 	}
 }
 
@@ -243,27 +236,9 @@ func TestTimeoutOnLastAttemptKeepsNoPayload(t *testing.T) {
 	b := setup(t)
 	b.store = ledger.NewStore(rdb, ledger.Config{})
 	client, _, _ := serveAPI(t, rdb, b, &hangingAPI{fakeAPI: b.api}, worker.ServerConfig{})
-	const secret = "SECRETSASSIG0005"
-	d := b.dest
-	d.DestinationConf = "azure://logs/p5?sv=2022-11-02&sp=rw&sig=" + secret
+	d, secret := secretDest(b, 5)
 	task, err := tasks.NewChallengeTask(d, tasks.Options{MaxRetry: 1, Timeout: time.Second}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Enqueue(task); err != nil {
-		t.Fatal(err)
-	}
-	insp := asynq.NewInspectorFromRedisClient(rdb)
-	waitQueues(t, insp, "the last attempt did not end", func(info *asynq.QueueInfo) bool {
-		return info.Pending+info.Active+info.Retry+info.Scheduled == 0 && info.Processed >= 2
-	})
-	info, err := insp.GetQueueInfo(tasks.QueueOf(tasks.TypeChallenge))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Archived != 0 || info.Size != 0 {
-		t.Fatalf("queue %+v, want no task left, none archived", info)
-	}
+	lastAttempt(t, rdb, client, task, err, 2, secret)
 	// The failure is recorded before the handler returns, and so before
 	// asynq deletes the task.
 	st, err := b.store.Get(context.Background(), ledger.Key{Batch: d.BatchID, Hash: d.Hash()})
@@ -272,9 +247,6 @@ func TestTimeoutOnLastAttemptKeepsNoPayload(t *testing.T) {
 	}
 	if st.State != events.Failed || st.Error == nil || !strings.Contains(st.Error.Message, "timed out (the task's timeout: 1s)") {
 		t.Fatalf("state %s, error %+v: want failed, naming the timeout", st.State, st.Error)
-	}
-	if dump := testutil.DumpRedis(t, rdb); strings.Contains(dump, secret) {
-		t.Errorf("the conf's secret is at rest in Redis")
 	}
 }
 
