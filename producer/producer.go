@@ -93,6 +93,15 @@ type ClientConfig struct {
 	// not enqueued (run skips the destinations its journal has finished).
 	// nil: none.
 	Skip func(tasks.Dest) bool
+	// Watch, when set, names the job of a destination that has one
+	// already, validated by an earlier run that was stopped before the
+	// job's health was read (run resuming from its journal): the
+	// destination is enqueued for the worker to watch that job (a health
+	// task, from state queued to watching to its health outcome) instead
+	// of being challenged again. It gets the destination as Skip does.
+	// WatchFor is how long the watch lasts (the workers' health deadline).
+	Watch    func(tasks.Dest) (Watch, bool)
+	WatchFor time.Duration
 	// Logger; default discard.
 	Logger *slog.Logger
 	// Now; default time.Now.
@@ -436,6 +445,15 @@ type rowOptions struct {
 }
 
 // slot is one row of a chunk on its way.
+// Watch is the job of a destination to watch rather than challenge
+// (ClientConfig.Watch): its id, whether it existed before its batch, and
+// the challenge file's name that validated it, for the events.
+type Watch struct {
+	JobID      int
+	JobExisted bool
+	Filename   string
+}
+
 type slot struct {
 	it  item
 	d   tasks.Dest
@@ -448,6 +466,8 @@ type slot struct {
 	meta ledger.Meta
 	// delay: when the challenge is due (ClientConfig.Budget).
 	delay time.Duration
+	// watch: the job to watch instead of a challenge (ClientConfig.Watch).
+	watch *Watch
 	// ready: enqueued (or needs no task), to be registered.
 	ready bool
 	// outcome is events.Queued or events.NotRequired once recorded.
@@ -482,6 +502,11 @@ func (p *Client) enqueueChunk(ctx context.Context, batch string, items []item, n
 		s.d = it.dest()
 		s.d.BatchID, s.d.EnqueuedAt = batch, now
 		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
+		if p.cfg.Watch != nil {
+			if w, ok := p.cfg.Watch(it.dest()); ok {
+				s.watch = &w
+			}
+		}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j
 			continue
@@ -538,7 +563,7 @@ func (p *Client) enqueueChunk(ctx context.Context, batch string, items []item, n
 				s.err = errs[j]
 			case exs[j] != nil:
 				s.dup = dupOf(row, exs[j])
-			case row.Conf.NeedsChallenge() || s.d.Job != nil || s.d.Update != nil:
+			case row.Conf.NeedsChallenge() || s.d.Job != nil || s.d.Update != nil || s.watch != nil:
 				s.outcome = events.Queued
 			default:
 				moves = append(moves, ledger.Move{Key: s.key, State: events.NotRequired, Event: &events.Event{
@@ -606,7 +631,7 @@ func (p *Client) pace(ctx context.Context, slots []slot, work []int) error {
 	var order []string
 	need := map[string][]int{}
 	for _, i := range work {
-		if slots[i].it.row.Conf.NeedsChallenge() {
+		if slots[i].it.row.Conf.NeedsChallenge() && slots[i].watch == nil {
 			c := ""
 			if p.perCredential {
 				c = slots[i].d.Credential
@@ -686,6 +711,9 @@ func (p *Client) enqueueOne(ctx context.Context, s *slot, now time.Time) error {
 	var task *asynq.Task
 	var err error
 	switch {
+	case s.watch != nil:
+		task, err = tasks.NewHealthTask(tasks.HealthPayload{Dest: s.d, JobID: s.watch.JobID, JobExisted: s.watch.JobExisted,
+			Filename: s.watch.Filename, Deadline: now.Add(p.cfg.WatchFor)}, p.cfg.Task, 0)
 	case row.Conf.NeedsChallenge():
 		task, err = tasks.NewChallengeTask(s.d, p.cfg.Task, s.delay)
 	case s.d.Job != nil:

@@ -254,6 +254,52 @@ func TestEnqueueSkip(t *testing.T) {
 	}
 }
 
+// countingPacer counts the challenges it paces, all due at once.
+type countingPacer struct{ n int }
+
+func (c *countingPacer) Reserve(_ context.Context, n int) (time.Duration, error) {
+	c.n += n
+	return 0, nil
+}
+
+func (c *countingPacer) Interval() time.Duration { return 0 }
+
+// TestEnqueueWatch: a row Watch names a job for is enqueued as that job's
+// health task, not challenged (and not paced as a challenge), and counts
+// as enqueued; the other rows go on as ever.
+func TestEnqueueWatch(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testutil.Mini(t)
+	client := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { client.Close() })
+	watch := func(d tasks.Dest) (producer.Watch, bool) {
+		return producer.Watch{JobID: 77, Filename: "ownership-challenge.txt"}, strings.HasPrefix(d.DestinationConf, "gs:")
+	}
+	pacer := &countingPacer{}
+	now := time.Now()
+	res, err := producer.NewWith(client, ledger.NewStore(rdb, ledger.Config{}), producer.ClientConfig{Watch: watch, WatchFor: time.Hour, Pacer: pacer,
+		Now: func() time.Time { return now }}).Enqueue(context.Background(), open(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Enqueued != 2 || res.NotRequired != 1 || res.Known != 1 || pacer.n != 1 {
+		t.Fatalf("result = %+v, %d paced; want 2 enqueued (one of them watched), 1 not_required, 1 duplicate, 1 challenge paced", res, pacer.n)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	challenges, _ := insp.ListPendingTasks(tasks.QueueOf(tasks.TypeChallenge))
+	follow, _ := insp.ListPendingTasks(tasks.QueueOf(tasks.TypeHealth))
+	if len(challenges) != 1 || len(follow) != 1 || follow[0].Type != tasks.TypeHealth {
+		t.Fatalf("%d challenges and follow-ups %v; want 1 challenge and 1 health task", len(challenges), follow)
+	}
+	var p tasks.HealthPayload
+	if err := json.Unmarshal(follow[0].Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.JobID != 77 || p.Filename != "ownership-challenge.txt" || !p.Deadline.Equal(now.Add(time.Hour)) || !strings.HasPrefix(p.DestinationConf, "gs:") {
+		t.Fatalf("health payload = %+v", p)
+	}
+}
+
 // cancelAtEOF cancels a context when its reader reaches the end.
 type cancelAtEOF struct {
 	io.Reader

@@ -189,6 +189,16 @@ func isHealthOutcome(s events.State) bool {
 	return s == events.Flowing || s == events.JobFailing || s == events.NoDataYet
 }
 
+// unwatched returns the outcome of the destination of id (tasks.Dest.Hash)
+// when it is its job stage's (validated or not_required, naming the job)
+// and no health outcome followed: a run stopped while the job was watched.
+func (j *journal) unwatched(id string) (events.Event, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok := j.done[id]
+	return e, ok && e.JobID > 0 && (e.Event == events.Validated || e.Event == events.NotRequired)
+}
+
 // has reports whether the journal has an outcome for the destination of
 // id (tasks.Dest.Hash).
 func (j *journal) has(id string) bool {

@@ -28,7 +28,9 @@ Onboards every destination of FILE in this process: checks every line, runs
 preflight, then a worker and the producer on an embedded Redis (or on the
 shared one of --redis), with a progress view. The journal (--journal) keeps
 every outcome as it comes: run the same command again after Ctrl-C, a crash
-or kill -9 and it goes on with the destinations not finished yet; it knows a
+or kill -9 and it goes on with the destinations not finished yet (a job it
+created but had not watched to its health yet is watched, not challenged
+again); it knows a
 destination by its id (scope, id, conf and dataset), so an edited FILE keeps
 what is finished. The report (--report) has one row per destination of FILE
 as it is now, at its current line. For - the journal and the report are
@@ -172,9 +174,16 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	// run: skip what it finished. A shared Redis keeps the batch itself.
 	var prior map[events.State]int64
 	var skip func(tasks.Dest) bool
+	var rewatch func(tasks.Dest) (producer.Watch, bool)
 	if f.redisURL == "" {
+		// A job the journal has validated but not watched (the run was
+		// stopped while it watched) is watched again, not challenged.
+		rewatch = func(d tasks.Dest) (producer.Watch, bool) {
+			e, ok := watchAgain(j, d.Hash(), d.Job != nil && d.Job.Enabled, f.healthDeadline)
+			return producer.Watch{JobID: e.JobID, JobExisted: e.JobExisted, Filename: e.Filename}, ok
+		}
 		var left int
-		prior, left = journaled(dests, j)
+		prior, left = journaled(dests, j, f.healthDeadline)
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
 			return finish(nil, "", false)
@@ -189,6 +198,9 @@ func runRun(ctx context.Context, env Env, args []string) error {
 		skip = func(d tasks.Dest) bool {
 			if c, err := tasks.ParseConf(d.DestinationConf); err == nil && leaveOut(c.Type) {
 				return true
+			}
+			if _, again := rewatch(d); again {
+				return false
 			}
 			return j.has(d.Hash())
 		}
@@ -231,7 +243,7 @@ func runRun(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pcfg = producer.ClientConfig{Source: source, Format: fmtv, Credentials: in.Credentials, Logger: log, Skip: skip, CreateJob: *createJob,
+	pcfg = producer.ClientConfig{Source: source, Format: fmtv, Credentials: in.Credentials, Logger: log, Skip: skip, Watch: rewatch, WatchFor: f.healthDeadline, CreateJob: *createJob,
 		Task: tasks.Options{MaxRetry: f.maxRetry, Retention: f.retention}, Budget: f.budget.producerBudget(f.apiRate, creds, set, log)}
 	p, err := producer.NewClient(rdb, &pcfg)
 	if err != nil {
@@ -306,6 +318,8 @@ type inputDest struct {
 	line                                  int
 	id                                    string
 	scope, scopeID, destination, destType string
+	// enabledJob: the row makes an enabled job, whose health is watched.
+	enabledJob bool
 }
 
 // checkInput checks the input as the producer with cfg does
@@ -324,25 +338,40 @@ func checkInput(ctx context.Context, open producer.Opener, cfg producer.ClientCo
 		if err != nil {
 			return fmt.Errorf("line %d: %w", d.Line, err) // a good row's conf parses: a bug
 		}
-		out = append(out, inputDest{line: d.Line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type})
+		out = append(out, inputDest{line: d.Line, id: id, scope: d.Scope, scopeID: d.ScopeID, destination: conf.Redacted(), destType: conf.Type,
+			enabledJob: d.Job != nil && d.Job.Enabled})
 		return nil
 	})
 	return plan, out, err
 }
 
-// journaled counts, by outcome, the input's destinations the journal has,
-// and the destinations still to do.
-func journaled(dests []inputDest, j *journal) (map[events.State]int64, int) {
+// journaled counts, by outcome, the input's destinations the journal has
+// finished, and the destinations still to do: those it has not, and those
+// whose job is to be watched again (watchAgain, with healthDeadline).
+func journaled(dests []inputDest, j *journal, healthDeadline time.Duration) (map[events.State]int64, int) {
 	prior := map[events.State]int64{}
 	left := 0
 	for _, d := range dests {
-		if e, ok := j.done[d.id]; ok {
+		e, ok := j.done[d.id]
+		if _, again := watchAgain(j, d.id, d.enabledJob, healthDeadline); ok && !again {
 			prior[e.Event]++
 		} else {
 			left++
 		}
 	}
 	return prior, left
+}
+
+// watchAgain returns the journaled outcome of the destination of id when
+// its enabled job (enabledJob) was validated but not watched to its health
+// outcome, and the workers watch jobs (healthDeadline > 0): the run was
+// stopped while it watched, and this one watches the job again rather
+// than challenge the destination again.
+func watchAgain(j *journal, id string, enabledJob bool, healthDeadline time.Duration) (events.Event, bool) {
+	if healthDeadline <= 0 || !enabledJob {
+		return events.Event{}, false
+	}
+	return j.unwatched(id)
 }
 
 // drainJournal journals the outcomes still on the stream after the worker
