@@ -27,7 +27,8 @@ const batchTasksWait = 2 * time.Minute
 //
 // It looks for the batch's own tasks by their ids, which the ledger's
 // destinations give (every type, at each generation and round up to the
-// destination's), so a shared Redis's other batches cost it nothing.
+// destination's, and the next generation's), so a shared Redis's other
+// batches cost it nothing.
 func waitBatchTasks(ctx context.Context, env Env, rdb redis.UniversalClient, store *ledger.Store, batch string, limit time.Duration) {
 	start := time.Now()
 	deadline := start.Add(limit)
@@ -60,7 +61,9 @@ func waitBatchTasks(ctx context.Context, env Env, rdb redis.UniversalClient, sto
 func batchTaskKeys(ctx context.Context, store *ledger.Store, batch string) ([]string, error) {
 	var ks []string
 	err := store.Dests(ctx, batch, func(hash string, st ledger.DestState) error {
-		for gen := 0; gen <= st.Gen; gen++ {
+		// Gen+1: a fresh challenge is enqueued before its run records
+		// its generation.
+		for gen := 0; gen <= st.Gen+1; gen++ {
 			for round := 0; round <= st.Round; round++ {
 				for _, t := range tasks.TaskIDsOf(batch, hash, gen, round) {
 					ks = append(ks, keys.AsynqQueue(t.Queue)+"t:"+t.ID)

@@ -40,9 +40,19 @@ func TestWaitBatchTasksLooksOnlyAtItsBatch(t *testing.T) {
 	if _, err := store.Enter(ctx, ledger.Key{Batch: "mine", Hash: mine1.Hash()}, 2, events.AwaitingToken, 0, 1, events.StageChallenge, "gen", 1); err != nil {
 		t.Fatal(err)
 	}
-	// A poll of each generation of mine, due in an hour, and a challenge
-	// of the other batch.
-	var want []string
+	// A poll of each generation of mine, due in an hour, the challenge of
+	// its next generation (enqueued, not yet run), and a challenge of the
+	// other batch.
+	mine2 := mine1
+	mine2.Gen = 2
+	next, err := tasks.NewChallengeTask(mine2, tasks.Options{}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(next); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{keys.AsynqQueue(tasks.Queue) + "t:" + tasks.ChallengeTaskID(mine2)}
 	for _, d := range []tasks.Dest{mine0, mine1} {
 		task, err := tasks.NewPollTask(tasks.PollPayload{Dest: d, Filename: "f.txt"}, tasks.Options{}, time.Hour)
 		if err != nil {
@@ -78,13 +88,16 @@ func TestWaitBatchTasksLooksOnlyAtItsBatch(t *testing.T) {
 	var out, errOut testutil.Buffer
 	env := Env{Stdout: &out, Stderr: &errOut}
 	waitBatchTasks(ctx, env, rdb, store, "mine", 0)
-	if !strings.Contains(errOut.String(), "warning: 2 tasks of batch mine are still in Redis") {
-		t.Errorf("past its limit, the wait says %q; want the 2 tasks named", errOut.String())
+	if !strings.Contains(errOut.String(), "warning: 3 tasks of batch mine are still in Redis") {
+		t.Errorf("past its limit, the wait says %q; want the 3 tasks named", errOut.String())
 	}
 	for _, d := range []tasks.Dest{mine0, mine1} {
 		if err := insp.DeleteTask(tasks.FollowUpQueue, tasks.PollTaskID(d)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := insp.DeleteTask(tasks.Queue, tasks.ChallengeTaskID(mine2)); err != nil {
+		t.Fatal(err)
 	}
 	errOut = testutil.Buffer{}
 	waitBatchTasks(ctx, env, rdb, store, "mine", time.Hour) // returns at once: the other batch's task is not its own

@@ -56,8 +56,8 @@ func TestRunWatchesAgainWhatItValidated(t *testing.T) {
 	before := rs.sim.Stats()
 
 	code, out, stderr := runEnv(t, env, "", args...)
-	if code != 0 || !strings.Contains(out, "1 destination finished already") {
-		t.Fatalf("second run = %d, want 0, resuming with 1 finished:\n%s\n%s", code, out, stderr)
+	if code != 0 || !strings.Contains(out, "resuming: 1 destination finished already") || !strings.Contains(out, "2 to go, 2 jobs validated to watch again") {
+		t.Fatalf("second run = %d, want 0, resuming with 1 finished and 2 jobs to watch:\n%s\n%s", code, out, stderr)
 	}
 	after := rs.sim.Stats()
 	if after.ChallengesIssued != before.ChallengesIssued || after.ValidationsOK+after.ValidationsFailed != before.ValidationsOK+before.ValidationsFailed ||

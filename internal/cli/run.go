@@ -182,18 +182,22 @@ func runRun(ctx context.Context, env Env, args []string) error {
 			e, ok := watchAgain(j, d.Hash(), d.Job != nil && d.Job.Enabled, f.healthDeadline)
 			return producer.Watch{JobID: e.JobID, JobExisted: e.JobExisted, Filename: e.Filename}, ok
 		}
-		var left int
-		prior, left = journaled(dests, j, f.healthDeadline)
+		var left, again int
+		prior, left, again = journaled(dests, j, f.healthDeadline)
 		if left == 0 {
 			fmt.Fprintf(env.Stdout, "run: every destination of %s is finished already (journal %s)\n", file, journalFile)
 			return finish(nil, "", false)
 		}
-		if len(prior) > 0 {
+		if len(prior) > 0 || again > 0 {
 			var n int64
 			for _, k := range prior {
 				n += k
 			}
-			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go\n", words.Plural(n, "destination"), journalFile, left)
+			watching := ""
+			if again > 0 {
+				watching = fmt.Sprintf(", %s validated to watch again", words.Plural(again, "job"))
+			}
+			fmt.Fprintf(env.Stdout, "run: resuming: %s finished already (journal %s), %d to go%s\n", words.Plural(n, "destination"), journalFile, left, watching)
 		}
 		skip = func(d tasks.Dest) bool {
 			if c, err := tasks.ParseConf(d.DestinationConf); err == nil && leaveOut(c.Type) {
@@ -346,20 +350,25 @@ func checkInput(ctx context.Context, open producer.Opener, cfg producer.ClientCo
 }
 
 // journaled counts, by outcome, the input's destinations the journal has
-// finished, and the destinations still to do: those it has not, and those
-// whose job is to be watched again (watchAgain, with healthDeadline).
-func journaled(dests []inputDest, j *journal, healthDeadline time.Duration) (map[events.State]int64, int) {
-	prior := map[events.State]int64{}
-	left := 0
+// finished, and the destinations still to do (left): those it has not, and
+// those whose job is to be watched again (again; watchAgain, with
+// healthDeadline).
+func journaled(dests []inputDest, j *journal, healthDeadline time.Duration) (prior map[events.State]int64, left, again int) {
+	prior = map[events.State]int64{}
 	for _, d := range dests {
 		e, ok := j.done[d.id]
-		if _, again := watchAgain(j, d.id, d.enabledJob, healthDeadline); ok && !again {
+		_, watch := watchAgain(j, d.id, d.enabledJob, healthDeadline)
+		switch {
+		case watch:
+			again++
+			left++
+		case ok:
 			prior[e.Event]++
-		} else {
+		default:
 			left++
 		}
 	}
-	return prior, left
+	return prior, left, again
 }
 
 // watchAgain returns the journaled outcome of the destination of id when
