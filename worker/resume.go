@@ -38,6 +38,17 @@ type ChallengeLog interface {
 // its own (with opaque tokens nothing tells them apart).
 const EarlierWriteWait = time.Minute
 
+// earlierWriteSnooze is the snooze (a look every PollInterval at most)
+// while prior's token may still be written (EarlierWriteWait after it),
+// or nil once that is over.
+func (h *handlers) earlierWriteSnooze(prior ledger.Challenge, reason string) *SnoozeError {
+	left := prior.Time.Add(EarlierWriteWait).Sub(h.now())
+	if left <= 0 {
+		return nil
+	}
+	return &SnoozeError{Delay: min(left, h.cfg.PollInterval), Reason: reason}
+}
+
 // earlierWrite says whether the location r holds may still receive the
 // token of an earlier run's challenge of another destination (Pending):
 // then r lets the location go and waits, so that the other destination
@@ -50,12 +61,12 @@ func (h *handlers) earlierWrite(ctx context.Context, r *run) error {
 	if !ok || prior.Dest == r.key.Hash {
 		return nil
 	}
-	left := prior.Time.Add(EarlierWriteWait).Sub(h.now())
-	if left <= 0 {
+	wait := h.earlierWriteSnooze(prior, "an earlier run's challenge of another destination on this path may still be written: it goes first")
+	if wait == nil {
 		return nil
 	}
 	h.release(ctx, r)
-	return &SnoozeError{Delay: min(left, h.cfg.PollInterval), Reason: "an earlier run's challenge of another destination on this path may still be written: it goes first"}
+	return wait
 }
 
 // record keeps the challenge about to be requested in the ChallengeLog.
@@ -89,14 +100,14 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 	// (EarlierWriteWait); asking again now would leave it to land on top of
 	// the fresh challenge's, a stale token where only the latest validates.
 	notYet := func(seen string) (bool, string, error) {
-		left := prior.Time.Add(EarlierWriteWait).Sub(h.now())
-		if left <= 0 {
+		wait := h.earlierWriteSnooze(prior, "the earlier run's challenge file is not written yet")
+		if wait == nil {
 			return false, seen, nil
 		}
 		if err := h.renew(ctx, r); err != nil {
 			return true, "", err
 		}
-		return true, "", &SnoozeError{Delay: min(left, h.cfg.PollInterval), Reason: "the earlier run's challenge file is not written yet"}
+		return true, "", wait
 	}
 	switch {
 	case errors.Is(err, destination.ErrNotFound):
