@@ -321,11 +321,8 @@ func withoutListBucket(err error) (string, bool) {
 
 // linesOf names the rows of a finding: its first line, and how many more.
 func linesOf(line, rows int) string {
-	switch {
-	case rows <= 1:
+	if rows <= 1 {
 		return fmt.Sprintf("line %d", line)
-	case rows == 2:
-		return fmt.Sprintf("line %d and 1 more row", line)
 	}
-	return fmt.Sprintf("line %d and %d more rows", line, rows-1)
+	return fmt.Sprintf("line %d and %s", line, words.Plural(rows-1, "more row"))
 }
