@@ -500,13 +500,13 @@ func (p *Client) enqueueChunk(ctx context.Context, batch string, items []item, n
 		s := &slots[i]
 		s.it = it
 		s.d = it.dest()
-		s.d.BatchID, s.d.EnqueuedAt = batch, now
-		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
 		if p.cfg.Watch != nil {
-			if w, ok := p.cfg.Watch(it.dest()); ok {
+			if w, ok := p.cfg.Watch(s.d); ok {
 				s.watch = &w
 			}
 		}
+		s.d.BatchID, s.d.EnqueuedAt = batch, now
+		s.key = ledger.Key{Batch: batch, Hash: s.d.Hash()}
 		if j, ok := seen[s.key.Hash]; ok {
 			s.first = j
 			continue
