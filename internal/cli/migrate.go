@@ -1004,20 +1004,30 @@ func emitEvents(ctx context.Context, store *ledger.Store, batch string, evs []ev
 }
 
 // notInBatch returns the events of evs whose job batch does not hold:
-// hashes are their jobs' keys in a batch, "" for a job never planned.
+// hashes are their jobs' keys in a batch, "" for a job never planned. One
+// round trip for all.
 func notInBatch(ctx context.Context, store *ledger.Store, batch string, evs []events.Event, hashes []string) ([]events.Event, error) {
+	var ks []ledger.Key
+	var at []int // at[j] is the event of ks[j]
+	for i, h := range hashes {
+		if h != "" {
+			ks = append(ks, ledger.Key{Batch: batch, Hash: h})
+			at = append(at, i)
+		}
+	}
+	known, err := store.Known(ctx, ks)
+	if err != nil {
+		return nil, err
+	}
+	held := make([]bool, len(evs))
+	for j, i := range at {
+		held[i] = known[j]
+	}
 	var out []events.Event
 	for i, e := range evs {
-		if hashes[i] != "" {
-			_, err := store.Get(ctx, ledger.Key{Batch: batch, Hash: hashes[i]})
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, ledger.ErrNotFound) {
-				return nil, err
-			}
+		if !held[i] {
+			out = append(out, e)
 		}
-		out = append(out, e)
 	}
 	return out, nil
 }

@@ -103,6 +103,28 @@ func (s *Store) StatesOf(ctx context.Context, ks []Key) (states []*Existing, err
 	return states, errs
 }
 
+// Known reports, for each of ks, whether the ledger holds it: registered
+// by a producer, or by a worker on the way (which StatesOf leaves out). One
+// round trip.
+func (s *Store) Known(ctx context.Context, ks []Key) ([]bool, error) {
+	known := make([]bool, len(ks))
+	if len(ks) == 0 {
+		return known, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(ks))
+	for i, k := range ks {
+		cmds[i] = pipe.Exists(ctx, keys.Dest(k.Batch, k.Hash))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read destination states: %w", err)
+	}
+	for i, c := range cmds {
+		known[i] = c.Val() > 0
+	}
+	return known, nil
+}
+
 // Registration is one destination for RegisterMany.
 type Registration struct {
 	Key  Key

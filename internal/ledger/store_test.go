@@ -311,7 +311,7 @@ func TestEventsCarryDestinationID(t *testing.T) {
 // TestRegisteredOnTheWayAtLine: a worker that registers a destination on
 // the way records the task's line (Enter) or its event's (Transition), so
 // that its state has the line before the producer's registration, which
-// still counts it as new.
+// still counts it as new; Known counts it as held.
 func TestRegisteredOnTheWayAtLine(t *testing.T) {
 	t.Parallel()
 	both(t, func(t *testing.T, b testBundle) {
@@ -329,6 +329,9 @@ func TestRegisteredOnTheWayAtLine(t *testing.T) {
 			}
 			if states, errs := b.store.StatesOf(ctx, []ledger.Key{k}); errs != nil || states[0] != nil {
 				t.Fatalf("%s: StatesOf = %+v, %v; want not registered by a producer", k.Hash, states[0], errs)
+			}
+			if known, err := b.store.Known(ctx, []ledger.Key{{Batch: "bl", Hash: "never"}, k}); err != nil || known[0] || !known[1] {
+				t.Fatalf("%s: Known = %v, %v; want [false true]: the ledger holds what a worker registered", k.Hash, known, err)
 			}
 			if ex, err := register(ctx, b.store, k, ledger.Meta{Line: line, EnqueuedAt: time.Now()}); err != nil || ex != nil {
 				t.Fatalf("%s: registration after the worker = %+v, %v; want new", k.Hash, ex, err)
