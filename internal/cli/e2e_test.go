@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -80,6 +81,13 @@ type e2eConfig struct {
 	// badWorkers are started after the others with a wrong API token
 	// (one the simulator does not accept); bad are those workers.
 	badWorkers int
+	// concurrency is each worker's --concurrency; default 20.
+	concurrency int
+	// holdGood, when set, holds every Cloudflare API call of the workers
+	// with the right token (not those of badWorkers) until it is closed:
+	// started and known to the fleet as holding a working copy of the
+	// credential, they take no row further than its first call.
+	holdGood <-chan struct{}
 }
 
 func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
@@ -147,16 +155,28 @@ func newE2E(t *testing.T, rdb redis.UniversalClient, c e2eConfig) *e2e {
 	simsrv := httptest.NewServer(s)
 	t.Cleanup(simsrv.Close)
 
-	f := workerFlags{apiURL: simsrv.URL, concurrency: 20, apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
+	f := workerFlags{apiURL: simsrv.URL, concurrency: cmp.Or(c.concurrency, 20), apiRate: cmp.Or(c.apiRate, "100000/1m"), pollDeadline: 2 * time.Minute, pollFirst: 4 * time.Second,
 		shutdown: 5 * time.Second, maxRetry: 12, authPause: cmp.Or(c.authPause, 10), metricsAddr: "127.0.0.1:0", webUI: c.webUI, webAddr: "127.0.0.1:0",
 		named: c.named, healthDeadline: c.healthDeadline, healthInterval: cmp.Or(c.healthInterval, time.Second)}
 	storage := credentials.Storage{S3Endpoint: s3srv.URL, S3UsePathStyle: true, S3AccessKeyID: "AKIAE2E", S3SecretAccessKey: "e2e-secret",
 		GCSEndpoint: gcsOpts.Endpoint, AzureEndpoint: azOpts.Endpoint, AzureAccountName: azOpts.AccountName, AzureAccountKey: azOpts.AccountKey}
 	store := ledger.NewStore(rdb, ledger.Config{})
 	f.ui = store
+	good := f
+	if c.holdGood != nil {
+		held := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			select {
+			case <-c.holdGood:
+				s.ServeHTTP(rw, r)
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(held.Close)
+		good.apiURL = held.URL
+	}
 	var w *runningWorker
 	for range max(c.workers, 1) {
-		w, err = startWorker(ctx, rdb, f, c.creds, storage, log)
+		w, err = startWorker(ctx, rdb, good, c.creds, storage, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +27,28 @@ import (
 func TestFleetWorkerWithWrongToken(t *testing.T) {
 	t.Parallel()
 	rdb, _ := testutil.Redis(t)
-	e := newE2E(t, rdb, e2eConfig{workers: 2, badWorkers: 1, sim: simFlags{writeDelay: 50 * time.Millisecond}})
+	// The good workers are started (their marks tell the fleet that a
+	// working copy of the credential is alive) but held at their first
+	// API call until the wrong-token worker has handed a row back. With 10
+	// slots each they hold at most 20 rows; the rows that need a challenge
+	// are more (32 of the 40, at most 28 at a call at once: 8 share 4
+	// paths), so rows are left that only the wrong-token worker can take,
+	// whatever the scheduling. Left free, the good workers could take
+	// every row first, and the test would prove nothing.
+	const slots = 10
+	hold := make(chan struct{})
+	e := newE2E(t, rdb, e2eConfig{workers: 2, badWorkers: 1, concurrency: slots, holdGood: hold, sim: simFlags{writeDelay: 50 * time.Millisecond}})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the workers stop, should the test end early
+	bad := e.bad[0]
 	res := e.enqueue(t, 40)
+	if res.Enqueued <= 2*slots+4 {
+		t.Fatalf("%d rows enqueued: the held good workers could take them all", res.Enqueued)
+	}
+	waitFor(t, "row handed back by the wrong-token worker", func() bool {
+		return counterSum(t, bad, "logpush_onboard_credential_handed_back_total") > 0
+	})
+	release()
 	st := e.wait(t, res.BatchID, 2*time.Minute)
 	if st.Counts[events.Failed] != 0 || st.Counts[events.Validated] != int64(res.Enqueued) {
 		t.Fatalf("outcomes = %+v, want every row validated, none failed", st.Counts)
@@ -41,7 +62,6 @@ func TestFleetWorkerWithWrongToken(t *testing.T) {
 			t.Fatalf("event %s: %+v; the good workers' copy of the credential works", en.Event.Event, en.Event.Error)
 		}
 	}
-	bad := e.bad[0]
 	handed := counterSum(t, bad, "logpush_onboard_credential_handed_back_total")
 	if handed == 0 {
 		t.Fatal("the wrong-token worker handed no row back: it took none (the test proves nothing)")
@@ -56,7 +76,7 @@ func TestFleetWorkerWithWrongToken(t *testing.T) {
 		!strings.Contains(string(body), worker.Self()) || strings.Contains(string(body), "wrong-token") {
 		t.Fatalf("/readyz of the wrong-token worker = %d %q; want 503 naming the credential and the worker, not the token", resp.StatusCode, body)
 	}
-	t.Logf("the wrong-token worker handed %v rows back", handed)
+	t.Logf("the wrong-token worker handed %v rows back (%d enqueued)", handed, res.Enqueued)
 }
 
 // counterSum is the sum of the series of the counter family name in w's

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -155,24 +154,7 @@ func TestMigrateRealStoresKillResume(t *testing.T) {
 	// the shared S3 path move one at a time, each after its own file
 	// (50 ms or more): some are left.
 	start := time.Now()
-	a := startChildEnv(t, logPath, env, args...)
-	deadline := time.Now().Add(hangAfter)
-	for f.sim.Stats().JobsUpdated < 15 {
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("15 jobs not moved after %s; log:\n%s", hangAfter, b)
-		}
-		select {
-		case err := <-a.done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("migrate ended before the kill: %v\n%s", err, b)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-a.done
+	f.killAfterPuts(t, startChildEnv(t, logPath, env, args...), 15, logPath)
 	firstRun := time.Since(start)
 	movedFirst := f.sim.Stats().JobsUpdated
 	journal := strings.TrimSuffix(file, ".csv") + ".journal.jsonl"

@@ -225,27 +225,9 @@ func TestMigrateKillResume(t *testing.T) {
 		"--concurrency", "20", "--log-level", "warn", "--progress-interval", "1s"}
 	env := []string{"CLOUDFLARE_API_TOKEN=" + migrateToken}
 
-	// 1. Killed midway, on its embedded Redis.
-	a := startChildEnv(t, logPath, env, args...)
-	deadline := time.Now().Add(2 * time.Minute)
-	// Past the 20 S3 jobs (a PUT each, no challenge): some challenged
-	// jobs moved, others not.
-	for f.sim.Stats().JobsUpdated < 35 {
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("35 jobs not moved after 2 minutes; log:\n%s", b)
-		}
-		select {
-		case err := <-a.done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("migrate ended before the kill: %v\n%s", err, b)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-a.done
+	// 1. Killed midway, on its embedded Redis: past the 20 S3 jobs (a PUT
+	// each, no challenge), some challenged jobs moved, others not.
+	f.killAfterPuts(t, startChildEnv(t, logPath, env, args...), 35, logPath)
 	movedFirst := f.sim.Stats().JobsUpdated
 	journal := strings.TrimSuffix(file, ".csv") + ".journal.jsonl"
 	if jb, err := os.ReadFile(journal); err == nil {
@@ -286,6 +268,31 @@ func TestMigrateKillResume(t *testing.T) {
 		}
 	}
 	t.Logf("%d jobs selected, %d moved before the kill; simulator: %s", len(selected), movedFirst, f.sim.Stats())
+}
+
+// killAfterPuts waits until the simulator has taken n job updates (PUTs),
+// then kills migrate's process c with SIGKILL and waits for it to end. It
+// fails the test, with c's log at logPath, if c ends first or if the n
+// updates take longer than hangAfter.
+func (f *migrateFleet) killAfterPuts(t *testing.T, c *child, n int, logPath string) {
+	t.Helper()
+	deadline := time.Now().Add(hangAfter)
+	for f.sim.Stats().JobsUpdated < n {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("%d jobs not moved after %s; log:\n%s", n, hangAfter, b)
+		}
+		select {
+		case err := <-c.done:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("migrate ended before the kill: %v\n%s", err, b)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
 }
 
 // jobFields are the settings of a job, the conf included, without health.
