@@ -101,6 +101,8 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	delay := first
 	if inline {
 		delay += h.cfg.PollInline // the poll task only takes over from the polls below
+	} else if h.onTime(r.d, delay) {
+		delay = NotEarly(delay)
 	}
 	task, err := tasks.NewPollTask(pp, h.cfg.Task, delay)
 	if err != nil {

@@ -17,6 +17,9 @@ import (
 type SnoozeError struct {
 	Delay  time.Duration
 	Reason string
+	// OnTime: the worker runs the task itself after Delay (handlers.onTime);
+	// asynq must not run it early (NotEarly).
+	OnTime bool
 }
 
 func (e *SnoozeError) Error() string {
@@ -63,6 +66,9 @@ func (b Backoff) WithDefaults() Backoff {
 func (b Backoff) Delay(n int, err error) time.Duration {
 	var s *SnoozeError
 	if errors.As(err, &s) {
+		if s.OnTime {
+			return NotEarly(s.Delay)
+		}
 		return s.Delay
 	}
 	d := b.backoff(n, err)
@@ -93,6 +99,22 @@ func (b Backoff) backoff(n int, err error) time.Duration {
 		d = ae.RetryAfter
 	}
 	return d
+}
+
+// NotEarly is the delay to give asynq for a task due d from now that must
+// not run early. asynq schedules in whole seconds (a task's score is the
+// Unix second it is due, and it runs once that second has begun), so a
+// task due at 12.9 s runs at about 12.0 s; a poll that early mostly misses
+// its file, and costs a read and a second. NotEarly is the delay until the
+// second after it is due begins.
+func NotEarly(d time.Duration) time.Duration {
+	now := time.Now()
+	due := now.Add(d)
+	at := due.Truncate(time.Second)
+	if at.Before(due) {
+		at = at.Add(time.Second)
+	}
+	return at.Sub(now) + time.Millisecond
 }
 
 // RetryDelayFunc adapts Delay to asynq's Config.RetryDelayFunc.

@@ -17,6 +17,13 @@ import (
 // are woken for when their own files should be there by that delay
 // (appearance.firstPoll), rather than left sleeping --poll-first. The
 // scout's extra reads are a few per worker, not per destination.
+//
+// asynq schedules in whole seconds, so a scout polled by its task alone
+// finds a file that appears after 1.1 s at about 2 s, and every first poll
+// waits for it. So the worker also runs the scout's poll task itself every
+// scoutLook (a quarter of PollInterval), for at most scoutLooks looks in
+// all: a scout whose file never comes costs a few reads, not 4 a second
+// for the whole batch.
 
 // coldPolls are the first polls this worker scheduled while cold, and its
 // scout.
@@ -31,7 +38,17 @@ type coldPolls struct {
 	waiting []coldPoll
 	// warm: a file was seen; nothing is kept any more.
 	warm bool
+	// looks counts the scout looks the worker ran itself (scoutLooks).
+	looks int
 }
+
+// scoutLooks bounds the looks at scouts a worker runs itself, over all its
+// scouts: 16, a scout's --poll-first of 4 s at the default PollInterval.
+const scoutLooks = 16
+
+// scoutLook is how long after a scout's challenge or miss the worker runs
+// its poll task itself.
+func (h *handlers) scoutLook() time.Duration { return h.cfg.PollInterval / 4 }
 
 type coldPoll struct {
 	queue, id   string
@@ -56,6 +73,7 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 	}
 	if c.scout == "" || requestedAt.Sub(c.scoutAt) > h.cfg.PollFirst {
 		c.scout, c.scoutAt = holder(r), requestedAt
+		h.lookAtScout(r)
 		return h.cfg.PollInterval
 	}
 	// Polls scheduled more than PollFirst ago have run by now.
@@ -76,7 +94,29 @@ func (h *handlers) scoutDelay(r *run, d time.Duration) time.Duration {
 	if c.warm || c.scout != holder(r) {
 		return d
 	}
+	h.lookAtScout(r)
 	return min(d, h.cfg.PollInterval)
+}
+
+// lookAtScout runs the poll task of r, the scout, after scoutLook unless
+// the worker is warm by then, r is no longer the scout, or the looks are
+// spent. c.mu is held. A look that finds the task running, or not
+// scheduled yet, does nothing: the task's own schedule stands.
+func (h *handlers) lookAtScout(r *run) {
+	c := &h.cold
+	if c.looks >= scoutLooks {
+		return
+	}
+	c.looks++
+	who, queue, id := holder(r), tasks.QueueOf(tasks.TypePoll), tasks.PollTaskID(r.d)
+	h.leases.after(h.scoutLook(), func() {
+		c.mu.Lock()
+		still := !c.warm && c.scout == who
+		c.mu.Unlock()
+		if still {
+			_ = h.leases.waker.RunTask(queue, id)
+		}
+	})
 }
 
 // observeAppearance learns that a challenge file appeared d after its

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -39,8 +40,16 @@ func TestColdFleetWakesFirstPolls(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.enq.take(t, tasks.TypePoll)
-	if got := waker.ids(); len(got) != 0 {
-		t.Fatalf("woken %v before any file appeared, want none", got)
+	// Before any file appeared the worker may look at its scout
+	// (TestColdScoutLooksEarly), at nothing else.
+	// Each poll once: a poll due in time is also run on time (onTime).
+	others := func() []string {
+		ids := slices.DeleteFunc(waker.ids(), func(id string) bool { return id == tasks.PollTaskID(scout) })
+		slices.Sort(ids)
+		return slices.Compact(ids)
+	}
+	if got := others(); len(got) != 0 {
+		t.Fatalf("woken %v before any file appeared, want none but the scout", got)
 	}
 
 	// The scout's file appears a second after the challenges.
@@ -58,7 +67,109 @@ func TestColdFleetWakesFirstPolls(t *testing.T) {
 			t.Fatalf("woken %v, want the cold destination's first poll %s", waker.ids(), want)
 		}
 	}
-	if got := waker.ids(); len(got) != 1 {
-		t.Fatalf("woken %v, want only %s", got, want)
+	if got := others(); len(got) != 1 {
+		t.Fatalf("woken %v, want only %s (and the scout's)", got, want)
+	}
+}
+
+// TestColdScoutLooksEarly: asynq schedules in whole seconds, so a cold
+// worker runs its scout's poll itself a quarter PollInterval after the
+// challenge, and again after each miss, rather than a second later; a
+// bounded number of times in all.
+func TestColdScoutLooksEarly(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	waker := &fakeWaker{}
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Waker: waker,
+		Metrics: newMetrics(t), Now: b.clock.Now}, worker.HandlerConfig{PollInterval: 40 * time.Millisecond})
+	ctx := context.Background()
+	scout := b.dest
+	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	looked := func(n int) {
+		t.Helper()
+		for end := time.Now().Add(hangAfter); len(waker.ids()) < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("woken %v, want the scout's poll looked at %d times", waker.ids(), n)
+			}
+		}
+	}
+	looked(1)
+	// Each miss looks again, until the looks are spent: 16 in all.
+	for range 20 {
+		b.clock.Advance(10 * time.Millisecond)
+		var s *worker.SnoozeError
+		if err := b.h.Poll(ctx, poll); !errors.As(err, &s) {
+			t.Fatalf("poll before the file = %v, want a snooze", err)
+		}
+	}
+	looked(16)
+	for _, id := range waker.ids() {
+		if id != tasks.PollTaskID(scout) {
+			t.Fatalf("woken %s, want only the scout's poll", id)
+		}
+	}
+	if n := len(waker.ids()); n != 16 {
+		t.Fatalf("the scout's poll was looked at %d times, want 16", n)
+	}
+}
+
+// TestPollsOnTime: asynq runs a task due at 12.9 s at about 12.0 s, so a
+// first poll, and a poll after a miss, due a quarter second or more away
+// is run by the worker itself when due, and asynq is given a delay that
+// never runs it early.
+func TestPollsOnTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	waker := &fakeWaker{}
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Waker: waker,
+		Metrics: newMetrics(t), Now: b.clock.Now}, worker.HandlerConfig{PollFirst: 600 * time.Millisecond, PollInterval: 600 * time.Millisecond})
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	id := tasks.PollTaskID(b.dest)
+	woken := func(n int) {
+		t.Helper()
+		for end := time.Now().Add(hangAfter); len(waker.ids()) < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("woken %v, want the poll %s run on time %d times", waker.ids(), id, n)
+			}
+		}
+	}
+	woken(1)
+	b.clock.Advance(600 * time.Millisecond)
+	var s *worker.SnoozeError
+	err := b.h.Poll(ctx, poll)
+	if !errors.As(err, &s) || !s.OnTime || s.Delay != 600*time.Millisecond {
+		t.Fatalf("poll before the file = %#v, want a snooze of 600ms run on time", err)
+	}
+	woken(2)
+	for _, got := range waker.ids() {
+		if got != id {
+			t.Fatalf("woken %v, want only %s", waker.ids(), id)
+		}
+	}
+	start := time.Now()
+	d := worker.Backoff{}.WithDefaults().Delay(0, err)
+	if at := start.Add(d); at.Truncate(time.Second).Before(start.Add(s.Delay)) || d > s.Delay+time.Second+time.Millisecond {
+		t.Fatalf("asynq's delay for the snooze = %s: due in its second %s, want the second after %s", d, at.Truncate(time.Second), start.Add(s.Delay))
+	}
+}
+
+// TestNotEarly: the delay NotEarly gives asynq puts a task in the second
+// after it is due (asynq runs a task once its second has begun), and no
+// later.
+func TestNotEarly(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, time.Millisecond, 250 * time.Millisecond, 999 * time.Millisecond, time.Second, 1100 * time.Millisecond, 4 * time.Second} {
+		start := time.Now()
+		n := worker.NotEarly(d)
+		if at := start.Add(n).Truncate(time.Second); at.Before(start.Add(d)) || n > d+time.Second+time.Millisecond {
+			t.Errorf("NotEarly(%s) = %s: runs from %s, want from the second after %s, at most a second later", d, n, at, start.Add(d))
+		}
 	}
 }

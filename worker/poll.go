@@ -117,7 +117,7 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 			d = min(d, h.cfg.PollContended)
 		}
 		d = h.scoutDelay(r, d)
-		return &SnoozeError{Delay: d, Reason: cause.Error()}
+		return &SnoozeError{Delay: d, Reason: cause.Error(), OnTime: h.onTime(r.d, d)}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
 	if r.d.Expired {
@@ -126,6 +126,27 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 	r.d.Expired = true // one fresh challenge after a deadline, then fail
 	return h.rechallenge(ctx, r, p.Filename, why)
 }
+
+// onTime runs the poll task of d itself after, and says whether it will:
+// asynq would run it up to a second early (NotEarly), the worker runs it
+// when due, and asynq's schedule, a second late at most, stands for a
+// worker that stops first. Not below onTimeMin: asynq moves due tasks on
+// every DelayedTaskCheckInterval, so a shorter delay is not early by more;
+// not above onTimeMax, so that a batch of slow files holds few timers.
+func (h *handlers) onTime(d tasks.Dest, after time.Duration) bool {
+	if h.leases.waker == nil || after < onTimeMin || after > onTimeMax {
+		return false
+	}
+	queue, id := tasks.QueueOf(tasks.TypePoll), tasks.PollTaskID(d)
+	h.leases.after(after, func() { _ = h.leases.waker.RunTask(queue, id) })
+	return true
+}
+
+// The delays onTime wakes polls after.
+const (
+	onTimeMin = 250 * time.Millisecond
+	onTimeMax = 10 * time.Second
+)
 
 // unreadable handles a transient error reading the challenge file (a host
 // that does not resolve, a timeout, a 5xx). The poll deadline bounds it as
