@@ -55,8 +55,11 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if r.lease != "" {
 		// What the path holds now is not the file this challenge writes,
 		// however recent it looks (S3 dates are whole seconds): read it,
-		// unless the previous holder just did (trustRecord).
-		if before = h.trustRecord(record); before == "" {
+		// unless the previous holder just did (trustRecord), or the file's
+		// date will tell (skipRead).
+		if before = h.trustRecord(record); before == "" && h.skipRead(r, record) {
+			before = unread
+		} else if before == "" {
 			rec, done, err := h.readBefore(ctx, r, loc)
 			if done {
 				return err

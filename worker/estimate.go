@@ -37,6 +37,16 @@ func (a *appearance) observe(d time.Duration) {
 	a.next = (a.next + 1) % a.window
 }
 
+// least is the shortest of the recent appearance delays, once 8 were seen.
+func (a *appearance) least() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.obs) < 8 {
+		return 0, false
+	}
+	return slices.Min(a.obs), true
+}
+
 // firstPoll is the delay before the first poll: the 75th percentile of the
 // recent appearance delays, at most hi, once 8 were seen; before that the
 // longest seen so far, at most def (a cold fleet's first files set the

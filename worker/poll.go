@@ -75,6 +75,11 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 		// written yet.
 		return h.notYet(ctx, r, p, st.Attempts.Poll, errUnchanged)
 	}
+	if p.Before == unread && h.undated(obj.ModTime, requestedAt) {
+		// Not read before the challenge, and dated too early to tell:
+		// a fresh challenge, which reads first.
+		return h.rechallenge(ctx, r, p.Filename, errUndated)
+	}
 	token, err := cloudflare.CleanToken(string(obj.Body))
 	if err != nil {
 		return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("challenge file %s: %w: %w", loc, err, asynq.SkipRetry))

@@ -3,7 +3,6 @@ package worker
 import (
 	"strconv"
 	"strings"
-	"time"
 )
 
 // A path's record (location.Grant.Record) is what its previous holder read
@@ -27,15 +26,12 @@ func pathRecord(r *run) string {
 // record is unknown, malformed or older than ClockSkew: the path must be
 // read before the challenge.
 func (h *handlers) trustRecord(record string) string {
-	seen, at, ok := strings.Cut(record, "@")
+	seen, _, _ := strings.Cut(record, "@")
+	at, ok := recordAt(record)
 	if !ok || seen == "" {
 		return ""
 	}
-	ms, err := strconv.ParseInt(at, 10, 64)
-	if err != nil {
-		return ""
-	}
-	if age := h.now().Sub(time.UnixMilli(ms)); age < 0 || age > h.cfg.ClockSkew {
+	if age := h.now().Sub(at); age < 0 || age > h.cfg.ClockSkew {
 		return ""
 	}
 	return seen

@@ -121,6 +121,9 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 	if seen == prior.Before {
 		return notYet(seen) // the earlier challenge's file was not written
 	}
+	if prior.Before == unread && h.undated(obj.ModTime, prior.Time) {
+		return false, seen, nil // may predate the earlier challenge: a fresh one
+	}
 	token, err := cloudflare.CleanToken(string(obj.Body))
 	if err != nil {
 		return false, seen, nil

@@ -8,6 +8,10 @@ var (
 	// errUnchanged: the challenge file is the one the location held before
 	// this challenge (another destination's, on a shared path).
 	errUnchanged = errors.New("challenge file unchanged since before the challenge")
+	// errUndated: the path was not read before the challenge (skipRead),
+	// and the file found is dated too early to be told from one written
+	// before it.
+	errUndated = errors.New("challenge file dated too close to the challenge to tell it from an earlier one")
 	// errForeignToken: the file's token names another zone, account or
 	// destination_conf.
 	errForeignToken = errors.New("challenge file holds another destination's token")
