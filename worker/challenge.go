@@ -57,9 +57,11 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		// however recent it looks (S3 dates are whole seconds): read it,
 		// unless the previous holder just did (trustRecord), or the file's
 		// date will tell (skipRead).
-		if before = h.trustRecord(record); before == "" && h.skipRead(r, record) {
+		switch before = h.trustRecord(record); {
+		case before != "":
+		case h.skipRead(r, record):
 			before = unread
-		} else if before == "" {
+		default:
 			rec, done, err := h.readBefore(ctx, r, loc)
 			if done {
 				return err

@@ -108,14 +108,11 @@ func (h *handlers) lookAtScout(r *run) {
 		return
 	}
 	c.looks++
-	who, queue, id := holder(r), tasks.QueueOf(tasks.TypePoll), tasks.PollTaskID(r.d)
-	h.leases.after(h.scoutLook(), func() {
+	who := holder(r)
+	h.runPollAfter(r.d, h.scoutLook(), func() bool {
 		c.mu.Lock()
-		still := !c.warm && c.scout == who
-		c.mu.Unlock()
-		if still {
-			_ = h.leases.waker.RunTask(queue, id)
-		}
+		defer c.mu.Unlock()
+		return !c.warm && c.scout == who
 	})
 }
 

@@ -142,9 +142,20 @@ func (h *handlers) onTime(d tasks.Dest, after time.Duration) bool {
 	if h.leases.waker == nil || after < onTimeMin || after > onTimeMax {
 		return false
 	}
-	queue, id := tasks.QueueOf(tasks.TypePoll), tasks.PollTaskID(d)
-	h.leases.after(after, func() { _ = h.leases.waker.RunTask(queue, id) })
+	h.runPollAfter(d, after, nil)
 	return true
+}
+
+// runPollAfter runs the poll task of d after, unless the worker stops
+// first or still (when given) says no by then. A poll that is running, or
+// not scheduled yet, is left to its own schedule.
+func (h *handlers) runPollAfter(d tasks.Dest, after time.Duration, still func() bool) {
+	queue, id := tasks.QueueOf(tasks.TypePoll), tasks.PollTaskID(d)
+	h.leases.after(after, func() {
+		if still == nil || still() {
+			_ = h.leases.waker.RunTask(queue, id)
+		}
+	})
 }
 
 // The delays onTime wakes polls after.

@@ -3,6 +3,7 @@ package worker
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A path's record (location.Grant.Record) is what its previous holder read
@@ -26,13 +27,26 @@ func pathRecord(r *run) string {
 // record is unknown, malformed or older than ClockSkew: the path must be
 // read before the challenge.
 func (h *handlers) trustRecord(record string) string {
-	seen, _, _ := strings.Cut(record, "@")
-	at, ok := recordAt(record)
-	if !ok || seen == "" {
+	seen, at, ok := parseRecord(record)
+	if !ok {
 		return ""
 	}
 	if age := h.now().Sub(at); age < 0 || age > h.cfg.ClockSkew {
 		return ""
 	}
 	return seen
+}
+
+// parseRecord splits a path's record (see pathRecord) into what its holder
+// saw there and when; ok is false for no record, or a malformed one.
+func parseRecord(record string) (seen string, at time.Time, ok bool) {
+	seen, ms, ok := strings.Cut(record, "@")
+	if !ok || seen == "" {
+		return "", time.Time{}, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	return seen, time.UnixMilli(n), true
 }

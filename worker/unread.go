@@ -1,10 +1,6 @@
 package worker
 
-import (
-	"strconv"
-	"strings"
-	"time"
-)
+import "time"
 
 // The read before a challenge (readBefore) tells a file already on the path
 // from the one the challenge writes, however recent it looks: S3 and Azure
@@ -36,7 +32,7 @@ func (h *handlers) skipRead(r *run, record string) bool {
 		return false
 	}
 	now := h.now()
-	if at, ok := recordAt(record); ok && !at.Before(now.Truncate(time.Second).Add(-h.cfg.ClockSkew-time.Second)) {
+	if _, at, ok := parseRecord(record); ok && !at.Before(now.Truncate(time.Second).Add(-h.cfg.ClockSkew-time.Second)) {
 		return false // its holder's file may be dated within the poll's reach
 	}
 	least, ok := h.seen.least()
@@ -54,17 +50,4 @@ func (h *handlers) skipRead(r *run, record string) bool {
 // request.
 func (h *handlers) undated(mod, requestedAt time.Time) bool {
 	return mod.Before(requestedAt.Add(h.cfg.ClockSkew))
-}
-
-// recordAt is when a path's record (see pathRecord) was taken.
-func recordAt(record string) (time.Time, bool) {
-	_, at, ok := strings.Cut(record, "@")
-	if !ok {
-		return time.Time{}, false
-	}
-	ms, err := strconv.ParseInt(at, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms), true
 }
