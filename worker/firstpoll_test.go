@@ -18,6 +18,27 @@ func (f *fakeWaker) ids() []string {
 	return slices.Clone(f.woken)
 }
 
+// waitWoken waits until f has run n tasks, failing the test after
+// hangAfter with what it ran and why n were wanted.
+func (f *fakeWaker) waitWoken(t *testing.T, n int, why string) {
+	t.Helper()
+	for end := time.Now().Add(hangAfter); len(f.ids()) < n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("woken %v, want %d: %s", f.ids(), n, why)
+		}
+	}
+}
+
+// withWaker gives b handlers of cfg whose wake-ups go to the waker it
+// returns.
+func withWaker(t *testing.T, b *testBundle, cfg worker.HandlerConfig) *fakeWaker {
+	t.Helper()
+	waker := &fakeWaker{}
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Waker: waker,
+		Metrics: newMetrics(t), Now: b.clock.Now}, cfg)
+	return waker
+}
+
 // TestColdFleetWakesFirstPolls: in a worker that has seen no challenge file
 // yet, the first polls wait --poll-first; when the first file appears (the
 // scout's, the first destination challenged), the polls scheduled cold are
@@ -25,9 +46,7 @@ func (f *fakeWaker) ids() []string {
 func TestColdFleetWakesFirstPolls(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	waker := &fakeWaker{}
-	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Waker: waker,
-		Metrics: newMetrics(t), Now: b.clock.Now}, worker.HandlerConfig{})
+	waker := withWaker(t, b, worker.HandlerConfig{})
 	ctx := context.Background()
 	scout, cold := b.dest, b.dest
 	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
@@ -79,24 +98,14 @@ func TestColdFleetWakesFirstPolls(t *testing.T) {
 func TestColdScoutLooksEarly(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	waker := &fakeWaker{}
-	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Waker: waker,
-		Metrics: newMetrics(t), Now: b.clock.Now}, worker.HandlerConfig{PollInterval: 40 * time.Millisecond})
+	waker := withWaker(t, b, worker.HandlerConfig{PollInterval: 40 * time.Millisecond})
 	ctx := context.Background()
 	scout := b.dest
 	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
 		t.Fatal(err)
 	}
 	poll := b.enq.take(t, tasks.TypePoll)
-	looked := func(n int) {
-		t.Helper()
-		for end := time.Now().Add(hangAfter); len(waker.ids()) < n; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("woken %v, want the scout's poll looked at %d times", waker.ids(), n)
-			}
-		}
-	}
-	looked(1)
+	waker.waitWoken(t, 1, "the scout's poll looked at")
 	// Each miss looks again, until the looks are spent: 16 in all.
 	for range 20 {
 		b.clock.Advance(10 * time.Millisecond)
@@ -105,7 +114,7 @@ func TestColdScoutLooksEarly(t *testing.T) {
 			t.Fatalf("poll before the file = %v, want a snooze", err)
 		}
 	}
-	looked(16)
+	waker.waitWoken(t, 16, "the scout's poll looked at after each miss")
 	for _, id := range waker.ids() {
 		if id != tasks.PollTaskID(scout) {
 			t.Fatalf("woken %s, want only the scout's poll", id)
@@ -123,31 +132,21 @@ func TestColdScoutLooksEarly(t *testing.T) {
 func TestPollsOnTime(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	waker := &fakeWaker{}
-	b.h = worker.NewHandlers(worker.Deps{API: b.api, Reader: b.rd, Store: b.store, Enqueue: b.enq, Waker: waker,
-		Metrics: newMetrics(t), Now: b.clock.Now}, worker.HandlerConfig{PollFirst: 600 * time.Millisecond, PollInterval: 600 * time.Millisecond})
+	waker := withWaker(t, b, worker.HandlerConfig{PollFirst: 600 * time.Millisecond, PollInterval: 600 * time.Millisecond})
 	ctx := context.Background()
 	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
 		t.Fatal(err)
 	}
 	poll := b.enq.take(t, tasks.TypePoll)
 	id := tasks.PollTaskID(b.dest)
-	woken := func(n int) {
-		t.Helper()
-		for end := time.Now().Add(hangAfter); len(waker.ids()) < n; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("woken %v, want the poll %s run on time %d times", waker.ids(), id, n)
-			}
-		}
-	}
-	woken(1)
+	waker.waitWoken(t, 1, "the first poll run on time")
 	b.clock.Advance(600 * time.Millisecond)
 	var s *worker.SnoozeError
 	err := b.h.Poll(ctx, poll)
 	if !errors.As(err, &s) || !s.OnTime || s.Delay != 600*time.Millisecond {
 		t.Fatalf("poll before the file = %#v, want a snooze of 600ms run on time", err)
 	}
-	woken(2)
+	waker.waitWoken(t, 2, "the poll after the miss run on time too")
 	for _, got := range waker.ids() {
 		if got != id {
 			t.Fatalf("woken %v, want only %s", waker.ids(), id)
