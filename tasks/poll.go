@@ -24,6 +24,10 @@ type PollPayload struct {
 	// challenge: the hex SHA-256 of the file, or "-" for none. A file with
 	// this digest is not the new one, however recent it looks.
 	Before string `json:"before,omitempty"`
+	// Looks counts the looks for the file its challenge task made itself
+	// (0 or 1): the poll attempts the outcome counts besides the poll
+	// task's runs.
+	Looks int `json:"looks,omitempty"`
 }
 
 // NewPollTask returns the logpush:poll task, first run after delay.

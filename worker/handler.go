@@ -312,6 +312,9 @@ type run struct {
 	// attempt is a stage whose attempt the outcome counts (not counted by
 	// enter: the poll's validate call).
 	attempt events.Stage
+	// looks are the poll attempts the outcome counts that no enter did:
+	// the look for the file its challenge task made (lookFirst).
+	looks int
 	// job is the job the destination got, for its event.
 	jobID      int
 	jobExisted bool

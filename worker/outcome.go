@@ -120,6 +120,9 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 	default:
 		return fmt.Errorf("outcome: cannot count a %s attempt", r.attempt)
 	}
+	if r.looks > 0 {
+		ev.Attempts.Poll += r.looks
+	}
 	if ev.Destination == "" {
 		ev.Destination = redact.String(r.d.DestinationConf)
 	}
@@ -128,6 +131,9 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 		ev.Error.Worker = rc.self
 	}
 	fields := ledger.ErrorFields(ev.Error)
+	if r.looks > 0 {
+		fields = append(fields, ledger.AttemptField(events.StagePoll), ev.Attempts.Poll)
+	}
 	if ev.Filename != "" {
 		fields = append(fields, "filename", ev.Filename)
 	}

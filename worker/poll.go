@@ -13,6 +13,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -32,6 +33,16 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	r.lease, r.deadline, r.looks = p.Lease, p.Deadline, p.Looks
+	return h.look(ctx, r, p, st, st.Attempts.Poll+p.Looks)
+}
+
+// look reads the challenge file once for the challenge of p, with st the
+// destination's state as this task entered it and polls the looks so far,
+// this one included: the token found is validated; a miss snoozes (the
+// SnoozeError the poll task is retried after), or past the deadline asks
+// for a fresh challenge.
+func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st ledger.DestState, polls int) error {
 	// A retried challenge of this generation may have asked again after
 	// this poll was scheduled: only its (later) token is good.
 	requestedAt := p.RequestedAt
@@ -41,7 +52,6 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	// The lease is renewed only by a poll that looks again (notYet,
 	// denied, unreadable): the poll that finds the file releases it with
 	// the outcome, and reading it needs no lease.
-	r.lease, r.deadline = p.Lease, p.Deadline
 	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	r.seenAt = h.now()
@@ -52,28 +62,25 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 		if errors.Is(err, destination.ErrNotFound) {
 			r.seen = location.Absent
 		}
-		return h.notYet(ctx, r, p, st.Attempts.Poll, err)
+		return h.notYet(ctx, r, p, polls, err)
 	case err != nil:
 		h.storage(r.conf.Type, err)
 		if maybeAbsent(err) {
-			return h.denied(ctx, r, p, loc, st.Attempts.Poll, err)
+			return h.denied(ctx, r, p, loc, polls, err)
 		}
 		if classify(err) == permanent {
 			return h.rec.fail(ctx, r, p.Filename, fmt.Errorf("%w: %w", err, asynq.SkipRetry))
 		}
-		return h.unreadable(ctx, r, p, st.Attempts.Poll, err)
+		return h.unreadable(ctx, r, p, polls, err)
 	}
 	h.storage(r.conf.Type, nil)
 	h.denials.forget(loc)
-	appeared := obj.ModTime
-	if appeared.Nanosecond() == 0 {
-		appeared = appeared.Add(time.Second) // S3's Last-Modified is truncated to the second
-	}
+	appeared := h.appeared(obj.ModTime, requestedAt)
 	r.seen = digest(obj.Body)
 	if r.seen == p.Before {
 		// The file that was there before the challenge: ours is not
 		// written yet.
-		return h.notYet(ctx, r, p, st.Attempts.Poll, errUnchanged)
+		return h.notYet(ctx, r, p, polls, errUnchanged)
 	}
 	if p.Before == unread && h.undated(obj.ModTime, requestedAt) {
 		// Not read before the challenge, and dated too early to tell:
@@ -88,12 +95,12 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	case cloudflare.TokenForeign:
 		// Another destination's challenge on this path wrote it (one
 		// outside this fleet, or before this destination's lease).
-		return h.notYet(ctx, r, p, st.Attempts.Poll, errForeignToken)
+		return h.notYet(ctx, r, p, polls, errForeignToken)
 	case cloudflare.TokenExpired:
-		return h.notYet(ctx, r, p, st.Attempts.Poll, errExpiredToken)
+		return h.notYet(ctx, r, p, polls, errExpiredToken)
 	}
 	h.observeAppearance(appeared.Sub(requestedAt))
-	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", st.Attempts.Poll)
+	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", polls)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the
 	// token is never stored in Redis. A transient error retries this poll,
@@ -102,6 +109,29 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	return h.submitToken(ctx, r, p.Filename, token, true)
+}
+
+// appeared is when a file dated modTime, found by the read that just
+// ended, appeared: its date, unless that is truncated to the second (S3's
+// Last-Modified). Then the file appeared within the second after it, not
+// before the challenge (requestedAt) and not after this read: the middle
+// of that. The second's end alone would be learnt as up to a second late,
+// and every first poll would wait for it.
+func (h *handlers) appeared(modTime, requestedAt time.Time) time.Time {
+	if modTime.Nanosecond() != 0 {
+		return modTime
+	}
+	lo, hi := modTime, modTime.Add(time.Second)
+	if now := h.now(); now.Before(hi) {
+		hi = now
+	}
+	if requestedAt.After(lo) {
+		lo = requestedAt
+	}
+	if hi.Before(lo) {
+		return hi
+	}
+	return lo.Add(hi.Sub(lo) / 2)
 }
 
 func digest(b []byte) string {

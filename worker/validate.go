@@ -57,7 +57,7 @@ func (h *handlers) submitToken(ctx context.Context, r *run, filename, token stri
 	r.t.Auth.Success(ctx)
 	r.t.Check.succeeded(ctx)
 	if fromPoll {
-		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll))
+		h.metrics.PollAttempts.Observe(float64(r.st.Attempts.Poll + r.looks))
 	}
 	if r.d.Update != nil {
 		return h.handOver(ctx, r, filename, token)

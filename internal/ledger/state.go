@@ -129,7 +129,7 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 		fields = append(slices.Clip(fields), jobFields(ev)...)
 	}
 	args := make([]any, 0, 8+len(fields))
-	args = append(args, string(state), attemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, line, len(fields)/2)
+	args = append(args, string(state), AttemptField(stage), payload, s.cfg.StreamMaxLen, int64(s.cfg.StateTTL/time.Second), k.Hash, line, len(fields)/2)
 	args = append(args, fields...)
 	return scriptCall{keys: []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch), keys.Events, keys.Errors(k.Batch)}, args: args}, nil
 }
@@ -208,7 +208,7 @@ func (s *Store) Enter(ctx context.Context, k Key, line int, state events.State, 
 		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
 	}
 	args := make([]any, 0, 6+len(fields)+len(stateFields))
-	args = append(args, string(state), attemptField(stage), round, gen, line, len(fields)/2)
+	args = append(args, string(state), AttemptField(stage), round, gen, line, len(fields)/2)
 	args = append(args, fields...)
 	for _, f := range stateFields {
 		args = append(args, f)
@@ -424,9 +424,9 @@ func parseDestState(m map[string]string) DestState {
 	}
 }
 
-// attemptField is the destination hash field counting stage's runs; "" for
+// AttemptField is the destination hash field counting stage's runs; "" for
 // no stage.
-func attemptField(stage events.Stage) string {
+func AttemptField(stage events.Stage) string {
 	if stage == "" {
 		return ""
 	}
@@ -437,7 +437,7 @@ func attemptField(stage events.Stage) string {
 func attemptFields() []string {
 	fs := make([]string, 0, len(events.Stages()))
 	for _, st := range events.Stages() {
-		fs = append(fs, attemptField(st))
+		fs = append(fs, AttemptField(st))
 	}
 	return fs
 }
@@ -448,7 +448,7 @@ func attempts(field func(name string) int) events.Attempts {
 	var a events.Attempts
 	for _, st := range events.Stages() {
 		if c := counter(&a, st); c != nil {
-			*c = field(attemptField(st))
+			*c = field(AttemptField(st))
 		}
 	}
 	return a
