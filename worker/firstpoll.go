@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -24,6 +25,12 @@ import (
 // scoutLook (a quarter of PollInterval), for at most scoutLooks looks in
 // all: a scout whose file never comes costs a few reads, not 4 a second
 // for the whole batch.
+//
+// asynq hands the scout's poll to any worker of the fleet, so the file may
+// be seen by another worker, and this one stay cold. So each worker shares
+// the first fleetShare delays it sees (keys.Appearances), and a cold
+// worker's scout looks read them first: a worker learns from the first
+// file the fleet sees, and a worker started later starts from the fleet's.
 
 // coldPolls are the first polls this worker scheduled while cold, and its
 // scout.
@@ -40,7 +47,14 @@ type coldPolls struct {
 	warm bool
 	// looks counts the scout looks the worker ran itself (scoutLooks).
 	looks int
+	// shared counts the appearance delays this worker shared with the
+	// fleet (fleetShare).
+	shared int
 }
+
+// fleetShare is how many appearance delays each worker shares with the
+// fleet: its first, enough for a cold worker to schedule by.
+const fleetShare = 8
 
 // scoutLooks bounds the looks at scouts a worker runs itself, over all its
 // scouts: 16, a scout's --poll-first of 4 s at the default PollInterval.
@@ -94,14 +108,15 @@ func (h *handlers) scoutDelay(r *run, d time.Duration) time.Duration {
 	if c.warm || c.scout != holder(r) {
 		return d
 	}
-	h.lookAtScout(r)
 	return min(d, h.cfg.PollInterval)
 }
 
-// lookAtScout runs the poll task of r, the scout, after scoutLook unless
-// the worker is warm by then, r is no longer the scout, or the looks are
-// spent. c.mu is held. A look that finds the task running, or not
-// scheduled yet, does nothing: the task's own schedule stands.
+// lookAtScout runs the poll task of r, the scout, after scoutLook, and
+// again every scoutLook, until the worker is warm, r is no longer the
+// scout, or the looks are spent. c.mu is held. The looks go on whether or
+// not the poll ran here: asynq hands it to any worker. A look that finds
+// the task running, or not scheduled yet, does nothing: the task's own
+// schedule stands. Each look first asks the fleet (warmFromFleet).
 func (h *handlers) lookAtScout(r *run) {
 	c := &h.cold
 	if c.looks >= scoutLooks {
@@ -110,17 +125,58 @@ func (h *handlers) lookAtScout(r *run) {
 	c.looks++
 	who := holder(r)
 	h.runPollAfter(r.d, h.scoutLook(), func() bool {
+		if h.warmFromFleet() {
+			return false
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return !c.warm && c.scout == who
+		if c.warm || c.scout != who {
+			return false
+		}
+		h.lookAtScout(r)
+		return true
 	})
 }
 
+// warmFromFleet learns the appearance delays other workers shared, if
+// any, and says whether it did: the worker is warm then. A cold worker
+// whose scout's poll ran on another worker, which saw the file, would
+// otherwise stay cold, and its first polls wait --poll-first.
+func (h *handlers) warmFromFleet() bool {
+	ds, err := h.store.Appearances(h.leases.ctx)
+	if err != nil || len(ds) == 0 {
+		return false
+	}
+	for _, d := range ds {
+		h.seen.observe(d)
+	}
+	h.warmUp()
+	return true
+}
+
 // observeAppearance learns that a challenge file appeared d after its
-// challenge; the first such file of a cold worker wakes the first polls
-// scheduled cold, each when its file should be there by what was learnt.
-func (h *handlers) observeAppearance(d time.Duration) {
+// challenge, and shares it with the fleet while it is one of this
+// worker's first fleetShare.
+func (h *handlers) observeAppearance(ctx context.Context, d time.Duration) {
 	h.seen.observe(d)
+	c := &h.cold
+	c.mu.Lock()
+	share := c.shared < fleetShare
+	if share {
+		c.shared++
+	}
+	c.mu.Unlock()
+	if share {
+		if err := h.store.ShareAppearance(ctx, d); err != nil {
+			h.log.Debug("sharing an appearance delay failed", "err", err)
+		}
+	}
+	h.warmUp()
+}
+
+// warmUp makes a cold worker warm: the first polls it scheduled cold are
+// woken, each when its file should be there by what was learnt.
+func (h *handlers) warmUp() {
 	c := &h.cold
 	c.mu.Lock()
 	if c.warm {

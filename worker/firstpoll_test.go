@@ -89,12 +89,46 @@ func TestColdFleetWakesFirstPolls(t *testing.T) {
 	if got := others(); len(got) != 1 {
 		t.Fatalf("woken %v, want only %s (and the scout's)", got, want)
 	}
+	if ds, err := b.store.Appearances(ctx); err != nil || len(ds) != 1 {
+		t.Fatalf("the fleet's appearance delays = %v (%v), want the scout's", ds, err)
+	}
+}
+
+// TestColdWorkerWarmsFromTheFleet: asynq may run a cold worker's scout's
+// poll on another worker, which then sees the file, not this one. The cold
+// worker learns the delays the fleet shared at its scout's next look, and
+// its first polls are run by them rather than left to --poll-first.
+func TestColdWorkerWarmsFromTheFleet(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// --poll-first beyond onTimeMax: nothing runs the cold poll but what
+	// is learnt.
+	waker := withWaker(t, b, worker.HandlerConfig{PollFirst: time.Minute, PollInterval: 400 * time.Millisecond})
+	ctx := context.Background()
+	// Another worker saw a file appear a second after its challenge.
+	if err := b.store.ShareAppearance(ctx, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	scout, cold := b.dest, b.dest
+	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	for _, d := range []tasks.Dest{scout, cold} {
+		if err := b.h.Challenge(ctx, challengeTask(t, d)); err != nil {
+			t.Fatal(err)
+		}
+		b.enq.take(t, tasks.TypePoll)
+	}
+	want := tasks.PollTaskID(cold)
+	for end := time.Now().Add(hangAfter); !slices.Contains(waker.ids(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("woken %v, want the cold destination's first poll %s", waker.ids(), want)
+		}
+	}
 }
 
 // TestColdScoutLooksEarly: asynq schedules in whole seconds, so a cold
 // worker runs its scout's poll itself a quarter PollInterval after the
-// challenge, and again after each miss, rather than a second later; a
-// bounded number of times in all.
+// challenge, and every quarter PollInterval after that, rather than a
+// second later; a bounded number of times in all.
 func TestColdScoutLooksEarly(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -106,7 +140,7 @@ func TestColdScoutLooksEarly(t *testing.T) {
 	}
 	poll := b.enq.take(t, tasks.TypePoll)
 	waker.waitWoken(t, 1, "the scout's poll looked at")
-	// Each miss looks again, until the looks are spent: 16 in all.
+	// It looks again and again, until the looks are spent: 16 in all.
 	for range 20 {
 		b.clock.Advance(10 * time.Millisecond)
 		var s *worker.SnoozeError
@@ -114,7 +148,7 @@ func TestColdScoutLooksEarly(t *testing.T) {
 			t.Fatalf("poll before the file = %v, want a snooze", err)
 		}
 	}
-	waker.waitWoken(t, 16, "the scout's poll looked at after each miss")
+	waker.waitWoken(t, 16, "the scout's poll looked at until the looks were spent")
 	for _, id := range waker.ids() {
 		if id != tasks.PollTaskID(scout) {
 			t.Fatalf("woken %s, want only the scout's poll", id)

@@ -99,7 +99,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	case cloudflare.TokenExpired:
 		return h.notYet(ctx, r, p, polls, errExpiredToken)
 	}
-	h.observeAppearance(appeared.Sub(requestedAt))
+	h.observeAppearance(ctx, appeared.Sub(requestedAt))
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", polls)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the

@@ -28,6 +28,11 @@
 //	Errors(batch)      hash    destination hash -> its last error as JSON while in flight.
 //	                           Written by workers (NoteError), read by status, report and the web UI;
 //	                           a destination's field is deleted at its terminal state. No TTL.
+//	Appearances        list    the first challenge-file appearance delays each worker saw
+//	                           (milliseconds, newest first, the last 64), so that a cold
+//	                           worker schedules its first polls by the fleet's. Written and
+//	                           read by workers (ledger.Store.ShareAppearance, Appearances);
+//	                           PX ledger.AppearanceTTL (an hour) from the last write.
 //
 // # Challenge locations (internal/location)
 //

@@ -11,6 +11,10 @@ const Events = Prefix + "events"
 // Batches is the sorted set of the batch ids, scored by creation time.
 const Batches = Prefix + "batches"
 
+// Appearances is the list of the challenge-file appearance delays the
+// fleet's workers saw first, newest first.
+const Appearances = Prefix + "appearances"
+
 // Dest is the hash of one destination of a batch, hash the destination's
 // id. The batch id is a Redis Cluster hash tag: a batch's keys share a slot.
 func Dest(batch, hash string) string { return Prefix + "dest:{" + batch + "}:" + hash }
