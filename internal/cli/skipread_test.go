@@ -22,9 +22,13 @@ import (
 // A first batch of 8 destinations, each on its own S3 path, warms the
 // worker: 8 appearance delays seen. Files are written a fixed 4 s after
 // their challenge, so every delay seen is over 4 s (S3 dates are whole
-// seconds and the worker counts a file from its date's next second): at
-// least ClockSkew (1 s) + skipMargin + 2 s of truncation, which is what
-// skipRead needs whatever the fraction of the second at the challenge.
+// seconds and the worker counts a file from its date's next second).
+// skipRead needs the least delay seen to be at least ClockSkew (1 s) +
+// skipMargin (0.1 s) + 2 s (the second it takes off for that next second,
+// and up to a second lost truncating to the second), 3.1 s, whatever the
+// fraction of the second at the challenge. And its poll refuses no file
+// of its own: written 4 s after the challenge, none is dated before the
+// request plus ClockSkew (undated), so no fresh challenge is asked.
 // A second batch of 8 other zones on the same paths, each holding a token
 // of the first batch (another destination's, unexpired, opaque: only its
 // date tells it from a new one), then skips every read before its
@@ -71,12 +75,13 @@ func TestSkipReadEndToEnd(t *testing.T) {
 	}
 
 	done(batch("warm.csv", 1))
-	// The first batch's holders left a record of each path, dated by their
-	// last read, and its files on them: a record within ClockSkew + 1 s of
-	// a challenge (to the second) would keep skipRead off, and a file dated
-	// within ClockSkew of it (to the second) would be taken for its own and
-	// then refused by its date, with a fresh challenge. Both are over by
-	// the time below.
+	// The first batch's holders left on each path a record dated by their
+	// last read, and their files, which the second batch's polls would read
+	// (not refuse as stale) while dated at or after the request, to the
+	// second, less ClockSkew: such a file would be refused by its date, with
+	// a fresh challenge. A record dated at or after that less another
+	// second keeps skipRead off. Both are older than that ClockSkew + 2 s
+	// after the first batch is done.
 	time.Sleep(worker.ClockSkewDefault + 2*time.Second)
 	before := found()
 	done(batch("late.csv", 0x100))
