@@ -44,10 +44,8 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err := h.earlierWrite(ctx, r); err != nil {
 		return err
 	}
-	if done, seen, err := h.resume(ctx, r, loc); done {
+	if done, err := h.resume(ctx, r, loc); done {
 		return err
-	} else if seen != "" {
-		before = seen
 	}
 	// The budget first: a snooze for the budget is no attempt.
 	if err := h.wait(ctx, r); err != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
-	"github.com/logpush-onboard/logpush-onboard/internal/location"
 )
 
 // ChallengeLog keeps a durable record of each challenge before it is made,
@@ -84,61 +83,60 @@ func (h *handlers) record(ctx context.Context, r *run, loc destination.Location,
 // (and, where claims decode, they name this destination and have not
 // expired), validates that token instead of asking for another. A refused
 // token (1002) asks for a fresh challenge, counted as today. done: the task
-// ends with err. Otherwise seen is what the location holds now ("":
-// unknown), the fingerprint of the fresh challenge.
-func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location) (done bool, seen string, err error) {
+// ends with err. Otherwise the fresh challenge goes ahead, and looks at
+// the location itself after its budget wait (its read, record or skipped
+// read), not at what this read found.
+func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location) (done bool, err error) {
 	if h.challenges == nil || r.lease == "" || r.d.Gen != 0 {
-		return false, "", nil
+		return false, nil
 	}
 	prior, ok := h.challenges.Prior(r.key.Hash, r.lease)
 	if !ok || !h.now().Before(prior.Time.Add(cloudflare.TokenTTL)) {
-		return false, "", nil
+		return false, nil
 	}
 	obj, err := h.reader.Read(ctx, loc, prior.Time.Truncate(time.Second).Add(-h.cfg.ClockSkew))
 	h.storage(r.conf.Type, err)
 	// Not written yet: the earlier challenge's write may still come
 	// (EarlierWriteWait); asking again now would leave it to land on top of
 	// the fresh challenge's, a stale token where only the latest validates.
-	notYet := func(seen string) (bool, string, error) {
+	notYet := func() (bool, error) {
 		wait := h.earlierWriteSnooze(prior, "the earlier run's challenge file is not written yet")
 		if wait == nil {
-			return false, seen, nil
+			return false, nil
 		}
 		if err := h.renew(ctx, r); err != nil {
-			return true, "", err
+			return true, err
 		}
-		return true, "", wait
+		return true, wait
 	}
 	switch {
-	case errors.Is(err, destination.ErrNotFound):
-		return notYet(location.Absent)
-	case errors.Is(err, destination.ErrStale):
-		return notYet("")
+	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
+		return notYet()
 	case err != nil:
-		return false, "", nil // unreadable: the fresh challenge reads again
+		return false, nil // unreadable: the fresh challenge reads again
 	}
-	seen = digest(obj.Body)
+	seen := digest(obj.Body)
 	if seen == prior.Before {
-		return notYet(seen) // the earlier challenge's file was not written
+		return notYet() // the earlier challenge's file was not written
 	}
 	if prior.Before == unread && h.undated(obj.ModTime, prior.Time) {
-		return false, seen, nil // may predate the earlier challenge: a fresh one
+		return false, nil // may predate the earlier challenge: a fresh one
 	}
 	token, err := cloudflare.CleanToken(string(obj.Body))
 	if err != nil {
-		return false, seen, nil
+		return false, nil
 	}
 	switch cloudflare.TokenFor(token, r.d.Scope, r.d.ScopeID, r.d.DestinationConf, h.now()) {
 	case cloudflare.TokenForeign, cloudflare.TokenExpired:
-		return false, seen, nil
+		return false, nil
 	}
 	r.seen = seen
 	if err := h.wait(ctx, r); err != nil {
-		return true, "", err
+		return true, err
 	}
 	if _, err := h.enter(ctx, r, events.Validating, events.StageValidate); err != nil {
-		return true, "", err
+		return true, err
 	}
 	r.log.Info("taking up the earlier run's challenge", "filename", prior.Filename, "requested_at", prior.Time)
-	return true, "", h.submitToken(ctx, r, prior.Filename, token, false)
+	return true, h.submitToken(ctx, r, prior.Filename, token, false)
 }
