@@ -39,8 +39,8 @@ func (h *handlers) skipRead(r *run, record string) bool {
 	if !ok {
 		return false
 	}
-	// Observed delays are to a date's next second at most (poll:
-	// appeared): the file may have been written up to a second earlier.
+	// Observed delays of files dated to the second are at most a second
+	// after the write (poll: appeared): it may have been a second earlier.
 	earliest := now.Add(least - time.Second).Truncate(time.Second)
 	return !earliest.Before(now.Add(h.cfg.ClockSkew + skipMargin))
 }

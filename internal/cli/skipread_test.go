@@ -21,12 +21,13 @@ import (
 //
 // A first batch of 8 destinations, each on its own S3 path, warms the
 // worker: 8 appearance delays seen. Files are written a fixed 4 s after
-// their challenge, so every delay seen is over 4 s (S3 dates are whole
-// seconds and the worker counts a file from its date's next second).
-// skipRead needs the least delay seen to be at least ClockSkew (1 s) +
-// skipMargin (0.1 s) + 2 s (the second it takes off for that next second,
-// and up to a second lost truncating to the second), 3.1 s, whatever the
-// fraction of the second at the challenge. And its poll refuses no file
+// their challenge, so every delay learnt is at least 3.5 s (S3 dates are
+// whole seconds: the worker learns the middle of the date's second, from
+// the request on, and the end of the read that found it, which was 4 s
+// after the request at least). skipRead needs the least delay seen to be
+// at least ClockSkew (1 s) + skipMargin (0.1 s) + 2 s (the second it takes
+// off, and up to a second lost truncating to the second), 3.1 s, whatever
+// the fraction of the second at the challenge. And its poll refuses no file
 // of its own: written 4 s after the challenge, none is dated before the
 // request plus ClockSkew (undated), so no fresh challenge is asked.
 // A second batch of 8 other zones on the same paths, each holding a token
