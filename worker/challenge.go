@@ -48,7 +48,7 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	// The budget first: a snooze for the budget is no attempt.
-	if err := h.wait(ctx, r); err != nil {
+	if err := h.waitTurn(ctx, r); err != nil {
 		return err
 	}
 	if r.lease != "" {

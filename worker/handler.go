@@ -36,6 +36,7 @@ type cloudflareAPI interface {
 // Pause all workers of the credential after a 429.
 type apiBudget interface {
 	Wait(ctx context.Context) (time.Duration, error)
+	WaitInTurn(ctx context.Context) (time.Duration, error)
 	Pause(ctx context.Context, d time.Duration, reason string) error
 }
 
@@ -433,10 +434,23 @@ func (h *handlers) enter(ctx context.Context, r *run, state events.State, stage 
 // be had soon (a long cooldown after a 429), the task snoozes instead of
 // holding a worker slot: no retry is spent.
 func (h *handlers) wait(ctx context.Context, r *run) error {
+	return h.budgetWait(ctx, r, apiBudget.Wait)
+}
+
+// waitTurn is wait for a challenge: one that would queue behind more than
+// budget.TurnSpan of this worker's calls of its budget snoozes until about
+// its turn instead of holding a slot, which another tenant's destination
+// could use (its own budget idle meanwhile). A poll that found its file
+// waits as before: a snooze would read the file again.
+func (h *handlers) waitTurn(ctx context.Context, r *run) error {
+	return h.budgetWait(ctx, r, apiBudget.WaitInTurn)
+}
+
+func (h *handlers) budgetWait(ctx context.Context, r *run, wait func(apiBudget, context.Context) (time.Duration, error)) error {
 	if r.t.Budget == nil {
 		return nil
 	}
-	waited, err := r.t.Budget.Wait(ctx)
+	waited, err := wait(r.t.Budget, ctx)
 	h.metrics.BudgetWait.WithLabelValues(r.t.label()).Observe(waited.Seconds())
 	var mw *budget.MaxWaitError
 	if errors.As(err, &mw) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
@@ -23,10 +24,12 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
 
-// countingBudget counts the calls it let through.
+// countingBudget counts the calls it let through; with notInTurn, a
+// WaitInTurn is never in turn.
 type countingBudget struct {
-	mu    sync.Mutex
-	waits int
+	mu        sync.Mutex
+	waits     int
+	notInTurn bool
 }
 
 var _ worker.Budget = (*countingBudget)(nil)
@@ -36,6 +39,13 @@ func (b *countingBudget) Wait(context.Context) (time.Duration, error) {
 	defer b.mu.Unlock()
 	b.waits++
 	return 0, nil
+}
+
+func (b *countingBudget) WaitInTurn(ctx context.Context) (time.Duration, error) {
+	if b.notInTurn {
+		return 0, &budget.MaxWaitError{RetryIn: 2 * time.Second, MaxWait: budget.TurnSpan}
+	}
+	return b.Wait(ctx)
 }
 
 func (b *countingBudget) Pause(context.Context, time.Duration, string) error { return nil }
@@ -322,4 +332,36 @@ func TestNewNamedCredentials(t *testing.T) {
 func isField(err error, field string) bool {
 	var ce *worker.ConfigError
 	return errors.As(err, &ce) && ce.Field == field
+}
+
+// TestChallengeWaitsInTurn: a challenge that would queue behind more than
+// budget.TurnSpan of its budget's calls snoozes until its turn, without a
+// call and without holding its slot; a poll that found its file waits for
+// the budget as before (a snooze would read the file again).
+func TestChallengeWaitsInTurn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bud := &countingBudget{notInTurn: true}
+	b.h = worker.NewHandlers(worker.Deps{API: b.api, Budget: bud, Reader: b.rd, Store: b.store, Enqueue: b.enq, Metrics: b.m, Now: b.clock.Now}, worker.HandlerConfig{})
+	ctx := context.Background()
+	var s *worker.SnoozeError
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); !errors.As(err, &s) || s.Delay != 2*time.Second || worker.IsFailure(err) {
+		t.Fatalf("Challenge out of turn = %v, want a snooze of 2s", err)
+	}
+	if b.api.challenges != 0 || bud.n() != 0 {
+		t.Fatalf("%d challenge calls, %d budget grants, want none", b.api.challenges, bud.n())
+	}
+	now := b.clock.Now()
+	poll, err := tasks.NewPollTask(tasks.PollPayload{Dest: b.dest, Filename: "logs/ownership-challenge-1.txt", RequestedAt: now,
+		Deadline: now.Add(time.Minute)}, tasks.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token, now)
+	if err := b.h.Poll(ctx, poll); err != nil {
+		t.Fatalf("Poll of a found file = %v, want it validated", err)
+	}
+	if bud.n() != 1 || b.api.validateCalls() != 1 {
+		t.Fatalf("%d budget grants, %d validate calls, want 1 and 1", bud.n(), b.api.validateCalls())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -126,6 +127,8 @@ type Budget struct {
 	// gate admits one Wait at a time to Redis: a Wait holds it by sending,
 	// releases it by receiving. Blocked senders are served in FIFO order.
 	gate chan struct{}
+	// blocked counts the Waits blocked on the gate (WaitInTurn).
+	blocked atomic.Int64
 
 	mu sync.Mutex
 	// rate is the budget's rate: the configured one until a check reads
@@ -336,6 +339,25 @@ func (e *MaxWaitError) Is(target error) bool { return target == ErrMaxWait }
 // Config.MaxWait of the start of Wait (time queued included), or a Redis
 // error.
 func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
+	return b.wait(ctx, false)
+}
+
+// TurnSpan is how far ahead of its turn a WaitInTurn queues: its caller
+// waits this long for the budget at most, unless the budget is paused.
+const TurnSpan = time.Second
+
+// WaitInTurn is Wait for a caller that should not wait long behind others
+// in this process: when the Waits blocked before it would take more than
+// TurnSpan of the budget's grants, it returns a *MaxWaitError at once,
+// RetryIn about when its turn would come, instead of queueing. A worker's
+// challenges use it: one tenant's many challenges waiting for its budget
+// held every slot of the worker, and other tenants' challenges waited in
+// the queue behind them for seconds with their own budgets idle.
+func (b *Budget) WaitInTurn(ctx context.Context) (waited time.Duration, err error) {
+	return b.wait(ctx, true)
+}
+
+func (b *Budget) wait(ctx context.Context, inTurn bool) (waited time.Duration, err error) {
 	start := time.Now()
 	defer func() {
 		waited = time.Since(start)
@@ -346,7 +368,7 @@ func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("api budget wait: %w", err)
 	}
-	if err := b.enter(ctx, start); err != nil {
+	if err := b.enter(ctx, start, inTurn); err != nil {
 		return 0, err
 	}
 	defer b.leave()
@@ -379,11 +401,16 @@ func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
 // the least time at which the budget could grant (what the holder last
 // learned from Redis) lies beyond start+MaxWait, or when that deadline
 // passes while it is still queued.
-func (b *Budget) enter(ctx context.Context, start time.Time) error {
+func (b *Budget) enter(ctx context.Context, start time.Time, inTurn bool) error {
 	select {
 	case b.gate <- struct{}{}:
 		return nil
 	default:
+	}
+	ahead := b.blocked.Add(1) - 1
+	defer b.blocked.Add(-1)
+	if inTurn && time.Duration(ahead)*b.interval >= TurnSpan {
+		return &MaxWaitError{RetryIn: time.Duration(ahead+1) * b.interval, MaxWait: TurnSpan}
 	}
 	if b.maxWait <= 0 {
 		select {

@@ -805,3 +805,47 @@ func TestTakeMatchesRedisRate(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitInTurn: a WaitInTurn that would queue behind TurnSpan or more of
+// this process's Waits returns a *MaxWaitError at once, about when its
+// turn would come, instead of queueing; one with fewer ahead waits its turn.
+func TestWaitInTurn(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	// Burst 1, then one call per 10 s / 3: the second Wait holds the gate,
+	// asleep until its slot, and the third is blocked behind it.
+	b := tb.budget(t, Config{Key: "turn", Rate: Rate{Limit: 4, Window: 10 * time.Second}})
+	if b.interval < TurnSpan {
+		t.Fatalf("interval %s: the test needs one Wait ahead to be TurnSpan", b.interval)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := b.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3)
+	go func() { _, err := b.Wait(ctx); errs <- err }()
+	for b.blocked.Load() != 0 || len(b.gate) == 0 {
+		time.Sleep(time.Millisecond) // the second holds the gate
+	}
+	// None blocked ahead: it queues, and waits for its turn.
+	go func() { _, err := b.WaitInTurn(ctx); errs <- err }()
+	for b.blocked.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	// One ahead, a full interval of grants: not in turn.
+	_, err := b.WaitInTurn(ctx)
+	var mw *MaxWaitError
+	if !errors.As(err, &mw) || mw.RetryIn != 2*b.interval || mw.Reason != "" {
+		t.Fatalf("WaitInTurn behind one Wait = %v, want a MaxWaitError to retry in %s", err, 2*b.interval)
+	}
+	if n := b.blocked.Load(); n != 1 {
+		t.Fatalf("%d Waits blocked after it gave up, want the one that queued", n)
+	}
+	cancel()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a queued Wait ended with %v, want its context's end", err)
+		}
+	}
+}
