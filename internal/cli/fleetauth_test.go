@@ -46,7 +46,7 @@ func TestFleetWorkerWithWrongToken(t *testing.T) {
 		t.Fatalf("%d rows enqueued: the held good workers could take them all", res.Enqueued)
 	}
 	waitFor(t, "row handed back by the wrong-token worker", func() bool {
-		return counterSum(t, bad, "logpush_onboard_credential_handed_back_total") > 0
+		return gatherSum(t, bad, "logpush_onboard_credential_handed_back_total", nil) > 0
 	})
 	release()
 	st := e.wait(t, res.BatchID, 2*time.Minute)
@@ -62,7 +62,7 @@ func TestFleetWorkerWithWrongToken(t *testing.T) {
 			t.Fatalf("event %s: %+v; the good workers' copy of the credential works", en.Event.Event, en.Event.Error)
 		}
 	}
-	handed := counterSum(t, bad, "logpush_onboard_credential_handed_back_total")
+	handed := gatherSum(t, bad, "logpush_onboard_credential_handed_back_total", nil)
 	if handed == 0 {
 		t.Fatal("the wrong-token worker handed no row back: it took none (the test proves nothing)")
 	}
@@ -77,25 +77,6 @@ func TestFleetWorkerWithWrongToken(t *testing.T) {
 		t.Fatalf("/readyz of the wrong-token worker = %d %q; want 503 naming the credential and the worker, not the token", resp.StatusCode, body)
 	}
 	t.Logf("the wrong-token worker handed %v rows back (%d enqueued)", handed, res.Enqueued)
-}
-
-// counterSum is the sum of the series of the counter family name in w's
-// registry.
-func counterSum(t *testing.T, w *runningWorker, name string) float64 {
-	t.Helper()
-	fams, err := w.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range fams {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }
 
 // TestWorkerChecksItsCredentialAtStart: a worker started with a token
