@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -48,7 +49,10 @@ func (a *appearance) least() (time.Duration, bool) {
 }
 
 // firstPoll is the delay before the first poll: the 75th percentile of the
-// recent appearance delays, at most hi, once 8 were seen; before that the
+// recent appearance delays, or a later one where waiting for it costs less
+// than the misses it saves, each a miss (PollInterval) late, at most hi,
+// once 8 were seen (files after 1.00-1.10 s: the longest, not one in four
+// a second late; after 1-5 s: the 75th percentile); before that the
 // longest seen so far, at most def (a cold fleet's first files set the
 // first poll of the destinations after them, rather than def for all: a
 // small batch or a small tenant in a fresh fleet paid def on every row);
@@ -56,14 +60,14 @@ func (a *appearance) least() (time.Duration, bool) {
 // 0: asynq schedules in whole seconds, and a destination whose file is
 // written with the challenge answer (p75 near 0) is best polled at once,
 // through the pending list rather than the scheduled set.
-func (a *appearance) firstPoll(def, hi time.Duration) time.Duration {
+func (a *appearance) firstPoll(def, hi, miss time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
 	switch {
 	case len(a.obs) >= 8:
 		s := slices.Clone(a.obs)
 		slices.Sort(s)
-		d = min(s[len(s)*3/4], hi)
+		d = min(cheapest(s, miss), hi)
 	case len(a.obs) > 0:
 		d = min(slices.Max(a.obs), def)
 	}
@@ -72,4 +76,22 @@ func (a *appearance) firstPoll(def, hi time.Duration) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// cheapest is, of the sorted delays s from their 75th percentile on, the
+// one that minimizes itself plus miss times the share of s longer than it:
+// the expected wait of a first poll there, a miss costing miss more.
+func cheapest(s []time.Duration, miss time.Duration) time.Duration {
+	n := len(s)
+	best, cost := s[n*3/4], time.Duration(math.MaxInt64)
+	longer := 0 // how many of s are longer than s[k]
+	for k := n - 1; k >= n*3/4; k-- {
+		if k < n-1 && s[k] < s[k+1] {
+			longer = n - 1 - k
+		}
+		if c := s[k] + miss*time.Duration(longer)/time.Duration(n); c <= cost {
+			best, cost = s[k], c
+		}
+	}
+	return best
 }
