@@ -162,10 +162,7 @@ func (h *handlers) lookFirst(ctx context.Context, r *run, pp *tasks.PollPayload,
 	var s *SnoozeError
 	switch {
 	case errors.As(err, &s):
-		if s.OnTime {
-			return NotEarly(s.Delay), false, nil
-		}
-		return s.Delay, false, nil
+		return s.queueDelay(), false, nil
 	case err == nil, errors.Is(err, errFailed), errors.Is(err, errSuperseded), errors.Is(err, asynq.SkipRetry):
 		return 0, true, err
 	}

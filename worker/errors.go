@@ -26,6 +26,16 @@ func (e *SnoozeError) Error() string {
 	return fmt.Sprintf("snooze %s: %s", e.Delay, e.Reason)
 }
 
+// queueDelay is the delay to give asynq for the task the snooze puts back:
+// Delay, or, when the worker runs it itself on time, the second after it
+// (NotEarly).
+func (e *SnoozeError) queueDelay() time.Duration {
+	if e.OnTime {
+		return NotEarly(e.Delay)
+	}
+	return e.Delay
+}
+
 // IsFailure is asynq's Config.IsFailure: a snooze is not a failure.
 func IsFailure(err error) bool {
 	var s *SnoozeError
@@ -66,10 +76,7 @@ func (b Backoff) WithDefaults() Backoff {
 func (b Backoff) Delay(n int, err error) time.Duration {
 	var s *SnoozeError
 	if errors.As(err, &s) {
-		if s.OnTime {
-			return NotEarly(s.Delay)
-		}
-		return s.Delay
+		return s.queueDelay()
 	}
 	d := b.backoff(n, err)
 	var re *retryError
