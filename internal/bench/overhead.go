@@ -51,6 +51,9 @@ type Overhead struct {
 	// SimulatorProcess is set when the simulator ran in its own process.
 	SimulatorProcess bool  `json:"simulator_process"`
 	Validated        int64 `json:"validated"`
+	// NotValidated describes, up to 10, the destinations of the accounted
+	// run that ended otherwise: their line, state and error.
+	NotValidated []string `json:"not_validated,omitempty"`
 
 	// An extra pipeline run, enqueue first and then the worker, counts
 	// the Redis commands and memory of each.
@@ -313,7 +316,10 @@ func (r *runner) accountedPipeline(ctx context.Context, sim *apiSim) error {
 			return err
 		}
 		o.Validated = st.Counts[events.Validated]
-		return nil
+		if o.Validated != int64(c.N) {
+			o.NotValidated, err = r.notValidated(ctx, res.BatchID, 10)
+		}
+		return err
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/credentials"
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/producer"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -346,6 +347,24 @@ func freeAddr() (string, error) {
 
 // waitBatch polls the batch until every destination has an outcome and
 // returns when it saw that.
+// notValidated describes up to max destinations of a batch that are not
+// validated: line, state, attempts and error.
+func (r *runner) notValidated(ctx context.Context, batch string, max int) ([]string, error) {
+	var out []string
+	err := ledger.NewStore(r.admin, ledger.Config{}).Dests(ctx, batch, func(_ string, st ledger.DestState) error {
+		if st.State == events.Validated || len(out) >= max {
+			return nil
+		}
+		d := fmt.Sprintf("line %d: %s, attempts %+v, requested %s", st.Line, st.State, st.Attempts, st.RequestedAt.Format(time.RFC3339Nano))
+		if st.Error != nil {
+			d += fmt.Sprintf(", error %+v", *st.Error)
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}
+
 func waitBatch(ctx context.Context, batches *producer.Client, id string, timeout time.Duration) (events.BatchStatus, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
