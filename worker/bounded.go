@@ -85,7 +85,7 @@ func (h *handlers) unreadableBefore(ctx context.Context, r *run, loc destination
 // bounded by unreadableBefore. done is set when the task ends here (err is
 // its result).
 func (h *handlers) readBefore(ctx context.Context, r *run, loc destination.Location) (record string, done bool, err error) {
-	obj, err := h.reader.Read(ctx, loc, time.Time{})
+	obj, err := h.read(ctx, loc, time.Time{})
 	h.storage(r.conf.Type, err)
 	switch {
 	case err == nil:

@@ -56,9 +56,13 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		// however recent it looks (S3 dates are whole seconds): read it,
 		// unless the previous holder just did (trustRecord), or the file's
 		// date will tell (skipRead).
+		skip, wait := h.skipRead(r, record, loc)
 		switch before = h.trustRecord(record); {
 		case before != "":
-		case h.skipRead(r, record):
+		case skip:
+			if err := h.sleep(ctx, wait); err != nil {
+				return err
+			}
 			before = unread
 		default:
 			rec, done, err := h.readBefore(ctx, r, loc)
@@ -227,4 +231,19 @@ func (h *handlers) rechallenge(ctx context.Context, r *run, filename string, cau
 	}
 	r.log.Warn("requesting a fresh challenge", "reason", r.clean(cause.Error()), "next_gen", next.Gen)
 	return nil
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -7,9 +7,11 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // The handlers' construction, for the tests that run them on fakes:
@@ -63,3 +65,14 @@ func (s *archiveSweep) Sweep(ctx context.Context) (int, error) { return s.sweep(
 // Observe records a challenge file's appearance delay, as a poll that
 // takes a file does.
 func (h *handlers) Observe(d time.Duration) { h.seen.observe(d) }
+
+// ReadAt reads a file at the destination_conf's location, as the handlers
+// read challenge files (measuring its store's clock on the way).
+func (h *handlers) ReadAt(ctx context.Context, conf, filename string) error {
+	c, err := tasks.ParseConf(conf)
+	if err != nil {
+		return err
+	}
+	_, err = h.read(ctx, destination.For(c, nil, filename), time.Time{})
+	return err
+}

@@ -37,6 +37,9 @@ type cloudflareAPI interface {
 type apiBudget interface {
 	Wait(ctx context.Context) (time.Duration, error)
 	WaitInTurn(ctx context.Context) (time.Duration, error)
+	// Interval is the budget's emission interval: the time between two
+	// calls at its rate.
+	Interval() time.Duration
 	Pause(ctx context.Context, d time.Duration, reason string) error
 }
 
@@ -157,6 +160,10 @@ type handlers struct {
 	challenges ChallengeLog
 	// seen learns when challenge files appear, for the first poll.
 	seen *appearance
+	// sleep is Deps.Sleep.
+	sleep func(ctx context.Context, d time.Duration) error
+	// clocks measures each store's clock from its responses.
+	clocks *clocks
 	// cold are the first polls scheduled before any file was seen.
 	cold coldPolls
 	// jobs keeps each zone's job listing for the job stage.
@@ -204,6 +211,9 @@ type deps struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
+	// Sleep waits d or until ctx ends (default: a timer); a test with its
+	// own Now advances that.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// Ping checks that Redis answers: a task that failed because Redis is
 	// unreachable waits for it before returning (see awaitRedis). nil:
 	// never waits.
@@ -222,6 +232,9 @@ func newHandlers(d deps, cfg HandlerConfig) *handlers {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Sleep == nil {
+		d.Sleep = sleepCtx
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -233,7 +246,7 @@ func newHandlers(d deps, cfg HandlerConfig) *handlers {
 		d.Self = Self()
 	}
 	h := &handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
-		leases: newPathLeases(d.Leases, d.Waker), metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64),
+		leases: newPathLeases(d.Leases, d.Waker), metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64), clocks: newClocks(d.Now), sleep: d.Sleep,
 		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
 	h.rec = &recorder{store: d.Store, metrics: d.Metrics, now: d.Now, self: d.Self, release: h.release}
 	return h

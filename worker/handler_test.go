@@ -155,6 +155,9 @@ type fakeReader struct {
 	objs  map[string]destination.Object
 	err   error
 	reads int
+	// clock, when set, is what every read tells of the storage's clock
+	// (destination.ReportClock).
+	clock []destination.ClockSample
 	// deletes counts Delete calls; deleteErr fails them.
 	deletes   int
 	deleteErr error
@@ -162,10 +165,13 @@ type fakeReader struct {
 
 var _ destination.Reader = (*fakeReader)(nil)
 
-func (f *fakeReader) Read(_ context.Context, loc destination.Location, notBefore time.Time) (destination.Object, error) {
+func (f *fakeReader) Read(ctx context.Context, loc destination.Location, notBefore time.Time) (destination.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
+	for _, s := range f.clock {
+		destination.ReportClock(ctx, s)
+	}
 	if f.err != nil {
 		return destination.Object{}, f.err
 	}
@@ -694,6 +700,8 @@ type sharedBundle struct {
 	waker  *fakeWaker
 	clock  *fakeClock
 	a, b   tasks.Dest
+	// slept is what the handlers slept (Deps.Sleep), on clock.
+	slept time.Duration
 }
 
 func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
@@ -706,7 +714,8 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
 		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}, clock: newFakeClock()}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
-		Metrics: newMetrics(t), Leases: leases, Waker: sb.waker, Now: sb.clock.Now}, cfg)
+		Metrics: newMetrics(t), Leases: leases, Waker: sb.waker, Now: sb.clock.Now,
+		Sleep: func(_ context.Context, d time.Duration) error { sb.slept += d; sb.clock.Advance(d); return nil }}, cfg)
 	sb.a = tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf,
 		EnqueuedAt: time.Now(), Line: 2}
 	sb.b = sb.a

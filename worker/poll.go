@@ -52,10 +52,9 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	// The lease is renewed only by a poll that looks again (notYet,
 	// denied, unreadable): the poll that finds the file releases it with
 	// the outcome, and reading it needs no lease.
-	notBefore := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	r.seenAt = h.now()
-	obj, err := h.reader.Read(ctx, loc, notBefore)
+	obj, err := h.read(ctx, loc, h.notBefore(loc, requestedAt))
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
 		h.storage(r.conf.Type, err)
@@ -75,14 +74,14 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	}
 	h.storage(r.conf.Type, nil)
 	h.denials.forget(loc)
-	appeared := h.appeared(obj.ModTime, requestedAt)
+	appeared := h.appeared(loc, obj.ModTime, requestedAt)
 	r.seen = digest(obj.Body)
 	if r.seen == p.Before {
 		// The file that was there before the challenge: ours is not
 		// written yet.
 		return h.notYet(ctx, r, p, polls, errUnchanged)
 	}
-	if p.Before == unread && h.undated(obj.ModTime, requestedAt) {
+	if p.Before == unread && h.undated(loc, obj.ModTime, requestedAt) {
 		// Not read before the challenge, and dated too early to tell:
 		// a fresh challenge, which reads first.
 		return h.rechallenge(ctx, r, p.Filename, errUndated)
@@ -111,17 +110,27 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	return h.submitToken(ctx, r, p.Filename, token, true)
 }
 
-// appeared is when a file dated modTime, found by the read that just
-// ended, appeared: its date, unless that is truncated to the second (S3's
-// Last-Modified). Then the file appeared within the second after it, not
-// before the challenge (requestedAt) and not after this read: the middle
-// of that. The second's end alone would be learnt as up to a second late,
-// and every first poll would wait for it.
-func (h *handlers) appeared(modTime, requestedAt time.Time) time.Time {
-	if modTime.Nanosecond() != 0 {
+// appeared is when a file at loc dated modTime, found by the read that just
+// ended, appeared on this host's clock: within what its date leaves open
+// (the second after it, where truncated to the second as S3's
+// Last-Modified is) on the storage's clock (storeBounds where measured;
+// else taken for this host's), not before the challenge (requestedAt) and
+// not after this read: the middle of that. The end of the second alone
+// would be learnt as up to a second late, and every first poll would wait
+// for it.
+func (h *handlers) appeared(loc destination.Location, modTime, requestedAt time.Time) time.Time {
+	b, measured := h.clocks.bounds(storeKey(loc))
+	var unit time.Duration
+	switch {
+	case modTime.Nanosecond() == 0:
+		unit = time.Second
+	case !measured:
 		return modTime
 	}
-	lo, hi := modTime, modTime.Add(time.Second)
+	lo, hi := modTime, modTime.Add(unit)
+	if measured {
+		lo, hi = modTime.Add(-b.hi), modTime.Add(max(unit, b.res)-b.lo)
+	}
 	if now := h.now(); now.Before(hi) {
 		hi = now
 	}

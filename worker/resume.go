@@ -94,7 +94,7 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 	if !ok || !h.now().Before(prior.Time.Add(cloudflare.TokenTTL)) {
 		return false, nil
 	}
-	obj, err := h.reader.Read(ctx, loc, prior.Time.Truncate(time.Second).Add(-h.cfg.ClockSkew))
+	obj, err := h.read(ctx, loc, h.notBefore(loc, prior.Time))
 	h.storage(r.conf.Type, err)
 	// Not written yet: the earlier challenge's write may still come
 	// (EarlierWriteWait); asking again now would leave it to land on top of
@@ -119,7 +119,7 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 	if seen == prior.Before {
 		return notYet() // the earlier challenge's file was not written
 	}
-	if prior.Before == unread && h.undated(obj.ModTime, prior.Time) {
+	if prior.Before == unread && h.undated(loc, obj.ModTime, prior.Time) {
 		return false, nil // may predate the earlier challenge: a fresh one
 	}
 	token, err := cloudflare.CleanToken(string(obj.Body))

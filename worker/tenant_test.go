@@ -41,6 +41,8 @@ func (b *countingBudget) Wait(context.Context) (time.Duration, error) {
 	return 0, nil
 }
 
+func (b *countingBudget) Interval() time.Duration { return 250 * time.Millisecond }
+
 func (b *countingBudget) WaitInTurn(ctx context.Context) (time.Duration, error) {
 	if b.notInTurn {
 		return 0, &budget.MaxWaitError{RetryIn: 2 * time.Second, MaxWait: budget.TurnSpan}

@@ -1,19 +1,28 @@
 package worker
 
-import "time"
+import (
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+)
 
 // The read before a challenge (readBefore) tells a file already on the path
 // from the one the challenge writes, however recent it looks: S3 and Azure
 // date files to the second. It costs a storage read per destination. Where
 // files are known to appear late enough after their challenge, a file's date
-// tells alone: one dated at least ClockSkew after the request (on the
-// storage's clock, to the second, so no later than it was written) was
-// written after it. So a first challenge skips the read when even the
-// fastest recent file, written that long after this request, would be so
-// dated (skipRead); its poll then takes only a file so dated (undated). A
-// file dated earlier is never taken, however new: it may be another tool's
+// tells alone: one dated no earlier than the request, on the storage's clock
+// at its fastest (storeBounds: measured, or ClockSkew ahead), was written
+// after it. So a first challenge skips the read when even the fastest
+// recent file, written that long after this request, would be so dated
+// (skipRead); its poll then takes only a file so dated (undated). A file
+// dated earlier is never taken, however new: it may be another tool's
 // challenge written just before this one. The destination asks for a fresh
 // challenge instead, which reads first.
+//
+// With dates to the second, whether the fastest file is so dated depends
+// on where in its second the request falls: a request late in a second has
+// its file dated the next one. Where the request falls wrong, the challenge
+// waits for the next second, when that is within phaseWait; else it reads.
 
 // unread is PollPayload.Before, and the challenge record's, of a challenge
 // whose path was not read before it.
@@ -21,33 +30,87 @@ const unread = "unread"
 
 // skipMargin covers the time from skipRead's look at the clock to the
 // request.
-const skipMargin = 100 * time.Millisecond
+const skipMargin = 50 * time.Millisecond
 
-// skipRead reports whether r's challenge may go without the read before it:
-// a first challenge, on a path whose record (what its last holder saw
-// there) is old enough for the poll to refuse that holder's file by its
-// date, once the worker has seen files appear late enough.
-func (h *handlers) skipRead(r *run, record string) bool {
+// skipRead reports whether r's challenge may go without the read before it,
+// and how long it waits first: a first challenge, on a path whose record
+// (what its last holder saw there) is old enough for the poll to refuse
+// that holder's file by its date, once the worker has seen files appear
+// late enough.
+func (h *handlers) skipRead(r *run, record string, loc destination.Location) (skip bool, wait time.Duration) {
 	if r.d.Gen > 0 {
-		return false
+		return false, 0
 	}
 	now := h.now()
 	if _, at, ok := parseRecord(record); ok && !at.Before(now.Truncate(time.Second).Add(-h.cfg.ClockSkew-time.Second)) {
-		return false // its holder's file may be dated within the poll's reach
+		return false, 0 // its holder's file may be dated within the poll's reach
 	}
 	least, ok := h.seen.least()
 	if !ok {
-		return false
+		return false, 0
 	}
-	// Observed delays of files dated to the second are at most a second
-	// after the write (poll: appeared): it may have been a second earlier.
-	earliest := now.Add(least - time.Second).Truncate(time.Second)
-	return !earliest.Before(now.Add(h.cfg.ClockSkew + skipMargin))
+	b, measured := h.clocks.bounds(storeKey(loc))
+	// A learnt delay is the middle of what the file's date and the clock's
+	// bounds leave open (appeared): the fastest file may have come half of
+	// that earlier.
+	fastest := least - (b.res+b.hi-b.lo)/2
+	if !measured {
+		// What ClockSkew assumes: the poll takes a file dated ClockSkew
+		// after the request. Its clock is taken for this host's when it
+		// comes to when the fastest file is dated, with a second of doubt:
+		// a wrong guess costs a fresh challenge, never a wrong file.
+		b = clockBounds{hi: h.cfg.ClockSkew, res: time.Second}
+		fastest = least - time.Second
+	}
+	// It is written, on the storage's clock, at or after y for a request
+	// now, and dated y's unit of res; the poll takes it if that is no
+	// earlier than the request at the clock's fastest, now+hi: if y lies
+	// within slack of the start of its unit, however the request comes
+	// within skipMargin.
+	slack := fastest + b.lo - b.hi - skipMargin
+	if slack <= 0 {
+		return false, 0
+	}
+	if b.res <= 0 || slack >= b.res {
+		return true, 0
+	}
+	y := now.Add(fastest + b.lo)
+	phase := y.Sub(y.Truncate(b.res))
+	if phase <= slack {
+		return true, 0
+	}
+	if wait = b.res - phase; wait <= h.phaseWait(r, b) {
+		return true, wait
+	}
+	return false, 0
 }
 
-// undated reports whether a file dated mod, found for a challenge that did
-// not read its path first and was requested at requestedAt, may predate the
-// request.
-func (h *handlers) undated(mod, requestedAt time.Time) bool {
-	return mod.Before(requestedAt.Add(h.cfg.ClockSkew))
+// phaseWait is how long a challenge may wait for its request to fall where
+// its file's date tells it new: a date's unit with no budget; with one,
+// half its interval, which the budget's bound absorbs as request latency.
+func (h *handlers) phaseWait(r *run, b clockBounds) time.Duration {
+	if r.t.Budget == nil {
+		return b.res
+	}
+	return r.t.Budget.Interval() / 2
+}
+
+// undated reports whether a file dated mod, found at loc for a challenge
+// that did not read its path first and was requested at requestedAt, may
+// predate the request.
+func (h *handlers) undated(loc destination.Location, mod, requestedAt time.Time) bool {
+	return mod.Before(requestedAt.Add(h.storeBounds(loc).hi))
+}
+
+// notBefore is the date before which a file at loc cannot be the one a
+// challenge requested at requestedAt wrote: older files are stale. It
+// allows ClockSkew, and the measured clock where that is further behind.
+func (h *handlers) notBefore(loc destination.Location, requestedAt time.Time) time.Time {
+	nb := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
+	if b, ok := h.clocks.bounds(storeKey(loc)); ok {
+		if m := requestedAt.Add(b.lo).Truncate(max(b.res, time.Nanosecond)); m.Before(nb) {
+			return m
+		}
+	}
+	return nb
 }

@@ -346,6 +346,10 @@ func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
 // waits this long for the budget at most, unless the budget is paused.
 const TurnSpan = time.Second
 
+// Interval is the emission interval: the time between two grants at the
+// budget's rate.
+func (b *Budget) Interval() time.Duration { return b.interval }
+
 // WaitInTurn is Wait for a caller that should not wait long behind others
 // in this process: when the Waits blocked before it would take more than
 // TurnSpan of the budget's grants, it returns a *MaxWaitError at once,

@@ -163,6 +163,7 @@ func NewAzure(ctx context.Context, opts AzureOptions) (*Azure, error) {
 	if opts.HTTPClient != nil {
 		a.copts.Transport = opts.HTTPClient
 	}
+	a.copts.PerRetryPolicies = append(a.copts.PerRetryPolicies, clockPolicy{})
 	if strings.HasPrefix(opts.Endpoint, "http://") {
 		a.copts.InsecureAllowCredentialWithHTTP = true
 	}
@@ -589,4 +590,22 @@ func (a *Azure) scrub(err error, sas ...string) error {
 		}
 	}
 	return redactErr(err, secrets...)
+}
+
+// clockPolicy times each request, retries included, as near the wire as the
+// SDK lets, and reports the response's Date to the context's WithClock
+// function.
+type clockPolicy struct{}
+
+func (clockPolicy) Do(req *policy.Request) (*http.Response, error) {
+	ctx := req.Raw().Context()
+	if ctx.Value(clockKey{}) == nil {
+		return req.Next()
+	}
+	sent := time.Now()
+	resp, err := req.Next()
+	if resp != nil {
+		reportClock(ctx, sent, time.Now(), resp.Header)
+	}
+	return resp, err
 }

@@ -56,6 +56,7 @@ func (f *File) Read(ctx context.Context, loc Location, notBefore time.Time) (obj
 		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: errors.New("invalid location: empty path")}
 	}
 	name := f.path(loc)
+	reportLocalClock(ctx)
 	fi, err := os.Stat(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

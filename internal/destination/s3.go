@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
@@ -245,6 +246,7 @@ func (s *S3) client(ctx context.Context, region string, as Identity) (*s3.Client
 		// GetObject asks for checksum validation; servers that send no
 		// checksum would make the SDK log a warning on every read.
 		o.DisableLogOutputChecksumValidationSkipped = true
+		o.APIOptions = append(o.APIOptions, addClockMiddleware)
 	})
 	s.clients[key] = c
 	return c, nil
@@ -503,3 +505,21 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
+
+// addClockMiddleware times each request as near the wire as the SDK lets
+// (last in its deserialize step) and reports the response's Date to the
+// context's WithClock function.
+func addClockMiddleware(st *middleware.Stack) error {
+	return st.Deserialize.Add(middleware.DeserializeMiddlewareFunc("LogpushClockSample",
+		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+			if ctx.Value(clockKey{}) == nil {
+				return next.HandleDeserialize(ctx, in)
+			}
+			sent := time.Now()
+			out, md, err := next.HandleDeserialize(ctx, in)
+			if resp, ok := out.RawResponse.(*smithyhttp.Response); ok && resp != nil {
+				reportClock(ctx, sent, time.Now(), resp.Header)
+			}
+			return out, md, err
+		}), middleware.After)
+}

@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+)
+
+// A storage dates its files on its own clock. Each of its responses
+// bounds that clock's lead over this host's (destination.ClockSample):
+// its Date, to the second, fell between the request's send and the
+// response's receipt. The bounds of a store's recent responses, together,
+// measure the lead to a round trip, where ClockSkew only assumes it. With
+// them a file's date tells when it was written on this host's clock, and
+// the read before a challenge can be skipped for files that come only a
+// fraction of a second after their request (skipRead).
+
+const (
+	// clockSamples is how many recent responses a store's bounds come from.
+	clockSamples = 32
+	// clockAge is how old a response may be and still bound the clock:
+	// clocks drift apart, by a few milliseconds a minute at worst.
+	clockAge = 5 * time.Minute
+	// clockDrift widens the measured bounds for that drift.
+	clockDrift = 20 * time.Millisecond
+)
+
+// storeClock holds a store's recent clock samples.
+type storeClock struct {
+	samples [clockSamples]destination.ClockSample
+	n, next int
+}
+
+// clocks measures each store's clock, by storeKey.
+type clocks struct {
+	mu     sync.Mutex
+	stores map[string]*storeClock
+	now    func() time.Time
+}
+
+func newClocks(now func() time.Time) *clocks {
+	return &clocks{stores: make(map[string]*storeClock), now: now}
+}
+
+// storeKey names the store (and so the clock) of a location: the bucket or
+// container, with its account, region or endpoint. A file's key is not
+// part of it.
+func storeKey(loc destination.Location) string {
+	return loc.Scheme + "|" + loc.Account + "|" + loc.Region + "|" + loc.Bucket
+}
+
+func (c *clocks) add(key string, s destination.ClockSample) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc := c.stores[key]
+	if sc == nil {
+		sc = &storeClock{}
+		c.stores[key] = sc
+	}
+	sc.samples[sc.next] = s
+	sc.next = (sc.next + 1) % clockSamples
+	sc.n = min(sc.n+1, clockSamples)
+}
+
+// clockBounds is what a store's clock is known to be: ahead of this host's
+// by at least lo and at most hi, dating files to res.
+type clockBounds struct {
+	lo, hi, res time.Duration
+}
+
+// bounds returns the store's clock bounds from its recent responses; ok is
+// false while there are none, or when they disagree (the clock was set
+// meanwhile): then ClockSkew is all there is.
+func (c *clocks) bounds(key string) (b clockBounds, ok bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sc := c.stores[key]
+	if sc == nil {
+		return clockBounds{}, false
+	}
+	for i := 0; i < sc.n; i++ {
+		s := sc.samples[i]
+		if now.Sub(s.Received) > clockAge {
+			continue
+		}
+		lo, hi := s.Offset()
+		if !ok {
+			b, ok = clockBounds{lo: lo, hi: hi, res: s.Resolution}, true
+			continue
+		}
+		b.lo, b.hi, b.res = max(b.lo, lo), min(b.hi, hi), max(b.res, s.Resolution)
+	}
+	if !ok || b.lo > b.hi {
+		return clockBounds{}, false
+	}
+	b.lo, b.hi = b.lo-clockDrift, b.hi+clockDrift
+	return b, true
+}
+
+// storeBounds returns loc's store clock bounds: measured, or else what
+// ClockSkew assumes, with dates to the second.
+func (h *handlers) storeBounds(loc destination.Location) clockBounds {
+	if b, ok := h.clocks.bounds(storeKey(loc)); ok {
+		return b
+	}
+	return clockBounds{lo: -h.cfg.ClockSkew, hi: h.cfg.ClockSkew, res: time.Second}
+}
+
+// read reads loc, measuring its store's clock on the way.
+func (h *handlers) read(ctx context.Context, loc destination.Location, notBefore time.Time) (destination.Object, error) {
+	key := storeKey(loc)
+	ctx = destination.WithClock(ctx, func(s destination.ClockSample) { h.clocks.add(key, s) })
+	return h.reader.Read(ctx, loc, notBefore)
+}

@@ -1,0 +1,132 @@
+package worker_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/events"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// filesAfter is a worker that has seen 8 challenge files appear d after
+// their challenge, with its clock at 100 ms into a second (S3 dates files
+// to the second, so where a request falls within its second matters).
+func filesAfter(t *testing.T, d time.Duration) *sharedBundle {
+	t.Helper()
+	sb := setupShared(t, worker.HandlerConfig{})
+	sb.api.noFilename = true
+	sb.clock.mu.Lock()
+	sb.clock.now = sb.clock.now.Truncate(time.Second).Add(100 * time.Millisecond)
+	sb.clock.mu.Unlock()
+	for range 8 {
+		sb.h.Observe(d)
+	}
+	return sb
+}
+
+// measureClock makes the store tell its clock: two responses, dated to
+// the second, received 10 ms either side of a second's start on a clock
+// that is this host's. Together they bound it to +-10 ms.
+func (sb *sharedBundle) measureClock(t *testing.T) {
+	t.Helper()
+	sec := sb.clock.Now().Truncate(time.Second)
+	at := func(date time.Time, local time.Duration) destination.ClockSample {
+		return destination.ClockSample{Date: date, Sent: sec.Add(local), Received: sec.Add(local), Resolution: time.Second}
+	}
+	sb.rd.clock = []destination.ClockSample{at(sec.Add(-time.Second), -10*time.Millisecond), at(sec, 10*time.Millisecond)}
+	if err := sb.h.ReadAt(context.Background(), sharedConf, "elsewhere.txt"); err == nil {
+		t.Fatal("read of nothing found something")
+	}
+	sb.rd.reads = 0
+}
+
+// onboard challenges sb.a and polls once after its file appears, d after
+// the request; it returns the reads made before the challenge.
+func (sb *sharedBundle) onboard(t *testing.T, d time.Duration) (before int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	before = sb.rd.reads
+	requested := sb.clock.Now()
+	poll := sb.enq.take(t, tasks.TypePoll)
+	sb.api.token = lateToken
+	sb.rd.put(lateFile, lateToken, requested.Add(d).Truncate(time.Second))
+	sb.clock.Advance(d + time.Second)
+	if err := sb.h.Poll(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if st := sb.state(t, sb.a); st != events.Validated || !slices.Equal(sb.api.validations, []string{lateToken}) {
+		t.Fatalf("state %s, validate calls %q; want validated with the challenge's token", st, sb.api.validations)
+	}
+	return before
+}
+
+// TestMeasuredClockSkipsTheReadBefore: files that come 1.8 s after their
+// challenge need the read before it while the storage's clock is only
+// assumed (ClockSkew, 1 s either way); once the storage's responses have
+// measured it, the file's date tells alone.
+func TestMeasuredClockSkipsTheReadBefore(t *testing.T) {
+	t.Parallel()
+	const d = 1800 * time.Millisecond
+	t.Run("assumed", func(t *testing.T) {
+		sb := filesAfter(t, d)
+		if n := sb.onboard(t, d); n != 1 {
+			t.Fatalf("%d reads before the challenge, want 1: the clock is not measured", n)
+		}
+	})
+	t.Run("measured", func(t *testing.T) {
+		sb := filesAfter(t, d)
+		sb.measureClock(t)
+		if n := sb.onboard(t, d); n != 0 || sb.rd.reads != 1 || sb.slept != 0 {
+			t.Fatalf("%d reads before the challenge, %d in all, slept %s; want 0, 1 and none", n, sb.rd.reads, sb.slept)
+		}
+	})
+}
+
+// TestMeasuredClockWaitsForItsSecond: files that come 1 s after their
+// challenge are dated the next second only when the request falls late
+// enough in its own: at 100 ms into a second the challenge waits (with no
+// budget, up to a second) rather than read first, and its file, dated the
+// next second, is taken.
+func TestMeasuredClockWaitsForItsSecond(t *testing.T) {
+	t.Parallel()
+	const d = time.Second
+	sb := filesAfter(t, d)
+	sb.measureClock(t)
+	if n := sb.onboard(t, d); n != 0 || sb.slept <= 0 || sb.slept >= time.Second {
+		t.Fatalf("%d reads before the challenge after sleeping %s; want none, after less than a second", n, sb.slept)
+	}
+}
+
+// TestMeasuredClockRefusesAnEarlierFile: with the clock measured and the
+// read skipped, a file written 50 ms before the request (another tool's
+// challenge) is dated the request's second and is not taken: no validate
+// call carries its token.
+func TestMeasuredClockRefusesAnEarlierFile(t *testing.T) {
+	t.Parallel()
+	sb := filesAfter(t, 1800*time.Millisecond)
+	sb.measureClock(t)
+	ctx := context.Background()
+	sb.rd.put(lateFile, "another-tools-token", sb.clock.Now().Add(-50*time.Millisecond).Truncate(time.Second))
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	if sb.rd.reads != 0 {
+		t.Fatalf("%d reads before the challenge, want none", sb.rd.reads)
+	}
+	poll := sb.enq.take(t, tasks.TypePoll)
+	sb.clock.Advance(time.Second)
+	if err := sb.h.Poll(ctx, poll); err != nil {
+		t.Fatalf("poll that found an earlier file = %v, want a fresh challenge asked", err)
+	}
+	if n := sb.api.validateCalls(); n != 0 {
+		t.Fatalf("%d validate calls with a file written before the challenge, want 0", n)
+	}
+	sb.enq.take(t, tasks.TypeChallenge)
+}
