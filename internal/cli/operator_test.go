@@ -238,9 +238,13 @@ func TestPreflight(t *testing.T) {
 	if len(keys) != 0 {
 		t.Fatalf("a failed preflight wrote %v", keys)
 	}
-	code, out, stderr = runEnv(t, env, good, "enqueue", "--redis", url, "-")
+	code, out, stderr = runEnv(t, env, good, "enqueue", "--redis", url, "--batch-id", "good", "-")
 	if code != 0 || !strings.Contains(out, "2 enqueued") {
 		t.Fatalf("enqueue after a good preflight = %d: %s %s", code, out, stderr)
+	}
+	// The workers onboard it, writing into dir: done before dir goes.
+	if st := e.wait(t, "good", time.Minute); st.Counts[events.Validated] != 2 {
+		t.Fatalf("the good batch ended %v, want 2 validated", st.Counts)
 	}
 	// Bad lines are shown first, always, with preflight's findings after
 	// them, and nothing is enqueued.
@@ -275,9 +279,13 @@ func TestPreflightAccountToken(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"CLOUDFLARE_API_TOKEN": "e2e-api-token", "CLOUDFLARE_API_URL": e.simURL}
 	accounts := fmt.Sprintf("zone_id,account_id,destination_conf\n,%s,file://%s/a\n", account, dir)
-	code, out, stderr := runEnv(t, env, accounts, "enqueue", "--redis", url, "-")
+	code, out, stderr := runEnv(t, env, accounts, "enqueue", "--redis", url, "--batch-id", "accounts", "-")
 	if code != 0 || !strings.Contains(out, "works (account-owned API token of account "+account+")") || !strings.Contains(out, "1 enqueued") {
 		t.Fatalf("enqueue with an account-owned token = %d: %s %s", code, out, stderr)
+	}
+	// The workers onboard it, writing into dir: done before dir goes.
+	if st := e.wait(t, "accounts", time.Minute); st.Counts[events.Validated] != 1 {
+		t.Fatalf("the account row ended %v, want validated", st.Counts)
 	}
 	zones := fmt.Sprintf("zone_id,account_id,destination_conf\n%032x,,file://%s/z\n", 7, dir)
 	code, out, stderr = runEnv(t, env, zones, "preflight", "-")
