@@ -117,7 +117,7 @@ func (r *runner) budgetRun(ctx context.Context) error {
 			inproc = append(inproc, w)
 			continue
 		}
-		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency)
+		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency, nil)
 		if err != nil {
 			return err
 		}

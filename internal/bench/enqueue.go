@@ -132,7 +132,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 		}
 	}()
 
-	ch, err := r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency)
+	ch, err := r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency, nil)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (r *runner) workerProcess(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ch, err = r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency)
+	ch, err = r.startChild(ctx, sim.URL, "0", r.cfg.Concurrency, nil)
 	if err != nil {
 		return err
 	}

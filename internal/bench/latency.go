@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -66,15 +68,20 @@ func (r *runner) latencyRun(ctx context.Context, o workerOptions) (*Latency, err
 	if err := r.flush(ctx); err != nil {
 		return nil, err
 	}
-	csv, err := r.scenarioCSV("c", c.LatencyN)
+	csv, _, err := r.scenarioDir("c")
 	if err != nil {
 		return nil, err
 	}
-	sim, err := newSim(simOptions{WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter})
+	defer os.RemoveAll(filepath.Dir(csv))
+	if err := writeS3CSV(csv, "c", c.LatencyN); err != nil {
+		return nil, err
+	}
+	sim, err := newSim(simOptions{WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter, S3: true})
 	if err != nil {
 		return nil, err
 	}
 	defer sim.close()
+	o.Storage = benchS3(sim.s3URL)
 	res, _, err := r.enqueueFile(ctx, csv, 0)
 	if err != nil {
 		return nil, err

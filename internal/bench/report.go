@@ -124,7 +124,7 @@ func (r *runner) header() {
 	} else {
 		fmt.Fprintf(w, "redis: %s at %s, database %d: FLUSHED before and between scenarios (lease %s)\n", ri.Version, ri.Addr, ri.DB, ri.Leased)
 	}
-	fmt.Fprintf(w, "destinations: a: s3:// on an in-memory S3 in the simulator's process, read through the AWS SDK; the others: file:// under %s (the simulator's bucket)\n", r.dir)
+	fmt.Fprintf(w, "destinations: a, c and g: s3:// on an in-memory S3 (in the simulator's process for a), read through the AWS SDK; the others: file:// under %s (the simulator's bucket)\n", r.dir)
 	fmt.Fprintln(w, "workers: a, c and d's Redis figures run the worker in this process (same packages and defaults as the worker command);"+
 		" b and d's CPU and RSS run worker processes")
 	if r.env.Worker == nil {

@@ -49,7 +49,7 @@ func (r *runner) startAPISim(ctx context.Context) (*apiSim, error) {
 		return nil, err
 	}
 	args := []string{"simulate", "--addr", addr, "--serve-s3", s3Addr, "--write-delay", "0", "--write-jitter", "0", "--log-level", "warn"}
-	c, err := r.startProc(ctx, "simulator", args, addr, "/debug/stats")
+	c, err := r.startProc(ctx, "simulator", args, nil, addr, "/debug/stats")
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,15 @@ func (r *runner) startAPISim(ctx context.Context) (*apiSim, error) {
 // benchS3 is how a worker reads the bench's S3 at url: path-style, with a
 // static key (the server checks none).
 func benchS3(url string) credentials.Storage {
-	return credentials.Storage{S3Endpoint: url, S3UsePathStyle: true, S3AccessKeyID: "bench-access-key", S3SecretAccessKey: "bench-secret-key"}
+	return credentials.Storage{S3Endpoint: url, S3UsePathStyle: true, S3AccessKeyID: benchS3Key, S3SecretAccessKey: benchS3Secret}
+}
+
+const benchS3Key, benchS3Secret = "bench-access-key", "bench-secret-key"
+
+// s3Env is benchS3 for a worker process: the AWS SDK's environment.
+func s3Env(url string) []string {
+	return []string{"AWS_ENDPOINT_URL_S3=" + url, "AWS_ACCESS_KEY_ID=" + benchS3Key, "AWS_SECRET_ACCESS_KEY=" + benchS3Secret,
+		"AWS_REGION=us-east-1", "AWS_PROFILE=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
 }
 
 // cpu is the simulator process's user plus system CPU time so far; 0 when

@@ -77,20 +77,20 @@ func (r *runner) tenantsRun(ctx context.Context) error {
 	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	csv, dests, err := r.scenarioDir("g")
+	csv, _, err := r.scenarioDir("g")
 	if err != nil {
 		return err
 	}
 	shares := tenantShares(c.TenantsN, c.Tenants)
 	credFile := filepath.Join(filepath.Dir(csv), "credentials.yaml")
-	if err := writeTenants(csv, credFile, dests, shares, c.RateLimit); err != nil {
+	if err := writeTenants(csv, credFile, shares, c.RateLimit); err != nil {
 		return err
 	}
 	rate := float64(c.RateLimit.Limit) / c.RateLimit.Window.Seconds()
 	g := &Tenants{N: c.TenantsN, Tenants: c.Tenants, Workers: c.Workers, Rate: c.RateLimit.String(), Penalty: c.Penalty.String(),
 		Writes: fmt.Sprintf("%s + [0, %s)", c.WriteDelay, c.WriteJitter)}
 	r.rep.Tenants = g
-	sim, err := newSim(simOptions{RateLimit: c.RateLimit, Penalty: c.Penalty, WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter, AnyToken: true})
+	sim, err := newSim(simOptions{RateLimit: c.RateLimit, Penalty: c.Penalty, WriteDelay: c.WriteDelay, WriteJitter: c.WriteJitter, AnyToken: true, S3: true})
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func (r *runner) tenantsRun(ctx context.Context) error {
 	}
 	g.PollFirst = cmp.Or(c.TenantsPollFirst, worker.PollFirstDefault).String()
 	for range c.Workers {
-		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency, extra...)
+		ch, err := r.startChild(ctx, sim.URL, c.RateLimit.String(), c.Concurrency, s3Env(sim.s3URL), extra...)
 		if err != nil {
 			return err
 		}
@@ -190,7 +190,7 @@ func tenantToken(i int) string { return fmt.Sprintf("bench-tenant-%02d-token", i
 
 // writeTenants writes the CSV (zone_id, destination_conf, credential) and
 // the credentials file: each tenant its own token, at rate.
-func writeTenants(csv, credFile, dests string, shares []int, rate budget.Rate) error {
+func writeTenants(csv, credFile string, shares []int, rate budget.Rate) error {
 	var cf strings.Builder
 	for i := range shares {
 		fmt.Fprintf(&cf, "%s:\n  token: %s\n  api_rate: %s\n", tenantName(i), tenantToken(i), rate)
@@ -216,7 +216,7 @@ func writeTenants(csv, credFile, dests string, shares []int, rate budget.Rate) e
 			left[i]--
 			more = true
 			row++
-			fmt.Fprintf(w, "%032x,file://%s,%s\n", row, filepath.ToSlash(filepath.Join(dests, fmt.Sprintf("g-%05d", row))), tenantName(i))
+			fmt.Fprintf(w, "%032x,s3://%s/g/%05d?region=us-east-1,%s\n", row, s3Bucket, row, tenantName(i))
 		}
 	}
 	if err := w.Flush(); err != nil {

@@ -143,22 +143,22 @@ func (r *runner) childLogTail() string {
 // startChild starts a worker process on the measured database and waits
 // until it serves /readyz: started, taking tasks, the queue not paused (a
 // queue that does not exist yet is not paused).
-func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurrency int, extra ...string) (*child, error) {
+func (r *runner) startChild(ctx context.Context, apiURL, apiRate string, concurrency int, env []string, extra ...string) (*child, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"worker", "--redis", r.url, "--cloudflare-api-url", apiURL, "--metrics-addr", addr,
 		"--api-rate", apiRate, "--concurrency", strconv.Itoa(concurrency), "--shutdown-timeout", "10s", "--log-level", "warn"}
-	return r.startProc(ctx, "worker", append(args, extra...), addr, "/readyz")
+	return r.startProc(ctx, "worker", append(args, extra...), env, addr, "/readyz")
 }
 
 // startProc starts the binary with args (its kind, "worker" or
 // "simulator", names it in errors) and waits until http://addr+ready
 // answers 200.
-func (r *runner) startProc(ctx context.Context, kind string, args []string, addr, ready string) (*child, error) {
+func (r *runner) startProc(ctx context.Context, kind string, args, env []string, addr, ready string) (*child, error) {
 	cmd := r.env.Worker(args)
-	cmd.Env = benchEnv(cmd.Env)
+	cmd.Env = append(benchEnv(cmd.Env), env...)
 	logf, err := os.OpenFile(r.childLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
