@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -114,4 +115,44 @@ func (h *handlers) read(ctx context.Context, loc destination.Location, notBefore
 	key := storeKey(loc)
 	ctx = destination.WithClock(ctx, func(s destination.ClockSample) { h.clocks.add(key, s) })
 	return h.reader.Read(ctx, loc, notBefore)
+}
+
+// misses remembers, per challenge, when this worker last looked for its
+// file in vain (read start): the file was written after that. A look that
+// then finds it learns its appearance within a poll interval, where its
+// date alone (to the second) leaves a second open: learnt that way, files
+// after 0.9-1.1 s were learnt as after 0.55 s at the least, and first
+// polls came early and missed. Polls of one challenge that run on other
+// workers learn from the date alone.
+type misses struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// missesKept bounds the map: challenges whose poll moved to another worker
+// leave their entry behind.
+const missesKept = 4096
+
+func (m *misses) note(key string, t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.at == nil || len(m.at) >= missesKept {
+		m.at = make(map[string]time.Time)
+	}
+	m.at[key] = t
+}
+
+// take returns and forgets the last miss of key; zero for none.
+func (m *misses) take(key string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.at[key]
+	delete(m.at, key)
+	return t
+}
+
+// challengeKey names one challenge of r's destination, requested at
+// requestedAt.
+func challengeKey(r *run, requestedAt time.Time) string {
+	return r.key.Hash + "/" + strconv.Itoa(r.d.Gen) + "/" + strconv.FormatInt(requestedAt.UnixNano(), 36)
 }

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -129,4 +130,38 @@ func TestMeasuredClockRefusesAnEarlierFile(t *testing.T) {
 		t.Fatalf("%d validate calls with a file written before the challenge, want 0", n)
 	}
 	sb.enq.take(t, tasks.TypeChallenge)
+}
+
+// TestMissNarrowsTheLearntDelay: a file dated to the second, found a
+// second after a look that missed it, is learnt as appearing between that
+// look and the find, not anywhere in its second: 1.05 s, where its date
+// alone says 0.6 s.
+func TestMissNarrowsTheLearntDelay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{PollFirst: time.Second})
+	sb.api.noFilename = true
+	sb.clock.mu.Lock()
+	sb.clock.now = sb.clock.now.Truncate(time.Second).Add(900 * time.Millisecond)
+	sb.clock.mu.Unlock()
+	requested := sb.clock.Now()
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	poll := sb.enq.take(t, tasks.TypePoll)
+	sb.clock.Advance(time.Second)
+	var snooze *worker.SnoozeError
+	if err := sb.h.Poll(ctx, poll); !errors.As(err, &snooze) {
+		t.Fatalf("poll before the file = %v, want a snooze", err)
+	}
+	sb.api.token = lateToken
+	sb.rd.put(lateFile, lateToken, requested.Add(1050*time.Millisecond).Truncate(time.Second))
+	sb.clock.Advance(time.Second)
+	if err := sb.h.Poll(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	learnt := sb.h.Learnt()
+	if len(learnt) != 1 || learnt[0] < time.Second || learnt[0] > 1100*time.Millisecond {
+		t.Fatalf("learnt %v, want one delay within 1.0-1.1 s (between the miss and the find)", learnt)
+	}
 }

@@ -76,3 +76,11 @@ func (h *handlers) ReadAt(ctx context.Context, conf, filename string) error {
 	_, err = h.read(ctx, destination.For(c, nil, filename), time.Time{})
 	return err
 }
+
+// Learnt is the appearance delays learnt so far, in the order seen (the
+// last 64).
+func (h *handlers) Learnt() []time.Duration {
+	h.seen.mu.Lock()
+	defer h.seen.mu.Unlock()
+	return append([]time.Duration(nil), h.seen.obs...)
+}

@@ -164,6 +164,8 @@ type handlers struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// clocks measures each store's clock from its responses.
 	clocks *clocks
+	// misses are this worker's last vain looks, per challenge.
+	misses misses
 	// cold are the first polls scheduled before any file was seen.
 	cold coldPolls
 	// jobs keeps each zone's job listing for the job stage.

@@ -55,12 +55,14 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	r.seenAt = h.now()
 	obj, err := h.read(ctx, loc, h.notBefore(loc, requestedAt))
+	ck := challengeKey(r, requestedAt)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
 		h.storage(r.conf.Type, err)
 		if errors.Is(err, destination.ErrNotFound) {
 			r.seen = location.Absent
 		}
+		h.misses.note(ck, r.seenAt)
 		return h.notYet(ctx, r, p, polls, err)
 	case err != nil:
 		h.storage(r.conf.Type, err)
@@ -74,13 +76,14 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	}
 	h.storage(r.conf.Type, nil)
 	h.denials.forget(loc)
-	appeared := h.appeared(loc, obj.ModTime, requestedAt)
 	r.seen = digest(obj.Body)
 	if r.seen == p.Before {
 		// The file that was there before the challenge: ours is not
 		// written yet.
+		h.misses.note(ck, r.seenAt)
 		return h.notYet(ctx, r, p, polls, errUnchanged)
 	}
+	appeared := h.appeared(loc, obj.ModTime, requestedAt, h.misses.take(ck))
 	if p.Before == unread && h.undated(loc, obj.ModTime, requestedAt) {
 		// Not read before the challenge, and dated too early to tell:
 		// a fresh challenge, which reads first.
@@ -114,11 +117,12 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 // ended, appeared on this host's clock: within what its date leaves open
 // (the second after it, where truncated to the second as S3's
 // Last-Modified is) on the storage's clock (storeBounds where measured;
-// else taken for this host's), not before the challenge (requestedAt) and
-// not after this read: the middle of that. The end of the second alone
+// else taken for this host's), not before the challenge (requestedAt) nor
+// this worker's last vain look for it (missed; zero for none), and not
+// after this read: the middle of that. The end of the second alone
 // would be learnt as up to a second late, and every first poll would wait
 // for it.
-func (h *handlers) appeared(loc destination.Location, modTime, requestedAt time.Time) time.Time {
+func (h *handlers) appeared(loc destination.Location, modTime, requestedAt, missed time.Time) time.Time {
 	b, measured := h.clocks.bounds(storeKey(loc))
 	var unit time.Duration
 	switch {
@@ -136,6 +140,9 @@ func (h *handlers) appeared(loc destination.Location, modTime, requestedAt time.
 	}
 	if requestedAt.After(lo) {
 		lo = requestedAt
+	}
+	if missed.After(lo) {
+		lo = missed
 	}
 	if hi.Before(lo) {
 		return hi
