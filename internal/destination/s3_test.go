@@ -65,7 +65,7 @@ type s3Config struct {
 	opts     S3Options
 }
 
-func setupS3(t *testing.T, cfg s3Config) *s3Bundle {
+func setupS3(t testing.TB, cfg s3Config) *s3Bundle {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket(testBucket); err != nil {
@@ -77,7 +77,7 @@ func setupS3(t *testing.T, cfg s3Config) *s3Bundle {
 }
 
 // setupS3Server returns a bundle whose S3 talks to url.
-func setupS3Server(t *testing.T, url string, backend *s3mem.Backend, opts S3Options) *s3Bundle {
+func setupS3Server(t testing.TB, url string, backend *s3mem.Backend, opts S3Options) *s3Bundle {
 	t.Helper()
 	b := &s3Bundle{backend: backend, url: url, bodyRead: new(atomic.Int64), observed: new(observations)}
 	if opts.Endpoint == "" {
