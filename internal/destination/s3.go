@@ -101,6 +101,9 @@ func (o S3Options) validate() error {
 type S3 struct {
 	cfg  aws.Config
 	opts S3Options
+	// endpoints resolves the endpoints of every client: they depend on the
+	// parameters it keys on, not on the client.
+	endpoints *s3Endpoints
 
 	mu      sync.Mutex
 	clients map[s3ClientKey]*s3.Client
@@ -139,7 +142,13 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if opts.Credentials == nil && cfg.Credentials != nil {
 		cfg.Credentials = chainCredentials{cfg.Credentials}
 	}
-	return &S3{cfg: cfg, opts: opts, clients: make(map[s3ClientKey]*s3.Client), configs: make(map[Identity]aws.Config)}, nil
+	return &S3{
+		cfg:       cfg,
+		opts:      opts,
+		endpoints: newS3Endpoints(s3.NewDefaultEndpointResolverV2(), s3EndpointCacheSize),
+		clients:   make(map[s3ClientKey]*s3.Client),
+		configs:   make(map[Identity]aws.Config),
+	}, nil
 }
 
 // ErrNoAWSCredentials: the default credential chain found none.
@@ -242,6 +251,8 @@ func (s *S3) client(ctx context.Context, region string, as Identity) (*s3.Client
 		// want path-style requests.
 		o.UsePathStyle = s.opts.UsePathStyle || o.BaseEndpoint != nil
 		o.RetryMaxAttempts = s.opts.MaxAttempts
+		// The SDK's endpoint rules, memoized (s3Endpoints).
+		o.EndpointResolverV2 = s.endpoints
 		// GetObject asks for checksum validation; servers that send no
 		// checksum would make the SDK log a warning on every read.
 		o.DisableLogOutputChecksumValidationSkipped = true
