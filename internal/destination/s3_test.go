@@ -540,3 +540,27 @@ func TestS3KeepsAWorkersConnections(t *testing.T) {
 		t.Error("NewS3 accepted a negative MaxIdleConnsPerHost")
 	}
 }
+
+// TestS3ReadAsksNoChecksum: GetObject does not ask for the object's
+// checksum (x-amz-checksum-mode) and does not validate one the response
+// carries anyway (a wrong one here): the SDK's validation on every read is
+// off (ResponseChecksumValidation).
+func TestS3ReadAsksNoChecksum(t *testing.T) {
+	t.Parallel()
+	var mode atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mode.Store(r.Header.Values("X-Amz-Checksum-Mode"))
+		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		w.Header().Set("X-Amz-Checksum-Crc32", "AAAAAA==") // wrong for "token"
+		fmt.Fprint(w, "token")
+	}))
+	t.Cleanup(srv.Close)
+	b := setupS3Server(t, srv.URL, nil, S3Options{})
+	obj, err := b.s3.Read(t.Context(), s3Loc("k"), time.Time{})
+	if err != nil || string(obj.Body) != "token" {
+		t.Fatalf("read = %q, %v", obj.Body, err)
+	}
+	if got := mode.Load().([]string); len(got) != 0 {
+		t.Errorf("x-amz-checksum-mode: %q, want none", got)
+	}
+}
