@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -251,6 +252,11 @@ func (s *S3) client(ctx context.Context, region string, as Identity) (*s3.Client
 		// want path-style requests.
 		o.UsePathStyle = s.opts.UsePathStyle || o.BaseEndpoint != nil
 		o.RetryMaxAttempts = s.opts.MaxAttempts
+		// o.Retryer is the SDK's, standard or adaptive (both RetryerV2),
+		// which RetryMaxAttempts wraps once this function returns.
+		if r, ok := o.Retryer.(aws.RetryerV2); ok {
+			o.Retryer = missingIsFinal{r}
+		}
 		// The SDK's endpoint rules, memoized (s3Endpoints).
 		o.EndpointResolverV2 = s.endpoints
 		// GetObject validates no response checksum: otherwise the SDK
@@ -263,6 +269,20 @@ func (s *S3) client(ctx context.Context, region string, as Identity) (*s3.Client
 	})
 	s.clients[key] = c
 	return c, nil
+}
+
+// missingIsFinal is an SDK retryer that answers at once that a missing key
+// (NoSuchKey) is not worth another attempt. The SDK asks on every failed
+// attempt, before it counts the attempts left, and works the same answer
+// out from its list of retryable errors, an errors.As each: about 20
+// allocations and 5% of the CPU of a read that finds no file, as a poll
+// before the file is written does. TestS3MissingIsFinal checks the SDK's
+// retryers answer the same.
+type missingIsFinal struct{ aws.RetryerV2 }
+
+func (r missingIsFinal) IsErrorRetryable(err error) bool {
+	var missing *types.NoSuchKey
+	return !errors.As(err, &missing) && r.RetryerV2.IsErrorRetryable(err)
 }
 
 func checkS3Location(loc Location) (region string, err error) {

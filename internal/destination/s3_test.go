@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/johannesboyne/gofakes3"
@@ -563,4 +566,43 @@ func TestS3ReadAsksNoChecksum(t *testing.T) {
 	if got := mode.Load().([]string); len(got) != 0 {
 		t.Errorf("x-amz-checksum-mode: %q, want none", got)
 	}
+}
+
+// TestS3MissingIsFinal: the error of a GetObject of a missing key, as the
+// SDK gives it, is not retryable to the SDK's own retryers either:
+// missingIsFinal changes no answer, only how fast it comes. Other errors
+// get the SDK's answer.
+func TestS3MissingIsFinal(t *testing.T) {
+	t.Parallel()
+	c := setupS3(t, s3Config{}).s3.mustClient(t)
+	_, missing := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String("missing")})
+	var nsk *types.NoSuchKey
+	if !errors.As(missing, &nsk) {
+		t.Fatalf("GetObject of a missing key = %v, want a NoSuchKey", missing)
+	}
+	for name, r := range map[string]aws.Retryer{
+		"client":   c.Options().Retryer,
+		"standard": retry.NewStandard(),
+		"adaptive": retry.NewAdaptiveMode(),
+	} {
+		if r.IsErrorRetryable(missing) {
+			t.Errorf("the %s retryer retries a missing key", name)
+		}
+	}
+	unavailableURL, _ := errorServer(t, http.StatusServiceUnavailable, "ServiceUnavailable", nil)
+	_, unavailable := setupS3Server(t, unavailableURL, nil, S3Options{MaxAttempts: 1}).s3.mustClient(t).GetObject(t.Context(),
+		&s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String("k")})
+	if unavailable == nil || !(missingIsFinal{retry.NewStandard()}).IsErrorRetryable(unavailable) {
+		t.Errorf("a 503 (%v) is not retryable", unavailable)
+	}
+}
+
+// mustClient is the client of the default region and identity.
+func (s *S3) mustClient(t *testing.T) *s3.Client {
+	t.Helper()
+	c, err := s.client(t.Context(), DefaultS3Region, Identity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
