@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/johannesboyne/gofakes3"
@@ -65,7 +68,7 @@ type s3Config struct {
 	opts     S3Options
 }
 
-func setupS3(t *testing.T, cfg s3Config) *s3Bundle {
+func setupS3(t testing.TB, cfg s3Config) *s3Bundle {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket(testBucket); err != nil {
@@ -77,7 +80,7 @@ func setupS3(t *testing.T, cfg s3Config) *s3Bundle {
 }
 
 // setupS3Server returns a bundle whose S3 talks to url.
-func setupS3Server(t *testing.T, url string, backend *s3mem.Backend, opts S3Options) *s3Bundle {
+func setupS3Server(t testing.TB, url string, backend *s3mem.Backend, opts S3Options) *s3Bundle {
 	t.Helper()
 	b := &s3Bundle{backend: backend, url: url, bodyRead: new(atomic.Int64), observed: new(observations)}
 	if opts.Endpoint == "" {
@@ -539,4 +542,67 @@ func TestS3KeepsAWorkersConnections(t *testing.T) {
 	if _, err := NewS3(context.Background(), S3Options{MaxIdleConnsPerHost: -1}); err == nil {
 		t.Error("NewS3 accepted a negative MaxIdleConnsPerHost")
 	}
+}
+
+// TestS3ReadAsksNoChecksum: GetObject does not ask for the object's
+// checksum (x-amz-checksum-mode) and does not validate one the response
+// carries anyway (a wrong one here): the SDK's validation on every read is
+// off (ResponseChecksumValidation).
+func TestS3ReadAsksNoChecksum(t *testing.T) {
+	t.Parallel()
+	var mode atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mode.Store(r.Header.Values("X-Amz-Checksum-Mode"))
+		w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+		w.Header().Set("X-Amz-Checksum-Crc32", "AAAAAA==") // wrong for "token"
+		fmt.Fprint(w, "token")
+	}))
+	t.Cleanup(srv.Close)
+	b := setupS3Server(t, srv.URL, nil, S3Options{})
+	obj, err := b.s3.Read(t.Context(), s3Loc("k"), time.Time{})
+	if err != nil || string(obj.Body) != "token" {
+		t.Fatalf("read = %q, %v", obj.Body, err)
+	}
+	if got := mode.Load().([]string); len(got) != 0 {
+		t.Errorf("x-amz-checksum-mode: %q, want none", got)
+	}
+}
+
+// TestS3MissingIsFinal: the error of a GetObject of a missing key, as the
+// SDK gives it, is not retryable to the SDK's own retryers either:
+// missingIsFinal changes no answer, only how fast it comes. Other errors
+// get the SDK's answer.
+func TestS3MissingIsFinal(t *testing.T) {
+	t.Parallel()
+	c := setupS3(t, s3Config{}).s3.mustClient(t)
+	_, missing := c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String("missing")})
+	var nsk *types.NoSuchKey
+	if !errors.As(missing, &nsk) {
+		t.Fatalf("GetObject of a missing key = %v, want a NoSuchKey", missing)
+	}
+	for name, r := range map[string]aws.Retryer{
+		"client":   c.Options().Retryer,
+		"standard": retry.NewStandard(),
+		"adaptive": retry.NewAdaptiveMode(),
+	} {
+		if r.IsErrorRetryable(missing) {
+			t.Errorf("the %s retryer retries a missing key", name)
+		}
+	}
+	unavailableURL, _ := errorServer(t, http.StatusServiceUnavailable, "ServiceUnavailable", nil)
+	_, unavailable := setupS3Server(t, unavailableURL, nil, S3Options{MaxAttempts: 1}).s3.mustClient(t).GetObject(t.Context(),
+		&s3.GetObjectInput{Bucket: aws.String(testBucket), Key: aws.String("k")})
+	if unavailable == nil || !(missingIsFinal{retry.NewStandard()}).IsErrorRetryable(unavailable) {
+		t.Errorf("a 503 (%v) is not retryable", unavailable)
+	}
+}
+
+// mustClient is the client of the default region and identity.
+func (s *S3) mustClient(t *testing.T) *s3.Client {
+	t.Helper()
+	c, err := s.client(t.Context(), DefaultS3Region, Identity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
