@@ -165,3 +165,21 @@ func TestMissNarrowsTheLearntDelay(t *testing.T) {
 		t.Fatalf("learnt %v, want one delay within 1.0-1.1 s (between the miss and the find)", learnt)
 	}
 }
+
+// TestPreciseAppearancesSkipAtOnce: files learnt as after 1 s, whose
+// dates to the second leave the fastest up to half a second sooner, make a
+// challenge 100 ms into its second wait for the next; once 8 of them were
+// known to within a quarter second (no sooner than 950 ms), it goes at
+// once, without the read before it.
+func TestPreciseAppearancesSkipAtOnce(t *testing.T) {
+	t.Parallel()
+	const d = time.Second
+	sb := filesAfter(t, d)
+	sb.measureClock(t)
+	for range 8 {
+		sb.h.ObserveLow(950 * time.Millisecond)
+	}
+	if n := sb.onboard(t, d); n != 0 || sb.slept != 0 {
+		t.Fatalf("%d reads before the challenge after sleeping %s; want none, at once", n, sb.slept)
+	}
+}

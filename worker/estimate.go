@@ -17,7 +17,17 @@ type appearance struct {
 	obs    []time.Duration
 	next   int
 	window int
+	// lows are the lower bounds of the precise observations: those whose
+	// appearance was known within preciseHalf either way.
+	lows    []time.Duration
+	nextLow int
 }
+
+// preciseHalf is how far either way an observation's appearance may be
+// unknown and still bound the fastest file from below (least, in
+// skipRead): a file dated to the second, found within a quarter second of
+// the start of its second or of a look that missed it.
+const preciseHalf = 250 * time.Millisecond
 
 func newAppearance(window int) *appearance {
 	return &appearance{window: window}
@@ -36,6 +46,29 @@ func (a *appearance) observe(d time.Duration) {
 	}
 	a.obs[a.next] = d
 	a.next = (a.next + 1) % a.window
+}
+
+// observeLow records a precise observation's lower bound.
+func (a *appearance) observeLow(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lows) < a.window {
+		a.lows = append(a.lows, d)
+		return
+	}
+	a.lows[a.nextLow] = d
+	a.nextLow = (a.nextLow + 1) % a.window
+}
+
+// leastLow is the least lower bound of the recent precise observations,
+// once 8 were seen: no file of those came sooner.
+func (a *appearance) leastLow() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lows) < 8 {
+		return 0, false
+	}
+	return slices.Min(a.lows), true
 }
 
 // least is the shortest of the recent appearance delays, once 8 were seen.

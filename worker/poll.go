@@ -83,7 +83,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		h.misses.note(ck, r.seenAt)
 		return h.notYet(ctx, r, p, polls, errUnchanged)
 	}
-	appeared := h.appeared(loc, obj.ModTime, requestedAt, h.misses.take(ck))
+	appeared, half := h.appeared(loc, obj.ModTime, requestedAt, h.misses.take(ck))
 	if p.Before == unread && h.undated(loc, obj.ModTime, requestedAt) {
 		// Not read before the challenge, and dated too early to tell:
 		// a fresh challenge, which reads first.
@@ -102,6 +102,9 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		return h.notYet(ctx, r, p, polls, errExpiredToken)
 	}
 	h.observeAppearance(ctx, appeared.Sub(requestedAt))
+	if half <= preciseHalf {
+		h.seen.observeLow(appeared.Sub(requestedAt) - half)
+	}
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", polls)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the
@@ -114,22 +117,23 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 }
 
 // appeared is when a file at loc dated modTime, found by the read that just
-// ended, appeared on this host's clock: within what its date leaves open
-// (the second after it, where truncated to the second as S3's
-// Last-Modified is) on the storage's clock (storeBounds where measured;
-// else taken for this host's), not before the challenge (requestedAt) nor
-// this worker's last vain look for it (missed; zero for none), and not
-// after this read: the middle of that. The end of the second alone
-// would be learnt as up to a second late, and every first poll would wait
-// for it.
-func (h *handlers) appeared(loc destination.Location, modTime, requestedAt, missed time.Time) time.Time {
+// ended, appeared on this host's clock, give or take half: within what its
+// date leaves open (the second after it, where truncated to the second as
+// S3's Last-Modified is) on the storage's clock (storeBounds where
+// measured; else taken for this host's), not before the challenge
+// (requestedAt) nor this worker's last vain look for it (missed; zero for
+// none), and not after this read: the middle of that. The end of the
+// second alone would be learnt as up to a second late, and every first
+// poll would wait for it. half is a second or more where the storage's
+// clock is only assumed.
+func (h *handlers) appeared(loc destination.Location, modTime, requestedAt, missed time.Time) (at time.Time, half time.Duration) {
 	b, measured := h.clocks.bounds(storeKey(loc))
 	var unit time.Duration
 	switch {
 	case modTime.Nanosecond() == 0:
 		unit = time.Second
 	case !measured:
-		return modTime
+		return modTime, time.Second // its clock only assumed
 	}
 	lo, hi := modTime, modTime.Add(unit)
 	if measured {
@@ -145,9 +149,14 @@ func (h *handlers) appeared(loc destination.Location, modTime, requestedAt, miss
 		lo = missed
 	}
 	if hi.Before(lo) {
-		return hi
+		return hi, time.Second // the bounds disagree: not known
 	}
-	return lo.Add(hi.Sub(lo) / 2)
+	half = hi.Sub(lo) / 2
+	at = lo.Add(half)
+	if !measured {
+		half = max(half, time.Second) // its clock only assumed
+	}
+	return at, half
 }
 
 func digest(b []byte) string {

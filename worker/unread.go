@@ -54,6 +54,10 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 	// bounds leave open (appeared): the fastest file may have come half of
 	// that earlier.
 	fastest := least - (b.res+b.hi-b.lo)/2
+	if low, ok := h.seen.leastLow(); ok && low > fastest {
+		// Files known to within a quarter second bound it better.
+		fastest = low
+	}
 	if !measured {
 		// What ClockSkew assumes: the poll takes a file dated ClockSkew
 		// after the request. Its clock is taken for this host's when it
