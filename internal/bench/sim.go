@@ -19,9 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/simulator"
@@ -147,7 +144,7 @@ func (h *simHarness) serveS3() error {
 	if err != nil {
 		return err
 	}
-	h.s3srv = &http.Server{Handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 5 * time.Second}
+	h.s3srv = &http.Server{Handler: simulator.NewS3(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = h.s3srv.Serve(ln) }()
 	h.s3URL = "http://" + ln.Addr().String()
 	st := benchS3(h.s3URL)

@@ -18,8 +18,6 @@ import (
 
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
@@ -229,7 +227,7 @@ func serveS3(addr string) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("-serve-s3: %w", err)
 	}
-	srv := &http.Server{Handler: gofakes3.New(s3mem.New(), gofakes3.WithAutoBucket(true)).Server(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: simulator.NewS3(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { srv.Close() }, nil
 }
