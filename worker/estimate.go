@@ -13,14 +13,26 @@ import (
 // storage request and each late poll costs latency. It keeps the last
 // window observations and answers their 75th percentile.
 type appearance struct {
-	mu     sync.Mutex
-	obs    []time.Duration
-	next   int
-	window int
+	mu  sync.Mutex
+	obs ring
 	// lows are the lower bounds of the precise observations: those whose
 	// appearance was known within preciseHalf either way.
-	lows    []time.Duration
-	nextLow int
+	lows ring
+}
+
+// ring keeps the last window durations added.
+type ring struct {
+	vals         []time.Duration
+	next, window int
+}
+
+func (r *ring) add(d time.Duration) {
+	if len(r.vals) < r.window {
+		r.vals = append(r.vals, d)
+		return
+	}
+	r.vals[r.next] = d
+	r.next = (r.next + 1) % r.window
 }
 
 // preciseHalf is how far either way an observation's appearance may be
@@ -30,55 +42,37 @@ type appearance struct {
 const preciseHalf = 250 * time.Millisecond
 
 func newAppearance(window int) *appearance {
-	return &appearance{window: window}
+	return &appearance{obs: ring{window: window}, lows: ring{window: window}}
 }
 
 // observe records one file's appearance delay.
 func (a *appearance) observe(d time.Duration) {
-	if d < 0 {
-		d = 0
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.obs) < a.window {
-		a.obs = append(a.obs, d)
-		return
-	}
-	a.obs[a.next] = d
-	a.next = (a.next + 1) % a.window
+	a.obs.add(max(d, 0))
 }
 
 // observeLow records a precise observation's lower bound.
 func (a *appearance) observeLow(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.lows) < a.window {
-		a.lows = append(a.lows, d)
-		return
-	}
-	a.lows[a.nextLow] = d
-	a.nextLow = (a.nextLow + 1) % a.window
+	a.lows.add(d)
 }
 
 // leastLow is the least lower bound of the recent precise observations,
 // once 8 were seen: no file of those came sooner.
-func (a *appearance) leastLow() (time.Duration, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.lows) < 8 {
-		return 0, false
-	}
-	return slices.Min(a.lows), true
-}
+func (a *appearance) leastLow() (time.Duration, bool) { return a.leastOf(&a.lows) }
 
 // least is the shortest of the recent appearance delays, once 8 were seen.
-func (a *appearance) least() (time.Duration, bool) {
+func (a *appearance) least() (time.Duration, bool) { return a.leastOf(&a.obs) }
+
+func (a *appearance) leastOf(r *ring) (time.Duration, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.obs) < 8 {
+	if len(r.vals) < 8 {
 		return 0, false
 	}
-	return slices.Min(a.obs), true
+	return slices.Min(r.vals), true
 }
 
 // firstPoll is the delay before the first poll: the 75th percentile of the
@@ -97,12 +91,12 @@ func (a *appearance) firstPoll(def, hi, miss time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
 	switch {
-	case len(a.obs) >= 8:
-		s := slices.Clone(a.obs)
+	case len(a.obs.vals) >= 8:
+		s := slices.Clone(a.obs.vals)
 		slices.Sort(s)
 		d = min(cheapest(s, miss), hi)
-	case len(a.obs) > 0:
-		d = min(slices.Max(a.obs), def)
+	case len(a.obs.vals) > 0:
+		d = min(slices.Max(a.obs.vals), def)
 	}
 	a.mu.Unlock()
 	if d < 500*time.Millisecond {

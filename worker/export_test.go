@@ -82,7 +82,7 @@ func (h *handlers) ReadAt(ctx context.Context, conf, filename string) error {
 func (h *handlers) Learnt() []time.Duration {
 	h.seen.mu.Lock()
 	defer h.seen.mu.Unlock()
-	return append([]time.Duration(nil), h.seen.obs...)
+	return append([]time.Duration(nil), h.seen.obs.vals...)
 }
 
 // ObserveLow records a precise observation's lower bound, as a poll that
