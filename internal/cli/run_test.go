@@ -322,7 +322,10 @@ func testRunResumeAfterKill(t *testing.T, m tokenMode) {
 	}
 	// The challenges to take up: the last recorded at each location, of a
 	// destination the journal has not finished, whose file holds a new
-	// write since the recorded fingerprint.
+	// write since the recorded fingerprint. A challenge recorded without
+	// the read before it ("unread") whose file is not there was never
+	// asked: the kill came between the record and the call (every file of
+	// a call is written by now); the re-run asks it, after EarlierWriteWait.
 	hashes := map[string]string{} // destination hash -> scope id
 	confs := map[string]string{}  // scope id -> conf
 	for i := range n {
@@ -353,7 +356,7 @@ func testRunResumeAfterKill(t *testing.T, m tokenMode) {
 			sum := sha256.Sum256(b)
 			seen = hex.EncodeToString(sum[:])
 		}
-		if !finished[id] && seen != c.Before {
+		if !finished[id] && seen != c.Before && seen != location.Absent {
 			toTakeUp[id] = true
 		}
 	}
