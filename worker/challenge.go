@@ -56,20 +56,19 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		// however recent it looks (S3 dates are whole seconds): read it,
 		// unless the previous holder just did (trustRecord), or the file's
 		// date will tell (skipRead).
-		skip, wait := h.skipRead(r, record, loc)
-		switch before = h.trustRecord(record); {
-		case before != "":
-		case skip:
-			if err := h.sleep(ctx, wait); err != nil {
-				return err
+		if before = h.trustRecord(record); before == "" {
+			if skip, wait := h.skipRead(r, record, loc); skip {
+				if err := h.sleep(ctx, wait); err != nil {
+					return err
+				}
+				before = unread
+			} else {
+				rec, done, err := h.readBefore(ctx, r, loc)
+				if done {
+					return err
+				}
+				before = rec
 			}
-			before = unread
-		default:
-			rec, done, err := h.readBefore(ctx, r, loc)
-			if done {
-				return err
-			}
-			before = rec
 		}
 	}
 	// The call comes before the state check: on success one script checks

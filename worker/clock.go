@@ -101,13 +101,13 @@ func (c *clocks) bounds(key string) (b clockBounds, ok bool) {
 	return b, true
 }
 
-// storeBounds returns loc's store clock bounds: measured, or else what
-// ClockSkew assumes, with dates to the second.
-func (h *handlers) storeBounds(loc destination.Location) clockBounds {
+// clockOf returns loc's store clock bounds: measured, or else (measured
+// false) what ClockSkew assumes, with dates to the second.
+func (h *handlers) clockOf(loc destination.Location) (b clockBounds, measured bool) {
 	if b, ok := h.clocks.bounds(storeKey(loc)); ok {
-		return b
+		return b, true
 	}
-	return clockBounds{lo: -h.cfg.ClockSkew, hi: h.cfg.ClockSkew, res: time.Second}
+	return clockBounds{lo: -h.cfg.ClockSkew, hi: h.cfg.ClockSkew, res: time.Second}, false
 }
 
 // read reads loc, measuring its store's clock on the way.

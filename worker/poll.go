@@ -83,8 +83,9 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		h.misses.note(ck, r.seenAt)
 		return h.notYet(ctx, r, p, polls, errUnchanged)
 	}
-	appeared, half := h.appeared(loc, obj.ModTime, requestedAt, h.misses.take(ck))
-	if p.Before == unread && h.undated(loc, obj.ModTime, requestedAt) {
+	clock, measured := h.clockOf(loc)
+	appeared, half := h.appeared(clock, measured, obj.ModTime, requestedAt, h.misses.take(ck))
+	if p.Before == unread && clock.undated(obj.ModTime, requestedAt) {
 		// Not read before the challenge, and dated too early to tell:
 		// a fresh challenge, which reads first.
 		return h.rechallenge(ctx, r, p.Filename, errUndated)
@@ -116,18 +117,17 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	return h.submitToken(ctx, r, p.Filename, token, true)
 }
 
-// appeared is when a file at loc dated modTime, found by the read that just
-// ended, appeared on this host's clock, give or take half: within what its
-// date leaves open (the second after it, where truncated to the second as
-// S3's Last-Modified is) on the storage's clock (storeBounds where
-// measured; else taken for this host's), not before the challenge
+// appeared is when a file dated modTime on a store of clock b (clockOf),
+// found by the read that just ended, appeared on this host's clock, give or
+// take half: within what its date leaves open (the second after it, where
+// truncated to the second as S3's Last-Modified is) on the storage's clock
+// (b where measured; else taken for this host's), not before the challenge
 // (requestedAt) nor this worker's last vain look for it (missed; zero for
 // none), and not after this read: the middle of that. The end of the
 // second alone would be learnt as up to a second late, and every first
 // poll would wait for it. half is a second or more where the storage's
 // clock is only assumed.
-func (h *handlers) appeared(loc destination.Location, modTime, requestedAt, missed time.Time) (at time.Time, half time.Duration) {
-	b, measured := h.clocks.bounds(storeKey(loc))
+func (h *handlers) appeared(b clockBounds, measured bool, modTime, requestedAt, missed time.Time) (at time.Time, half time.Duration) {
 	var unit time.Duration
 	switch {
 	case modTime.Nanosecond() == 0:

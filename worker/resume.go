@@ -119,7 +119,7 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 	if seen == prior.Before {
 		return notYet() // the earlier challenge's file was not written
 	}
-	if prior.Before == unread && h.undated(loc, obj.ModTime, prior.Time) {
+	if b, _ := h.clockOf(loc); prior.Before == unread && b.undated(obj.ModTime, prior.Time) {
 		return false, nil // may predate the earlier challenge: a fresh one
 	}
 	token, err := cloudflare.CleanToken(string(obj.Body))

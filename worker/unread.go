@@ -11,7 +11,7 @@ import (
 // date files to the second. It costs a storage read per destination. Where
 // files are known to appear late enough after their challenge, a file's date
 // tells alone: one dated no earlier than the request, on the storage's clock
-// at its fastest (storeBounds: measured, or ClockSkew ahead), was written
+// at its fastest (clockOf: measured, or ClockSkew ahead), was written
 // after it. So a first challenge skips the read when even the fastest
 // recent file, written that long after this request, would be so dated
 // (skipRead); its poll then takes only a file so dated (undated). A file
@@ -49,16 +49,18 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 	if !ok {
 		return false, 0
 	}
-	b, measured := h.clocks.bounds(storeKey(loc))
-	// A learnt delay is the middle of what the file's date and the clock's
-	// bounds leave open (appeared): the fastest file may have come half of
-	// that earlier.
-	fastest := least - (b.res+b.hi-b.lo)/2
-	if low, ok := h.seen.leastLow(); ok && low > fastest {
-		// Files known to within a quarter second bound it better.
-		fastest = low
-	}
-	if !measured {
+	b, measured := h.clockOf(loc)
+	var fastest time.Duration
+	if measured {
+		// A learnt delay is the middle of what the file's date and the
+		// clock's bounds leave open (appeared): the fastest file may have
+		// come half of that earlier.
+		fastest = least - (b.res+b.hi-b.lo)/2
+		if low, ok := h.seen.leastLow(); ok && low > fastest {
+			// Files known to within a quarter second bound it better.
+			fastest = low
+		}
+	} else {
 		// What ClockSkew assumes: the poll takes a file dated ClockSkew
 		// after the request. Its clock is taken for this host's when it
 		// comes to when the fastest file is dated, with a second of doubt:
@@ -99,11 +101,11 @@ func (h *handlers) phaseWait(r *run, b clockBounds) time.Duration {
 	return r.t.Budget.Interval() / 2
 }
 
-// undated reports whether a file dated mod, found at loc for a challenge
-// that did not read its path first and was requested at requestedAt, may
-// predate the request.
-func (h *handlers) undated(loc destination.Location, mod, requestedAt time.Time) bool {
-	return mod.Before(requestedAt.Add(h.storeBounds(loc).hi))
+// undated reports whether a file dated mod on a store of clock b (clockOf),
+// found for a challenge that did not read its path first and was requested
+// at requestedAt, may predate the request.
+func (b clockBounds) undated(mod, requestedAt time.Time) bool {
+	return mod.Before(requestedAt.Add(b.hi))
 }
 
 // notBefore is the date before which a file at loc cannot be the one a
@@ -111,7 +113,7 @@ func (h *handlers) undated(loc destination.Location, mod, requestedAt time.Time)
 // allows ClockSkew, and the measured clock where that is further behind.
 func (h *handlers) notBefore(loc destination.Location, requestedAt time.Time) time.Time {
 	nb := requestedAt.Truncate(time.Second).Add(-h.cfg.ClockSkew)
-	if b, ok := h.clocks.bounds(storeKey(loc)); ok {
+	if b, ok := h.clockOf(loc); ok {
 		if m := requestedAt.Add(b.lo).Truncate(max(b.res, time.Nanosecond)); m.Before(nb) {
 			return m
 		}
