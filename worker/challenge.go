@@ -210,7 +210,7 @@ func (h *handlers) firstPoll(r *run) time.Duration {
 	if r.contended {
 		def = min(def, h.cfg.PollContended)
 	}
-	return h.seen.firstPoll(def, h.cfg.PollMaxInterval, h.cfg.PollInterval)
+	return h.seen.firstPoll(def, h.cfg.PollMaxInterval, h.pollDelay)
 }
 
 // rechallenge enqueues the next challenge generation, or fails the

@@ -11,22 +11,30 @@ import (
 // appears (its modification time less the request time), so the first poll
 // can be scheduled when the file is most likely there: each miss costs a
 // storage request and each late poll costs latency. It keeps the last
-// window observations and answers their 75th percentile.
+// window observations.
 type appearance struct {
 	mu  sync.Mutex
 	obs ring
 	// lows are the lower bounds of the precise observations: those whose
 	// appearance was known within preciseHalf either way.
 	lows ring
+	// cache is firstPoll's answer for obs as it was after n additions.
+	cache struct {
+		n int
+		d time.Duration
+	}
 }
 
 // ring keeps the last window durations added.
 type ring struct {
 	vals         []time.Duration
 	next, window int
+	// added counts the durations ever added.
+	added int
 }
 
 func (r *ring) add(d time.Duration) {
+	r.added++
 	if len(r.vals) < r.window {
 		r.vals = append(r.vals, d)
 		return
@@ -75,26 +83,31 @@ func (a *appearance) leastOf(r *ring) (time.Duration, bool) {
 	return slices.Min(r.vals), true
 }
 
-// firstPoll is the delay before the first poll: the 75th percentile of the
-// recent appearance delays, or a later one where waiting for it costs less
-// than the misses it saves, each a miss (PollInterval) late, at most hi,
-// once 8 were seen (files after 1.00-1.10 s: the longest, not one in four
-// a second late; after 1-5 s: the 75th percentile); before that the
+// firstPoll is the delay before the first poll: of the recent appearance
+// delays from their 75th percentile on, the one a first poll costs least
+// at (cheapest: latency and reads), at most hi, once 8 were seen (files
+// after 1.00-1.10 s: the longest, not one in four a second late; after
+// 1-2 s: the longest too, as many misses as it saves cost more than the
+// half second's wait; after 1-5 s: the 75th percentile); before that the
 // longest seen so far, at most def (a cold fleet's first files set the
 // first poll of the destinations after them, rather than def for all: a
 // small batch or a small tenant in a fresh fleet paid def on every row);
-// def while none was seen. Below half a second (a negative def too) it is
-// 0: asynq schedules in whole seconds, and a destination whose file is
-// written with the challenge answer (p75 near 0) is best polled at once,
-// through the pending list rather than the scheduled set.
-func (a *appearance) firstPoll(def, hi, miss time.Duration) time.Duration {
+// def while none was seen. next is the delay after the n-th miss. Below
+// half a second (a negative def too) it is 0: asynq schedules in whole
+// seconds, and a destination whose file is written with the challenge
+// answer (p75 near 0) is best polled at once, through the pending list
+// rather than the scheduled set.
+func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
 	switch {
 	case len(a.obs.vals) >= 8:
-		s := slices.Clone(a.obs.vals)
-		slices.Sort(s)
-		d = min(cheapest(s, miss), hi)
+		if a.cache.n != a.obs.added {
+			s := slices.Clone(a.obs.vals)
+			slices.Sort(s)
+			a.cache.n, a.cache.d = a.obs.added, cheapest(s, next)
+		}
+		d = min(a.cache.d, hi)
 	case len(a.obs.vals) > 0:
 		d = min(slices.Max(a.obs.vals), def)
 	}
@@ -106,17 +119,30 @@ func (a *appearance) firstPoll(def, hi, miss time.Duration) time.Duration {
 }
 
 // cheapest is, of the sorted delays s from their 75th percentile on, the
-// one that minimizes itself plus miss times the share of s longer than it:
-// the expected wait of a first poll there, a miss costing miss more.
-func cheapest(s []time.Duration, miss time.Duration) time.Duration {
+// one a first poll costs least at, were the files those of s: the mean
+// wait from each file's appearance to the poll that finds it, plus the
+// mean count of polls, each a read, priced at the wait after a first miss
+// (next(1), PollInterval). A read costs a storage request, counted against
+// the destination, while the wait costs only latency, so where two cost
+// about the same the later, with fewer reads, wins.
+func cheapest(s []time.Duration, next func(n int) time.Duration) time.Duration {
 	n := len(s)
+	read := next(1)
 	best, cost := s[n*3/4], time.Duration(math.MaxInt64)
-	longer := 0 // how many of s are longer than s[k]
 	for k := n - 1; k >= n*3/4; k-- {
-		if k < n-1 && s[k] < s[k+1] {
-			longer = n - 1 - k
+		if k < n-1 && s[k] == s[k+1] {
+			continue
 		}
-		if c := s[k] + miss*time.Duration(longer)/time.Duration(n); c <= cost {
+		var c time.Duration
+		for _, at := range s {
+			poll, polls := s[k], 1
+			for poll < at {
+				poll += next(polls)
+				polls++
+			}
+			c += poll - at + read*time.Duration(polls)
+		}
+		if c < cost {
 			best, cost = s[k], c
 		}
 	}

@@ -5,51 +5,67 @@ import (
 	"time"
 )
 
+// missSchedule is the poll schedule after a miss, as pollDelay's defaults: 1 s,
+// then half as long again each time.
+func missSchedule(n int) time.Duration {
+	d := time.Second
+	for i := 1; i < n; i++ {
+		d += d / 2
+	}
+	return d
+}
+
 func TestAppearanceFirstPoll(t *testing.T) {
 	t.Parallel()
 	a := newAppearance(64)
-	if d := a.firstPoll(2*time.Second, 15*time.Second, time.Second); d != 2*time.Second {
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 2*time.Second {
 		t.Fatalf("before any observation = %v, want the default", d)
 	}
 	// A cold fleet: the first files set the first poll of the next ones,
 	// the longest seen so far, never past the default.
 	a.observe(time.Second)
 	a.observe(1200 * time.Millisecond)
-	if d := a.firstPoll(4*time.Second, 15*time.Second, time.Second); d != 1200*time.Millisecond {
+	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 1200*time.Millisecond {
 		t.Fatalf("after 2 observations of 1-1.2s = %v, want 1.2s", d)
 	}
 	a.observe(9 * time.Second)
-	if d := a.firstPoll(4*time.Second, 15*time.Second, time.Second); d != 4*time.Second {
+	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 4*time.Second {
 		t.Fatalf("after a 9s observation = %v, want the default 4s at most", d)
 	}
 	for i := range 100 {
 		a.observe(time.Duration(1+i%4) * time.Second) // 1s..4s
 	}
-	if d := a.firstPoll(2*time.Second, 15*time.Second, time.Second); d != 4*time.Second {
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 4*time.Second {
 		t.Fatalf("p75 of 1..4s = %v, want 4s", d)
 	}
 	for i := range 64 {
 		a.observe(time.Second + time.Duration(i%11)*10*time.Millisecond) // 1.00-1.10s
 	}
-	if d := a.firstPoll(2*time.Second, 15*time.Second, time.Second); d != 1100*time.Millisecond {
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 1100*time.Millisecond {
 		t.Fatalf("files after 1.00-1.10s = %v, want 1.1s: the p75 would miss one in four, each a second late", d)
+	}
+	for i := range 64 {
+		a.observe(time.Second + time.Duration(i)*time.Second/63) // 1-2s
+	}
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 2*time.Second {
+		t.Fatalf("files after 1-2s = %v, want 2s: at the p75 one in four misses, a read each, to save a quarter second on average", d)
 	}
 	for i := range 64 {
 		a.observe(time.Duration(1+i%5) * time.Second) // 1s..5s
 	}
-	if d := a.firstPoll(2*time.Second, 15*time.Second, time.Second); d != 4*time.Second {
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 4*time.Second {
 		t.Fatalf("files after 1-5s = %v, want the p75, 4s: waiting for 5s costs more than the misses", d)
 	}
 	for range 64 {
 		a.observe(200 * time.Millisecond) // written with the challenge answer
 	}
-	if d := a.firstPoll(2*time.Second, 15*time.Second, time.Second); d != 0 {
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 0 {
 		t.Fatalf("files there at once: first poll after %v, want 0", d)
 	}
 	for range 64 {
 		a.observe(time.Hour)
 	}
-	if d := a.firstPoll(2*time.Second, 15*time.Second, time.Second); d != 15*time.Second {
+	if d := a.firstPoll(2*time.Second, 15*time.Second, missSchedule); d != 15*time.Second {
 		t.Fatalf("clamped = %v, want 15s", d)
 	}
 }

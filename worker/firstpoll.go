@@ -189,7 +189,7 @@ func (h *handlers) warmUp() {
 	if len(waiting) == 0 {
 		return
 	}
-	after := h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval, h.cfg.PollInterval)
+	after := h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval, h.pollDelay)
 	now := h.now()
 	var due []coldPoll
 	for _, p := range waiting {
