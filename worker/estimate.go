@@ -71,6 +71,14 @@ func (a *appearance) observeLow(d time.Duration) {
 // once 8 were seen: no file of those came sooner.
 func (a *appearance) leastLow() (time.Duration, bool) { return a.leastOf(&a.lows) }
 
+// seenBeyond reports whether a recent file appeared later than waited
+// after its challenge.
+func (a *appearance) seenBeyond(waited time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.obs.vals) > 0 && slices.Max(a.obs.vals) > waited
+}
+
 // least is the shortest of the recent appearance delays, once 8 were seen.
 func (a *appearance) least() (time.Duration, bool) { return a.leastOf(&a.obs) }
 

@@ -1,0 +1,44 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// TestLookBeyondTheLearnt: a poll that misses after waiting longer than
+// any file seen so far took looks again half the time waited later, not
+// every PollInterval; within the delays seen, the miss schedule stands;
+// and no look is put past the poll deadline.
+func TestLookBeyondTheLearnt(t *testing.T) {
+	t.Parallel()
+	b := setupWith(t, worker.HandlerConfig{PollFirst: 4 * time.Second, PollInterval: time.Second, PollDeadline: 20 * time.Second})
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	miss := func(after time.Duration) time.Duration {
+		t.Helper()
+		b.clock.Advance(after)
+		var s *worker.SnoozeError
+		if err := b.h.Poll(ctx, poll); !errors.As(err, &s) {
+			t.Fatalf("Poll before the file = %v, want a snooze", err)
+		}
+		return s.Delay
+	}
+	if d := miss(6 * time.Second); d != 3*time.Second {
+		t.Fatalf("after 6s, no file seen: next look in %v, want 3s (half the wait), not PollInterval", d)
+	}
+	b.h.Observe(10 * time.Second)
+	if d := miss(3 * time.Second); d != 1500*time.Millisecond {
+		t.Fatalf("after 9s, a file seen after 10s: next look in %v, want the second miss's 1.5s", d)
+	}
+	if d := miss(9 * time.Second); d != 3*time.Second {
+		t.Fatalf("after 18s, past every file seen, deadline 20s: next look in %v, want 3s (the deadline's second)", d)
+	}
+}
