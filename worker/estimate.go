@@ -99,12 +99,13 @@ func (a *appearance) leastOf(r *ring) (time.Duration, bool) {
 // half second's wait; after 1-5 s: the 75th percentile); before that the
 // longest seen so far, at most def (a cold fleet's first files set the
 // first poll of the destinations after them, rather than def for all: a
-// small batch or a small tenant in a fresh fleet paid def on every row);
-// def while none was seen. next is the delay after the n-th miss. Below
-// half a second (a negative def too) it is 0: asynq schedules in whole
-// seconds, and a destination whose file is written with the challenge
-// answer (p75 near 0) is best polled at once, through the pending list
-// rather than the scheduled set.
+// small batch or a small tenant in a fresh fleet paid def on every row),
+// or their median where that is later (files after 5-10 s: a look at def
+// would miss every one); def while none was seen. next is the delay after
+// the n-th miss. Below half a second (a negative def too) it is 0: asynq
+// schedules in whole seconds, and a destination whose file is written with
+// the challenge answer (p75 near 0) is best polled at once, through the
+// pending list rather than the scheduled set.
 func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
@@ -117,7 +118,11 @@ func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Dura
 		}
 		d = min(a.cache.d, hi)
 	case len(a.obs.vals) > 0:
-		d = min(slices.Max(a.obs.vals), def)
+		s := slices.Sorted(slices.Values(a.obs.vals))
+		d = min(s[len(s)-1], def)
+		if mid := s[len(s)/2]; mid > d {
+			d = min(mid, hi) // most files came later than def: a look at def would miss
+		}
 	}
 	a.mu.Unlock()
 	if d < 500*time.Millisecond {

@@ -32,6 +32,13 @@ func TestAppearanceFirstPoll(t *testing.T) {
 	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 4*time.Second {
 		t.Fatalf("after a 9s observation = %v, want the default 4s at most", d)
 	}
+	slow := newAppearance(64)
+	for _, d := range []time.Duration{5200 * time.Millisecond, 7500 * time.Millisecond, 6 * time.Second} {
+		slow.observe(d)
+	}
+	if d := slow.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 6*time.Second {
+		t.Fatalf("after 3 files at 5.2-7.5s = %v, want their median, 6s: a look at the default 4s misses them all", d)
+	}
 	for i := range 100 {
 		a.observe(time.Duration(1+i%4) * time.Second) // 1s..4s
 	}

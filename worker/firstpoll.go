@@ -190,6 +190,11 @@ func (h *handlers) warmUp() {
 		return
 	}
 	after := h.seen.firstPoll(h.cfg.PollFirst, h.cfg.PollMaxInterval, h.pollDelay)
+	if after >= h.cfg.PollFirst {
+		// They are due at PollFirst, no later: none to wake early. A wake
+		// after their poll ran would look again before its snooze ends.
+		return
+	}
 	now := h.now()
 	var due []coldPoll
 	for _, p := range waiting {

@@ -206,3 +206,47 @@ func TestNotEarly(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowFilesWakeNoColdPoll: when the first file seen took longer than
+// --poll-first, the first polls scheduled cold are due before what was
+// learnt: none is woken for it, as a wake after its poll ran would look
+// again before its snooze ended.
+func TestSlowFilesWakeNoColdPoll(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	waker := withWaker(t, b, worker.HandlerConfig{PollFirst: 800 * time.Millisecond, PollInterval: 200 * time.Millisecond})
+	ctx := context.Background()
+	scout, cold := b.dest, b.dest
+	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	challengedAt := b.clock.Now()
+	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	scoutPoll := b.enq.take(t, tasks.TypePoll)
+	b.clock.Advance(300 * time.Millisecond)
+	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
+		t.Fatal(err)
+	}
+	b.enq.take(t, tasks.TypePoll)
+	// The scout's file appears after a second, longer than --poll-first.
+	b.clock.Advance(750 * time.Millisecond)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(time.Second))
+	if err := b.h.Poll(ctx, scoutPoll); err != nil {
+		t.Fatal(err)
+	}
+	if evs := b.events(t); len(evs) != 1 || evs[0].Event != events.Validated {
+		t.Fatalf("events = %+v, want the scout validated", evs)
+	}
+	// Woken at most once: when due (onTime), never again for the scout's
+	// file, which would come 250 ms after the warm-up.
+	time.Sleep(1500 * time.Millisecond)
+	n := 0
+	for _, id := range waker.ids() {
+		if id == tasks.PollTaskID(cold) {
+			n++
+		}
+	}
+	if n > 1 {
+		t.Fatalf("the cold destination's poll woken %d times, want once at most", n)
+	}
+}
