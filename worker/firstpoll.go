@@ -99,13 +99,17 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 	return first
 }
 
-// scoutDelay is the delay after a miss of r's poll: PollInterval for the
-// scout of a cold worker, d otherwise.
-func (h *handlers) scoutDelay(r *run, d time.Duration) time.Duration {
+// scoutDelay is the delay after a miss of r's poll, which has waited
+// since its challenge: PollInterval for the scout of a cold worker within
+// PollFirst, d otherwise. A file later than that is slower than the
+// worker's guess; the scout's look every second would cost a read each
+// (about 10 for files after 5-10 s) and learn no sooner than the first
+// polls, which look at PollFirst.
+func (h *handlers) scoutDelay(r *run, d, waited time.Duration) time.Duration {
 	c := &h.cold
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.warm || c.scout != holder(r) {
+	if c.warm || c.scout != holder(r) || waited >= h.cfg.PollFirst {
 		return d
 	}
 	return min(d, h.cfg.PollInterval)

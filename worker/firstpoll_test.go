@@ -250,3 +250,34 @@ func TestSlowFilesWakeNoColdPoll(t *testing.T) {
 		t.Fatalf("the cold destination's poll woken %d times, want once at most", n)
 	}
 }
+
+// TestScoutSlowerThanPollFirst: a cold worker's scout looks every
+// PollInterval while its file could still come within --poll-first; past
+// that it looks like any poll, rather than every PollInterval for as long
+// as a slow file takes.
+func TestScoutSlowerThanPollFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 200 * time.Millisecond})
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	scoutPoll := b.enq.take(t, tasks.TypePoll)
+	miss := func(after time.Duration) time.Duration {
+		t.Helper()
+		b.clock.Advance(after)
+		var s *worker.SnoozeError
+		if err := b.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
+			t.Fatalf("Poll before the file = %v, want a snooze", err)
+		}
+		return s.Delay
+	}
+	if d := miss(time.Second); d != 200*time.Millisecond {
+		t.Fatalf("the scout after 1s: next look in %v, want PollInterval", d)
+	}
+	if d := miss(1500 * time.Millisecond); d != 1250*time.Millisecond {
+		t.Fatalf("the scout after 2.5s, past --poll-first: next look in %v, want half the wait, 1.25s", d)
+	}
+}
+

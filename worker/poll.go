@@ -171,8 +171,8 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 		return err
 	}
 	if now := h.now(); now.Before(p.Deadline) {
-		d := h.pollDelay(polls)
-		if waited := now.Sub(p.RequestedAt); !h.seen.seenBeyond(waited) {
+		d, waited := h.pollDelay(polls), now.Sub(p.RequestedAt)
+		if !h.seen.seenBeyond(waited) {
 			// Longer than any file seen: it may take much longer still,
 			// and a look every PollInterval would spend a read each.
 			d = max(d, waited/beyondLearnt)
@@ -182,7 +182,7 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 			// Others wait for this path: every interval here delays them all.
 			d = min(d, h.cfg.PollContended)
 		}
-		d = h.scoutDelay(r, d)
+		d = h.scoutDelay(r, d, waited)
 		return &SnoozeError{Delay: d, Reason: cause.Error(), OnTime: h.onTime(r.d, d)}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
