@@ -281,3 +281,26 @@ func TestScoutSlowerThanPollFirst(t *testing.T) {
 	}
 }
 
+// TestEarlyRunDropsItsOnTime: a poll run before the time onTime set for it
+// (as a scout's look or a cold wake does) and snoozed again is run at its
+// new time only, not also at the one set before.
+func TestEarlyRunDropsItsOnTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	waker := withWaker(t, b, worker.HandlerConfig{PollFirst: 600 * time.Millisecond, PollInterval: 600 * time.Millisecond})
+	ctx := context.Background()
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	// Run early, 300 ms in: a miss, snoozed 600 ms more.
+	b.clock.Advance(300 * time.Millisecond)
+	var s *worker.SnoozeError
+	if err := b.h.Poll(ctx, poll); !errors.As(err, &s) || !s.OnTime {
+		t.Fatalf("poll before the file = %#v, want a snooze run on time", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if ids := waker.ids(); len(ids) > 1 {
+		t.Fatalf("woken %v, want the poll once at most: at its new time, not also at the first", ids)
+	}
+}

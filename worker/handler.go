@@ -168,6 +168,8 @@ type handlers struct {
 	misses misses
 	// cold are the first polls scheduled before any file was seen.
 	cold coldPolls
+	// onTimes are the runs onTime set, per poll task.
+	onTimes onTimes
 	// jobs keeps each zone's job listing for the job stage.
 	jobs *jobCache
 	// fields keeps each dataset's fields for the job stage.
