@@ -10,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 )
 
 // transitionScript moves a destination to a state and, only when the state
@@ -94,6 +93,28 @@ func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *e
 	}
 	changed, _ := res[0].(int64)
 	return changed == 1, nil
+}
+
+// TransitionThen is Transition followed, in the same script run, by then:
+// a script of another package whose change must follow the transition at
+// once, such as the release of the destination's challenge location. One
+// round trip; then runs only once the transition is written, and not when
+// it fails. It returns then's result.
+func (s *Store) TransitionThen(ctx context.Context, k Key, state events.State, ev *events.Event, stage events.Stage, then luascript.Call, fields ...any) (changed bool, thenRes any, err error) {
+	c, err := s.transitionCall(k, state, ev, stage, fields)
+	if err != nil {
+		return false, nil, err
+	}
+	first, thenRes, err := luascript.Then(ctx, s.rdb, luascript.Call{Script: transitionScript, Keys: c.keys, Args: c.args}, then)
+	if err != nil {
+		return false, nil, fmt.Errorf("move destination to %s: %w", state, err)
+	}
+	res, _ := first.([]any)
+	if len(res) == 0 {
+		return false, nil, fmt.Errorf("move destination to %s: unexpected reply %v", state, first)
+	}
+	n, _ := res[0].(int64)
+	return n == 1, thenRes, nil
 }
 
 // jobFields are the hash fields that keep the Logpush job an event names
@@ -522,4 +543,4 @@ end
 }
 
 // newScript is a script of the store: luaNames, then body.
-func newScript(body string) *redis.Script { return redis.NewScript(luaNames + body) }
+func newScript(body string) *luascript.Script { return luascript.New(luaNames + body) }
