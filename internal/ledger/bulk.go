@@ -42,8 +42,8 @@ if redis.call('HSETNX', KEYS[1], 'state', QUEUED) == 0 then
   end
   return {1, '', ''}
 end
-for i = 1, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if #ARGV > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV))
 end
 redis.call('HINCRBY', KEYS[2], 'total', 1)
 redis.call('HINCRBY', KEYS[2], 'state:' .. QUEUED, 1)

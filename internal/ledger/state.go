@@ -54,8 +54,8 @@ if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
 local n = tonumber(ARGV[8])
-for i = 9, 8 + 2 * n, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 9, 8 + 2 * n))
 end
 local changed = 0
 if cur ~= ARGV[1] then
@@ -180,9 +180,10 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 // newer round or generation, or a token stage of this generation once its
 // token was accepted: events.JobStates), and nothing changed.
 var enterScript = newScript(`
-local cur = redis.call('HGET', KEYS[1], 'state')
-local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0') or 0
-local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
+local h = redis.call('HMGET', KEYS[1], 'state', 'round', 'gen')
+local cur = h[1]
+local round = tonumber(h[2] or '0') or 0
+local gen = tonumber(h[3] or '0') or 0
 local myround, mygen = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = tonumber(ARGV[6])
 local same = round == myround and gen == mygen
@@ -195,8 +196,8 @@ end
 if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
-for i = 7, 6 + 2 * n, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 7, 6 + 2 * n))
 end
 if cur ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', ARGV[1])
