@@ -207,10 +207,20 @@ end
 return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 7 + 2 * n))}
 `)
 
-// stateFields are the hash fields Enter reads back: every field of
-// DestState but the error, the attempt counters those of events.Stages().
-var stateFields = append([]string{"state", "line", "scope", "scope_id", "destination", "type", "gen", "round",
-	"filename", "requested_at", "enqueued_at"}, attemptFields()...)
+// stateFields are the hash fields Enter reads back: those of DestState its
+// callers, the worker's stages, read (State, Line, Gen, Round, RequestedAt
+// and the attempt counters of events.Stages()); the rest their task carries.
+var stateFields = append([]string{"state", "line", "gen", "round", "requested_at"}, attemptFields()...)
+
+// stateArgs are stateFields as script arguments, boxed once rather than on
+// every Enter.
+var stateArgs = func() []any {
+	a := make([]any, len(stateFields))
+	for i, f := range stateFields {
+		a[i] = f
+	}
+	return a
+}()
 
 // ErrSuperseded is returned by Enter for a destination that finished, that
 // a newer round or challenge generation took over, or whose token was
@@ -219,8 +229,9 @@ var ErrSuperseded = errors.New("destination superseded")
 
 // Enter moves a destination into state for a task of round and gen in one
 // round trip, counting an attempt of stage (when not empty) and setting
-// fields (name, value pairs). It returns the state after the
-// change, or the current state and ErrSuperseded when the destination
+// fields (name, value pairs). It returns the state after the change
+// (State, Line, Gen, Round, RequestedAt and Attempts: Get reads the rest),
+// or the current state and ErrSuperseded when the destination
 // finished, moved to a newer round or generation, or, for a token stage's
 // state, has its token accepted already, in which case nothing changes. A destination not yet registered (its task ran before the
 // producer registered it) is registered on the way at line, the task's
@@ -229,12 +240,10 @@ func (s *Store) Enter(ctx context.Context, k Key, line int, state events.State, 
 	if len(fields)%2 != 0 {
 		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
 	}
-	args := make([]any, 0, 6+len(fields)+len(stateFields))
+	args := make([]any, 0, 6+len(fields)+len(stateArgs))
 	args = append(args, string(state), AttemptField(stage), round, gen, line, len(fields)/2)
 	args = append(args, fields...)
-	for _, f := range stateFields {
-		args = append(args, f)
-	}
+	args = append(args, stateArgs...)
 	res, err := enterScript.Run(ctx, s.rdb, []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch)}, args...).Slice()
 	if err != nil {
 		return DestState{}, fmt.Errorf("move destination to %s: %w", state, err)
@@ -353,7 +362,9 @@ func (s *Store) Reopen(ctx context.Context, k Key, round int) (bool, error) {
 	return n == 1, nil
 }
 
-// DestState is what the store knows of one destination.
+// DestState is what the store knows of one destination. Enter, on the
+// workers' path, reads State, Line, Gen, Round, RequestedAt and Attempts
+// only.
 type DestState struct {
 	State       events.State
 	Line        int
