@@ -252,7 +252,7 @@ func newHandlers(d deps, cfg HandlerConfig) *handlers {
 	h := &handlers{def: def, named: d.Named, reader: d.Reader, store: d.Store, enq: d.Enqueue,
 		leases: newPathLeases(d.Leases, d.Waker), metrics: d.Metrics, log: d.Logger, cfg: cfg.WithDefaults(), now: d.Now, seen: newAppearance(64), clocks: newClocks(d.Now), sleep: d.Sleep,
 		jobs: newJobCache(jobListTTL, d.Now), fields: newFieldCache(), ping: d.Ping, redisDown: d.RedisDown, challenges: d.Challenges}
-	h.rec = &recorder{store: d.Store, metrics: d.Metrics, now: d.Now, self: d.Self, release: h.release}
+	h.rec = &recorder{store: d.Store, metrics: d.Metrics, now: d.Now, self: d.Self, releaseCall: h.releaseCall, released: h.released}
 	return h
 }
 

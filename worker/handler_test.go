@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
@@ -699,6 +700,7 @@ type sharedBundle struct {
 	leases *location.Leases
 	waker  *fakeWaker
 	clock  *fakeClock
+	rdb    *redis.Client
 	a, b   tasks.Dest
 	// slept is what the handlers slept (Deps.Sleep), on clock.
 	slept time.Duration
@@ -712,7 +714,7 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 		t.Fatal(err)
 	}
 	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
-		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}, clock: newFakeClock()}
+		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}, clock: newFakeClock(), rdb: rdb}
 	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
 		Metrics: newMetrics(t), Leases: leases, Waker: sb.waker, Now: sb.clock.Now,
 		Sleep: func(_ context.Context, d time.Duration) error { sb.slept += d; sb.clock.Advance(d); return nil }}, cfg)

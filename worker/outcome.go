@@ -14,6 +14,8 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 )
@@ -28,9 +30,12 @@ type recorder struct {
 	now     func() time.Time
 	// self names this worker in the errors it records.
 	self string
-	// release lets go of the destination's challenge path once its state
-	// is written (handlers.release).
-	release func(ctx context.Context, r *run)
+	// releaseCall is the release of the destination's challenge path, which
+	// the outcome's transition runs in the same script run once the state
+	// is written (handlers.releaseCall); released then wakes the path's
+	// next waiter (handlers.released).
+	releaseCall func(r *run) (luascript.Call, bool)
+	released    func(ctx context.Context, r *run, next *location.Next, err error)
 }
 
 // retryOrFail returns a transient error for asynq to retry no later than
@@ -142,11 +147,20 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 		// rechallenge counts it against MaxRechallenges.
 		fields = append(fields, "gen", r.d.Gen)
 	}
-	changed, err := rc.store.Transition(ctx, r.key, state, ev, r.attempt, fields...)
+	var changed bool
+	var err error
+	if release, ok := rc.releaseCall(r); ok {
+		// One round trip: the state, then the path's release.
+		var res any
+		if changed, res, err = rc.store.TransitionThen(ctx, r.key, state, ev, r.attempt, release, fields...); err == nil {
+			rc.released(ctx, r, location.Released(res), nil)
+		}
+	} else {
+		changed, err = rc.store.Transition(ctx, r.key, state, ev, r.attempt, fields...)
+	}
 	if err != nil {
 		return err
 	}
-	rc.release(ctx, r)
 	if changed {
 		rc.metrics.Destinations.WithLabelValues(string(event)).Inc()
 		rc.metrics.OnboardingDuration.WithLabelValues(string(event)).Observe(ev.DurationSeconds)

@@ -14,6 +14,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -68,6 +69,22 @@ func (h *handlers) release(ctx context.Context, r *run) {
 		h.awaitRedis(ctx, err)
 		next, err = h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
 	}
+	h.released(ctx, r, next, err)
+}
+
+// releaseCall is the release of the destination's challenge location as a
+// script call that its outcome's transition runs in the same round trip
+// (recorder.emit), then released; ok is false when it holds none.
+func (h *handlers) releaseCall(r *run) (c luascript.Call, ok bool) {
+	if r.lease == "" || !h.leases.held() {
+		return luascript.Call{}, false
+	}
+	return h.leases.ReleaseCall(r.lease, holder(r), pathRecord(r)), true
+}
+
+// released ends a release (err its error): it wakes next, the waiter the
+// free location wants, and forgets the lease.
+func (h *handlers) released(ctx context.Context, r *run, next *location.Next, err error) {
 	if err == nil && next != nil {
 		err = h.leases.wake(ctx, r.lease, next)
 	}

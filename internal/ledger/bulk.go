@@ -10,6 +10,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 )
 
 // Batched variants of Get and Transition, and the registration, for the producer's
@@ -41,8 +42,8 @@ if redis.call('HSETNX', KEYS[1], 'state', QUEUED) == 0 then
   end
   return {1, '', ''}
 end
-for i = 1, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if #ARGV > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV))
 end
 redis.call('HINCRBY', KEYS[2], 'total', 1)
 redis.call('HINCRBY', KEYS[2], 'state:' .. QUEUED, 1)
@@ -235,7 +236,7 @@ type scriptCall struct {
 // server or a flushed script cache), it loads it and runs the calls that
 // failed so again: a NOSCRIPT call did not run, so running it again is safe.
 // Errors are per command.
-func (s *Store) evalMany(ctx context.Context, script *redis.Script, calls []scriptCall) []*redis.Cmd {
+func (s *Store) evalMany(ctx context.Context, script *luascript.Script, calls []scriptCall) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
 	if len(calls) == 0 {
 		return cmds

@@ -10,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 )
 
 // transitionScript moves a destination to a state and, only when the state
@@ -55,8 +54,8 @@ if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
 local n = tonumber(ARGV[8])
-for i = 9, 8 + 2 * n, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 9, 8 + 2 * n))
 end
 local changed = 0
 if cur ~= ARGV[1] then
@@ -94,6 +93,28 @@ func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *e
 	}
 	changed, _ := res[0].(int64)
 	return changed == 1, nil
+}
+
+// TransitionThen is Transition followed, in the same script run, by then:
+// a script of another package whose change must follow the transition at
+// once, such as the release of the destination's challenge location. One
+// round trip; then runs only once the transition is written, and not when
+// it fails. It returns then's result.
+func (s *Store) TransitionThen(ctx context.Context, k Key, state events.State, ev *events.Event, stage events.Stage, then luascript.Call, fields ...any) (changed bool, thenRes any, err error) {
+	c, err := s.transitionCall(k, state, ev, stage, fields)
+	if err != nil {
+		return false, nil, err
+	}
+	first, thenRes, err := luascript.Then(ctx, s.rdb, luascript.Call{Script: transitionScript, Keys: c.keys, Args: c.args}, then)
+	if err != nil {
+		return false, nil, fmt.Errorf("move destination to %s: %w", state, err)
+	}
+	res, _ := first.([]any)
+	if len(res) == 0 {
+		return false, nil, fmt.Errorf("move destination to %s: unexpected reply %v", state, first)
+	}
+	n, _ := res[0].(int64)
+	return n == 1, thenRes, nil
 }
 
 // jobFields are the hash fields that keep the Logpush job an event names
@@ -159,9 +180,10 @@ func (s *Store) transitionCall(k Key, state events.State, ev *events.Event, stag
 // newer round or generation, or a token stage of this generation once its
 // token was accepted: events.JobStates), and nothing changed.
 var enterScript = newScript(`
-local cur = redis.call('HGET', KEYS[1], 'state')
-local round = tonumber(redis.call('HGET', KEYS[1], 'round') or '0') or 0
-local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0') or 0
+local h = redis.call('HMGET', KEYS[1], 'state', 'round', 'gen')
+local cur = h[1]
+local round = tonumber(h[2] or '0') or 0
+local gen = tonumber(h[3] or '0') or 0
 local myround, mygen = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = tonumber(ARGV[6])
 local same = round == myround and gen == mygen
@@ -174,8 +196,8 @@ end
 if ARGV[2] ~= '' then
   redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 end
-for i = 7, 6 + 2 * n, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 7, 6 + 2 * n))
 end
 if cur ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', ARGV[1])
@@ -185,10 +207,20 @@ end
 return {1, redis.call('HMGET', KEYS[1], unpack(ARGV, 7 + 2 * n))}
 `)
 
-// stateFields are the hash fields Enter reads back: every field of
-// DestState but the error, the attempt counters those of events.Stages().
-var stateFields = append([]string{"state", "line", "scope", "scope_id", "destination", "type", "gen", "round",
-	"filename", "requested_at", "enqueued_at"}, attemptFields()...)
+// stateFields are the hash fields Enter reads back: those of DestState its
+// callers, the worker's stages, read (State, Line, Gen, Round, RequestedAt
+// and the attempt counters of events.Stages()); the rest their task carries.
+var stateFields = append([]string{"state", "line", "gen", "round", "requested_at"}, attemptFields()...)
+
+// stateArgs are stateFields as script arguments, boxed once rather than on
+// every Enter.
+var stateArgs = func() []any {
+	a := make([]any, len(stateFields))
+	for i, f := range stateFields {
+		a[i] = f
+	}
+	return a
+}()
 
 // ErrSuperseded is returned by Enter for a destination that finished, that
 // a newer round or challenge generation took over, or whose token was
@@ -197,8 +229,9 @@ var ErrSuperseded = errors.New("destination superseded")
 
 // Enter moves a destination into state for a task of round and gen in one
 // round trip, counting an attempt of stage (when not empty) and setting
-// fields (name, value pairs). It returns the state after the
-// change, or the current state and ErrSuperseded when the destination
+// fields (name, value pairs). It returns the state after the change
+// (State, Line, Gen, Round, RequestedAt and Attempts: Get reads the rest),
+// or the current state and ErrSuperseded when the destination
 // finished, moved to a newer round or generation, or, for a token stage's
 // state, has its token accepted already, in which case nothing changes. A destination not yet registered (its task ran before the
 // producer registered it) is registered on the way at line, the task's
@@ -207,12 +240,10 @@ func (s *Store) Enter(ctx context.Context, k Key, line int, state events.State, 
 	if len(fields)%2 != 0 {
 		return DestState{}, fmt.Errorf("enter %s: odd number of fields", state)
 	}
-	args := make([]any, 0, 6+len(fields)+len(stateFields))
+	args := make([]any, 0, 6+len(fields)+len(stateArgs))
 	args = append(args, string(state), AttemptField(stage), round, gen, line, len(fields)/2)
 	args = append(args, fields...)
-	for _, f := range stateFields {
-		args = append(args, f)
-	}
+	args = append(args, stateArgs...)
 	res, err := enterScript.Run(ctx, s.rdb, []string{keys.Dest(k.Batch, k.Hash), keys.Batch(k.Batch)}, args...).Slice()
 	if err != nil {
 		return DestState{}, fmt.Errorf("move destination to %s: %w", state, err)
@@ -331,7 +362,9 @@ func (s *Store) Reopen(ctx context.Context, k Key, round int) (bool, error) {
 	return n == 1, nil
 }
 
-// DestState is what the store knows of one destination.
+// DestState is what the store knows of one destination. Enter, on the
+// workers' path, reads State, Line, Gen, Round, RequestedAt and Attempts
+// only.
 type DestState struct {
 	State       events.State
 	Line        int
@@ -522,4 +555,4 @@ end
 }
 
 // newScript is a script of the store: luaNames, then body.
-func newScript(body string) *redis.Script { return redis.NewScript(luaNames + body) }
+func newScript(body string) *luascript.Script { return luascript.New(luaNames + body) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 )
 
 // TestReopen: retry reopens a failed destination into queued for its new
@@ -223,4 +224,43 @@ func counts(t *testing.T, b testBundle, batch string, total int64, want map[even
 			t.Errorf("batch %s %s = %d; want %d (counts %v)", batch, s, bs.Counts[s], want[s], bs.Counts)
 		}
 	}
+}
+
+// TestTransitionThen: the script after a transition runs in the same
+// script run, once the transition is written (it reads the new state), and
+// its result comes back; a transition that fails runs nothing after it.
+func TestTransitionThen(t *testing.T) {
+	t.Parallel()
+	both(t, func(t *testing.T, b testBundle) {
+		ctx := context.Background()
+		k := ledger.Key{Batch: "b1", Hash: "h1"}
+		if _, err := register(ctx, b.store, k, ledger.Meta{Line: 2, Type: "s3", EnqueuedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		after := luascript.New(`redis.call('SET', KEYS[2], ARGV[1]) return redis.call('HGET', KEYS[1], 'state')`)
+		then := luascript.Call{Script: after, Keys: []string{"logpush:dest:{b1}:h1", "then"}, Args: []any{"ran"}}
+		changed, res, err := b.store.TransitionThen(ctx, k, events.Validated, &events.Event{Event: events.Validated}, events.StageValidate, then)
+		if err != nil || !changed || res != string(events.Validated) {
+			t.Fatalf("TransitionThen = %v, %v, %v; want changed and the state the script after it read, validated", changed, res, err)
+		}
+		counts(t, b, "b1", 1, map[events.State]int64{events.Validated: 1})
+		// Finished: the transition changes nothing, the script after it still runs.
+		b.rdb.Del(ctx, "then")
+		if changed, res, err := b.store.TransitionThen(ctx, k, events.Failed, nil, "", then); err != nil || changed || res != string(events.Validated) {
+			t.Fatalf("TransitionThen of a finished destination = %v, %v, %v; want unchanged, validated", changed, res, err)
+		}
+		if v := b.rdb.Get(ctx, "then").Val(); v != "ran" {
+			t.Fatalf("the script after the transition wrote %q, want ran", v)
+		}
+		// A transition that fails (an odd field list fails before the
+		// script; a wrong type in it fails inside): nothing after it.
+		b.rdb.Del(ctx, "then")
+		b.rdb.Set(ctx, "logpush:dest:{b1}:h2", "not a hash", 0)
+		if _, _, err := b.store.TransitionThen(ctx, ledger.Key{Batch: "b1", Hash: "h2"}, events.Validated, nil, "", then); err == nil {
+			t.Fatal("a transition on a key of the wrong type did not fail")
+		}
+		if n := b.rdb.Exists(ctx, "then").Val(); n != 0 {
+			t.Fatal("the script after a failed transition ran")
+		}
+	})
 }

@@ -172,9 +172,17 @@ func TestEnter(t *testing.T) {
 		if err != nil || st.State != events.Challenging || st.Attempts.Challenge != 1 {
 			t.Fatalf("Enter = %+v, %v; want challenging, 1 attempt", st, err)
 		}
-		st, err = b.store.Enter(ctx, k, 0, events.Polling, 0, 1, "poll", "gen", 1, "filename", "f.txt")
-		if err != nil || st.State != events.Polling || st.Attempts.Poll != 1 || st.Gen != 1 || st.Filename != "f.txt" || st.Attempts.Challenge != 1 {
-			t.Fatalf("Enter = %+v, %v; want polling gen 1, 1 poll, 1 challenge", st, err)
+		st, err = b.store.Enter(ctx, k, 0, events.Polling, 0, 1, "poll", "gen", 1, "filename", "f.txt", "requested_at", 7)
+		if err != nil || st.State != events.Polling || st.Attempts.Poll != 1 || st.Gen != 1 || st.RequestedAt.UnixNano() != 7 || st.Attempts.Challenge != 1 {
+			t.Fatalf("Enter = %+v, %v; want polling gen 1 requested at 7, 1 poll, 1 challenge", st, err)
+		}
+		// Enter reads back what the worker reads; the rest is written, and
+		// Get has it.
+		if st.Filename != "" {
+			t.Fatalf("Enter read back the filename %q", st.Filename)
+		}
+		if got, err := b.store.Get(ctx, k); err != nil || got.Filename != "f.txt" {
+			t.Fatalf("Get = %+v, %v; want the filename Enter set", got, err)
 		}
 		// A task of the older generation is superseded and changes nothing.
 		st, err = b.store.Enter(ctx, k, 0, events.Validating, 0, 0, "validate")

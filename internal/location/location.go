@@ -39,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 )
 
 // Defaults of Config.
@@ -283,7 +284,7 @@ func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, wait
 // Output:
 // Returns {head, its wake record} when the location is free and has a waiter.
 // Returns {} otherwise.
-var releaseScript = redis.NewScript(`
+var releaseScript = luascript.New(`
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -308,18 +309,34 @@ type Next struct {
 // and takes holder out of the line. It returns the waiter to wake, if the
 // location is free and has one. Release is idempotent.
 func (l *Leases) Release(ctx context.Context, loc, holder, record string) (*Next, error) {
-	res, err := releaseScript.Run(ctx, l.rdb, l.keys(loc), holder, record, l.cfg.RecordTTL.Milliseconds()).Slice()
+	c := l.ReleaseCall(loc, holder, record)
+	res, err := releaseScript.Run(ctx, l.rdb, c.Keys, c.Args...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("release challenge location: %w", err)
 	}
-	if len(res) < 2 {
-		return nil, nil
+	return Released(res), nil
+}
+
+// ReleaseCall is Release as a script call, for another package's script
+// to run it right after its own in one round trip (luascript.Then):
+// a destination's outcome, then its location's release. Released reads
+// its result.
+func (l *Leases) ReleaseCall(loc, holder, record string) luascript.Call {
+	return luascript.Call{Script: releaseScript, Keys: l.keys(loc), Args: []any{holder, record, l.cfg.RecordTTL.Milliseconds()}}
+}
+
+// Released is the waiter to wake after a release whose script result is
+// res (ReleaseCall), nil for none.
+func Released(res any) *Next {
+	r, _ := res.([]any)
+	if len(r) < 2 {
+		return nil
 	}
-	head, _ := res[0].(string)
-	wake, _ := res[1].(string)
+	head, _ := r[0].(string)
+	wake, _ := r[1].(string)
 	_, rest, _ := strings.Cut(wake, "|")
 	queue, task, _ := strings.Cut(rest, "|")
-	return &Next{Holder: head, Queue: queue, TaskID: task}, nil
+	return &Next{Holder: head, Queue: queue, TaskID: task}
 }
 
 // Leave takes holder out of loc's line (its task is gone) and returns the

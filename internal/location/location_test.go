@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
@@ -165,5 +166,34 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := location.New(nil, location.Config{}); err == nil {
 		t.Error("a nil client was accepted")
+	}
+}
+
+// TestReleaseCall: the release run after another script (luascript.Then)
+// frees the location and names the head of the line, as Release does.
+func TestReleaseCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb, _ := testutil.Redis(t)
+	l, err := location.New(rdb, location.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := location.ID("s3://logs/http/ownership-challenge.txt")
+	acquire(t, l, loc, waiter("a", 1))
+	acquire(t, l, loc, waiter("b", 2))
+	first := luascript.Call{Script: luascript.New(`return 1`)}
+	_, res, err := luascript.Then(ctx, rdb, first, l.ReleaseCall(loc, "a", location.Absent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := location.Released(res); next == nil || next.Holder != "b" || next.Queue != "q" || next.TaskID != "task-b" {
+		t.Fatalf("next = %+v, want b's task", next)
+	}
+	if h, _ := l.Holder(ctx, loc); h != "" {
+		t.Fatalf("held by %q after the release", h)
+	}
+	if g := acquire(t, l, loc, waiter("b", 2)); !g.Held || g.Record != location.Absent {
+		t.Fatalf("b's grant = %+v, want held with the record a left", g)
 	}
 }
