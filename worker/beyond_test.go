@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
 )
@@ -22,15 +24,7 @@ func TestLookBeyondTheLearnt(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll := b.enq.take(t, tasks.TypePoll)
-	miss := func(after time.Duration) time.Duration {
-		t.Helper()
-		b.clock.Advance(after)
-		var s *worker.SnoozeError
-		if err := b.h.Poll(ctx, poll); !errors.As(err, &s) {
-			t.Fatalf("Poll before the file = %v, want a snooze", err)
-		}
-		return s.Delay
-	}
+	miss := func(after time.Duration) time.Duration { return b.missAfter(t, poll, after) }
 	if d := miss(6 * time.Second); d != 3*time.Second {
 		t.Fatalf("after 6s, no file seen: next look in %v, want 3s (half the wait), not PollInterval", d)
 	}
@@ -41,4 +35,16 @@ func TestLookBeyondTheLearnt(t *testing.T) {
 	if d := miss(9 * time.Second); d != 3*time.Second {
 		t.Fatalf("after 18s, past every file seen, deadline 20s: next look in %v, want 3s (the deadline's second)", d)
 	}
+}
+
+// missAfter runs poll after the clock moved on by after, expects a miss,
+// and returns the snooze's delay.
+func (b *testBundle) missAfter(t *testing.T, poll *asynq.Task, after time.Duration) time.Duration {
+	t.Helper()
+	b.clock.Advance(after)
+	var s *worker.SnoozeError
+	if err := b.h.Poll(context.Background(), poll); !errors.As(err, &s) {
+		t.Fatalf("Poll before the file = %v, want a snooze", err)
+	}
+	return s.Delay
 }

@@ -264,15 +264,7 @@ func TestScoutSlowerThanPollFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	scoutPoll := b.enq.take(t, tasks.TypePoll)
-	miss := func(after time.Duration) time.Duration {
-		t.Helper()
-		b.clock.Advance(after)
-		var s *worker.SnoozeError
-		if err := b.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
-			t.Fatalf("Poll before the file = %v, want a snooze", err)
-		}
-		return s.Delay
-	}
+	miss := func(after time.Duration) time.Duration { return b.missAfter(t, scoutPoll, after) }
 	if d := miss(time.Second); d != 200*time.Millisecond {
 		t.Fatalf("the scout after 1s: next look in %v, want PollInterval", d)
 	}
