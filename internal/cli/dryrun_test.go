@@ -70,3 +70,24 @@ func TestProgressAwaitingToken(t *testing.T) {
 		t.Errorf("a frame with rows in flight lost its ETA:\n%s", w.String())
 	}
 }
+
+// TestProgressWatchingJobs: once every row in flight is a job created and
+// watched for its first push, the frame says so, not "ETA 0s" from the
+// onboarding's rate.
+func TestProgressWatchingJobs(t *testing.T) {
+	t.Parallel()
+	st := events.BatchStatus{ID: "b-1", Total: 29, Counts: map[events.State]int64{events.Watching: 28, events.Flowing: 1}}
+	for _, terminal := range []bool{false, true} {
+		var w bytes.Buffer
+		(&view{w: &w, terminal: terminal}).draw(frame{st: st, elapsed: 10 * time.Second})
+		if out := w.String(); strings.Contains(out, "ETA") || !strings.Contains(out, "28 jobs created, waiting for their first push") {
+			t.Errorf("terminal %v: a frame with only jobs watched in flight:\n%s", terminal, out)
+		}
+	}
+	st.Counts[events.Watching], st.Counts[events.Polling] = 27, 1
+	var w bytes.Buffer
+	(&view{w: &w}).draw(frame{st: st, eta: 3 * time.Second})
+	if !strings.Contains(w.String(), "ETA 3s") {
+		t.Errorf("a frame with a row still onboarding lost its ETA:\n%s", w.String())
+	}
+}

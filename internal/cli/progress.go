@@ -106,6 +106,11 @@ func (f frame) etaText() string {
 	if n := f.st.Counts[events.AwaitingToken]; n > 0 && inFlight(f.st) <= 0 {
 		return fmt.Sprintf("%d awaiting token: logpush-onboard submit-token --batch %s --file tokens.csv", n, f.st.ID)
 	}
+	if n := f.st.Counts[events.Watching]; n > 0 && inFlight(f.st) == n {
+		// The rate and ETA are the onboarding's: what is left is the
+		// jobs' first push, which no rate here foretells.
+		return fmt.Sprintf("%d jobs created, waiting for their first push", n)
+	}
 	return "ETA " + etaString(f.eta)
 }
 
