@@ -44,7 +44,7 @@ func (r *ring) add(d time.Duration) {
 }
 
 // preciseHalf is how far either way an observation's appearance may be
-// unknown and still bound the fastest file from below (least, in
+// unknown and still bound the fastest file from below (leastLow, in
 // skipRead): a file dated to the second, found within a quarter second of
 // the start of its second or of a look that missed it.
 const preciseHalf = 250 * time.Millisecond
@@ -69,7 +69,14 @@ func (a *appearance) observeLow(d time.Duration) {
 
 // leastLow is the least lower bound of the recent precise observations,
 // once 8 were seen: no file of those came sooner.
-func (a *appearance) leastLow() (time.Duration, bool) { return a.leastOf(&a.lows) }
+func (a *appearance) leastLow() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lows.vals) < 8 {
+		return 0, false
+	}
+	return slices.Min(a.lows.vals), true
+}
 
 // seenBeyond reports whether a recent file appeared later than waited
 // after its challenge.
@@ -79,16 +86,15 @@ func (a *appearance) seenBeyond(waited time.Duration) bool {
 	return len(a.obs.vals) > 0 && slices.Max(a.obs.vals) > waited
 }
 
-// least is the shortest of the recent appearance delays, once 8 were seen.
-func (a *appearance) least() (time.Duration, bool) { return a.leastOf(&a.obs) }
-
-func (a *appearance) leastOf(r *ring) (time.Duration, bool) {
+// leastFew is the shortest of the recent appearance delays, and how many
+// there are: fewer than 8 too.
+func (a *appearance) leastFew() (time.Duration, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(r.vals) < 8 {
-		return 0, false
+	if len(a.obs.vals) == 0 {
+		return 0, 0
 	}
-	return slices.Min(r.vals), true
+	return slices.Min(a.obs.vals), len(a.obs.vals)
 }
 
 // firstPoll is the delay before the first poll: of the recent appearance

@@ -45,8 +45,8 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 	if _, at, ok := parseRecord(record); ok && !at.Before(now.Truncate(time.Second).Add(-h.cfg.ClockSkew-time.Second)) {
 		return false, 0 // its holder's file may be dated within the poll's reach
 	}
-	least, ok := h.seen.least()
-	if !ok {
+	least, seen := h.seen.leastFew()
+	if seen == 0 {
 		return false, 0
 	}
 	b, measured := h.clockOf(loc)
@@ -67,6 +67,12 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 		// a wrong guess costs a fresh challenge, never a wrong file.
 		b = clockBounds{hi: h.cfg.ClockSkew, res: time.Second}
 		fastest = least - time.Second
+	}
+	if seen < 8 {
+		// Too few files to bound the fastest by: half the least of them.
+		// A batch's first challenges all read first otherwise, until 8
+		// files are seen (files after 5-10 s: for its first 10 s or so).
+		fastest = min(fastest, least/2)
 	}
 	// It is written, on the storage's clock, at or after y for a request
 	// now, and dated y's unit of res; the poll takes it if that is no

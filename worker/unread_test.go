@@ -102,3 +102,33 @@ func TestSkipReadNeverTakesAnEarlierFile(t *testing.T) {
 		t.Fatalf("state %s, validate calls %q; want validated with the fresh challenge's token only", st, sb.api.validations)
 	}
 }
+
+// TestFewLateFilesSkipTheReadBefore: before 8 files were seen, half the
+// least of those seen bounds the fastest file: 2 files 6 s after their
+// challenge are enough to go without the read before the next one, which
+// then takes its file by its date.
+func TestFewLateFilesSkipTheReadBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{})
+	sb.api.noFilename = true
+	sb.h.Observe(6 * time.Second)
+	sb.h.Observe(6 * time.Second)
+	requested := sb.clock.Now()
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err != nil {
+		t.Fatal(err)
+	}
+	if sb.rd.reads != 0 {
+		t.Fatalf("%d reads before the challenge after 2 files at 6 s, want none", sb.rd.reads)
+	}
+	poll := sb.enq.take(t, tasks.TypePoll)
+	sb.api.token = lateToken
+	sb.rd.put(lateFile, lateToken, requested.Add(4*time.Second).Truncate(time.Second))
+	sb.clock.Advance(5 * time.Second)
+	if err := sb.h.Poll(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if st := sb.state(t, sb.b); st != events.Validated || sb.rd.reads != 1 || !slices.Equal(sb.api.validations, []string{lateToken}) {
+		t.Fatalf("state %s after %d reads, validate calls %q; want validated after 1 read", st, sb.rd.reads, sb.api.validations)
+	}
+}
