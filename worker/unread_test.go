@@ -36,23 +36,31 @@ const (
 // poll takes the file by its date: one storage read for the destination.
 func TestSkipReadWhenFilesComeLate(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	sb := lateFiles(t)
+	sb.skipsThenTakes(t, sb.a, 5*time.Second, "files come 5 s after")
+}
+
+// skipsThenTakes challenges d without a read before it (why: what makes
+// that safe), then polls once its file is there, written after, and
+// expects it validated after that one read, with its token.
+func (sb *sharedBundle) skipsThenTakes(t *testing.T, d tasks.Dest, after time.Duration, why string) {
+	t.Helper()
+	ctx := context.Background()
 	requested := sb.clock.Now()
-	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+	if err := sb.h.Challenge(ctx, challengeTask(t, d)); err != nil {
 		t.Fatal(err)
 	}
 	if sb.rd.reads != 0 {
-		t.Fatalf("%d reads before the challenge, want none: files come 5 s after", sb.rd.reads)
+		t.Fatalf("%d reads before the challenge, want none: %s", sb.rd.reads, why)
 	}
 	poll := sb.enq.take(t, tasks.TypePoll)
 	sb.api.token = lateToken
-	sb.rd.put(lateFile, lateToken, requested.Add(5*time.Second).Truncate(time.Second)) // S3: to the second
-	sb.clock.Advance(6 * time.Second)
+	sb.rd.put(lateFile, lateToken, requested.Add(after).Truncate(time.Second)) // S3: to the second
+	sb.clock.Advance(after + time.Second)
 	if err := sb.h.Poll(ctx, poll); err != nil {
 		t.Fatal(err)
 	}
-	if st := sb.state(t, sb.a); st != events.Validated || sb.rd.reads != 1 || !slices.Equal(sb.api.validations, []string{lateToken}) {
+	if st := sb.state(t, d); st != events.Validated || sb.rd.reads != 1 || !slices.Equal(sb.api.validations, []string{lateToken}) {
 		t.Fatalf("state %s after %d reads, validate calls %q; want validated after 1 read, with the token", st, sb.rd.reads, sb.api.validations)
 	}
 }
@@ -109,26 +117,9 @@ func TestSkipReadNeverTakesAnEarlierFile(t *testing.T) {
 // then takes its file by its date.
 func TestFewLateFilesSkipTheReadBefore(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	sb := setupShared(t, worker.HandlerConfig{})
 	sb.api.noFilename = true
 	sb.h.Observe(6 * time.Second)
 	sb.h.Observe(6 * time.Second)
-	requested := sb.clock.Now()
-	if err := sb.h.Challenge(ctx, challengeTask(t, sb.b)); err != nil {
-		t.Fatal(err)
-	}
-	if sb.rd.reads != 0 {
-		t.Fatalf("%d reads before the challenge after 2 files at 6 s, want none", sb.rd.reads)
-	}
-	poll := sb.enq.take(t, tasks.TypePoll)
-	sb.api.token = lateToken
-	sb.rd.put(lateFile, lateToken, requested.Add(4*time.Second).Truncate(time.Second))
-	sb.clock.Advance(5 * time.Second)
-	if err := sb.h.Poll(ctx, poll); err != nil {
-		t.Fatal(err)
-	}
-	if st := sb.state(t, sb.b); st != events.Validated || sb.rd.reads != 1 || !slices.Equal(sb.api.validations, []string{lateToken}) {
-		t.Fatalf("state %s after %d reads, validate calls %q; want validated after 1 read", st, sb.rd.reads, sb.api.validations)
-	}
+	sb.skipsThenTakes(t, sb.b, 4*time.Second, "2 files came 6 s after their challenge")
 }
