@@ -137,6 +137,11 @@ func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Dura
 	return d
 }
 
+// costedPolls bounds the polls cheapest counts for one file: a schedule
+// that grows too slowly to reach it (--poll-interval 1ns does not grow)
+// costs that many reads, however long the file took.
+const costedPolls = 64
+
 // cheapest is, of the sorted delays s from their 75th percentile on, the
 // one a first poll costs least at, were the files those of s: the mean
 // wait from each file's appearance to the poll that finds it, plus the
@@ -155,11 +160,11 @@ func cheapest(s []time.Duration, next func(n int) time.Duration) time.Duration {
 		var c time.Duration
 		for _, at := range s {
 			poll, polls := s[k], 1
-			for poll < at {
+			for poll < at && polls < costedPolls {
 				poll += next(polls)
 				polls++
 			}
-			c += poll - at + read*time.Duration(polls)
+			c += max(poll-at, 0) + read*time.Duration(polls)
 		}
 		if c < cost {
 			best, cost = s[k], c

@@ -76,3 +76,17 @@ func TestAppearanceFirstPoll(t *testing.T) {
 		t.Fatalf("clamped = %v, want 15s", d)
 	}
 }
+
+// TestCheapestEndsOnAFlatSchedule: a miss schedule that does not grow
+// (--poll-interval 1ns: half of it is 0) still gives an answer for files
+// that took an hour.
+func TestCheapestEndsOnAFlatSchedule(t *testing.T) {
+	t.Parallel()
+	a := newAppearance(64)
+	for range 8 {
+		a.observe(time.Hour)
+	}
+	if d := a.firstPoll(2*time.Second, 15*time.Second, func(int) time.Duration { return time.Nanosecond }); d != 15*time.Second {
+		t.Fatalf("files after an hour, polls every 1ns = %v, want 15s (clamped)", d)
+	}
+}
