@@ -83,10 +83,11 @@ func TestAppearanceFirstPoll(t *testing.T) {
 func TestCheapestEndsOnAFlatSchedule(t *testing.T) {
 	t.Parallel()
 	a := newAppearance(64)
-	for range 8 {
-		a.observe(time.Hour)
+	for range 7 {
+		a.observe(time.Second)
 	}
-	if d := a.firstPoll(2*time.Second, 15*time.Second, func(int) time.Duration { return time.Nanosecond }); d != 15*time.Second {
-		t.Fatalf("files after an hour, polls every 1ns = %v, want 15s (clamped)", d)
+	a.observe(time.Hour)
+	if d := a.firstPoll(2*time.Second, 15*time.Second, func(int) time.Duration { return time.Nanosecond }); d != time.Second {
+		t.Fatalf("7 files after 1s and one after an hour, polls every 1ns = %v, want 1s", d)
 	}
 }
