@@ -87,12 +87,21 @@ func (s *Store) Transition(ctx context.Context, k Key, state events.State, ev *e
 	if err != nil {
 		return false, err
 	}
-	res, err := transitionScript.Run(ctx, s.rdb, c.keys, c.args...).Slice()
+	res, err := transitionScript.Run(ctx, s.rdb, c.keys, c.args...).Result()
 	if err != nil {
 		return false, fmt.Errorf("move destination to %s: %w", state, err)
 	}
-	changed, _ := res[0].(int64)
-	return changed == 1, nil
+	return transitioned(state, res)
+}
+
+// transitioned reads transitionScript's reply: whether the state changed.
+func transitioned(state events.State, reply any) (bool, error) {
+	res, _ := reply.([]any)
+	if len(res) == 0 {
+		return false, fmt.Errorf("move destination to %s: unexpected reply %v", state, reply)
+	}
+	n, _ := res[0].(int64)
+	return n == 1, nil
 }
 
 // TransitionThen is Transition followed, in the same script run, by then:
@@ -109,12 +118,8 @@ func (s *Store) TransitionThen(ctx context.Context, k Key, state events.State, e
 	if err != nil {
 		return false, nil, fmt.Errorf("move destination to %s: %w", state, err)
 	}
-	res, _ := first.([]any)
-	if len(res) == 0 {
-		return false, nil, fmt.Errorf("move destination to %s: unexpected reply %v", state, first)
-	}
-	n, _ := res[0].(int64)
-	return n == 1, thenRes, nil
+	changed, err = transitioned(state, first)
+	return changed, thenRes, err
 }
 
 // jobFields are the hash fields that keep the Logpush job an event names
