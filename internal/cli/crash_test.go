@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
@@ -227,4 +228,47 @@ func TestCrashSafety(t *testing.T) {
 
 	checkOneTerminalEvent(t, store, res.BatchID, n)
 	t.Logf("crash safety: %d destinations, %d terminal events each; simulator %s", n, 1, sim.Stats())
+}
+
+// childLogLevel is the --log-level of the worker processes tests start:
+// warn, or LOGPUSH_TEST_LOG_LEVEL to trace a failure.
+func childLogLevel() string {
+	if l := os.Getenv("LOGPUSH_TEST_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "warn"
+}
+
+// dumpStuck logs what a failed test left in flight: every destination of
+// batch not yet terminal, and every task still in the workers' queues.
+func dumpStuck(t *testing.T, rdb redis.UniversalClient, store *ledger.Store, batch string) {
+	t.Helper()
+	ctx := context.Background()
+	err := store.Dests(ctx, batch, func(hash string, st ledger.DestState) error {
+		if !st.State.Terminal() {
+			t.Logf("in flight: %s %s%s %s line=%d gen=%d round=%d requested=%s attempts=%+v",
+				hash, st.Scope, st.ScopeID, st.State, st.Line, st.Gen, st.Round, st.RequestedAt.Format(time.RFC3339Nano), st.Attempts)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Logf("dump destinations: %v", err)
+	}
+	in := asynq.NewInspectorFromRedisClient(rdb)
+	for _, q := range tasks.Queues() {
+		for name, list := range map[string]func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+			"pending": in.ListPendingTasks, "active": in.ListActiveTasks, "scheduled": in.ListScheduledTasks,
+			"retry": in.ListRetryTasks, "archived": in.ListArchivedTasks,
+		} {
+			ts, err := list(q)
+			if err != nil {
+				t.Logf("dump %s %s: %v", q, name, err)
+				continue
+			}
+			for _, ti := range ts {
+				t.Logf("task %s %s: %s %s next=%s retried=%d last_err=%q",
+					q, name, ti.Type, ti.ID, ti.NextProcessAt.Format(time.RFC3339Nano), ti.Retried, ti.LastErr)
+			}
+		}
+	}
 }

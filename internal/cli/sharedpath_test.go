@@ -121,12 +121,17 @@ func testSharedPaths(t *testing.T, m tokenMode) {
 	}
 	args := []string{"worker", "--redis", fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB), "--cloudflare-api-url", simsrv.URL,
 		"--metrics-addr", "", "--concurrency", "10", "--api-rate", "0", "--poll-first", "300ms", "--poll-interval", "200ms",
-		"--shutdown-timeout", "2s", "--log-level", "warn"}
+		"--shutdown-timeout", "2s", "--log-level", childLogLevel()}
 	logPath := filepath.Join(dir, "workers.log")
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("worker logs:\n%s", b)
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpStuck(t, rdb, store, res.BatchID)
 		}
 	})
 	start := func() []*child {
