@@ -78,12 +78,26 @@ func (a *appearance) leastLow() (time.Duration, bool) {
 	return slices.Min(a.lows.vals), true
 }
 
-// seenBeyond reports whether a recent file appeared later than waited
-// after its challenge.
-func (a *appearance) seenBeyond(waited time.Duration) bool {
+// nextPoll is when, after its challenge, a poll that has waited and not
+// found its file looks next, priced as the first poll is (cheapest) over
+// the recent files that came later than waited: a look at what files this
+// late took, not every PollInterval. Files after 5-10 s missed at 4 s
+// were looked for at 5, 6.5, 8.75 and 12.1 s (about 4 reads each); now at
+// 9 s or so, then 10. ok is false when no recent file came that late.
+func (a *appearance) nextPoll(waited time.Duration, next func(n int) time.Duration) (at time.Duration, ok bool) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.obs.vals) > 0 && slices.Max(a.obs.vals) > waited
+	var later []time.Duration
+	for _, d := range a.obs.vals {
+		if d > waited {
+			later = append(later, d)
+		}
+	}
+	a.mu.Unlock()
+	if len(later) == 0 {
+		return 0, false
+	}
+	slices.Sort(later)
+	return cheapest(later, next), true
 }
 
 // leastFew is the shortest of the recent appearance delays, and how many

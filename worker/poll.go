@@ -173,7 +173,10 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 	}
 	if now := h.now(); now.Before(p.Deadline) {
 		d, waited := h.pollDelay(polls), now.Sub(p.RequestedAt)
-		if !h.seen.seenBeyond(waited) {
+		if at, ok := h.seen.nextPoll(waited, h.pollDelay); ok {
+			// When the files that came this late did.
+			d = min(at-waited, h.cfg.PollMaxInterval)
+		} else {
 			// Longer than any file seen: it may take much longer still,
 			// and a look every PollInterval would spend a read each.
 			d = max(d, waited/beyondLearnt)
