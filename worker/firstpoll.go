@@ -45,6 +45,9 @@ type coldPolls struct {
 	waiting []coldPoll
 	// warm: a file was seen; nothing is kept any more.
 	warm bool
+	// scoutMissed is the longest a scout (this one or one it replaced)
+	// had waited at a look that missed its file (notDue).
+	scoutMissed time.Duration
 	// looks counts the scout looks the worker ran itself (scoutLooks).
 	looks int
 	// shared counts the appearance delays this worker shared with the
@@ -104,15 +107,49 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 // PollFirst, d otherwise. A file later than that is slower than the
 // worker's guess; the scout's look every second would cost a read each
 // (about 10 for files after 5-10 s) and learn no sooner than the first
-// polls, which look at PollFirst.
+// polls, which look at PollFirst. A scout's miss is kept for notDue.
 func (h *handlers) scoutDelay(r *run, d, waited time.Duration) time.Duration {
 	c := &h.cold
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.warm || c.scout != holder(r) || waited >= h.cfg.PollFirst {
+	if c.warm || c.scout != holder(r) {
+		return d
+	}
+	c.scoutMissed = max(c.scoutMissed, waited)
+	if waited >= h.cfg.PollFirst {
 		return d
 	}
 	return min(d, h.cfg.PollInterval)
+}
+
+// notDue says whether the first poll of r, which has waited since its
+// challenge, looks later instead of now, without a read: cold, when the
+// scout (this one or one it replaced) missed its own file when it had
+// waited as long, to within a scout's look (scout: its next look is the
+// miss schedule's); warm, when what the worker learnt since the challenge
+// puts the first poll later (later: how much). The scout's looks until
+// PollFirst stand for the cold first polls' look at PollFirst: where files
+// come after 5-10 s, the scout misses at 4 s, and so would every first
+// poll (a read each); and the first files of a cold batch come after
+// PollFirst there, so the polls of the challenges made meanwhile are due
+// at PollFirst, and would miss too. Only a first poll looks later, once,
+// and never on a contended path or the scout's: its next look reads, so
+// that a scout whose file never comes holds the others up by one look.
+func (h *handlers) notDue(r *run, polls int, waited time.Duration) (scout bool, later time.Duration) {
+	if polls != 1 || r.contended {
+		return false, 0
+	}
+	c := &h.cold
+	c.mu.Lock()
+	warm, stands := c.warm, c.scout != "" && c.scout != holder(r) && waited <= c.scoutMissed+h.scoutLook()
+	c.mu.Unlock()
+	if !warm {
+		return stands, 0
+	}
+	if later = h.firstPoll(r) - waited; later > h.scoutLook() {
+		return false, later
+	}
+	return false, 0
 }
 
 // lookAtScout runs the poll task of r, the scout, after scoutLook, and

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/logpush-onboard/logpush-onboard/events"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 	"github.com/logpush-onboard/logpush-onboard/worker"
@@ -295,4 +297,81 @@ func TestEarlyRunDropsItsOnTime(t *testing.T) {
 	if ids := waker.ids(); len(ids) > 1 {
 		t.Fatalf("woken %v, want the poll once at most: at its new time, not also at the first", ids)
 	}
+}
+
+// TestColdFirstPollTakesTheScoutsMiss: in a cold worker, a first poll due
+// when the scout, challenged as early, has already missed its own file at
+// that age does not read (files come later than --poll-first: it would
+// miss too); it looks again on the miss schedule, and that look reads.
+func TestColdFirstPollTakesTheScoutsMiss(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 400 * time.Millisecond})
+	scout, cold := b.dest, b.dest
+	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	scoutPoll, coldPoll := b.challengeBoth(t, scout, cold)
+	b.missAfter(t, scoutPoll, time.Second)
+	b.missAfter(t, scoutPoll, time.Second)
+	before := b.rd.reads
+	if d := b.missAfter(t, coldPoll, 0); d != time.Second {
+		t.Fatalf("the cold first poll at 2s, the scout missed at 2s: next look in %v, want 1s (half the wait)", d)
+	}
+	if n := b.rd.reads - before; n != 0 {
+		t.Fatalf("the cold first poll read %d times, want none: the scout's miss at its age stands for it", n)
+	}
+	b.missAfter(t, coldPoll, time.Second)
+	if n := b.rd.reads - before; n != 1 {
+		t.Fatalf("the cold destination's second look read %d times, want 1", n)
+	}
+}
+
+// TestFirstPollLearntLaterWaits: a first poll scheduled cold, at
+// --poll-first, when the files seen since its challenge came later than
+// that, looks when they did instead, without a read now.
+func TestFirstPollLearntLaterWaits(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 400 * time.Millisecond})
+	scout, cold := b.dest, b.dest
+	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	ctx := context.Background()
+	challengedAt := b.clock.Now()
+	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	scoutPoll := b.enq.take(t, tasks.TypePoll)
+	b.clock.Advance(1500 * time.Millisecond)
+	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
+		t.Fatal(err)
+	}
+	coldPoll := b.enq.take(t, tasks.TypePoll)
+	// The scout's file appears 3 s after its challenge, past --poll-first.
+	b.clock.Advance(1600 * time.Millisecond)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(3*time.Second))
+	if err := b.h.Poll(ctx, scoutPoll); err != nil {
+		t.Fatal(err)
+	}
+	// The cold one's first poll is due at --poll-first, 3.5 s in.
+	before := b.rd.reads
+	b.clock.Advance(400 * time.Millisecond)
+	var s *worker.SnoozeError
+	if err := b.h.Poll(ctx, coldPoll); !errors.As(err, &s) || s.Delay < 900*time.Millisecond || s.Delay > 1100*time.Millisecond {
+		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 1s", err)
+	}
+	if n := b.rd.reads - before; n != 0 {
+		t.Fatalf("the cold first poll read %d times, want none", n)
+	}
+}
+
+// challengeBoth challenges x, then y, and returns their poll tasks.
+func (b *testBundle) challengeBoth(t *testing.T, x, y tasks.Dest) (px, py *asynq.Task) {
+	t.Helper()
+	var ps []*asynq.Task
+	for _, d := range []tasks.Dest{x, y} {
+		if err := b.h.Challenge(context.Background(), challengeTask(t, d)); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, b.enq.take(t, tasks.TypePoll))
+	}
+	return ps[0], ps[1]
 }

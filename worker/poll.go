@@ -53,6 +53,12 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	// The lease is renewed only by a poll that looks again (notYet,
 	// denied, unreadable): the poll that finds the file releases it with
 	// the outcome, and reading it needs no lease.
+	switch scout, later := h.notDue(r, polls, h.now().Sub(requestedAt)); {
+	case scout:
+		return h.notYet(ctx, r, p, polls, errScoutMissed)
+	case later > 0:
+		return &SnoozeError{Delay: later, Reason: errNotDue.Error(), OnTime: h.onTime(r.d, later)}
+	}
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	r.seenAt = h.now()
 	obj, err := h.read(ctx, loc, h.notBefore(loc, requestedAt))

@@ -15,6 +15,12 @@ var (
 	// errForeignToken: the file's token names another zone, account or
 	// destination_conf.
 	errForeignToken = errors.New("challenge file holds another destination's token")
+	// errScoutMissed: a cold first poll not read, as the worker's scout
+	// had missed its own file at that age (scoutStands).
+	errScoutMissed = errors.New("not read: this worker's first challenge had no file yet at that age")
+	// errNotDue: a first poll not read, as the files seen since its
+	// challenge put its look later (notDue).
+	errNotDue = errors.New("not read: files seen since the challenge came later than this")
 	// errExpiredToken: the file's token has expired.
 	errExpiredToken = errors.New("challenge file holds an expired token")
 )
