@@ -40,6 +40,18 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		record = rec
+		if r.contended || record != "" {
+			// A path another destination used or waits for: a task run
+			// again after a crash, whose destination finished since (or
+			// a newer challenge took over), must not challenge here. Its
+			// token would be written later, on top of the next holder's,
+			// which would take it for another destination's and poll
+			// until its deadline (or, where claims do not decode, send
+			// it). Superseded, enter lets the path go.
+			if _, err := h.enter(ctx, r, events.Challenging, ""); err != nil {
+				return err
+			}
+		}
 	}
 	if err := h.earlierWrite(ctx, r); err != nil {
 		return err

@@ -893,8 +893,12 @@ func TestContendedHolderPollsInline(t *testing.T) {
 
 // TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath: after a
 // crash, asynq runs again a challenge task whose destination has finished
-// since: it takes the free path, finds the destination finished, and lets
-// go, so that the path is not leased until the lease expires.
+// since: it takes the free path, finds the destination finished before it
+// asks Cloudflare for anything, and lets go, so that the path is not
+// leased until the lease expires. A challenge call there would have its
+// token written into the path later, on top of the next holder's: with
+// claims that decode, that holder takes it for another destination's and
+// polls until its deadline; without, it sends another's token.
 func TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -915,6 +919,9 @@ func TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath(t *testing.T) {
 	}
 	if err := sb.h.Challenge(ctx, task); err != nil { // redelivered: superseded, ends quietly
 		t.Fatal(err)
+	}
+	if sb.api.challenges != 1 {
+		t.Fatalf("%d challenge calls, want 1: none for the redelivered task of a finished destination", sb.api.challenges)
 	}
 	if holder, _ := sb.leases.Holder(ctx, sharedLoc); holder != "" {
 		t.Fatalf("path still leased by %q after a finished destination's challenge ran again", holder)
