@@ -100,6 +100,16 @@ func (a *appearance) nextPoll(waited time.Duration, next func(n int) time.Durati
 	return cheapest(later, next), true
 }
 
+// longest is the longest of the recent appearance delays; 0 for none.
+func (a *appearance) longest() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.obs.vals) == 0 {
+		return 0
+	}
+	return slices.Max(a.obs.vals)
+}
+
 // leastFew is the shortest of the recent appearance delays, and how many
 // there are: fewer than 8 too.
 func (a *appearance) leastFew() (time.Duration, int) {

@@ -928,6 +928,41 @@ func TestRedeliveredChallengeOfAFinishedDestinationFreesItsPath(t *testing.T) {
 	}
 }
 
+// TestForeignTokenLongAfterAsksAgain: a shared path whose file holds
+// another destination's token (a write that landed after this challenge's,
+// such as a stray challenge of another tool) is looked at again while this
+// challenge's write may still come; once that is well overdue (twice
+// --poll-first with nothing learnt), the destination asks for a fresh
+// challenge instead of reading until its poll deadline.
+func TestForeignTokenLongAfterAsksAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{PollFirst: time.Second})
+	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	poll := sb.enq.take(t, tasks.TypePoll)
+	other := claimToken(sb.b.Scope, sb.b.ScopeID, sb.b.DestinationConf, "x")
+	sb.rd.put("bucket/logs/ownership-challenge-1.txt", other, sb.clock.Now().Add(3*time.Second))
+	sb.clock.Advance(1500 * time.Millisecond)
+	var s *worker.SnoozeError
+	if err := sb.h.Poll(ctx, poll); !errors.As(err, &s) || !strings.Contains(s.Reason, "another destination's token") {
+		t.Fatalf("poll 1.5s in, another's token in the file = %v, want a snooze for it: this challenge's write may still come", err)
+	}
+	sb.clock.Advance(time.Second)
+	if err := sb.h.Poll(ctx, poll); err != nil {
+		t.Fatalf("poll 2.5s in, another's token in the file = %v, want a fresh challenge asked", err)
+	}
+	next := sb.enq.take(t, tasks.TypeChallenge)
+	var cp tasks.ChallengePayload
+	if err := tasks.Decode(next, &cp); err != nil || cp.Gen != 1 {
+		t.Fatalf("fresh challenge %+v (%v), want generation 1", cp, err)
+	}
+	if n := sb.api.validateCalls(); n != 0 {
+		t.Fatalf("%d validate calls, want none with another destination's token", n)
+	}
+}
+
 // TestPollDeadlineOnReadErrors: a challenge file that cannot be read (a
 // storage host that does not resolve) is bounded by the poll deadline, not
 // by retries and their backoff: before it the poll snoozes without

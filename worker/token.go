@@ -21,6 +21,10 @@ var (
 	// errNotDue: a first poll not read, as the files seen since its
 	// challenge put its look later (notDue).
 	errNotDue = errors.New("not read: files seen since the challenge came later than this")
+	// errOverwritten: the challenge file still holds another
+	// destination's token long after this challenge's should have
+	// replaced it.
+	errOverwritten = errors.New("challenge file holds another destination's token long after this challenge: overwritten, or never written")
 	// errExpiredToken: the file's token has expired.
 	errExpiredToken = errors.New("challenge file holds an expired token")
 )
