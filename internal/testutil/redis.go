@@ -46,7 +46,7 @@ func Redis(t testing.TB) (*redis.Client, *redis.Options) {
 	for {
 		for db := 1; db < dbs; db++ {
 			key := keys.DBLease(db)
-			ok, err := admin.SetNX(ctx, key, owner, 10*time.Minute).Result()
+			ok, err := admin.SetNX(ctx, key, owner, dbLeaseTTL).Result()
 			if err != nil {
 				t.Fatalf("lease test database: %v", err)
 			}
@@ -59,7 +59,9 @@ func Redis(t testing.TB) (*redis.Client, *redis.Options) {
 			if err := c.FlushDB(ctx).Err(); err != nil {
 				t.Fatalf("flush test database %d: %v", db, err)
 			}
+			stop := renewLease(admin, key, owner)
 			t.Cleanup(func() {
+				stop()
 				c.FlushDB(context.Background())
 				c.Close()
 				admin.Del(context.Background(), key)
@@ -70,6 +72,45 @@ func Redis(t testing.TB) (*redis.Client, *redis.Options) {
 			t.Fatalf("no free test database on %s after 2m", opt.Addr)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dbLeaseTTL is how long a test database's lease outlives its test's last
+// renewal (a test killed with its process leaves it that long).
+const dbLeaseTTL = 10 * time.Minute
+
+// renewLeaseScript extends the lease KEYS[1] by ARGV[2] ms while ARGV[1]
+// holds it.
+var renewLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`)
+
+// renewLease keeps owner's lease key alive every minute until the returned
+// stop is called: a test that runs longer than dbLeaseTTL (one that hangs
+// until its own bound) would otherwise have its database leased to another
+// test, and flushed under it.
+func renewLease(admin *redis.Client, key, owner string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				renewLeaseScript.Run(context.Background(), admin, []string{key}, owner, dbLeaseTTL.Milliseconds())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }
 
