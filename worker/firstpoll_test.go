@@ -305,10 +305,7 @@ func TestEarlyRunDropsItsOnTime(t *testing.T) {
 // miss too); it looks again on the miss schedule, and that look reads.
 func TestColdFirstPollTakesTheScoutsMiss(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 400 * time.Millisecond})
-	scout, cold := b.dest, b.dest
-	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	b, scout, cold := coldPair(t)
 	scoutPoll, coldPoll := b.challengeBoth(t, scout, cold)
 	b.missAfter(t, scoutPoll, time.Second)
 	b.missAfter(t, scoutPoll, time.Second)
@@ -330,10 +327,7 @@ func TestColdFirstPollTakesTheScoutsMiss(t *testing.T) {
 // that, looks when they did instead, without a read now.
 func TestFirstPollLearntLaterWaits(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 400 * time.Millisecond})
-	scout, cold := b.dest, b.dest
-	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	b, scout, cold := coldPair(t)
 	ctx := context.Background()
 	challengedAt := b.clock.Now()
 	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
@@ -361,6 +355,18 @@ func TestFirstPollLearntLaterWaits(t *testing.T) {
 	if n := b.rd.reads - before; n != 0 {
 		t.Fatalf("the cold first poll read %d times, want none", n)
 	}
+}
+
+// coldPair gives a bundle of a cold worker (--poll-first 2s,
+// --poll-interval 400ms) with a waker, and two destinations of one path:
+// the first challenged is the scout.
+func coldPair(t *testing.T) (b *testBundle, scout, cold tasks.Dest) {
+	t.Helper()
+	b = setup(t)
+	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 400 * time.Millisecond})
+	scout, cold = b.dest, b.dest
+	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	return b, scout, cold
 }
 
 // challengeBoth challenges x, then y, and returns their poll tasks.
