@@ -106,10 +106,11 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		// Another destination's challenge on this path wrote it (one
 		// outside this fleet, or before this destination's lease). This
 		// challenge's write replaces it when it comes; once that is well
-		// overdue, the other write came after it: ask again rather than
-		// look until the deadline, a read every PollContended where
-		// others wait.
-		if h.now().Sub(requestedAt) > beyondLearnt*max(h.cfg.PollFirst, h.seen.longest()) {
+		// overdue (twice the longest delay learnt, --poll-first or
+		// --poll-interval), the other write came after it: ask again
+		// rather than look until the deadline, a read every
+		// PollContended where others wait.
+		if h.now().Sub(requestedAt) > beyondLearnt*max(h.cfg.PollFirst, h.cfg.PollInterval, h.seen.longest()) {
 			return h.rechallenge(ctx, r, p.Filename, errOverwritten)
 		}
 		return h.notYet(ctx, r, p, polls, errForeignToken)
