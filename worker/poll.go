@@ -50,15 +50,15 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	if st.Round == r.d.Round && st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
 		requestedAt = st.RequestedAt
 	}
-	// The lease is renewed only by a poll that looks again (notYet,
-	// denied, unreadable): the poll that finds the file releases it with
-	// the outcome, and reading it needs no lease.
 	switch scout, later := h.notDue(r, polls, h.now().Sub(requestedAt)); {
 	case scout:
 		return h.notYet(ctx, r, p, polls, errScoutMissed)
 	case later > 0:
 		return &SnoozeError{Delay: later, Reason: errNotDue.Error(), OnTime: h.onTime(r.d, later)}
 	}
+	// The lease is renewed only by a poll that looks again (notYet,
+	// denied, unreadable): the poll that finds the file releases it with
+	// the outcome, and reading it needs no lease.
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	r.seenAt = h.now()
 	obj, err := h.read(ctx, loc, h.notBefore(loc, requestedAt))
@@ -106,11 +106,10 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		// Another destination's challenge on this path wrote it (one
 		// outside this fleet, or before this destination's lease). This
 		// challenge's write replaces it when it comes; once that is well
-		// overdue (twice the longest delay learnt, --poll-first or
-		// --poll-interval), the other write came after it: ask again
-		// rather than look until the deadline, a read every
+		// overdue (foreignOverdue), the other write came after it: ask
+		// again rather than look until the deadline, a read every
 		// PollContended where others wait.
-		if h.now().Sub(requestedAt) > beyondLearnt*max(h.cfg.PollFirst, h.cfg.PollInterval, h.seen.longest()) {
+		if h.now().Sub(requestedAt) > foreignOverdue*max(h.cfg.PollFirst, h.cfg.PollInterval, h.seen.longest()) {
 			return h.rechallenge(ctx, r, p.Filename, errOverwritten)
 		}
 		return h.notYet(ctx, r, p, polls, errForeignToken)
@@ -305,6 +304,12 @@ func (h *handlers) unreadable(ctx context.Context, r *run, p tasks.PollPayload, 
 // looked at 4, 5, 6.5, 8.75 and 12.1 s (about 4 looks each); now at 4, 6,
 // 9 and 13.5 s (3).
 const beyondLearnt = 2
+
+// foreignOverdue multiplies the longest a challenge's own write may take
+// (the longest delay learnt, --poll-first or --poll-interval): a file that
+// still holds another destination's token that long after the challenge
+// was written over by a later one.
+const foreignOverdue = 2
 
 // pollDelay is the delay after the n-th miss: PollInterval growing by half
 // each miss, capped at PollMaxInterval.

@@ -16,7 +16,7 @@ var (
 	// destination_conf.
 	errForeignToken = errors.New("challenge file holds another destination's token")
 	// errScoutMissed: a cold first poll not read, as the worker's scout
-	// had missed its own file at that age (scoutStands).
+	// had missed its own file at that age (notDue).
 	errScoutMissed = errors.New("not read: this worker's first challenge had no file yet at that age")
 	// errNotDue: a first poll not read, as the files seen since its
 	// challenge put its look later (notDue).
