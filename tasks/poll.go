@@ -28,6 +28,10 @@ type PollPayload struct {
 	// (0 or 1): the poll attempts the outcome counts besides the poll
 	// task's runs.
 	Looks int `json:"looks,omitempty"`
+	// Contended says other destinations waited for the lease when the
+	// challenge was made: its poll starts out knowing the path is busy,
+	// before a renewal tells it again.
+	Contended bool `json:"contended,omitempty"`
 }
 
 // NewPollTask returns the logpush:poll task, first run after delay.

@@ -114,7 +114,8 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	pp := tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline, Lease: r.lease, Before: before}
+	pp := tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline, Lease: r.lease, Before: before,
+		Contended: r.contended}
 	first := h.firstPoll(r)
 	inline := h.inlinePolls(ctx, r)
 	first = h.coldFirst(r, requestedAt, first, inline)

@@ -381,3 +381,43 @@ func (b *testBundle) challengeBoth(t *testing.T, x, y tasks.Dest) (px, py *asynq
 	}
 	return ps[0], ps[1]
 }
+
+// TestContendedFirstPollReads: on a path others wait for, a first look is
+// never put off, even where the files learnt since the challenge came
+// later: the poll task knows the path was busy from its challenge, before
+// any renewal of its lease says so.
+func TestContendedFirstPollReads(t *testing.T) {
+	t.Parallel()
+	b, scout, cold := coldPair(t)
+	ctx := context.Background()
+	challengedAt := b.clock.Now()
+	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	scoutPoll := b.enq.take(t, tasks.TypePoll)
+	b.clock.Advance(1500 * time.Millisecond)
+	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
+		t.Fatal(err)
+	}
+	var pp tasks.PollPayload
+	if err := tasks.Decode(b.enq.take(t, tasks.TypePoll), &pp); err != nil {
+		t.Fatal(err)
+	}
+	pp.Contended = true
+	coldPoll, err := tasks.NewPollTask(pp, tasks.Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scout's file appears 3 s after its challenge, past --poll-first.
+	b.clock.Advance(1600 * time.Millisecond)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(3*time.Second))
+	if err := b.h.Poll(ctx, scoutPoll); err != nil {
+		t.Fatal(err)
+	}
+	before := b.rd.reads
+	b.clock.Advance(400 * time.Millisecond)
+	b.h.Poll(ctx, coldPoll)
+	if n := b.rd.reads - before; n != 1 {
+		t.Fatalf("the contended first poll read %d times, want 1: others wait for the path", n)
+	}
+}

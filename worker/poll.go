@@ -34,7 +34,7 @@ func (h *handlers) poll(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	r.lease, r.deadline, r.looks = p.Lease, p.Deadline, p.Looks
+	r.lease, r.deadline, r.looks, r.contended = p.Lease, p.Deadline, p.Looks, p.Contended
 	return h.look(ctx, r, p, st, st.Attempts.Poll+p.Looks)
 }
 
