@@ -28,6 +28,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/warm"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
@@ -309,6 +310,7 @@ type Worker struct {
 	srv      *asynq.Server
 	mux      *asynq.ServeMux
 	h        *handlers
+	stacks   *warm.Pool // the goroutines the handlers run on (onWarmStacks)
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	registry *prometheus.Registry
@@ -398,8 +400,24 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, client: client, insp: insp, registry: reg,
+	stacks := warm.New(cfg.Server.WithDefaults().Concurrency)
+	mux.Use(onWarmStacks(stacks))
+	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, stacks: stacks, client: client, insp: insp, registry: reg,
 		sweep: sweep, archive: newArchiveSweep(rdb, insp, h, tasks.Queues()), checks: tb.checks}, nil
+}
+
+// onWarmStacks runs each task's handler on one of the pool's goroutines
+// rather than on the goroutine asynq starts for the task, whose new stack
+// the handler's calls (the AWS SDK's deep middleware chain above all) would
+// grow by copying, several times per task: 7-12% of the worker's CPU
+// (package warm). The pool holds one goroutine per task run at once.
+func onWarmStacks(stacks *warm.Pool) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {
+			stacks.Run(func() { err = next.ProcessTask(ctx, t) })
+			return err
+		})
+	}
 }
 
 // Start starts taking tasks; it returns at once.
@@ -467,6 +485,7 @@ func (w *Worker) CheckCredentials(ctx context.Context, accountHint string) error
 func (w *Worker) Shutdown() {
 	w.taking.Store(false)
 	w.srv.Shutdown()
+	w.stacks.Close()
 	if w.stopSweep != nil {
 		w.stopSweep()
 		w.sweeps.Wait()

@@ -1,0 +1,115 @@
+package warm
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestRunRunsEachFunctionOnceAndWaits(t *testing.T) {
+	p := New(3)
+	defer p.Close()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			done := false
+			p.Run(func() { n.Add(1); done = true })
+			if !done {
+				t.Error("Run returned before its function did")
+			}
+		})
+	}
+	wg.Wait()
+	if n.Load() != 50 {
+		t.Fatalf("ran %d functions, want 50", n.Load())
+	}
+}
+
+func TestRunWhenAllAreBusyRunsInTheCaller(t *testing.T) {
+	p := New(1)
+	defer p.Close()
+	hold, held := make(chan struct{}), make(chan struct{})
+	go p.Run(func() { close(held); <-hold })
+	<-held
+	ran := false
+	p.Run(func() { ran = true }) // the only goroutine is busy: it must not wait for it
+	close(hold)
+	if !ran {
+		t.Fatal("Run returned before its function ran")
+	}
+}
+
+func TestRunAfterClose(t *testing.T) {
+	p := New(2)
+	p.Run(func() {})
+	p.Close()
+	for range 3 {
+		ran := false
+		p.Run(func() { ran = true })
+		if !ran {
+			t.Fatal("Run after Close did not run its function")
+		}
+	}
+}
+
+func TestRunReusesGoroutines(t *testing.T) {
+	p := New(1)
+	defer p.Close()
+	ids := map[string]bool{}
+	for range 5 {
+		p.Run(func() {
+			buf := make([]byte, 64)
+			buf = buf[:runtime.Stack(buf, false)]
+			// "goroutine N [running]:": the goroutine's id.
+			for i, c := range buf {
+				if c == '[' {
+					buf = buf[:i]
+					break
+				}
+			}
+			ids[string(buf)] = true
+		})
+	}
+	if len(ids) != 1 {
+		t.Fatalf("5 functions ran on %d goroutines, want 1: %v", len(ids), ids)
+	}
+}
+
+func TestRunRaisesThePanicInTheCaller(t *testing.T) {
+	p := New(1)
+	defer p.Close()
+	got := func() (r any) {
+		defer func() { r = recover() }()
+		p.Run(func() { panic("boom") })
+		return nil
+	}()
+	if got != "boom" {
+		t.Fatalf("recovered %v, want boom", got)
+	}
+	ran := false
+	p.Run(func() { ran = true }) // the pool goes on after a panic
+	if !ran {
+		t.Fatal("the pool did not run a function after a panic")
+	}
+}
+
+func TestRunPassesGoexitOn(t *testing.T) {
+	p := New(1)
+	defer p.Close()
+	after := make(chan bool, 1)
+	go func() {
+		defer func() { after <- false }()
+		p.Run(runtime.Goexit)
+		after <- true
+	}()
+	if <-after {
+		t.Fatal("Run returned after its function called runtime.Goexit")
+	}
+	ran := false
+	p.Run(func() { ran = true }) // the slot the exited goroutine held is free
+	if !ran {
+		t.Fatal("the pool did not run a function after a Goexit")
+	}
+}
