@@ -28,6 +28,7 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/keys"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/internal/warm"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
@@ -400,17 +401,29 @@ func New(ctx context.Context, rdb redis.UniversalClient, cfg Config) (*Worker, e
 	h := newHandlers(d, cfg.Handler)
 	mux := asynq.NewServeMux()
 	h.Register(mux)
-	stacks := warm.New(cfg.Server.WithDefaults().Concurrency)
+	stacks := newStacks(cfg.Server.WithDefaults().Concurrency, cfg.Logger)
 	mux.Use(onWarmStacks(stacks))
 	return &Worker{cfg: cfg, rdb: rdb, srv: newServer(rdb, cfg.Server), mux: mux, h: h, stacks: stacks, client: client, insp: insp, registry: reg,
 		sweep: sweep, archive: newArchiveSweep(rdb, insp, h, tasks.Queues()), checks: tb.checks}, nil
+}
+
+// newStacks returns the pool of onWarmStacks, with a goroutine for each
+// task run at once. A handler's panic is logged there, with the stack where
+// it happened: asynq recovers it again in its own goroutine and logs that
+// stack, which no longer shows where.
+func newStacks(concurrency int, log *slog.Logger) *warm.Pool {
+	p := warm.New(concurrency)
+	p.OnPanic = func(v any, stack []byte) {
+		log.Error("task handler panicked", "panic", redact.String(fmt.Sprint(v)), "stack", string(stack))
+	}
+	return p
 }
 
 // onWarmStacks runs each task's handler on one of the pool's goroutines
 // rather than on the goroutine asynq starts for the task, whose new stack
 // the handler's calls (the AWS SDK's deep middleware chain above all) would
 // grow by copying, several times per task: 7-12% of the worker's CPU
-// (package warm). The pool holds one goroutine per task run at once.
+// (package warm).
 func onWarmStacks(stacks *warm.Pool) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {

@@ -15,12 +15,18 @@ package warm
 import (
 	"errors"
 	"runtime"
+	"runtime/debug"
 )
 
 // Pool runs functions on at most n goroutines (New), started as they are first
 // needed and kept for the next function. The zero Pool is not usable: use
 // New.
 type Pool struct {
+	// OnPanic, when set, is called with what a function panicked with and
+	// the stack where it did, before Run raises the panic again in its
+	// caller: a recover there sees the stack of Run, not of the panic.
+	OnPanic func(value any, stack []byte)
+
 	work  chan *job
 	slots chan struct{}
 	quit  chan struct{}
@@ -74,7 +80,7 @@ func (p *Pool) Close() { close(p.quit) }
 func (p *Pool) loop(j *job) {
 	defer func() { <-p.slots }()
 	for {
-		run(j)
+		p.run(j)
 		select {
 		case j = <-p.work:
 		case <-p.quit:
@@ -90,11 +96,14 @@ var errGoexit = errors.New("warm: runtime.Goexit")
 // run calls j.f and hands j.done what it panicked with, if anything. When
 // f calls runtime.Goexit, run hands it errGoexit and the goroutine goes on
 // exiting.
-func run(j *job) {
+func (p *Pool) run(j *job) {
 	returned := false
 	defer func() {
 		r := recover()
-		if r == nil && !returned {
+		switch {
+		case r != nil && p.OnPanic != nil:
+			p.OnPanic(r, debug.Stack())
+		case r == nil && !returned:
 			r = errGoexit
 		}
 		j.done <- r

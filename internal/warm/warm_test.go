@@ -2,6 +2,7 @@ package warm
 
 import (
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,6 +95,27 @@ func TestRunRaisesThePanicInTheCaller(t *testing.T) {
 		t.Fatal("the pool did not run a function after a panic")
 	}
 }
+
+func TestOnPanicGetsTheStackOfThePanic(t *testing.T) {
+	p := New(1)
+	defer p.Close()
+	var stack []byte
+	p.OnPanic = func(v any, s []byte) {
+		if v != "boom" {
+			t.Errorf("OnPanic got %v, want boom", v)
+		}
+		stack = s
+	}
+	func() {
+		defer func() { _ = recover() }()
+		p.Run(panicsHere)
+	}()
+	if !strings.Contains(string(stack), "warm.panicsHere") {
+		t.Fatalf("OnPanic's stack does not show where the panic was:\n%s", stack)
+	}
+}
+
+func panicsHere() { panic("boom") }
 
 func TestRunPassesGoexitOn(t *testing.T) {
 	p := New(1)
