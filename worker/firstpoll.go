@@ -46,7 +46,7 @@ type coldPolls struct {
 	// warm: a file was seen; nothing is kept any more.
 	warm bool
 	// scoutMissed is the longest a scout (this one or one it replaced)
-	// had waited at a look that missed its file (notDue).
+	// had waited at a look that missed its file (notDue, skipRead).
 	scoutMissed time.Duration
 	// looks counts the scout looks the worker ran itself (scoutLooks).
 	looks int
@@ -120,6 +120,17 @@ func (h *handlers) scoutDelay(r *run, d, waited time.Duration) time.Duration {
 		return d
 	}
 	return min(d, h.cfg.PollInterval)
+}
+
+// missed is the longest a cold worker's scout had waited at a look that
+// missed its file; 0 once warm, or before any miss.
+func (c *coldPolls) missed() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.warm {
+		return 0
+	}
+	return c.scoutMissed
 }
 
 // notDue says whether the first poll of r, which has waited since its

@@ -36,7 +36,7 @@ const skipMargin = 50 * time.Millisecond
 // and how long it waits first: a first challenge, on a path whose record
 // (what its last holder saw there) is old enough for the poll to refuse
 // that holder's file by its date, once the worker has seen files appear
-// late enough.
+// late enough (or, cold, its scout has missed its own file late enough).
 func (h *handlers) skipRead(r *run, record string, loc destination.Location) (skip bool, wait time.Duration) {
 	if r.d.Gen > 0 {
 		return false, 0
@@ -46,8 +46,20 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 		return false, 0 // its holder's file may be dated within the poll's reach
 	}
 	least, seen := h.seen.leastFew()
-	if seen == 0 {
-		return false, 0
+	cold := seen == 0
+	if cold {
+		// A scout's miss bounds the files' delays from below, as a file
+		// seen would (its half, below: one file). Where files come after
+		// 5-10 s, the scout has missed at 2-4 s while the batch's first
+		// dozen challenges go out, each with a read before it otherwise.
+		// A guess too long costs a fresh challenge, never a wrong file:
+		// the poll refuses a file dated too early to tell. So cold, only
+		// a bound that tells wherever the request falls in its second
+		// will do (the scout missed at 3 s or so): where files come
+		// after 1-2 s, a miss at 1.5 s is no bound for the next file.
+		if least = h.cold.missed(); least <= 0 {
+			return false, 0
+		}
 	}
 	b, measured := h.clockOf(loc)
 	var fastest time.Duration
@@ -85,6 +97,9 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 	}
 	if b.res <= 0 || slack >= b.res {
 		return true, 0
+	}
+	if cold {
+		return false, 0
 	}
 	y := now.Add(fastest + b.lo)
 	phase := y.Sub(y.Truncate(b.res))

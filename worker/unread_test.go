@@ -123,3 +123,49 @@ func TestFewLateFilesSkipTheReadBefore(t *testing.T) {
 	sb.h.Observe(6 * time.Second)
 	sb.skipsThenTakes(t, sb.b, 4*time.Second, "2 files came 6 s after their challenge")
 }
+
+// TestColdScoutsMissSkipsTheReadBefore: in a worker that has seen no file
+// yet, its scout's misses bound the files' delays as a file seen would:
+// the scout missed its file at 1 to 5 s, so the next challenge, on a path
+// of its own, goes without the read before it and takes its file, 5 s
+// later, by its date. Before any miss, a cold challenge reads first.
+func TestColdScoutsMissSkipsTheReadBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{PollFirst: 4 * time.Second, PollInterval: time.Second})
+	sb.api.noFilename = true
+	scout, own := sb.a, sb.b
+	own.DestinationConf = "s3://bucket/own?region=us-east-1"
+	if err := sb.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	if sb.rd.reads != 1 {
+		t.Fatalf("the cold scout's challenge read %d times before it, want once: nothing is known yet", sb.rd.reads)
+	}
+	scoutPoll := sb.enq.take(t, tasks.TypePoll)
+	for range 5 {
+		sb.clock.Advance(time.Second)
+		var s *worker.SnoozeError
+		if err := sb.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
+			t.Fatalf("the scout's poll before its file = %v, want a snooze", err)
+		}
+	}
+	reads := sb.rd.reads
+	requested := sb.clock.Now()
+	if err := sb.h.Challenge(ctx, challengeTask(t, own)); err != nil {
+		t.Fatal(err)
+	}
+	if n := sb.rd.reads - reads; n != 0 {
+		t.Fatalf("%d reads before the challenge, want none: the scout missed its file at 5 s", n)
+	}
+	poll := sb.enq.take(t, tasks.TypePoll)
+	sb.api.token = lateToken
+	sb.rd.put("bucket/own/ownership-challenge.txt", lateToken, requested.Add(5*time.Second).Truncate(time.Second))
+	sb.clock.Advance(6 * time.Second)
+	if err := sb.h.Poll(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if st := sb.state(t, own); st != events.Validated || sb.rd.reads-reads != 1 || !slices.Equal(sb.api.validations, []string{lateToken}) {
+		t.Fatalf("state %s after %d reads, validate calls %q; want validated after 1 read, with the token", st, sb.rd.reads-reads, sb.api.validations)
+	}
+}
