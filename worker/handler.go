@@ -386,6 +386,12 @@ func (h *handlers) start(ctx context.Context, t *asynq.Task, payload any, d *tas
 	r.log = h.log
 	if h.log.Enabled(ctx, slog.LevelError) {
 		attrs := []any{"task_id", id, "retry", retry, "type", t.Type(), "batch_id", d.BatchID, "dest", r.key.Hash, "gen", d.Gen, "round", d.Round}
+		// What an operator finds the row by: the zone or account (named
+		// as in the events) and the input's line.
+		attrs = append(attrs, "scope", d.Scope, "scope_id", d.ScopeID)
+		if d.Line > 0 {
+			attrs = append(attrs, "line", d.Line)
+		}
 		if err == nil {
 			attrs = append(attrs, "destination_type", conf.Type)
 		}
