@@ -129,10 +129,17 @@ func (s simFlags) config(w destination.Writer, token string, log *slog.Logger) (
 	return cfg, nil
 }
 
+// simulateExitStatus is simulate's own: it serves until a signal, and has
+// no rows.
+const simulateExitStatus = `Exit status: 0 when stopped by SIGINT or SIGTERM; 1 when serving failed
+after it started; 2 when it did not start: a usage error or configuration
+(a bad flag value, a busy port).`
+
 func runSimulate(ctx context.Context, env Env, args []string) error {
 	var c common
 	var s simFlags
 	fs := newFlags("simulate", env)
+	setUsage(fs, commandHead("simulate")+"\n\n"+simulateExitStatus)
 	c.registerLog(fs, env)
 	s.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8787", "listen address")
@@ -140,20 +147,20 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	gcsAddr := fs.String("serve-gcs", "", "also serve an in-memory GCS (fake-gcs-server; every bucket exists) on this address, and write gs:// challenge files there; readers reach it with STORAGE_EMULATOR_HOST=ADDR; empty: off")
 	azureEndpoint := fs.String("azure-blob-endpoint", "", "write azure:// challenge files to this blob service, with the SAS of each destination_conf, whatever account the conf names (Azurite: http://127.0.0.1:10000/devstoreaccount1; readers reach it with AZURE_STORAGE_BLOB_ENDPOINT); empty: azure:// files are not written")
 	if err := parse(fs, args); err != nil {
-		return err
+		return notStarted(err)
 	}
 	if err := noArgs(fs); err != nil {
-		return err
+		return notStarted(err)
 	}
 	log, err := c.logger(env)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	var s3opts destination.S3Options
 	if *s3Addr != "" {
 		stop, err := serveS3(*s3Addr)
 		if err != nil {
-			return err
+			return notStarted(err)
 		}
 		defer stop()
 		s3opts = destination.S3Options{Endpoint: "http://" + *s3Addr, UsePathStyle: true,
@@ -161,13 +168,13 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	}
 	s3w, err := destination.NewS3(ctx, s3opts)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	writers := destination.WriterMux{"s3": s3w, "file": &destination.File{}}
 	if *gcsAddr != "" {
 		gw, stop, err := serveGCS(ctx, *gcsAddr)
 		if err != nil {
-			return err
+			return notStarted(err)
 		}
 		defer stop()
 		writers["gs"] = gw
@@ -175,24 +182,24 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	if *azureEndpoint != "" {
 		aw, err := destination.NewAzure(ctx, destination.AzureOptions{Endpoint: *azureEndpoint})
 		if err != nil {
-			return fmt.Errorf("-azure-blob-endpoint: %w", err)
+			return notStarted(fmt.Errorf("-azure-blob-endpoint: %w", err))
 		}
 		writers["azure"] = aw
 	}
 	token := env.Getenv("CLOUDFLARE_API_TOKEN")
 	cfg, err := s.config(writers, token, log)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	cfg.Email, cfg.APIKey = env.Getenv("CLOUDFLARE_EMAIL"), env.Getenv("CLOUDFLARE_API_KEY")
 	sim, err := simulator.New(cfg)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	defer sim.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return err
+		return notStarted(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/client/v4/", http.StripPrefix("/client/v4", sim))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,25 @@ func TestGCSBucketOfPath(t *testing.T) {
 		if got := gcsBucket(path); got != want {
 			t.Errorf("gcsBucket(%q) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+// TestSimulateThatCannotStartExits2: a simulator that cannot listen did
+// not start (exit 2, the port named), as its -h says; -h gives its own
+// exit status, not that of the commands with rows.
+func TestSimulateThatCannotStartExits2(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, _, stderr := runEnv(t, nil, "", "simulate", "--addr", ln.Addr().String())
+	if code != 2 || !strings.Contains(stderr, ln.Addr().String()) {
+		t.Fatalf("simulate on a busy port: exit %d, stderr %q; want 2, naming the address", code, stderr)
+	}
+	code, _, stderr = runEnv(t, nil, "", "simulate", "-h")
+	if code != 0 || !strings.Contains(stderr, "0 when stopped by SIGINT or SIGTERM") || strings.Contains(stderr, "every row") {
+		t.Fatalf("simulate -h: exit %d, %q; want simulate's own exit status", code, stderr)
 	}
 }
