@@ -422,8 +422,8 @@ func newStacks(concurrency int, log *slog.Logger) *warm.Pool {
 // onWarmStacks runs each task's handler on one of the pool's goroutines
 // rather than on the goroutine asynq starts for the task, whose new stack
 // the handler's calls (the AWS SDK's deep middleware chain above all) would
-// grow by copying, several times per task: 7-12% of the worker's CPU
-// (package warm).
+// grow by copying, several times per task: 4-9% of the worker's CPU in
+// bench a's profiles, 2-4% with the pool (package warm).
 func onWarmStacks(stacks *warm.Pool) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) (err error) {

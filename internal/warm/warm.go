@@ -5,7 +5,7 @@
 // each time a call goes deeper than it has room for. asynq starts a
 // goroutine per task, and a task's call chain (the AWS SDK's middleware
 // stack above all, its frames tens of KiB deep) grows every new stack
-// several times: 7-12% of a worker's CPU went to runtime.copystack. A
+// several times: 4-9% of a worker's CPU went to runtime.newstack. A
 // goroutine of a Pool keeps its stack from one function to the next (the
 // garbage collector halves a stack at most once per cycle when little of it
 // is used), so the growth is paid about once per collection instead of once
