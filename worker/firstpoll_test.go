@@ -328,6 +328,24 @@ func TestColdFirstPollTakesTheScoutsMiss(t *testing.T) {
 func TestFirstPollLearntLaterWaits(t *testing.T) {
 	t.Parallel()
 	b, scout, cold := coldPair(t)
+	coldPoll := b.scoutFileAfter3s(t, scout, cold)
+	// The cold one's first poll is due at --poll-first, 3.5 s in.
+	before := b.rd.reads
+	b.clock.Advance(400 * time.Millisecond)
+	var s *worker.SnoozeError
+	if err := b.h.Poll(context.Background(), coldPoll); !errors.As(err, &s) || s.Delay < 900*time.Millisecond || s.Delay > 1100*time.Millisecond {
+		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 1s", err)
+	}
+	if n := b.rd.reads - before; n != 0 {
+		t.Fatalf("the cold first poll read %d times, want none", n)
+	}
+}
+
+// scoutFileAfter3s challenges scout, and cold 1.5 s later, then polls the
+// scout 3.1 s in, when its file has appeared 3 s after its challenge (past
+// --poll-first): the worker learns that delay. It returns cold's poll task.
+func (b *testBundle) scoutFileAfter3s(t *testing.T, scout, cold tasks.Dest) (coldPoll *asynq.Task) {
+	t.Helper()
 	ctx := context.Background()
 	challengedAt := b.clock.Now()
 	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
@@ -338,23 +356,13 @@ func TestFirstPollLearntLaterWaits(t *testing.T) {
 	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
 		t.Fatal(err)
 	}
-	coldPoll := b.enq.take(t, tasks.TypePoll)
-	// The scout's file appears 3 s after its challenge, past --poll-first.
+	coldPoll = b.enq.take(t, tasks.TypePoll)
 	b.clock.Advance(1600 * time.Millisecond)
 	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(3*time.Second))
 	if err := b.h.Poll(ctx, scoutPoll); err != nil {
 		t.Fatal(err)
 	}
-	// The cold one's first poll is due at --poll-first, 3.5 s in.
-	before := b.rd.reads
-	b.clock.Advance(400 * time.Millisecond)
-	var s *worker.SnoozeError
-	if err := b.h.Poll(ctx, coldPoll); !errors.As(err, &s) || s.Delay < 900*time.Millisecond || s.Delay > 1100*time.Millisecond {
-		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 1s", err)
-	}
-	if n := b.rd.reads - before; n != 0 {
-		t.Fatalf("the cold first poll read %d times, want none", n)
-	}
+	return coldPoll
 }
 
 // coldPair gives a bundle of a cold worker (--poll-first 2s,
@@ -389,18 +397,8 @@ func (b *testBundle) challengeBoth(t *testing.T, x, y tasks.Dest) (px, py *asynq
 func TestContendedFirstPollReads(t *testing.T) {
 	t.Parallel()
 	b, scout, cold := coldPair(t)
-	ctx := context.Background()
-	challengedAt := b.clock.Now()
-	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
-		t.Fatal(err)
-	}
-	scoutPoll := b.enq.take(t, tasks.TypePoll)
-	b.clock.Advance(1500 * time.Millisecond)
-	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
-		t.Fatal(err)
-	}
 	var pp tasks.PollPayload
-	if err := tasks.Decode(b.enq.take(t, tasks.TypePoll), &pp); err != nil {
+	if err := tasks.Decode(b.scoutFileAfter3s(t, scout, cold), &pp); err != nil {
 		t.Fatal(err)
 	}
 	pp.Contended = true
@@ -408,15 +406,9 @@ func TestContendedFirstPollReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The scout's file appears 3 s after its challenge, past --poll-first.
-	b.clock.Advance(1600 * time.Millisecond)
-	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(3*time.Second))
-	if err := b.h.Poll(ctx, scoutPoll); err != nil {
-		t.Fatal(err)
-	}
 	before := b.rd.reads
 	b.clock.Advance(400 * time.Millisecond)
-	b.h.Poll(ctx, coldPoll)
+	b.h.Poll(context.Background(), coldPoll)
 	if n := b.rd.reads - before; n != 1 {
 		t.Fatalf("the contended first poll read %d times, want 1: others wait for the path", n)
 	}
