@@ -147,14 +147,14 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	gcsAddr := fs.String("serve-gcs", "", "also serve an in-memory GCS (fake-gcs-server; every bucket exists) on this address, and write gs:// challenge files there; readers reach it with STORAGE_EMULATOR_HOST=ADDR; empty: off")
 	azureEndpoint := fs.String("azure-blob-endpoint", "", "write azure:// challenge files to this blob service, with the SAS of each destination_conf, whatever account the conf names (Azurite: http://127.0.0.1:10000/devstoreaccount1; readers reach it with AZURE_STORAGE_BLOB_ENDPOINT); empty: azure:// files are not written")
 	if err := parse(fs, args); err != nil {
-		return notStarted(err)
+		return err
 	}
 	if err := noArgs(fs); err != nil {
-		return notStarted(err)
+		return err
 	}
 	log, err := c.logger(env)
 	if err != nil {
-		return notStarted(err)
+		return err
 	}
 	var s3opts destination.S3Options
 	if *s3Addr != "" {
