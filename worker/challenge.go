@@ -59,6 +59,10 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if done, err := h.resume(ctx, r, loc); done {
 		return err
 	}
+	if err := h.coldHold(r); err != nil {
+		return err
+	}
+	defer h.coldGone(r, false) // went first, and did not become the scout
 	// The budget first: a snooze for the budget is no attempt.
 	if err := h.waitTurn(ctx, r); err != nil {
 		return err
@@ -124,6 +128,10 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	case inline:
 		delay += h.cfg.PollInline // the poll task only takes over from the polls below
 	case first == 0 && firstRun(ctx):
+		// At the learnt delay, under half a second: a look at once would
+		// miss a file that takes a few hundred milliseconds. A stop that
+		// cuts the wait short fails the look, and the poll task takes over.
+		_ = h.sleep(ctx, h.firstLook(r))
 		var done bool
 		if delay, done, err = h.lookFirst(ctx, r, &pp, st); done {
 			return err
@@ -219,11 +227,20 @@ func (h *handlers) pollInline(ctx context.Context, pp tasks.PollPayload, first t
 // others wait for the same path, PollContended until appearance delays
 // are known.
 func (h *handlers) firstPoll(r *run) time.Duration {
-	def := h.cfg.PollFirst
+	return h.seen.firstPoll(h.pollFirst(r), h.cfg.PollMaxInterval, h.pollDelay)
+}
+
+// firstLook is firstPoll before it rounds below half a second to 0.
+func (h *handlers) firstLook(r *run) time.Duration {
+	return h.seen.firstLook(h.pollFirst(r), h.cfg.PollMaxInterval, h.pollDelay)
+}
+
+// pollFirst is the first poll's delay while no file was seen.
+func (h *handlers) pollFirst(r *run) time.Duration {
 	if r.contended {
-		def = min(def, h.cfg.PollContended)
+		return min(h.cfg.PollFirst, h.cfg.PollContended)
 	}
-	return h.seen.firstPoll(def, h.cfg.PollMaxInterval, h.pollDelay)
+	return h.cfg.PollFirst
 }
 
 // rechallenge enqueues the next challenge generation, or fails the

@@ -183,3 +183,41 @@ func TestPreciseAppearancesSkipAtOnce(t *testing.T) {
 		t.Fatalf("%d reads before the challenge after sleeping %s; want none, at once", n, sb.slept)
 	}
 }
+
+// TestUpperBoundsSkipAtOnce: files learnt as after 1.2 s, dated to the
+// second, leave the fastest up to half a second sooner: a challenge 100 ms
+// into its second waits for the next. Once 8 of them are known to have
+// appeared by 1.3 s, the fastest is taken as 1.05 s (leastHigh less
+// highMargin), and the challenge goes at once, without the read before
+// it; its file, 1.2 s later, is taken by its date.
+func TestUpperBoundsSkipAtOnce(t *testing.T) {
+	t.Parallel()
+	const d = 1200 * time.Millisecond
+	sb := filesAfter(t, d)
+	sb.measureClock(t)
+	if n := sb.onboard(t, d); n != 0 || sb.slept == 0 {
+		t.Fatalf("%d reads before the challenge after sleeping %s without upper bounds; want none, after a wait", n, sb.slept)
+	}
+	sb = filesAfter(t, d)
+	sb.measureClock(t)
+	for range 8 {
+		sb.h.ObserveHigh(1300 * time.Millisecond)
+	}
+	if n := sb.onboard(t, d); n != 0 || sb.slept != 0 {
+		t.Fatalf("%d reads before the challenge after sleeping %s; want none, at once", n, sb.slept)
+	}
+}
+
+// TestSubSecondFilesLookWhenLearnt: where files come 300 ms after their
+// challenge, the challenge task looks for its file 300 ms after the
+// request, not at once: a look at once misses, and so does the poll after.
+func TestSubSecondFilesLookWhenLearnt(t *testing.T) {
+	t.Parallel()
+	sb := filesAfter(t, 300*time.Millisecond)
+	if err := sb.h.Challenge(context.Background(), challengeTask(t, sb.a)); err != nil {
+		t.Fatal(err)
+	}
+	if sb.slept != 300*time.Millisecond {
+		t.Fatalf("the challenge task slept %s before its look, want the learnt 300ms", sb.slept)
+	}
+}

@@ -18,6 +18,9 @@ type appearance struct {
 	// lows are the lower bounds of the precise observations: those whose
 	// appearance was known within preciseHalf either way.
 	lows ring
+	// highs are the upper bounds of the observations measured on a
+	// storage's clock: each file had appeared by then.
+	highs ring
 	// cache is firstPoll's answer for obs as it was after n additions.
 	cache struct {
 		n int
@@ -50,7 +53,7 @@ func (r *ring) add(d time.Duration) {
 const preciseHalf = 250 * time.Millisecond
 
 func newAppearance(window int) *appearance {
-	return &appearance{obs: ring{window: window}, lows: ring{window: window}}
+	return &appearance{obs: ring{window: window}, lows: ring{window: window}, highs: ring{window: window}}
 }
 
 // observe records one file's appearance delay.
@@ -65,6 +68,27 @@ func (a *appearance) observeLow(d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.lows.add(d)
+}
+
+// observeHigh records an observation's upper bound.
+func (a *appearance) observeHigh(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.highs.add(d)
+}
+
+// leastHigh is the least upper bound of the recent observations measured
+// on a storage's clock, once 8 were seen: the fastest of those files came
+// no later. Where files come after 1-2 s, it is a second and a little,
+// where the middle of what a file's date leaves open (least) less its half
+// is half a second: a first challenge read first at most requests.
+func (a *appearance) leastHigh() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.highs.vals) < 8 {
+		return 0, false
+	}
+	return slices.Min(a.highs.vals), true
 }
 
 // leastLow is the least lower bound of the recent precise observations,
@@ -137,9 +161,21 @@ func (a *appearance) leastFew() (time.Duration, int) {
 // the challenge answer (p75 near 0) is best polled at once, through the
 // pending list rather than the scheduled set.
 func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
+	if d := a.firstLook(def, hi, next); d >= 500*time.Millisecond {
+		return d
+	}
+	return 0
+}
+
+// firstLook is firstPoll before it rounds a learnt delay below half a
+// second to 0: when a look in the challenge task (lookFirst) is due. Where files come after
+// 0-300 ms, a look at once missed most, and the poll after it too.
+func (a *appearance) firstLook(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
 	switch {
+	case len(a.obs.vals) == 0 && def < 500*time.Millisecond:
+		d = 0 // nothing learnt: at once
 	case len(a.obs.vals) >= 8:
 		if a.cache.n != a.obs.added {
 			s := slices.Clone(a.obs.vals)
@@ -148,17 +184,20 @@ func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Dura
 		}
 		d = min(a.cache.d, hi)
 	case len(a.obs.vals) > 0:
+		// The longest of a few is short of most files' (a batch's fastest
+		// are seen first): later by a share that shrinks as they grow, by
+		// half for one file. Where files come after 1-2 s, the scout's
+		// file at 1.3 s set the first polls of a cold batch there, and
+		// most missed.
 		s := slices.Sorted(slices.Values(a.obs.vals))
-		d = min(s[len(s)-1], def)
-		if mid := s[len(s)/2]; mid > d {
+		later := func(d time.Duration) time.Duration { return d + d/time.Duration(len(s)+1) }
+		d = min(later(s[len(s)-1]), def)
+		if mid := later(s[len(s)/2]); mid > d {
 			d = min(mid, hi) // most files came later than def: a look at def would miss
 		}
 	}
 	a.mu.Unlock()
-	if d < 500*time.Millisecond {
-		return 0
-	}
-	return d
+	return max(d, 0)
 }
 
 // costedPolls bounds the polls cheapest counts for one file: a schedule

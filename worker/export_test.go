@@ -88,3 +88,7 @@ func (h *handlers) Learnt() []time.Duration {
 // ObserveLow records a precise observation's lower bound, as a poll that
 // takes a file known to within a quarter second does.
 func (h *handlers) ObserveLow(d time.Duration) { h.seen.observeLow(d) }
+
+// ObserveHigh records an observation's upper bound, as a poll that finds a
+// file on a store whose clock it measured does.
+func (h *handlers) ObserveHigh(d time.Duration) { h.seen.observeHigh(d) }

@@ -43,6 +43,8 @@ type coldPolls struct {
 	scoutAt time.Time
 	// waiting are the first polls scheduled cold, oldest first.
 	waiting []coldPoll
+	// held are the challenges coldHold snoozed, to wake when it ends.
+	held []coldPoll
 	// warm: a file was seen; nothing is kept any more.
 	warm bool
 	// scoutMissed is the longest a scout (this one or one it replaced)
@@ -50,6 +52,11 @@ type coldPolls struct {
 	scoutMissed time.Duration
 	// looks counts the scout looks the worker ran itself (scoutLooks).
 	looks int
+	// next is the holder of the challenge that goes on while the others
+	// of a cold worker hold (coldHold), nextAt when it went: it becomes
+	// the scout once requested.
+	next   string
+	nextAt time.Time
 	// shared counts the appearance delays this worker shared with the
 	// fleet (fleetShare).
 	shared int
@@ -88,8 +95,10 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 	if c.warm {
 		return first
 	}
-	if c.scout == "" || requestedAt.Sub(c.scoutAt) > h.cfg.PollFirst {
-		c.scout, c.scoutAt = holder(r), requestedAt
+	if c.scout == "" || requestedAt.Sub(c.scoutAt) > h.cfg.PollFirst && c.scoutMissed < h.cfg.PollFirst {
+		// A scout that missed its file at PollFirst stays: another would
+		// look until PollFirst too, and learn nothing new.
+		c.scout, c.scoutAt, c.next = holder(r), requestedAt, ""
 		h.lookAtScout(r)
 		return h.cfg.PollInterval
 	}
@@ -100,6 +109,96 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 	}
 	c.waiting = append(c.waiting[i:], coldPoll{queue: tasks.QueueOf(tasks.TypePoll), id: tasks.PollTaskID(r.d), requestedAt: requestedAt})
 	return first
+}
+
+// coldHold holds r's challenge, before it takes its budget turn, while
+// the worker is cold and another challenge went first to be its scout:
+// until the scout's file is seen (the worker is warm), or the scout has
+// missed its file at holdMiss, for at most PollFirst from the scout's
+// challenge. A cold batch's first challenges otherwise all read their
+// path first, and their first polls look when the scout's one file says,
+// before most files are there: where files come after 1-2 s, three reads
+// each for the first 20 of a batch of 50; after 5-10 s, the first dozen
+// read first (skipRead tells a file new by its date once the scout has
+// missed at holdMiss). The hold costs the batch's start the scout's time
+// to learn, a few seconds at most, and no reads. A held challenge snoozes
+// (no slot: the scout's poll needs one) and is woken when the hold ends.
+// Only where a scout looks (coldFirst): not with a first poll within
+// PollInterval.
+func (h *handlers) coldHold(r *run) error {
+	if r.lease == "" || r.contended || r.d.Gen > 0 || h.cfg.PollFirst <= h.cfg.PollInterval || h.leases.waker == nil {
+		return nil
+	}
+	c := &h.cold
+	now := h.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.warm || c.next == holder(r) || c.scoutMissed >= h.holdMiss() {
+		return nil
+	}
+	if c.next == "" || now.Sub(c.nextAt) >= h.cfg.PollFirst {
+		if c.scout == "" || now.Sub(c.scoutAt) >= h.cfg.PollFirst {
+			// None went first yet, or it never became the scout, or the
+			// scout is older than PollFirst (coldFirst replaces it): this
+			// one goes.
+			c.next, c.nextAt = holder(r), now
+			return nil
+		}
+	}
+	if len(c.held) < heldWoken {
+		c.held = append(c.held, coldPoll{queue: tasks.QueueOf(tasks.TypeChallenge), id: tasks.ChallengeTaskID(r.d), requestedAt: now})
+	}
+	until := c.nextAt
+	if c.scout != "" {
+		until = c.scoutAt
+	}
+	return &SnoozeError{Delay: max(until.Add(h.cfg.PollFirst).Sub(now), time.Second), Reason: "a cold worker: waiting for its scout's file"}
+}
+
+// coldGone ends r's turn as the challenge that went first (coldHold), and,
+// with scout, as the scout: a challenge that went first and did not become
+// the scout (it failed, it snoozed), or a scout whose destination ended
+// without its file seen (failed), holds the others no longer.
+func (h *handlers) coldGone(r *run, scout bool) {
+	c := &h.cold
+	who := holder(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.warm:
+		return
+	case c.next == who:
+		c.next = ""
+	case scout && c.scout == who:
+		c.scout = ""
+	default:
+		return
+	}
+	h.wakeHeld(c)
+}
+
+// heldWoken bounds the challenges coldHold wakes when the hold ends; the
+// others run when their snooze ends, PollFirst after the scout's challenge.
+const heldWoken = 256
+
+// holdMiss is the scout's miss that ends coldHold: three quarters of
+// PollFirst (3 s by default), where the scout's looks stand for the first
+// polls', and a file's date tells it new wherever the request falls in its
+// second (skipRead, cold).
+func (h *handlers) holdMiss() time.Duration { return h.cfg.PollFirst * 3 / 4 }
+
+// wakeHeld runs the challenges coldHold held. c.mu is held.
+func (h *handlers) wakeHeld(c *coldPolls) {
+	held := c.held
+	c.held = nil
+	if len(held) == 0 {
+		return
+	}
+	h.leases.after(0, func() {
+		for _, p := range held {
+			_ = h.leases.waker.RunTask(p.queue, p.id)
+		}
+	})
 }
 
 // scoutDelay is the delay after a miss of r's poll, which has waited
@@ -116,6 +215,9 @@ func (h *handlers) scoutDelay(r *run, d, waited time.Duration) time.Duration {
 		return d
 	}
 	c.scoutMissed = max(c.scoutMissed, waited)
+	if c.scoutMissed >= h.holdMiss() {
+		h.wakeHeld(c)
+	}
 	if waited >= h.cfg.PollFirst {
 		return d
 	}
@@ -237,6 +339,7 @@ func (h *handlers) warmUp() {
 	}
 	waiting := c.waiting
 	c.warm, c.waiting, c.scout = true, nil, ""
+	h.wakeHeld(c)
 	c.mu.Unlock()
 	if len(waiting) == 0 {
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -333,8 +334,9 @@ func TestFirstPollLearntLaterWaits(t *testing.T) {
 	before := b.rd.reads
 	b.clock.Advance(400 * time.Millisecond)
 	var s *worker.SnoozeError
-	if err := b.h.Poll(context.Background(), coldPoll); !errors.As(err, &s) || s.Delay < 900*time.Millisecond || s.Delay > 1100*time.Millisecond {
-		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 1s", err)
+	// One file seen: it looks at half as long again (4.5 s), 2.5 s on.
+	if err := b.h.Poll(context.Background(), coldPoll); !errors.As(err, &s) || s.Delay < 2400*time.Millisecond || s.Delay > 2600*time.Millisecond {
+		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 2.5s", err)
 	}
 	if n := b.rd.reads - before; n != 0 {
 		t.Fatalf("the cold first poll read %d times, want none", n)
@@ -411,5 +413,60 @@ func TestContendedFirstPollReads(t *testing.T) {
 	b.h.Poll(context.Background(), coldPoll)
 	if n := b.rd.reads - before; n != 1 {
 		t.Fatalf("the contended first poll read %d times, want 1: others wait for the path", n)
+	}
+}
+
+// TestColdWorkerHoldsChallengesForItsScout: in a worker that has seen no
+// file yet, the first challenge goes (it becomes the scout) and the next,
+// on a path of its own, snoozes before its budget turn: no read, no call.
+// Once the scout has missed its file at 3 s (three quarters of
+// --poll-first), the held challenge is woken, and goes without the read
+// before it: the scout's misses, on the store's measured clock, date its
+// file.
+func TestColdWorkerHoldsChallengesForItsScout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb := setupShared(t, worker.HandlerConfig{PollFirst: 4 * time.Second, PollInterval: time.Second})
+	sb.api.noFilename = true
+	sb.measureClock(t)
+	scout, own := sb.a, sb.b
+	own.DestinationConf = "s3://bucket/own?region=us-east-1"
+	if err := sb.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	scoutPoll := sb.enq.take(t, tasks.TypePoll)
+	reads, calls := sb.rd.reads, sb.api.challenges
+	var s *worker.SnoozeError
+	if err := sb.h.Challenge(ctx, challengeTask(t, own)); !errors.As(err, &s) || !strings.Contains(s.Reason, "scout") {
+		t.Fatalf("a cold worker's second challenge = %v, want a snooze for the scout", err)
+	}
+	if sb.rd.reads != reads || sb.api.challenges != calls {
+		t.Fatalf("the held challenge read %d times and called %d times, want neither", sb.rd.reads-reads, sb.api.challenges-calls)
+	}
+	woken := func() bool {
+		sb.waker.mu.Lock()
+		defer sb.waker.mu.Unlock()
+		return slices.Contains(sb.waker.woken, tasks.ChallengeTaskID(own))
+	}
+	for range 3 {
+		if woken() {
+			t.Fatal("the held challenge was woken before the scout missed at 3 s")
+		}
+		sb.clock.Advance(time.Second)
+		if err := sb.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
+			t.Fatalf("the scout's poll before its file = %v, want a snooze", err)
+		}
+	}
+	for end := time.Now().Add(10 * time.Second); !woken(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the held challenge was not woken after the scout missed at 3 s")
+		}
+	}
+	reads = sb.rd.reads
+	if err := sb.h.Challenge(ctx, challengeTask(t, own)); err != nil {
+		t.Fatalf("the held challenge, woken: %v", err)
+	}
+	if sb.rd.reads != reads || sb.api.challenges != calls+1 {
+		t.Fatalf("the woken challenge read %d times and called %d times, want no read and one call", sb.rd.reads-reads, sb.api.challenges-calls)
 	}
 }

@@ -120,6 +120,9 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	if half <= preciseHalf {
 		h.seen.observeLow(appeared.Sub(requestedAt) - half)
 	}
+	if measured {
+		h.seen.observeHigh(appeared.Add(half).Sub(requestedAt))
+	}
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", polls)
 	// Validate here rather than through a logpush:validate task: one task
 	// fewer per destination (4 Redis round trips and a hand-off), and the

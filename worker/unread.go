@@ -32,6 +32,11 @@ const unread = "unread"
 // request.
 const skipMargin = 50 * time.Millisecond
 
+// highMargin is how much sooner than the least upper bound of the recent
+// files (leastHigh) skipRead takes the next file to come: what the least of
+// 8 or more upper bounds overstates the fastest file by, mostly.
+const highMargin = 250 * time.Millisecond
+
 // skipRead reports whether r's challenge may go without the read before it,
 // and how long it waits first: a first challenge, on a path whose record
 // (what its last holder saw there) is old enough for the poll to refuse
@@ -71,6 +76,13 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 		if low, ok := h.seen.leastLow(); ok && low > fastest {
 			// Files known to within a quarter second bound it better.
 			fastest = low
+		}
+		if high, ok := h.seen.leastHigh(); ok && high-highMargin > fastest {
+			// A guess: the fastest recent file came no later than high,
+			// and the next is unlikely to come much sooner. Too long a
+			// guess costs a fresh challenge for a file dated too early
+			// (the poll refuses it), never a wrong file.
+			fastest = high - highMargin
 		}
 	} else {
 		// What ClockSkew assumes: the poll takes a file dated ClockSkew
