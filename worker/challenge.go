@@ -62,7 +62,6 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err := h.coldHold(r); err != nil {
 		return err
 	}
-	defer h.coldGone(r, false) // went first, and did not become the scout
 	// The budget first: a snooze for the budget is no attempt.
 	if err := h.waitTurn(ctx, r); err != nil {
 		return err

@@ -142,6 +142,14 @@ func (m *misses) note(key string, t time.Time) {
 	m.at[key] = t
 }
 
+// has says whether this worker missed key's file.
+func (m *misses) has(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.at[key]
+	return ok
+}
+
 // take returns and forgets the last miss of key; zero for none.
 func (m *misses) take(key string) time.Time {
 	m.mu.Lock()

@@ -98,8 +98,7 @@ func TestMeasuredClockSkipsTheReadBefore(t *testing.T) {
 func TestMeasuredClockWaitsForItsSecond(t *testing.T) {
 	t.Parallel()
 	const d = time.Second
-	sb := filesAfter(t, d)
-	sb.measureClock(t)
+	sb := measuredFilesAfter(t, d)
 	if n := sb.onboard(t, d); n != 0 || sb.slept <= 0 || sb.slept >= time.Second {
 		t.Fatalf("%d reads before the challenge after sleeping %s; want none, after less than a second", n, sb.slept)
 	}
@@ -111,8 +110,7 @@ func TestMeasuredClockWaitsForItsSecond(t *testing.T) {
 // call carries its token.
 func TestMeasuredClockRefusesAnEarlierFile(t *testing.T) {
 	t.Parallel()
-	sb := filesAfter(t, 1800*time.Millisecond)
-	sb.measureClock(t)
+	sb := measuredFilesAfter(t, 1800*time.Millisecond)
 	ctx := context.Background()
 	sb.rd.put(lateFile, "another-tools-token", sb.clock.Now().Add(-50*time.Millisecond).Truncate(time.Second))
 	if err := sb.h.Challenge(ctx, challengeTask(t, sb.a)); err != nil {
@@ -174,11 +172,25 @@ func TestMissNarrowsTheLearntDelay(t *testing.T) {
 func TestPreciseAppearancesSkipAtOnce(t *testing.T) {
 	t.Parallel()
 	const d = time.Second
-	sb := filesAfter(t, d)
-	sb.measureClock(t)
+	sb := measuredFilesAfter(t, d)
 	for range 8 {
 		sb.h.ObserveLow(950 * time.Millisecond)
 	}
+	sb.goesAtOnce(t, d)
+}
+
+// measuredFilesAfter is filesAfter on a store whose clock was measured.
+func measuredFilesAfter(t *testing.T, d time.Duration) *sharedBundle {
+	t.Helper()
+	sb := filesAfter(t, d)
+	sb.measureClock(t)
+	return sb
+}
+
+// goesAtOnce onboards sb.a (onboard) and expects its challenge to go at
+// once, without the read before it.
+func (sb *sharedBundle) goesAtOnce(t *testing.T, d time.Duration) {
+	t.Helper()
 	if n := sb.onboard(t, d); n != 0 || sb.slept != 0 {
 		t.Fatalf("%d reads before the challenge after sleeping %s; want none, at once", n, sb.slept)
 	}
@@ -193,19 +205,15 @@ func TestPreciseAppearancesSkipAtOnce(t *testing.T) {
 func TestUpperBoundsSkipAtOnce(t *testing.T) {
 	t.Parallel()
 	const d = 1200 * time.Millisecond
-	sb := filesAfter(t, d)
-	sb.measureClock(t)
+	sb := measuredFilesAfter(t, d)
 	if n := sb.onboard(t, d); n != 0 || sb.slept == 0 {
 		t.Fatalf("%d reads before the challenge after sleeping %s without upper bounds; want none, after a wait", n, sb.slept)
 	}
-	sb = filesAfter(t, d)
-	sb.measureClock(t)
+	sb = measuredFilesAfter(t, d)
 	for range 8 {
 		sb.h.ObserveHigh(1300 * time.Millisecond)
 	}
-	if n := sb.onboard(t, d); n != 0 || sb.slept != 0 {
-		t.Fatalf("%d reads before the challenge after sleeping %s; want none, at once", n, sb.slept)
-	}
+	sb.goesAtOnce(t, d)
 }
 
 // TestSubSecondFilesLookWhenLearnt: where files come 300 ms after their

@@ -64,17 +64,15 @@ func (a *appearance) observe(d time.Duration) {
 }
 
 // observeLow records a precise observation's lower bound.
-func (a *appearance) observeLow(d time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.lows.add(d)
-}
+func (a *appearance) observeLow(d time.Duration) { a.addTo(&a.lows, d) }
 
 // observeHigh records an observation's upper bound.
-func (a *appearance) observeHigh(d time.Duration) {
+func (a *appearance) observeHigh(d time.Duration) { a.addTo(&a.highs, d) }
+
+func (a *appearance) addTo(r *ring, d time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.highs.add(d)
+	r.add(d)
 }
 
 // leastHigh is the least upper bound of the recent observations measured
@@ -82,24 +80,20 @@ func (a *appearance) observeHigh(d time.Duration) {
 // no later. Where files come after 1-2 s, it is a second and a little,
 // where the middle of what a file's date leaves open (least) less its half
 // is half a second: a first challenge read first at most requests.
-func (a *appearance) leastHigh() (time.Duration, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.highs.vals) < 8 {
-		return 0, false
-	}
-	return slices.Min(a.highs.vals), true
-}
+func (a *appearance) leastHigh() (time.Duration, bool) { return a.leastOf8(&a.highs) }
 
 // leastLow is the least lower bound of the recent precise observations,
 // once 8 were seen: no file of those came sooner.
-func (a *appearance) leastLow() (time.Duration, bool) {
+func (a *appearance) leastLow() (time.Duration, bool) { return a.leastOf8(&a.lows) }
+
+// leastOf8 is the least of r's durations, once 8 were added.
+func (a *appearance) leastOf8(r *ring) (time.Duration, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.lows.vals) < 8 {
+	if len(r.vals) < 8 {
 		return 0, false
 	}
-	return slices.Min(a.lows.vals), true
+	return slices.Min(r.vals), true
 }
 
 // nextPoll is when, after its challenge, a poll that has waited and not
@@ -168,8 +162,9 @@ func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Dura
 }
 
 // firstLook is firstPoll before it rounds a learnt delay below half a
-// second to 0: when a look in the challenge task (lookFirst) is due. Where files come after
-// 0-300 ms, a look at once missed most, and the poll after it too.
+// second to 0: when a look in the challenge task (lookFirst) is due. Where
+// files come after 0-300 ms, a look at once missed most, and the poll
+// after it too.
 func (a *appearance) firstLook(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
 	a.mu.Lock()
 	d := def
@@ -184,15 +179,9 @@ func (a *appearance) firstLook(def, hi time.Duration, next func(n int) time.Dura
 		}
 		d = min(a.cache.d, hi)
 	case len(a.obs.vals) > 0:
-		// The longest of a few is short of most files' (a batch's fastest
-		// are seen first): later by a share that shrinks as they grow, by
-		// half for one file. Where files come after 1-2 s, the scout's
-		// file at 1.3 s set the first polls of a cold batch there, and
-		// most missed.
 		s := slices.Sorted(slices.Values(a.obs.vals))
-		later := func(d time.Duration) time.Duration { return d + d/time.Duration(len(s)+1) }
-		d = min(later(s[len(s)-1]), def)
-		if mid := later(s[len(s)/2]); mid > d {
+		d = min(s[len(s)-1], def)
+		if mid := s[len(s)/2]; mid > d {
 			d = min(mid, hi) // most files came later than def: a look at def would miss
 		}
 	}

@@ -52,11 +52,6 @@ type coldPolls struct {
 	scoutMissed time.Duration
 	// looks counts the scout looks the worker ran itself (scoutLooks).
 	looks int
-	// next is the holder of the challenge that goes on while the others
-	// of a cold worker hold (coldHold), nextAt when it went: it becomes
-	// the scout once requested.
-	next   string
-	nextAt time.Time
 	// shared counts the appearance delays this worker shared with the
 	// fleet (fleetShare).
 	shared int
@@ -95,10 +90,10 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 	if c.warm {
 		return first
 	}
-	if c.scout == "" || requestedAt.Sub(c.scoutAt) > h.cfg.PollFirst && c.scoutMissed < h.cfg.PollFirst {
-		// A scout that missed its file at PollFirst stays: another would
-		// look until PollFirst too, and learn nothing new.
-		c.scout, c.scoutAt, c.next = holder(r), requestedAt, ""
+	if c.scout == "" || requestedAt.Sub(c.scoutAt) > h.cfg.PollFirst && c.scoutMissed < h.holdMiss() {
+		// A scout that missed its file at holdMiss stays: another would
+		// look until PollFirst too, and learn little new.
+		c.scout, c.scoutAt = holder(r), requestedAt
 		h.lookAtScout(r)
 		return h.cfg.PollInterval
 	}
@@ -112,19 +107,20 @@ func (h *handlers) coldFirst(r *run, requestedAt time.Time, first time.Duration,
 }
 
 // coldHold holds r's challenge, before it takes its budget turn, while
-// the worker is cold and another challenge went first to be its scout:
-// until the scout's file is seen (the worker is warm), or the scout has
-// missed its file at holdMiss, for at most PollFirst from the scout's
-// challenge. A cold batch's first challenges otherwise all read their
-// path first, and their first polls look when the scout's one file says,
-// before most files are there: where files come after 1-2 s, three reads
-// each for the first 20 of a batch of 50; after 5-10 s, the first dozen
-// read first (skipRead tells a file new by its date once the scout has
-// missed at holdMiss). The hold costs the batch's start the scout's time
-// to learn, a few seconds at most, and no reads. A held challenge snoozes
-// (no slot: the scout's poll needs one) and is woken when the hold ends.
-// Only where a scout looks (coldFirst): not with a first poll within
-// PollInterval.
+// the worker is cold and its scout has missed its file at holdFrom but
+// not yet at holdMiss: until the scout's file is seen (the worker is
+// warm), or it has missed at holdMiss, for at most PollFirst from the
+// scout's challenge. Files that slow are not worth a read before each
+// challenge, nor a first poll set by the scout's one file before most are
+// there: where files come after 5-10 s, the challenges of the first
+// seconds of a batch read first, and their polls looked at 6 s; after
+// 1-2 s, three reads each for the first 20 of a batch of 50. Held, they
+// go once the scout's misses date their files (skipRead) or its file says
+// when to look. Files faster than holdFrom are not held for: a small
+// tenant's few rows would pay the scout's time to learn, against a bound
+// of a few seconds. A held challenge snoozes (no slot: the scout's poll
+// needs one) and is woken when the hold ends. Only where a scout looks
+// (coldFirst): not with a first poll within PollInterval.
 func (h *handlers) coldHold(r *run) error {
 	if r.lease == "" || r.contended || r.d.Gen > 0 || h.cfg.PollFirst <= h.cfg.PollInterval || h.leases.waker == nil {
 		return nil
@@ -133,53 +129,47 @@ func (h *handlers) coldHold(r *run) error {
 	now := h.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.warm || c.next == holder(r) || c.scoutMissed >= h.holdMiss() {
+	if c.warm || c.scout == "" || c.scout == holder(r) || c.scoutMissed < h.holdFrom() || c.scoutMissed >= h.holdMiss() {
 		return nil
 	}
-	if c.next == "" || now.Sub(c.nextAt) >= h.cfg.PollFirst {
-		if c.scout == "" || now.Sub(c.scoutAt) >= h.cfg.PollFirst {
-			// None went first yet, or it never became the scout, or the
-			// scout is older than PollFirst (coldFirst replaces it): this
-			// one goes.
-			c.next, c.nextAt = holder(r), now
-			return nil
-		}
+	until := c.scoutAt.Add(h.cfg.PollFirst)
+	if !now.Before(until) {
+		return nil
 	}
 	if len(c.held) < heldWoken {
 		c.held = append(c.held, coldPoll{queue: tasks.QueueOf(tasks.TypeChallenge), id: tasks.ChallengeTaskID(r.d), requestedAt: now})
 	}
-	until := c.nextAt
-	if c.scout != "" {
-		until = c.scoutAt
-	}
-	return &SnoozeError{Delay: max(until.Add(h.cfg.PollFirst).Sub(now), time.Second), Reason: "a cold worker: waiting for its scout's file"}
+	return &SnoozeError{Delay: max(until.Sub(now), time.Second), Reason: "a cold worker: waiting for its scout's file"}
 }
 
-// coldGone ends r's turn as the challenge that went first (coldHold), and,
-// with scout, as the scout: a challenge that went first and did not become
-// the scout (it failed, it snoozed), or a scout whose destination ended
-// without its file seen (failed), holds the others no longer.
-func (h *handlers) coldGone(r *run, scout bool) {
+// coldGone ends r's turn as the scout: a scout whose destination ended
+// without its file seen (it failed) holds the others no longer.
+func (h *handlers) coldGone(r *run) {
 	c := &h.cold
-	who := holder(r)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.warm:
-		return
-	case c.next == who:
-		c.next = ""
-	case scout && c.scout == who:
-		c.scout = ""
-	default:
+	if c.warm || c.scout != holder(r) {
 		return
 	}
+	c.scout = ""
 	h.wakeHeld(c)
 }
+
+// heldRetry and heldRetries bound how long wakeHeld tries to wake a
+// challenge that still counts as running.
+const (
+	heldRetry   = 50 * time.Millisecond
+	heldRetries = 40
+)
 
 // heldWoken bounds the challenges coldHold wakes when the hold ends; the
 // others run when their snooze ends, PollFirst after the scout's challenge.
 const heldWoken = 256
+
+// holdFrom is the scout's miss that starts coldHold: half as long again as
+// PollInterval (1.5 s by default), past where files after a second or so
+// are found.
+func (h *handlers) holdFrom() time.Duration { return h.cfg.PollInterval * 3 / 2 }
 
 // holdMiss is the scout's miss that ends coldHold: three quarters of
 // PollFirst (3 s by default), where the scout's looks stand for the first
@@ -196,7 +186,13 @@ func (h *handlers) wakeHeld(c *coldPolls) {
 	}
 	h.leases.after(0, func() {
 		for _, p := range held {
-			_ = h.leases.waker.RunTask(p.queue, p.id)
+			// A challenge that snoozed a moment ago may still count as
+			// running: asynq reschedules it once its handler returned.
+			for range heldRetries {
+				if !running(h.leases.waker.RunTask(p.queue, p.id)) || sleepCtx(h.leases.ctx, heldRetry) != nil {
+					break
+				}
+			}
 		}
 	})
 }
@@ -245,16 +241,24 @@ func (c *coldPolls) missed() time.Duration {
 // come after 5-10 s, the scout misses at 4 s, and so would every first
 // poll (a read each); and the first files of a cold batch come after
 // PollFirst there, so the polls of the challenges made meanwhile are due
-// at PollFirst, and would miss too. Only a first poll looks later, once,
-// and never on a contended path or the scout's: its next look reads, so
-// that a scout whose file never comes holds the others up by one look.
-func (h *handlers) notDue(r *run, polls int, waited time.Duration) (scout bool, later time.Duration) {
-	if polls != 1 || r.contended {
+// at PollFirst, and would miss too. A poll stands for the scout's look
+// twice at most, never on a contended path or the scout's: its next look
+// reads, so that a scout whose file never comes holds the others up by two
+// looks (where files come after 5-10 s, the polls of a batch's first
+// challenges stood at 4 s and read at 6 s, most in vain, where the scout
+// had missed too). The scout's looks count to within two of its looks
+// (asynq runs a poll due at 4 s at 4.0-4.1 s). A first challenge's poll
+// that stood, and has not read since (read: this worker missed its file),
+// also looks when the worker has learnt since: where files come after
+// 5-10 s, the polls of a cold batch's held challenges stood at 4 s, the
+// scout's file came at 8 s, and they read at 6 s, most in vain.
+func (h *handlers) notDue(r *run, polls int, waited time.Duration, read bool) (scout bool, later time.Duration) {
+	if polls > 2 || polls == 2 && (read || r.d.Gen > 0) || r.contended {
 		return false, 0
 	}
 	c := &h.cold
 	c.mu.Lock()
-	warm, stands := c.warm, c.scout != "" && c.scout != holder(r) && waited <= c.scoutMissed+h.scoutLook()
+	warm, stands := c.warm, c.scout != "" && c.scout != holder(r) && waited <= c.scoutMissed+2*h.scoutLook()
 	c.mu.Unlock()
 	if !warm {
 		return stands, 0

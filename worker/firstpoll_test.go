@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -334,9 +335,8 @@ func TestFirstPollLearntLaterWaits(t *testing.T) {
 	before := b.rd.reads
 	b.clock.Advance(400 * time.Millisecond)
 	var s *worker.SnoozeError
-	// One file seen: it looks at half as long again (4.5 s), 2.5 s on.
-	if err := b.h.Poll(context.Background(), coldPoll); !errors.As(err, &s) || s.Delay < 2400*time.Millisecond || s.Delay > 2600*time.Millisecond {
-		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 2.5s", err)
+	if err := b.h.Poll(context.Background(), coldPoll); !errors.As(err, &s) || s.Delay < 900*time.Millisecond || s.Delay > 1100*time.Millisecond {
+		t.Fatalf("the cold first poll after 2s, a file seen after 3s = %v, want a snooze of about 1s", err)
 	}
 	if n := b.rd.reads - before; n != 0 {
 		t.Fatalf("the cold first poll read %d times, want none", n)
@@ -417,10 +417,12 @@ func TestContendedFirstPollReads(t *testing.T) {
 }
 
 // TestColdWorkerHoldsChallengesForItsScout: in a worker that has seen no
-// file yet, the first challenge goes (it becomes the scout) and the next,
-// on a path of its own, snoozes before its budget turn: no read, no call.
-// Once the scout has missed its file at 3 s (three quarters of
-// --poll-first), the held challenge is woken, and goes without the read
+// file yet, a challenge made before the scout missed its file at 1.5 s
+// (half as long again as --poll-interval) goes at once (files may be
+// fast: a small tenant's rows would wait). Once the scout has missed at
+// 2 s, the next challenge, on a path of its own, snoozes before its budget
+// turn: no read, no call. Once the scout has missed at 3 s (three quarters
+// of --poll-first), the held challenge is woken, and goes without the read
 // before it: the scout's misses, on the store's measured clock, date its
 // file.
 func TestColdWorkerHoldsChallengesForItsScout(t *testing.T) {
@@ -429,16 +431,31 @@ func TestColdWorkerHoldsChallengesForItsScout(t *testing.T) {
 	sb := setupShared(t, worker.HandlerConfig{PollFirst: 4 * time.Second, PollInterval: time.Second})
 	sb.api.noFilename = true
 	sb.measureClock(t)
-	scout, own := sb.a, sb.b
-	own.DestinationConf = "s3://bucket/own?region=us-east-1"
+	scout, early, held := sb.a, sb.b, sb.b
+	early.DestinationConf = "s3://bucket/early?region=us-east-1"
+	held.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	held.DestinationConf = "s3://bucket/held?region=us-east-1"
 	if err := sb.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
 		t.Fatal(err)
 	}
 	scoutPoll := sb.enq.take(t, tasks.TypePoll)
-	reads, calls := sb.rd.reads, sb.api.challenges
+	if err := sb.h.Challenge(ctx, challengeTask(t, early)); err != nil {
+		t.Fatalf("a challenge before the scout missed = %v, want it made", err)
+	}
+	sb.enq.take(t, tasks.TypePoll)
 	var s *worker.SnoozeError
-	if err := sb.h.Challenge(ctx, challengeTask(t, own)); !errors.As(err, &s) || !strings.Contains(s.Reason, "scout") {
-		t.Fatalf("a cold worker's second challenge = %v, want a snooze for the scout", err)
+	missAt := func() {
+		t.Helper()
+		sb.clock.Advance(time.Second)
+		if err := sb.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
+			t.Fatalf("the scout's poll before its file = %v, want a snooze", err)
+		}
+	}
+	missAt() // 1 s
+	missAt() // 2 s
+	reads, calls := sb.rd.reads, sb.api.challenges
+	if err := sb.h.Challenge(ctx, challengeTask(t, held)); !errors.As(err, &s) || !strings.Contains(s.Reason, "scout") {
+		t.Fatalf("a challenge after the scout missed at 2 s = %v, want a snooze for the scout", err)
 	}
 	if sb.rd.reads != reads || sb.api.challenges != calls {
 		t.Fatalf("the held challenge read %d times and called %d times, want neither", sb.rd.reads-reads, sb.api.challenges-calls)
@@ -446,27 +463,96 @@ func TestColdWorkerHoldsChallengesForItsScout(t *testing.T) {
 	woken := func() bool {
 		sb.waker.mu.Lock()
 		defer sb.waker.mu.Unlock()
-		return slices.Contains(sb.waker.woken, tasks.ChallengeTaskID(own))
+		return slices.Contains(sb.waker.woken, tasks.ChallengeTaskID(held))
 	}
-	for range 3 {
-		if woken() {
-			t.Fatal("the held challenge was woken before the scout missed at 3 s")
-		}
-		sb.clock.Advance(time.Second)
-		if err := sb.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
-			t.Fatalf("the scout's poll before its file = %v, want a snooze", err)
-		}
+	if woken() {
+		t.Fatal("the held challenge was woken before the scout missed at 3 s")
 	}
+	missAt() // 3 s
 	for end := time.Now().Add(10 * time.Second); !woken(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
 			t.Fatal("the held challenge was not woken after the scout missed at 3 s")
 		}
 	}
 	reads = sb.rd.reads
-	if err := sb.h.Challenge(ctx, challengeTask(t, own)); err != nil {
+	if err := sb.h.Challenge(ctx, challengeTask(t, held)); err != nil {
 		t.Fatalf("the held challenge, woken: %v", err)
 	}
 	if sb.rd.reads != reads || sb.api.challenges != calls+1 {
 		t.Fatalf("the woken challenge read %d times and called %d times, want no read and one call", sb.rd.reads-reads, sb.api.challenges-calls)
+	}
+}
+
+// TestStoodPollLooksWhenLearnt: a cold first poll that stood for the
+// scout's miss (no read), run again once the scout's file was seen later
+// than it has waited, looks when the files learnt say, without a read now:
+// it has not read since its challenge.
+func TestStoodPollLooksWhenLearnt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, scout, cold := coldPair(t)
+	challengedAt := b.clock.Now()
+	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
+		t.Fatal(err)
+	}
+	scoutPoll := b.enq.take(t, tasks.TypePoll)
+	var s *worker.SnoozeError
+	scoutMisses := func(n int) {
+		t.Helper()
+		for range n {
+			b.clock.Advance(400 * time.Millisecond)
+			if err := b.h.Poll(ctx, scoutPoll); !errors.As(err, &s) {
+				t.Fatalf("the scout's poll before its file = %v, want a snooze", err)
+			}
+		}
+	}
+	scoutMisses(3) // until 1.2 s
+	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
+		t.Fatal(err)
+	}
+	coldPoll := b.enq.take(t, tasks.TypePoll)
+	scoutMisses(2) // until 2 s
+	reads := b.rd.reads
+	if err := b.h.Poll(ctx, coldPoll); !errors.As(err, &s) || b.rd.reads != reads {
+		t.Fatalf("the cold first poll 0.8 s in = %v after %d reads, want a snooze without a read: it stands for the scout's miss", err, b.rd.reads-reads)
+	}
+	b.clock.Advance(1100 * time.Millisecond)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(3*time.Second))
+	if err := b.h.Poll(ctx, scoutPoll); err != nil {
+		t.Fatal(err)
+	}
+	reads = b.rd.reads
+	// A file seen after 3 s: the cold one, 1.9 s in, looks 1.1 s on.
+	if err := b.h.Poll(ctx, coldPoll); !errors.As(err, &s) || s.Delay < time.Second || s.Delay > 1200*time.Millisecond || b.rd.reads != reads {
+		t.Fatalf("the stood poll, a file seen after 3 s = %v after %d reads, want a snooze of about 1.1s without a read", err, b.rd.reads-reads)
+	}
+}
+
+// TestColdPollStandsTwice: a cold first poll stands for the scout's misses
+// twice (no read: the scout missed its own file when it had waited as
+// long), and reads at its third look, so that a scout whose file never
+// comes holds it up by two looks only.
+func TestColdPollStandsTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, scout, cold := coldPair(t)
+	t0 := b.clock.Now()
+	scoutPoll, coldPoll := b.challengeBoth(t, scout, cold)
+	var s *worker.SnoozeError
+	look := func(poll *asynq.Task, what string, wantReads int) {
+		t.Helper()
+		reads := b.rd.reads
+		if err := b.h.Poll(ctx, poll); !errors.As(err, &s) || b.rd.reads-reads != wantReads {
+			t.Fatalf("%s = %v after %d reads, want a snooze after %d", what, err, b.rd.reads-reads, wantReads)
+		}
+	}
+	for _, at := range []time.Duration{2 * time.Second, 3 * time.Second, 4500 * time.Millisecond} {
+		b.clock.Advance(at - b.clock.Now().Sub(t0))
+		look(scoutPoll, fmt.Sprintf("the scout's look at %s", at), 1)
+		want := 0
+		if at > 3*time.Second {
+			want = 1
+		}
+		look(coldPoll, fmt.Sprintf("the cold poll at %s", at), want)
 	}
 }

@@ -92,7 +92,7 @@ func (h *handlers) released(ctx context.Context, r *run, next *location.Next, er
 		r.log.Warn("releasing the challenge location failed; it frees when its lease expires", "err", err)
 	}
 	r.lease = ""
-	h.coldGone(r, true)
+	h.coldGone(r)
 }
 
 // wakeRetry is how often, and for how long, a release tries again to wake

@@ -50,7 +50,8 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	if st.Round == r.d.Round && st.Gen == r.d.Gen && st.RequestedAt.After(requestedAt) {
 		requestedAt = st.RequestedAt
 	}
-	switch scout, later := h.notDue(r, polls, h.now().Sub(requestedAt)); {
+	ck := challengeKey(r, requestedAt)
+	switch scout, later := h.notDue(r, polls, h.now().Sub(requestedAt), h.misses.has(ck)); {
 	case scout:
 		return h.notYet(ctx, r, p, polls, errScoutMissed)
 	case later > 0:
@@ -62,7 +63,6 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	r.seenAt = h.now()
 	obj, err := h.read(ctx, loc, h.notBefore(loc, requestedAt))
-	ck := challengeKey(r, requestedAt)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
 		h.storage(r.conf.Type, err)
