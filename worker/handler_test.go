@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -49,6 +50,8 @@ type fakeAPI struct {
 	// noFilename answers challenges without result.filename, which the
 	// schema makes optional.
 	noFilename bool
+	// filename, when set, is the result.filename challenges answer.
+	filename string
 	// updates are the UpdateJob calls (updatejob_test.go); updateErr
 	// answers the next one.
 	updates   []cloudflare.JobRequest
@@ -77,7 +80,29 @@ func (f *fakeAPI) Challenge(_ context.Context, t cloudflare.Target, conf string)
 	if f.noFilename {
 		return cloudflare.ChallengeResult{Valid: true}, nil
 	}
-	return cloudflare.ChallengeResult{Filename: "logs/ownership-challenge-1.txt", Valid: true}, nil
+	return cloudflare.ChallengeResult{Filename: cmp.Or(f.filename, "logs/ownership-challenge-1.txt"), Valid: true}, nil
+}
+
+// TestOutcomeFilenameIsTheKey: where Cloudflare's answer names the bucket
+// before the challenge file's path, the outcome names the file by its key
+// in the bucket, as it names a challenge taken up from an earlier run's
+// log: one form in the report for both.
+func TestOutcomeFilenameIsTheKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	b.api.filename = "bucket/logs/ownership-challenge-1.txt"
+	if err := b.h.Challenge(ctx, challengeTask(t, b.dest)); err != nil {
+		t.Fatal(err)
+	}
+	poll := b.enq.take(t, tasks.TypePoll)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", time.Now())
+	if err := b.h.Poll(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	if evs := b.events(t); len(evs) != 1 || evs[0].Event != events.Validated || evs[0].Filename != "logs/ownership-challenge-1.txt" {
+		t.Fatalf("events = %+v, want validated, with the file's key in its bucket", evs)
+	}
 }
 
 func (f *fakeAPI) Validate(_ context.Context, _ cloudflare.Target, _, tok string) (bool, error) {
