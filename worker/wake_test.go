@@ -132,3 +132,31 @@ func TestStopEndsWakesWithoutLeases(t *testing.T) {
 	default:
 	}
 }
+
+// TestWakeHeldRetriesARunningChallenge: a challenge coldHold held, which
+// still counts as running when the hold ends (asynq had not rescheduled
+// its snooze yet), is woken once it can be, not left to sleep out its
+// snooze.
+func TestWakeHeldRetriesARunningChallenge(t *testing.T) {
+	t.Parallel()
+	w := &runningWaker{refuse: 3, woken: make(chan string, 1)}
+	h := &handlers{leases: newPathLeases(nil, w)}
+	t.Cleanup(h.leases.stop)
+	h.cold.mu.Lock()
+	h.cold.held = []coldPoll{{queue: "logpush", id: "ch:b:h:0"}}
+	h.wakeHeld(&h.cold)
+	h.cold.mu.Unlock()
+	select {
+	case id := <-w.woken:
+		if id != "ch:b:h:0" {
+			t.Fatalf("woke %s", id)
+		}
+	case <-time.After(10 * time.Minute): // a hang
+		t.Fatal("the held challenge was never woken")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.calls != 4 {
+		t.Errorf("%d RunTask calls, want 4 (3 refused, then the wake)", w.calls)
+	}
+}
