@@ -246,8 +246,10 @@ func (c *coldPolls) missed() time.Duration {
 // reads, so that a scout whose file never comes holds the others up by two
 // looks (where files come after 5-10 s, the polls of a batch's first
 // challenges stood at 4 s and read at 6 s, most in vain, where the scout
-// had missed too). The scout's looks count to within two of its looks
-// (asynq runs a poll due at 4 s at 4.0-4.1 s). A first challenge's poll
+// had missed too). The scout's misses count to within standsWithin of its
+// looks: a poll that stood looks again two scout looks after the scout's
+// own look at that age (notYet), and asynq runs a poll due at 4 s at
+// 4.0-4.1 s. A first challenge's poll
 // that stood, and has not read since (read: this worker missed its file),
 // also looks when the worker has learnt since: where files come after
 // 5-10 s, the polls of a cold batch's held challenges stood at 4 s, the
@@ -258,7 +260,7 @@ func (h *handlers) notDue(r *run, polls int, waited time.Duration, read bool) (s
 	}
 	c := &h.cold
 	c.mu.Lock()
-	warm, stands := c.warm, c.scout != "" && c.scout != holder(r) && waited <= c.scoutMissed+2*h.scoutLook()
+	warm, stands := c.warm, c.scout != "" && c.scout != holder(r) && waited <= c.scoutMissed+standsWithin*h.scoutLook()
 	c.mu.Unlock()
 	if !warm {
 		return stands, 0
@@ -268,6 +270,10 @@ func (h *handlers) notDue(r *run, polls int, waited time.Duration, read bool) (s
 	}
 	return false, 0
 }
+
+// standsWithin is how many scout looks past the scout's miss a poll still
+// stands for it (notDue).
+const standsWithin = 3
 
 // lookAtScout runs the poll task of r, the scout, after scoutLook, and
 // again every scoutLook, until the worker is warm, r is no longer the

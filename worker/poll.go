@@ -203,6 +203,13 @@ func (h *handlers) notYet(ctx context.Context, r *run, p tasks.PollPayload, poll
 			d = min(d, h.cfg.PollContended)
 		}
 		d = h.scoutDelay(r, d, waited)
+		if errors.Is(cause, errScoutMissed) && d < p.Deadline.Sub(now) {
+			// After the scout's own look at that age, not in a race with
+			// it: a poll that stood for the scout's miss at 4 s looked
+			// at 6.1 s, before the scout's look at 6 s had missed, and
+			// read where it could have stood again.
+			d += 2 * h.scoutLook()
+		}
 		return &SnoozeError{Delay: d, Reason: cause.Error(), OnTime: h.onTime(r.d, d)}
 	}
 	why := fmt.Errorf("challenge file %s not written within %s: %w", p.Filename, h.cfg.PollDeadline, cause)
