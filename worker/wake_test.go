@@ -46,13 +46,19 @@ func TestWakeRunningWaiter(t *testing.T) {
 	if err := p.wake(context.Background(), "loc", &location.Next{Holder: "b:h", Queue: "logpush", TaskID: "ch:b:h:0"}); err != nil {
 		t.Fatal(err)
 	}
+	w.wokeAfter3(t, "ch:b:h:0")
+}
+
+// wokeAfter3 expects id woken after 3 refusals: 4 calls in all.
+func (w *runningWaker) wokeAfter3(t *testing.T, id string) {
+	t.Helper()
 	select {
-	case id := <-w.woken:
-		if id != "ch:b:h:0" {
-			t.Fatalf("woke %s", id)
+	case got := <-w.woken:
+		if got != id {
+			t.Fatalf("woke %s, want %s", got, id)
 		}
 	case <-time.After(10 * time.Minute): // a hang
-		t.Fatal("the running waiter was never woken")
+		t.Fatalf("%s was never woken", id)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -146,17 +152,5 @@ func TestWakeHeldRetriesARunningChallenge(t *testing.T) {
 	h.cold.held = []coldPoll{{queue: "logpush", id: "ch:b:h:0"}}
 	h.wakeHeld(&h.cold)
 	h.cold.mu.Unlock()
-	select {
-	case id := <-w.woken:
-		if id != "ch:b:h:0" {
-			t.Fatalf("woke %s", id)
-		}
-	case <-time.After(10 * time.Minute): // a hang
-		t.Fatal("the held challenge was never woken")
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.calls != 4 {
-		t.Errorf("%d RunTask calls, want 4 (3 refused, then the wake)", w.calls)
-	}
+	w.wokeAfter3(t, "ch:b:h:0")
 }
