@@ -249,11 +249,11 @@ func (c *coldPolls) missed() time.Duration {
 // had missed too). The scout's misses count to within standsWithin of its
 // looks: a poll that stood looks again two scout looks after the scout's
 // own look at that age (notYet), and asynq runs a poll due at 4 s at
-// 4.0-4.1 s. A first challenge's poll
-// that stood, and has not read since (read: this worker missed its file),
-// also looks when the worker has learnt since: where files come after
-// 5-10 s, the polls of a cold batch's held challenges stood at 4 s, the
-// scout's file came at 8 s, and they read at 6 s, most in vain.
+// 4.0-4.1 s. A first challenge's poll that stood, and has not read since
+// (read: this worker missed its file), also looks when the worker has
+// learnt since: where files come after 5-10 s, the polls of a cold batch's
+// held challenges stood at 4 s, the scout's file came at 8 s, and they
+// read at 6 s, most in vain.
 func (h *handlers) notDue(r *run, polls int, waited time.Duration, read bool) (scout bool, later time.Duration) {
 	if polls > 2 || polls == 2 && (read || r.d.Gen > 0) || r.contended {
 		return false, 0
