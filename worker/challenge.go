@@ -119,7 +119,8 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	}
 	pp := tasks.PollPayload{Dest: r.d, Filename: res.Filename, RequestedAt: requestedAt, Deadline: deadline, Lease: r.lease, Before: before,
 		Contended: r.contended}
-	first := h.firstPoll(r)
+	look := h.firstLook(r)
+	first := atOnce(look)
 	inline := h.inlinePolls(ctx, r)
 	first = h.coldFirst(r, requestedAt, first, inline)
 	delay := first
@@ -130,7 +131,7 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		// At the learnt delay, under half a second: a look at once would
 		// miss a file that takes a few hundred milliseconds. A stop that
 		// cuts the wait short fails the look, and the poll task takes over.
-		_ = h.sleep(ctx, h.firstLook(r))
+		_ = h.sleep(ctx, look)
 		var done bool
 		if delay, done, err = h.lookFirst(ctx, r, &pp, st); done {
 			return err

@@ -155,10 +155,19 @@ func (a *appearance) leastFew() (time.Duration, int) {
 // the challenge answer (p75 near 0) is best polled at once, through the
 // pending list rather than the scheduled set.
 func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
-	if d := a.firstLook(def, hi, next); d >= 500*time.Millisecond {
-		return d
+	return atOnce(a.firstLook(def, hi, next))
+}
+
+// atOnceBelow is the first poll's delay below which it is due at once.
+const atOnceBelow = 500 * time.Millisecond
+
+// atOnce is a first look's delay d as firstPoll gives it: 0 below
+// atOnceBelow.
+func atOnce(d time.Duration) time.Duration {
+	if d < atOnceBelow {
+		return 0
 	}
-	return 0
+	return d
 }
 
 // firstLook is firstPoll before it rounds a learnt delay below half a
@@ -169,7 +178,7 @@ func (a *appearance) firstLook(def, hi time.Duration, next func(n int) time.Dura
 	a.mu.Lock()
 	d := def
 	switch {
-	case len(a.obs.vals) == 0 && def < 500*time.Millisecond:
+	case len(a.obs.vals) == 0 && def < atOnceBelow:
 		d = 0 // nothing learnt: at once
 	case len(a.obs.vals) >= 8:
 		if a.cache.n != a.obs.added {

@@ -18,7 +18,6 @@ import (
 	"github.com/logpush-onboard/logpush-onboard/internal/luascript"
 	"github.com/logpush-onboard/logpush-onboard/internal/redact"
 	"github.com/logpush-onboard/logpush-onboard/metrics"
-	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // recorder records how a destination's tasks end, for every stage: its
@@ -108,7 +107,11 @@ func (rc *recorder) emit(ctx context.Context, r *run, state, event events.State,
 		ScopeID:         r.d.ScopeID,
 		Destination:     r.conf.Redacted(),
 		DestinationType: r.conf.Type,
-		Filename:        r.clean(eventFilename(r.conf, filename)),
+		// The key in the bucket or container, whether Cloudflare's answer
+		// named the bucket or container first (the simulator does for
+		// Azure) or an earlier run's challenge log gave it: one name in
+		// the report for both. No name stays none.
+		Filename:        r.clean(r.conf.Key(filename)),
 		Attempts:        st.Attempts,
 		DurationSeconds: now.Sub(r.d.EnqueuedAt).Seconds(),
 		Time:            now.UTC(),
@@ -200,17 +203,4 @@ func (rc *recorder) note(ctx context.Context, r *run, state events.State, cause 
 	if err := rc.store.NoteError(ctx, r.key, le); err != nil {
 		r.log.Debug("last error not kept", "err", err)
 	}
-}
-
-// eventFilename is the challenge file's name in an outcome: its key in the
-// destination's bucket or container, whether it came from Cloudflare's
-// answer (which may name the bucket or container first: the simulator does
-// for Azure) or from the challenge log of an earlier run (the key): the
-// report showed walk/shared/ownership-challenge.txt for a challenge made
-// in this run and own/ownership-challenge.txt for one taken up.
-func eventFilename(c tasks.Conf, filename string) string {
-	if filename == "" {
-		return ""
-	}
-	return c.Key(filename)
 }
