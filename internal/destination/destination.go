@@ -287,6 +287,7 @@ const (
 	opRead   = "read"
 	opWrite  = "write"
 	opDelete = "delete"
+	opList   = "list"
 )
 
 // IsTransient reports whether err is, or wraps, an *Error of Kind Transient.

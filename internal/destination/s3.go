@@ -115,6 +115,7 @@ type S3 struct {
 var (
 	_ Reader = (*S3)(nil)
 	_ Writer = (*S3)(nil)
+	_ Lister = (*S3)(nil)
 )
 
 // NewS3 loads the AWS configuration (config.LoadDefaultConfig: environment,
@@ -393,6 +394,42 @@ func (s *S3) Delete(ctx context.Context, loc Location) (err error) {
 	return nil
 }
 
+// s3ListMax is the most keys one ListObjectsV2 page holds: S3's own limit.
+const s3ListMax = 1000
+
+// List lists the objects under the prefix loc.Key (which may be empty: the
+// whole bucket) with one ListObjectsV2 request: its first page of up to
+// 1000 keys. It needs s3:ListBucket on the bucket.
+func (s *S3) List(ctx context.Context, loc Location) (l Listing, err error) {
+	defer func() { s.opts.Observe.observe(opList, err) }()
+	probe := loc
+	probe.Key = loc.Key + "-" // checkS3Location wants a key; a prefix may be ""
+	region, err := checkS3Location(probe)
+	if err != nil {
+		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+	}
+	client, err := s.client(ctx, region, loc.As)
+	if err != nil {
+		return Listing{}, withLocation(err, loc)
+	}
+	out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(loc.Bucket),
+		Prefix:  aws.String(loc.Key),
+		MaxKeys: aws.Int32(s3ListMax),
+	})
+	if err != nil {
+		return Listing{}, s.classify(ctx, opList, loc, err)
+	}
+	l = Listing{Prefix: loc.Key, ModTimes: make(map[string]time.Time, len(out.Contents)),
+		Complete: !aws.ToBool(out.IsTruncated)}
+	for _, o := range out.Contents {
+		k := aws.ToString(o.Key)
+		l.ModTimes[k] = aws.ToTime(o.LastModified)
+		l.Through = max(l.Through, k)
+	}
+	return l, nil
+}
+
 // S3 error code classes, of the <Code> element of an error response.
 const (
 	codeThrottled     = "throttled"
@@ -480,6 +517,8 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 			e.Err = fmt.Errorf("unless the file is not written yet: without s3:ListBucket on %s, S3 answers access denied for a missing file too: %w", loc.bucketARN(), cause)
 		case opDelete:
 			e.Permission = "s3:DeleteObject"
+		case opList:
+			e.Permission = "s3:ListBucket"
 		default:
 			e.Permission = "s3:PutObject"
 		}
