@@ -164,6 +164,8 @@ type handlers struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// clocks measures each store's clock from its responses.
 	clocks *clocks
+	// lists are the recent listings that stand for reads before challenges.
+	lists listings
 	// misses are this worker's last vain looks, per challenge.
 	misses misses
 	// cold are the first polls scheduled before any file was seen.

@@ -62,12 +62,12 @@ func (h *handlers) release(ctx context.Context, r *run) {
 	if r.lease == "" || !h.leases.held() {
 		return
 	}
-	next, err := h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
+	next, err := h.leases.Release(ctx, r.lease, holder(r), h.pathRecord(r))
 	if RedisUnreachable(err) {
 		// A release lost in an outage would keep the path (and everyone
 		// waiting for it) until the lease expires: once Redis is back, again.
 		h.awaitRedis(ctx, err)
-		next, err = h.leases.Release(ctx, r.lease, holder(r), pathRecord(r))
+		next, err = h.leases.Release(ctx, r.lease, holder(r), h.pathRecord(r))
 	}
 	h.released(ctx, r, next, err)
 }
@@ -79,7 +79,7 @@ func (h *handlers) releaseCall(r *run) (c luascript.Call, ok bool) {
 	if r.lease == "" || !h.leases.held() {
 		return luascript.Call{}, false
 	}
-	return h.leases.ReleaseCall(r.lease, holder(r), pathRecord(r)), true
+	return h.leases.ReleaseCall(r.lease, holder(r), h.pathRecord(r)), true
 }
 
 // released ends a release (err its error): it wakes next, the waiter the

@@ -15,10 +15,13 @@ import (
 // would; an older record would let a file someone else wrote in between
 // (another tool's challenge on the path) pass for this one's.
 
-// pathRecord is what r leaves for the next holder of its path.
-func pathRecord(r *run) string {
+// pathRecord is what r leaves for the next holder of its path. A holder
+// that read nothing there leaves "@<now>": someone used the path just
+// now, and what it holds is unknown, so the next holder reads it (a
+// listing from before may not show what this holder's challenge wrote).
+func (h *handlers) pathRecord(r *run) string {
 	if r.seen == "" {
-		return ""
+		return "@" + strconv.FormatInt(h.now().UnixMilli(), 10)
 	}
 	return r.seen + "@" + strconv.FormatInt(r.seenAt.UnixMilli(), 10)
 }
@@ -28,7 +31,7 @@ func pathRecord(r *run) string {
 // read before the challenge.
 func (h *handlers) trustRecord(record string) string {
 	seen, at, ok := parseRecord(record)
-	if !ok {
+	if !ok || seen == "" {
 		return ""
 	}
 	if age := h.now().Sub(at); age < 0 || age > h.cfg.ClockSkew {
@@ -38,10 +41,11 @@ func (h *handlers) trustRecord(record string) string {
 }
 
 // parseRecord splits a path's record (see pathRecord) into what its holder
-// saw there and when; ok is false for no record, or a malformed one.
+// saw there ("" for unknown) and when; ok is false for no record, or a
+// malformed one.
 func parseRecord(record string) (seen string, at time.Time, ok bool) {
 	seen, ms, ok := strings.Cut(record, "@")
-	if !ok || seen == "" {
+	if !ok {
 		return "", time.Time{}, false
 	}
 	n, err := strconv.ParseInt(ms, 10, 64)

@@ -1,0 +1,186 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
+	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
+	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
+	"github.com/logpush-onboard/logpush-onboard/worker"
+)
+
+// listingReader is a fakeReader that lists its objects, a page of max keys
+// (0: all), and records the prefixes listed.
+type listingReader struct {
+	*fakeReader
+	lists   []string
+	listErr error
+	max     int
+}
+
+func (l *listingReader) List(_ context.Context, loc destination.Location) (destination.Listing, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lists = append(l.lists, loc.Key)
+	if l.listErr != nil {
+		return destination.Listing{}, l.listErr
+	}
+	var keys []string
+	for k := range l.objs {
+		if key, ok := strings.CutPrefix(k, loc.Bucket+"/"); ok && strings.HasPrefix(key, loc.Key) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	out := destination.Listing{Prefix: loc.Key, ModTimes: map[string]time.Time{}, Complete: true}
+	for i, k := range keys {
+		if l.max > 0 && i == l.max {
+			out.Complete = false
+			break
+		}
+		out.ModTimes[k], out.Through = l.objs[loc.Bucket+"/"+k].ModTime, k
+	}
+	return out, nil
+}
+
+func (l *listingReader) counts() (reads, lists int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reads, len(l.lists)
+}
+
+// listBundle is handlers with leases whose reader lists, and one zone per
+// path under bucket/own/.
+type listBundle struct {
+	h     *worker.Handlers
+	api   *fakeAPI
+	rd    *listingReader
+	clock *fakeClock
+}
+
+func setupListing(t *testing.T) *listBundle {
+	t.Helper()
+	rdb, _ := testutil.Mini(t)
+	leases, err := location.New(rdb, location.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &listBundle{api: &fakeAPI{}, rd: &listingReader{fakeReader: &fakeReader{objs: map[string]destination.Object{}}},
+		clock: newFakeClock()}
+	lb.h = worker.NewHandlers(worker.Deps{API: lb.api, Reader: lb.rd, Store: ledger.NewStore(rdb, ledger.Config{}),
+		Enqueue: &fakeEnqueuer{}, Metrics: newMetrics(t), Leases: leases, Waker: &fakeWaker{}, Now: lb.clock.Now,
+		Sleep: func(_ context.Context, d time.Duration) error { lb.clock.Advance(d); return nil }}, worker.HandlerConfig{})
+	return lb
+}
+
+// own is a zone of its own whose destination is bucket/own/<path>.
+func own(i int, path string) tasks.Dest {
+	return tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: strings.Repeat("0", 31) + string(rune('a'+i)),
+		DestinationConf: "s3://bucket/own/" + path + "?region=us-east-1", EnqueuedAt: time.Now(), Line: 2 + i}
+}
+
+// challenge runs d's challenge task and returns the reader's reads and
+// listings since before.
+func (lb *listBundle) challenge(t *testing.T, d tasks.Dest) (reads, lists int) {
+	t.Helper()
+	r0, l0 := lb.rd.counts()
+	if err := lb.h.Challenge(context.Background(), challengeTask(t, d)); err != nil {
+		t.Fatalf("challenge of %s: %v", d.DestinationConf, err)
+	}
+	r1, l1 := lb.rd.counts()
+	return r1 - r0, l1 - l0
+}
+
+// TestListingStandsForReadsBefore: challenges of one bucket that come
+// within ClockSkew of each other read their paths once between them: the
+// second lists the prefix it shares with the first, and the listing
+// stands for the reads of the others while it is fresh. A file listed that
+// the poll would refuse by its date counts as absent; a recent one is read.
+func TestListingStandsForReadsBefore(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	lb.rd.put("bucket/own/p3/ownership-challenge.txt", "old", lb.clock.Now().Add(-time.Hour))
+	lb.rd.put("bucket/own/p4/ownership-challenge.txt", "recent", lb.clock.Now())
+	step := func(i int, path string, wantReads, wantLists int) {
+		t.Helper()
+		lb.clock.Advance(100 * time.Millisecond)
+		if reads, lists := lb.challenge(t, own(i, path)); reads != wantReads || lists != wantLists {
+			t.Fatalf("challenge on own/%s: %d reads and %d listings, want %d and %d", path, reads, lists, wantReads, wantLists)
+		}
+	}
+	step(0, "p1", 1, 0) // the bucket's first: read
+	step(1, "p2", 0, 1) // within ClockSkew of another path's read: list own/
+	step(2, "p3", 0, 0) // listed; its file is too old for the poll to take
+	step(3, "p4", 1, 0) // listed, but recent: read
+	lb.clock.Advance(time.Second)
+	step(4, "p5", 1, 0) // the listing is too old, and so is the last read
+	if got := lb.rd.lists; !slices.Equal(got, []string{"own/"}) {
+		t.Fatalf("listed %q, want own/", got)
+	}
+	if lb.api.challenges != 5 {
+		t.Fatalf("%d challenges, want 5", lb.api.challenges)
+	}
+}
+
+// TestListingNotForAUsedPath: a listing is no read for a path that a
+// destination of the fleet used since: one whose challenge failed after
+// the listing (Cloudflare may have written its file) leaves a record
+// without a digest, and the next destination on that path reads it.
+func TestListingNotForAUsedPath(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	lb.challenge(t, own(0, "p0"))
+	if _, lists := lb.challenge(t, own(1, "p2")); lists != 1 {
+		t.Fatal("no listing for the second path")
+	}
+	lb.api.challengeErr = &cloudflare.APIError{Endpoint: "ownership", HTTPStatus: http.StatusBadRequest, Codes: []int{1001},
+		Message: "bad destination", Kind: cloudflare.Permanent}
+	if reads, lists := lb.challenge(t, own(2, "p1")); reads != 0 || lists != 0 {
+		t.Fatalf("first challenge on own/p1: %d reads, %d listings; want the listing to stand", reads, lists)
+	}
+	lb.api.challengeErr = nil
+	other := own(3, "p1")
+	if reads, _ := lb.challenge(t, other); reads != 1 {
+		t.Fatalf("challenge after another destination's on own/p1: %d reads, want 1", reads)
+	}
+}
+
+// TestListingOff: a bucket whose listing fails (no s3:ListBucket), or
+// whose page ends before the key, is read path by path from then on.
+func TestListingOff(t *testing.T) {
+	t.Parallel()
+	for name, set := range map[string]func(*listingReader){
+		"denied": func(l *listingReader) {
+			l.listErr = &destination.Error{Kind: destination.Permanent, Op: "list", Permission: "s3:ListBucket", Err: errors.New("access denied")}
+		},
+		"page ends before the key": func(l *listingReader) {
+			l.max = 1
+			l.put("bucket/own/a/1.log.gz", "logs", time.Now())
+			l.put("bucket/own/a/2.log.gz", "logs", time.Now())
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			lb := setupListing(t)
+			set(lb.rd)
+			for i, p := range []string{"p0", "p1", "p2", "p3"} {
+				lb.clock.Advance(100 * time.Millisecond)
+				if reads, _ := lb.challenge(t, own(i, p)); reads != 1 {
+					t.Fatalf("challenge on own/%s: %d reads, want 1", p, reads)
+				}
+			}
+			if len(lb.rd.lists) != 1 {
+				t.Fatalf("listed %q, want one listing", lb.rd.lists)
+			}
+		})
+	}
+}
