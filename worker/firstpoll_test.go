@@ -212,16 +212,16 @@ func TestNotEarly(t *testing.T) {
 }
 
 // TestSlowFilesWakeNoColdPoll: when the first file seen took longer than
-// --poll-first, the first polls scheduled cold are due before what was
-// learnt: none is woken for it, as a wake after its poll ran would look
-// again before its snooze ended.
+// --poll-first, a first poll scheduled cold that read in vain at
+// --poll-first is not woken for what was learnt: its own snooze, after its
+// miss, stands.
 func TestSlowFilesWakeNoColdPoll(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	waker := withWaker(t, b, worker.HandlerConfig{PollFirst: 800 * time.Millisecond, PollInterval: 200 * time.Millisecond})
 	ctx := context.Background()
 	scout, cold := b.dest, b.dest
-	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	cold.ScopeID = standingID
 	challengedAt := b.clock.Now()
 	if err := b.h.Challenge(ctx, challengeTask(t, scout)); err != nil {
 		t.Fatal(err)
@@ -231,27 +231,89 @@ func TestSlowFilesWakeNoColdPoll(t *testing.T) {
 	if err := b.h.Challenge(ctx, challengeTask(t, cold)); err != nil {
 		t.Fatal(err)
 	}
-	b.enq.take(t, tasks.TypePoll)
+	coldPoll := b.enq.take(t, tasks.TypePoll)
+	// The cold poll looks at --poll-first, in vain.
+	b.clock.Advance(800 * time.Millisecond)
+	reads := b.rd.reads
+	var s *worker.SnoozeError
+	if err := b.h.Poll(ctx, coldPoll); !errors.As(err, &s) || b.rd.reads != reads+1 {
+		t.Fatalf("the cold poll at --poll-first = %v after %d reads, want a miss", err, b.rd.reads-reads)
+	}
 	// The scout's file appears after a second, longer than --poll-first.
-	b.clock.Advance(750 * time.Millisecond)
+	b.clock.Advance(50 * time.Millisecond)
 	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(time.Second))
+	before := len(waker.ids())
 	if err := b.h.Poll(ctx, scoutPoll); err != nil {
 		t.Fatal(err)
 	}
 	if evs := b.events(t); len(evs) != 1 || evs[0].Event != events.Validated {
 		t.Fatalf("events = %+v, want the scout validated", evs)
 	}
-	// Woken at most once: when due (onTime), never again for the scout's
-	// file, which would come 250 ms after the warm-up.
+	// Woken at most once: when its snooze ends (onTime), never for the
+	// scout's file.
 	time.Sleep(1500 * time.Millisecond)
 	n := 0
-	for _, id := range waker.ids() {
+	for _, id := range waker.ids()[before:] {
 		if id == tasks.PollTaskID(cold) {
 			n++
 		}
 	}
 	if n > 1 {
 		t.Fatalf("the cold destination's poll woken %d times, want once at most", n)
+	}
+}
+
+// TestStoodColdPollWokenWhenLearnt: a first poll scheduled cold that stood
+// for the scout's miss at --poll-first (no read) is woken when the
+// scout's file, later than --poll-first, says its own should be there:
+// where a batch was challenged at once and the scout's file came after
+// --poll-first, every first poll looked 1.5 s after its file was due.
+func TestStoodColdPollWokenWhenLearnt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	// Slow enough that no snooze here is run on time (onTime): a wake is
+	// the warm-up's.
+	waker := withWaker(t, b, worker.HandlerConfig{PollFirst: 20 * time.Second, PollInterval: 4 * time.Second})
+	scout, cold := b.dest, b.dest
+	cold.ScopeID = standingID
+	challengedAt := b.clock.Now()
+	scoutPoll, coldPoll := b.challengeBoth(t, scout, cold)
+	b.missAfter(t, scoutPoll, 10*time.Second)
+	b.missAfter(t, scoutPoll, 10*time.Second)
+	reads := b.rd.reads
+	if d := b.missAfter(t, coldPoll, 0); b.rd.reads != reads || d <= 10*time.Second {
+		t.Fatalf("the cold poll at --poll-first: a snooze of %s after %d reads, want one past onTime's reach without a read: it stands for the scout's miss",
+			d, b.rd.reads-reads)
+	}
+	before := len(waker.ids())
+	b.clock.Advance(3 * time.Second)
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", challengedAt.Add(21*time.Second))
+	if err := b.h.Poll(ctx, scoutPoll); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(waker.ids()[before:], tasks.PollTaskID(cold)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stood cold poll was not woken once the scout's file was seen: woken %v", waker.ids()[before:])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSampledColdPollReads: a quarter of the cold first polls (by their
+// destination's hash) read rather than stand for the scout's miss.
+func TestSampledColdPollReads(t *testing.T) {
+	t.Parallel()
+	b, scout, cold := coldPair(t)
+	cold.ScopeID = sampledID
+	scoutPoll, coldPoll := b.challengeBoth(t, scout, cold)
+	b.missAfter(t, scoutPoll, time.Second)
+	b.missAfter(t, scoutPoll, time.Second)
+	reads := b.rd.reads
+	b.missAfter(t, coldPoll, 0)
+	if b.rd.reads != reads+1 {
+		t.Fatalf("the sampled cold poll read %d times, want 1", b.rd.reads-reads)
 	}
 }
 
@@ -376,9 +438,17 @@ func coldPair(t *testing.T) (b *testBundle, scout, cold tasks.Dest) {
 	b = setup(t)
 	withWaker(t, b, worker.HandlerConfig{PollFirst: 2 * time.Second, PollInterval: 400 * time.Millisecond})
 	scout, cold = b.dest, b.dest
-	cold.ScopeID = "023e105f4ecef8ad9ca31a8372d0c354"
+	cold.ScopeID = standingID
 	return b, scout, cold
 }
+
+// standingID and sampledID are zones whose destination (b.dest's conf)
+// hashes out of and into the quarter of cold first polls that read rather
+// than stand for the scout's miss (sampled).
+const (
+	standingID = "023e105f4ecef8ad9ca31a8372d0c355"
+	sampledID  = "023e105f4ecef8ad9ca31a8372d0c354"
+)
 
 // challengeBoth challenges x, then y, and returns their poll tasks.
 func (b *testBundle) challengeBoth(t *testing.T, x, y tasks.Dest) (px, py *asynq.Task) {
