@@ -314,7 +314,7 @@ func withoutListBucket(err error) (string, bool) {
 		who += " " + de.Principal
 	}
 	return fmt.Sprintf("s3:ListBucket missing on arn:aws:s3:::%s for %s: S3 then answers access denied for a challenge file "+
-		"not written yet, so the worker polls through denials until the file appears; grant s3:ListBucket to tell the two apart. "+
+		"not written yet, so the worker polls through denials until the file appears; grant s3:ListBucket to tell the two apart (and to list the bucket once for the reads before several challenges). "+
 		"If s3:GetObject on arn:aws:s3:::%s/* is missing too, these rows fail at --poll-deadline (the bucket's others at once)",
 		de.Location.Bucket, who, de.Location.Bucket), true
 }
