@@ -21,6 +21,7 @@ import (
 	"cloud.google.com/go/storage"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
 
@@ -95,6 +96,7 @@ type GCS struct {
 var (
 	_ Reader = (*GCS)(nil)
 	_ Writer = (*GCS)(nil)
+	_ Lister = (*GCS)(nil)
 )
 
 // NewGCS returns a GCS reader and writer. Unless it talks to an emulator it
@@ -329,6 +331,71 @@ func (g *GCS) Write(ctx context.Context, loc Location, body []byte) (err error) 
 	return nil
 }
 
+// gcsListMax is the most objects one List asks for: the JSON API's most
+// per page.
+const gcsListMax = 1000
+
+// List lists the objects under the prefix loc.Key (which may be empty: the
+// whole bucket) with one JSON API objects.list request (plus the SDK's
+// retries): its first page of up to 1000 objects, in key order, with only
+// their names and dates. It needs storage.objects.list on the bucket.
+//
+// An object's date is its updated time, which the SDK also gives as
+// Last-Modified when it reads over JSON or gRPC. It has milliseconds where
+// Read's Last-Modified has whole seconds, so it is never earlier than
+// Read's: a listing never takes a fresh file for an old one that a read
+// would not.
+func (g *GCS) List(ctx context.Context, loc Location) (l Listing, err error) {
+	defer func() { g.opts.Observe.observe(opList, err) }()
+	check := loc
+	check.Key = loc.Key + "-" // checkGCSLocation wants a key; a prefix may be ""
+	if err := checkGCSLocation(check); err != nil {
+		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+	}
+	client, err := g.client(ctx, loc.As)
+	if err != nil {
+		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+	}
+	q := &storage.Query{Prefix: loc.Key}
+	// A page of full object resources is several hundred KiB; the names
+	// and dates are all a listing keeps.
+	if err := q.SetAttrSelection([]string{"Name", "Updated"}); err != nil {
+		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+	}
+	probe := new(gcsProbe)
+	it := client.Bucket(loc.Bucket).Objects(probe.context(ctx), q)
+	it.PageInfo().MaxSize = gcsListMax
+	l = Listing{Prefix: loc.Key, ModTimes: make(map[string]time.Time)}
+	// Next fetches a page when the one before is used up: stopping when the
+	// first page is (Remaining 0) keeps to its one request. (Only a first
+	// page that is empty yet says more follow makes the SDK ask for the
+	// next: GCS may answer so.) Pager.NextPage would not do: it asks again
+	// whenever a page holds fewer than the page size and more follow.
+	for {
+		o, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return Listing{}, g.classify(ctx, client, opList, loc, err, probe)
+		}
+		if o.Name != "" {
+			if o.Updated.IsZero() {
+				return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc,
+					Err: fmt.Errorf("object %q listed without its updated time: an old challenge file cannot be told from a new one", truncateText(o.Name, 200))}
+			}
+			l.ModTimes[o.Name] = o.Updated
+			l.Through = max(l.Through, o.Name)
+		}
+		if it.PageInfo().Remaining() == 0 {
+			break
+		}
+	}
+	// The token of the next page, when there is one.
+	l.Complete = it.PageInfo().Token == ""
+	return l, nil
+}
+
 // gcsFailure is what an error answer of GCS says, in either API's format.
 type gcsFailure struct {
 	status  int
@@ -491,6 +558,8 @@ func (g *GCS) classify(ctx context.Context, client *storage.Client, op string, l
 			e.Permission = "storage.objects.get"
 		case opDelete:
 			e.Permission = "storage.objects.delete"
+		case opList:
+			e.Permission = "storage.objects.list"
 		default:
 			e.Permission = "storage.objects.create (and storage.objects.delete to replace a file)"
 		}
