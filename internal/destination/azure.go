@@ -23,15 +23,17 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
 )
 
 // AzureOptions configures NewAzure. The zero value reads with the SAS of
 // each Location only, at https://<account>.blob.core.windows.net.
 //
-// A Location is read (or written) with the first credential that applies:
-// its SAS when the SAS grants the operation (sp= has r to read, c or w to
-// write, or names no permissions: a stored access policy) and has not
+// A Location is read (or written, or listed) with the first credential that
+// applies: its SAS when the SAS grants the operation (sp= has r to read, c
+// or w to write, l to list, or names no permissions: a stored access
+// policy) and has not
 // expired; else the shared key (AccountName and AccountKey, or
 // ConnectionString) when the location is in that account; else the token
 // credential (Credential or DefaultCredential). When storage refuses the SAS
@@ -135,6 +137,7 @@ type Azure struct {
 var (
 	_ Reader = (*Azure)(nil)
 	_ Writer = (*Azure)(nil)
+	_ Lister = (*Azure)(nil)
 )
 
 // NewAzure returns an Azure reader and writer. With DefaultCredential it
@@ -267,6 +270,8 @@ func (a *Azure) sasClient(loc Location, account, op string) (sasPlan, error) {
 		need, letters = "create or write (c, w)", "cw"
 	case opDelete:
 		need, letters = "delete (d)", "d"
+	case opList:
+		need, letters = "list (l)", "l"
 	}
 	if sp, ok := q["sp"]; ok && !strings.ContainsAny(strings.Join(sp, ""), letters) {
 		return sasPlan{why: fmt.Sprintf("the SAS grants sp=%s, without %s", sanitizeSP(strings.Join(sp, "")), need)}, nil
@@ -333,7 +338,11 @@ func (a *Azure) configured(account string) (*service.Client, error) {
 // AzureOptions), and once more with a configured credential when storage
 // refused the SAS.
 func (a *Azure) do(ctx context.Context, op string, loc Location, call func(*service.Client) error) error {
-	if err := checkAzureLocation(loc); err != nil {
+	check := loc
+	if op == opList {
+		check.Key += "-" // checkAzureLocation wants a blob name; a prefix may be ""
+	}
+	if err := checkAzureLocation(check); err != nil {
 		return &Error{Kind: Permanent, Op: op, Location: loc, Err: err}
 	}
 	account, err := a.account(loc)
@@ -377,6 +386,9 @@ func azurePermission(op string) string {
 		return "Blob write (sp=cw in the SAS, or Storage Blob Data Contributor)"
 	case opDelete:
 		return "Blob delete (sp=d in the SAS, or Storage Blob Data Contributor)"
+	case opList:
+		// A container SAS: a blob's SAS cannot list.
+		return "Blob list (sp=l in the SAS, or Storage Blob Data Reader)"
 	}
 	return "Blob read (sp=r in the SAS, or Storage Blob Data Reader)"
 }
@@ -450,6 +462,51 @@ func (a *Azure) Delete(ctx context.Context, loc Location) (err error) {
 		return nil
 	}
 	return err
+}
+
+// azureListMax is the most blobs one List asks for: S3's and GCS's page.
+const azureListMax = 1000
+
+// List lists the blobs under the prefix loc.Key (which may be empty: the
+// whole container) with one List Blobs request (plus the SDK's retries):
+// its first page of up to 1000 blobs, in name order. Storage may end a
+// page early, and says so with a NextMarker: the listing is then not
+// Complete. Its credentials are Read's (see AzureOptions): a SAS that
+// grants list (sp=l, a container SAS), else the configured credential,
+// which is tried too when storage refuses the SAS.
+func (a *Azure) List(ctx context.Context, loc Location) (l Listing, err error) {
+	defer func() { a.opts.Observe.observe(opList, err) }()
+	err = a.do(ctx, opList, loc, func(c *service.Client) error {
+		opts := &container.ListBlobsFlatOptions{MaxResults: new(int32(azureListMax))}
+		if loc.Key != "" {
+			opts.Prefix = &loc.Key
+		}
+		resp, err := c.NewContainerClient(loc.Bucket).NewListBlobsFlatPager(opts).NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		l = Listing{Prefix: loc.Key, ModTimes: make(map[string]time.Time),
+			Complete: resp.NextMarker == nil || *resp.NextMarker == ""}
+		if resp.Segment == nil {
+			return nil
+		}
+		for _, b := range resp.Segment.BlobItems {
+			if b == nil || b.Name == nil {
+				continue
+			}
+			if b.Properties == nil || b.Properties.LastModified == nil {
+				return &Error{Kind: Permanent, Op: opList, Location: loc,
+					Err: fmt.Errorf("blob %q listed without Last-Modified: an old challenge file cannot be told from a new one", truncateText(*b.Name, 200))}
+			}
+			l.ModTimes[*b.Name] = *b.Properties.LastModified
+			l.Through = max(l.Through, *b.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return Listing{}, err
+	}
+	return l, nil
 }
 
 // Azure error codes (x-ms-error-code) by class.
