@@ -1,10 +1,13 @@
 package destination
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
+
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 )
 
 // TestS3List: one ListObjectsV2 page of the prefix, with each object's
@@ -63,5 +66,49 @@ func TestS3ListDeniedNamesListBucket(t *testing.T) {
 	_, err := b.s3.List(t.Context(), s3Loc("own/"))
 	if e := requireError(t, err, Permanent); e.Permission != "s3:ListBucket" {
 		t.Fatalf("permission %q, want s3:ListBucket: %v", e.Permission, err)
+	}
+}
+
+// TestNewMuxLists: the readers NewMux builds for S3, GCS and Azure list;
+// a cloud whose reader could not be set up does not (its reads fail with
+// the reason, and the worker reads before each challenge).
+func TestNewMuxLists(t *testing.T) {
+	t.Parallel()
+	creds := awscreds.NewStaticCredentialsProvider(testKeyID, testSecret, "")
+	m, err := NewMux(t.Context(), Options{
+		S3:  S3Options{Credentials: creds},
+		GCS: GCSOptions{Endpoint: "http://127.0.0.1:1"}, // an emulator: set up without a request
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := m["gs"].(*GCS); ok {
+		t.Cleanup(func() { g.Close() })
+	}
+	for scheme, want := range map[string]bool{"s3": true, "gs": true, "azure": true, "file": false} {
+		if got := Lists(m, scheme); got != want {
+			t.Errorf("Lists(%s) = %v, want %v", scheme, got, want)
+		}
+	}
+
+	m, err = NewMux(t.Context(), Options{
+		S3:    S3Options{Credentials: creds},
+		GCS:   GCSOptions{Endpoint: "ftp://127.0.0.1"},       // not an http endpoint
+		Azure: AzureOptions{AccountName: "devstoreaccount1"}, // no key
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, scheme := range []string{"gs", "azure"} {
+		if _, ok := m[scheme].(unavailable); !ok {
+			t.Fatalf("%s reader is %T, want unavailable", scheme, m[scheme])
+		}
+		if Lists(m, scheme) {
+			t.Errorf("Lists(%s) = true for a reader that could not be set up", scheme)
+		}
+		_, err := m.List(t.Context(), Location{Scheme: scheme, Bucket: "b", Key: "own/"})
+		if e := requireError(t, err, Permanent); !errors.Is(e, ErrNoList) {
+			t.Errorf("List(%s) = %v, want ErrNoList", scheme, err)
+		}
 	}
 }
