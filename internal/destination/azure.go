@@ -33,12 +33,11 @@ import (
 // A Location is read (or written, or listed) with the first credential that
 // applies: its SAS when the SAS grants the operation (sp= has r to read, c
 // or w to write, l to list, or names no permissions: a stored access
-// policy) and has not
-// expired; else the shared key (AccountName and AccountKey, or
-// ConnectionString) when the location is in that account; else the token
-// credential (Credential or DefaultCredential). When storage refuses the SAS
-// (403: an IP restriction, a revoked or mistyped signature), a configured
-// credential that applies is tried once more.
+// policy) and has not expired; else the shared key (AccountName and
+// AccountKey, or ConnectionString) when the location is in that account;
+// else the token credential (Credential or DefaultCredential). When
+// storage refuses the SAS (403: an IP restriction, a revoked or mistyped
+// signature), a configured credential that applies is tried once more.
 type AzureOptions struct {
 	// Endpoint is the blob service URL of the one storage account that every
 	// location is read in, whatever account it names, such as
