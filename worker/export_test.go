@@ -92,3 +92,10 @@ func (h *handlers) ObserveLow(d time.Duration) { h.seen.observeLow(d) }
 // ObserveHigh records an observation's upper bound, as a poll that finds a
 // file on a store whose clock it measured does.
 func (h *handlers) ObserveHigh(d time.Duration) { h.seen.observeHigh(d) }
+
+// ScoutGap is the time from a scout's look, when it had waited that long,
+// to its next.
+func (h *handlers) ScoutGap(waited time.Duration) time.Duration { return h.scoutGap(waited) }
+
+// ScoutLooks is how many looks at scouts a worker runs itself.
+const ScoutLooks = scoutLooks

@@ -22,9 +22,10 @@ import (
 // asynq schedules in whole seconds, so a scout polled by its task alone
 // finds a file that appears after 1.1 s at about 2 s, and every first poll
 // waits for it. So the worker also runs the scout's poll task itself every
-// scoutLook (a quarter of PollInterval), for at most scoutLooks looks in
-// all: a scout whose file never comes costs a few reads, not 4 a second
-// for the whole batch.
+// scoutLook (a quarter of PollInterval), or a quarter of its wait once
+// that is longer (scoutGap), for at most scoutLooks looks in all: a scout
+// whose file never comes costs a few reads, not 4 a second for the whole
+// batch.
 //
 // asynq hands the scout's poll to any worker of the fleet, so the file may
 // be seen by another worker, and this one stay cold. So each worker shares
@@ -68,6 +69,15 @@ const scoutLooks = 16
 // scoutLook is how long after a scout's challenge or miss the worker runs
 // its poll task itself.
 func (h *handlers) scoutLook() time.Duration { return h.cfg.PollInterval / 4 }
+
+// scoutGap is the time from a scout's look, when it had waited that long
+// since its challenge, to its next: scoutLook, or a quarter of the wait
+// where that is longer. A look every scoutLook cost a scout 16 reads by
+// 4 s where files come after 5-10 s, and then it looked no more; a
+// quarter of the wait learns the delay to within a quarter of it.
+func (h *handlers) scoutGap(waited time.Duration) time.Duration {
+	return max(h.scoutLook(), waited/4)
+}
 
 type coldPoll struct {
 	queue, id   string
@@ -303,7 +313,7 @@ func (h *handlers) lookAtScout(r *run) {
 	}
 	c.looks++
 	who := holder(r)
-	h.runPollAfter(r.d, h.scoutLook(), func() bool {
+	h.runPollAfter(r.d, h.scoutGap(h.now().Sub(c.scoutAt)), func() bool {
 		if h.warmFromFleet() {
 			return false
 		}

@@ -628,3 +628,27 @@ func TestColdPollStandsTwice(t *testing.T) {
 		look(coldPoll, fmt.Sprintf("the cold poll at %s", at), want)
 	}
 }
+
+// TestScoutLooksGrowWithItsWait: a scout looks every quarter of
+// --poll-interval while young, then a quarter of its wait on: its looks
+// reach files after 5-10 s (a look every 250 ms spent them all by 4 s, and
+// the scout then waited out a long backoff), and learn a delay to within a
+// quarter of it.
+func TestScoutLooksGrowWithItsWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	withWaker(t, b, worker.HandlerConfig{PollInterval: time.Second})
+	for waited, want := range map[time.Duration]time.Duration{0: 250 * time.Millisecond, time.Second: 250 * time.Millisecond,
+		4 * time.Second: time.Second, 8 * time.Second: 2 * time.Second} {
+		if got := b.h.ScoutGap(waited); got != want {
+			t.Errorf("scout gap after %s = %s, want %s", waited, got, want)
+		}
+	}
+	var at time.Duration
+	for range worker.ScoutLooks {
+		at += b.h.ScoutGap(at)
+	}
+	if at < 10*time.Second {
+		t.Fatalf("the scout's %d looks end at %s, want past 10 s", worker.ScoutLooks, at)
+	}
+}
