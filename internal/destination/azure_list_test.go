@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,7 +24,7 @@ func TestAzureList(t *testing.T) {
 	t.Parallel()
 	b := setupAzure(t, AzureOptions{}) // no credential but the location's SAS
 	before := time.Now().Truncate(time.Second)
-	for _, k := range []string{"own/p1/ownership-challenge.txt", "own/p2/ownership-challenge.txt", "other/ownership-challenge.txt"} {
+	for _, k := range listedKeys {
 		b.write(t, k, []byte("token"))
 	}
 	sas := b.listSAS(t)
@@ -37,25 +36,7 @@ func TestAzureList(t *testing.T) {
 	if n := b.requests.Load(); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
-	var keys []string
-	for k, mod := range l.ModTimes {
-		keys = append(keys, k)
-		if mod.Before(before) || mod.After(time.Now()) {
-			t.Errorf("%s dated %v, written after %v", k, mod, before)
-		}
-	}
-	slices.Sort(keys)
-	if want := []string{"own/p1/ownership-challenge.txt", "own/p2/ownership-challenge.txt"}; !slices.Equal(keys, want) || !l.Complete {
-		t.Fatalf("listed %q (complete %v), want %q, complete", keys, l.Complete, want)
-	}
-	if l.Prefix != "own/" || l.Through != "own/p2/ownership-challenge.txt" {
-		t.Errorf("prefix %q through %q", l.Prefix, l.Through)
-	}
-	for key, want := range map[string]bool{"own/p3/ownership-challenge.txt": true, "other/ownership-challenge.txt": false} {
-		if got := l.Covers(key); got != want {
-			t.Errorf("Covers(%q) = %v, want %v", key, got, want)
-		}
-	}
+	checkOwnListed(t, l, before)
 	if got := b.observed.list(); fmt.Sprint(got) != "[list ok]" {
 		t.Errorf("observed %q, want [list ok]", got)
 	}
@@ -71,9 +52,7 @@ func TestAzureList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.ModTimes) != 3 || !l.Complete || !l.Covers("other/ownership-challenge.txt") {
-		t.Errorf("whole container: %+v", l)
-	}
+	checkAllListed(t, l)
 }
 
 // TestAzureListSASWithoutList: a SAS that does not grant list is not

@@ -10,21 +10,14 @@ import (
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 )
 
-// TestS3List: one ListObjectsV2 page of the prefix, with each object's
-// date, and what it covers.
-func TestS3List(t *testing.T) {
-	t.Parallel()
-	b := setupS3(t, s3Config{})
-	before := time.Now().Truncate(time.Second)
-	for _, k := range []string{"own/p1/ownership-challenge.txt", "own/p2/ownership-challenge.txt", "other/ownership-challenge.txt"} {
-		if err := b.s3.Write(t.Context(), s3Loc(k), []byte("token")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := b.s3.List(t.Context(), s3Loc("own/"))
-	if err != nil {
-		t.Fatal(err)
-	}
+// listedKeys are what the listing tests write: two under own/, one not.
+var listedKeys = []string{"own/p1/ownership-challenge.txt", "own/p2/ownership-challenge.txt", "other/ownership-challenge.txt"}
+
+// checkOwnListed checks l, a listing of own/ after listedKeys were written
+// from before on: the two under own/ with their dates, complete, and what
+// it covers.
+func checkOwnListed(t *testing.T, l Listing, before time.Time) {
+	t.Helper()
 	var keys []string
 	for k, mod := range l.ModTimes {
 		keys = append(keys, k)
@@ -33,14 +26,44 @@ func TestS3List(t *testing.T) {
 		}
 	}
 	slices.Sort(keys)
-	if want := []string{"own/p1/ownership-challenge.txt", "own/p2/ownership-challenge.txt"}; !slices.Equal(keys, want) || !l.Complete {
+	if want := listedKeys[:2]; !slices.Equal(keys, want) || !l.Complete {
 		t.Fatalf("listed %q (complete %v), want %q, complete", keys, l.Complete, want)
 	}
-	for key, want := range map[string]bool{"own/p3/ownership-challenge.txt": true, "other/ownership-challenge.txt": false} {
+	if l.Prefix != "own/" || l.Through != listedKeys[1] {
+		t.Errorf("prefix %q through %q", l.Prefix, l.Through)
+	}
+	for key, want := range map[string]bool{"own/p3/ownership-challenge.txt": true, listedKeys[2]: false} {
 		if got := l.Covers(key); got != want {
 			t.Errorf("Covers(%q) = %v, want %v", key, got, want)
 		}
 	}
+}
+
+// checkAllListed checks l, a listing of the empty prefix after listedKeys
+// were written: the whole bucket (or container).
+func checkAllListed(t *testing.T, l Listing) {
+	t.Helper()
+	if len(l.ModTimes) != len(listedKeys) || !l.Complete || !l.Covers(listedKeys[2]) {
+		t.Errorf("whole bucket: %+v", l)
+	}
+}
+
+// TestS3List: one ListObjectsV2 page of the prefix, with each object's
+// date, and what it covers.
+func TestS3List(t *testing.T) {
+	t.Parallel()
+	b := setupS3(t, s3Config{})
+	before := time.Now().Truncate(time.Second)
+	for _, k := range listedKeys {
+		if err := b.s3.Write(t.Context(), s3Loc(k), []byte("token")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := b.s3.List(t.Context(), s3Loc("own/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOwnListed(t, l, before)
 	if got := b.observed.list(); got[len(got)-1] != "list ok" {
 		t.Errorf("observed %q, want a list last", got)
 	}
