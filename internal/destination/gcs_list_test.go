@@ -78,14 +78,7 @@ func TestGCSListFirstPageOnly(t *testing.T) {
 		"own/p1/ownership-challenge.txt": time.Date(2026, 6, 1, 12, 0, 0, 250e6, time.UTC),
 		"own/p2/ownership-challenge.txt": time.Date(2026, 6, 1, 12, 0, 1, 0, time.UTC),
 	}
-	if len(l.ModTimes) != len(want) || l.Complete || l.Through != "own/p2/ownership-challenge.txt" {
-		t.Fatalf("listed %v through %q (complete %v), want %v through own/p2/ownership-challenge.txt, not complete", l.ModTimes, l.Through, l.Complete, want)
-	}
-	for k, mod := range want {
-		if !l.ModTimes[k].Equal(mod) {
-			t.Errorf("%s dated %v, want %v", k, l.ModTimes[k], mod)
-		}
-	}
+	checkFirstPage(t, l, want)
 	if !l.Covers("own/p1/x") || l.Covers("own/p3/ownership-challenge.txt") {
 		t.Error("the page covers what it does not reach, or not what it holds")
 	}

@@ -48,6 +48,20 @@ func checkAllListed(t *testing.T, l Listing) {
 	}
 }
 
+// checkFirstPage checks l, a page of own/ that says more follow, against
+// the objects the page held, through own/p2/ownership-challenge.txt.
+func checkFirstPage(t *testing.T, l Listing, want map[string]time.Time) {
+	t.Helper()
+	if len(l.ModTimes) != len(want) || l.Complete || l.Through != "own/p2/ownership-challenge.txt" {
+		t.Fatalf("listed %v through %q (complete %v), want %v through own/p2/ownership-challenge.txt, not complete", l.ModTimes, l.Through, l.Complete, want)
+	}
+	for k, mod := range want {
+		if !l.ModTimes[k].Equal(mod) {
+			t.Errorf("%s dated %v, want %v", k, l.ModTimes[k], mod)
+		}
+	}
+}
+
 // TestS3List: one ListObjectsV2 page of the prefix, with each object's
 // date, and what it covers.
 func TestS3List(t *testing.T) {
