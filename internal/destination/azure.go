@@ -73,7 +73,7 @@ type AzureOptions struct {
 	MaxAttempts int
 	// HTTPClient sends the requests. Default: the SDK's.
 	HTTPClient *http.Client
-	// Observe, when set, is called once per Read and once per Write with the
+	// Observe, when set, is called once per Read, Write, Delete and List with the
 	// operation and its Outcome. One call may cover several HTTP requests:
 	// the SDK's retries, and a configured credential tried after a refused
 	// SAS. Default: nil.

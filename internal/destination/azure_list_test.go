@@ -68,7 +68,7 @@ func TestAzureListSASWithoutList(t *testing.T) {
 	if want := "Blob list (sp=l in the SAS, or Storage Blob Data Reader)"; e.Permission != want {
 		t.Errorf("permission = %q, want %q", e.Permission, want)
 	}
-	want := "list azure://" + b.container + "/own/: access denied: the calling identity needs Blob list (sp=l in the SAS, or Storage Blob Data Reader) " +
+	want := "list azure://" + b.container + "/own/: access denied: the listing identity needs Blob list (sp=l in the SAS, or Storage Blob Data Reader) " +
 		"on container " + b.container + " of storage account devstoreaccount1: the SAS grants sp=r, without list (l), " +
 		"and no account key or Entra ID credential is configured for storage account devstoreaccount1"
 	if err.Error() != want {

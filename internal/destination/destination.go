@@ -278,6 +278,8 @@ func actor(op string) string {
 		return "writing"
 	case opDelete:
 		return "deleting"
+	case opList:
+		return "listing"
 	default:
 		return "calling"
 	}

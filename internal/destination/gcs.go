@@ -54,7 +54,7 @@ type GCSOptions struct {
 	// authentication this reader adds. Default: a client with
 	// http.DefaultTransport.
 	HTTPClient *http.Client
-	// Observe, when set, is called once per Read and once per Write with the
+	// Observe, when set, is called once per Read, Write, Delete and List with the
 	// operation and its Outcome. One call may cover up to MaxAttempts HTTP
 	// requests. Default: nil.
 	Observe ObserveFunc

@@ -119,7 +119,7 @@ func TestGCSListDeniedNamesObjectsList(t *testing.T) {
 	if e.Permission != "storage.objects.list" || e.Principal != "sa@p.iam.gserviceaccount.com" {
 		t.Fatalf("permission %q, principal %q, want storage.objects.list of sa@p.iam.gserviceaccount.com: %v", e.Permission, e.Principal, err)
 	}
-	if want := "list gs://" + testBucket + "/own/: access denied: the calling identity sa@p.iam.gserviceaccount.com needs storage.objects.list: HTTP 403 forbidden: " + msg; err.Error() != want {
+	if want := "list gs://" + testBucket + "/own/: access denied: the listing identity sa@p.iam.gserviceaccount.com needs storage.objects.list: HTTP 403 forbidden: " + msg; err.Error() != want {
 		t.Errorf("err = %q\nwant %q", err, want)
 	}
 	if n := b.requests.Load(); n != 1 {

@@ -67,7 +67,7 @@ type S3Options struct {
 	// connections beyond 10 and the next opened new ones, each a TCP and
 	// TLS handshake with AWS.
 	MaxIdleConnsPerHost int
-	// Observe, when set, is called once per Read and once per Write with the
+	// Observe, when set, is called once per Read, Write, Delete and List with the
 	// operation and its Outcome. One call may cover up to MaxAttempts HTTP
 	// requests (the SDK's own retries). Default: nil.
 	Observe ObserveFunc

@@ -278,7 +278,7 @@ func (l *Leases) Renew(ctx context.Context, loc, holder string) (held bool, wait
 // KEYS[4] -> logpush:loc:<id>:last, what the location held last
 // --
 // ARGV[1] -> the holder
-// ARGV[2] -> what the location held (a digest or Absent), "" for unknown
+// ARGV[2] -> what the location held (the caller's record, e.g. a digest or Absent), "" for unknown
 // ARGV[3] -> the record's TTL in ms
 //
 // Output:
