@@ -87,7 +87,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"outcome"}),
 		StorageRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "storage_requests_total",
-			Help: "Reads of challenge files by destination type and outcome (ok, not_found, stale, transient_error, denied, permanent_error).",
+			Help: "Reads of challenge files, and listings that stand for them, by destination type and outcome (ok, not_found, stale, transient_error, denied, permanent_error).",
 		}, []string{"type", "outcome"}),
 		BudgetWait: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "budget_wait_seconds",
