@@ -112,9 +112,14 @@ func (h *handlers) clockOf(loc destination.Location) (b clockBounds, measured bo
 
 // read reads loc, measuring its store's clock on the way.
 func (h *handlers) read(ctx context.Context, loc destination.Location, notBefore time.Time) (destination.Object, error) {
+	return h.reader.Read(h.clocked(ctx, loc), loc, notBefore)
+}
+
+// clocked returns ctx with what the storage of loc answers measuring its
+// clock (clocks): a read's responses, or a listing's.
+func (h *handlers) clocked(ctx context.Context, loc destination.Location) context.Context {
 	key := storeKey(loc)
-	ctx = destination.WithClock(ctx, func(s destination.ClockSample) { h.clocks.add(key, s) })
-	return h.reader.Read(ctx, loc, notBefore)
+	return destination.WithClock(ctx, func(s destination.ClockSample) { h.clocks.add(key, s) })
 }
 
 // misses remembers, per challenge, when this worker last looked for its

@@ -148,16 +148,12 @@ func (h *handlers) fromListing(ctx context.Context, r *run, record string, loc d
 		return "", false
 	}
 	if list {
-		lister, _ := h.reader.(destination.Lister)
-		if lister == nil {
-			return "", false
-		}
+		lister := h.reader.(destination.Lister) // Lists said so
 		ploc := loc
 		ploc.Key = prefix
 		v, err, _ := h.lists.flight.Do(g+"\x00"+prefix, func() (any, error) {
 			at := h.now()
-			lctx := destination.WithClock(ctx, func(s destination.ClockSample) { h.clocks.add(storeKey(loc), s) })
-			l, err := lister.List(lctx, ploc)
+			l, err := lister.List(h.clocked(ctx, loc), ploc)
 			h.storage(r.conf.Type, err)
 			if err != nil {
 				r.log.Info("bucket not listed: its paths are read before their challenges", "prefix", r.clean(ploc.String()), "err", r.clean(err.Error()))
