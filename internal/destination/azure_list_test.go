@@ -64,19 +64,10 @@ func TestAzureListSASWithoutList(t *testing.T) {
 	b.write(t, "own/p1/ownership-challenge.txt", []byte("token"))
 	readOnly := b.readSAS(t)
 	_, err := b.reader.List(t.Context(), b.loc("own/", readOnly))
-	e := requireError(t, err, Permanent)
-	if want := "Blob list (sp=l in the SAS, or Storage Blob Data Reader)"; e.Permission != want {
-		t.Errorf("permission = %q, want %q", e.Permission, want)
-	}
-	want := "list azure://" + b.container + "/own/: access denied: the listing identity needs Blob list (sp=l in the SAS, or Storage Blob Data Reader) " +
-		"on container " + b.container + " of storage account devstoreaccount1: the SAS grants sp=r, without list (l), " +
-		"and no account key or Entra ID credential is configured for storage account devstoreaccount1"
-	if err.Error() != want {
-		t.Errorf("err = %q\nwant %q", err, want)
-	}
-	if n := b.requests.Load(); n != 0 {
-		t.Errorf("%d requests with a SAS that cannot list, want 0", n)
-	}
+	b.checkSASWithout(t, err, "Blob list (sp=l in the SAS, or Storage Blob Data Reader)",
+		"list azure://"+b.container+"/own/: access denied: the listing identity needs Blob list (sp=l in the SAS, or Storage Blob Data Reader) "+
+			"on container "+b.container+" of storage account devstoreaccount1: the SAS grants sp=r, without list (l), "+
+			"and no account key or Entra ID credential is configured for storage account devstoreaccount1")
 	assertNoAzureSecrets(t, err, readOnly)
 	if got := b.observed.list(); fmt.Sprint(got) != "[list denied]" {
 		t.Errorf("observed %q, want [list denied]", got)

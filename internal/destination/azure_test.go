@@ -243,6 +243,23 @@ func TestAzureReadWithSharedKey(t *testing.T) {
 	}
 }
 
+// checkSASWithout checks err, of an operation whose SAS does not grant it
+// and with no other credential configured: Permanent, naming permission,
+// saying want, and made without a request.
+func (b *azureBundle) checkSASWithout(t *testing.T, err error, permission, want string) {
+	t.Helper()
+	e := requireError(t, err, Permanent)
+	if e.Permission != permission {
+		t.Errorf("permission = %q, want %q", e.Permission, permission)
+	}
+	if err.Error() != want {
+		t.Errorf("err = %q\nwant %q", err, want)
+	}
+	if n := b.requests.Load(); n != 0 {
+		t.Errorf("%d requests with a SAS that does not grant the operation, want 0", n)
+	}
+}
+
 func TestAzureReadSASWithoutRead(t *testing.T) {
 	t.Parallel()
 	b := setupAzure(t, AzureOptions{})
@@ -250,19 +267,10 @@ func TestAzureReadSASWithoutRead(t *testing.T) {
 	// What Cloudflare needs: create and write, no read.
 	writeOnly := b.sas(t, sas.ContainerPermissions{Create: true, Write: true}, time.Now().Add(time.Hour))
 	_, err := b.reader.Read(t.Context(), b.loc("k", writeOnly), time.Time{})
-	e := requireError(t, err, Permanent)
-	if want := "Blob read (sp=r in the SAS, or Storage Blob Data Reader)"; e.Permission != want {
-		t.Errorf("permission = %q, want %q", e.Permission, want)
-	}
-	want := "read azure://" + b.container + "/k: access denied: the reading identity needs Blob read (sp=r in the SAS, or Storage Blob Data Reader) " +
-		"on container " + b.container + " of storage account devstoreaccount1: the SAS grants sp=cw, without read (r), " +
-		"and no account key or Entra ID credential is configured for storage account devstoreaccount1"
-	if err.Error() != want {
-		t.Errorf("err = %q\nwant %q", err, want)
-	}
-	if n := b.requests.Load(); n != 0 {
-		t.Errorf("%d requests with a SAS that cannot read, want 0", n)
-	}
+	b.checkSASWithout(t, err, "Blob read (sp=r in the SAS, or Storage Blob Data Reader)",
+		"read azure://"+b.container+"/k: access denied: the reading identity needs Blob read (sp=r in the SAS, or Storage Blob Data Reader) "+
+			"on container "+b.container+" of storage account devstoreaccount1: the SAS grants sp=cw, without read (r), "+
+			"and no account key or Entra ID credential is configured for storage account devstoreaccount1")
 
 	// With the account key configured, the key reads.
 	r := b.newReader(t, AzureOptions{AccountName: azuriteAccount, AccountKey: azuriteKey})
