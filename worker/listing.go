@@ -11,6 +11,7 @@ import (
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/location"
+	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
 // Where the file's date cannot tell a new file from one already there
@@ -34,10 +35,31 @@ import (
 // fails (no s3:ListBucket: reads do not need it) or fills its page before
 // the key is not listed again for listOff: its paths are read, as without
 // listings.
+//
+// Polls use listings too (pollListed): where files take seconds, the polls
+// of a bucket's challenges miss a few times each, a read per look, and one
+// listing stands for the looks of every poll there while it is recent
+// enough, and wakes those whose files it shows.
 
 // listOff is how long a bucket is not listed after a listing failed or did
 // not reach the key it was for.
 const listOff = 5 * time.Minute
+
+// A listing pays for itself when it stands for the looks of polls: where
+// files come within a second or two, most polls that use it find their
+// files in it, and read them anyway. So a poll asks for a listing only
+// where the last one polls asked for stood for as many looks as found new
+// files in it, or was asked over listRetry ago.
+const listRetry = 5 * time.Second
+
+// listBurst is how close together polls of a bucket come in one burst (a
+// warm-up, a listing's wake-ups): a poll that another's read began within
+// it lists, as after another's miss.
+const listBurst = 100 * time.Millisecond
+
+// listKept is the oldest listing a poll stands on: one that waited 16 s
+// or more.
+const listKept = 4 * time.Second
 
 // listGroupsKept bounds the buckets remembered.
 const listGroupsKept = 4096
@@ -54,7 +76,21 @@ type listGroup struct {
 	// last is the key of the last read before a challenge, at lastAt.
 	last   string
 	lastAt time.Time
-	// have are the listings of the last ClockSkew, by when they were asked.
+	// missed is the key of the last poll that missed its file, at
+	// missedAt (see pollListed).
+	missed   string
+	missedAt time.Time
+	// reading is the key of the last poll that read, from readingAt.
+	reading   string
+	readingAt time.Time
+	// waiting are the polls that missed their files, by key: a listing
+	// that shows a new file there wakes its poll.
+	waiting map[string]waitingPoll
+	// polled is when the last listing a poll asked for was asked; of the
+	// looks that used it, stood found no file there, fresh a new one.
+	polled       time.Time
+	stood, fresh int
+	// have are the listings of the last listKept, by when they were asked.
 	have []listed
 	// offUntil: no listing before then.
 	offUntil time.Time
@@ -64,6 +100,18 @@ type listed struct {
 	at time.Time
 	l  destination.Listing
 }
+
+// waitingPoll is a poll that missed its file: d's, for a file dated from
+// notBefore on, other than the one dated seen it found (zero: none), until
+// its deadline.
+type waitingPoll struct {
+	d               tasks.Dest
+	notBefore, seen time.Time
+	until           time.Time
+}
+
+// waitingKept bounds the polls a bucket keeps to wake.
+const waitingKept = 4096
 
 // listGroupKey names loc's bucket as read by its identity.
 func listGroupKey(loc destination.Location) string {
@@ -86,6 +134,34 @@ func sharedDir(a, b string) string {
 func (ls *listings) note(g, key string, now time.Time, fresh time.Duration) (l destination.Listing, found bool, prefix string, list bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	st := ls.group(g)
+	last, lastAt := st.last, st.lastAt
+	st.last, st.lastAt = key, now
+	st.prune(now)
+	for _, h := range st.have {
+		if now.Sub(h.at) < fresh && h.l.Covers(key) {
+			l, found = h.l, true
+		}
+	}
+	if found || now.Before(st.offUntil) || last == "" || last == key || now.Sub(lastAt) > fresh {
+		return l, found, "", false
+	}
+	return l, false, sharedDir(last, key), true
+}
+
+// prune drops the listings older than listKept.
+func (st *listGroup) prune(now time.Time) {
+	kept := st.have[:0]
+	for _, h := range st.have {
+		if now.Sub(h.at) < listKept {
+			kept = append(kept, h)
+		}
+	}
+	st.have = kept
+}
+
+// group returns group g, new if need be. ls.mu is held.
+func (ls *listings) group(g string) *listGroup {
 	if ls.groups == nil || len(ls.groups) >= listGroupsKept {
 		ls.groups = make(map[string]*listGroup)
 	}
@@ -94,22 +170,7 @@ func (ls *listings) note(g, key string, now time.Time, fresh time.Duration) (l d
 		st = &listGroup{}
 		ls.groups[g] = st
 	}
-	last, lastAt := st.last, st.lastAt
-	st.last, st.lastAt = key, now
-	kept := st.have[:0]
-	for _, h := range st.have {
-		if now.Sub(h.at) < fresh {
-			kept = append(kept, h)
-			if h.l.Covers(key) {
-				l, found = h.l, true
-			}
-		}
-	}
-	st.have = kept
-	if found || now.Before(st.offUntil) || last == "" || last == key || now.Sub(lastAt) > fresh {
-		return l, found, "", false
-	}
-	return l, false, sharedDir(last, key), true
+	return st
 }
 
 // keep adds a listing asked at at to group g; a failed one (err), or one
@@ -126,6 +187,106 @@ func (ls *listings) keep(g, key string, at time.Time, l destination.Listing, err
 	}
 	if err == nil {
 		st.have = append(st.have, listed{at: at, l: l})
+	}
+}
+
+// shown takes from group g's waiting polls those that listing l, asked at
+// at, shows a new file for, and drops those past their deadline.
+func (ls *listings) shown(g string, at time.Time, l destination.Listing) (wake []tasks.Dest) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	st := ls.groups[g]
+	if st == nil {
+		return nil
+	}
+	for key, w := range st.waiting {
+		if !w.until.After(at) {
+			delete(st.waiting, key)
+			continue
+		}
+		if mod, there := l.ModTimes[key]; there && !mod.Before(w.notBefore) && !mod.Equal(w.seen) {
+			delete(st.waiting, key)
+			wake = append(wake, w.d)
+		}
+	}
+	return wake
+}
+
+// found forgets the poll of key in group g, which found its file.
+func (ls *listings) found(g, key string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if st := ls.groups[g]; st != nil {
+		delete(st.waiting, key)
+	}
+}
+
+// missedPoll records that the poll of key in group g missed its file at
+// at, and waits for a listing to show it (w).
+func (ls *listings) missedPoll(g, key string, at time.Time, w waitingPoll) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	st := ls.group(g)
+	st.missed, st.missedAt = key, at
+	if st.waiting == nil {
+		st.waiting = make(map[string]waitingPoll)
+	}
+	if _, ok := st.waiting[key]; ok || len(st.waiting) < waitingKept {
+		st.waiting[key] = w
+	}
+}
+
+// forPoll returns a listing of group g asked since the challenge of key
+// (after) and within age of now that covers key (found), or the prefix to
+// list (list) when the group's last poll to miss was of another key within
+// fresh, or its last to read began within listBurst; both zero: read.
+func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time.Duration) (l destination.Listing, at time.Time, found bool, prefix string, list bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	st := ls.group(g)
+	st.prune(now)
+	for _, h := range st.have {
+		if !h.at.Before(after) && now.Sub(h.at) < age && h.l.Covers(key) && h.at.After(at) {
+			l, at, found = h.l, h.at, true
+		}
+	}
+	if found {
+		return l, at, true, "", false
+	}
+	other := ""
+	switch {
+	case now.Before(st.offUntil), st.fresh > st.stood && now.Sub(st.polled) < listRetry:
+	case st.missed != "" && st.missed != key && now.Sub(st.missedAt) <= fresh:
+		other = st.missed
+	case st.reading != "" && st.reading != key && now.Sub(st.readingAt) <= listBurst:
+		other = st.reading
+	}
+	if other == "" {
+		st.reading, st.readingAt = key, now
+		return l, at, false, "", false
+	}
+	return l, at, false, sharedDir(other, key), true
+}
+
+// pollUsed records that a poll of group g used the listing asked at at
+// (asked: the poll asked for it), and whether its look stood on it or
+// found a new file there.
+func (ls *listings) pollUsed(g string, at time.Time, asked, stood bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	st := ls.groups[g]
+	if st == nil {
+		return
+	}
+	if asked && at.After(st.polled) {
+		st.polled, st.stood, st.fresh = at, 0, 0
+	}
+	switch {
+	case !at.Equal(st.polled):
+	case stood:
+		st.stood++
+	default:
+		st.fresh++
 	}
 }
 
@@ -148,23 +309,10 @@ func (h *handlers) fromListing(ctx context.Context, r *run, record string, loc d
 		return "", false
 	}
 	if list {
-		lister := h.reader.(destination.Lister) // Lists said so
-		ploc := loc
-		ploc.Key = prefix
-		v, err, _ := h.lists.flight.Do(g+"\x00"+prefix, func() (any, error) {
-			at := h.now()
-			l, err := lister.List(h.clocked(ctx, loc), ploc)
-			h.storage(r.conf.Type, err)
-			if err != nil {
-				r.log.Info("bucket not listed: its paths are read before their challenges", "prefix", r.clean(ploc.String()), "err", r.clean(err.Error()))
-			}
-			h.lists.keep(g, loc.Key, at, l, err)
-			return listed{at: at, l: l}, err
-		})
+		got, err := h.list(ctx, r, g, loc, prefix)
 		if err != nil {
 			return "", false
 		}
-		got := v.(listed)
 		if l = got.l; !l.Covers(loc.Key) || h.now().Sub(got.at) >= fresh {
 			return "", false
 		}
@@ -174,6 +322,82 @@ func (h *handlers) fromListing(ctx context.Context, r *run, record string, loc d
 		return "", false // recent: its digest tells it from the challenge's
 	}
 	return location.Absent, true
+}
+
+// list lists prefix in loc's bucket, group g, for r, one listing at a
+// time per prefix, and wakes the polls it shows files for.
+func (h *handlers) list(ctx context.Context, r *run, g string, loc destination.Location, prefix string) (listed, error) {
+	lister := h.reader.(destination.Lister) // Lists said so
+	ploc := loc
+	ploc.Key = prefix
+	v, err, _ := h.lists.flight.Do(g+"\x00"+prefix, func() (any, error) {
+		at := h.now()
+		l, err := lister.List(h.clocked(ctx, loc), ploc)
+		h.storage(r.conf.Type, err)
+		if err != nil {
+			r.log.Info("bucket not listed: its paths are read one by one", "prefix", r.clean(ploc.String()), "err", r.clean(err.Error()))
+		}
+		h.lists.keep(g, loc.Key, at, l, err)
+		if err == nil && h.leases.waker != nil {
+			for _, d := range h.lists.shown(g, at, l) {
+				h.runPollAfter(d, 0, nil)
+			}
+		}
+		return listed{at: at, l: l}, err
+	})
+	if err != nil {
+		return listed{}, err
+	}
+	return v.(listed), nil
+}
+
+// pollListed says whether a listing stands for the look of r's poll at
+// loc for a file dated from notBefore on, of the challenge requested at
+// requestedAt, which has waited since: a miss (at, when listed) where the
+// listing shows no such file. Where files take seconds, the polls of a
+// bucket's challenges miss a few times each, a read per look: once a poll
+// of another path missed within ClockSkew (or began to read within
+// listBurst), one listing of the prefix the two share stands for the looks
+// of every poll there while it is no older than a quarter of their wait
+// (a look that much earlier; at most listKept), and wakes the polls that
+// missed before for the new files it shows. A listing is a read of every
+// path at once: no file it shows absent or too old could have been taken
+// then; a new one is read. Where the polls that used the last listing
+// found more files in it than not, polls read for listRetry. Not on a
+// contended path, whose polls wait for a previous holder's file to be
+// replaced, nor where the bucket does not list.
+func (h *handlers) pollListed(ctx context.Context, r *run, loc destination.Location, requestedAt, notBefore time.Time, waited time.Duration) (at time.Time, absent, ok bool) {
+	if r.contended || !destination.Lists(h.reader, loc.Scheme) {
+		return at, false, false
+	}
+	g := listGroupKey(loc)
+	fresh := h.cfg.ClockSkew - skipMargin
+	age := min(max(h.scoutLook(), waited/4), listKept)
+	l, at, found, prefix, list := h.lists.forPoll(g, loc.Key, requestedAt, h.now(), age, fresh)
+	if !found && !list {
+		return at, false, false
+	}
+	if list {
+		got, err := h.list(ctx, r, g, loc, prefix)
+		if err != nil || !got.l.Covers(loc.Key) || got.at.Before(requestedAt) {
+			return at, false, false
+		}
+		l, at = got.l, got.at
+	}
+	mod, there := l.ModTimes[loc.Key]
+	stood := !there || mod.Before(notBefore) // else a new file: read it
+	h.lists.pollUsed(g, at, list, stood)
+	return at, !there, stood
+}
+
+// missedPoll keeps r's poll, which just missed its file at loc (dated
+// from notBefore on; seen: the date of the one there, zero for none), to
+// be woken by a listing that shows it (see pollListed).
+func (h *handlers) missedPoll(r *run, loc destination.Location, notBefore, seen, deadline time.Time) {
+	if r.contended || !destination.Lists(h.reader, loc.Scheme) {
+		return
+	}
+	h.lists.missedPoll(listGroupKey(loc), loc.Key, h.now(), waitingPoll{d: r.d, notBefore: notBefore, seen: seen, until: deadline})
 }
 
 // priorHere says whether an earlier run challenged at r's path: its write

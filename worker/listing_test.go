@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/logpush-onboard/logpush-onboard/internal/cloudflare"
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
 	"github.com/logpush-onboard/logpush-onboard/internal/ledger"
@@ -65,6 +67,8 @@ type listBundle struct {
 	api   *fakeAPI
 	rd    *listingReader
 	clock *fakeClock
+	enq   *fakeEnqueuer
+	waker *fakeWaker
 }
 
 func setupListing(t *testing.T) *listBundle {
@@ -74,10 +78,10 @@ func setupListing(t *testing.T) *listBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &listBundle{api: &fakeAPI{}, rd: &listingReader{fakeReader: &fakeReader{objs: map[string]destination.Object{}}},
-		clock: newFakeClock()}
+	lb := &listBundle{api: &fakeAPI{token: jwt(time.Now())}, rd: &listingReader{fakeReader: &fakeReader{objs: map[string]destination.Object{}}},
+		clock: newFakeClock(), enq: &fakeEnqueuer{}, waker: &fakeWaker{}}
 	lb.h = worker.NewHandlers(worker.Deps{API: lb.api, Reader: lb.rd, Store: ledger.NewStore(rdb, ledger.Config{}),
-		Enqueue: &fakeEnqueuer{}, Metrics: newMetrics(t), Leases: leases, Waker: &fakeWaker{}, Now: lb.clock.Now,
+		Enqueue: lb.enq, Metrics: newMetrics(t), Leases: leases, Waker: lb.waker, Now: lb.clock.Now,
 		Sleep: func(_ context.Context, d time.Duration) error { lb.clock.Advance(d); return nil }}, worker.HandlerConfig{})
 	return lb
 }
@@ -183,4 +187,117 @@ func TestListingOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pollsOn challenges a destination on each path under bucket/own/, 100 ms
+// apart, after a cold worker's scout in a bucket of its own (its looks run
+// on timers, and wake only its own poll), and returns a look: it runs the
+// i-th path's poll task and checks its reads and listings; and the scout's
+// poll task id.
+func (lb *listBundle) pollsOn(t *testing.T, paths ...string) (look func(i, wantReads, wantLists int) error, scoutPoll string) {
+	t.Helper()
+	scout := own(9, "scout")
+	scout.DestinationConf = "s3://scouts/x?region=us-east-1"
+	lb.challenge(t, scout)
+	lb.enq.take(t, tasks.TypePoll)
+	var polls []*asynq.Task
+	for i, p := range paths {
+		lb.clock.Advance(100 * time.Millisecond)
+		lb.api.filename = "own/" + p + "/ownership-challenge.txt"
+		lb.challenge(t, own(i, p))
+		polls = append(polls, lb.enq.take(t, tasks.TypePoll))
+	}
+	look = func(i, wantReads, wantLists int) error {
+		t.Helper()
+		r0, l0 := lb.rd.counts()
+		err := lb.h.Poll(context.Background(), polls[i])
+		if r1, l1 := lb.rd.counts(); r1-r0 != wantReads || l1-l0 != wantLists {
+			t.Fatalf("poll of own/%s: %d reads and %d listings, want %d and %d", paths[i], r1-r0, l1-l0, wantReads, wantLists)
+		}
+		return err
+	}
+	return look, tasks.PollTaskID(scout)
+}
+
+// TestListingStandsForPolls: where the polls of a bucket's challenges miss
+// their files, a poll due within ClockSkew of another path's miss lists
+// the prefix the two share, and the listing stands for the looks of every
+// poll there while it is no older than a quarter of their wait: a file it
+// shows absent is a miss without a read. A later listing that shows new
+// files wakes the polls that missed them, and only those.
+func TestListingStandsForPolls(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	paths := []string{"p0", "p1", "p2", "p3"}
+	look, scoutPoll := lb.pollsOn(t, paths...)
+	miss := func(i, wantReads, wantLists int) {
+		t.Helper()
+		var s *worker.SnoozeError
+		if err := look(i, wantReads, wantLists); !errors.As(err, &s) {
+			t.Fatalf("poll of own/%s: %v, want a snooze", paths[i], err)
+		}
+	}
+	lb.clock.Advance(2 * time.Second)
+	miss(0, 1, 0) // the first miss: read
+	lb.clock.Advance(100 * time.Millisecond)
+	miss(1, 0, 1) // within ClockSkew of another path's miss: list own/
+	lb.clock.Advance(100 * time.Millisecond)
+	miss(2, 0, 0) // listed: no file yet
+	for _, p := range []string{"p0", "p3"} {
+		lb.rd.put("bucket/own/"+p+"/ownership-challenge.txt", lb.api.token, lb.clock.Now())
+	}
+	lb.clock.Advance(100 * time.Millisecond)
+	miss(3, 0, 0) // the listing is from before its file
+	lb.clock.Advance(800 * time.Millisecond)
+	miss(2, 0, 1) // the listing is older than a quarter of the wait: list again; no file yet
+	woken := func() (ids []string) {
+		for _, id := range lb.waker.ids() {
+			if id != scoutPoll {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	want := []string{tasks.PollTaskID(own(0, "p0")), tasks.PollTaskID(own(3, "p3"))}
+	slices.Sort(want)
+	for end := time.Now().Add(hangAfter); !slices.Equal(woken(), want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("woken %v, want the polls of own/p0 and own/p3 %v", woken(), want)
+		}
+	}
+	if err := look(0, 1, 0); err != nil {
+		t.Fatalf("poll of own/p0 after its file was listed: %v", err)
+	}
+	if lb.api.validateCalls() != 1 {
+		t.Fatalf("%d validations, want own/p0's", lb.api.validateCalls())
+	}
+}
+
+// TestListingForPollsWhereItStands: where the polls that used a bucket's
+// last listing found their files in it more often than not (files come
+// fast), the next poll after another path's miss reads rather than lists,
+// for listRetry.
+func TestListingForPollsWhereItStands(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	paths := []string{"p0", "p1", "p2", "p3"}
+	look, _ := lb.pollsOn(t, paths...)
+	for _, p := range []string{"p1", "p2"} {
+		lb.rd.put("bucket/own/"+p+"/ownership-challenge.txt", lb.api.token, lb.clock.Now())
+	}
+	lb.clock.Advance(2 * time.Second)
+	step := func(i, wantReads, wantLists int) {
+		t.Helper()
+		_ = look(i, wantReads, wantLists)
+		lb.clock.Advance(100 * time.Millisecond)
+	}
+	step(0, 1, 0) // a miss
+	step(1, 1, 1) // lists after p0's miss: its file is there, read
+	step(2, 1, 0) // the listing shows its file: read
+	lb.clock.Advance(600 * time.Millisecond)
+	step(3, 1, 0) // after p0's miss, but listings lately showed files: read
+	lb.clock.Advance(5 * time.Second)
+	step(0, 1, 0) // the last miss, p3's, is too old: read
+	step(3, 0, 1) // after p0's miss, the last listing long ago: list
 }

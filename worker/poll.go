@@ -61,8 +61,20 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	// denied, unreadable): the poll that finds the file releases it with
 	// the outcome, and reading it needs no lease.
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
+	notBefore := h.notBefore(loc, requestedAt)
+	if at, absent, ok := h.pollListed(ctx, r, loc, requestedAt, notBefore, h.now().Sub(requestedAt)); ok {
+		// A listing since the challenge shows no file of its: a miss
+		// then, without a read.
+		r.seenAt = at
+		if absent {
+			r.seen = location.Absent
+		}
+		h.misses.note(ck, at)
+		h.missedPoll(r, loc, notBefore, time.Time{}, p.Deadline)
+		return h.notYet(ctx, r, p, polls, errNotListed)
+	}
 	r.seenAt = h.now()
-	obj, err := h.read(ctx, loc, h.notBefore(loc, requestedAt))
+	obj, err := h.read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
 		h.storage(r.conf.Type, err)
@@ -70,6 +82,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 			r.seen = location.Absent
 		}
 		h.misses.note(ck, r.seenAt)
+		h.missedPoll(r, loc, notBefore, time.Time{}, p.Deadline)
 		return h.notYet(ctx, r, p, polls, err)
 	case err != nil:
 		h.storage(r.conf.Type, err)
@@ -83,11 +96,13 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	}
 	h.storage(r.conf.Type, nil)
 	h.denials.forget(loc)
+	h.lists.found(listGroupKey(loc), loc.Key)
 	r.seen = digest(obj.Body)
 	if r.seen == p.Before {
 		// The file that was there before the challenge: ours is not
 		// written yet.
 		h.misses.note(ck, r.seenAt)
+		h.missedPoll(r, loc, notBefore, obj.ModTime, p.Deadline)
 		return h.notYet(ctx, r, p, polls, errUnchanged)
 	}
 	clock, measured := h.clockOf(loc)

@@ -8,6 +8,9 @@ var (
 	// errUnchanged: the challenge file is the one the location held before
 	// this challenge (another destination's, on a shared path).
 	errUnchanged = errors.New("challenge file unchanged since before the challenge")
+	// errNotListed: a listing of the bucket since the challenge shows no
+	// file of its yet (pollListed).
+	errNotListed = errors.New("challenge file not in a listing of the bucket since the challenge")
 	// errUndated: the path was not read before the challenge (skipRead),
 	// and the file found is dated too early to be told from one written
 	// before it.
