@@ -237,10 +237,11 @@ func (ls *listings) missedPoll(g, key string, at time.Time, w waitingPoll) {
 }
 
 // forPoll returns a listing of group g asked since the challenge of key
-// (after) and within age of now that covers key (found), or the prefix to
-// list (list) when the group's last poll to miss was of another key within
-// fresh, or its last to read began within listBurst; both zero: read.
-func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time.Duration) (l destination.Listing, at time.Time, found bool, prefix string, list bool) {
+// (after) and within age of now that covers key (found), or, where it
+// may, the prefix to list (list) when the group's last poll to miss was of
+// another key within fresh, or its last to read began within listBurst;
+// both zero: read.
+func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time.Duration, mayList bool) (l destination.Listing, at time.Time, found bool, prefix string, list bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	st := ls.group(g)
@@ -255,7 +256,7 @@ func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time
 	}
 	other := ""
 	switch {
-	case now.Before(st.offUntil), st.fresh > st.stood && now.Sub(st.polled) < listRetry:
+	case !mayList, now.Before(st.offUntil), st.fresh > st.stood && now.Sub(st.polled) < listRetry:
 	case st.missed != "" && st.missed != key && now.Sub(st.missedAt) <= fresh:
 		other = st.missed
 	case st.reading != "" && st.reading != key && now.Sub(st.readingAt) <= listBurst:
@@ -363,7 +364,10 @@ func (h *handlers) list(ctx context.Context, r *run, g string, loc destination.L
 // missed before for the new files it shows. A listing is a read of every
 // path at once: no file it shows absent or too old could have been taken
 // then; a new one is read. Where the polls that used the last listing
-// found more files in it than not, polls read for listRetry. Not on a
+// found more files in it than not, polls read for listRetry. A poll that
+// waited less than ClockSkew does not ask for one: a listing that young
+// stands for the looks of scoutLook, few, and where files come that fast
+// most polls that miss find their files at their next look. Not on a
 // contended path, whose polls wait for a previous holder's file to be
 // replaced, nor where the bucket does not list.
 func (h *handlers) pollListed(ctx context.Context, r *run, loc destination.Location, requestedAt, notBefore time.Time, waited time.Duration) (at time.Time, absent, ok bool) {
@@ -373,7 +377,7 @@ func (h *handlers) pollListed(ctx context.Context, r *run, loc destination.Locat
 	g := listGroupKey(loc)
 	fresh := h.cfg.ClockSkew - skipMargin
 	age := min(max(h.scoutLook(), waited/4), listKept)
-	l, at, found, prefix, list := h.lists.forPoll(g, loc.Key, requestedAt, h.now(), age, fresh)
+	l, at, found, prefix, list := h.lists.forPoll(g, loc.Key, requestedAt, h.now(), age, fresh, waited >= h.cfg.ClockSkew)
 	if !found && !list {
 		return at, false, false
 	}

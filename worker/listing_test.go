@@ -301,3 +301,19 @@ func TestListingForPollsWhereItStands(t *testing.T) {
 	step(0, 1, 0) // the last miss, p3's, is too old: read
 	step(3, 0, 1) // after p0's miss, the last listing long ago: list
 }
+
+// TestListingNotForYoungPolls: a poll that has waited less than ClockSkew
+// reads rather than lists after another path's miss: a listing that young
+// stands for a quarter second of looks, and files that fast are mostly
+// there at the next look.
+func TestListingNotForYoungPolls(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	look, _ := lb.pollsOn(t, "p0", "p1")
+	lb.clock.Advance(800 * time.Millisecond)
+	_ = look(0, 1, 0) // waited 0.9 s: a miss
+	lb.clock.Advance(50 * time.Millisecond)
+	_ = look(1, 1, 0) // waited 0.85 s, after p0's miss: read
+	lb.clock.Advance(200 * time.Millisecond)
+	_ = look(0, 0, 1) // waited 1.15 s, after p1's miss: list
+}
