@@ -45,12 +45,15 @@ import (
 // not reach the key it was for.
 const listOff = 5 * time.Minute
 
-// A listing pays for itself when it stands for the looks of polls: where
-// files come within a second or two, most polls that use it find their
-// files in it, and read them anyway. So a poll asks for a listing only
-// where the last one polls asked for stood for as many looks as found new
-// files in it, or was asked over listRetry ago.
-const listRetry = 5 * time.Second
+// A listing pays for itself when it stands for the looks of two polls or
+// more (one is a read for a read): where files come within a second or
+// two, most polls that use it find their files in it, and read them
+// anyway. So a poll asks for a listing only where the last one polls asked
+// for stood for listYield looks, or was asked over listRetry ago.
+const (
+	listYield = 2
+	listRetry = 5 * time.Second
+)
 
 // listBurst is how close together polls of a bucket come in one burst (a
 // warm-up, a listing's wake-ups): a poll that another's read began within
@@ -86,10 +89,10 @@ type listGroup struct {
 	// waiting are the polls that missed their files, by key: a listing
 	// that shows a new file there wakes its poll.
 	waiting map[string]waitingPoll
-	// polled is when the last listing a poll asked for was asked; of the
-	// looks that used it, stood found no file there, fresh a new one.
-	polled       time.Time
-	stood, fresh int
+	// polled is when the last listing a poll asked for was asked, stood
+	// how many looks stood on it.
+	polled time.Time
+	stood  int
 	// have are the listings of the last listKept, by when they were asked.
 	have []listed
 	// offUntil: no listing before then.
@@ -256,7 +259,7 @@ func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time
 	}
 	other := ""
 	switch {
-	case !mayList, now.Before(st.offUntil), st.fresh > st.stood && now.Sub(st.polled) < listRetry:
+	case !mayList, now.Before(st.offUntil), st.stood < listYield && now.Sub(st.polled) < listRetry:
 	case st.missed != "" && st.missed != key && now.Sub(st.missedAt) <= fresh:
 		other = st.missed
 	case st.reading != "" && st.reading != key && now.Sub(st.readingAt) <= listBurst:
@@ -270,8 +273,7 @@ func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time
 }
 
 // pollUsed records that a poll of group g used the listing asked at at
-// (asked: the poll asked for it), and whether its look stood on it or
-// found a new file there.
+// (asked: the poll asked for it), and whether its look stood on it.
 func (ls *listings) pollUsed(g string, at time.Time, asked, stood bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -280,14 +282,10 @@ func (ls *listings) pollUsed(g string, at time.Time, asked, stood bool) {
 		return
 	}
 	if asked && at.After(st.polled) {
-		st.polled, st.stood, st.fresh = at, 0, 0
+		st.polled, st.stood = at, 0
 	}
-	switch {
-	case !at.Equal(st.polled):
-	case stood:
+	if stood && at.Equal(st.polled) {
 		st.stood++
-	default:
-		st.fresh++
 	}
 }
 
@@ -363,8 +361,8 @@ func (h *handlers) list(ctx context.Context, r *run, g string, loc destination.L
 // (a look that much earlier; at most listKept), and wakes the polls that
 // missed before for the new files it shows. A listing is a read of every
 // path at once: no file it shows absent or too old could have been taken
-// then; a new one is read. Where the polls that used the last listing
-// found more files in it than not, polls read for listRetry. A poll that
+// then; a new one is read. Where the last listing polls asked for stood
+// for fewer than listYield looks, polls read for listRetry. A poll that
 // waited less than ClockSkew does not ask for one: a listing that young
 // stands for the looks of scoutLook, few, and where files come that fast
 // most polls that miss find their files at their next look. Not on a

@@ -274,10 +274,10 @@ func TestListingStandsForPolls(t *testing.T) {
 	}
 }
 
-// TestListingForPollsWhereItStands: where the polls that used a bucket's
-// last listing found their files in it more often than not (files come
-// fast), the next poll after another path's miss reads rather than lists,
-// for listRetry.
+// TestListingForPollsWhereItStands: where a bucket's last listing asked
+// by a poll stood for fewer than two looks (the polls that used it found
+// their files in it: files come fast), the next poll after another path's
+// miss reads rather than lists, for listRetry.
 func TestListingForPollsWhereItStands(t *testing.T) {
 	t.Parallel()
 	lb := setupListing(t)
