@@ -35,8 +35,9 @@ type Metrics struct {
 	PollAttempts prometheus.Histogram
 	// OnboardingDuration is the time from enqueue to outcome, by outcome.
 	OnboardingDuration *prometheus.HistogramVec
-	// StorageRequests counts reads of destinations by destination type and
-	// outcome (ok, not_found, stale, transient_error, denied, permanent_error).
+	// StorageRequests counts reads of challenge files and listings of
+	// destinations by destination type, op (read, list) and outcome (ok,
+	// not_found, stale, transient_error, denied, permanent_error).
 	StorageRequests *prometheus.CounterVec
 	// BudgetWait is the time workers waited for the shared API budget, by
 	// credential.
@@ -87,8 +88,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"outcome"}),
 		StorageRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "storage_requests_total",
-			Help: "Reads of challenge files, and listings that stand for them, by destination type and outcome (ok, not_found, stale, transient_error, denied, permanent_error).",
-		}, []string{"type", "outcome"}),
+			Help: "Reads of challenge files (op=read), and listings that stand for them (op=list), by destination type and outcome (ok, not_found, stale, transient_error, denied, permanent_error).",
+		}, []string{"type", "op", "outcome"}),
 		BudgetWait: f.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "budget_wait_seconds",
 			Help:    "Time a worker waited for the shared Cloudflare API budget before a call, by credential (empty: the default).",

@@ -86,7 +86,7 @@ func (h *handlers) unreadableBefore(ctx context.Context, r *run, loc destination
 // its result).
 func (h *handlers) readBefore(ctx context.Context, r *run, loc destination.Location) (record string, done bool, err error) {
 	obj, err := h.read(ctx, loc, time.Time{})
-	h.storage(r.conf.Type, err)
+	h.storage(r.conf.Type, destination.OpRead, err)
 	switch {
 	case err == nil:
 		h.denials.forget(loc)

@@ -497,8 +497,10 @@ func (h *handlers) enqueue(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-func (h *handlers) storage(typ string, err error) {
-	h.metrics.StorageRequests.WithLabelValues(typ, destination.Outcome(err)).Inc()
+// storage counts a storage request of a destination of type typ: op is
+// destination.OpRead or OpList.
+func (h *handlers) storage(typ, op string, err error) {
+	h.metrics.StorageRequests.WithLabelValues(typ, op, destination.Outcome(err)).Inc()
 }
 
 func target(d tasks.Dest) cloudflare.Target {

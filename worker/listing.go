@@ -332,7 +332,7 @@ func (h *handlers) list(ctx context.Context, r *run, g string, loc destination.L
 	v, err, _ := h.lists.flight.Do(g+"\x00"+prefix, func() (any, error) {
 		at := h.now()
 		l, err := lister.List(h.clocked(ctx, loc), ploc)
-		h.storage(r.conf.Type, err)
+		h.storage(r.conf.Type, destination.OpList, err)
 		if err != nil {
 			r.log.Info("bucket not listed: its paths are read one by one", "prefix", r.clean(ploc.String()), "err", r.clean(err.Error()))
 		}

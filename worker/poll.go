@@ -77,7 +77,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	obj, err := h.read(ctx, loc, notBefore)
 	switch {
 	case errors.Is(err, destination.ErrNotFound), errors.Is(err, destination.ErrStale):
-		h.storage(r.conf.Type, err)
+		h.storage(r.conf.Type, destination.OpRead, err)
 		if errors.Is(err, destination.ErrNotFound) {
 			r.seen = location.Absent
 		}
@@ -85,7 +85,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		h.missedPoll(r, loc, notBefore, time.Time{}, p.Deadline)
 		return h.notYet(ctx, r, p, polls, err)
 	case err != nil:
-		h.storage(r.conf.Type, err)
+		h.storage(r.conf.Type, destination.OpRead, err)
 		if maybeAbsent(err) {
 			return h.denied(ctx, r, p, loc, polls, err)
 		}
@@ -94,7 +94,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		}
 		return h.unreadable(ctx, r, p, polls, err)
 	}
-	h.storage(r.conf.Type, nil)
+	h.storage(r.conf.Type, destination.OpRead, nil)
 	h.denials.forget(loc)
 	h.lists.found(listGroupKey(loc), loc.Key)
 	r.seen = digest(obj.Body)

@@ -95,7 +95,7 @@ func (h *handlers) resume(ctx context.Context, r *run, loc destination.Location)
 		return false, nil
 	}
 	obj, err := h.read(ctx, loc, h.notBefore(loc, prior.Time))
-	h.storage(r.conf.Type, err)
+	h.storage(r.conf.Type, destination.OpRead, err)
 	// Not written yet: the earlier challenge's write may still come
 	// (EarlierWriteWait); asking again now would leave it to land on top of
 	// the fresh challenge's, a stale token where only the latest validates.

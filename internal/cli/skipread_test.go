@@ -72,7 +72,7 @@ func TestSkipReadEndToEnd(t *testing.T) {
 	}
 	found := func() float64 {
 		return gatherSum(t, e.worker, "logpush_onboard_storage_requests_total",
-			map[string]string{"type": "s3", "outcome": destination.OutcomeOK})
+			map[string]string{"type": "s3", "op": destination.OpRead, "outcome": destination.OutcomeOK})
 	}
 
 	done(batch("warm.csv", 1))

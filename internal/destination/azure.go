@@ -269,7 +269,7 @@ func (a *Azure) sasClient(loc Location, account, op string) (sasPlan, error) {
 		need, letters = "create or write (c, w)", "cw"
 	case opDelete:
 		need, letters = "delete (d)", "d"
-	case opList:
+	case OpList:
 		need, letters = "list (l)", "l"
 	}
 	if sp, ok := q["sp"]; ok && !strings.ContainsAny(strings.Join(sp, ""), letters) {
@@ -338,7 +338,7 @@ func (a *Azure) configured(account string) (*service.Client, error) {
 // refused the SAS.
 func (a *Azure) do(ctx context.Context, op string, loc Location, call func(*service.Client) error) error {
 	check := loc
-	if op == opList {
+	if op == OpList {
 		check.Key += "-" // checkAzureLocation wants a blob name; a prefix may be ""
 	}
 	if err := checkAzureLocation(check); err != nil {
@@ -385,7 +385,7 @@ func azurePermission(op string) string {
 		return "Blob write (sp=cw in the SAS, or Storage Blob Data Contributor)"
 	case opDelete:
 		return "Blob delete (sp=d in the SAS, or Storage Blob Data Contributor)"
-	case opList:
+	case OpList:
 		// A container SAS: a blob's SAS cannot list.
 		return "Blob list (sp=l in the SAS, or Storage Blob Data Reader)"
 	}
@@ -397,8 +397,8 @@ func azurePermission(op string) string {
 // body is read up to MaxBodyBytes; a larger blob is a Permanent error.
 // Last-Modified has whole seconds.
 func (a *Azure) Read(ctx context.Context, loc Location, notBefore time.Time) (obj Object, err error) {
-	defer func() { a.opts.Observe.observe(opRead, err) }()
-	err = a.do(ctx, opRead, loc, func(c *service.Client) error {
+	defer func() { a.opts.Observe.observe(OpRead, err) }()
+	err = a.do(ctx, OpRead, loc, func(c *service.Client) error {
 		obj = Object{}
 		resp, err := c.NewContainerClient(loc.Bucket).NewBlobClient(loc.Key).DownloadStream(ctx, nil)
 		if err != nil {
@@ -407,25 +407,25 @@ func (a *Azure) Read(ctx context.Context, loc Location, notBefore time.Time) (ob
 		defer resp.Body.Close()
 		if resp.LastModified == nil {
 			if !notBefore.IsZero() {
-				return &Error{Kind: Permanent, Op: opRead, Location: loc,
+				return &Error{Kind: Permanent, Op: OpRead, Location: loc,
 					Err: errors.New("response has no Last-Modified: an old challenge file cannot be told from a new one")}
 			}
 		} else {
 			obj.ModTime = *resp.LastModified
 		}
 		if obj.ModTime.Before(notBefore) {
-			return stale(opRead, loc, obj.ModTime, notBefore)
+			return stale(OpRead, loc, obj.ModTime, notBefore)
 		}
 		limit := a.opts.MaxBodyBytes
 		if resp.ContentLength != nil && *resp.ContentLength > limit {
-			return tooLarge(opRead, loc, limit)
+			return tooLarge(OpRead, loc, limit)
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 		if err != nil {
 			return fmt.Errorf("read body: %w", err)
 		}
 		if int64(len(body)) > limit {
-			return tooLarge(opRead, loc, limit)
+			return tooLarge(OpRead, loc, limit)
 		}
 		obj.Body = body
 		return nil
@@ -474,8 +474,8 @@ const azureListMax = 1000
 // grants list (sp=l, a container SAS), else the configured credential,
 // which is tried too when storage refuses the SAS.
 func (a *Azure) List(ctx context.Context, loc Location) (l Listing, err error) {
-	defer func() { a.opts.Observe.observe(opList, err) }()
-	err = a.do(ctx, opList, loc, func(c *service.Client) error {
+	defer func() { a.opts.Observe.observe(OpList, err) }()
+	err = a.do(ctx, OpList, loc, func(c *service.Client) error {
 		opts := &container.ListBlobsFlatOptions{MaxResults: new(int32(azureListMax))}
 		if loc.Key != "" {
 			opts.Prefix = &loc.Key
@@ -494,7 +494,7 @@ func (a *Azure) List(ctx context.Context, loc Location) (l Listing, err error) {
 				continue
 			}
 			if b.Properties == nil || b.Properties.LastModified == nil {
-				return &Error{Kind: Permanent, Op: opList, Location: loc,
+				return &Error{Kind: Permanent, Op: OpList, Location: loc,
 					Err: fmt.Errorf("blob %q listed without Last-Modified: an old challenge file cannot be told from a new one", truncateText(*b.Name, 200))}
 			}
 			l.ModTimes[*b.Name] = *b.Properties.LastModified

@@ -272,24 +272,26 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func actor(op string) string {
 	switch op {
-	case opRead:
+	case OpRead:
 		return "reading"
 	case opWrite:
 		return "writing"
 	case opDelete:
 		return "deleting"
-	case opList:
+	case OpList:
 		return "listing"
 	default:
 		return "calling"
 	}
 }
 
+// The operations of an Error; OpRead and OpList also label the worker's
+// logpush_onboard_storage_requests_total.
 const (
-	opRead   = "read"
+	OpRead   = "read"
 	opWrite  = "write"
 	opDelete = "delete"
-	opList   = "list"
+	OpList   = "list"
 )
 
 // IsTransient reports whether err is, or wraps, an *Error of Kind Transient.
@@ -335,8 +337,7 @@ func Outcome(err error) string {
 
 // ObserveFunc is told about every storage request a reader or writer makes:
 // op is "read" or "write", outcome is Outcome(err). It is called from many
-// goroutines at once. The worker uses it to count
-// logpush_onboard_storage_requests_total{type,op,outcome}.
+// goroutines at once.
 type ObserveFunc func(op, outcome string)
 
 func (f ObserveFunc) observe(op string, err error) {
@@ -353,7 +354,7 @@ type Mux map[string]Reader
 func (m Mux) Read(ctx context.Context, loc Location, notBefore time.Time) (Object, error) {
 	r := m[loc.Scheme]
 	if r == nil {
-		return Object{}, unknownScheme(opRead, loc)
+		return Object{}, unknownScheme(OpRead, loc)
 	}
 	return r.Read(ctx, loc, notBefore)
 }

@@ -53,13 +53,13 @@ func TestOutcome(t *testing.T) {
 		transient bool
 	}{
 		{nil, OutcomeOK, false},
-		{notFound(opRead, loc), OutcomeNotFound, false},
-		{stale(opRead, loc, time.Unix(0, 0), time.Unix(1, 0)), OutcomeStale, false},
-		{&Error{Kind: Transient, Op: opRead, Location: loc, Err: context.Canceled}, OutcomeTransient, true},
-		{fmt.Errorf("poll: %w", &Error{Kind: Transient, Op: opRead, Location: loc}), OutcomeTransient, true},
-		{&Error{Kind: Permanent, Op: opRead, Location: loc}, OutcomePermanent, false},
-		{&Error{Kind: Permanent, Op: opRead, Location: loc, Permission: "s3:GetObject", MaybeAbsent: true}, OutcomeDenied, false},
-		{fmt.Errorf("poll: %w", &Error{Kind: Permanent, Op: opRead, Location: loc, Permission: "storage.objects.get"}), OutcomeDenied, false},
+		{notFound(OpRead, loc), OutcomeNotFound, false},
+		{stale(OpRead, loc, time.Unix(0, 0), time.Unix(1, 0)), OutcomeStale, false},
+		{&Error{Kind: Transient, Op: OpRead, Location: loc, Err: context.Canceled}, OutcomeTransient, true},
+		{fmt.Errorf("poll: %w", &Error{Kind: Transient, Op: OpRead, Location: loc}), OutcomeTransient, true},
+		{&Error{Kind: Permanent, Op: OpRead, Location: loc}, OutcomePermanent, false},
+		{&Error{Kind: Permanent, Op: OpRead, Location: loc, Permission: "s3:GetObject", MaybeAbsent: true}, OutcomeDenied, false},
+		{fmt.Errorf("poll: %w", &Error{Kind: Permanent, Op: OpRead, Location: loc, Permission: "storage.objects.get"}), OutcomeDenied, false},
 		{errors.New("unclassified"), OutcomePermanent, false},
 	}
 	for _, tt := range tests {
@@ -85,18 +85,18 @@ func TestErrorStrings(t *testing.T) {
 	cause := errors.New("api error AccessDenied: Access Denied")
 	mod := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	errs := []error{
-		&Error{Kind: Permanent, Op: opRead, Location: s3loc, Permission: "s3:GetObject", Err: cause},
+		&Error{Kind: Permanent, Op: OpRead, Location: s3loc, Permission: "s3:GetObject", Err: cause},
 		&Error{Kind: Permanent, Op: opWrite, Location: cnloc, Permission: "s3:PutObject", Err: cause},
-		&Error{Kind: Permanent, Op: opRead, Location: fileloc, Permission: "read permission on the file", Err: errors.New("open /tmp/logs/challenge.txt: permission denied")},
-		&Error{Kind: Transient, Op: opRead, Location: s3loc},
-		tooLarge(opRead, s3loc, DefaultMaxBodyBytes),
-		notFound(opRead, s3loc),
-		stale(opRead, fileloc, mod, mod.Add(1500*time.Millisecond)),
-		unknownScheme(opRead, Location{Scheme: "sumo", Bucket: "collectors.example.com", Key: "receiver"}),
-		&Error{Kind: Permanent, Op: opRead, Location: Location{Scheme: "gs", Bucket: "my-bucket", Key: "logs/challenge.txt"},
+		&Error{Kind: Permanent, Op: OpRead, Location: fileloc, Permission: "read permission on the file", Err: errors.New("open /tmp/logs/challenge.txt: permission denied")},
+		&Error{Kind: Transient, Op: OpRead, Location: s3loc},
+		tooLarge(OpRead, s3loc, DefaultMaxBodyBytes),
+		notFound(OpRead, s3loc),
+		stale(OpRead, fileloc, mod, mod.Add(1500*time.Millisecond)),
+		unknownScheme(OpRead, Location{Scheme: "sumo", Bucket: "collectors.example.com", Key: "receiver"}),
+		&Error{Kind: Permanent, Op: OpRead, Location: Location{Scheme: "gs", Bucket: "my-bucket", Key: "logs/challenge.txt"},
 			Permission: "storage.objects.get", Err: errors.New("HTTP 403 AccessDenied: Access denied.")},
-		&Error{Kind: Permanent, Op: opRead, Location: Location{Scheme: "azure", Bucket: "logs", Key: "challenge.txt", Account: "myaccount", SAS: "sp=cw&sig=c2VjcmV0"},
-			Permission: azurePermission(opRead), Err: errors.New("the SAS grants sp=cw, without read (r), and no account key or Entra ID credential is configured for storage account myaccount")},
+		&Error{Kind: Permanent, Op: OpRead, Location: Location{Scheme: "azure", Bucket: "logs", Key: "challenge.txt", Account: "myaccount", SAS: "sp=cw&sig=c2VjcmV0"},
+			Permission: azurePermission(OpRead), Err: errors.New("the SAS grants sp=cw, without read (r), and no account key or Entra ID credential is configured for storage account myaccount")},
 	}
 	var b strings.Builder
 	for _, err := range errs {

@@ -48,23 +48,23 @@ func (f *File) path(loc Location) string {
 // the open file, so it belongs to the content read even if the file was
 // replaced in between.
 func (f *File) Read(ctx context.Context, loc Location, notBefore time.Time) (obj Object, err error) {
-	defer func() { f.Observe.observe(opRead, err) }()
+	defer func() { f.Observe.observe(OpRead, err) }()
 	if err := ctx.Err(); err != nil {
-		return Object{}, &Error{Kind: Transient, Op: opRead, Location: loc, Err: err}
+		return Object{}, &Error{Kind: Transient, Op: OpRead, Location: loc, Err: err}
 	}
 	if loc.Key == "" {
-		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: errors.New("invalid location: empty path")}
+		return Object{}, &Error{Kind: Permanent, Op: OpRead, Location: loc, Err: errors.New("invalid location: empty path")}
 	}
 	name := f.path(loc)
 	reportLocalClock(ctx)
 	fi, err := os.Stat(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			if derr := f.topMissing(opRead, loc); derr != nil {
+			if derr := f.topMissing(OpRead, loc); derr != nil {
 				return Object{}, derr
 			}
 		}
-		return Object{}, fileError(opRead, loc, err)
+		return Object{}, fileError(OpRead, loc, err)
 	}
 	if err := f.check(loc, fi, notBefore); err != nil {
 		return Object{}, err
@@ -72,11 +72,11 @@ func (f *File) Read(ctx context.Context, loc Location, notBefore time.Time) (obj
 
 	fh, err := os.Open(name)
 	if err != nil {
-		return Object{}, fileError(opRead, loc, err)
+		return Object{}, fileError(OpRead, loc, err)
 	}
 	defer fh.Close()
 	if fi, err = fh.Stat(); err != nil {
-		return Object{}, fileError(opRead, loc, err)
+		return Object{}, fileError(OpRead, loc, err)
 	}
 	if err := f.check(loc, fi, notBefore); err != nil {
 		return Object{}, err
@@ -84,23 +84,23 @@ func (f *File) Read(ctx context.Context, loc Location, notBefore time.Time) (obj
 	limit := cmp.Or(f.MaxBodyBytes, DefaultMaxBodyBytes)
 	body, err := io.ReadAll(io.LimitReader(fh, limit+1))
 	if err != nil {
-		return Object{}, fileError(opRead, loc, err)
+		return Object{}, fileError(OpRead, loc, err)
 	}
 	if int64(len(body)) > limit {
-		return Object{}, tooLarge(opRead, loc, limit)
+		return Object{}, tooLarge(OpRead, loc, limit)
 	}
 	return Object{Body: body, ModTime: fi.ModTime()}, nil
 }
 
 func (f *File) check(loc Location, fi fs.FileInfo, notBefore time.Time) error {
 	if !fi.Mode().IsRegular() {
-		return &Error{Kind: Permanent, Op: opRead, Location: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
+		return &Error{Kind: Permanent, Op: OpRead, Location: loc, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
 	}
 	if fi.ModTime().Before(notBefore) {
-		return stale(opRead, loc, fi.ModTime(), notBefore)
+		return stale(OpRead, loc, fi.ModTime(), notBefore)
 	}
 	if limit := cmp.Or(f.MaxBodyBytes, DefaultMaxBodyBytes); fi.Size() > limit {
-		return tooLarge(opRead, loc, limit)
+		return tooLarge(OpRead, loc, limit)
 	}
 	return nil
 }
@@ -194,7 +194,7 @@ func fileError(op string, loc Location, err error) error {
 	case op != opWrite && errors.Is(err, fs.ErrNotExist):
 		return notFound(op, loc)
 	case errors.Is(err, fs.ErrPermission):
-		if op == opRead {
+		if op == OpRead {
 			e.Permission = "read permission on the file"
 		} else {
 			e.Permission = "write permission on the directory"

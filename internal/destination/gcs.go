@@ -245,43 +245,43 @@ func checkGCSLocation(loc Location) error {
 // A 404 without GCS's error code (an emulator's) costs one more request, for
 // the bucket, to tell a missing bucket from a missing object.
 func (g *GCS) Read(ctx context.Context, loc Location, notBefore time.Time) (obj Object, err error) {
-	defer func() { g.opts.Observe.observe(opRead, err) }()
+	defer func() { g.opts.Observe.observe(OpRead, err) }()
 	if err := checkGCSLocation(loc); err != nil {
-		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: err}
+		return Object{}, &Error{Kind: Permanent, Op: OpRead, Location: loc, Err: err}
 	}
 	client, err := g.client(ctx, loc.As)
 	if err != nil {
-		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: err}
+		return Object{}, &Error{Kind: Permanent, Op: OpRead, Location: loc, Err: err}
 	}
 	probe := new(gcsProbe)
 	r, err := client.Bucket(loc.Bucket).Object(loc.Key).NewReader(probe.context(ctx))
 	if err != nil {
-		return Object{}, g.classify(ctx, client, opRead, loc, err, probe)
+		return Object{}, g.classify(ctx, client, OpRead, loc, err, probe)
 	}
 	defer r.Close()
 
 	if r.Attrs.LastModified.IsZero() {
 		if !notBefore.IsZero() {
-			return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc,
+			return Object{}, &Error{Kind: Permanent, Op: OpRead, Location: loc,
 				Err: errors.New("response has no Last-Modified: an old challenge file cannot be told from a new one")}
 		}
 	} else {
 		obj.ModTime = r.Attrs.LastModified
 	}
 	if obj.ModTime.Before(notBefore) {
-		return Object{}, stale(opRead, loc, obj.ModTime, notBefore)
+		return Object{}, stale(OpRead, loc, obj.ModTime, notBefore)
 	}
 	limit := g.opts.MaxBodyBytes
 	if r.Attrs.Size > limit {
-		return Object{}, tooLarge(opRead, loc, limit)
+		return Object{}, tooLarge(OpRead, loc, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		// A fresh probe: error answers before the one being read are over.
-		return Object{}, g.classify(ctx, client, opRead, loc, fmt.Errorf("read body: %w", err), new(gcsProbe))
+		return Object{}, g.classify(ctx, client, OpRead, loc, fmt.Errorf("read body: %w", err), new(gcsProbe))
 	}
 	if int64(len(body)) > limit {
-		return Object{}, tooLarge(opRead, loc, limit)
+		return Object{}, tooLarge(OpRead, loc, limit)
 	}
 	obj.Body = body
 	return obj, nil
@@ -346,21 +346,21 @@ const gcsListMax = 1000
 // Read's: a listing never takes a fresh file for an old one that a read
 // would not.
 func (g *GCS) List(ctx context.Context, loc Location) (l Listing, err error) {
-	defer func() { g.opts.Observe.observe(opList, err) }()
+	defer func() { g.opts.Observe.observe(OpList, err) }()
 	check := loc
 	check.Key = loc.Key + "-" // checkGCSLocation wants a key; a prefix may be ""
 	if err := checkGCSLocation(check); err != nil {
-		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+		return Listing{}, &Error{Kind: Permanent, Op: OpList, Location: loc, Err: err}
 	}
 	client, err := g.client(ctx, loc.As)
 	if err != nil {
-		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+		return Listing{}, &Error{Kind: Permanent, Op: OpList, Location: loc, Err: err}
 	}
 	q := &storage.Query{Prefix: loc.Key}
 	// A page of full object resources is several hundred KiB; the names
 	// and dates are all a listing keeps.
 	if err := q.SetAttrSelection([]string{"Name", "Updated"}); err != nil {
-		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+		return Listing{}, &Error{Kind: Permanent, Op: OpList, Location: loc, Err: err}
 	}
 	probe := new(gcsProbe)
 	it := client.Bucket(loc.Bucket).Objects(probe.context(ctx), q)
@@ -377,11 +377,11 @@ func (g *GCS) List(ctx context.Context, loc Location) (l Listing, err error) {
 			break
 		}
 		if err != nil {
-			return Listing{}, g.classify(ctx, client, opList, loc, err, probe)
+			return Listing{}, g.classify(ctx, client, OpList, loc, err, probe)
 		}
 		if o.Name != "" {
 			if o.Updated.IsZero() {
-				return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc,
+				return Listing{}, &Error{Kind: Permanent, Op: OpList, Location: loc,
 					Err: fmt.Errorf("object %q listed without its updated time: an old challenge file cannot be told from a new one", truncateText(o.Name, 200))}
 			}
 			l.ModTimes[o.Name] = o.Updated
@@ -554,11 +554,11 @@ func (g *GCS) classify(ctx context.Context, client *storage.Client, op string, l
 	case f.status == http.StatusForbidden:
 		e.Principal = gcsPrincipal(cause.Error())
 		switch op {
-		case opRead:
+		case OpRead:
 			e.Permission = "storage.objects.get"
 		case opDelete:
 			e.Permission = "storage.objects.delete"
-		case opList:
+		case OpList:
 			e.Permission = "storage.objects.list"
 		default:
 			e.Permission = "storage.objects.create (and storage.objects.delete to replace a file)"

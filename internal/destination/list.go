@@ -42,7 +42,7 @@ var ErrNoList = errors.New("this storage is not listed")
 func (m Mux) List(ctx context.Context, loc Location) (Listing, error) {
 	l, ok := m[loc.Scheme].(Lister)
 	if !ok {
-		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: ErrNoList}
+		return Listing{}, &Error{Kind: Permanent, Op: OpList, Location: loc, Err: ErrNoList}
 	}
 	return l.List(ctx, loc)
 }

@@ -209,7 +209,7 @@ func (s *S3) config(ctx context.Context, as Identity) (aws.Config, error) {
 		var err error
 		cfg, err = config.LoadDefaultConfig(ctx, config.WithSharedConfigProfile(as.AWSProfile), config.WithLogger(logging.Nop{}))
 		if err != nil {
-			return aws.Config{}, &Error{Kind: Permanent, Op: opRead, Err: fmt.Errorf("aws profile %q: %w", as.AWSProfile, s.scrub(ctx, err))}
+			return aws.Config{}, &Error{Kind: Permanent, Op: OpRead, Err: fmt.Errorf("aws profile %q: %w", as.AWSProfile, s.scrub(ctx, err))}
 		}
 	}
 	if as.AWSRoleARN != "" {
@@ -306,10 +306,10 @@ func checkS3Location(loc Location) (region string, err error) {
 // notBefore before reading the body: a stale object is closed unread. The
 // body is read up to MaxBodyBytes; a larger object is a Permanent error.
 func (s *S3) Read(ctx context.Context, loc Location, notBefore time.Time) (obj Object, err error) {
-	defer func() { s.opts.Observe.observe(opRead, err) }()
+	defer func() { s.opts.Observe.observe(OpRead, err) }()
 	region, err := checkS3Location(loc)
 	if err != nil {
-		return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc, Err: err}
+		return Object{}, &Error{Kind: Permanent, Op: OpRead, Location: loc, Err: err}
 	}
 	client, err := s.client(ctx, region, loc.As)
 	if err != nil {
@@ -320,31 +320,31 @@ func (s *S3) Read(ctx context.Context, loc Location, notBefore time.Time) (obj O
 		Key:    aws.String(loc.Key),
 	})
 	if err != nil {
-		return Object{}, s.classify(ctx, opRead, loc, err)
+		return Object{}, s.classify(ctx, OpRead, loc, err)
 	}
 	defer out.Body.Close()
 
 	if out.LastModified == nil {
 		if !notBefore.IsZero() {
-			return Object{}, &Error{Kind: Permanent, Op: opRead, Location: loc,
+			return Object{}, &Error{Kind: Permanent, Op: OpRead, Location: loc,
 				Err: errors.New("response has no Last-Modified: an old challenge file cannot be told from a new one")}
 		}
 	} else {
 		obj.ModTime = *out.LastModified
 	}
 	if obj.ModTime.Before(notBefore) {
-		return Object{}, stale(opRead, loc, obj.ModTime, notBefore)
+		return Object{}, stale(OpRead, loc, obj.ModTime, notBefore)
 	}
 	limit := s.opts.MaxBodyBytes
 	if out.ContentLength != nil && *out.ContentLength > limit {
-		return Object{}, tooLarge(opRead, loc, limit)
+		return Object{}, tooLarge(OpRead, loc, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
 	if err != nil {
-		return Object{}, s.classify(ctx, opRead, loc, fmt.Errorf("read body: %w", err))
+		return Object{}, s.classify(ctx, OpRead, loc, fmt.Errorf("read body: %w", err))
 	}
 	if int64(len(body)) > limit {
-		return Object{}, tooLarge(opRead, loc, limit)
+		return Object{}, tooLarge(OpRead, loc, limit)
 	}
 	obj.Body = body
 	return obj, nil
@@ -401,12 +401,12 @@ const s3ListMax = 1000
 // whole bucket) with one ListObjectsV2 request: its first page of up to
 // 1000 keys. It needs s3:ListBucket on the bucket.
 func (s *S3) List(ctx context.Context, loc Location) (l Listing, err error) {
-	defer func() { s.opts.Observe.observe(opList, err) }()
+	defer func() { s.opts.Observe.observe(OpList, err) }()
 	probe := loc
 	probe.Key = loc.Key + "-" // checkS3Location wants a key; a prefix may be ""
 	region, err := checkS3Location(probe)
 	if err != nil {
-		return Listing{}, &Error{Kind: Permanent, Op: opList, Location: loc, Err: err}
+		return Listing{}, &Error{Kind: Permanent, Op: OpList, Location: loc, Err: err}
 	}
 	client, err := s.client(ctx, region, loc.As)
 	if err != nil {
@@ -418,7 +418,7 @@ func (s *S3) List(ctx context.Context, loc Location) (l Listing, err error) {
 		MaxKeys: aws.Int32(s3ListMax),
 	})
 	if err != nil {
-		return Listing{}, s.classify(ctx, opList, loc, err)
+		return Listing{}, s.classify(ctx, OpList, loc, err)
 	}
 	l = Listing{Prefix: loc.Key, ModTimes: make(map[string]time.Time, len(out.Contents)),
 		Complete: !aws.ToBool(out.IsTruncated)}
@@ -512,12 +512,12 @@ func (s *S3) classify(ctx context.Context, op string, loc Location, err error) e
 	case code == "AccessDenied" || status == http.StatusForbidden:
 		e.Principal = deniedPrincipal(cause.Error())
 		switch op {
-		case opRead:
+		case OpRead:
 			e.Permission, e.MaybeAbsent = "s3:GetObject", true
 			e.Err = fmt.Errorf("unless the file is not written yet: without s3:ListBucket on %s, S3 answers access denied for a missing file too: %w", loc.bucketARN(), cause)
 		case opDelete:
 			e.Permission = "s3:DeleteObject"
-		case opList:
+		case OpList:
 			e.Permission = "s3:ListBucket"
 		default:
 			e.Permission = "s3:PutObject"
