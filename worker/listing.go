@@ -365,14 +365,9 @@ func (h *handlers) list(ctx context.Context, r *run, g string, loc destination.L
 // for fewer than listYield looks, polls read for listRetry. A poll that
 // waited less than ClockSkew does not ask for one: a listing that young
 // stands for the looks of scoutLook, few, and where files come that fast
-// most polls that miss find their files at their next look. Not on a
-// contended path, whose polls wait for a previous holder's file to be
-// replaced, nor where the bucket does not list.
-func (h *handlers) pollListed(ctx context.Context, r *run, loc destination.Location, requestedAt, notBefore time.Time, waited time.Duration) (at time.Time, absent, ok bool) {
-	if r.contended || !destination.Lists(h.reader, loc.Scheme) {
-		return at, false, false
-	}
-	g := listGroupKey(loc)
+// most polls that miss find their files at their next look. g is loc's
+// group (pollGroup).
+func (h *handlers) pollListed(ctx context.Context, r *run, g string, loc destination.Location, requestedAt, notBefore time.Time, waited time.Duration) (at time.Time, absent, ok bool) {
 	fresh := h.cfg.ClockSkew - skipMargin
 	age := min(max(h.scoutLook(), waited/4), listKept)
 	l, at, found, prefix, list := h.lists.forPoll(g, loc.Key, requestedAt, h.now(), age, fresh, waited >= h.cfg.ClockSkew)
@@ -392,14 +387,15 @@ func (h *handlers) pollListed(ctx context.Context, r *run, loc destination.Locat
 	return at, !there, stood
 }
 
-// missedPoll keeps r's poll, which just missed its file at loc (dated
-// from notBefore on; seen: the date of the one there, zero for none), to
-// be woken by a listing that shows it (see pollListed).
-func (h *handlers) missedPoll(r *run, loc destination.Location, notBefore, seen, deadline time.Time) {
+// pollGroup is the listing group of r's poll at loc (listGroupKey), where
+// listings may stand for its looks (ok; see pollListed): not on a
+// contended path, whose polls wait for a previous holder's file to be
+// replaced, nor where the bucket does not list.
+func (h *handlers) pollGroup(r *run, loc destination.Location) (g string, ok bool) {
 	if r.contended || !destination.Lists(h.reader, loc.Scheme) {
-		return
+		return "", false
 	}
-	h.lists.missedPoll(listGroupKey(loc), loc.Key, h.now(), waitingPoll{d: r.d, notBefore: notBefore, seen: seen, until: deadline})
+	return listGroupKey(loc), true
 }
 
 // priorHere says whether an earlier run challenged at r's path: its write

@@ -62,16 +62,27 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	// the outcome, and reading it needs no lease.
 	loc := destination.For(r.conf, r.d.ReadAs, p.Filename)
 	notBefore := h.notBefore(loc, requestedAt)
-	if at, absent, ok := h.pollListed(ctx, r, loc, requestedAt, notBefore, h.now().Sub(requestedAt)); ok {
-		// A listing since the challenge shows no file of its: a miss
-		// then, without a read.
-		r.seenAt = at
-		if absent {
-			r.seen = location.Absent
+	g, listable := h.pollGroup(r, loc)
+	// missed snoozes the poll after a look (at r.seenAt) that missed its
+	// file, seen the date of the one there (zero: none): a listing that
+	// shows a new one wakes it.
+	missed := func(seen time.Time, cause error) error {
+		h.misses.note(ck, r.seenAt)
+		if listable {
+			h.lists.missedPoll(g, loc.Key, h.now(), waitingPoll{d: r.d, notBefore: notBefore, seen: seen, until: p.Deadline})
 		}
-		h.misses.note(ck, at)
-		h.missedPoll(r, loc, notBefore, time.Time{}, p.Deadline)
-		return h.notYet(ctx, r, p, polls, errNotListed)
+		return h.notYet(ctx, r, p, polls, cause)
+	}
+	if listable {
+		if at, absent, ok := h.pollListed(ctx, r, g, loc, requestedAt, notBefore, h.now().Sub(requestedAt)); ok {
+			// A listing since the challenge shows no file of its: a
+			// miss then, without a read.
+			r.seenAt = at
+			if absent {
+				r.seen = location.Absent
+			}
+			return missed(time.Time{}, errNotListed)
+		}
 	}
 	r.seenAt = h.now()
 	obj, err := h.read(ctx, loc, notBefore)
@@ -81,9 +92,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		if errors.Is(err, destination.ErrNotFound) {
 			r.seen = location.Absent
 		}
-		h.misses.note(ck, r.seenAt)
-		h.missedPoll(r, loc, notBefore, time.Time{}, p.Deadline)
-		return h.notYet(ctx, r, p, polls, err)
+		return missed(time.Time{}, err)
 	case err != nil:
 		h.storage(r.conf.Type, destination.OpRead, err)
 		if maybeAbsent(err) {
@@ -96,14 +105,14 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	}
 	h.storage(r.conf.Type, destination.OpRead, nil)
 	h.denials.forget(loc)
-	h.lists.found(listGroupKey(loc), loc.Key)
+	if listable {
+		h.lists.found(g, loc.Key)
+	}
 	r.seen = digest(obj.Body)
 	if r.seen == p.Before {
 		// The file that was there before the challenge: ours is not
 		// written yet.
-		h.misses.note(ck, r.seenAt)
-		h.missedPoll(r, loc, notBefore, obj.ModTime, p.Deadline)
-		return h.notYet(ctx, r, p, polls, errUnchanged)
+		return missed(obj.ModTime, errUnchanged)
 	}
 	clock, measured := h.clockOf(loc)
 	appeared, half := h.appeared(clock, measured, obj.ModTime, requestedAt, h.misses.take(ck))
