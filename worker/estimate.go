@@ -21,6 +21,10 @@ type appearance struct {
 	// highs are the upper bounds of the observations measured on a
 	// storage's clock: each file had appeared by then.
 	highs ring
+	// bys are the upper bounds of the observations on this host's clock:
+	// each file had appeared by the end of the read that found it, or by
+	// what its date says where that is sooner.
+	bys ring
 	// cache is firstPoll's answer for obs as it was after n additions.
 	cache struct {
 		n int
@@ -53,7 +57,7 @@ func (r *ring) add(d time.Duration) {
 const preciseHalf = 250 * time.Millisecond
 
 func newAppearance(window int) *appearance {
-	return &appearance{obs: ring{window: window}, lows: ring{window: window}, highs: ring{window: window}}
+	return &appearance{obs: ring{window: window}, lows: ring{window: window}, highs: ring{window: window}, bys: ring{window: window}}
 }
 
 // observe records one file's appearance delay.
@@ -68,6 +72,9 @@ func (a *appearance) observeLow(d time.Duration) { a.addTo(&a.lows, d) }
 
 // observeHigh records an observation's upper bound.
 func (a *appearance) observeHigh(d time.Duration) { a.addTo(&a.highs, d) }
+
+// observeBy records when, at the latest, an observed file had appeared.
+func (a *appearance) observeBy(d time.Duration) { a.addTo(&a.bys, max(d, 0)) }
 
 func (a *appearance) addTo(r *ring, d time.Duration) {
 	a.mu.Lock()
@@ -149,7 +156,13 @@ func (a *appearance) leastFew() (time.Duration, int) {
 // first poll of the destinations after them, rather than def for all: a
 // small batch or a small tenant in a fresh fleet paid def on every row),
 // or their median where that is later (files after 5-10 s: a look at def
-// would miss every one); def while none was seen. next is the delay after
+// would miss every one). While they are few, the longest is when the files
+// had appeared by (bys), not the middle of what the looks left open (where
+// unknown, a quarter of next(1) later: a scout's look, scoutLook): where
+// files came after 1.00-1.10 s, a scout's file found at 1.03 s, after a
+// miss on another worker, was learnt at 0.59 s, woke the first polls
+// before their files, and they found them a second later. def while none
+// was seen. next is the delay after
 // the n-th miss. Below half a second (a negative def too) it is 0: asynq
 // schedules in whole seconds, and a destination whose file is written with
 // the challenge answer (p75 near 0) is best polled at once, through the
@@ -189,9 +202,14 @@ func (a *appearance) firstLook(def, hi time.Duration, next func(n int) time.Dura
 		d = min(a.cache.d, hi)
 	case len(a.obs.vals) > 0:
 		s := slices.Sorted(slices.Values(a.obs.vals))
-		d = min(s[len(s)-1], def)
+		few := next(1) / 4
+		longest := s[len(s)-1] + few
+		if len(a.bys.vals) > 0 {
+			longest = slices.Max(a.bys.vals)
+		}
+		d = min(longest, def)
 		if mid := s[len(s)/2]; mid > d {
-			d = min(mid, hi) // most files came later than def: a look at def would miss
+			d = min(mid+few, hi) // most files came later than def: a look at def would miss
 		}
 	}
 	a.mu.Unlock()

@@ -22,11 +22,12 @@ func TestAppearanceFirstPoll(t *testing.T) {
 		t.Fatalf("before any observation = %v, want the default", d)
 	}
 	// A cold fleet: the first files set the first poll of the next ones,
-	// the longest seen so far, never past the default.
+	// the longest seen so far and a scout's look (a quarter of the first
+	// miss's delay), never past the default.
 	a.observe(time.Second)
 	a.observe(1200 * time.Millisecond)
-	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 1200*time.Millisecond {
-		t.Fatalf("after 2 observations of 1-1.2s = %v, want 1.2s", d)
+	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 1450*time.Millisecond {
+		t.Fatalf("after 2 observations of 1-1.2s = %v, want 1.45s", d)
 	}
 	a.observe(9 * time.Second)
 	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 4*time.Second {
@@ -36,8 +37,8 @@ func TestAppearanceFirstPoll(t *testing.T) {
 	for _, d := range []time.Duration{5200 * time.Millisecond, 7500 * time.Millisecond, 6 * time.Second} {
 		slow.observe(d)
 	}
-	if d := slow.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 6*time.Second {
-		t.Fatalf("after 3 files at 5.2-7.5s = %v, want their median, 6s: a look at the default 4s misses them all", d)
+	if d := slow.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 6250*time.Millisecond {
+		t.Fatalf("after 3 files at 5.2-7.5s = %v, want their median and a scout's look, 6.25s: a look at the default 4s misses them all", d)
 	}
 	for i := range 100 {
 		a.observe(time.Duration(1+i%4) * time.Second) // 1s..4s

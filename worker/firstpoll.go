@@ -276,13 +276,32 @@ func (h *handlers) notDue(r *run, polls int, waited time.Duration, read bool) (s
 	c.mu.Lock()
 	warm, stands := c.warm, c.scout != "" && c.scout != holder(r) && waited <= c.scoutMissed+standsWithin*h.scoutLook()
 	c.mu.Unlock()
+	if !warm && stands && !sampled(r) {
+		// The fleet may have seen a file since: another worker's scout's,
+		// which woke this poll. Standing for this worker's scout then
+		// held it a second and a half past its file.
+		if warm = h.warmFromFleet(); !warm {
+			return true, 0
+		}
+	}
 	if !warm {
-		return stands && !sampled(r), 0
+		return false, 0
 	}
 	if later = h.firstPoll(r) - waited; later > h.scoutLook() {
 		return false, later
 	}
 	return false, 0
+}
+
+// scouting says whether r is this cold worker's scout. Its looks read
+// rather than stand on a listing (pollListed): a listing a quarter second
+// old that did not show its file made the scout find it half a second
+// late, and every first poll woken by what it learnt then looked late.
+func (h *handlers) scouting(r *run) bool {
+	c := &h.cold
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.warm && c.scout == holder(r)
 }
 
 // sampled says whether r's poll is one of the quarter of cold first polls
@@ -338,16 +357,20 @@ func (h *handlers) warmFromFleet() bool {
 	}
 	for _, d := range ds {
 		h.seen.observe(d)
+		h.seen.observeBy(d)
 	}
 	h.warmUp()
 	return true
 }
 
 // observeAppearance learns that a challenge file appeared d after its
-// challenge, and shares it with the fleet while it is one of this
-// worker's first fleetShare.
-func (h *handlers) observeAppearance(ctx context.Context, d time.Duration) {
+// challenge, and by then at the latest, and shares by with the fleet
+// while it is one of this worker's first fleetShare: a cold worker wakes
+// its first polls by them, and one woken before its file looks again a
+// second later.
+func (h *handlers) observeAppearance(ctx context.Context, d, by time.Duration) {
 	h.seen.observe(d)
+	h.seen.observeBy(by)
 	c := &h.cold
 	c.mu.Lock()
 	share := c.shared < fleetShare
@@ -356,7 +379,7 @@ func (h *handlers) observeAppearance(ctx context.Context, d time.Duration) {
 	}
 	c.mu.Unlock()
 	if share {
-		if err := h.store.ShareAppearance(ctx, d); err != nil {
+		if err := h.store.ShareAppearance(ctx, by); err != nil {
 			h.log.Debug("sharing an appearance delay failed", "err", err)
 		}
 	}

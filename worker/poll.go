@@ -73,7 +73,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		}
 		return h.notYet(ctx, r, p, polls, cause)
 	}
-	if listable {
+	if listable && !h.scouting(r) {
 		if at, absent, ok := h.pollListed(ctx, r, g, loc, requestedAt, notBefore, h.now().Sub(requestedAt)); ok {
 			// A listing since the challenge shows no file of its: a
 			// miss then, without a read.
@@ -140,7 +140,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	case cloudflare.TokenExpired:
 		return h.notYet(ctx, r, p, polls, errExpiredToken)
 	}
-	h.observeAppearance(ctx, appeared.Sub(requestedAt))
+	h.observeAppearance(ctx, appeared.Sub(requestedAt), min(appeared.Add(half).Sub(requestedAt), h.now().Sub(requestedAt)))
 	if half <= preciseHalf {
 		h.seen.observeLow(appeared.Sub(requestedAt) - half)
 	}

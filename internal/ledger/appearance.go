@@ -19,7 +19,8 @@ const AppearanceTTL = time.Hour
 const appearancesKept = 64
 
 // ShareAppearance adds d, how long after its challenge a challenge file
-// appeared, to the fleet's (keys.Appearances), in one round trip.
+// had appeared (by the read that found it, at the latest), to the fleet's
+// (keys.Appearances), in one round trip.
 func (s *Store) ShareAppearance(ctx context.Context, d time.Duration) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.LPush(ctx, keys.Appearances, d.Milliseconds())
