@@ -29,6 +29,15 @@ func TestAppearanceFirstPoll(t *testing.T) {
 	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 1450*time.Millisecond {
 		t.Fatalf("after 2 observations of 1-1.2s = %v, want 1.45s", d)
 	}
+	// A file found 1.03 s after its challenge, its look before on another
+	// worker: the middle of what the looks left open is 0.59 s; the first
+	// polls wait until it had appeared by.
+	early := newAppearance(64)
+	early.observe(590 * time.Millisecond)
+	early.observeBy(1030 * time.Millisecond)
+	if d := early.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 1030*time.Millisecond {
+		t.Fatalf("a file learnt at 0.59 s, there by 1.03 s = %v, want 1.03s", d)
+	}
 	a.observe(9 * time.Second)
 	if d := a.firstPoll(4*time.Second, 15*time.Second, missSchedule); d != 4*time.Second {
 		t.Fatalf("after a 9s observation = %v, want the default 4s at most", d)

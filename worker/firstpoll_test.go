@@ -652,3 +652,27 @@ func TestScoutLooksGrowWithItsWait(t *testing.T) {
 		t.Fatalf("the scout's %d looks end at %s, want past 10 s", worker.ScoutLooks, at)
 	}
 }
+
+// TestColdPollAsksTheFleetBeforeStanding: a cold first poll that would
+// stand for its worker's scout's miss reads where the fleet has seen a
+// file since: another worker's warm-up woke it, and standing held it a
+// second and a half past its file.
+func TestColdPollAsksTheFleetBeforeStanding(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, scout, cold := coldPair(t)
+	t0 := b.clock.Now()
+	scoutPoll, coldPoll := b.challengeBoth(t, scout, cold)
+	b.missAfter(t, scoutPoll, time.Second)
+	// Another worker's file had appeared by 1.1 s.
+	if err := b.store.ShareAppearance(ctx, 1100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	b.rd.put("bucket/logs/ownership-challenge-1.txt", b.api.token+"\n", t0.Add(1050*time.Millisecond))
+	b.clock.Advance(150 * time.Millisecond)
+	reads := b.rd.reads
+	if err := b.h.Poll(ctx, coldPoll); err != nil {
+		t.Fatalf("the cold first poll at 1.15 s, the scout's miss at 1 s, the fleet's file by 1.1 s, its own there = %v after %d reads, want it validated",
+			err, b.rd.reads-reads)
+	}
+}

@@ -317,3 +317,40 @@ func TestListingNotForYoungPolls(t *testing.T) {
 	lb.clock.Advance(200 * time.Millisecond)
 	_ = look(0, 0, 1) // waited 1.15 s, after p1's miss: list
 }
+
+// TestScoutReadsPastAListing: a cold worker's scout reads at each look
+// rather than stand on a listing of its bucket that other polls took: its
+// looks learn when files appear, for every first poll it wakes, and a
+// listing a quarter second old that did not show its file made it find
+// the file half a second late, and the first polls look late.
+func TestScoutReadsPastAListing(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	var polls []*asynq.Task
+	for i, p := range []string{"p0", "p1", "p2"} { // p0's is the scout
+		lb.api.filename = "own/" + p + "/ownership-challenge.txt"
+		lb.challenge(t, own(i, p))
+		polls = append(polls, lb.enq.take(t, tasks.TypePoll))
+		lb.clock.Advance(100 * time.Millisecond)
+	}
+	lb.clock.Advance(2 * time.Second)
+	for i, want := range []struct{ reads, lists int }{{1, 0}, {0, 1}} {
+		r0, l0 := lb.rd.counts()
+		var s *worker.SnoozeError
+		if err := lb.h.Poll(context.Background(), polls[i+1]); !errors.As(err, &s) {
+			t.Fatalf("poll %d: %v, want a snooze", i+1, err)
+		}
+		if r1, l1 := lb.rd.counts(); r1-r0 != want.reads || l1-l0 != want.lists {
+			t.Fatalf("poll %d: %d reads and %d listings, want %d and %d", i+1, r1-r0, l1-l0, want.reads, want.lists)
+		}
+		lb.clock.Advance(100 * time.Millisecond)
+	}
+	r0, l0 := lb.rd.counts()
+	var s *worker.SnoozeError
+	if err := lb.h.Poll(context.Background(), polls[0]); !errors.As(err, &s) {
+		t.Fatalf("the scout's poll: %v, want a snooze", err)
+	}
+	if r1, l1 := lb.rd.counts(); r1-r0 != 1 || l1 != l0 {
+		t.Fatalf("the scout's look 0.1 s after a listing: %d reads and %d listings, want a read", r1-r0, l1-l0)
+	}
+}
