@@ -293,10 +293,8 @@ func (h *handlers) notDue(r *run, polls int, waited time.Duration, read bool) (s
 	return false, 0
 }
 
-// scouting says whether r is this cold worker's scout. Its looks read
-// rather than stand on a listing (pollListed): a listing a quarter second
-// old that did not show its file made the scout find it half a second
-// late, and every first poll woken by what it learnt then looked late.
+// scouting says whether r is this cold worker's scout: a listing stands
+// for its looks only while young (pollListed).
 func (h *handlers) scouting(r *run) bool {
 	c := &h.cold
 	c.mu.Lock()

@@ -318,11 +318,13 @@ func TestListingNotForYoungPolls(t *testing.T) {
 	_ = look(0, 0, 1) // waited 1.15 s, after p1's miss: list
 }
 
-// TestScoutReadsPastAListing: a cold worker's scout reads at each look
-// rather than stand on a listing of its bucket that other polls took: its
-// looks learn when files appear, for every first poll it wakes, and a
-// listing a quarter second old that did not show its file made it find
-// the file half a second late, and the first polls look late.
+// TestScoutReadsPastAListing: while its files may come after a second or
+// so, a cold worker's scout reads rather than stand on a listing of its
+// bucket that other polls took, unless the listing is no older than a
+// quarter of the time to its next look: its looks learn when files appear,
+// for every first poll it wakes, and a listing a quarter second old that
+// did not show its file made it find the file half a second late, and the
+// first polls look late.
 func TestScoutReadsPastAListing(t *testing.T) {
 	t.Parallel()
 	lb := setupListing(t)
@@ -333,7 +335,8 @@ func TestScoutReadsPastAListing(t *testing.T) {
 		polls = append(polls, lb.enq.take(t, tasks.TypePoll))
 		lb.clock.Advance(100 * time.Millisecond)
 	}
-	lb.clock.Advance(2 * time.Second)
+	lb.clock.Advance(900 * time.Millisecond)
+	// p1 misses 1.2 s in, p2 lists at 1.3 s.
 	for i, want := range []struct{ reads, lists int }{{1, 0}, {0, 1}} {
 		r0, l0 := lb.rd.counts()
 		var s *worker.SnoozeError
@@ -345,12 +348,15 @@ func TestScoutReadsPastAListing(t *testing.T) {
 		}
 		lb.clock.Advance(100 * time.Millisecond)
 	}
+	// The scout, 1.45 s in, looks next in 0.36 s: a listing 0.09 s old
+	// would stand, the one 0.15 s old does not.
+	lb.clock.Advance(50 * time.Millisecond)
 	r0, l0 := lb.rd.counts()
 	var s *worker.SnoozeError
 	if err := lb.h.Poll(context.Background(), polls[0]); !errors.As(err, &s) {
 		t.Fatalf("the scout's poll: %v, want a snooze", err)
 	}
 	if r1, l1 := lb.rd.counts(); r1-r0 != 1 || l1 != l0 {
-		t.Fatalf("the scout's look 0.1 s after a listing: %d reads and %d listings, want a read", r1-r0, l1-l0)
+		t.Fatalf("the scout's look 0.15 s after a listing: %d reads and %d listings, want a read", r1-r0, l1-l0)
 	}
 }

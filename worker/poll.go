@@ -73,7 +73,7 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 		}
 		return h.notYet(ctx, r, p, polls, cause)
 	}
-	if listable && !h.scouting(r) {
+	if listable {
 		if at, absent, ok := h.pollListed(ctx, r, g, loc, requestedAt, notBefore, h.now().Sub(requestedAt)); ok {
 			// A listing since the challenge shows no file of its: a
 			// miss then, without a read.
