@@ -156,17 +156,17 @@ func (a *appearance) leastFew() (time.Duration, int) {
 // first poll of the destinations after them, rather than def for all: a
 // small batch or a small tenant in a fresh fleet paid def on every row),
 // or their median where that is later (files after 5-10 s: a look at def
-// would miss every one). While they are few, the longest is when the files
-// had appeared by (bys), not the middle of what the looks left open (where
-// unknown, a quarter of next(1) later: a scout's look, scoutLook): where
+// would miss every one); def while none was seen. While they are few, the
+// longest is the latest any had appeared by (bys), not the middle of what
+// the looks left open, and the median is a quarter of next(1) later (a
+// scout's look, scoutLook; so is the longest where bys are unknown): where
 // files came after 1.00-1.10 s, a scout's file found at 1.03 s, after a
 // miss on another worker, was learnt at 0.59 s, woke the first polls
-// before their files, and they found them a second later. def while none
-// was seen. next is the delay after
-// the n-th miss. Below half a second (a negative def too) it is 0: asynq
-// schedules in whole seconds, and a destination whose file is written with
-// the challenge answer (p75 near 0) is best polled at once, through the
-// pending list rather than the scheduled set.
+// before their files, and they found them a second later. next is the
+// delay after the n-th miss. Below half a second (a negative def too) it
+// is 0: asynq schedules in whole seconds, and a destination whose file is
+// written with the challenge answer (p75 near 0) is best polled at once,
+// through the pending list rather than the scheduled set.
 func (a *appearance) firstPoll(def, hi time.Duration, next func(n int) time.Duration) time.Duration {
 	return atOnce(a.firstLook(def, hi, next))
 }
