@@ -140,12 +140,15 @@ func (h *handlers) look(ctx context.Context, r *run, p tasks.PollPayload, st led
 	case cloudflare.TokenExpired:
 		return h.notYet(ctx, r, p, polls, errExpiredToken)
 	}
-	h.observeAppearance(ctx, appeared.Sub(requestedAt), min(appeared.Add(half).Sub(requestedAt), h.now().Sub(requestedAt)))
+	// The file appeared d after the challenge, give or take half; by this
+	// read at the latest.
+	d := appeared.Sub(requestedAt)
+	h.observeAppearance(ctx, d, min(d+half, h.now().Sub(requestedAt)))
 	if half <= preciseHalf {
-		h.seen.observeLow(appeared.Sub(requestedAt) - half)
+		h.seen.observeLow(d - half)
 	}
 	if measured {
-		h.seen.observeHigh(appeared.Add(half).Sub(requestedAt))
+		h.seen.observeHigh(d + half)
 	}
 	r.log.Info("challenge file found", "filename", r.clean(p.Filename), "polls", polls)
 	// Validate here rather than through a logpush:validate task: one task
