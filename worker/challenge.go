@@ -69,16 +69,20 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if r.lease != "" {
 		// What the path holds now is not the file this challenge writes,
 		// however recent it looks (S3 dates are whole seconds): read it,
-		// unless the previous holder just did (trustRecord), the file's
-		// date will tell (skipRead), or a listing of the bucket just did
-		// (fromListing).
+		// unless the previous holder just did (trustRecord), a listing of
+		// the bucket just did (fromListing), or the file's date will tell
+		// (skipRead). A listing already taken goes first: it costs no
+		// request, and a file's date that skipRead counted on may come
+		// too early to tell, which costs a fresh challenge.
 		if before = h.trustRecord(record); before == "" {
-			if skip, wait := h.skipRead(r, record, loc); skip {
+			if rec, ok := h.fromListing(ctx, r, record, loc, false); ok {
+				before = rec
+			} else if skip, wait := h.skipRead(r, record, loc); skip {
 				if err := h.sleep(ctx, wait); err != nil {
 					return err
 				}
 				before = unread
-			} else if rec, ok := h.fromListing(ctx, r, record, loc); ok {
+			} else if rec, ok := h.fromListing(ctx, r, record, loc, true); ok {
 				before = rec
 			} else {
 				rec, done, err := h.readBefore(ctx, r, loc)

@@ -18,9 +18,10 @@ import (
 // (files within a second of their challenge, or a cold worker's first
 // challenges), each challenge reads its path first: a storage request per
 // destination. Where the challenges of one bucket come close together (a
-// batch's first burst, or paths onboarded a few a second), one listing of
-// the prefix their paths share stands for the reads of every challenge that
-// goes within ClockSkew of it: the trust a path's record has (trustRecord),
+// batch's first burst, or paths onboarded a few a second), the read before
+// a challenge lists the prefix their paths share (listFlow), and that
+// listing stands for the reads of every challenge that goes within
+// ClockSkew of it: the trust a path's record has (trustRecord),
 // for the same reason. A file written before the request less ClockSkew is
 // refused by its date; one written between the listing and the request, by
 // someone else, could pass for the challenge's, as it could within a
@@ -40,6 +41,14 @@ import (
 // of a bucket's challenges miss a few times each, a read per look, and one
 // listing stands for the looks of every poll there while it is recent
 // enough, and wakes those whose files it shows.
+
+// listFlow is how recent the bucket's last read before a challenge, of
+// another path, makes a read before a challenge a listing: challenges are
+// flowing there (paced by the API budget, with pauses of a few seconds, and
+// the reads of those whose files' dates tell skipped), and the next that
+// comes within ClockSkew stands on that listing, as on none of a read. A
+// listing that none uses costs a request, as the read would.
+const listFlow = 10 * time.Second
 
 // listOff is how long a bucket is not listed after a listing failed or did
 // not reach the key it was for.
@@ -132,21 +141,26 @@ func sharedDir(a, b string) string {
 }
 
 // note records a read before a challenge of key in group g at now, and
-// returns a fresh listing that covers key, or the prefix to list when the
-// group's last read was of another key within fresh; both zero: read.
-func (ls *listings) note(g, key string, now time.Time, fresh time.Duration) (l destination.Listing, found bool, prefix string, list bool) {
+// returns a fresh listing that covers key, or, where it may ask, the
+// prefix to list when the group's last read was of another key within
+// listFlow; both zero: read. One that may not ask records the read only
+// where a listing stands for it.
+func (ls *listings) note(g, key string, now time.Time, fresh time.Duration, ask bool) (l destination.Listing, found bool, prefix string, list bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	st := ls.group(g)
-	last, lastAt := st.last, st.lastAt
-	st.last, st.lastAt = key, now
 	st.prune(now)
 	for _, h := range st.have {
 		if now.Sub(h.at) < fresh && h.l.Covers(key) {
 			l, found = h.l, true
 		}
 	}
-	if found || now.Before(st.offUntil) || last == "" || last == key || now.Sub(lastAt) > fresh {
+	if !found && !ask {
+		return l, false, "", false
+	}
+	last, lastAt := st.last, st.lastAt
+	st.last, st.lastAt = key, now
+	if found || now.Before(st.offUntil) || last == "" || last == key || now.Sub(lastAt) > listFlow {
 		return l, found, "", false
 	}
 	return l, false, sharedDir(last, key), true
@@ -240,11 +254,11 @@ func (ls *listings) missedPoll(g, key string, at time.Time, w waitingPoll) {
 }
 
 // forPoll returns a listing of group g asked since the challenge of key
-// (after) and within age of now that covers key (found), or, where it
-// may, the prefix to list (list) when the group's last poll to miss was of
-// another key within fresh, or its last to read began within listBurst;
-// both zero: read.
-func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time.Duration, mayList bool) (l destination.Listing, at time.Time, found bool, prefix string, list bool) {
+// (after) and within age of now that covers key (found), or the prefix to
+// list (list) when the group's last poll to read began within listBurst,
+// or, where afterMiss, its last poll to miss was of another key within
+// fresh; both zero: read.
+func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time.Duration, afterMiss bool) (l destination.Listing, at time.Time, found bool, prefix string, list bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	st := ls.group(g)
@@ -259,8 +273,8 @@ func (ls *listings) forPoll(g, key string, after, now time.Time, age, fresh time
 	}
 	other := ""
 	switch {
-	case !mayList, now.Before(st.offUntil), st.stood < listYield && now.Sub(st.polled) < listRetry:
-	case st.missed != "" && st.missed != key && now.Sub(st.missedAt) <= fresh:
+	case now.Before(st.offUntil), st.stood < listYield && now.Sub(st.polled) < listRetry:
+	case afterMiss && st.missed != "" && st.missed != key && now.Sub(st.missedAt) <= fresh:
 		other = st.missed
 	case st.reading != "" && st.reading != key && now.Sub(st.readingAt) <= listBurst:
 		other = st.reading
@@ -291,16 +305,17 @@ func (ls *listings) pollUsed(g string, at time.Time, asked, stood bool) {
 
 // fromListing returns what loc holds before r's challenge from a listing
 // (ok), where one may stand for the read (see listings): one of the last
-// ClockSkew that covers it, or one asked now of the prefix it shares with
-// the bucket's last read, when that was of another path within ClockSkew.
-func (h *handlers) fromListing(ctx context.Context, r *run, record string, loc destination.Location) (before string, ok bool) {
+// ClockSkew that covers it, or, where it may ask, one asked now of the
+// prefix it shares with the bucket's last read, when that was of another
+// path within listFlow.
+func (h *handlers) fromListing(ctx context.Context, r *run, record string, loc destination.Location, ask bool) (before string, ok bool) {
 	if !destination.Lists(h.reader, loc.Scheme) {
 		return "", false
 	}
 	g := listGroupKey(loc)
 	now := h.now()
 	fresh := h.cfg.ClockSkew - skipMargin
-	l, found, prefix, list := h.lists.note(g, loc.Key, now, fresh)
+	l, found, prefix, list := h.lists.note(g, loc.Key, now, fresh, ask)
 	if !found && !list {
 		return "", false
 	}
@@ -363,10 +378,14 @@ func (h *handlers) list(ctx context.Context, r *run, g string, loc destination.L
 // path at once: no file it shows absent or too old could have been taken
 // then; a new one is read. Where the last listing polls asked for stood
 // for fewer than listYield looks, polls read for listRetry. A poll that
-// waited less than ClockSkew does not ask for one: a listing that young
-// stands for the looks of scoutLook, few, and where files come that fast
-// most polls that miss find their files at their next look. g is loc's
-// group (pollGroup).
+// waited less than ClockSkew asks for one after another's miss only: a
+// listing that young stands for the looks of scoutLook, few, and where
+// files come that fast most polls that miss find their files at their
+// next look. Polls that come together (a batch's first burst, whose first
+// polls all come about a second after their challenges) share one listing
+// however young: it stands for every look of the burst that misses, and
+// those that find their files read them, as they would. g is loc's group
+// (pollGroup).
 func (h *handlers) pollListed(ctx context.Context, r *run, g string, loc destination.Location, requestedAt, notBefore time.Time, waited time.Duration) (at time.Time, absent, ok bool) {
 	fresh := h.cfg.ClockSkew - skipMargin
 	age := min(max(h.scoutLook(), waited/4), listKept)

@@ -126,12 +126,48 @@ func TestListingStandsForReadsBefore(t *testing.T) {
 	step(2, "p3", 0, 0) // listed; its file is too old for the poll to take
 	step(3, "p4", 1, 0) // listed, but recent: read
 	lb.clock.Advance(time.Second)
-	step(4, "p5", 1, 0) // the listing is too old, and so is the last read
-	if got := lb.rd.lists; !slices.Equal(got, []string{"own/"}) {
-		t.Fatalf("listed %q, want own/", got)
+	step(4, "p5", 0, 1) // the listing is too old; the last read, of p4, within listFlow: list again
+	lb.clock.Advance(10 * time.Second)
+	step(5, "p6", 1, 0) // the last read is older than listFlow: read
+	if got := lb.rd.lists; !slices.Equal(got, []string{"own/", "own/"}) {
+		t.Fatalf("listed %q, want own/ twice", got)
 	}
-	if lb.api.challenges != 5 {
-		t.Fatalf("%d challenges, want 5", lb.api.challenges)
+	if lb.api.challenges != 6 {
+		t.Fatalf("%d challenges, want 6", lb.api.challenges)
+	}
+}
+
+// TestListingBeforeSkipRead: a listing of the bucket taken within
+// ClockSkew stands for the read before a challenge even where the files'
+// dates would tell alone (skipRead): it costs no request, and the poll
+// then takes a file dated in the request's own second, which a challenge
+// not read before would refuse and ask again for.
+func TestListingBeforeSkipRead(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	step := func(i int, path string, wantReads, wantLists int) *asynq.Task {
+		t.Helper()
+		lb.clock.Advance(100 * time.Millisecond)
+		lb.api.filename = "own/" + path + "/ownership-challenge.txt"
+		if reads, lists := lb.challenge(t, own(i, path)); reads != wantReads || lists != wantLists {
+			t.Fatalf("challenge on own/%s: %d reads and %d listings, want %d and %d", path, reads, lists, wantReads, wantLists)
+		}
+		return lb.enq.take(t, tasks.TypePoll)
+	}
+	step(0, "p0", 1, 0) // a cold worker: read
+	step(1, "p1", 0, 1) // list own/
+	for range 8 {
+		lb.h.Observe(5 * time.Second) // files come late: a date would tell
+	}
+	requested := lb.clock.Now().Add(100 * time.Millisecond)
+	poll := step(2, "p2", 0, 0)
+	lb.rd.put("bucket/own/p2/ownership-challenge.txt", lb.api.token, requested.Truncate(time.Second))
+	lb.clock.Advance(2 * time.Second)
+	if err := lb.h.Poll(context.Background(), poll); err != nil {
+		t.Fatalf("poll of own/p2: %v", err)
+	}
+	if q := lb.enq.queued(); len(q) != 0 || lb.api.validateCalls() != 1 {
+		t.Fatalf("poll of own/p2: %d validate calls, queued %q; want its file taken, not a fresh challenge", lb.api.validateCalls(), q)
 	}
 }
 
@@ -312,10 +348,26 @@ func TestListingNotForYoungPolls(t *testing.T) {
 	look, _ := lb.pollsOn(t, "p0", "p1")
 	lb.clock.Advance(800 * time.Millisecond)
 	_ = look(0, 1, 0) // waited 0.9 s: a miss
-	lb.clock.Advance(50 * time.Millisecond)
-	_ = look(1, 1, 0) // waited 0.85 s, after p0's miss: read
+	lb.clock.Advance(150 * time.Millisecond)
+	_ = look(1, 1, 0) // waited 0.95 s, after p0's miss: read
 	lb.clock.Advance(200 * time.Millisecond)
-	_ = look(0, 0, 1) // waited 1.15 s, after p1's miss: list
+	_ = look(0, 0, 1) // waited 1.25 s, after p1's miss: list
+}
+
+// TestListingForABurstOfYoungPolls: polls of a bucket that come together
+// (a batch's first burst, each a second or less after its challenge)
+// share one listing however young: the second lists, and the listing
+// stands for the look of the third.
+func TestListingForABurstOfYoungPolls(t *testing.T) {
+	t.Parallel()
+	lb := setupListing(t)
+	look, _ := lb.pollsOn(t, "p0", "p1", "p2")
+	lb.clock.Advance(700 * time.Millisecond)
+	_ = look(0, 1, 0) // waited 1 s less the challenges' 200 ms: read
+	lb.clock.Advance(10 * time.Millisecond)
+	_ = look(1, 0, 1) // its read began within listBurst: list own/
+	lb.clock.Advance(10 * time.Millisecond)
+	_ = look(2, 0, 0) // listed: no file yet
 }
 
 // TestScoutReadsPastAListing: while its files may come after a second or
