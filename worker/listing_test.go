@@ -104,6 +104,16 @@ func (lb *listBundle) challenge(t *testing.T, d tasks.Dest) (reads, lists int) {
 	return r1 - r0, l1 - l0
 }
 
+// challengeOn challenges the i-th zone's destination on own/path 100 ms
+// after the last, and checks the reads and listings before it.
+func (lb *listBundle) challengeOn(t *testing.T, i int, path string, wantReads, wantLists int) {
+	t.Helper()
+	lb.clock.Advance(100 * time.Millisecond)
+	if reads, lists := lb.challenge(t, own(i, path)); reads != wantReads || lists != wantLists {
+		t.Fatalf("challenge on own/%s: %d reads and %d listings, want %d and %d", path, reads, lists, wantReads, wantLists)
+	}
+}
+
 // TestListingStandsForReadsBefore: challenges of one bucket that come
 // within ClockSkew of each other read their paths once between them: the
 // second lists the prefix it shares with the first, and the listing
@@ -114,21 +124,14 @@ func TestListingStandsForReadsBefore(t *testing.T) {
 	lb := setupListing(t)
 	lb.rd.put("bucket/own/p3/ownership-challenge.txt", "old", lb.clock.Now().Add(-time.Hour))
 	lb.rd.put("bucket/own/p4/ownership-challenge.txt", "recent", lb.clock.Now())
-	step := func(i int, path string, wantReads, wantLists int) {
-		t.Helper()
-		lb.clock.Advance(100 * time.Millisecond)
-		if reads, lists := lb.challenge(t, own(i, path)); reads != wantReads || lists != wantLists {
-			t.Fatalf("challenge on own/%s: %d reads and %d listings, want %d and %d", path, reads, lists, wantReads, wantLists)
-		}
-	}
-	step(0, "p1", 1, 0) // the bucket's first: read
-	step(1, "p2", 0, 1) // within ClockSkew of another path's read: list own/
-	step(2, "p3", 0, 0) // listed; its file is too old for the poll to take
-	step(3, "p4", 1, 0) // listed, but recent: read
+	lb.challengeOn(t, 0, "p1", 1, 0) // the bucket's first: read
+	lb.challengeOn(t, 1, "p2", 0, 1) // within ClockSkew of another path's read: list own/
+	lb.challengeOn(t, 2, "p3", 0, 0) // listed; its file is too old for the poll to take
+	lb.challengeOn(t, 3, "p4", 1, 0) // listed, but recent: read
 	lb.clock.Advance(time.Second)
-	step(4, "p5", 0, 1) // the listing is too old; the last read, of p4, within listFlow: list again
+	lb.challengeOn(t, 4, "p5", 0, 1) // the listing is too old; the last read, of p4, within listFlow: list again
 	lb.clock.Advance(10 * time.Second)
-	step(5, "p6", 1, 0) // the last read is older than listFlow: read
+	lb.challengeOn(t, 5, "p6", 1, 0) // the last read is older than listFlow: read
 	if got := lb.rd.lists; !slices.Equal(got, []string{"own/", "own/"}) {
 		t.Fatalf("listed %q, want own/ twice", got)
 	}
@@ -147,11 +150,8 @@ func TestListingBeforeSkipRead(t *testing.T) {
 	lb := setupListing(t)
 	step := func(i int, path string, wantReads, wantLists int) *asynq.Task {
 		t.Helper()
-		lb.clock.Advance(100 * time.Millisecond)
 		lb.api.filename = "own/" + path + "/ownership-challenge.txt"
-		if reads, lists := lb.challenge(t, own(i, path)); reads != wantReads || lists != wantLists {
-			t.Fatalf("challenge on own/%s: %d reads and %d listings, want %d and %d", path, reads, lists, wantReads, wantLists)
-		}
+		lb.challengeOn(t, i, path, wantReads, wantLists)
 		return lb.enq.take(t, tasks.TypePoll)
 	}
 	step(0, "p0", 1, 0) // a cold worker: read
