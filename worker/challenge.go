@@ -62,8 +62,20 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	if err := h.coldHold(r); err != nil {
 		return err
 	}
-	// The budget first: a snooze for the budget is no attempt.
-	if err := h.waitTurn(ctx, r); err != nil {
+	// The budget first: a snooze for the budget is no attempt. A grant
+	// where the request would fall wrong in its second for the file's date
+	// to tell (skipRead's phase) goes to a validation waiting behind, and
+	// the challenge takes the next: where challenges flow, paced by the
+	// budget, those that fell wrong listed or read their paths first,
+	// about one listing a second.
+	accept := func() bool {
+		if r.lease == "" || h.trustRecord(record) != "" {
+			return true
+		}
+		_, _, phased := h.skipRead(r, record, loc)
+		return !phased
+	}
+	if err := h.waitTurn(ctx, r, accept); err != nil {
 		return err
 	}
 	if r.lease != "" {
@@ -77,7 +89,7 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 		if before = h.trustRecord(record); before == "" {
 			if rec, ok := h.fromListing(ctx, r, record, loc, false); ok {
 				before = rec
-			} else if skip, wait := h.skipRead(r, record, loc); skip {
+			} else if skip, wait, _ := h.skipRead(r, record, loc); skip {
 				if err := h.sleep(ctx, wait); err != nil {
 					return err
 				}

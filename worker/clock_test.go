@@ -18,7 +18,13 @@ import (
 // to the second, so where a request falls within its second matters).
 func filesAfter(t *testing.T, d time.Duration) *sharedBundle {
 	t.Helper()
-	sb := setupShared(t, worker.HandlerConfig{})
+	return filesAfterBudget(t, d, nil)
+}
+
+// filesAfterBudget is filesAfter with the API budget bud.
+func filesAfterBudget(t *testing.T, d time.Duration, bud worker.Budget) *sharedBundle {
+	t.Helper()
+	sb := setupSharedBudget(t, worker.HandlerConfig{}, bud)
 	sb.api.noFilename = true
 	sb.clock.mu.Lock()
 	sb.clock.now = sb.clock.now.Truncate(time.Second).Add(100 * time.Millisecond)
@@ -227,5 +233,54 @@ func TestSubSecondFilesLookWhenLearnt(t *testing.T) {
 	}
 	if sb.slept != 300*time.Millisecond {
 		t.Fatalf("the challenge task slept %s before its look, want the learnt 300ms", sb.slept)
+	}
+}
+
+// phaseBudget grants every call; a challenge's grant it would rather not
+// use (accept false) goes to a validation waiting behind, as budget's
+// WaitInTurn does, and the next comes an Interval later on clock.
+type phaseBudget struct {
+	clock   *fakeClock
+	answers []bool
+}
+
+func (b *phaseBudget) Wait(context.Context) (time.Duration, error) { return 0, nil }
+func (b *phaseBudget) Interval() time.Duration                     { return 250 * time.Millisecond }
+func (b *phaseBudget) Pause(context.Context, time.Duration, string) error {
+	return nil
+}
+
+func (b *phaseBudget) WaitInTurn(_ context.Context, accept func() bool) (time.Duration, error) {
+	for accept != nil && len(b.answers) < 4 {
+		ok := accept()
+		b.answers = append(b.answers, ok)
+		if ok {
+			break
+		}
+		b.clock.Advance(b.Interval())
+	}
+	return 0, nil
+}
+
+// TestChallengeTakesTheGrantWhereItsDateTells: files learnt as after 1.2
+// s, a challenge 200 ms into its second would have its file dated too
+// early to tell, and with a budget it does not wait for the next second
+// (that would be latency between its grant and its request): it would
+// read first. With a validation waiting behind it, it lets that one have
+// the grant and takes the next, 250 ms on, where its file's date tells:
+// no read before it, no wait.
+func TestChallengeTakesTheGrantWhereItsDateTells(t *testing.T) {
+	t.Parallel()
+	const d = 1200 * time.Millisecond
+	bud := &phaseBudget{}
+	sb := filesAfterBudget(t, d, bud)
+	bud.clock = sb.clock
+	sb.measureClock(t)
+	sb.clock.Advance(100 * time.Millisecond)
+	if n := sb.onboard(t, d); n != 0 || sb.slept != 0 {
+		t.Fatalf("%d reads before the challenge after sleeping %s; want none, at the next grant", n, sb.slept)
+	}
+	if !slices.Equal(bud.answers, []bool{false, true}) {
+		t.Fatalf("the challenge answered %v to its grants, want the first refused and the next taken", bud.answers)
 	}
 }

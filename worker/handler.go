@@ -36,7 +36,9 @@ type cloudflareAPI interface {
 // Pause all workers of the credential after a 429.
 type apiBudget interface {
 	Wait(ctx context.Context) (time.Duration, error)
-	WaitInTurn(ctx context.Context) (time.Duration, error)
+	// WaitInTurn is Wait in turn; accept (nil: any) says whether a grant
+	// suits the caller, or one a little later would (see budget's).
+	WaitInTurn(ctx context.Context, accept func() bool) (time.Duration, error)
 	// Interval is the budget's emission interval: the time between two
 	// calls at its rate.
 	Interval() time.Duration
@@ -466,9 +468,10 @@ func (h *handlers) wait(ctx context.Context, r *run) error {
 // budget.TurnSpan of this worker's calls of its budget snoozes until about
 // its turn instead of holding a slot, which another tenant's destination
 // could use (its own budget idle meanwhile). A poll that found its file
-// waits as before: a snooze would read the file again.
-func (h *handlers) waitTurn(ctx context.Context, r *run) error {
-	return h.budgetWait(ctx, r, apiBudget.WaitInTurn)
+// waits as before: a snooze would read the file again. accept: see
+// apiBudget.WaitInTurn.
+func (h *handlers) waitTurn(ctx context.Context, r *run, accept func() bool) error {
+	return h.budgetWait(ctx, r, func(b apiBudget, ctx context.Context) (time.Duration, error) { return b.WaitInTurn(ctx, accept) })
 }
 
 func (h *handlers) budgetWait(ctx context.Context, r *run, wait func(apiBudget, context.Context) (time.Duration, error)) error {

@@ -733,6 +733,12 @@ type sharedBundle struct {
 
 func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 	t.Helper()
+	return setupSharedBudget(t, cfg, nil)
+}
+
+// setupSharedBudget is setupShared with the API budget bud (nil: none).
+func setupSharedBudget(t *testing.T, cfg worker.HandlerConfig, bud worker.Budget) *sharedBundle {
+	t.Helper()
 	rdb, _ := testutil.Mini(t)
 	leases, err := location.New(rdb, location.Config{})
 	if err != nil {
@@ -740,7 +746,7 @@ func setupShared(t *testing.T, cfg worker.HandlerConfig) *sharedBundle {
 	}
 	sb := &sharedBundle{api: &fakeAPI{}, rd: &fakeReader{objs: map[string]destination.Object{}}, enq: &fakeEnqueuer{},
 		store: ledger.NewStore(rdb, ledger.Config{}), leases: leases, waker: &fakeWaker{}, clock: newFakeClock(), rdb: rdb}
-	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
+	sb.h = worker.NewHandlers(worker.Deps{API: sb.api, Budget: bud, Reader: sb.rd, Store: sb.store, Enqueue: sb.enq,
 		Metrics: newMetrics(t), Leases: leases, Waker: sb.waker, Now: sb.clock.Now,
 		Sleep: func(_ context.Context, d time.Duration) error { sb.slept += d; sb.clock.Advance(d); return nil }}, cfg)
 	sb.a = tasks.Dest{BatchID: "b1", Scope: tasks.ScopeZone, ScopeID: "023e105f4ecef8ad9ca31a8372d0c353", DestinationConf: sharedConf,

@@ -38,17 +38,18 @@ const skipMargin = 50 * time.Millisecond
 const highMargin = 250 * time.Millisecond
 
 // skipRead reports whether r's challenge may go without the read before it,
-// and how long it waits first: a first challenge, on a path whose record
+// and how long it waits first, or whether it could where its request fell
+// elsewhere in its second (phased): a first challenge, on a path whose record
 // (what its last holder saw there) is old enough for the poll to refuse
 // that holder's file by its date, once the worker has seen files appear
 // late enough (or, cold, its scout has missed its own file late enough).
-func (h *handlers) skipRead(r *run, record string, loc destination.Location) (skip bool, wait time.Duration) {
+func (h *handlers) skipRead(r *run, record string, loc destination.Location) (skip bool, wait time.Duration, phased bool) {
 	if r.d.Gen > 0 {
-		return false, 0
+		return false, 0, false
 	}
 	now := h.now()
 	if _, at, ok := parseRecord(record); ok && !at.Before(now.Truncate(time.Second).Add(-h.cfg.ClockSkew-time.Second)) {
-		return false, 0 // its holder's file may be dated within the poll's reach
+		return false, 0, false // its holder's file may be dated within the poll's reach
 	}
 	least, seen := h.seen.leastFew()
 	cold := seen == 0
@@ -63,7 +64,7 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 		// will do (the scout missed at 3 s or so): where files come
 		// after 1-2 s, a miss at 1.5 s is no bound for the next file.
 		if least = h.cold.missed(); least <= 0 {
-			return false, 0
+			return false, 0, false
 		}
 	}
 	b, measured := h.clockOf(loc)
@@ -105,33 +106,37 @@ func (h *handlers) skipRead(r *run, record string, loc destination.Location) (sk
 	// within skipMargin.
 	slack := fastest + b.lo - b.hi - skipMargin
 	if slack <= 0 {
-		return false, 0
+		return false, 0, false
 	}
 	if b.res <= 0 || slack >= b.res {
-		return true, 0
+		return true, 0, false
 	}
 	if cold {
-		return false, 0
+		return false, 0, false
 	}
 	y := now.Add(fastest + b.lo)
 	phase := y.Sub(y.Truncate(b.res))
 	if phase <= slack {
-		return true, 0
+		return true, 0, false
 	}
 	if wait = b.res - phase; wait <= h.phaseWait(r, b) {
-		return true, wait
+		return true, wait, false
 	}
-	return false, 0
+	return false, 0, true
 }
 
 // phaseWait is how long a challenge may wait for its request to fall where
 // its file's date tells it new: a date's unit with no budget; with one,
-// half its interval, which the budget's bound absorbs as request latency.
+// none. Its grant goes to a validation waiting behind it instead, and it
+// takes a later one (see the accept of waitTurn): a wait between the grant
+// and the request is latency that the budget's bound has less than an
+// interval for in all, the network's included, and waits of up to half an
+// interval cost a 429 now and then on a loaded machine.
 func (h *handlers) phaseWait(r *run, b clockBounds) time.Duration {
 	if r.t.Budget == nil {
 		return b.res
 	}
-	return r.t.Budget.Interval() / 2
+	return 0
 }
 
 // undated reports whether a file dated mod on a store of clock b (clockOf),

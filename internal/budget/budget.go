@@ -129,6 +129,9 @@ type Budget struct {
 	gate chan struct{}
 	// blocked counts the Waits blocked on the gate (WaitInTurn).
 	blocked atomic.Int64
+	// handoff passes a grant the gate's holder would rather not use (see
+	// WaitInTurn's accept) to a Wait blocked on the gate.
+	handoff chan struct{}
 
 	mu sync.Mutex
 	// rate is the budget's rate: the configured one until a check reads
@@ -300,6 +303,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
 		pause:    redis.NewScript(pauseScript),
 		cooldown: redis.NewScript(cooldownScript),
 		gate:     make(chan struct{}, 1),
+		handoff:  make(chan struct{}),
 		queued:   make(map[*queuedWait]struct{}),
 	}, nil
 }
@@ -339,7 +343,7 @@ func (e *MaxWaitError) Is(target error) bool { return target == ErrMaxWait }
 // Config.MaxWait of the start of Wait (time queued included), or a Redis
 // error.
 func (b *Budget) Wait(ctx context.Context) (waited time.Duration, err error) {
-	return b.wait(ctx, false)
+	return b.wait(ctx, false, nil)
 }
 
 // TurnSpan is how far ahead of its turn a WaitInTurn queues: its caller
@@ -357,11 +361,25 @@ func (b *Budget) Interval() time.Duration { return b.interval }
 // challenges use it: one tenant's many challenges waiting for its budget
 // held every slot of the worker, and other tenants' challenges waited in
 // the queue behind them for seconds with their own budgets idle.
-func (b *Budget) WaitInTurn(ctx context.Context) (waited time.Duration, err error) {
-	return b.wait(ctx, true)
+//
+// accept, when not nil, is asked at each grant whether the caller would
+// rather have a later one (false): a challenge whose file's date tells it
+// new only when its request falls in the right part of a second, which
+// otherwise reads its path first. Such a grant goes to a plain Wait blocked
+// behind it, if any (one that takes any grant: a validation), and this
+// caller takes the next slot, up to handoffs times; with none blocked it
+// takes the grant. The budget grants no more for it: a grant is used by
+// one caller or the other.
+func (b *Budget) WaitInTurn(ctx context.Context, accept func() bool) (waited time.Duration, err error) {
+	return b.wait(ctx, true, accept)
 }
 
-func (b *Budget) wait(ctx context.Context, inTurn bool) (waited time.Duration, err error) {
+// handoffs bounds the grants one WaitInTurn hands to Waits behind it: at
+// one grant every Interval, a few reach every part of a second at the
+// default rate, so a grant the caller accepts comes within them.
+const handoffs = 4
+
+func (b *Budget) wait(ctx context.Context, inTurn bool, accept func() bool) (waited time.Duration, err error) {
 	start := time.Now()
 	defer func() {
 		waited = time.Since(start)
@@ -372,10 +390,12 @@ func (b *Budget) wait(ctx context.Context, inTurn bool) (waited time.Duration, e
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("api budget wait: %w", err)
 	}
-	if err := b.enter(ctx, start, inTurn); err != nil {
+	handed, err := b.enter(ctx, start, inTurn, accept == nil)
+	if err != nil || handed {
 		return 0, err
 	}
 	defer b.leave()
+	passed := 0
 	b.mu.Lock()
 	d, reason := time.Until(b.slot), ""
 	b.mu.Unlock()
@@ -393,6 +413,10 @@ func (b *Budget) wait(ctx context.Context, inTurn bool) (waited time.Duration, e
 		if err != nil {
 			return 0, fmt.Errorf("api budget wait: %w", err)
 		}
+		if granted && accept != nil && passed < handoffs && !accept() && b.handOff() {
+			passed++
+			continue // the next slot, in d
+		}
 		if granted {
 			b.publish(time.Now().Add(d), "")
 			return 0, nil
@@ -400,28 +424,47 @@ func (b *Budget) wait(ctx context.Context, inTurn bool) (waited time.Duration, e
 	}
 }
 
+// handOff passes the grant the gate's holder has to a Wait blocked on the
+// gate that takes any (see WaitInTurn), and says whether one took it.
+func (b *Budget) handOff() bool {
+	select {
+	case b.handoff <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 // enter takes the gate for a Wait begun at start. When the gate is busy it
 // queues, and with a MaxWait it gives up with a *MaxWaitError as soon as
 // the least time at which the budget could grant (what the holder last
 // learned from Redis) lies beyond start+MaxWait, or when that deadline
-// passes while it is still queued.
-func (b *Budget) enter(ctx context.Context, start time.Time, inTurn bool) error {
+// passes while it is still queued. A Wait that takes any grant (takeAny)
+// may be handed the holder's meanwhile (handed): it has its call, and not
+// the gate.
+func (b *Budget) enter(ctx context.Context, start time.Time, inTurn, takeAny bool) (handed bool, err error) {
 	select {
 	case b.gate <- struct{}{}:
-		return nil
+		return false, nil
 	default:
 	}
 	ahead := b.blocked.Add(1) - 1
 	defer b.blocked.Add(-1)
 	if inTurn && time.Duration(ahead)*b.interval >= TurnSpan {
-		return &MaxWaitError{RetryIn: time.Duration(ahead+1) * b.interval, MaxWait: TurnSpan}
+		return false, &MaxWaitError{RetryIn: time.Duration(ahead+1) * b.interval, MaxWait: TurnSpan}
+	}
+	var handoff chan struct{}
+	if takeAny {
+		handoff = b.handoff
 	}
 	if b.maxWait <= 0 {
 		select {
 		case b.gate <- struct{}{}:
-			return nil
+			return false, nil
+		case <-handoff:
+			return true, nil
 		case <-ctx.Done():
-			return fmt.Errorf("api budget wait: %w", ctx.Err())
+			return false, fmt.Errorf("api budget wait: %w", ctx.Err())
 		}
 	}
 	q := &queuedWait{deadline: start.Add(b.maxWait), giveUp: make(chan struct{})}
@@ -429,7 +472,7 @@ func (b *Budget) enter(ctx context.Context, start time.Time, inTurn bool) error 
 	if b.next.After(q.deadline) {
 		err := b.maxWaitErrorLocked(time.Now())
 		b.mu.Unlock()
-		return err
+		return false, err
 	}
 	b.queued[q] = struct{}{}
 	b.mu.Unlock()
@@ -443,17 +486,20 @@ func (b *Budget) enter(ctx context.Context, start time.Time, inTurn bool) error 
 	select {
 	case b.gate <- struct{}{}:
 		dequeue()
-		return nil
+		return false, nil
+	case <-handoff:
+		dequeue()
+		return true, nil
 	case <-ctx.Done():
 		dequeue()
-		return fmt.Errorf("api budget wait: %w", ctx.Err())
+		return false, fmt.Errorf("api budget wait: %w", ctx.Err())
 	case <-q.giveUp: // dequeued by publish
 	case <-timer.C:
 		dequeue()
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.maxWaitErrorLocked(time.Now())
+	return false, b.maxWaitErrorLocked(time.Now())
 }
 
 // maxWaitErrorLocked is the *MaxWaitError of a queued Wait that gives up at

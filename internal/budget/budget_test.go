@@ -829,12 +829,12 @@ func TestWaitInTurn(t *testing.T) {
 		time.Sleep(time.Millisecond) // the second holds the gate
 	}
 	// None blocked ahead: it queues, and waits for its turn.
-	go func() { _, err := b.WaitInTurn(ctx); errs <- err }()
+	go func() { _, err := b.WaitInTurn(ctx, nil); errs <- err }()
 	for b.blocked.Load() != 1 {
 		time.Sleep(time.Millisecond)
 	}
 	// One ahead, a full interval of grants: not in turn.
-	_, err := b.WaitInTurn(ctx)
+	_, err := b.WaitInTurn(ctx, nil)
 	var mw *MaxWaitError
 	if !errors.As(err, &mw) || mw.RetryIn != 2*b.interval || mw.Reason != "" {
 		t.Fatalf("WaitInTurn behind one Wait = %v, want a MaxWaitError to retry in %s", err, 2*b.interval)
@@ -847,5 +847,61 @@ func TestWaitInTurn(t *testing.T) {
 		if err := <-errs; !errors.Is(err, context.Canceled) {
 			t.Fatalf("a queued Wait ended with %v, want its context's end", err)
 		}
+	}
+}
+
+// TestWaitInTurnHandsOff: a WaitInTurn that would rather not use a grant
+// (accept false) hands it to a plain Wait blocked behind it, and takes the
+// next; with none blocked, or once it accepts, it takes its grant. Each
+// grant is one call: the budget's state counts two for the two callers.
+func TestWaitInTurnHandsOff(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	// Burst 1, one call per 250 ms.
+	b := tb.budget(t, Config{Key: "handoff", Rate: Rate{Limit: 41, Window: 10 * time.Second}, Burst: 1})
+	ctx := context.Background()
+	if _, err := b.Wait(ctx); err != nil { // the burst: the next slot is an interval away
+		t.Fatal(err)
+	}
+	var asked []int64
+	var validated atomic.Int64
+	order := make(chan string, 2)
+	go func() {
+		_, err := b.WaitInTurn(ctx, func() bool {
+			asked = append(asked, validated.Load())
+			return len(asked) > 1 // not the first grant
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		order <- "challenge"
+	}()
+	for len(b.gate) == 0 {
+		time.Sleep(time.Millisecond) // it holds the gate, asleep until its slot
+	}
+	go func() {
+		if _, err := b.Wait(ctx); err != nil {
+			t.Error(err)
+		}
+		validated.Add(1)
+		order <- "validate"
+	}()
+	for b.blocked.Load() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	first, second := <-order, <-order // asked is the challenge's, done
+	if first != "validate" || second != "challenge" {
+		t.Fatalf("calls in order %s, %s; want the blocked Wait handed the first grant, then the challenge", first, second)
+	}
+	if len(asked) != 2 || asked[1] != 1 {
+		t.Fatalf("accept asked %v (calls done at each ask), want twice, the second after the handed one", asked)
+	}
+	// Alone, a grant it would rather not use is still its call.
+	n := 0
+	if _, err := b.WaitInTurn(ctx, func() bool { n++; return false }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("accept asked %d times with no Wait blocked, want once", n)
 	}
 }
