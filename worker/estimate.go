@@ -86,8 +86,16 @@ func (a *appearance) addTo(r *ring, d time.Duration) {
 // on a storage's clock, once 8 were seen: the fastest of those files came
 // no later. Where files come after 1-2 s, it is a second and a little,
 // where the middle of what a file's date leaves open (least) less its half
-// is half a second: a first challenge read first at most requests.
-func (a *appearance) leastHigh() (time.Duration, bool) { return a.leastOf8(&a.highs) }
+// is half a second: a first challenge read first at most requests. n is
+// how many it is the least of.
+func (a *appearance) leastHigh() (least time.Duration, n int, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n = len(a.highs.vals); n < 8 {
+		return 0, n, false
+	}
+	return slices.Min(a.highs.vals), n, true
+}
 
 // leastLow is the least lower bound of the recent precise observations,
 // once 8 were seen: no file of those came sooner.
