@@ -71,7 +71,7 @@ type simHarness struct {
 	closeOnce sync.Once
 	// s3URL and s3 are the S3 server and its writer (S3).
 	s3URL string
-	s3    *destination.S3
+	s3    *simulator.S3
 	s3srv *http.Server
 
 	mu        sync.Mutex
@@ -138,18 +138,18 @@ func (h *simHarness) close() {
 }
 
 // serveS3 serves an in-memory S3 in which every bucket exists, as the
-// simulate command's --serve-s3 does, and makes its writer.
+// simulate command's --serve-s3 does, which writes the challenge files
+// straight into its store.
 func (h *simHarness) serveS3() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	h.s3srv = &http.Server{Handler: simulator.NewS3(), ReadHeaderTimeout: 5 * time.Second}
+	h.s3 = simulator.NewS3()
+	h.s3srv = &http.Server{Handler: h.s3, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = h.s3srv.Serve(ln) }()
 	h.s3URL = "http://" + ln.Addr().String()
-	st := benchS3(h.s3URL)
-	h.s3, err = destination.NewS3(context.Background(), destination.OptionsFor(st).S3)
-	return err
+	return nil
 }
 
 // write plays Cloudflare writing the challenge file, then records when it

@@ -29,9 +29,9 @@ type apiSim struct {
 }
 
 // startAPISim starts scenario a's simulator: instant challenge files, no
-// rate limit, s3:// destinations written through the AWS SDK to an S3
-// server in the simulator's process (simulate --serve-s3), read by the
-// worker through the AWS SDK as users' workers do.
+// rate limit, s3:// destinations written straight into an S3 server in
+// the simulator's process (simulate --serve-s3), read by the worker
+// through the AWS SDK as users' workers do.
 func (r *runner) startAPISim(ctx context.Context) (*apiSim, error) {
 	if r.env.Worker == nil {
 		h, err := newSim(simOptions{S3: true})

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/budget"
@@ -156,18 +155,16 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var s3opts destination.S3Options
+	var s3w destination.Writer
 	if *s3Addr != "" {
-		stop, err := serveS3(*s3Addr)
+		// The simulator's own S3 takes the files straight into its store.
+		srv, stop, err := serveS3(*s3Addr)
 		if err != nil {
 			return notStarted(err)
 		}
 		defer stop()
-		s3opts = destination.S3Options{Endpoint: "http://" + *s3Addr, UsePathStyle: true,
-			Credentials: awscreds.NewStaticCredentialsProvider(demoAccessKey, demoSecretKey, "")}
-	}
-	s3w, err := destination.NewS3(ctx, s3opts)
-	if err != nil {
+		s3w = srv
+	} else if s3w, err = destination.NewS3(ctx, destination.S3Options{}); err != nil {
 		return notStarted(err)
 	}
 	writers := destination.WriterMux{"s3": s3w, "file": &destination.File{}}
@@ -228,15 +225,17 @@ func runSimulate(ctx context.Context, env Env, args []string) error {
 }
 
 // serveS3 serves an in-memory S3 on addr in which every bucket exists
-// (gofakes3, as in demo), until stop.
-func serveS3(addr string) (stop func(), err error) {
+// (gofakes3, as in demo), until stop; the S3 is also the writer of
+// challenge files into it.
+func serveS3(addr string) (*simulator.S3, func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("-serve-s3: %w", err)
+		return nil, nil, fmt.Errorf("-serve-s3: %w", err)
 	}
-	srv := &http.Server{Handler: simulator.NewS3(), ReadHeaderTimeout: 5 * time.Second}
+	s3 := simulator.NewS3()
+	srv := &http.Server{Handler: s3, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return func() { srv.Close() }, nil
+	return s3, func() { srv.Close() }, nil
 }
 
 // serveGCS serves an in-memory GCS on addr (fake-gcs-server, JSON and XML
