@@ -122,4 +122,11 @@
 // queued gives up then (RetryIn one emission interval). A Pause that lands after
 // Wait returned but before the caller's request goes out cannot be honoured
 // by anyone; at worst that request gets one more 429.
+//
+// A WaitInTurn with an accept func may pass a grant it would rather not use
+// (a challenge whose request would fall where its file's date cannot tell
+// it new) to a plain Wait blocked on the gate, which returns with it, and
+// checks again for the next slot, up to four times. A grant stays one call,
+// the holder's or the one it passed it to, made at once: the bound above
+// holds.
 package budget
