@@ -68,12 +68,12 @@ func (h *handlers) challenge(ctx context.Context, t *asynq.Task) error {
 	// the challenge takes the next: where challenges flow, paced by the
 	// budget, those that fell wrong listed or read their paths first,
 	// about one listing a second.
-	accept := func() bool {
+	accept := func() (bool, time.Duration) {
 		if r.lease == "" || h.trustRecord(record) != "" {
-			return true
+			return true, 0
 		}
-		_, _, phased := h.skipRead(r, record, loc)
-		return !phased
+		_, later, phased := h.skipRead(r, record, loc)
+		return !phased, later
 	}
 	if err := h.waitTurn(ctx, r, accept); err != nil {
 		return err

@@ -257,9 +257,9 @@ func (b *phaseBudget) Pause(context.Context, time.Duration, string) error {
 	return nil
 }
 
-func (b *phaseBudget) WaitInTurn(_ context.Context, accept func() bool) (time.Duration, error) {
+func (b *phaseBudget) WaitInTurn(_ context.Context, accept func() (bool, time.Duration)) (time.Duration, error) {
 	for accept != nil && len(b.answers) < 4 {
-		ok := accept()
+		ok, _ := accept()
 		b.answers = append(b.answers, ok)
 		if ok {
 			break
@@ -289,5 +289,27 @@ func TestChallengeTakesTheGrantWhereItsDateTells(t *testing.T) {
 	}
 	if !slices.Equal(bud.answers, []bool{false, true}) {
 		t.Fatalf("the challenge answered %v to its grants, want the first refused and the next taken", bud.answers)
+	}
+}
+
+// TestUpperBoundsCapPreciseLows: files known to within a quarter second
+// (lows no sooner than 950 ms) are the files found just after a look that
+// missed them, the slow ones where first polls come late. Where 64 files
+// had appeared by 800 ms, the fastest is taken as 0.53 s (leastHigh less
+// highSlack), not 0.95 s: a challenge 100 ms into its second would have a
+// file that fast dated too early to tell, so it waits for the next second
+// rather than go at once.
+func TestUpperBoundsCapPreciseLows(t *testing.T) {
+	t.Parallel()
+	const d = time.Second
+	sb := measuredFilesAfter(t, d)
+	for range 8 {
+		sb.h.ObserveLow(950 * time.Millisecond)
+	}
+	for range 64 {
+		sb.h.ObserveHigh(800 * time.Millisecond)
+	}
+	if n := sb.onboard(t, d); n != 0 || sb.slept == 0 {
+		t.Fatalf("%d reads before the challenge after sleeping %s; want none, after a wait for the next second", n, sb.slept)
 	}
 }

@@ -37,8 +37,8 @@ type cloudflareAPI interface {
 type apiBudget interface {
 	Wait(ctx context.Context) (time.Duration, error)
 	// WaitInTurn is Wait in turn; accept (nil: any) says whether a grant
-	// suits the caller, or one a little later would (see budget's).
-	WaitInTurn(ctx context.Context, accept func() bool) (time.Duration, error)
+	// suits the caller, or one later would, and when (see budget's).
+	WaitInTurn(ctx context.Context, accept func() (bool, time.Duration)) (time.Duration, error)
 	// Interval is the budget's emission interval: the time between two
 	// calls at its rate.
 	Interval() time.Duration
@@ -470,7 +470,7 @@ func (h *handlers) wait(ctx context.Context, r *run) error {
 // could use (its own budget idle meanwhile). A poll that found its file
 // waits as before: a snooze would read the file again. accept: see
 // apiBudget.WaitInTurn.
-func (h *handlers) waitTurn(ctx context.Context, r *run, accept func() bool) error {
+func (h *handlers) waitTurn(ctx context.Context, r *run, accept func() (bool, time.Duration)) error {
 	return h.budgetWait(ctx, r, func(b apiBudget, ctx context.Context) (time.Duration, error) { return b.WaitInTurn(ctx, accept) })
 }
 

@@ -43,7 +43,7 @@ func (b *countingBudget) Wait(context.Context) (time.Duration, error) {
 
 func (b *countingBudget) Interval() time.Duration { return 250 * time.Millisecond }
 
-func (b *countingBudget) WaitInTurn(ctx context.Context, _ func() bool) (time.Duration, error) {
+func (b *countingBudget) WaitInTurn(ctx context.Context, _ func() (bool, time.Duration)) (time.Duration, error) {
 	if b.notInTurn {
 		return 0, &budget.MaxWaitError{RetryIn: 2 * time.Second, MaxWait: budget.TurnSpan}
 	}

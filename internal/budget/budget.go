@@ -121,6 +121,7 @@ type Budget struct {
 	maxWait  time.Duration
 	onWait   func(time.Duration)
 	take     *redis.Script
+	refund   *redis.Script
 	pause    *redis.Script
 	cooldown *redis.Script
 
@@ -218,7 +219,8 @@ return {ttl, redis.call('GET', KEYS[1]) or ''}
 // ARGV[4] -> the caller's rate, as Rate.String writes it (optional)
 //
 // Output:
-// Returns {0, µs until the slot after this one, "", shared} when allowed.
+// Returns {0, µs until the slot after this one, "", shared, TAT as stored
+// (or "")} when allowed.
 // Returns {1, µs until the next slot, "", shared} when spent.
 // Returns {2, µs left, reason, shared} during a cooldown.
 // Returns {3, 0, "", shared} when the shared rate is not the caller's.
@@ -273,7 +275,27 @@ local next_in = new_tat - burst_offset + emission_interval - now
 if next_in < 0 then
   next_in = 0
 end
-return {0, math.ceil(next_in * 1000000), '', shared}
+return {0, math.ceil(next_in * 1000000), '', shared, redis.call('GET', KEYS[1]) or ''}
+`
+
+// refundScript gives back the call a grant took (see WaitInTurn), where
+// the GCRA state is still what that grant left: TAT := TAT - T, as if it
+// had not been asked. Where another process was granted since, it does
+// nothing: that grant counted this one, and the call is made.
+//
+// KEYS[1] -> rate:<prefix><key>, the GCRA state
+// --
+// ARGV[1] -> the TAT the grant stored, as the take script returned it
+// ARGV[2] -> the emission interval T, in seconds
+//
+// Returns 1 when it gave the call back, else 0.
+const refundScript = `
+local tat = redis.call('GET', KEYS[1])
+if not tat or tat ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], tonumber(ARGV[1]) - tonumber(ARGV[2]), 'KEEPTTL')
+return 1
 `
 
 // New returns the budget cfg describes, stored in rdb. It does not talk to
@@ -300,6 +322,7 @@ func New(rdb redis.UniversalClient, cfg Config) (*Budget, error) {
 		maxWait:  cfg.MaxWait,
 		onWait:   cfg.OnWait,
 		take:     redis.NewScript(takeScript),
+		refund:   redis.NewScript(refundScript),
 		pause:    redis.NewScript(pauseScript),
 		cooldown: redis.NewScript(cooldownScript),
 		gate:     make(chan struct{}, 1),
@@ -363,14 +386,16 @@ func (b *Budget) Interval() time.Duration { return b.interval }
 // the queue behind them for seconds with their own budgets idle.
 //
 // accept, when not nil, is asked at each grant whether the caller would
-// rather have a later one (false): a challenge whose file's date tells it
-// new only when its request falls in the right part of a second, which
-// otherwise reads its path first. Such a grant goes to a plain Wait blocked
-// behind it, if any (one that takes any grant: a validation), and this
-// caller takes the next slot, up to handoffs times; with none blocked it
-// takes the grant. The budget grants no more for it: a grant is used by
-// one caller or the other.
-func (b *Budget) WaitInTurn(ctx context.Context, accept func() bool) (waited time.Duration, err error) {
+// rather have a later one (false), and when (later): a challenge whose
+// file's date tells it new only when its request falls in the right part
+// of a second, which otherwise reads its path first. Such a grant goes to
+// a plain Wait blocked behind it, if any (one that takes any grant: a
+// validation), and this caller takes the next slot. With none blocked,
+// where this caller waited for its slot (the budget is at its rate), it
+// gives the call back, unless another process was granted since, and asks
+// again later. Up to handoffs times; then it takes the grant. A grant is
+// one call, made by one caller or the other, or given back.
+func (b *Budget) WaitInTurn(ctx context.Context, accept func() (ok bool, later time.Duration)) (waited time.Duration, err error) {
 	return b.wait(ctx, true, accept)
 }
 
@@ -379,7 +404,7 @@ func (b *Budget) WaitInTurn(ctx context.Context, accept func() bool) (waited tim
 // default rate, so a grant the caller accepts comes within them.
 const handoffs = 4
 
-func (b *Budget) wait(ctx context.Context, inTurn bool, accept func() bool) (waited time.Duration, err error) {
+func (b *Budget) wait(ctx context.Context, inTurn bool, accept func() (bool, time.Duration)) (waited time.Duration, err error) {
 	start := time.Now()
 	defer func() {
 		waited = time.Since(start)
@@ -395,7 +420,7 @@ func (b *Budget) wait(ctx context.Context, inTurn bool, accept func() bool) (wai
 		return 0, err
 	}
 	defer b.leave()
-	passed := 0
+	passed, slept := 0, false
 	b.mu.Lock()
 	d, reason := time.Until(b.slot), ""
 	b.mu.Unlock()
@@ -404,24 +429,48 @@ func (b *Budget) wait(ctx context.Context, inTurn bool, accept func() bool) (wai
 			if err := b.sleep(ctx, start, d, reason); err != nil {
 				return 0, err
 			}
+			slept = true
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("api budget wait: %w", err)
 		}
 		var granted bool
-		granted, d, reason, err = b.check(ctx)
+		var tat string
+		granted, d, reason, tat, err = b.check(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("api budget wait: %w", err)
 		}
-		if granted && accept != nil && passed < handoffs && !accept() && b.handOff() {
-			passed++
-			continue // the next slot, in d
+		if granted && accept != nil && passed < handoffs {
+			if ok, later := accept(); !ok {
+				if b.handOff() {
+					passed++
+					continue // the next slot, in d
+				}
+				if slept && later > 0 && b.giveBack(ctx, tat) {
+					passed++
+					d = later
+					continue
+				}
+			}
 		}
 		if granted {
 			b.publish(time.Now().Add(d), "")
 			return 0, nil
 		}
 	}
+}
+
+// giveBack gives back the call of the grant that stored tat (refundScript),
+// and says whether it did; a Redis error keeps the grant.
+func (b *Budget) giveBack(ctx context.Context, tat string) bool {
+	if tat == "" {
+		return false
+	}
+	b.mu.Lock()
+	interval := b.limit.Period.Seconds() / float64(b.limit.Rate)
+	b.mu.Unlock()
+	n, err := b.refund.Run(ctx, b.rdb, []string{b.rateKey}, tat, interval).Int()
+	return err == nil && n == 1
 }
 
 // handOff passes the grant the gate's holder has to a Wait blocked on the
@@ -542,7 +591,7 @@ func (b *Budget) publish(at time.Time, reason string) {
 // the next slot opens (0: at once). Otherwise d is how long until the budget
 // could grant one and reason the cooldown's reason ("" when it is simply
 // spent).
-func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reason string, err error) {
+func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reason, tat string, err error) {
 	// One script reads all three keys: they must live on one node (the tool
 	// refuses Redis Cluster; Sentinel and single nodes are fine).
 	b.mu.Lock()
@@ -550,10 +599,10 @@ func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reas
 	b.mu.Unlock()
 	v, err := b.take.Run(ctx, b.rdb, []string{b.rateKey, b.coolKey, b.limitKey}, limit.Burst, limit.Rate, limit.Period.Seconds(), rate).Slice()
 	if err != nil {
-		return false, 0, "", fmt.Errorf("take token: %w", err)
+		return false, 0, "", "", fmt.Errorf("take token: %w", err)
 	}
-	if len(v) != 4 {
-		return false, 0, "", fmt.Errorf("take token: unexpected reply %v", v)
+	if len(v) < 4 {
+		return false, 0, "", "", fmt.Errorf("take token: unexpected reply %v", v)
 	}
 	kind, _ := v[0].(int64)
 	us, _ := v[1].(int64)
@@ -561,18 +610,21 @@ func (b *Budget) check(ctx context.Context) (granted bool, d time.Duration, reas
 	d = time.Duration(us) * time.Microsecond
 	switch kind {
 	case 0:
-		return true, d, "", nil
+		if len(v) > 4 {
+			tat, _ = v[4].(string)
+		}
+		return true, d, "", tat, nil
 	case 1:
 		reason = ""
 	case 3:
 		shared, _ := v[3].(string)
 		if !b.follow(shared) {
-			return false, 0, "", fmt.Errorf("take token: the shared rate %q in Redis is not a rate", shared)
+			return false, 0, "", "", fmt.Errorf("take token: the shared rate %q in Redis is not a rate", shared)
 		}
-		return false, time.Millisecond, "", nil
+		return false, time.Millisecond, "", "", nil
 	}
 	// Positive by construction; guard against a busy loop all the same.
-	return false, max(d, time.Millisecond), reason, nil
+	return false, max(d, time.Millisecond), reason, "", nil
 }
 
 // sleep sleeps d unless ctx is done first or d would take Wait (begun at
