@@ -126,7 +126,10 @@
 // A WaitInTurn with an accept func may pass a grant it would rather not use
 // (a challenge whose request would fall where its file's date cannot tell
 // it new) to a plain Wait blocked on the gate, which returns with it, and
-// checks again for the next slot, up to four times. A grant stays one call,
-// the holder's or the one it passed it to, made at once: the bound above
-// holds.
+// checks again for the next slot, up to four times. With none blocked, a
+// WaitInTurn that slept for its slot gives the call back instead: a script
+// sets TAT back by T, only where TAT is still what its grant stored (no
+// other process was granted since), as if it had not asked. A grant stays
+// one call, the holder's or the one it passed it to, made at once, or
+// none: the bound above holds.
 package budget
