@@ -852,8 +852,8 @@ func TestWaitInTurn(t *testing.T) {
 
 // TestWaitInTurnHandsOff: a WaitInTurn that would rather not use a grant
 // (accept false) hands it to a plain Wait blocked behind it, and takes the
-// next; with none blocked, or once it accepts, it takes its grant. Each
-// grant is one call: the budget's state counts two for the two callers.
+// next; with none blocked and nothing to wait for (later 0), or once it
+// accepts, it takes its grant.
 func TestWaitInTurnHandsOff(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -19,12 +18,7 @@ import (
 // reads them back through the AWS SDK, modified no earlier than the write.
 func TestSimulateServesS3(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx := context.Background()
 	s3, stop, err := serveS3(addr)
 	if err != nil {
