@@ -23,7 +23,9 @@ import (
 // With dates to the second, whether the fastest file is so dated depends
 // on where in its second the request falls: a request late in a second has
 // its file dated the next one. Where the request falls wrong, the challenge
-// waits for the next second, when that is within phaseWait; else it reads.
+// waits for the next second, when that is within phaseWait (with an API
+// budget, none: it takes a later grant instead, see the accept of
+// waitTurn); else it reads.
 
 // unread is PollPayload.Before, and the challenge record's, of a challenge
 // whose path was not read before it.
