@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -58,7 +57,7 @@ func TestLiveQueries(t *testing.T) {
 
 	rdbGood, optGood := testutil.Redis(t)
 	rdbBad, optBad := testutil.Redis(t)
-	simAddr, goodAddr, badAddr, promAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	simAddr, goodAddr, badAddr, promAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	const token = "live-test-token"
 
 	start(t, dir, "simulator", bin, []string{"CLOUDFLARE_API_TOKEN=" + token},
@@ -77,7 +76,7 @@ func TestLiveQueries(t *testing.T) {
 
 	// jobs --watch, scraped in the same job as the workers: the jobs of an
 	// account (the simulator serves it no zones: its own jobs only).
-	watchAddr := freeAddr(t)
+	watchAddr := testutil.FreeAddr(t)
 	const watchAccount = "00000000000000000000000000000abc"
 	createJobs(t, apiURL, token, watchAccount, 3)
 	start(t, dir, "jobs-watch", bin, []string{"CLOUDFLARE_API_TOKEN=" + token},
@@ -498,17 +497,6 @@ func waitHTTP(t *testing.T, u string, status int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s did not answer %d within 30s: %v", u, status, last)
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // redisURL is the URL of a leased test database for the CLI's --redis.

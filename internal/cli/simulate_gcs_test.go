@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 )
 
 // TestSimulateServesGCS: simulate --serve-gcs writes gs:// challenge files
@@ -16,7 +17,7 @@ import (
 // (as STORAGE_EMULATOR_HOST points the workers) reads them back.
 func TestSimulateServesGCS(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	ctx := context.Background()
 	w, stop, err := serveGCS(ctx, addr)
 	if err != nil {
@@ -75,16 +76,4 @@ func TestSimulateThatCannotStartExits2(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "0 when stopped by SIGINT or SIGTERM") || strings.Contains(stderr, "every row") {
 		t.Fatalf("simulate -h: exit %d, %q; want simulate's own exit status", code, stderr)
 	}
-}
-
-// freeAddr is a loopback address with a port free a moment ago, for a
-// server the test starts there.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -9,6 +9,7 @@ import (
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/logpush-onboard/logpush-onboard/internal/destination"
+	"github.com/logpush-onboard/logpush-onboard/internal/testutil"
 	"github.com/logpush-onboard/logpush-onboard/tasks"
 )
 
@@ -18,7 +19,7 @@ import (
 // reads them back through the AWS SDK, modified no earlier than the write.
 func TestSimulateServesS3(t *testing.T) {
 	t.Parallel()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	ctx := context.Background()
 	s3, stop, err := serveS3(addr)
 	if err != nil {
