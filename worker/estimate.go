@@ -88,27 +88,24 @@ func (a *appearance) addTo(r *ring, d time.Duration) {
 // where the middle of what a file's date leaves open (least) less its half
 // is half a second: a first challenge read first at most requests. n is
 // how many it is the least of.
-func (a *appearance) leastHigh() (least time.Duration, n int, ok bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if n = len(a.highs.vals); n < 8 {
-		return 0, n, false
-	}
-	return slices.Min(a.highs.vals), n, true
-}
+func (a *appearance) leastHigh() (least time.Duration, n int, ok bool) { return a.leastOf8(&a.highs) }
 
 // leastLow is the least lower bound of the recent precise observations,
 // once 8 were seen: no file of those came sooner.
-func (a *appearance) leastLow() (time.Duration, bool) { return a.leastOf8(&a.lows) }
+func (a *appearance) leastLow() (time.Duration, bool) {
+	least, _, ok := a.leastOf8(&a.lows)
+	return least, ok
+}
 
-// leastOf8 is the least of r's durations, once 8 were added.
-func (a *appearance) leastOf8(r *ring) (time.Duration, bool) {
+// leastOf8 is the least of r's durations, once 8 were added, and how many
+// it is the least of.
+func (a *appearance) leastOf8(r *ring) (least time.Duration, n int, ok bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(r.vals) < 8 {
-		return 0, false
+	if n = len(r.vals); n < 8 {
+		return 0, n, false
 	}
-	return slices.Min(r.vals), true
+	return slices.Min(r.vals), n, true
 }
 
 // nextPoll is when, after its challenge, a poll that has waited and not

@@ -55,10 +55,11 @@ func highSlack(n int, res time.Duration) time.Duration {
 
 // skipRead reports whether r's challenge may go without the read before it,
 // and how long it waits first, or whether it could where its request fell
-// elsewhere in its second (phased), wait from now: a first challenge, on a path whose record
-// (what its last holder saw there) is old enough for the poll to refuse
-// that holder's file by its date, once the worker has seen files appear
-// late enough (or, cold, its scout has missed its own file late enough).
+// elsewhere in its second (phased), wait from now: a first challenge, on a
+// path whose record (what its last holder saw there) is old enough for the
+// poll to refuse that holder's file by its date, once the worker has seen
+// files appear late enough (or, cold, its scout has missed its own file
+// late enough).
 func (h *handlers) skipRead(r *run, record string, loc destination.Location) (skip bool, wait time.Duration, phased bool) {
 	if r.d.Gen > 0 {
 		return false, 0, false
